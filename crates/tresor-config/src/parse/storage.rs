@@ -1,0 +1,114 @@
+//! The `storage "<type>" { ... }` block.
+
+use std::path::PathBuf;
+
+use hcl_edit::structure::{Attribute, Block};
+
+use super::{Cx, Section};
+use crate::error::{Located, Problem};
+use crate::model::StorageConfig;
+use crate::suggest::closest;
+
+const KINDS: &[&str] = &["embedded", "inmem", "postgresql"];
+
+/// Vault backends people are likely to bring along; `embedded` replaces both.
+const REPLACED_BY_EMBEDDED: &[&str] = &["raft", "file"];
+
+pub(super) fn read(cx: &Cx, block: &Block) -> Result<StorageConfig, Located> {
+    let (kind, label_line) = cx.label(block)?;
+    let keys: &'static [&'static str] = match kind {
+        "embedded" => &["path"],
+        "inmem" => &[],
+        "postgresql" => &["connection_url", "table", "ha_enabled", "max_parallel"],
+        _ if REPLACED_BY_EMBEDDED.contains(&kind) => {
+            return Err(Located::new(
+                label_line,
+                Problem::UnsupportedStorage {
+                    kind: kind.to_owned(),
+                },
+            ));
+        }
+        _ => {
+            return Err(Located::new(
+                label_line,
+                Problem::UnknownStorage {
+                    kind: kind.to_owned(),
+                    suggestion: closest(kind, KINDS).map(str::to_owned),
+                },
+            ));
+        }
+    };
+    let section = Section {
+        place: format!("in storage {kind:?}"),
+        keys,
+        blocks: &[],
+        unsupported_keys: &[],
+        unsupported_blocks: &[],
+    };
+    let attributes = section.attributes(cx, &block.body)?;
+    let missing = |key: &str| {
+        Located::new(
+            cx.block_line(block),
+            Problem::MissingKey {
+                key: key.to_owned(),
+                place: section.place.clone(),
+            },
+        )
+    };
+
+    match kind {
+        "embedded" => {
+            let mut path = None;
+            for attr in attributes {
+                match attr.key.as_str() {
+                    "path" => path = Some(non_empty(cx, attr)?),
+                    _ => return Err(section.unknown_attribute(cx, attr)),
+                }
+            }
+            let path = path.ok_or_else(|| missing("path"))?;
+            Ok(StorageConfig::Embedded {
+                path: PathBuf::from(path),
+            })
+        }
+        "postgresql" => {
+            let mut connection_url = None;
+            let mut table = None;
+            let mut ha_enabled = false;
+            for attr in attributes {
+                let value = cx.value(attr);
+                match value.key() {
+                    "connection_url" => connection_url = Some(non_empty(cx, attr)?),
+                    "table" => table = Some(non_empty(cx, attr)?),
+                    "ha_enabled" => ha_enabled = value.boolean()?,
+                    // Only validated: pool sizing is the backend's business once it exists.
+                    "max_parallel" => {
+                        value.unsigned()?;
+                    }
+                    _ => return Err(section.unknown_attribute(cx, attr)),
+                }
+            }
+            let connection_url = connection_url.ok_or_else(|| missing("connection_url"))?;
+            Ok(StorageConfig::Postgresql {
+                connection_url,
+                table,
+                ha_enabled,
+            })
+        }
+        // Only "inmem" is left, and it takes no settings at all.
+        _ => {
+            if let Some(attr) = attributes.into_iter().next() {
+                return Err(section.unknown_attribute(cx, attr));
+            }
+            Ok(StorageConfig::Inmem)
+        }
+    }
+}
+
+fn non_empty(cx: &Cx, attr: &Attribute) -> Result<String, Located> {
+    let value = cx.value(attr);
+    let text = value.string()?;
+    if text.trim().is_empty() {
+        return Err(value.invalid("must not be empty".to_owned()));
+    }
+    Ok(text)
+}

@@ -1,0 +1,413 @@
+//! The server's state machine: uninitialized → sealed → unsealed (active), and back to sealed.
+//!
+//! `Core` owns the barrier and, while unsealed, the [`Active`] state (token store, cluster
+//! identity). Sealing drops `Active` and the barrier's keyring, so no key material stays in
+//! memory. State transitions are serialised by one async mutex; request handling only takes a
+//! cheap read lock to clone the `Arc<Active>`.
+
+use std::sync::{Arc, RwLock};
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::Mutex;
+use tresor_sdk::secret::{SecretBytes, SecretString};
+use tresor_storage::Backend;
+
+use crate::barrier::{Barrier, KeyStatus};
+use crate::error::{CoreError, CoreResult};
+use crate::random;
+use crate::seal::{self, InitRequest, SealConfig, UnsealProgress};
+use crate::token::{TokenEntry, TokenStore};
+use crate::version;
+
+const CLUSTER_INFO_PATH: &str = "core/cluster/info";
+
+/// Shares shorter than this cannot be a share of a 32-byte key; OpenBao uses the same bound.
+const MIN_KEY_LEN: usize = 16;
+/// A share of a 32-byte key is 33 bytes (the x coordinate is appended).
+const MAX_KEY_LEN: usize = seal::KEY_LEN + 1;
+
+/// Settings the core takes from the server configuration.
+#[derive(Debug, Clone, Default)]
+pub struct CoreOptions {
+    /// `cluster_name` from the config; a random `vault-cluster-…` name otherwise.
+    pub cluster_name: Option<String>,
+}
+
+/// The cluster's identity, created at initialisation and stored under the barrier.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ClusterInfo {
+    pub name: String,
+    pub id: String,
+}
+
+/// What exists only while unsealed.
+#[derive(Debug)]
+pub struct Active {
+    pub tokens: TokenStore,
+    pub cluster: ClusterInfo,
+}
+
+/// The answer of `sys/seal-status` and `sys/unseal`, independent of the wire format.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealStatus {
+    pub initialized: bool,
+    pub sealed: bool,
+    pub threshold: u8,
+    pub shares: u8,
+    pub progress: usize,
+    pub nonce: String,
+    pub version: String,
+    pub cluster: Option<ClusterInfo>,
+    pub storage_type: &'static str,
+}
+
+/// The answer of `sys/health` before status-code selection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthStatus {
+    pub initialized: bool,
+    pub sealed: bool,
+    pub standby: bool,
+    pub server_time_utc: i64,
+    pub version: String,
+    pub cluster: Option<ClusterInfo>,
+}
+
+/// What `sys/init` hands back exactly once.
+#[derive(Debug)]
+pub struct InitResult {
+    pub keys: Vec<SecretBytes>,
+    pub root_token: SecretString,
+}
+
+#[derive(Debug)]
+pub struct Core {
+    barrier: Arc<Barrier>,
+    options: CoreOptions,
+    /// Cached copy of `core/seal-config`; `None` until initialised.
+    seal_config: RwLock<Option<SealConfig>>,
+    /// Serialises init, unseal and seal; holds the shares collected so far.
+    transition: Mutex<UnsealProgress>,
+    active: RwLock<Option<Arc<Active>>>,
+}
+
+impl Core {
+    pub async fn new(backend: Arc<dyn Backend>, options: CoreOptions) -> CoreResult<Arc<Self>> {
+        let config = seal::read_config(backend.as_ref()).await?;
+        Ok(Arc::new(Self {
+            barrier: Arc::new(Barrier::new(backend)),
+            options,
+            seal_config: RwLock::new(config),
+            transition: Mutex::new(UnsealProgress::default()),
+            active: RwLock::new(None),
+        }))
+    }
+
+    pub fn barrier(&self) -> &Arc<Barrier> {
+        &self.barrier
+    }
+
+    pub fn storage_type(&self) -> &'static str {
+        self.barrier.backend().storage_type()
+    }
+
+    fn seal_config(&self) -> Option<SealConfig> {
+        self.seal_config.read().ok().and_then(|c| *c)
+    }
+
+    pub fn is_initialized(&self) -> bool {
+        self.seal_config().is_some()
+    }
+
+    /// The unsealed state, or `Sealed`.
+    pub fn active(&self) -> CoreResult<Arc<Active>> {
+        self.active
+            .read()
+            .ok()
+            .and_then(|a| a.clone())
+            .ok_or(CoreError::Sealed)
+    }
+
+    pub fn is_sealed(&self) -> bool {
+        self.active().is_err()
+    }
+
+    pub async fn seal_status(&self) -> SealStatus {
+        let progress = self.transition.lock().await;
+        self.status_with(&progress)
+    }
+
+    fn status_with(&self, progress: &UnsealProgress) -> SealStatus {
+        let config = self.seal_config();
+        let active = self.active().ok();
+        SealStatus {
+            initialized: config.is_some(),
+            sealed: active.is_none(),
+            threshold: config.map_or(0, |c| c.secret_threshold),
+            shares: config.map_or(0, |c| c.secret_shares),
+            progress: progress.progress(),
+            nonce: progress.nonce().to_owned(),
+            version: version::reported_version(),
+            cluster: active.map(|a| a.cluster.clone()),
+            storage_type: self.storage_type(),
+        }
+    }
+
+    pub fn health(&self) -> HealthStatus {
+        let active = self.active().ok();
+        HealthStatus {
+            initialized: self.is_initialized(),
+            sealed: active.is_none(),
+            // OpenBao reports a sealed node as standby: it cannot serve as the active node.
+            standby: active.is_none(),
+            server_time_utc: time::OffsetDateTime::now_utc().unix_timestamp(),
+            version: version::reported_version(),
+            cluster: active.map(|a| a.cluster.clone()),
+        }
+    }
+
+    /// `sys/init`: creates the keys, the keyring and the root token, then leaves the server
+    /// sealed. The seal configuration is written last, so a crash part-way leaves a store that
+    /// still reads as uninitialised and can be initialised again.
+    pub async fn initialize(&self, request: &InitRequest) -> CoreResult<InitResult> {
+        self.initialize_with_root_token(request, None).await
+    }
+
+    /// As [`Core::initialize`], with a chosen root token id (for `--dev-root-token-id`).
+    pub async fn initialize_with_root_token(
+        &self,
+        request: &InitRequest,
+        root_token_id: Option<&str>,
+    ) -> CoreResult<InitResult> {
+        let mut progress = self.transition.lock().await;
+        if self.is_initialized() {
+            return Err(CoreError::AlreadyInitialized);
+        }
+        let config = request.validate()?;
+        self.wipe_aborted_init().await?;
+
+        let unseal_key = SecretBytes::new(random::bytes(seal::KEY_LEN));
+        let root_key = SecretBytes::new(random::bytes(seal::KEY_LEN));
+        let keys = seal::split_unseal_key(&unseal_key, &config)?;
+
+        self.barrier.initialize(&root_key).await?;
+        let wrapped = seal::wrap_root_key(&unseal_key, &root_key)?;
+        self.barrier
+            .backend()
+            .put(seal::ROOT_KEY_PATH, wrapped)
+            .await?;
+
+        self.barrier.unseal(&root_key).await?;
+        let setup = self.first_unseal_setup(root_token_id).await;
+        self.barrier.seal();
+        let root_token = setup?;
+
+        let record = serde_json::to_vec(&config)?;
+        self.barrier
+            .backend()
+            .put(seal::SEAL_CONFIG_PATH, record)
+            .await?;
+        if let Ok(mut c) = self.seal_config.write() {
+            *c = Some(config);
+        }
+        progress.reset();
+        tracing::info!(
+            shares = config.secret_shares,
+            threshold = config.secret_threshold,
+            "initialized"
+        );
+        Ok(InitResult { keys, root_token })
+    }
+
+    /// Creates what an initialised barrier holds from the start.
+    async fn first_unseal_setup(&self, root_token_id: Option<&str>) -> CoreResult<SecretString> {
+        let cluster = ClusterInfo {
+            name: self
+                .options
+                .cluster_name
+                .clone()
+                .unwrap_or_else(|| format!("vault-cluster-{}", hex::encode(random::bytes(4)))),
+            id: random::uuid(),
+        };
+        self.barrier
+            .put(CLUSTER_INFO_PATH, &serde_json::to_vec(&cluster)?)
+            .await?;
+        let tokens = TokenStore::open(self.barrier.clone()).await?;
+        tokens.create_root(root_token_id).await
+    }
+
+    /// A crash during an earlier `sys/init` can leave keys without a seal configuration. They
+    /// protect nothing (no one ever received the shares), so they are removed before starting over.
+    async fn wipe_aborted_init(&self) -> CoreResult<()> {
+        let backend = self.barrier.backend();
+        let mut pending = vec![String::new()];
+        let mut doomed = Vec::new();
+        while let Some(prefix) = pending.pop() {
+            for child in backend.list(&prefix).await? {
+                let full = format!("{prefix}{child}");
+                if full.ends_with('/') {
+                    pending.push(full);
+                } else {
+                    doomed.push(tresor_storage::TxnOp::Delete { key: full });
+                }
+            }
+        }
+        if !doomed.is_empty() {
+            tracing::warn!(
+                entries = doomed.len(),
+                "removing leftovers of an interrupted initialization"
+            );
+            backend.transaction(doomed).await?;
+        }
+        Ok(())
+    }
+
+    /// `sys/unseal` with one key share (already decoded from hex or base64).
+    pub async fn unseal(&self, key: SecretBytes) -> CoreResult<SealStatus> {
+        let mut progress = self.transition.lock().await;
+        let Some(config) = self.seal_config() else {
+            return Err(CoreError::NotInitialized);
+        };
+        if !self.is_sealed() {
+            return Ok(self.status_with(&progress));
+        }
+        if key.len() < MIN_KEY_LEN {
+            return Err(CoreError::InvalidRequest(format!(
+                "invalid key: key is shorter than minimum {MIN_KEY_LEN} bytes"
+            )));
+        }
+        if key.len() > MAX_KEY_LEN {
+            return Err(CoreError::InvalidRequest(format!(
+                "invalid key: key is longer than maximum {MAX_KEY_LEN} bytes"
+            )));
+        }
+        progress.add(key);
+        if progress.progress() < usize::from(config.secret_threshold) {
+            return Ok(self.status_with(&progress));
+        }
+        let outcome = self.try_unseal(progress.shares(), &config).await;
+        // Whatever happened, this attempt is over: the shares are forgotten.
+        progress.reset();
+        outcome?;
+        Ok(self.status_with(&progress))
+    }
+
+    async fn try_unseal(&self, shares: &[SecretBytes], config: &SealConfig) -> CoreResult<()> {
+        let unseal_key = seal::combine_shares(shares, config)?;
+        let wrapped = self
+            .barrier
+            .backend()
+            .get(seal::ROOT_KEY_PATH)
+            .await?
+            .ok_or_else(|| CoreError::Internal("root key missing from storage".to_owned()))?;
+        let root_key = seal::unwrap_root_key(&unseal_key, &wrapped)?;
+        self.barrier.unseal(&root_key).await.map_err(|e| match e {
+            crate::barrier::BarrierError::InvalidRootKey => {
+                CoreError::InvalidRequest("unable to retrieve stored keys: invalid key".to_owned())
+            }
+            other => other.into(),
+        })?;
+        match self.load_active().await {
+            Ok(active) => {
+                if let Ok(mut slot) = self.active.write() {
+                    *slot = Some(Arc::new(active));
+                }
+                tracing::info!("unsealed");
+                Ok(())
+            }
+            Err(err) => {
+                self.barrier.seal();
+                Err(err)
+            }
+        }
+    }
+
+    async fn load_active(&self) -> CoreResult<Active> {
+        let raw =
+            self.barrier.get(CLUSTER_INFO_PATH).await?.ok_or_else(|| {
+                CoreError::Internal("cluster info missing from storage".to_owned())
+            })?;
+        let cluster: ClusterInfo = serde_json::from_slice(raw.expose())?;
+        let tokens = TokenStore::open(self.barrier.clone()).await?;
+        Ok(Active { tokens, cluster })
+    }
+
+    /// `sys/unseal` with `reset: true`: forgets the shares submitted so far.
+    pub async fn unseal_reset(&self) -> CoreResult<SealStatus> {
+        let mut progress = self.transition.lock().await;
+        if !self.is_initialized() {
+            return Err(CoreError::NotInitialized);
+        }
+        if !self.is_sealed() {
+            return Err(CoreError::InvalidRequest("vault is unsealed".to_owned()));
+        }
+        progress.reset();
+        Ok(self.status_with(&progress))
+    }
+
+    /// Seals the server: drops the active state and every key. The caller must be root.
+    pub async fn seal(&self, caller: &TokenEntry) -> CoreResult<()> {
+        if !caller.is_root() {
+            return Err(CoreError::PermissionDenied);
+        }
+        self.seal_now().await;
+        Ok(())
+    }
+
+    /// Seals without an authorisation check, for shutdown.
+    pub async fn seal_now(&self) {
+        let mut progress = self.transition.lock().await;
+        if let Ok(mut slot) = self.active.write() {
+            *slot = None;
+        }
+        self.barrier.seal();
+        progress.reset();
+        tracing::info!("sealed");
+    }
+
+    /// Resolves the caller's token. Sealed → `Sealed`; missing or unknown → `PermissionDenied`.
+    pub async fn authenticate(&self, token: Option<&str>) -> CoreResult<Arc<TokenEntry>> {
+        let active = self.active()?;
+        match token {
+            Some(t) => active.tokens.lookup(t).await,
+            None => Err(CoreError::PermissionDenied),
+        }
+    }
+
+    /// `sys/rotate`: adds a keyring term used for every new write. Root only until policies
+    /// land (the path needs `sudo` in Vault).
+    pub async fn rotate(&self, caller: &TokenEntry) -> CoreResult<KeyStatus> {
+        if !caller.is_root() {
+            return Err(CoreError::PermissionDenied);
+        }
+        let _guard = self.transition.lock().await;
+        self.active()?;
+        Ok(self.barrier.rotate().await?)
+    }
+
+    /// `sys/key-status`.
+    pub fn key_status(&self, caller: &TokenEntry) -> CoreResult<KeyStatus> {
+        if !caller.is_root() {
+            return Err(CoreError::PermissionDenied);
+        }
+        Ok(self.barrier.key_status()?)
+    }
+
+    /// Dev mode: initialise with one share, unseal, and return the share and root token.
+    pub async fn dev_bootstrap(&self, root_token_id: Option<&str>) -> CoreResult<InitResult> {
+        let request = InitRequest {
+            secret_shares: 1,
+            secret_threshold: 1,
+            ..Default::default()
+        };
+        let result = self
+            .initialize_with_root_token(&request, root_token_id)
+            .await?;
+        let key = result
+            .keys
+            .first()
+            .cloned()
+            .ok_or_else(|| CoreError::Internal("init returned no key".to_owned()))?;
+        self.unseal(key).await?;
+        Ok(result)
+    }
+}

@@ -1,0 +1,27 @@
+//! Tresor's core: everything between the HTTP layer and the physical backend.
+//!
+//! # Layout
+//! - [`core`]: the server state machine (uninitialised → sealed → unsealed) and its entry points.
+//! - [`barrier`]: AES-256-GCM encryption of every stored value under a versioned keyring;
+//!   the storage path is bound as associated data.
+//! - [`seal`]: the Shamir seal: unseal key shares, the wrapped root key, unseal progress.
+//! - [`shamir`]: Shamir secret sharing over GF(2^8).
+//! - [`token`]: the token store (salted-HMAC keyed entries, cached lookups).
+//! - [`error`]: [`CoreError`], the one error type callers see.
+//!
+//! This crate knows nothing of HTTP or Vault's JSON; `tresor-http` maps [`CoreError`] to
+//! status codes.
+
+pub mod barrier;
+pub mod core;
+pub mod error;
+pub mod random;
+pub mod seal;
+pub mod shamir;
+pub mod token;
+pub mod version;
+
+pub use crate::core::{
+    Active, ClusterInfo, Core, CoreOptions, HealthStatus, InitResult, SealStatus,
+};
+pub use error::{CoreError, CoreResult};

@@ -1,0 +1,84 @@
+//! The Shamir seal: how the root key is protected at rest and recovered at unseal.
+//!
+//! Key hierarchy: the *unseal key* (split into shares, never stored) encrypts the *root key*
+//! (stored at `core/root-key`); the root key encrypts the barrier's keyring; keyring terms
+//! encrypt every value. Sealing forgets all of them.
+//!
+//! The seal configuration (`core/seal-config`) is the one record stored in plaintext: it must be
+//! read before any key exists, and it holds only the share count and threshold.
+
+mod config;
+mod progress;
+
+pub use config::{InitRequest, SealConfig};
+pub use progress::UnsealProgress;
+
+use tresor_sdk::secret::SecretBytes;
+use tresor_storage::Backend;
+
+use crate::barrier::aead;
+use crate::error::{CoreError, CoreResult};
+use crate::shamir;
+
+pub(crate) const SEAL_CONFIG_PATH: &str = "core/seal-config";
+pub(crate) const ROOT_KEY_PATH: &str = "core/root-key";
+
+/// Size of the unseal and root keys (AES-256).
+pub(crate) const KEY_LEN: usize = 32;
+
+pub(crate) async fn read_config(backend: &dyn Backend) -> CoreResult<Option<SealConfig>> {
+    match backend.get(SEAL_CONFIG_PATH).await? {
+        None => Ok(None),
+        Some(raw) => Ok(Some(serde_json::from_slice(&raw)?)),
+    }
+}
+
+/// Splits a fresh unseal key into the shares handed to operators. With one share the share is
+/// the key itself, as in Vault.
+pub(crate) fn split_unseal_key(
+    unseal_key: &SecretBytes,
+    config: &SealConfig,
+) -> CoreResult<Vec<SecretBytes>> {
+    if config.secret_shares == 1 {
+        return Ok(vec![unseal_key.clone()]);
+    }
+    shamir::split(
+        unseal_key.expose(),
+        usize::from(config.secret_shares),
+        usize::from(config.secret_threshold),
+    )
+    .map_err(|e| CoreError::Internal(format!("splitting the unseal key failed: {e}")))
+}
+
+/// Recombines collected shares into the unseal key.
+pub(crate) fn combine_shares(
+    shares: &[SecretBytes],
+    config: &SealConfig,
+) -> CoreResult<SecretBytes> {
+    if config.secret_threshold == 1 {
+        return shares.first().cloned().ok_or_else(|| {
+            CoreError::Internal("unseal attempted with no shares collected".to_owned())
+        });
+    }
+    let parts: Vec<&[u8]> = shares.iter().map(SecretBytes::expose).collect();
+    shamir::combine(&parts).map_err(|e| CoreError::InvalidRequest(format!("invalid key: {e}")))
+}
+
+/// Encrypts the root key under the unseal key, bound to its storage path.
+pub(crate) fn wrap_root_key(
+    unseal_key: &SecretBytes,
+    root_key: &SecretBytes,
+) -> CoreResult<Vec<u8>> {
+    aead::encrypt(unseal_key, 0, ROOT_KEY_PATH, root_key.expose())
+        .map_err(|e| CoreError::Internal(format!("encrypting the root key failed: {e}")))
+}
+
+/// Decrypts the stored root key; a wrong unseal key is the caller's fault (400), as in Vault.
+pub(crate) fn unwrap_root_key(unseal_key: &SecretBytes, wrapped: &[u8]) -> CoreResult<SecretBytes> {
+    aead::decrypt(unseal_key, ROOT_KEY_PATH, wrapped).map_err(|_| {
+        CoreError::InvalidRequest(
+            "unable to retrieve stored keys: invalid key: failed to decrypt keys from storage"
+                .to_owned(),
+        )
+    })
+}

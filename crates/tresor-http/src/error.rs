@@ -1,0 +1,73 @@
+//! API errors and their wire form: `{"errors":[…]}` with Vault's status codes.
+
+use axum::response::{IntoResponse, Response};
+use http::StatusCode;
+use tresor_core::CoreError;
+
+use crate::response::json_response;
+
+/// An error answer. Messages are safe to show to the caller: they never hold secret values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub errors: Vec<String>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            errors: vec![message.into()],
+        }
+    }
+
+    /// An error with an empty list, as Vault answers 404 and 405.
+    pub fn bare(status: StatusCode) -> Self {
+        Self {
+            status,
+            errors: Vec::new(),
+        }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, message)
+    }
+
+    pub fn permission_denied() -> Self {
+        Self::new(StatusCode::FORBIDDEN, "permission denied")
+    }
+
+    pub fn method_not_allowed() -> Self {
+        Self::bare(StatusCode::METHOD_NOT_ALLOWED)
+    }
+
+    pub fn no_handler(path: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            format!("no handler for route {path:?}. route entry not found."),
+        )
+    }
+}
+
+impl From<CoreError> for ApiError {
+    fn from(err: CoreError) -> Self {
+        match err {
+            CoreError::Sealed => Self::new(StatusCode::SERVICE_UNAVAILABLE, "Vault is sealed"),
+            CoreError::NotInitialized => Self::bad_request("Vault is not initialized"),
+            CoreError::AlreadyInitialized => Self::bad_request("Vault is already initialized"),
+            CoreError::InvalidRequest(msg) => Self::bad_request(msg),
+            CoreError::PermissionDenied => Self::permission_denied(),
+            CoreError::Internal(detail) => {
+                // The detail may name storage paths or backend state: log it, answer generically.
+                tracing::error!(error = %detail, "internal error");
+                Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        json_response(self.status, &serde_json::json!({ "errors": self.errors }))
+    }
+}

@@ -1,0 +1,49 @@
+//! Tresor's HTTP layer: the Vault/OpenBao wire format over the core.
+//!
+//! # Layout
+//! - [`router`]: the axum router; one fallback handler receives every `/v1/…` request, because
+//!   Vault routes by mount table and accepts a custom `LIST` method.
+//! - `request`: parsing of method, path, query, token headers and bounded JSON bodies.
+//! - `response`: the response envelope, sys top-level mirroring, 204s, exact headers.
+//! - `error`: [`ApiError`], the `{"errors":[…]}` envelope, and the mapping from `CoreError`.
+//! - `dispatch`: unauthenticated sys paths, the sealed check, authentication, routing.
+//! - `sys`: the `sys/*` handlers (health, seal, init, keys, leader).
+//!
+//! Only this crate knows status codes; the core reports errors as `CoreError`.
+
+mod dispatch;
+mod error;
+mod request;
+mod response;
+mod sys;
+
+use std::sync::Arc;
+
+use axum::Router;
+use tresor_core::Core;
+
+pub use error::ApiError;
+
+/// Vault's default limit on request bodies (32 MiB); larger bodies get 413.
+pub const DEFAULT_MAX_REQUEST_SIZE: usize = 32 * 1024 * 1024;
+
+/// What every request handler shares.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub core: Arc<Core>,
+    pub max_request_size: usize,
+}
+
+impl AppState {
+    pub fn new(core: Arc<Core>) -> Self {
+        Self {
+            core,
+            max_request_size: DEFAULT_MAX_REQUEST_SIZE,
+        }
+    }
+}
+
+/// The complete HTTP application.
+pub fn router(state: AppState) -> Router {
+    Router::new().fallback(dispatch::handle).with_state(state)
+}

@@ -1,0 +1,304 @@
+//! Turning an HTTP request into what the handlers need: operation, path, token, JSON body.
+
+use axum::body::Body;
+use http::{HeaderMap, Method, StatusCode};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use tresor_sdk::secret::SecretString;
+
+use crate::error::ApiError;
+
+/// The operation a request asks for, as Vault maps HTTP methods.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    Read,
+    /// `HEAD`; only `sys/health` answers it.
+    Head,
+    /// `PUT` or `POST`: synonyms in Vault's API.
+    Update,
+    Delete,
+    /// The `LIST` method, or `GET ?list=true`.
+    List,
+    Patch,
+}
+
+/// A parsed request, body included (read up front, bounded by the size limit).
+#[derive(Debug)]
+pub struct ApiRequest {
+    pub operation: Operation,
+    /// The path after `/v1/`, without a leading slash.
+    pub path: String,
+    pub query: Vec<(String, String)>,
+    pub token: Option<SecretString>,
+    pub body: bytes::Bytes,
+}
+
+impl ApiRequest {
+    pub async fn parse(request: http::Request<Body>, limit: usize) -> Result<Self, ApiError> {
+        let (parts, body) = request.into_parts();
+        let Some(path) = parts.uri.path().strip_prefix("/v1/") else {
+            return Err(ApiError::bare(StatusCode::NOT_FOUND));
+        };
+        let path = percent_decode(path)?;
+        let query = parse_query(parts.uri.query().unwrap_or(""))?;
+        let mut operation = match parts.method {
+            Method::GET => Operation::Read,
+            Method::HEAD => Operation::Head,
+            Method::PUT | Method::POST => Operation::Update,
+            Method::DELETE => Operation::Delete,
+            Method::PATCH => Operation::Patch,
+            ref m if m.as_str() == "LIST" => Operation::List,
+            _ => return Err(ApiError::method_not_allowed()),
+        };
+        if operation == Operation::Read
+            && let Some((_, v)) = query.iter().find(|(k, _)| k == "list")
+        {
+            // Go's strconv.ParseBool rules; a bad value is a bare 400 as in OpenBao.
+            if parse_bool(v).ok_or_else(|| ApiError::bare(StatusCode::BAD_REQUEST))? {
+                operation = Operation::List;
+            }
+        }
+        let body = axum::body::to_bytes(body, limit).await.map_err(|_| {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "http: request body too large",
+            )
+        })?;
+        Ok(Self {
+            operation,
+            path,
+            query,
+            token: token_from(&parts.headers),
+            body,
+        })
+    }
+
+    pub fn query_value(&self, key: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Decodes the body into `T`. An empty body or JSON `null` reads as `{}`, and `null`
+    /// fields as absent, as Go's decoder does.
+    pub fn json<T: DeserializeOwned>(&self) -> Result<T, ApiError> {
+        decode_json(&self.body)
+    }
+}
+
+pub fn decode_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let bad = |msg: String| ApiError::bad_request(format!("failed to decode JSON input: {msg}"));
+    let value: Value = if bytes.iter().all(u8::is_ascii_whitespace) {
+        Value::Object(Default::default())
+    } else {
+        serde_json::from_slice(bytes).map_err(|e| bad(e.to_string()))?
+    };
+    let value = match value {
+        Value::Null => Value::Object(Default::default()),
+        Value::Object(map) => Value::Object(map),
+        other => {
+            return Err(bad(format!(
+                "expected a JSON object, got {}",
+                json_type(&other)
+            )));
+        }
+    };
+    serde_json::from_value(value).map_err(|e| bad(e.to_string()))
+}
+
+fn json_type(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn token_from(headers: &HeaderMap) -> Option<SecretString> {
+    if let Some(v) = headers.get("x-vault-token").and_then(|v| v.to_str().ok())
+        && !v.is_empty()
+    {
+        return Some(SecretString::from(v));
+    }
+    let auth = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, rest) = auth.split_once(' ')?;
+    if scheme.eq_ignore_ascii_case("bearer") && !rest.trim().is_empty() {
+        return Some(SecretString::from(rest.trim()));
+    }
+    None
+}
+
+/// Go's `strconv.ParseBool`; a bare key (`?standbyok`) counts as true.
+pub fn parse_bool(v: &str) -> Option<bool> {
+    match v {
+        "" | "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
+        _ => None,
+    }
+}
+
+fn parse_query(query: &str) -> Result<Vec<(String, String)>, ApiError> {
+    let mut out = Vec::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        out.push((
+            percent_decode(&k.replace('+', " "))?,
+            percent_decode(&v.replace('+', " "))?,
+        ));
+    }
+    Ok(out)
+}
+
+/// Decodes `%XX` escapes; invalid escapes or non-UTF-8 results are a 400.
+fn percent_decode(s: &str) -> Result<String, ApiError> {
+    if !s.contains('%') {
+        return Ok(s.to_owned());
+    }
+    let bad = || ApiError::bad_request("invalid percent-encoding in request URL");
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        if b == b'%' {
+            let hex = bytes.get(i + 1..i + 3).ok_or_else(bad)?;
+            let hex = std::str::from_utf8(hex).map_err(|_| bad())?;
+            out.push(u8::from_str_radix(hex, 16).map_err(|_| bad())?);
+            i += 3;
+        } else {
+            out.push(b);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| bad())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(method: &str, uri: &str) -> Result<ApiRequest, ApiError> {
+        let r = http::Request::builder()
+            .method(method)
+            .uri(uri)
+            .body(Body::empty())
+            .unwrap();
+        futures_block_on(ApiRequest::parse(r, 1024))
+    }
+
+    /// The body of an empty request is ready at once; no runtime needed.
+    fn futures_block_on<F: std::future::Future>(f: F) -> F::Output {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(f)
+    }
+
+    #[test]
+    fn list_comes_from_the_method_or_the_query() {
+        assert_eq!(
+            req("LIST", "/v1/secret/").unwrap().operation,
+            Operation::List
+        );
+        assert_eq!(
+            req("GET", "/v1/secret/?list=true").unwrap().operation,
+            Operation::List
+        );
+        assert_eq!(
+            req("GET", "/v1/secret/?list=false").unwrap().operation,
+            Operation::Read
+        );
+        let err = req("GET", "/v1/secret/?list=maybe").unwrap_err();
+        assert_eq!(err, ApiError::bare(StatusCode::BAD_REQUEST));
+    }
+
+    #[test]
+    fn paths_outside_v1_are_bare_404s() {
+        assert_eq!(
+            req("GET", "/v2/sys/health").unwrap_err(),
+            ApiError::bare(StatusCode::NOT_FOUND)
+        );
+        assert_eq!(
+            req("GET", "/").unwrap_err(),
+            ApiError::bare(StatusCode::NOT_FOUND)
+        );
+    }
+
+    #[test]
+    fn unknown_methods_are_405() {
+        assert_eq!(
+            req("TRACE", "/v1/sys/health").unwrap_err().status,
+            StatusCode::METHOD_NOT_ALLOWED
+        );
+    }
+
+    #[test]
+    fn percent_escapes_are_decoded_and_bad_ones_rejected() {
+        assert_eq!(req("GET", "/v1/a%20b").unwrap().path, "a b");
+        assert_eq!(
+            req("GET", "/v1/a%zz").unwrap_err().status,
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(
+            req("GET", "/v1/a%ff").unwrap_err().status,
+            StatusCode::BAD_REQUEST
+        );
+    }
+
+    #[test]
+    fn tokens_come_from_x_vault_token_or_bearer() {
+        let with = |name: &str, value: &str| {
+            let r = http::Request::builder()
+                .uri("/v1/x")
+                .header(name, value)
+                .body(Body::empty())
+                .unwrap();
+            futures_block_on(ApiRequest::parse(r, 1024))
+                .unwrap()
+                .token
+                .map(|t| t.expose().to_owned())
+        };
+        assert_eq!(with("X-Vault-Token", "abc").as_deref(), Some("abc"));
+        assert_eq!(with("Authorization", "Bearer xyz").as_deref(), Some("xyz"));
+        assert_eq!(with("Authorization", "Basic xyz"), None);
+    }
+
+    #[derive(serde::Deserialize, Debug)]
+    struct Body1 {
+        key: Option<String>,
+    }
+
+    #[test]
+    fn json_null_and_empty_bodies_read_as_empty_objects() {
+        assert!(decode_json::<Body1>(b"").unwrap().key.is_none());
+        assert!(decode_json::<Body1>(b"null").unwrap().key.is_none());
+        assert!(
+            decode_json::<Body1>(br#"{"key":null}"#)
+                .unwrap()
+                .key
+                .is_none()
+        );
+        assert_eq!(
+            decode_json::<Body1>(br#"{"key":"v"}"#)
+                .unwrap()
+                .key
+                .as_deref(),
+            Some("v")
+        );
+        assert_eq!(
+            decode_json::<Body1>(b"[1]").unwrap_err().status,
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(
+            decode_json::<Body1>(b"{bad").unwrap_err().status,
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(
+            decode_json::<Body1>(br#"{"key":5}"#).unwrap_err().status,
+            StatusCode::BAD_REQUEST
+        );
+    }
+}

@@ -1,0 +1,40 @@
+//! `sys/rotate` and `sys/key-status`: the barrier keyring's terms.
+
+use axum::response::Response;
+use http::StatusCode;
+use serde_json::{Map, Value};
+use time::format_description::well_known::Rfc3339;
+use tresor_core::token::TokenEntry;
+
+use crate::AppState;
+use crate::error::ApiError;
+use crate::request::{ApiRequest, Operation};
+use crate::response::{envelope, json_response, no_content};
+use crate::sys::allow;
+
+pub async fn rotate(
+    state: &AppState,
+    caller: &TokenEntry,
+    request: &ApiRequest,
+) -> Result<Response, ApiError> {
+    allow(request, &[Operation::Update])?;
+    state.core.rotate(caller).await?;
+    Ok(no_content())
+}
+
+pub fn status(
+    state: &AppState,
+    caller: &TokenEntry,
+    request: &ApiRequest,
+) -> Result<Response, ApiError> {
+    allow(request, &[Operation::Read])?;
+    let key = state.core.key_status(caller)?;
+    let mut data = Map::new();
+    data.insert("term".into(), Value::from(key.term));
+    data.insert(
+        "install_time".into(),
+        Value::String(key.install_time.format(&Rfc3339).unwrap_or_default()),
+    );
+    data.insert("encryptions".into(), Value::from(key.encryptions));
+    Ok(json_response(StatusCode::OK, &envelope(data, true)))
+}

@@ -1,0 +1,96 @@
+//! `sys/seal-status`, `sys/unseal` and `sys/seal`.
+
+use axum::response::Response;
+use base64::Engine;
+use http::StatusCode;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tresor_core::SealStatus;
+use tresor_core::token::TokenEntry;
+use tresor_sdk::secret::{SecretBytes, SecretString};
+
+use crate::AppState;
+use crate::error::ApiError;
+use crate::request::{ApiRequest, Operation};
+use crate::response::{json_response, no_content};
+use crate::sys::allow;
+
+/// Build date reported as `commit_date`, as OpenBao does; set by the build script.
+const COMMIT_DATE: &str = env!("TRESOR_COMMIT_DATE");
+
+pub fn seal_status_json(status: &SealStatus) -> Value {
+    let mut body = json!({
+        "type": "shamir",
+        "initialized": status.initialized,
+        "sealed": status.sealed,
+        "t": status.threshold,
+        "n": status.shares,
+        "progress": status.progress,
+        "nonce": status.nonce,
+        "recovery_seal": false,
+        "version": status.version,
+        "commit_date": COMMIT_DATE,
+        "migration": false,
+        "storage_type": status.storage_type,
+    });
+    if let (Some(cluster), Some(obj)) = (&status.cluster, body.as_object_mut()) {
+        obj.insert("cluster_name".into(), cluster.name.clone().into());
+        obj.insert("cluster_id".into(), cluster.id.clone().into());
+    }
+    body
+}
+
+pub async fn status(state: &AppState, request: &ApiRequest) -> Result<Response, ApiError> {
+    allow(request, &[Operation::Read])?;
+    let status = state.core.seal_status().await;
+    Ok(json_response(StatusCode::OK, &seal_status_json(&status)))
+}
+
+#[derive(Deserialize)]
+struct UnsealBody {
+    key: Option<SecretString>,
+    reset: Option<bool>,
+    #[allow(
+        dead_code,
+        reason = "accepted for compatibility; seal migration is not supported"
+    )]
+    migrate: Option<bool>,
+}
+
+pub async fn unseal(state: &AppState, request: &ApiRequest) -> Result<Response, ApiError> {
+    allow(request, &[Operation::Update])?;
+    let body: UnsealBody = request.json()?;
+    let status = if body.reset == Some(true) {
+        state.core.unseal_reset().await?
+    } else {
+        let key = body.key.filter(|k| !k.is_empty()).ok_or_else(|| {
+            ApiError::bad_request(
+                "'key' must be specified in request body as JSON, or 'reset' set to true",
+            )
+        })?;
+        state.core.unseal(decode_key(key.expose())?).await?
+    };
+    Ok(json_response(StatusCode::OK, &seal_status_json(&status)))
+}
+
+/// Unseal keys arrive as hex (`keys`) or base64 (`keys_base64`); hex is tried first, as in
+/// OpenBao, because every hex string of even length is also valid base64.
+fn decode_key(key: &str) -> Result<SecretBytes, ApiError> {
+    if let Ok(bytes) = hex::decode(key) {
+        return Ok(SecretBytes::new(bytes));
+    }
+    base64::engine::general_purpose::STANDARD
+        .decode(key)
+        .map(SecretBytes::new)
+        .map_err(|_| ApiError::bad_request("'key' must be a valid hex or base64 string"))
+}
+
+pub async fn seal(
+    state: &AppState,
+    caller: &TokenEntry,
+    request: &ApiRequest,
+) -> Result<Response, ApiError> {
+    allow(request, &[Operation::Update])?;
+    state.core.seal(caller).await?;
+    Ok(no_content())
+}

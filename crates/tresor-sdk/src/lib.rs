@@ -1,0 +1,13 @@
+//! Types shared by Tresor's core and its secrets engines and auth methods.
+//!
+//! # Layout
+//! - [`secret`]: zeroizing containers for key material, tokens and secret values; their
+//!   `Debug` prints `[redacted]`, and equality is constant-time.
+//! - [`storage`]: the [`storage::Storage`] view an engine reads and writes through (already
+//!   encrypted by the barrier and scoped to the engine's mount), and its error type.
+//!
+//! Engines depend on this crate only, never on `tresor-core`: an engine is a unit that takes a
+//! request and a storage view, so it can be tested alone.
+
+pub mod secret;
+pub mod storage;

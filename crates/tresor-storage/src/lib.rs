@@ -1,0 +1,75 @@
+//! Tresor's physical storage layer: opaque bytes under string keys.
+//!
+//! # Layout
+//! - [`Backend`]: the trait every physical store implements (get, put, delete, list, atomic
+//!   transaction). Backends never see plaintext: the barrier in `tresor-core` encrypts every
+//!   value before it reaches them.
+//! - [`memory`]: an in-memory backend for `--dev` and tests.
+//! - [`embedded`]: the default single-file store on redb, with group commit.
+//! - `conformance` (feature `conformance`): one test suite every backend must pass.
+//!
+//! # Key semantics (shared by all backends)
+//! Keys are non-empty UTF-8 strings separated by `/`. `list(prefix)` returns the immediate
+//! children of `prefix`, sorted, with sub-folders once each and ending in `/`, exactly like
+//! Vault's physical `List`.
+
+use async_trait::async_trait;
+
+#[cfg(feature = "conformance")]
+pub mod conformance;
+
+pub mod embedded;
+mod list;
+pub mod memory;
+
+pub use embedded::EmbeddedBackend;
+pub use memory::MemoryBackend;
+
+/// Why a physical storage operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("invalid storage key {0:?}")]
+    InvalidKey(String),
+    #[error("could not open storage at {path}: {reason}")]
+    Open { path: String, reason: String },
+    #[error("storage I/O failed: {0}")]
+    Io(String),
+    #[error("storage is closed")]
+    Closed,
+}
+
+/// One write in an atomic [`Backend::transaction`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TxnOp {
+    Put { key: String, value: Vec<u8> },
+    Delete { key: String },
+}
+
+/// A physical store of opaque bytes.
+///
+/// A write (`put`, `delete`, `transaction`) returns only once it is durable: for the embedded
+/// backend that means fsynced. Reads see every acknowledged write.
+#[async_trait]
+pub trait Backend: Send + Sync + std::fmt::Debug + 'static {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError>;
+    async fn put(&self, key: &str, value: Vec<u8>) -> Result<(), StorageError>;
+    /// Deleting a missing key succeeds.
+    async fn delete(&self, key: &str) -> Result<(), StorageError>;
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, StorageError>;
+    /// Applies every op, in order, or none of them.
+    async fn transaction(&self, ops: Vec<TxnOp>) -> Result<(), StorageError>;
+    /// The name reported as `storage_type` in `sys/seal-status` (`inmem`, `embedded`, ...).
+    fn storage_type(&self) -> &'static str;
+    /// Finishes pending writes and releases the store; later calls fail with `Closed`.
+    async fn close(&self) -> Result<(), StorageError> {
+        Ok(())
+    }
+}
+
+/// Checks a key against the shared key rules.
+pub fn validate_key(key: &str) -> Result<(), StorageError> {
+    if key.is_empty() || key.contains('\0') {
+        return Err(StorageError::InvalidKey(key.to_owned()));
+    }
+    Ok(())
+}

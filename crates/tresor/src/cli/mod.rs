@@ -1,0 +1,128 @@
+//! Command-line parsing and dispatch.
+//!
+//! Vault's CLI takes single-dash long flags (`-dev`, `-key-shares=5`); clap wants two dashes,
+//! so [`normalise_args`] rewrites the former into the latter before parsing.
+
+mod operator;
+mod output;
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+use crate::client::ClientArgs;
+use crate::server::ServerArgs;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "tresor",
+    version,
+    about = "A Vault/OpenBao-compatible secrets server and CLI"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the secrets server.
+    Server(ServerArgs),
+    /// Operate the server: init, unseal, seal, status.
+    Operator {
+        #[command(subcommand)]
+        command: operator::OperatorCommand,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Show the seal status (same as `operator status`); exit code 2 when sealed.
+    Status {
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Print the version.
+    Version,
+}
+
+/// Rewrites `-flag` and `-flag=value` into `--flag…`, leaving `-h`, `-` and `--` alone, and
+/// stopping at a bare `--`, after which arguments are positional.
+fn normalise_args(args: impl IntoIterator<Item = String>) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut positional_only = false;
+    for arg in args {
+        if positional_only {
+            out.push(arg);
+            continue;
+        }
+        if arg == "--" {
+            positional_only = true;
+            out.push(arg);
+            continue;
+        }
+        let single_dash_long = arg.starts_with('-')
+            && !arg.starts_with("--")
+            && arg.len() > 2
+            && arg.chars().nth(1).is_some_and(|c| c.is_ascii_alphabetic());
+        if single_dash_long {
+            out.push(format!("-{arg}"));
+        } else {
+            out.push(arg);
+        }
+    }
+    out
+}
+
+pub fn run() -> Result<ExitCode> {
+    let cli = Cli::parse_from(normalise_args(std::env::args()));
+    match cli.command {
+        Command::Server(args) => crate::server::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Operator { command, client } => operator::run(command, &client),
+        Command::Status { client } => operator::run(operator::OperatorCommand::Status, &client),
+        Command::Version => {
+            println!(
+                "Tresor v{} (API {})",
+                env!("CARGO_PKG_VERSION"),
+                tresor_core::version::API_COMPAT_VERSION
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// A small runtime for the client commands, which make a handful of requests.
+pub(crate) fn block_on<F: std::future::Future>(future: F) -> Result<F::Output> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    Ok(rt.block_on(future))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn n(args: &[&str]) -> Vec<String> {
+        normalise_args(args.iter().map(|s| (*s).to_owned()))
+    }
+
+    #[test]
+    fn vault_style_single_dash_flags_become_long_flags() {
+        assert_eq!(
+            n(&["tresor", "server", "-dev"]),
+            ["tresor", "server", "--dev"]
+        );
+        assert_eq!(
+            n(&["x", "-key-shares=5", "-h", "-"]),
+            ["x", "--key-shares=5", "-h", "-"]
+        );
+        assert_eq!(n(&["x", "--", "-dev"]), ["x", "--", "-dev"]);
+        assert_eq!(n(&["x", "-5"]), ["x", "-5"]);
+    }
+
+    #[test]
+    fn the_cli_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,216 @@
+//! `tresor operator init|unseal|seal|status`.
+
+use std::io::BufRead;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use clap::Subcommand;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use super::block_on;
+use super::output::{print_json, print_table, scalar};
+use crate::client::{Client, ClientArgs};
+
+#[derive(Debug, Subcommand)]
+pub enum OperatorCommand {
+    /// Initialise the server: create the unseal key shares and the root token.
+    Init {
+        /// Number of key shares to split the unseal key into.
+        #[arg(long = "key-shares", default_value_t = 5)]
+        key_shares: u32,
+        /// Number of shares required to unseal.
+        #[arg(long = "key-threshold", default_value_t = 3)]
+        key_threshold: u32,
+        /// Only report whether the server is initialised (exit 0 yes, 2 no).
+        #[arg(long = "status")]
+        status: bool,
+    },
+    /// Submit one unseal key share (read from stdin when not given).
+    Unseal {
+        key: Option<String>,
+        /// Discard the shares submitted so far.
+        #[arg(long = "reset")]
+        reset: bool,
+    },
+    /// Seal the server (needs a root token).
+    Seal,
+    /// Show the seal status; exit code 2 when sealed.
+    Status,
+}
+
+pub fn run(command: OperatorCommand, args: &ClientArgs) -> Result<ExitCode> {
+    let client = Client::new(args)?;
+    let json_out = args.format == "json";
+    block_on(async move {
+        match command {
+            OperatorCommand::Init {
+                key_shares,
+                key_threshold,
+                status,
+            } => init(&client, key_shares, key_threshold, status, json_out).await,
+            OperatorCommand::Unseal { key, reset } => unseal(&client, key, reset, json_out).await,
+            OperatorCommand::Seal => {
+                client.call(Method::PUT, "sys/seal", None).await?;
+                println!("Success! Vault is sealed.");
+                Ok(ExitCode::SUCCESS)
+            }
+            OperatorCommand::Status => {
+                let status = client.call(Method::GET, "sys/seal-status", None).await?;
+                print_status(&status, json_out);
+                Ok(sealed_exit_code(&status))
+            }
+        }
+    })?
+}
+
+async fn init(
+    client: &Client,
+    shares: u32,
+    threshold: u32,
+    status_only: bool,
+    json_out: bool,
+) -> Result<ExitCode> {
+    if status_only {
+        let body = client.call(Method::GET, "sys/init", None).await?;
+        let initialized = body
+            .get("initialized")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        if initialized {
+            println!("Vault is initialized");
+            return Ok(ExitCode::SUCCESS);
+        }
+        println!("Vault is not initialized");
+        return Ok(ExitCode::from(2));
+    }
+    let body = client
+        .call(
+            Method::PUT,
+            "sys/init",
+            Some(&json!({ "secret_shares": shares, "secret_threshold": threshold })),
+        )
+        .await?;
+    let strings = |key: &str| -> Vec<String> {
+        body.get(key)
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let keys_b64 = strings("keys_base64");
+    let keys_hex = strings("keys");
+    let root = body
+        .get("root_token")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    if json_out {
+        print_json(&json!({
+            "unseal_keys_b64": keys_b64,
+            "unseal_keys_hex": keys_hex,
+            "unseal_shares": shares,
+            "unseal_threshold": threshold,
+            "recovery_keys_b64": [],
+            "recovery_keys_hex": [],
+            "recovery_keys_shares": 0,
+            "recovery_keys_threshold": 0,
+            "root_token": root,
+        }));
+        return Ok(ExitCode::SUCCESS);
+    }
+    for (i, key) in keys_b64.iter().enumerate() {
+        println!("Unseal Key {}: {key}", i + 1);
+    }
+    println!();
+    println!("Initial Root Token: {root}");
+    println!();
+    println!(
+        "Vault initialized with {shares} key shares and a key threshold of {threshold}. Please\n\
+         securely distribute the key shares printed above. When the Vault is re-sealed,\n\
+         restarted, or stopped, you must supply at least {threshold} of these keys to unseal it\n\
+         before it can start servicing requests."
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn unseal(
+    client: &Client,
+    key: Option<String>,
+    reset: bool,
+    json_out: bool,
+) -> Result<ExitCode> {
+    let body = if reset {
+        json!({ "reset": true })
+    } else {
+        let key = match key {
+            Some(k) if k != "-" => k,
+            _ => {
+                eprint!("Unseal Key (will be hidden): ");
+                let mut line = String::new();
+                std::io::stdin()
+                    .lock()
+                    .read_line(&mut line)
+                    .context("reading the unseal key from stdin")?;
+                line.trim().to_owned()
+            }
+        };
+        if key.is_empty() {
+            bail!("no unseal key given");
+        }
+        json!({ "key": key })
+    };
+    let status = client.call(Method::PUT, "sys/unseal", Some(&body)).await?;
+    print_status(&status, json_out);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn sealed_exit_code(status: &Value) -> ExitCode {
+    if status
+        .get("sealed")
+        .and_then(Value::as_bool)
+        .unwrap_or(true)
+    {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn print_status(status: &Value, json_out: bool) {
+    if json_out {
+        print_json(status);
+        return;
+    }
+    let get = |k: &str| scalar(status.get(k));
+    let sealed = status
+        .get("sealed")
+        .and_then(Value::as_bool)
+        .unwrap_or(true);
+    let mut rows = vec![
+        ("Seal Type", get("type")),
+        ("Initialized", get("initialized")),
+        ("Sealed", get("sealed")),
+        ("Total Shares", get("n")),
+        ("Threshold", get("t")),
+    ];
+    if sealed {
+        rows.push((
+            "Unseal Progress",
+            format!("{}/{}", get("progress"), get("t")),
+        ));
+        rows.push(("Unseal Nonce", get("nonce")));
+    }
+    rows.push(("Version", get("version")));
+    rows.push(("Build Date", get("commit_date")));
+    rows.push(("Storage Type", get("storage_type")));
+    if !sealed {
+        rows.push(("Cluster Name", get("cluster_name")));
+        rows.push(("Cluster ID", get("cluster_id")));
+    }
+    rows.push(("HA Enabled", "false".to_owned()));
+    print_table(&rows);
+}

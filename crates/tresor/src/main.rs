@@ -1,0 +1,30 @@
+//! `tresor`: the secrets server and its command-line client in one binary.
+//!
+//! # Layout
+//! - `cli`: argument parsing (clap), Vault-style single-dash flag support, and the client
+//!   commands (`operator …`, `status`, `version`).
+//! - `server`: `tresor server`: config or dev-mode setup, storage, listeners, signals.
+//! - `client`: the HTTP client the CLI commands share (address, token, TLS from env/flags).
+
+mod cli;
+mod client;
+mod server;
+
+use std::process::ExitCode;
+
+// Reads after write churn stay fast with mimalloc; glibc malloc lost a third of KV read
+// throughput in the probe (shared/reference/performance.md §2.2).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn main() -> ExitCode {
+    // Both rustls users (the server's listeners, the client's reqwest) use ring.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    match cli::run() {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("Error: {err:#}");
+            ExitCode::from(1)
+        }
+    }
+}

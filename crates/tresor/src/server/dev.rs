@@ -1,0 +1,163 @@
+//! `tresor server -dev`: a ready-to-use server for development and tests.
+//!
+//! In-memory by default. With `-dev-store=embedded:PATH` the store survives restarts; the dev
+//! unseal key is then kept beside it (`PATH.dev-unseal-key`, mode 0600) so a restarted dev
+//! server unseals itself. That file makes the store's encryption moot: dev mode only.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use base64::Engine;
+use tresor_config::{ListenerConfig, ServerConfig, StorageConfig};
+use tresor_core::Core;
+use tresor_sdk::secret::SecretBytes;
+
+use super::ServerArgs;
+
+pub fn config(args: &ServerArgs) -> Result<ServerConfig> {
+    let address = args
+        .dev_listen_address
+        .parse()
+        .with_context(|| format!("invalid -dev-listen-address {:?}", args.dev_listen_address))?;
+    let storage = match args.dev_store.as_str() {
+        "inmem" => StorageConfig::Inmem,
+        other => match other.strip_prefix("embedded:") {
+            Some(path) if !path.is_empty() => StorageConfig::Embedded {
+                path: PathBuf::from(path),
+            },
+            _ => bail!("invalid -dev-store {other:?}: use inmem or embedded:PATH"),
+        },
+    };
+    Ok(ServerConfig {
+        storage,
+        listeners: vec![ListenerConfig {
+            address,
+            tls: None,
+            max_request_size: None,
+        }],
+        api_addr: None,
+        cluster_name: None,
+        disable_mlock: true,
+        ui: false,
+        log_level: None,
+        default_lease_ttl: None,
+        max_lease_ttl: None,
+    })
+}
+
+fn key_file(config: &ServerConfig) -> Option<PathBuf> {
+    match &config.storage {
+        StorageConfig::Embedded { path } => {
+            let mut name = path.as_os_str().to_owned();
+            name.push(".dev-unseal-key");
+            Some(PathBuf::from(name))
+        }
+        _ => None,
+    }
+}
+
+/// What dev mode shows once the listeners are up.
+#[derive(Debug)]
+pub enum DevOutcome {
+    Created {
+        unseal_key_b64: String,
+        root_token: tresor_sdk::secret::SecretString,
+        persistent: bool,
+    },
+    Reopened {
+        key_file: PathBuf,
+    },
+}
+
+/// Initialises and unseals (or, for an existing dev store, just unseals).
+pub async fn bootstrap(
+    core: &Core,
+    args: &ServerArgs,
+    config: &ServerConfig,
+) -> Result<DevOutcome> {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let key_path = key_file(config);
+    if core.is_initialized() {
+        let Some(path) = key_path else {
+            bail!("dev store is unexpectedly initialized")
+        };
+        let encoded = std::fs::read_to_string(&path).with_context(|| {
+            format!(
+                "this dev store was initialized, but its unseal key file {} is unreadable",
+                path.display()
+            )
+        })?;
+        let key = SecretBytes::new(
+            b64.decode(encoded.trim())
+                .context("dev unseal key file is corrupt")?,
+        );
+        core.unseal(key).await.context("unsealing the dev store")?;
+        return Ok(DevOutcome::Reopened { key_file: path });
+    }
+    let result = core
+        .dev_bootstrap(args.dev_root_token_id.as_deref())
+        .await
+        .context("initializing the dev server")?;
+    let key = result
+        .keys
+        .first()
+        .map(|k| b64.encode(k.expose()))
+        .unwrap_or_default();
+    if let Some(path) = &key_path {
+        write_private(path, &key)?;
+    }
+    Ok(DevOutcome::Created {
+        unseal_key_b64: key,
+        root_token: result.root_token,
+        persistent: key_path.is_some(),
+    })
+}
+
+/// The dev banner, in the words of Vault's, with the address actually bound.
+pub fn banner(outcome: &DevOutcome, url: &str) -> String {
+    match outcome {
+        DevOutcome::Reopened { key_file } => format!(
+            "Dev store reopened and unsealed with {}; the root token is the one printed when it was created.",
+            key_file.display()
+        ),
+        DevOutcome::Created {
+            unseal_key_b64,
+            root_token,
+            persistent,
+        } => format!(
+            "WARNING! dev mode is enabled! In this mode, Tresor runs {store}\n\
+             and starts unsealed with a single unseal key. The root token is already\n\
+             authenticated to the CLI, so you can immediately begin using Tresor.\n\n\
+             You may need to set the following environment variables:\n\n    \
+             $ export VAULT_ADDR='{url}'\n\n\
+             The unseal key and root token are displayed below in case you want to\n\
+             seal/unseal the Vault or re-authenticate.\n\n\
+             Unseal Key: {unseal_key_b64}\n\
+             Root Token: {root}\n\n\
+             Development mode should NOT be used in production installations!\n",
+            store = if *persistent {
+                "on a persistent dev store"
+            } else {
+                "entirely in-memory"
+            },
+            root = root_token.expose(),
+        ),
+    }
+}
+
+fn write_private(path: &Path, contents: &str) -> Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    file.write_all(contents.as_bytes())?;
+    file.sync_all()?;
+    Ok(())
+}

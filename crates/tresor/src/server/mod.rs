@@ -1,0 +1,151 @@
+//! `tresor server`: build the configuration (file or dev mode), open storage, start the core,
+//! serve the listeners, and shut down cleanly on SIGINT/SIGTERM.
+
+mod dev;
+mod listen;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use tresor_config::{ListenerConfig, ServerConfig, StorageConfig};
+use tresor_core::{Core, CoreOptions};
+use tresor_http::{AppState, DEFAULT_MAX_REQUEST_SIZE};
+use tresor_storage::{Backend, EmbeddedBackend, MemoryBackend};
+
+#[derive(Debug, clap::Args)]
+pub struct ServerArgs {
+    /// HCL configuration file (Vault's shape: storage, listener, api_addr, …).
+    #[arg(long = "config")]
+    config: Option<PathBuf>,
+    /// Development mode: in-memory store, initialised and unsealed, root token printed.
+    #[arg(long = "dev")]
+    dev: bool,
+    /// Dev mode: use this root token instead of a random one.
+    #[arg(long = "dev-root-token-id", env = "VAULT_DEV_ROOT_TOKEN_ID")]
+    dev_root_token_id: Option<String>,
+    /// Dev mode: address to listen on (port 0 picks a free port).
+    #[arg(
+        long = "dev-listen-address",
+        env = "VAULT_DEV_LISTEN_ADDRESS",
+        default_value = "127.0.0.1:8200"
+    )]
+    dev_listen_address: String,
+    /// Dev mode: `inmem` (default) or `embedded:PATH` for a store that survives restarts.
+    #[arg(long = "dev-store", default_value = "inmem")]
+    dev_store: String,
+    /// Log level or filter (error, warn, info, debug, trace, or a tracing filter).
+    #[arg(long = "log-level", env = "TRESOR_LOG_LEVEL")]
+    log_level: Option<String>,
+}
+
+pub fn run(args: ServerArgs) -> Result<()> {
+    let started = Instant::now();
+    let config = match (&args.config, args.dev) {
+        (Some(path), false) => tresor_config::load(path)?,
+        (None, true) => dev::config(&args)?,
+        (Some(_), true) => bail!("-dev and -config cannot be combined yet: use one or the other"),
+        (None, false) => {
+            bail!("a configuration file is required: tresor server -config=FILE (or -dev)")
+        }
+    };
+    init_logging(
+        args.log_level
+            .as_deref()
+            .or(config.log_level.as_deref())
+            .unwrap_or("info"),
+    )?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(serve(config, args, started))
+}
+
+fn init_logging(level: &str) -> Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_new(level)
+        .with_context(|| format!("invalid log level {level:?}"))?;
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi)
+        .with_writer(std::io::stderr)
+        .init();
+    Ok(())
+}
+
+fn open_backend(storage: &StorageConfig) -> Result<Arc<dyn Backend>> {
+    Ok(match storage {
+        StorageConfig::Inmem => Arc::new(MemoryBackend::new()),
+        StorageConfig::Embedded { path } => Arc::new(
+            EmbeddedBackend::open(path)
+                .with_context(|| format!("opening the embedded store {}", path.display()))?,
+        ),
+        StorageConfig::Postgresql { .. } => {
+            bail!(
+                "the postgresql storage backend is not available in this build yet; use storage \"embedded\""
+            )
+        }
+    })
+}
+
+async fn serve(config: ServerConfig, args: ServerArgs, started: Instant) -> Result<()> {
+    let backend = open_backend(&config.storage)?;
+    let core = Core::new(
+        backend.clone(),
+        CoreOptions {
+            cluster_name: config.cluster_name.clone(),
+        },
+    )
+    .await
+    .context("starting the core")?;
+    let dev_outcome = if args.dev {
+        Some(dev::bootstrap(&core, &args, &config).await?)
+    } else {
+        None
+    };
+
+    let max_request_size = config
+        .listeners
+        .iter()
+        .find_map(|l: &ListenerConfig| l.max_request_size)
+        .unwrap_or(DEFAULT_MAX_REQUEST_SIZE);
+    let app = tresor_http::router(AppState {
+        core: core.clone(),
+        max_request_size,
+    });
+    let servers = listen::start(&config.listeners, app).await?;
+
+    println!("==> Tresor server configuration:\n");
+    if let Some(first) = servers.bound.first() {
+        println!(
+            "{:>24}: {}",
+            "Api Address",
+            config.api_addr.clone().unwrap_or_else(|| first.url())
+        );
+    }
+    for (i, bound) in servers.bound.iter().enumerate() {
+        println!(
+            "{:>24}: {}",
+            format!("Listener {}", i + 1),
+            bound.describe()
+        );
+    }
+    println!("{:>24}: {}", "Storage", backend.storage_type());
+    println!("{:>24}: Tresor v{}", "Version", env!("CARGO_PKG_VERSION"));
+    println!("\n==> Tresor server started! Log data will stream in below:\n");
+    if let (Some(outcome), Some(first)) = (&dev_outcome, servers.bound.first()) {
+        println!("{}", dev::banner(outcome, &first.url()));
+    }
+    tracing::info!(
+        startup_ms = started.elapsed().as_secs_f64() * 1000.0,
+        sealed = core.is_sealed(),
+        "server ready"
+    );
+
+    servers.run_until_shutdown().await?;
+    core.seal_now().await;
+    backend.close().await.context("closing storage")?;
+    tracing::info!("shutdown complete");
+    Ok(())
+}

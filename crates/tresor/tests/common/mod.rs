@@ -1,0 +1,166 @@
+//! Starting the real `tresor` binary for integration tests.
+#![allow(dead_code, reason = "each test binary uses a different subset")]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_tresor");
+
+/// A running server process; killed (SIGKILL) when dropped.
+pub struct Server {
+    pub child: Child,
+    pub addr: String,
+    /// Where the server's stderr (its log) goes, for failure messages.
+    pub log: PathBuf,
+    pub stdout_lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Server {
+    /// Starts `tresor` with `args` and waits for its `Api Address:` banner line.
+    pub fn start(args: &[&str], log_dir: &Path) -> Server {
+        let log = log_dir.join(format!(
+            "server-{}.log",
+            std::process::id() as u128 * 1000 + rand_suffix()
+        ));
+        let stderr = std::fs::File::create(&log).unwrap();
+        let mut child = Command::new(BIN)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .expect("the tresor binary starts");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = lines.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(addr) = line.trim().strip_prefix("Api Address: ") {
+                    let _ = tx.send(addr.to_owned());
+                }
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let addr = match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(addr) => addr,
+            Err(_) => {
+                let _ = child.kill();
+                panic!(
+                    "server did not start; log:\n{}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                );
+            }
+        };
+        Server {
+            child,
+            addr,
+            log,
+            stdout_lines: lines,
+        }
+    }
+
+    pub fn dev(log_dir: &Path, root_token: &str) -> Server {
+        Server::start(
+            &[
+                "server",
+                "-dev",
+                "-dev-listen-address=127.0.0.1:0",
+                &format!("-dev-root-token-id={root_token}"),
+            ],
+            log_dir,
+        )
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}/v1/{}", self.addr, path)
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn stdout_text(&self) -> String {
+        self.stdout_lines.lock().unwrap().join("\n")
+    }
+
+    /// kill -9: no chance to flush or clean up.
+    pub fn kill9(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// SIGTERM, then wait for exit; returns the exit status.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "server did not exit after SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn rand_suffix() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos() as u128
+}
+
+/// A config file for a server on a free port with an embedded store in `dir`.
+pub fn embedded_config(dir: &Path) -> PathBuf {
+    let path = dir.join("tresor.hcl");
+    std::fs::write(
+        &path,
+        format!(
+            "storage \"embedded\" {{\n  path = \"{}\"\n}}\n\nlistener \"tcp\" {{\n  address     = \"127.0.0.1:0\"\n  tls_disable = true\n}}\n",
+            dir.join("data.redb").display()
+        ),
+    )
+    .unwrap();
+    path
+}
+
+/// reqwest is built without a default crypto provider (the binary picks ring); tests do too.
+fn install_crypto_provider() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
+/// A plain HTTP client for raw requests.
+pub fn http() -> reqwest::Client {
+    install_crypto_provider();
+    reqwest::Client::new()
+}
+
+/// A vaultrs client for `addr`, with `token`.
+pub fn vault_client(addr: &str, token: &str) -> vaultrs::client::VaultClient {
+    install_crypto_provider();
+    vaultrs::client::VaultClient::new(
+        vaultrs::client::VaultClientSettingsBuilder::default()
+            .address(addr)
+            .token(token)
+            .build()
+            .unwrap(),
+    )
+    .unwrap()
+}
