@@ -14,9 +14,12 @@ use tresor_storage::Backend;
 
 use crate::barrier::{Barrier, KeyStatus};
 use crate::error::{CoreError, CoreResult};
+use crate::mount::{EngineRegistry, MountKind, MountTables};
+use crate::policy_store::PolicyStore;
 use crate::random;
 use crate::seal::{self, InitRequest, SealConfig, UnsealProgress};
-use crate::token::{TokenEntry, TokenStore};
+use crate::token::TokenStore;
+use crate::token::entry::{TokenEntry, now_ns};
 use crate::version;
 
 const CLUSTER_INFO_PATH: &str = "core/cluster/info";
@@ -31,6 +34,8 @@ const MAX_KEY_LEN: usize = seal::KEY_LEN + 1;
 pub struct CoreOptions {
     /// `cluster_name` from the config; a random `vault-cluster-…` name otherwise.
     pub cluster_name: Option<String>,
+    /// The secrets engines this build can mount (the binary passes `tresor-builtin`'s).
+    pub engines: Vec<Arc<dyn tresor_sdk::engine::EngineFactory>>,
 }
 
 /// The cluster's identity, created at initialisation and stored under the barrier.
@@ -44,6 +49,8 @@ pub struct ClusterInfo {
 #[derive(Debug)]
 pub struct Active {
     pub tokens: TokenStore,
+    pub policies: PolicyStore,
+    pub mounts: MountTables,
     pub cluster: ClusterInfo,
 }
 
@@ -83,22 +90,27 @@ pub struct InitResult {
 pub struct Core {
     barrier: Arc<Barrier>,
     options: CoreOptions,
+    registry: Arc<EngineRegistry>,
     /// Cached copy of `core/seal-config`; `None` until initialised.
     seal_config: RwLock<Option<SealConfig>>,
     /// Serialises init, unseal and seal; holds the shares collected so far.
     transition: Mutex<UnsealProgress>,
     active: RwLock<Option<Arc<Active>>>,
+    pub(crate) generate_root: crate::generate_root::GenerateRoot,
 }
 
 impl Core {
     pub async fn new(backend: Arc<dyn Backend>, options: CoreOptions) -> CoreResult<Arc<Self>> {
         let config = seal::read_config(backend.as_ref()).await?;
+        let registry = Arc::new(EngineRegistry::new(options.engines.clone()));
         Ok(Arc::new(Self {
             barrier: Arc::new(Barrier::new(backend)),
             options,
+            registry,
             seal_config: RwLock::new(config),
             transition: Mutex::new(UnsealProgress::default()),
             active: RwLock::new(None),
+            generate_root: crate::generate_root::GenerateRoot::default(),
         }))
     }
 
@@ -112,6 +124,14 @@ impl Core {
 
     fn seal_config(&self) -> Option<SealConfig> {
         self.seal_config.read().ok().and_then(|c| *c)
+    }
+
+    pub(crate) fn seal_config_value(&self) -> Option<SealConfig> {
+        self.seal_config()
+    }
+
+    pub(crate) fn seal_threshold(&self) -> u8 {
+        self.seal_config().map_or(0, |c| c.secret_threshold)
     }
 
     pub fn is_initialized(&self) -> bool {
@@ -231,8 +251,10 @@ impl Core {
         self.barrier
             .put(CLUSTER_INFO_PATH, &serde_json::to_vec(&cluster)?)
             .await?;
+        PolicyStore::open(self.barrier.clone()).await?;
+        MountTables::load(self.barrier.clone(), self.registry.clone()).await?;
         let tokens = TokenStore::open(self.barrier.clone()).await?;
-        tokens.create_root(root_token_id).await
+        create_root_token(&tokens, root_token_id, "auth/token/root").await
     }
 
     /// A crash during an earlier `sys/init` can leave keys without a seal configuration. They
@@ -328,7 +350,14 @@ impl Core {
             })?;
         let cluster: ClusterInfo = serde_json::from_slice(raw.expose())?;
         let tokens = TokenStore::open(self.barrier.clone()).await?;
-        Ok(Active { tokens, cluster })
+        let policies = PolicyStore::open(self.barrier.clone()).await?;
+        let mounts = MountTables::load(self.barrier.clone(), self.registry.clone()).await?;
+        Ok(Active {
+            tokens,
+            policies,
+            mounts,
+            cluster,
+        })
     }
 
     /// `sys/unseal` with `reset: true`: forgets the shares submitted so far.
@@ -344,16 +373,8 @@ impl Core {
         Ok(self.status_with(&progress))
     }
 
-    /// Seals the server: drops the active state and every key. The caller must be root.
-    pub async fn seal(&self, caller: &TokenEntry) -> CoreResult<()> {
-        if !caller.is_root() {
-            return Err(CoreError::PermissionDenied);
-        }
-        self.seal_now().await;
-        Ok(())
-    }
-
-    /// Seals without an authorisation check, for shutdown.
+    /// Seals the server: drops the active state and every key. Callers authorise first
+    /// (`sys/seal` needs `sudo`).
     pub async fn seal_now(&self) {
         let mut progress = self.transition.lock().await;
         if let Ok(mut slot) = self.active.write() {
@@ -364,31 +385,15 @@ impl Core {
         tracing::info!("sealed");
     }
 
-    /// Resolves the caller's token. Sealed → `Sealed`; missing or unknown → `PermissionDenied`.
-    pub async fn authenticate(&self, token: Option<&str>) -> CoreResult<Arc<TokenEntry>> {
-        let active = self.active()?;
-        match token {
-            Some(t) => active.tokens.lookup(t).await,
-            None => Err(CoreError::PermissionDenied),
-        }
-    }
-
-    /// `sys/rotate`: adds a keyring term used for every new write. Root only until policies
-    /// land (the path needs `sudo` in Vault).
-    pub async fn rotate(&self, caller: &TokenEntry) -> CoreResult<KeyStatus> {
-        if !caller.is_root() {
-            return Err(CoreError::PermissionDenied);
-        }
+    /// `sys/rotate`: adds a keyring term used for every new write.
+    pub async fn rotate(&self) -> CoreResult<KeyStatus> {
         let _guard = self.transition.lock().await;
         self.active()?;
         Ok(self.barrier.rotate().await?)
     }
 
     /// `sys/key-status`.
-    pub fn key_status(&self, caller: &TokenEntry) -> CoreResult<KeyStatus> {
-        if !caller.is_root() {
-            return Err(CoreError::PermissionDenied);
-        }
+    pub fn key_status(&self) -> CoreResult<KeyStatus> {
         Ok(self.barrier.key_status()?)
     }
 
@@ -408,6 +413,49 @@ impl Core {
             .cloned()
             .ok_or_else(|| CoreError::Internal("init returned no key".to_owned()))?;
         self.unseal(key).await?;
+        let active = self.active()?;
+        if self.registry.factory("kv").is_some() {
+            let request = crate::mount::EnableRequest {
+                engine_type: "kv-v2".to_owned(),
+                description: "key/value secret storage".to_owned(),
+                ..Default::default()
+            };
+            active
+                .mounts
+                .enable(MountKind::Secret, "secret", request)
+                .await?;
+        }
         Ok(result)
     }
+}
+
+/// Creates a root token: policy `root`, no TTL, an orphan.
+pub(crate) async fn create_root_token(
+    tokens: &TokenStore,
+    id: Option<&str>,
+    path: &str,
+) -> CoreResult<SecretString> {
+    let token = match id {
+        Some(id) if !id.is_empty() => SecretString::from(id),
+        _ => TokenStore::new_token_id(),
+    };
+    let entry = TokenEntry {
+        accessor: TokenStore::new_accessor(),
+        policies: vec!["root".to_owned()],
+        parent: None,
+        path: path.to_owned(),
+        meta: None,
+        display_name: "root".to_owned(),
+        num_uses: 0,
+        created_ns: now_ns(),
+        creation_ttl: 0,
+        explicit_max_ttl: 0,
+        period: 0,
+        renewable: false,
+        expire_ns: None,
+        last_renewal_ns: None,
+        role: None,
+    };
+    tokens.insert(token.expose(), entry).await?;
+    Ok(token)
 }

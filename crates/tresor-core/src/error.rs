@@ -16,9 +16,28 @@ pub enum CoreError {
     /// The caller sent something we cannot act on; the message says what.
     #[error("{0}")]
     InvalidRequest(String),
-    /// Missing, unknown or insufficient token. Deliberately says nothing more.
+    /// Missing, unknown or expired token. Deliberately says nothing more.
     #[error("permission denied")]
     PermissionDenied,
+    /// A valid token whose policies do not grant the request (OpenBao words this one as a
+    /// one-item multi-error; the HTTP layer keeps that wording for client compatibility).
+    #[error("permission denied")]
+    Forbidden,
+    /// `auth/token/lookup` of an unknown token: 403 `bad token`, as in OpenBao.
+    #[error("bad token")]
+    BadToken,
+    /// 404 with an empty error list.
+    #[error("not found")]
+    NotFound,
+    /// 404: no mount or handler serves this path.
+    #[error("no handler for route {0:?}. route entry not found.")]
+    NoHandler(String),
+    /// 405.
+    #[error("unsupported operation")]
+    UnsupportedOperation,
+    /// 502: an upstream system failed.
+    #[error("{0}")]
+    Upstream(String),
     /// A failure inside the server (storage, corrupted state). The message is for logs; the
     /// HTTP layer answers 500 without echoing details that could help an attacker.
     #[error("internal error: {0}")]
@@ -30,6 +49,34 @@ impl From<BarrierError> for CoreError {
         match err {
             BarrierError::Sealed => CoreError::Sealed,
             other => CoreError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<tresor_sdk::storage::StorageViewError> for CoreError {
+    fn from(err: tresor_sdk::storage::StorageViewError) -> Self {
+        match err {
+            tresor_sdk::storage::StorageViewError::Sealed => CoreError::Sealed,
+            tresor_sdk::storage::StorageViewError::InvalidKey(k) => {
+                CoreError::InvalidRequest(format!("invalid path {k:?}"))
+            }
+            other => CoreError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<tresor_sdk::engine::EngineError> for CoreError {
+    fn from(err: tresor_sdk::engine::EngineError) -> Self {
+        use tresor_sdk::engine::EngineError as E;
+        match err {
+            E::NotFound => CoreError::NotFound,
+            E::InvalidRequest(m) => CoreError::InvalidRequest(m),
+            E::UnsupportedPath => CoreError::NoHandler(String::new()),
+            E::UnsupportedOperation => CoreError::UnsupportedOperation,
+            E::PermissionDenied => CoreError::Forbidden,
+            E::Upstream(m) => CoreError::Upstream(m),
+            E::Storage(s) => s.into(),
+            E::Internal(m) => CoreError::Internal(m),
         }
     }
 }

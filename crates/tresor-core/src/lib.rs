@@ -6,15 +6,28 @@
 //!   the storage path is bound as associated data.
 //! - [`seal`]: the Shamir seal: unseal key shares, the wrapped root key, unseal progress.
 //! - [`shamir`]: Shamir secret sharing over GF(2^8).
-//! - [`token`]: the token store (salted-HMAC keyed entries, cached lookups).
+//! - [`token`]: the token store (salted-HMAC keyed entries, cached lookups) and `auth/token/*`.
+//! - [`policy`]: HCL/JSON ACL policies and their compiled matcher; [`policy_store`]: stored
+//!   policies and the per-policy-set ACL cache.
+//! - [`authz`]: authentication and authorisation of every request.
+//! - [`mount`]: mount and auth tables, the router, the engine registry.
+//! - [`logical`]: serving non-`sys/` requests through the router.
+//! - [`params`]: Vault-style parameter decoding (durations, string lists).
 //! - [`error`]: [`CoreError`], the one error type callers see.
 //!
 //! This crate knows nothing of HTTP or Vault's JSON; `tresor-http` maps [`CoreError`] to
 //! status codes.
 
+pub mod authz;
 pub mod barrier;
 pub mod core;
 pub mod error;
+pub mod generate_root;
+pub mod logical;
+pub mod mount;
+pub mod params;
+pub mod policy;
+pub mod policy_store;
 pub mod random;
 pub mod seal;
 pub mod shamir;

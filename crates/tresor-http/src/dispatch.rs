@@ -1,9 +1,10 @@
 //! The one entry point for `/v1/…`: the order of checks is Vault's.
 //!
-//! 1. Unauthenticated `sys/` endpoints (health, seal-status, init, unseal, leader) answer first,
-//!    sealed or not.
-//! 2. Everything else answers 503 while sealed (`authenticate` reports `Sealed`).
-//! 3. Then the token is checked: 403 when missing or unknown.
+//! 1. Unauthenticated `sys/` endpoints (health, seal-status, init, unseal, leader, generate-root)
+//!    answer first, sealed or not.
+//! 2. Everything else answers 503 while sealed.
+//! 3. Then the token and the ACL are checked (403), inside the core, for `sys/` and logical
+//!    paths alike.
 //! 4. Then the path is routed; an unknown path is a 404.
 
 use axum::body::Body;
@@ -13,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use crate::AppState;
 use crate::error::ApiError;
 use crate::request::ApiRequest;
-use crate::response::no_content;
+use crate::response::{logical_response, no_content};
 use crate::sys;
 
 pub async fn handle(State(state): State<AppState>, request: http::Request<Body>) -> Response {
@@ -31,19 +32,25 @@ async fn route(state: &AppState, request: http::Request<Body>) -> Result<Respons
         "sys/init" => return sys::init::handle(state, &request).await,
         "sys/unseal" => return sys::seal::unseal(state, &request).await,
         "sys/leader" => return sys::leader::handle(state, &request),
+        "sys/generate-root/attempt" => return sys::generate_root::attempt(state, &request).await,
+        "sys/generate-root/update" => return sys::generate_root::update(state, &request).await,
         // Sealing a sealed server is a no-op that needs no token, as in OpenBao.
         "sys/seal" if state.core.is_sealed() => return Ok(no_content()),
         _ => {}
     }
-
-    let caller = state
-        .core
-        .authenticate(request.token.as_ref().map(|t| t.expose()))
-        .await?;
-    match request.path.as_str() {
-        "sys/seal" => sys::seal::seal(state, &caller, &request).await,
-        "sys/rotate" => sys::keys::rotate(state, &caller, &request).await,
-        "sys/key-status" => sys::keys::status(state, &caller, &request),
-        path => Err(ApiError::no_handler(path)),
+    if request.path == "sys" || request.path.starts_with("sys/") {
+        return sys::authenticated(state, &request).await;
+    }
+    let logical = tresor_core::logical::LogicalRequest {
+        operation: request.sdk_operation()?,
+        path: request.path.clone(),
+        data: request.data()?,
+        query: request.query.clone(),
+        content_type: request.content_type.clone(),
+        token: request.token.clone(),
+    };
+    match state.core.handle_logical(logical).await? {
+        Some(response) => Ok(logical_response(&response, &request.path)),
+        None => Ok(no_content()),
     }
 }

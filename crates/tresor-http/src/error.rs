@@ -57,6 +57,17 @@ impl From<CoreError> for ApiError {
             CoreError::AlreadyInitialized => Self::bad_request("Vault is already initialized"),
             CoreError::InvalidRequest(msg) => Self::bad_request(msg),
             CoreError::PermissionDenied => Self::permission_denied(),
+            // OpenBao words ACL denials as a one-item Go multi-error; hvac and the Go client
+            // only look at the status, but keep the text identical for scripts that grep it.
+            CoreError::Forbidden => Self::new(
+                StatusCode::FORBIDDEN,
+                "1 error occurred:\n\t* permission denied\n\n",
+            ),
+            CoreError::BadToken => Self::new(StatusCode::FORBIDDEN, "bad token"),
+            CoreError::NotFound => Self::bare(StatusCode::NOT_FOUND),
+            CoreError::NoHandler(path) => Self::no_handler(&path),
+            CoreError::UnsupportedOperation => Self::method_not_allowed(),
+            CoreError::Upstream(msg) => Self::new(StatusCode::BAD_GATEWAY, msg),
             CoreError::Internal(detail) => {
                 // The detail may name storage paths or backend state: log it, answer generically.
                 tracing::error!(error = %detail, "internal error");

@@ -16,6 +16,8 @@ pub enum Operation {
     Head,
     /// `PUT` or `POST`: synonyms in Vault's API.
     Update,
+    /// OpenBao's `SCAN` method, or `GET ?scan=true`: a recursive listing.
+    Scan,
     Delete,
     /// The `LIST` method, or `GET ?list=true`.
     List,
@@ -30,6 +32,7 @@ pub struct ApiRequest {
     pub path: String,
     pub query: Vec<(String, String)>,
     pub token: Option<SecretString>,
+    pub content_type: Option<String>,
     pub body: bytes::Bytes,
 }
 
@@ -48,8 +51,15 @@ impl ApiRequest {
             Method::DELETE => Operation::Delete,
             Method::PATCH => Operation::Patch,
             ref m if m.as_str() == "LIST" => Operation::List,
+            ref m if m.as_str() == "SCAN" => Operation::Scan,
             _ => return Err(ApiError::method_not_allowed()),
         };
+        if operation == Operation::Read
+            && let Some((_, v)) = query.iter().find(|(k, _)| k == "scan")
+            && parse_bool(v).ok_or_else(|| ApiError::bare(StatusCode::BAD_REQUEST))?
+        {
+            operation = Operation::Scan;
+        }
         if operation == Operation::Read
             && let Some((_, v)) = query.iter().find(|(k, _)| k == "list")
         {
@@ -64,13 +74,47 @@ impl ApiRequest {
                 "http: request body too large",
             )
         })?;
+        let content_type = parts
+            .headers
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         Ok(Self {
             operation,
             path,
             query,
             token: token_from(&parts.headers),
+            content_type,
             body,
         })
+    }
+
+    /// The operation as the core and engines name it; `HEAD` only exists for `sys/health`.
+    pub fn sdk_operation(&self) -> Result<tresor_sdk::engine::Operation, ApiError> {
+        use tresor_sdk::engine::Operation as O;
+        Ok(match self.operation {
+            Operation::Read => O::Read,
+            Operation::Update => O::Update,
+            Operation::Delete => O::Delete,
+            Operation::List => O::List,
+            Operation::Patch => O::Patch,
+            Operation::Scan => O::Scan,
+            Operation::Head => return Err(ApiError::method_not_allowed()),
+        })
+    }
+
+    /// The request's parameters as Vault sees them: the JSON body for writes, the query string
+    /// for reads and lists.
+    pub fn data(&self) -> Result<serde_json::Map<String, Value>, ApiError> {
+        match self.operation {
+            Operation::Read | Operation::List | Operation::Head | Operation::Scan => Ok(self
+                .query
+                .iter()
+                .filter(|(k, _)| k != "list" && k != "scan")
+                .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                .collect()),
+            _ => self.json(),
+        }
     }
 
     pub fn query_value(&self, key: &str) -> Option<&str> {

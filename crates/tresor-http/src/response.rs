@@ -8,6 +8,7 @@ use axum::response::Response;
 use http::{HeaderValue, StatusCode, header};
 use rand::Rng;
 use serde_json::{Map, Value};
+use tresor_core::logical::LogicalResponse;
 
 /// Serialises `value` with the headers every Vault answer carries.
 pub fn json_response(status: StatusCode, value: &Value) -> Response {
@@ -48,19 +49,92 @@ pub fn request_id() -> String {
 /// The logical response envelope; for `sys/*` paths the data keys are also copied to the top
 /// level, as Vault's `HTTPSysInjector` does.
 pub fn envelope(data: Map<String, Value>, mirror_at_top_level: bool) -> Value {
+    let response = LogicalResponse::data(data);
+    logical_envelope(&response, mirror_at_top_level)
+}
+
+/// The full envelope of a logical response: every key always present.
+pub fn logical_envelope(response: &LogicalResponse, mirror_at_top_level: bool) -> Value {
     let mut out = Map::new();
-    if mirror_at_top_level {
-        for (k, v) in &data {
+    if mirror_at_top_level && let Some(data) = &response.data {
+        for (k, v) in data {
             out.insert(k.clone(), v.clone());
         }
     }
     out.insert("request_id".into(), Value::String(request_id()));
-    out.insert("lease_id".into(), Value::String(String::new()));
-    out.insert("renewable".into(), Value::Bool(false));
-    out.insert("lease_duration".into(), Value::from(0));
-    out.insert("data".into(), Value::Object(data));
+    out.insert("lease_id".into(), Value::String(response.lease_id.clone()));
+    out.insert("renewable".into(), Value::Bool(response.renewable));
+    out.insert(
+        "lease_duration".into(),
+        Value::from(response.lease_duration),
+    );
+    out.insert(
+        "data".into(),
+        response.data.clone().map_or(Value::Null, Value::Object),
+    );
     out.insert("wrap_info".into(), Value::Null);
-    out.insert("warnings".into(), Value::Null);
-    out.insert("auth".into(), Value::Null);
+    out.insert(
+        "warnings".into(),
+        if response.warnings.is_empty() {
+            Value::Null
+        } else {
+            Value::Array(
+                response
+                    .warnings
+                    .iter()
+                    .cloned()
+                    .map(Value::String)
+                    .collect(),
+            )
+        },
+    );
+    out.insert("auth".into(), response.auth.clone().unwrap_or(Value::Null));
     Value::Object(out)
+}
+
+/// Serialises a logical response (200, or its status override), mirroring data keys at the
+/// top level on the sys paths where Vault does.
+pub fn logical_response(response: &LogicalResponse, path: &str) -> Response {
+    let status = response
+        .status
+        .and_then(|s| StatusCode::from_u16(s).ok())
+        .unwrap_or(StatusCode::OK);
+    json_response(status, &logical_envelope(response, mirrors_data(path)))
+}
+
+/// The `sys/` paths whose data Vault also copies to the top level (its `injectDataIntoTopRoutes`;
+/// entries ending in `/` cover the whole subtree).
+const MIRRORED: &[&str] = &[
+    "sys/audit",
+    "sys/audit/",
+    "sys/audit-hash/",
+    "sys/auth",
+    "sys/auth/",
+    "sys/config/cors",
+    "sys/config/auditing/request-headers/",
+    "sys/config/auditing/request-headers",
+    "sys/capabilities",
+    "sys/capabilities-accessor",
+    "sys/capabilities-self",
+    "sys/ha-status",
+    "sys/key-status",
+    "sys/mounts",
+    "sys/mounts/",
+    "sys/policy",
+    "sys/policy/",
+    "sys/rekey/backup",
+    "sys/rekey/recovery-key-backup",
+    "sys/remount",
+    "sys/rotate",
+    "sys/wrapping/wrap",
+];
+
+pub fn mirrors_data(path: &str) -> bool {
+    MIRRORED.iter().any(|m| {
+        if m.ends_with('/') {
+            path.starts_with(m)
+        } else {
+            path == *m
+        }
+    })
 }

@@ -3,11 +3,14 @@
 //! # Layout
 //! - [`secret`]: zeroizing containers for key material, tokens and secret values; their
 //!   `Debug` prints `[redacted]`, and equality is constant-time.
+//! - [`engine`]: the [`engine::SecretEngine`] trait, [`engine::Request`], [`engine::Response`],
+//!   [`engine::EngineError`], and the factory the core uses to build engines per mount.
 //! - [`storage`]: the [`storage::Storage`] view an engine reads and writes through (already
 //!   encrypted by the barrier and scoped to the engine's mount), and its error type.
 //!
 //! Engines depend on this crate only, never on `tresor-core`: an engine is a unit that takes a
 //! request and a storage view, so it can be tested alone.
 
+pub mod engine;
 pub mod secret;
 pub mod storage;

@@ -4,7 +4,6 @@ use axum::response::Response;
 use http::StatusCode;
 use serde_json::{Map, Value};
 use time::format_description::well_known::Rfc3339;
-use tresor_core::token::TokenEntry;
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -12,23 +11,15 @@ use crate::request::{ApiRequest, Operation};
 use crate::response::{envelope, json_response, no_content};
 use crate::sys::allow;
 
-pub async fn rotate(
-    state: &AppState,
-    caller: &TokenEntry,
-    request: &ApiRequest,
-) -> Result<Response, ApiError> {
+pub async fn rotate(state: &AppState, request: &ApiRequest) -> Result<Response, ApiError> {
     allow(request, &[Operation::Update])?;
-    state.core.rotate(caller).await?;
+    state.core.rotate().await?;
     Ok(no_content())
 }
 
-pub fn status(
-    state: &AppState,
-    caller: &TokenEntry,
-    request: &ApiRequest,
-) -> Result<Response, ApiError> {
+pub fn status(state: &AppState, request: &ApiRequest) -> Result<Response, ApiError> {
     allow(request, &[Operation::Read])?;
-    let key = state.core.key_status(caller)?;
+    let key = state.core.key_status()?;
     let mut data = Map::new();
     data.insert("term".into(), Value::from(key.term));
     data.insert(

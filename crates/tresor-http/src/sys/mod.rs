@@ -1,11 +1,19 @@
 //! Handlers for the `sys/` backend.
 
+pub mod capabilities;
+pub mod generate_root;
 pub mod health;
 pub mod init;
 pub mod keys;
 pub mod leader;
+pub mod mounts;
+pub mod policy;
 pub mod seal;
 
+use axum::response::Response;
+use tresor_sdk::engine::Operation as Op;
+
+use crate::AppState;
 use crate::error::ApiError;
 use crate::request::{ApiRequest, Operation};
 
@@ -15,5 +23,40 @@ pub(crate) fn allow(request: &ApiRequest, allowed: &[Operation]) -> Result<(), A
         Ok(())
     } else {
         Err(ApiError::method_not_allowed())
+    }
+}
+
+/// Every `sys/` path that needs a token: authorised by the core's ACL first (with `sudo` where
+/// Vault requires it), then routed.
+pub async fn authenticated(state: &AppState, request: &ApiRequest) -> Result<Response, ApiError> {
+    let path = request.path.as_str();
+    let token = request.token.as_ref().map(|t| t.expose());
+    if let Some(rest) = path.strip_prefix("sys/internal/ui/mounts") {
+        // Vault serves this to any valid token and filters by what the token may reach.
+        return mounts::ui_mounts(state, request, token, rest.trim_start_matches('/')).await;
+    }
+    let op = request.sdk_operation()?;
+    let data = request.data()?;
+    let caller = state.core.authorize(token, path, op, Some(&data)).await?;
+    match path {
+        "sys/seal" => seal::seal(state, request).await,
+        "sys/rotate" => keys::rotate(state, request).await,
+        "sys/key-status" => keys::status(state, request),
+        "sys/mounts" | "sys/auth" => mounts::list(state, request),
+        "sys/remount" => mounts::remount(state, request, &data).await,
+        "sys/policy" => policy::list_legacy(state, request).await,
+        "sys/policies/acl" => policy::list_acl(state, request).await,
+        "sys/capabilities" | "sys/capabilities-self" | "sys/capabilities-accessor" => {
+            capabilities::handle(state, request, &caller, &data).await
+        }
+        p if p.starts_with("sys/mounts/") || p.starts_with("sys/auth/") => {
+            mounts::one(state, request, &data).await
+        }
+        p if p.starts_with("sys/policy/") => policy::legacy(state, request, &data).await,
+        p if p.starts_with("sys/policies/acl/") => policy::acl(state, request, &data).await,
+        p => {
+            let _ = Op::Read;
+            Err(ApiError::no_handler(p))
+        }
     }
 }

@@ -6,7 +6,6 @@ use http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tresor_core::SealStatus;
-use tresor_core::token::TokenEntry;
 use tresor_sdk::secret::{SecretBytes, SecretString};
 
 use crate::AppState;
@@ -75,7 +74,7 @@ pub async fn unseal(state: &AppState, request: &ApiRequest) -> Result<Response, 
 
 /// Unseal keys arrive as hex (`keys`) or base64 (`keys_base64`); hex is tried first, as in
 /// OpenBao, because every hex string of even length is also valid base64.
-fn decode_key(key: &str) -> Result<SecretBytes, ApiError> {
+pub(crate) fn decode_key(key: &str) -> Result<SecretBytes, ApiError> {
     if let Ok(bytes) = hex::decode(key) {
         return Ok(SecretBytes::new(bytes));
     }
@@ -85,12 +84,8 @@ fn decode_key(key: &str) -> Result<SecretBytes, ApiError> {
         .map_err(|_| ApiError::bad_request("'key' must be a valid hex or base64 string"))
 }
 
-pub async fn seal(
-    state: &AppState,
-    caller: &TokenEntry,
-    request: &ApiRequest,
-) -> Result<Response, ApiError> {
+pub async fn seal(state: &AppState, request: &ApiRequest) -> Result<Response, ApiError> {
     allow(request, &[Operation::Update])?;
-    state.core.seal(caller).await?;
+    state.core.seal_now().await;
     Ok(no_content())
 }

@@ -3,6 +3,8 @@
 //! Vault's CLI takes single-dash long flags (`-dev`, `-key-shares=5`); clap wants two dashes,
 //! so [`normalise_args`] rewrites the former into the latter before parsing.
 
+mod generic;
+mod kv;
 mod operator;
 mod output;
 
@@ -33,6 +35,40 @@ enum Command {
     Operator {
         #[command(subcommand)]
         command: operator::OperatorCommand,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// KV secrets: get, put, patch, delete, undelete, destroy, list, metadata, rollback.
+    Kv {
+        #[command(subcommand)]
+        command: kv::KvCommand,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Read any path.
+    Read {
+        path: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Write key=value pairs to any path (`-f` to write with no data).
+    Write {
+        path: String,
+        pairs: Vec<String>,
+        #[arg(long = "force", short = 'f')]
+        force: bool,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// List keys under any path.
+    List {
+        path: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Delete any path.
+    Delete {
+        path: String,
         #[command(flatten)]
         client: ClientArgs,
     },
@@ -78,6 +114,16 @@ pub fn run() -> Result<ExitCode> {
     match cli.command {
         Command::Server(args) => crate::server::run(args).map(|()| ExitCode::SUCCESS),
         Command::Operator { command, client } => operator::run(command, &client),
+        Command::Kv { command, client } => kv::run(command, &client),
+        Command::Read { path, client } => generic::run(generic::Generic::Read(path), &client),
+        Command::Write {
+            path,
+            pairs,
+            force,
+            client,
+        } => generic::run(generic::Generic::Write { path, pairs, force }, &client),
+        Command::List { path, client } => generic::run(generic::Generic::List(path), &client),
+        Command::Delete { path, client } => generic::run(generic::Generic::Delete(path), &client),
         Command::Status { client } => operator::run(operator::OperatorCommand::Status, &client),
         Command::Version => {
             println!(

@@ -68,6 +68,22 @@ pub fn run(args: ServerArgs) -> Result<()> {
     runtime.block_on(serve(config, args, started))
 }
 
+/// Sweeps expired tokens once a minute while unsealed.
+async fn tidy_loop(core: Arc<Core>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+    loop {
+        tick.tick().await;
+        if core.is_sealed() {
+            continue;
+        }
+        match core.tidy_expired_tokens().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(revoked = n, "expired tokens revoked"),
+            Err(e) => tracing::warn!(error = %e, "token tidy failed"),
+        }
+    }
+}
+
 fn init_logging(level: &str) -> Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_new(level)
         .with_context(|| format!("invalid log level {level:?}"))?;
@@ -101,6 +117,7 @@ async fn serve(config: ServerConfig, args: ServerArgs, started: Instant) -> Resu
         backend.clone(),
         CoreOptions {
             cluster_name: config.cluster_name.clone(),
+            engines: tresor_builtin::factories(),
         },
     )
     .await
@@ -149,7 +166,9 @@ async fn serve(config: ServerConfig, args: ServerArgs, started: Instant) -> Resu
         "server ready"
     );
 
+    let tidy = tokio::spawn(tidy_loop(core.clone()));
     servers.run_until_shutdown().await?;
+    tidy.abort();
     core.seal_now().await;
     backend.close().await.context("closing storage")?;
     tracing::info!("shutdown complete");

@@ -1,0 +1,99 @@
+//! Time as engines see it, and its wire formats.
+//!
+//! KV v2 timestamps go out as Go's `time.RFC3339Nano` (trailing zeros of the fraction dropped,
+//! always UTC `Z`) and durations as Go's `time.Duration.String()`, because clients parse and
+//! compare these strings exactly as OpenBao emits them.
+
+use std::fmt::Debug;
+
+use time::OffsetDateTime;
+
+/// Nanoseconds since the Unix epoch, UTC. `i64` covers the years 1677–2262.
+pub type UnixNanos = i64;
+
+/// A source of the current time. Engines take one so tests can move time forward (KV v2's
+/// `delete_version_after` makes versions disappear once their deletion time has passed).
+pub trait Clock: Send + Sync + Debug {
+    fn now(&self) -> UnixNanos;
+}
+
+/// The system's wall clock.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> UnixNanos {
+        // Saturate instead of failing: the clock would have to be past 2262.
+        i64::try_from(OffsetDateTime::now_utc().unix_timestamp_nanos()).unwrap_or(i64::MAX)
+    }
+}
+
+/// Formats like Go's `t.UTC().Format(time.RFC3339Nano)`: `2024-01-02T03:04:05.123456789Z`
+/// with trailing zeros (and a then-empty `.`) removed.
+pub fn rfc3339_nano(nanos: UnixNanos) -> String {
+    let Ok(t) = OffsetDateTime::from_unix_timestamp_nanos(i128::from(nanos)) else {
+        return String::new();
+    };
+    let mut out = format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    );
+    let fraction = t.nanosecond();
+    if fraction != 0 {
+        let digits = format!("{fraction:09}");
+        out.push('.');
+        out.push_str(digits.trim_end_matches('0'));
+    }
+    out.push('Z');
+    out
+}
+
+/// Formats a whole number of seconds like Go's `time.Duration.String()`: `0s`, `45s`,
+/// `1m30s`, `1h0m0s`, `-1s`.
+pub fn go_duration(seconds: i64) -> String {
+    if seconds == 0 {
+        return "0s".to_owned();
+    }
+    let sign = if seconds < 0 { "-" } else { "" };
+    let total = seconds.unsigned_abs();
+    let (hours, minutes, secs) = (total / 3600, (total % 3600) / 60, total % 60);
+    if hours > 0 {
+        format!("{sign}{hours}h{minutes}m{secs}s")
+    } else if minutes > 0 {
+        format!("{sign}{minutes}m{secs}s")
+    } else {
+        format!("{sign}{secs}s")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_nano_trims_like_go() {
+        assert_eq!(rfc3339_nano(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339_nano(1_500_000_000), "1970-01-01T00:00:01.5Z");
+        assert_eq!(
+            rfc3339_nano(1_764_068_073_477_956_378),
+            "2025-11-25T10:54:33.477956378Z"
+        );
+        assert_eq!(rfc3339_nano(1_000_000_010), "1970-01-01T00:00:01.00000001Z");
+    }
+
+    #[test]
+    fn durations_print_like_go() {
+        assert_eq!(go_duration(0), "0s");
+        assert_eq!(go_duration(45), "45s");
+        assert_eq!(go_duration(90), "1m30s");
+        assert_eq!(go_duration(3600), "1h0m0s");
+        assert_eq!(go_duration(3601), "1h0m1s");
+        assert_eq!(go_duration(-1), "-1s");
+        assert_eq!(go_duration(12_319), "3h25m19s");
+    }
+}

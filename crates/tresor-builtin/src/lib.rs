@@ -1,0 +1,21 @@
+//! Tresor's built-in secrets engines, written against `tresor-sdk` only so each one can be
+//! tested alone with any [`tresor_sdk::storage::Storage`].
+//!
+//! # Layout
+//! - [`secrets`]: the secrets engines and [`secrets::factories`]'s list of their factories.
+//!   - `secrets::kv`: KV version 1 (passthrough) and version 2 (versioned), mount types `kv`
+//!     and `kv-v2`, with the in-place v1 → v2 upgrade. Its storage layout is documented in
+//!     `secrets::kv::layout`.
+//!   - `secrets::cubbyhole`: per-token scratch space, mount type `cubbyhole`.
+//! - [`clock`]: the [`clock::Clock`] engines read time from (tests substitute their own), and
+//!   Go-compatible RFC 3339 / duration formatting.
+//! - `common`: helpers shared by engines: request field parsing with Vault's weak typing and
+//!   null-as-absent rule, path checks, JSON merge patch, recursive scan, per-key locks.
+//!
+//! Later engines (transit, database) go under `secrets/`, auth methods under `auth/`.
+
+pub mod clock;
+mod common;
+pub mod secrets;
+
+pub use secrets::factories;

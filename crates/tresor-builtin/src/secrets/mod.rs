@@ -1,0 +1,20 @@
+//! Built-in secrets engines.
+//!
+//! # Layout
+//! - [`kv`]: KV v1 and v2 (mount types `kv`, `kv-v2`).
+//! - [`cubbyhole`]: per-token storage (mount type `cubbyhole`).
+
+use std::sync::Arc;
+
+use tresor_sdk::engine::EngineFactory;
+
+pub mod cubbyhole;
+pub mod kv;
+
+/// Every built-in secrets engine factory, for the core's mount table to register.
+pub fn factories() -> Vec<Arc<dyn EngineFactory>> {
+    vec![
+        Arc::new(kv::KvFactory::default()),
+        Arc::new(cubbyhole::CubbyholeFactory),
+    ]
+}

@@ -1,0 +1,161 @@
+//! Authentication and authorisation of every request, `sys/` included.
+//!
+//! Order (Vault's): resolve the token (403 when missing, unknown or expired), compile or fetch
+//! the ACL for its policies, check the path and capability (and parameters for writes), require
+//! `sudo` on root-protected paths, then count one use of a limited-use token.
+
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+use tresor_sdk::engine::Operation;
+
+use crate::core::{Active, Core};
+use crate::error::{CoreError, CoreResult};
+use crate::policy::{Acl, AclRequest};
+use crate::token::Resolved;
+
+/// An authenticated, authorised caller.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub resolved: Resolved,
+    pub acl: Arc<Acl>,
+    /// The caller holds `sudo` on the path it called (or is root).
+    pub sudo: bool,
+}
+
+impl Caller {
+    pub fn is_root(&self) -> bool {
+        self.resolved.entry.is_root()
+    }
+}
+
+/// Paths that need `sudo` (Vault's root-protected paths), as glob prefixes or exact paths.
+const SUDO_PATHS: &[&str] = &[
+    "sys/auth/*",
+    "sys/remount",
+    "sys/audit",
+    "sys/audit/*",
+    "sys/raw",
+    "sys/raw/*",
+    "sys/rotate",
+    "sys/seal",
+    "sys/step-down",
+    "sys/config/cors",
+    "sys/config/auditing/*",
+    "sys/plugins/catalog/*",
+    "sys/revoke-prefix/*",
+    "sys/revoke-force/*",
+    "sys/leases/revoke-prefix/*",
+    "sys/leases/revoke-force/*",
+    "sys/leases/lookup/*",
+    "auth/token/revoke-orphan",
+    "auth/token/revoke-orphan/*",
+    "auth/token/accessors",
+    "auth/token/accessors/*",
+];
+
+pub(crate) fn needs_sudo(path: &str) -> bool {
+    SUDO_PATHS.iter().any(|p| match p.strip_suffix('*') {
+        Some(prefix) => path.starts_with(prefix),
+        None => path == *p || path.strip_suffix('/') == Some(p),
+    })
+}
+
+impl Core {
+    /// Resolves a token, without any ACL check.
+    pub async fn resolve_token(
+        &self,
+        active: &Active,
+        token: Option<&str>,
+    ) -> CoreResult<Resolved> {
+        let Some(token) = token.filter(|t| !t.is_empty()) else {
+            return Err(CoreError::PermissionDenied);
+        };
+        active
+            .tokens
+            .lookup(token)
+            .await?
+            .ok_or(CoreError::PermissionDenied)
+    }
+
+    /// Checks that `resolved` may perform `operation` on `path` (with `params` for writes).
+    pub async fn authorize_resolved(
+        &self,
+        active: &Active,
+        resolved: Resolved,
+        path: &str,
+        operation: Operation,
+        params: Option<&Map<String, Value>>,
+    ) -> CoreResult<Caller> {
+        let acl = active.policies.acl(&resolved.entry.policies).await?;
+        let decision = acl.check(&AclRequest {
+            path,
+            capability: operation.capability(),
+            params,
+        });
+        if !decision.allowed {
+            return Err(CoreError::Forbidden);
+        }
+        if needs_sudo(path) && !decision.sudo && !decision.is_root {
+            return Err(CoreError::Forbidden);
+        }
+        let sudo = decision.sudo || decision.is_root;
+        let entry = active.tokens.consume_use(&resolved).await?;
+        let resolved = Resolved {
+            id_hash: resolved.id_hash,
+            entry,
+        };
+        Ok(Caller {
+            resolved,
+            acl,
+            sudo,
+        })
+    }
+
+    /// Authenticates and authorises in one step (for `sys/*` handlers).
+    pub async fn authorize(
+        &self,
+        token: Option<&str>,
+        path: &str,
+        operation: Operation,
+        params: Option<&Map<String, Value>>,
+    ) -> CoreResult<Caller> {
+        let active = self.active()?;
+        let resolved = self.resolve_token(&active, token).await?;
+        self.authorize_resolved(&active, resolved, path, operation, params)
+            .await
+    }
+}
+
+/// Whether `acl` grants anything at `path` (what `sys/internal/ui/mounts` filters by).
+pub fn reaches(acl: &Acl, path: &str) -> bool {
+    acl.is_root() || acl.capabilities(path).iter().any(|c| c != "deny")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn root_protected_paths_are_recognised() {
+        for p in [
+            "sys/auth/approle",
+            "sys/rotate",
+            "sys/seal",
+            "auth/token/accessors",
+            "auth/token/accessors/",
+            "sys/remount",
+        ] {
+            assert!(needs_sudo(p), "{p}");
+        }
+        for p in [
+            "sys/auth",
+            "sys/mounts",
+            "sys/mounts/x",
+            "auth/token/create",
+            "sys/rotatex",
+        ] {
+            assert!(!needs_sudo(p), "{p}");
+        }
+    }
+}

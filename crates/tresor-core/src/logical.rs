@@ -1,0 +1,148 @@
+//! Requests outside `sys/`: routed through the mount tables to an engine, or to the token
+//! store for `auth/token/…`.
+
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+use tresor_sdk::engine::{MountInfo, Operation, Request};
+use tresor_sdk::secret::SecretString;
+
+use crate::core::Core;
+use crate::error::{CoreError, CoreResult};
+use crate::mount::MountKind;
+
+/// A request for a logical path, as the HTTP layer parsed it. Writes arrive as `Update`; the
+/// router makes them `Create` when the engine says the target does not exist yet.
+#[derive(Debug, Clone)]
+pub struct LogicalRequest {
+    pub operation: Operation,
+    pub path: String,
+    pub data: Map<String, Value>,
+    pub query: Vec<(String, String)>,
+    pub content_type: Option<String>,
+    pub token: Option<SecretString>,
+}
+
+/// What goes into the response envelope.
+#[derive(Debug, Clone, Default)]
+pub struct LogicalResponse {
+    pub data: Option<Map<String, Value>>,
+    /// The `auth` block (token creation, renewal, login).
+    pub auth: Option<Value>,
+    pub warnings: Vec<String>,
+    pub lease_id: String,
+    pub lease_duration: u64,
+    pub renewable: bool,
+    /// Answer with this status and the full envelope (KV v2's 404 for deleted versions).
+    pub status: Option<u16>,
+    /// The mount type, for the envelope's `mount_type`.
+    pub mount_type: Option<String>,
+}
+
+impl LogicalResponse {
+    pub fn data(data: Map<String, Value>) -> Self {
+        Self {
+            data: Some(data),
+            ..Self::default()
+        }
+    }
+}
+
+impl Core {
+    /// Serves a logical request. `Ok(None)` is a 204.
+    pub async fn handle_logical(
+        &self,
+        request: LogicalRequest,
+    ) -> CoreResult<Option<LogicalResponse>> {
+        let active = self.active()?;
+        let resolved = self
+            .resolve_token(&active, request.token.as_ref().map(|t| t.expose()))
+            .await?;
+
+        if let Some(rest) = request.path.strip_prefix("auth/") {
+            let table = active.mounts.table(MountKind::Auth);
+            let Some((mounted, relative)) = table.route(rest) else {
+                self.authorize_resolved(
+                    &active,
+                    resolved,
+                    &request.path,
+                    request.operation,
+                    Some(&request.data),
+                )
+                .await?;
+                return Err(CoreError::NoHandler(request.path.clone()));
+            };
+            if mounted.entry.engine_type == "token" {
+                let relative = relative.to_owned();
+                let caller = self
+                    .authorize_resolved(
+                        &active,
+                        resolved,
+                        &request.path,
+                        request.operation,
+                        Some(&request.data),
+                    )
+                    .await?;
+                return self
+                    .token_endpoint(&active, &caller, &request, &relative)
+                    .await;
+            }
+            return Err(CoreError::NoHandler(request.path.clone()));
+        }
+
+        let table = active.mounts.table(MountKind::Secret);
+        let Some((mounted, relative)) = table.route(&request.path) else {
+            self.authorize_resolved(
+                &active,
+                resolved,
+                &request.path,
+                request.operation,
+                Some(&request.data),
+            )
+            .await?;
+            return Err(CoreError::NoHandler(request.path.clone()));
+        };
+        let Some(engine) = mounted.engine.clone() else {
+            return Err(CoreError::NoHandler(request.path.clone()));
+        };
+        let mut sdk_request = Request {
+            operation: request.operation,
+            path: relative.to_owned(),
+            data: request.data,
+            query: request.query,
+            content_type: request.content_type,
+            mount: Arc::clone(&mounted.info) as Arc<MountInfo>,
+            client_token_key: resolved.id_hash.clone(),
+        };
+        if sdk_request.operation == Operation::Update
+            && engine.exists(&sdk_request, mounted.view.as_ref()).await? == Some(false)
+        {
+            sdk_request.operation = Operation::Create;
+        }
+        self.authorize_resolved(
+            &active,
+            resolved,
+            &request.path,
+            sdk_request.operation,
+            Some(&sdk_request.data),
+        )
+        .await?;
+        let response = engine
+            .handle(&sdk_request, mounted.view.as_ref())
+            .await
+            .map_err(|e| match CoreError::from(e) {
+                CoreError::NoHandler(_) => CoreError::NoHandler(request.path.clone()),
+                other => other,
+            })?;
+        Ok(response.map(|r| LogicalResponse {
+            data: r.data,
+            auth: None,
+            warnings: r.warnings,
+            lease_id: String::new(),
+            lease_duration: r.lease.as_ref().map_or(0, |l| l.ttl.as_secs()),
+            renewable: r.lease.as_ref().is_some_and(|l| l.renewable),
+            status: r.status_override,
+            mount_type: Some(mounted.entry.engine_type.clone()),
+        }))
+    }
+}

@@ -1,0 +1,266 @@
+//! Scalar formats inside path rules, read as OpenBao reads them: wrapping TTLs
+//! (`parseutil.ParseDurationSecond`), `expiration` (`parseutil.ParseAbsoluteTime`) and the
+//! `{{…}}` balance check on templated patterns (`identitytpl`, validity-check mode).
+
+use std::time::Duration;
+
+use serde_json::Value;
+use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, Time, UtcOffset};
+
+/// A TTL: a number of seconds (number or numeric string), `"<n>d"`, or a Go duration
+/// (`"90m"`, `"1h30m"`, `"1.5h"`). Zero and negative values parse (Go accepts them) but mean
+/// "unset", as Vault only enforces TTLs greater than zero.
+pub(super) fn ttl(value: &Value) -> Result<Option<Duration>, String> {
+    let nanos: i128 = match value {
+        Value::Null => 0,
+        Value::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                i128::from(i) * NANOS_PER_SECOND
+            } else if let Some(f) = n.as_f64() {
+                // Go converts float seconds to a Duration the same way (truncating).
+                let nanos = f * 1e9;
+                if !nanos.is_finite() || nanos.abs() > 1e30 {
+                    return Err("duration out of range".to_owned());
+                }
+                #[allow(clippy::cast_possible_truncation)]
+                let nanos = nanos as i128;
+                nanos
+            } else {
+                return Err("duration out of range".to_owned());
+            }
+        }
+        Value::String(s) => duration_string(s)?,
+        _ => return Err("expected a duration such as \"90m\" or a number of seconds".to_owned()),
+    };
+    if nanos <= 0 {
+        return Ok(None);
+    }
+    let secs = u64::try_from(nanos / NANOS_PER_SECOND).map_err(|_| "duration out of range")?;
+    let subsec = u32::try_from(nanos % NANOS_PER_SECOND).map_err(|_| "duration out of range")?;
+    Ok(Some(Duration::new(secs, subsec)))
+}
+
+const NANOS_PER_SECOND: i128 = 1_000_000_000;
+
+fn duration_string(input: &str) -> Result<i128, String> {
+    let invalid = || format!("time: invalid duration {input:?}");
+    if input.is_empty() {
+        return Ok(0);
+    }
+    if let Ok(seconds) = input.parse::<i64>() {
+        return Ok(i128::from(seconds) * NANOS_PER_SECOND);
+    }
+    if let Some(days) = input.strip_suffix('d') {
+        let days = days.parse::<i64>().map_err(|_| invalid())?;
+        return Ok(i128::from(days) * 86_400 * NANOS_PER_SECOND);
+    }
+    go_duration(input).ok_or_else(invalid)
+}
+
+/// Go's `time.ParseDuration`: an optional sign, then one or more `<decimal><unit>`.
+fn go_duration(input: &str) -> Option<i128> {
+    const UNITS: &[(&str, i128)] = &[
+        ("ns", 1),
+        ("us", 1_000),
+        ("µs", 1_000),
+        ("μs", 1_000),
+        ("ms", 1_000_000),
+        ("s", NANOS_PER_SECOND),
+        ("m", 60 * NANOS_PER_SECOND),
+        ("h", 3_600 * NANOS_PER_SECOND),
+    ];
+    let (negative, mut rest) = match input.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, input.strip_prefix('+').unwrap_or(input)),
+    };
+    if rest == "0" {
+        return Some(0);
+    }
+    if rest.is_empty() {
+        return None;
+    }
+    let mut total: i128 = 0;
+    while !rest.is_empty() {
+        let whole_len = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let (whole, after) = rest.split_at(whole_len);
+        let (fraction, after) = match after.strip_prefix('.') {
+            Some(after_dot) => {
+                let len = after_dot
+                    .find(|c: char| !c.is_ascii_digit())
+                    .unwrap_or(after_dot.len());
+                after_dot.split_at(len)
+            }
+            None => ("", after),
+        };
+        if whole.is_empty() && fraction.is_empty() {
+            return None;
+        }
+        let unit_len = after
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(after.len());
+        let (unit, after_unit) = after.split_at(unit_len);
+        let &(_, per_unit) = UNITS.iter().find(|(name, _)| *name == unit)?;
+        let whole: i128 = if whole.is_empty() {
+            0
+        } else {
+            whole.parse().ok()?
+        };
+        let mut component = whole.checked_mul(per_unit)?;
+        let mut scale = per_unit;
+        for digit in fraction.chars().take(18) {
+            scale /= 10;
+            component = component.checked_add(i128::from(digit.to_digit(10)?) * scale)?;
+        }
+        total = total.checked_add(component)?;
+        rest = after_unit;
+    }
+    Some(if negative { -total } else { total })
+}
+
+/// RFC 3339 (`2006-01-02T15:04:05Z`, optional fraction, `Z` or `±hh:mm`), or Unix seconds.
+pub(super) fn absolute_time(input: &str) -> Option<OffsetDateTime> {
+    if let Ok(seconds) = input.parse::<i64>() {
+        return OffsetDateTime::from_unix_timestamp(seconds).ok();
+    }
+    rfc3339(input)
+}
+
+fn rfc3339(input: &str) -> Option<OffsetDateTime> {
+    let bytes = input.as_bytes();
+    let digits = |range: std::ops::Range<usize>| -> Option<u32> {
+        let text = input.get(range)?;
+        text.bytes()
+            .all(|b| b.is_ascii_digit())
+            .then(|| text.parse().ok())
+            .flatten()
+    };
+    let at = |i: usize| bytes.get(i).copied();
+    if at(4) != Some(b'-') || at(7) != Some(b'-') || at(10) != Some(b'T') {
+        return None;
+    }
+    if at(13) != Some(b':') || at(16) != Some(b':') {
+        return None;
+    }
+    let year = i32::try_from(digits(0..4)?).ok()?;
+    let month = Month::try_from(u8::try_from(digits(5..7)?).ok()?).ok()?;
+    let day = u8::try_from(digits(8..10)?).ok()?;
+    let hour = u8::try_from(digits(11..13)?).ok()?;
+    let minute = u8::try_from(digits(14..16)?).ok()?;
+    let second = u8::try_from(digits(17..19)?).ok()?;
+    let mut rest = input.get(19..)?;
+    let mut nanos: u32 = 0;
+    if let Some(after_dot) = rest.strip_prefix('.') {
+        let len = after_dot
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(after_dot.len());
+        if len == 0 {
+            return None;
+        }
+        let (fraction, after) = after_dot.split_at(len);
+        let mut scale = 100_000_000;
+        for digit in fraction.chars().take(9) {
+            nanos += digit.to_digit(10)? * scale;
+            scale /= 10;
+        }
+        rest = after;
+    }
+    let offset = match rest {
+        "Z" => UtcOffset::UTC,
+        _ => {
+            let sign: i8 = match rest.as_bytes().first() {
+                Some(b'+') => 1,
+                Some(b'-') => -1,
+                _ => return None,
+            };
+            if rest.len() != 6 || rest.as_bytes().get(3) != Some(&b':') {
+                return None;
+            }
+            let hours = i8::try_from(rest.get(1..3)?.parse::<u8>().ok()?).ok()?;
+            let minutes = i8::try_from(rest.get(4..6)?.parse::<u8>().ok()?).ok()?;
+            UtcOffset::from_hms(sign * hours, sign * minutes, 0).ok()?
+        }
+    };
+    let date = Date::from_calendar_date(year, month, day).ok()?;
+    let time = Time::from_hms_nano(hour, minute, second, nanos).ok()?;
+    Some(PrimitiveDateTime::new(date, time).assume_offset(offset))
+}
+
+/// Whether the pattern uses `{{…}}` templating; `Err` when the braces do not balance.
+pub(super) fn templated(pattern: &str) -> Result<bool, ()> {
+    let mut pieces = pattern.split("{{");
+    if pieces.next().is_some_and(|first| first.contains("}}")) {
+        return Err(());
+    }
+    let mut templated = false;
+    for piece in pieces {
+        if piece.matches("}}").count() != 1 {
+            return Err(());
+        }
+        templated = true;
+    }
+    Ok(templated)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn secs(value: Value) -> Option<f64> {
+        ttl(&value)
+            .ok()
+            .flatten()
+            .map(|d: Duration| d.as_secs_f64())
+    }
+
+    #[test]
+    fn ttls_read_like_parse_duration_second() {
+        assert_eq!(secs(json!("90m")), Some(5400.0));
+        assert_eq!(secs(json!("1h30m")), Some(5400.0));
+        assert_eq!(secs(json!("1.5h")), Some(5400.0));
+        assert_eq!(secs(json!("300ms")), Some(0.3));
+        assert_eq!(secs(json!("60")), Some(60.0));
+        assert_eq!(secs(json!(60)), Some(60.0));
+        assert_eq!(secs(json!(1.5)), Some(1.5));
+        assert_eq!(secs(json!("2d")), Some(172_800.0));
+        assert_eq!(secs(json!("0")), None);
+        assert_eq!(secs(json!("-5s")), None);
+        assert_eq!(secs(json!("")), None);
+        for bad in ["zz", "1x", "1.5d", "h", "1h1d", "."] {
+            assert!(ttl(&json!(bad)).is_err(), "{bad}");
+        }
+        assert!(ttl(&json!(true)).is_err());
+    }
+
+    #[test]
+    fn absolute_times() {
+        let t = absolute_time("2006-01-02T15:04:05Z").map(OffsetDateTime::unix_timestamp);
+        assert_eq!(t, Some(1_136_214_245));
+        let t = absolute_time("2006-01-02T15:04:05.5+01:00").map(OffsetDateTime::unix_timestamp);
+        assert_eq!(t, Some(1_136_210_645));
+        assert_eq!(
+            absolute_time("1136214245").map(OffsetDateTime::unix_timestamp),
+            Some(1_136_214_245)
+        );
+        for bad in [
+            "2006-01-02",
+            "2006-13-02T15:04:05Z",
+            "2006-01-02T15:04:05",
+            "soon",
+        ] {
+            assert!(absolute_time(bad).is_none(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn template_balance() {
+        assert_eq!(templated("secret/foo"), Ok(false));
+        assert_eq!(templated("secret/{{identity.entity.id}}/*"), Ok(true));
+        assert_eq!(templated("secret/{{a}}/{{b}}"), Ok(true));
+        assert!(templated("secret/{{a").is_err());
+        assert!(templated("secret/a}}").is_err());
+        assert!(templated("secret/{{a}}}}").is_err());
+    }
+}

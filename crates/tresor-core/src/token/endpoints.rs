@@ -1,0 +1,297 @@
+//! `auth/token/*`: the token store's HTTP-facing operations, served by the core itself.
+
+use serde_json::{Map, Value, json};
+use tresor_sdk::engine::Operation;
+
+use super::create::{CreateContext, create_token, renew_token};
+use super::roles::{self, TokenRole};
+use super::store::Resolved;
+use crate::authz::Caller;
+use crate::core::{Active, Core};
+use crate::error::{CoreError, CoreResult};
+use crate::logical::{LogicalRequest, LogicalResponse};
+use crate::mount::{MountKind, delete_prefix};
+use crate::params;
+
+fn invalid_accessor() -> CoreError {
+    CoreError::InvalidRequest("1 error occurred:\n\t* invalid accessor\n\n".to_owned())
+}
+
+impl Core {
+    pub(crate) async fn token_endpoint(
+        &self,
+        active: &Active,
+        caller: &Caller,
+        request: &LogicalRequest,
+        relative: &str,
+    ) -> CoreResult<Option<LogicalResponse>> {
+        use Operation::*;
+        let op = request.operation;
+        let data = &request.data;
+        let writes = matches!(op, Update | Create);
+        match relative.trim_end_matches('/') {
+            "create" | "create-orphan" if writes => {
+                self.create_endpoint(active, caller, data, relative == "create-orphan", None)
+                    .await
+            }
+            r if writes && r.starts_with("create/") => {
+                let name = r
+                    .trim_start_matches("create/")
+                    .split('/')
+                    .next()
+                    .unwrap_or_default();
+                let role = roles::read(self.barrier(), name)
+                    .await?
+                    .ok_or_else(|| CoreError::InvalidRequest(format!("unknown role {name}")))?;
+                self.create_endpoint(active, caller, data, false, Some(&role))
+                    .await
+            }
+            "lookup-self" if matches!(op, Read | Update) => {
+                let token = request
+                    .token
+                    .as_ref()
+                    .map(|t| t.expose())
+                    .unwrap_or_default();
+                Ok(Some(LogicalResponse::data(
+                    caller.resolved.entry.lookup_data(token),
+                )))
+            }
+            "lookup" if matches!(op, Read | Update) => {
+                let token = params::string(data, "token")?.unwrap_or_default();
+                if token.is_empty() {
+                    return Err(CoreError::InvalidRequest(
+                        "missing token to look up".to_owned(),
+                    ));
+                }
+                let found = active.tokens.lookup(&token).await?.ok_or_else(bad_token)?;
+                Ok(Some(LogicalResponse::data(found.entry.lookup_data(&token))))
+            }
+            "lookup-accessor" if writes => {
+                let found = self.by_accessor(active, data).await?;
+                Ok(Some(LogicalResponse::data(found.entry.lookup_data(""))))
+            }
+            "renew-self" if writes => {
+                let token = request
+                    .token
+                    .as_ref()
+                    .map(|t| t.expose().to_owned())
+                    .unwrap_or_default();
+                self.renew_endpoint(active, &caller.resolved, &token, data)
+                    .await
+            }
+            "renew" if writes => {
+                let token = params::string(data, "token")?.unwrap_or_default();
+                let found = active.tokens.lookup(&token).await?.ok_or_else(bad_token)?;
+                self.renew_endpoint(active, &found, &token, data).await
+            }
+            "renew-accessor" if writes => {
+                let found = self.by_accessor(active, data).await?;
+                self.renew_endpoint(active, &found, "", data).await
+            }
+            "revoke-self" if writes => {
+                self.revoke(active, &caller.resolved.id_hash).await?;
+                Ok(None)
+            }
+            "revoke" if writes => {
+                let token = params::string(data, "token")?.unwrap_or_default();
+                if let Some(found) = active.tokens.lookup(&token).await? {
+                    self.revoke(active, &found.id_hash).await?;
+                }
+                Ok(None)
+            }
+            "revoke-accessor" if writes => {
+                let found = self.by_accessor(active, data).await?;
+                self.revoke(active, &found.id_hash).await?;
+                Ok(None)
+            }
+            "revoke-orphan" if writes => {
+                let token = params::string(data, "token")?.unwrap_or_default();
+                if let Some(found) = active.tokens.lookup(&token).await? {
+                    active.tokens.revoke_orphan(&found.id_hash).await?;
+                    self.drop_token_data(active, &[found.id_hash]).await?;
+                }
+                Ok(None)
+            }
+            "accessors" if op == List => {
+                let keys = active.tokens.accessors().await?;
+                Ok(Some(LogicalResponse::data(keys_map(keys))))
+            }
+            "roles" if op == List => {
+                let keys = roles::list(self.barrier()).await?;
+                if keys.is_empty() {
+                    return Err(CoreError::NotFound);
+                }
+                Ok(Some(LogicalResponse::data(keys_map(keys))))
+            }
+            r if r.starts_with("roles/") => {
+                self.role_endpoint(op, r.trim_start_matches("roles/"), data)
+                    .await
+            }
+            "create" | "create-orphan" | "lookup-self" | "lookup" | "lookup-accessor"
+            | "renew-self" | "renew" | "renew-accessor" | "revoke-self" | "revoke"
+            | "revoke-accessor" | "revoke-orphan" | "accessors" | "roles" => {
+                Err(CoreError::UnsupportedOperation)
+            }
+            _ => Err(CoreError::NoHandler(request.path.clone())),
+        }
+    }
+
+    async fn create_endpoint(
+        &self,
+        active: &Active,
+        caller: &Caller,
+        data: &Map<String, Value>,
+        orphan_path: bool,
+        role: Option<&TokenRole>,
+    ) -> CoreResult<Option<LogicalResponse>> {
+        let ctx = CreateContext {
+            parent: &caller.resolved,
+            privileged: caller.sudo,
+            orphan_path,
+            role,
+        };
+        let created = create_token(&active.tokens, ctx, data).await?;
+        let mut warnings = Vec::new();
+        for p in &created.resolved.entry.policies {
+            if !active.policies.exists(p).await? {
+                warnings.push(format!("Policy {p:?} does not exist"));
+            }
+        }
+        Ok(Some(LogicalResponse {
+            auth: Some(
+                created
+                    .resolved
+                    .entry
+                    .auth_block(created.token.expose(), created.lease_duration),
+            ),
+            warnings,
+            ..LogicalResponse::default()
+        }))
+    }
+
+    async fn renew_endpoint(
+        &self,
+        active: &Active,
+        target: &Resolved,
+        token: &str,
+        data: &Map<String, Value>,
+    ) -> CoreResult<Option<LogicalResponse>> {
+        let increment = params::duration_secs(data, "increment")?;
+        let (entry, ttl, warning) = renew_token(&active.tokens, target, increment).await?;
+        Ok(Some(LogicalResponse {
+            auth: Some(entry.auth_block(token, ttl)),
+            warnings: warning.into_iter().collect(),
+            ..LogicalResponse::default()
+        }))
+    }
+
+    async fn by_accessor(
+        &self,
+        active: &Active,
+        data: &Map<String, Value>,
+    ) -> CoreResult<Resolved> {
+        let accessor = params::string(data, "accessor")?.unwrap_or_default();
+        if accessor.is_empty() {
+            return Err(CoreError::InvalidRequest("missing accessor".to_owned()));
+        }
+        active
+            .tokens
+            .lookup_accessor(&accessor)
+            .await?
+            .ok_or_else(invalid_accessor)
+    }
+
+    /// Revokes a token and its non-orphan descendants, and drops their per-token data.
+    pub(crate) async fn revoke(&self, active: &Active, id_hash: &str) -> CoreResult<()> {
+        let revoked = active.tokens.revoke_tree(id_hash).await?;
+        self.drop_token_data(active, &revoked).await
+    }
+
+    /// Deletes the cubbyholes of revoked tokens: they are private to the token and die with it.
+    pub(crate) async fn drop_token_data(
+        &self,
+        active: &Active,
+        id_hashes: &[String],
+    ) -> CoreResult<()> {
+        let table = active.mounts.table(MountKind::Secret);
+        let Some(cubbyhole) = table.all().find(|m| m.entry.engine_type == "cubbyhole") else {
+            return Ok(());
+        };
+        let prefix = cubbyhole.entry.storage_prefix(MountKind::Secret);
+        for hash in id_hashes {
+            delete_prefix(self.barrier(), &format!("{prefix}{hash}/")).await?;
+        }
+        Ok(())
+    }
+
+    async fn role_endpoint(
+        &self,
+        op: Operation,
+        name: &str,
+        data: &Map<String, Value>,
+    ) -> CoreResult<Option<LogicalResponse>> {
+        if name.is_empty() || name.contains('/') {
+            return Err(CoreError::InvalidRequest("invalid role name".to_owned()));
+        }
+        match op {
+            Operation::Read => {
+                let role = roles::read(self.barrier(), name)
+                    .await?
+                    .ok_or(CoreError::NotFound)?;
+                Ok(Some(LogicalResponse::data(role.to_data())))
+            }
+            Operation::Create | Operation::Update => {
+                let mut role =
+                    roles::read(self.barrier(), name)
+                        .await?
+                        .unwrap_or_else(|| TokenRole {
+                            name: name.to_owned(),
+                            renewable: true,
+                            ..TokenRole::default()
+                        });
+                role.apply(data)?;
+                roles::write(self.barrier(), &role).await?;
+                Ok(None)
+            }
+            Operation::Delete => {
+                roles::delete(self.barrier(), name).await?;
+                Ok(None)
+            }
+            _ => Err(CoreError::UnsupportedOperation),
+        }
+    }
+}
+
+fn bad_token() -> CoreError {
+    CoreError::BadToken
+}
+
+fn keys_map(keys: Vec<String>) -> Map<String, Value> {
+    let mut m = Map::new();
+    m.insert("keys".into(), json!(keys));
+    m
+}
+
+impl Core {
+    /// Revokes every expired token (with its children and cubbyholes). Lookups already refuse
+    /// expired tokens; this sweep reclaims the ones nobody presents again.
+    pub async fn tidy_expired_tokens(&self) -> CoreResult<usize> {
+        let active = self.active()?;
+        let now = super::entry::now_ns();
+        let mut revoked = 0;
+        for id_hash in active.tokens.id_hashes().await? {
+            if let Some(raw) = self
+                .barrier()
+                .get(&format!("sys/token/id/{id_hash}"))
+                .await?
+            {
+                let entry: super::entry::TokenEntry = serde_json::from_slice(raw.expose())?;
+                if entry.expired_at(now) {
+                    self.revoke(&active, &id_hash).await?;
+                    revoked += 1;
+                }
+            }
+        }
+        Ok(revoked)
+    }
+}

@@ -1,0 +1,134 @@
+//! What the server knows about a token. Never the token itself.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+/// A stored token entry, keyed by the salted HMAC of the token.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TokenEntry {
+    pub accessor: String,
+    /// Sorted, de-duplicated; `["root"]` for root tokens.
+    pub policies: Vec<String>,
+    /// The parent's id hash; `None` for orphans.
+    #[serde(default)]
+    pub parent: Option<String>,
+    pub path: String,
+    #[serde(default)]
+    pub meta: Option<BTreeMap<String, String>>,
+    pub display_name: String,
+    /// Remaining uses; 0 means unlimited.
+    #[serde(default)]
+    pub num_uses: i64,
+    /// Unix nanoseconds.
+    pub created_ns: i64,
+    /// The TTL given at creation, in seconds (0: none).
+    #[serde(default)]
+    pub creation_ttl: u64,
+    #[serde(default)]
+    pub explicit_max_ttl: u64,
+    #[serde(default)]
+    pub period: u64,
+    #[serde(default)]
+    pub renewable: bool,
+    /// Unix nanoseconds at which the token stops working; `None` never expires.
+    #[serde(default)]
+    pub expire_ns: Option<i64>,
+    #[serde(default)]
+    pub last_renewal_ns: Option<i64>,
+    #[serde(default)]
+    pub role: Option<String>,
+}
+
+pub(crate) fn now_ns() -> i64 {
+    i64::try_from(OffsetDateTime::now_utc().unix_timestamp_nanos()).unwrap_or(i64::MAX)
+}
+
+fn rfc3339(ns: i64) -> Value {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ns))
+        .ok()
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .map_or(Value::Null, Value::String)
+}
+
+impl TokenEntry {
+    pub fn is_root(&self) -> bool {
+        self.policies.iter().any(|p| p == "root")
+    }
+
+    pub fn is_orphan(&self) -> bool {
+        self.parent.is_none()
+    }
+
+    pub fn expired_at(&self, now: i64) -> bool {
+        self.expire_ns.is_some_and(|e| e <= now)
+    }
+
+    /// Remaining lifetime in whole seconds (0 when it never expires).
+    pub fn ttl_secs(&self, now: i64) -> i64 {
+        self.expire_ns
+            .map_or(0, |e| ((e - now).max(0)) / 1_000_000_000)
+    }
+
+    /// The `data` of `auth/token/lookup*`. `id` is the token when the caller presented it,
+    /// empty for lookups by accessor.
+    pub fn lookup_data(&self, id: &str) -> Map<String, Value> {
+        let now = now_ns();
+        let mut data = json!({
+            "accessor": self.accessor,
+            "creation_time": self.created_ns / 1_000_000_000,
+            "creation_ttl": self.creation_ttl,
+            "display_name": self.display_name,
+            "entity_id": "",
+            "expire_time": self.expire_ns.map_or(Value::Null, rfc3339),
+            "explicit_max_ttl": self.explicit_max_ttl,
+            "id": id,
+            "issue_time": rfc3339(self.created_ns),
+            "meta": self.meta,
+            "num_uses": self.num_uses,
+            "orphan": self.is_orphan(),
+            "path": self.path,
+            "policies": self.policies,
+            "renewable": self.renewable,
+            "ttl": self.ttl_secs(now),
+            "type": "service",
+        });
+        if let Some(obj) = data.as_object_mut() {
+            if let Some(r) = self.last_renewal_ns {
+                obj.insert("last_renewal".into(), rfc3339(r));
+                obj.insert("last_renewal_time".into(), json!(r / 1_000_000_000));
+            }
+            if self.period > 0 {
+                obj.insert("period".into(), json!(self.period));
+            }
+            if let Some(role) = &self.role {
+                obj.insert("role".into(), json!(role));
+            }
+        }
+        match data {
+            Value::Object(m) => m,
+            _ => Map::new(),
+        }
+    }
+
+    /// The `auth` block returned when a token is created or renewed.
+    pub fn auth_block(&self, token: &str, lease_duration: u64) -> Value {
+        json!({
+            "client_token": token,
+            "accessor": self.accessor,
+            "policies": self.policies,
+            "token_policies": self.policies,
+            "metadata": self.meta,
+            "lease_duration": lease_duration,
+            "renewable": self.renewable,
+            "entity_id": "",
+            "token_type": "service",
+            "orphan": self.is_orphan(),
+            "mfa_requirement": null,
+            "num_uses": self.num_uses,
+        })
+    }
+}

@@ -1,0 +1,36 @@
+//! Tokens: the store, the entry model, and the `auth/token/*` endpoints.
+//!
+//! # Layout
+//! - `entry`: [`TokenEntry`] and its wire forms (lookup data, auth block).
+//! - `store`: [`TokenStore`]: salted-HMAC keyed persistence, cache, revocation cascade.
+//! - `create`: the rules for creating a token (policies subset of the parent's, TTLs, roles).
+//! - `roles`: token roles (`auth/token/roles/:name`).
+//! - `endpoints`: the `auth/token/*` request handlers.
+
+pub(crate) mod create;
+pub(crate) mod endpoints;
+pub mod entry;
+pub(crate) mod roles;
+pub mod store;
+
+pub use entry::TokenEntry;
+pub use store::{Resolved, TokenStore};
+
+/// Formats seconds the way Vault's messages do: `2h`, `1h30m`, `45s`.
+pub(crate) fn human_duration(secs: u64) -> String {
+    if secs == 0 {
+        return "0s".to_owned();
+    }
+    let (h, m, s) = (secs / 3600, (secs % 3600) / 60, secs % 60);
+    let mut out = String::new();
+    if h > 0 {
+        out.push_str(&format!("{h}h"));
+    }
+    if m > 0 {
+        out.push_str(&format!("{m}m"));
+    }
+    if s > 0 {
+        out.push_str(&format!("{s}s"));
+    }
+    out
+}

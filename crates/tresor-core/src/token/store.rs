@@ -1,0 +1,300 @@
+//! The token store: creation, lookup (cached), renewal, revocation with its cascade.
+//!
+//! Storage layout, all under the barrier:
+//! - `sys/token/salt`: the HMAC key for ids and accessors;
+//! - `sys/token/id/<hmac(token)>`: the [`TokenEntry`];
+//! - `sys/token/accessor/<hmac(accessor)>`: `{accessor, id_hash}`;
+//! - `sys/token/parent/<parent id hash>/<child id hash>`: the child index revocation walks.
+//!
+//! Looking a token up by its keyed hash means no secret is ever compared byte by byte.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use ring::hmac;
+use serde::{Deserialize, Serialize};
+use tresor_sdk::secret::{SecretBytes, SecretString};
+
+use super::entry::{TokenEntry, now_ns};
+use crate::barrier::{Barrier, BarrierOp};
+use crate::error::{CoreError, CoreResult};
+use crate::random;
+
+const SALT_PATH: &str = "sys/token/salt";
+const ID_PREFIX: &str = "sys/token/id/";
+const ACCESSOR_PREFIX: &str = "sys/token/accessor/";
+const PARENT_PREFIX: &str = "sys/token/parent/";
+
+/// 33 base62 characters: 196 bits of entropy.
+const TOKEN_RANDOM_LEN: usize = 33;
+/// OpenBao's service-token prefix; clients treat tokens as opaque.
+pub const TOKEN_PREFIX: &str = "s.";
+
+#[derive(Debug, Serialize, Deserialize)]
+struct AccessorRecord {
+    accessor: String,
+    id_hash: String,
+}
+
+/// A token that was found, with the key that names it in storage.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    pub id_hash: String,
+    pub entry: Arc<TokenEntry>,
+}
+
+#[derive(Debug)]
+pub struct TokenStore {
+    barrier: Arc<Barrier>,
+    salt: hmac::Key,
+    cache: RwLock<HashMap<String, Arc<TokenEntry>>>,
+}
+
+impl TokenStore {
+    /// Loads (or, on first unseal, creates) the salt. Entries load lazily on lookup.
+    pub async fn open(barrier: Arc<Barrier>) -> CoreResult<Self> {
+        let salt_bytes = match barrier.get(SALT_PATH).await? {
+            Some(s) => s,
+            None => {
+                let fresh = SecretBytes::new(random::bytes(32));
+                barrier.put(SALT_PATH, fresh.expose()).await?;
+                fresh
+            }
+        };
+        let salt = hmac::Key::new(hmac::HMAC_SHA256, salt_bytes.expose());
+        Ok(Self {
+            barrier,
+            salt,
+            cache: RwLock::new(HashMap::new()),
+        })
+    }
+
+    /// The storage name of a token or accessor.
+    pub fn hash(&self, value: &str) -> String {
+        hex::encode(hmac::sign(&self.salt, value.as_bytes()).as_ref())
+    }
+
+    pub fn new_token_id() -> SecretString {
+        SecretString::new(format!(
+            "{TOKEN_PREFIX}{}",
+            random::base62(TOKEN_RANDOM_LEN)
+        ))
+    }
+
+    pub fn new_accessor() -> String {
+        random::base62(24)
+    }
+
+    /// Persists a new entry for `token` (and its accessor and parent index) in one transaction.
+    pub async fn insert(&self, token: &str, entry: TokenEntry) -> CoreResult<Resolved> {
+        let id_hash = self.hash(token);
+        if self
+            .barrier
+            .get(&format!("{ID_PREFIX}{id_hash}"))
+            .await?
+            .is_some()
+        {
+            return Err(CoreError::InvalidRequest(
+                "cannot create a token with a duplicate ID".to_owned(),
+            ));
+        }
+        let accessor = AccessorRecord {
+            accessor: entry.accessor.clone(),
+            id_hash: id_hash.clone(),
+        };
+        let mut ops = vec![
+            BarrierOp::Put {
+                path: format!("{ID_PREFIX}{id_hash}"),
+                value: serde_json::to_vec(&entry)?.into(),
+            },
+            BarrierOp::Put {
+                path: format!("{ACCESSOR_PREFIX}{}", self.hash(&entry.accessor)),
+                value: serde_json::to_vec(&accessor)?.into(),
+            },
+        ];
+        if let Some(parent) = &entry.parent {
+            ops.push(BarrierOp::Put {
+                path: format!("{PARENT_PREFIX}{parent}/{id_hash}"),
+                value: Vec::new().into(),
+            });
+        }
+        self.barrier.transaction(ops).await?;
+        let entry = Arc::new(entry);
+        self.cache_put(&id_hash, Some(entry.clone()));
+        Ok(Resolved { id_hash, entry })
+    }
+
+    fn cache_put(&self, id_hash: &str, entry: Option<Arc<TokenEntry>>) {
+        if let Ok(mut cache) = self.cache.write() {
+            match entry {
+                Some(e) => cache.insert(id_hash.to_owned(), e),
+                None => cache.remove(id_hash),
+            };
+        }
+    }
+
+    /// Finds a live token by id hash; an expired one is revoked on the spot and reported absent.
+    pub async fn get_by_hash(&self, id_hash: &str) -> CoreResult<Option<Arc<TokenEntry>>> {
+        let cached = self.cache.read().ok().and_then(|c| c.get(id_hash).cloned());
+        let entry = match cached {
+            Some(e) => e,
+            None => {
+                let Some(raw) = self.barrier.get(&format!("{ID_PREFIX}{id_hash}")).await? else {
+                    return Ok(None);
+                };
+                let e: Arc<TokenEntry> = Arc::new(serde_json::from_slice(raw.expose())?);
+                self.cache_put(id_hash, Some(e.clone()));
+                e
+            }
+        };
+        if entry.expired_at(now_ns()) {
+            self.revoke_tree(id_hash).await?;
+            return Ok(None);
+        }
+        Ok(Some(entry))
+    }
+
+    /// Finds a live token; `None` when unknown or expired.
+    pub async fn lookup(&self, token: &str) -> CoreResult<Option<Resolved>> {
+        if token.is_empty() {
+            return Ok(None);
+        }
+        let id_hash = self.hash(token);
+        Ok(self
+            .get_by_hash(&id_hash)
+            .await?
+            .map(|entry| Resolved { id_hash, entry }))
+    }
+
+    pub async fn lookup_accessor(&self, accessor: &str) -> CoreResult<Option<Resolved>> {
+        let Some(raw) = self
+            .barrier
+            .get(&format!("{ACCESSOR_PREFIX}{}", self.hash(accessor)))
+            .await?
+        else {
+            return Ok(None);
+        };
+        let record: AccessorRecord = serde_json::from_slice(raw.expose())?;
+        Ok(self
+            .get_by_hash(&record.id_hash)
+            .await?
+            .map(|entry| Resolved {
+                id_hash: record.id_hash,
+                entry,
+            }))
+    }
+
+    /// Replaces an entry (renewal, use count, orphaning).
+    pub async fn update(&self, id_hash: &str, entry: TokenEntry) -> CoreResult<Arc<TokenEntry>> {
+        self.barrier
+            .put(
+                &format!("{ID_PREFIX}{id_hash}"),
+                &serde_json::to_vec(&entry)?,
+            )
+            .await?;
+        let entry = Arc::new(entry);
+        self.cache_put(id_hash, Some(entry.clone()));
+        Ok(entry)
+    }
+
+    /// Counts one use of a limited-use token and returns the entry as it stands after the use
+    /// (so `lookup-self` shows the remaining count, as in Vault). At the last use the token is
+    /// revoked at once: the current request goes through, the next one is refused.
+    pub async fn consume_use(&self, resolved: &Resolved) -> CoreResult<Arc<TokenEntry>> {
+        let mut next = (*resolved.entry).clone();
+        if next.num_uses <= 0 {
+            return Ok(resolved.entry.clone());
+        }
+        next.num_uses -= 1;
+        if next.num_uses == 0 {
+            self.revoke_tree(&resolved.id_hash).await?;
+            // Report "-1" uses left like Vault does for a token spent by this very request.
+            next.num_uses = -1;
+            return Ok(Arc::new(next));
+        }
+        self.update(&resolved.id_hash, next).await
+    }
+
+    /// Revokes a token and, recursively, every child that is not an orphan. Returns the id
+    /// hashes revoked (so the caller can drop per-token data such as cubbyholes).
+    pub async fn revoke_tree(&self, id_hash: &str) -> CoreResult<Vec<String>> {
+        let mut revoked = Vec::new();
+        let mut pending = vec![id_hash.to_owned()];
+        while let Some(current) = pending.pop() {
+            for child in self
+                .barrier
+                .list(&format!("{PARENT_PREFIX}{current}/"))
+                .await?
+            {
+                pending.push(child.trim_end_matches('/').to_owned());
+            }
+            self.revoke_one(&current).await?;
+            revoked.push(current);
+        }
+        Ok(revoked)
+    }
+
+    /// Revokes one token only; its children become orphans (`revoke-orphan`).
+    pub async fn revoke_orphan(&self, id_hash: &str) -> CoreResult<()> {
+        for child in self
+            .barrier
+            .list(&format!("{PARENT_PREFIX}{id_hash}/"))
+            .await?
+        {
+            let child = child.trim_end_matches('/');
+            if let Some(entry) = self.get_by_hash(child).await? {
+                let mut orphan = (*entry).clone();
+                orphan.parent = None;
+                self.update(child, orphan).await?;
+            }
+        }
+        self.revoke_one(id_hash).await
+    }
+
+    async fn revoke_one(&self, id_hash: &str) -> CoreResult<()> {
+        let raw = self.barrier.get(&format!("{ID_PREFIX}{id_hash}")).await?;
+        let mut ops = vec![BarrierOp::Delete {
+            path: format!("{ID_PREFIX}{id_hash}"),
+        }];
+        if let Some(raw) = raw {
+            let entry: TokenEntry = serde_json::from_slice(raw.expose())?;
+            ops.push(BarrierOp::Delete {
+                path: format!("{ACCESSOR_PREFIX}{}", self.hash(&entry.accessor)),
+            });
+            if let Some(parent) = &entry.parent {
+                ops.push(BarrierOp::Delete {
+                    path: format!("{PARENT_PREFIX}{parent}/{id_hash}"),
+                });
+            }
+        }
+        for child in self
+            .barrier
+            .list(&format!("{PARENT_PREFIX}{id_hash}/"))
+            .await?
+        {
+            ops.push(BarrierOp::Delete {
+                path: format!("{PARENT_PREFIX}{id_hash}/{child}"),
+            });
+        }
+        self.barrier.transaction(ops).await?;
+        self.cache_put(id_hash, None);
+        Ok(())
+    }
+
+    /// Every accessor (for `auth/token/accessors`).
+    pub async fn accessors(&self) -> CoreResult<Vec<String>> {
+        let mut out = Vec::new();
+        for key in self.barrier.list(ACCESSOR_PREFIX).await? {
+            if let Some(raw) = self.barrier.get(&format!("{ACCESSOR_PREFIX}{key}")).await? {
+                let record: AccessorRecord = serde_json::from_slice(raw.expose())?;
+                out.push(record.accessor);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every stored id hash (for the expiry sweep).
+    pub async fn id_hashes(&self) -> CoreResult<Vec<String>> {
+        Ok(self.barrier.list(ID_PREFIX).await?)
+    }
+}

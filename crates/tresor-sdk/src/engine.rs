@@ -1,0 +1,205 @@
+//! The interface between the core's router and a secrets engine.
+//!
+//! An engine is a unit: it receives a [`Request`] (already authenticated, authorised and routed
+//! to its mount, with the path made relative to the mount) and the mount's [`Storage`] view, and
+//! returns a [`Response`]. It never sees tokens, other mounts, or the barrier.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde_json::{Map, Value};
+
+use crate::storage::{Storage, StorageViewError};
+
+/// What a request asks for. `Create` and `Update` are both PUT/POST on the wire; the router
+/// turns a write into `Create` when the engine's existence check says the target is absent,
+/// so policies can grant one without the other, as in Vault.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Operation {
+    Read,
+    Create,
+    Update,
+    Patch,
+    Delete,
+    List,
+    /// OpenBao's recursive listing (`SCAN` method or `?scan=true`).
+    Scan,
+}
+
+impl Operation {
+    /// The ACL capability this operation needs.
+    pub fn capability(self) -> &'static str {
+        match self {
+            Operation::Read => "read",
+            Operation::Create => "create",
+            Operation::Update => "update",
+            Operation::Patch => "patch",
+            Operation::Delete => "delete",
+            Operation::List => "list",
+            Operation::Scan => "scan",
+        }
+    }
+}
+
+/// The mount a request was routed to, as the engine may need to know it.
+#[derive(Debug, Clone, Default)]
+pub struct MountInfo {
+    /// The mount path with a trailing slash, e.g. `secret/`.
+    pub path: String,
+    /// The engine type as mounted (`kv`, `kv-v2`, `cubbyhole`, …).
+    pub engine_type: String,
+    /// `options` from the mount table (e.g. `version = "2"` for KV).
+    pub options: BTreeMap<String, String>,
+    pub default_lease_ttl: Duration,
+    pub max_lease_ttl: Duration,
+}
+
+/// One request, routed to an engine.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub operation: Operation,
+    /// The path relative to the mount, without a leading slash (may be empty).
+    pub path: String,
+    /// The decoded JSON body (an empty map when there was none).
+    pub data: Map<String, Value>,
+    /// Query parameters, in order, percent-decoded.
+    pub query: Vec<(String, String)>,
+    /// The request's `Content-Type`, for engines that accept more than one (KV's merge patch).
+    pub content_type: Option<String>,
+    pub mount: Arc<MountInfo>,
+    /// A stable, non-secret identifier of the calling token (its salted hash), for engines whose
+    /// data is per token (cubbyhole). Never the token itself.
+    pub client_token_key: String,
+}
+
+impl Request {
+    pub fn query_value(&self, key: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A lease attached to a response (dynamic secrets, or KV v1's `ttl` hint).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseSpec {
+    pub ttl: Duration,
+    pub renewable: bool,
+    /// Whether the core registers it with the expiration manager (false for KV v1's hint,
+    /// which only reports a duration).
+    pub managed: bool,
+}
+
+/// An engine's answer. `None` from [`SecretEngine::handle`] means 204 No Content.
+#[derive(Debug, Clone, Default)]
+pub struct Response {
+    pub data: Option<Map<String, Value>>,
+    pub warnings: Vec<String>,
+    pub lease: Option<LeaseSpec>,
+    /// Answer with this HTTP status and the full envelope instead of 200 (KV v2 answers a read
+    /// of a deleted version with 404 and its metadata, and real clients depend on that).
+    pub status_override: Option<u16>,
+}
+
+impl Response {
+    pub fn with_data(data: Map<String, Value>) -> Self {
+        Self {
+            data: Some(data),
+            ..Self::default()
+        }
+    }
+
+    /// The answer to a LIST: `{"keys": [...]}`.
+    pub fn list(keys: Vec<String>) -> Self {
+        let mut data = Map::new();
+        data.insert(
+            "keys".into(),
+            Value::Array(keys.into_iter().map(Value::String).collect()),
+        );
+        Self::with_data(data)
+    }
+}
+
+/// Why an engine refused or failed a request. Messages go to the caller: never put secret
+/// values in them.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// 404 with an empty error list (a missing secret, an empty LIST).
+    #[error("not found")]
+    NotFound,
+    /// 400: the request is malformed or conflicts with the current state.
+    #[error("{0}")]
+    InvalidRequest(String),
+    /// 404 `no handler for route`: the path means nothing to this engine.
+    #[error("unsupported path")]
+    UnsupportedPath,
+    /// 405: the path exists, but not for this operation.
+    #[error("unsupported operation")]
+    UnsupportedOperation,
+    /// 403 from the engine itself (e.g. a CAS policy on the mount).
+    #[error("permission denied")]
+    PermissionDenied,
+    /// 502: an upstream system (a database) failed; the message says which and how.
+    #[error("{0}")]
+    Upstream(String),
+    #[error(transparent)]
+    Storage(#[from] StorageViewError),
+    /// 500: an unexpected failure inside the engine; logged, not shown in full to the caller.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+pub type EngineResult<T> = Result<T, EngineError>;
+
+/// A secrets engine mounted at some path.
+#[async_trait]
+pub trait SecretEngine: Send + Sync + std::fmt::Debug {
+    /// Handles one request. `Ok(None)` is answered with 204.
+    async fn handle(
+        &self,
+        request: &Request,
+        storage: &dyn Storage,
+    ) -> EngineResult<Option<Response>>;
+
+    /// Whether the target of a write exists, so the router can tell `create` from `update`.
+    /// `None` (the default) means the engine makes no such distinction: writes are `update`.
+    async fn exists(&self, request: &Request, storage: &dyn Storage) -> EngineResult<Option<bool>> {
+        let _ = (request, storage);
+        Ok(None)
+    }
+
+    /// Called once when the engine is mounted (and on every unseal), with its own storage.
+    async fn initialize(&self, storage: &dyn Storage) -> EngineResult<()> {
+        let _ = storage;
+        Ok(())
+    }
+
+    /// Called when a tune changes the mount's options (KV's v1 → v2 upgrade). The engine
+    /// instance is rebuilt from the new options afterwards.
+    async fn options_changed(
+        &self,
+        old: &BTreeMap<String, String>,
+        new: &BTreeMap<String, String>,
+        storage: &dyn Storage,
+    ) -> EngineResult<()> {
+        let _ = (old, new, storage);
+        Ok(())
+    }
+}
+
+/// Builds engine instances of one type from a mount's settings.
+pub trait EngineFactory: Send + Sync + std::fmt::Debug {
+    /// The mount types this factory builds (`["kv", "kv-v2"]`).
+    fn types(&self) -> &[&'static str];
+    /// Builds the engine for a mount; `InvalidRequest` for bad options.
+    fn build(&self, mount: &MountInfo) -> EngineResult<Arc<dyn SecretEngine>>;
+    /// Options the mount table should store for a fresh mount of `engine_type` (e.g. `kv-v2`
+    /// stores `version = "2"`).
+    fn default_options(&self, engine_type: &str) -> BTreeMap<String, String> {
+        let _ = engine_type;
+        BTreeMap::new()
+    }
+}
