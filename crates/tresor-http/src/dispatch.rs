@@ -26,7 +26,13 @@ pub async fn handle(State(state): State<AppState>, request: http::Request<Body>)
 
 async fn route(state: &AppState, request: http::Request<Body>) -> Result<Response, ApiError> {
     let request = ApiRequest::parse(request, state.max_request_size).await?;
-    match request.path.as_str() {
+    // A LIST gained a trailing slash in parsing; the fixed sys endpoints are named without it.
+    let fixed = if request.operation == crate::request::Operation::List {
+        request.path.trim_end_matches('/')
+    } else {
+        request.path.as_str()
+    };
+    match fixed {
         "sys/health" => return sys::health::handle(state, &request),
         "sys/seal-status" => return sys::seal::status(state, &request).await,
         "sys/init" => return sys::init::handle(state, &request).await,
@@ -40,6 +46,19 @@ async fn route(state: &AppState, request: http::Request<Body>) -> Result<Respons
     }
     if request.path == "sys" || request.path.starts_with("sys/") {
         return sys::authenticated(state, &request).await;
+    }
+    if request.operation == crate::request::Operation::Patch {
+        // OpenBao checks this in its HTTP layer, before routing, for every PATCH.
+        let ct = request.content_type.as_deref().unwrap_or_default();
+        let media = ct.split(';').next().unwrap_or_default().trim();
+        if !media.eq_ignore_ascii_case("application/merge-patch+json") {
+            return Err(ApiError::new(
+                http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                format!(
+                    "PATCH requires Content-Type of application/merge-patch+json, provided {ct}"
+                ),
+            ));
+        }
     }
     let logical = tresor_core::logical::LogicalRequest {
         operation: request.sdk_operation()?,

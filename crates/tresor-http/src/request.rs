@@ -68,6 +68,13 @@ impl ApiRequest {
                 operation = Operation::List;
             }
         }
+        // Vault lists "folders": a LIST of `secret/foo` is a LIST of `secret/foo/`, for the
+        // engine and for the ACL alike.
+        let path = if operation == Operation::List && !path.is_empty() && !path.ends_with('/') {
+            format!("{path}/")
+        } else {
+            path
+        };
         let body = axum::body::to_bytes(body, limit).await.map_err(|_| {
             ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,

@@ -199,7 +199,7 @@ async fn dev_server_starts_unsealed_with_the_chosen_root_token() {
     let root = vault_client(&server.addr, "dev-root");
     let health = vaultrs::sys::health(&root).await.unwrap();
     assert!(health.initialized && !health.sealed);
-    let stdout = server.stdout_text();
+    let stdout = server.stdout_containing("Root Token:");
     assert!(stdout.contains("Root Token: dev-root"), "{stdout}");
     assert!(stdout.contains("Unseal Key: "), "{stdout}");
     // The root token works, and the log holds neither it nor the unseal key.

@@ -38,7 +38,7 @@ pub async fn authenticated(state: &AppState, request: &ApiRequest) -> Result<Res
     let op = request.sdk_operation()?;
     let data = request.data()?;
     let caller = state.core.authorize(token, path, op, Some(&data)).await?;
-    match path {
+    match path.trim_end_matches('/') {
         "sys/seal" => seal::seal(state, request).await,
         "sys/rotate" => keys::rotate(state, request).await,
         "sys/key-status" => keys::status(state, request),

@@ -86,6 +86,19 @@ impl Server {
         self.stdout_lines.lock().unwrap().join("\n")
     }
 
+    /// Stdout so far, once it contains `needle` (the banner is printed after the address the
+    /// start-up waits for, so a test reading it must wait for it too).
+    pub fn stdout_containing(&self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let text = self.stdout_text();
+            if text.contains(needle) || Instant::now() > deadline {
+                return text;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     /// kill -9: no chance to flush or clean up.
     pub fn kill9(mut self) {
         self.child.kill().unwrap();
