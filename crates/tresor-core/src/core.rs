@@ -199,10 +199,11 @@ impl Core {
         root_token_id: Option<&str>,
     ) -> CoreResult<InitResult> {
         let mut progress = self.transition.lock().await;
+        // OpenBao checks the parameters before the state.
+        let config = request.validate()?;
         if self.is_initialized() {
             return Err(CoreError::AlreadyInitialized);
         }
-        let config = request.validate()?;
         self.wipe_aborted_init().await?;
 
         let unseal_key = SecretBytes::new(random::bytes(seal::KEY_LEN));
@@ -363,10 +364,7 @@ impl Core {
     /// `sys/unseal` with `reset: true`: forgets the shares submitted so far.
     pub async fn unseal_reset(&self) -> CoreResult<SealStatus> {
         let mut progress = self.transition.lock().await;
-        if !self.is_initialized() {
-            return Err(CoreError::NotInitialized);
-        }
-        if !self.is_sealed() {
+        if !self.is_sealed() && self.is_initialized() {
             return Err(CoreError::InvalidRequest("vault is unsealed".to_owned()));
         }
         progress.reset();

@@ -35,6 +35,9 @@ pub enum CoreError {
     /// 405.
     #[error("unsupported operation")]
     UnsupportedOperation,
+    /// 404: the mount exists but serves no such path.
+    #[error("unsupported path")]
+    UnsupportedPath,
     /// 502: an upstream system failed.
     #[error("{0}")]
     Upstream(String),
@@ -71,7 +74,7 @@ impl From<tresor_sdk::engine::EngineError> for CoreError {
         match err {
             E::NotFound => CoreError::NotFound,
             E::InvalidRequest(m) => CoreError::InvalidRequest(m),
-            E::UnsupportedPath => CoreError::NoHandler(String::new()),
+            E::UnsupportedPath => CoreError::UnsupportedPath,
             E::UnsupportedOperation => CoreError::UnsupportedOperation,
             E::PermissionDenied => CoreError::Forbidden,
             E::Upstream(m) => CoreError::Upstream(m),

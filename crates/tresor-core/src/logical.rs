@@ -127,13 +127,7 @@ impl Core {
             Some(&sdk_request.data),
         )
         .await?;
-        let response = engine
-            .handle(&sdk_request, mounted.view.as_ref())
-            .await
-            .map_err(|e| match CoreError::from(e) {
-                CoreError::NoHandler(_) => CoreError::NoHandler(request.path.clone()),
-                other => other,
-            })?;
+        let response = engine.handle(&sdk_request, mounted.view.as_ref()).await?;
         Ok(response.map(|r| LogicalResponse {
             data: r.data,
             auth: None,

@@ -15,6 +15,7 @@ use crate::AppState;
 use crate::error::ApiError;
 use crate::request::ApiRequest;
 use crate::response::{logical_response, no_content};
+
 use crate::sys;
 
 pub async fn handle(State(state): State<AppState>, request: http::Request<Body>) -> Response {
@@ -25,24 +26,41 @@ pub async fn handle(State(state): State<AppState>, request: http::Request<Body>)
 }
 
 async fn route(state: &AppState, request: http::Request<Body>) -> Result<Response, ApiError> {
-    let request = ApiRequest::parse(request, state.max_request_size).await?;
-    // A LIST gained a trailing slash in parsing; the fixed sys endpoints are named without it.
-    let fixed = if request.operation == crate::request::Operation::List {
+    let mut request = ApiRequest::parse(request, state.max_request_size).await?;
+    // OpenBao serves these with raw HTTP handlers, outside its logical router: a LIST method is
+    // a 405 there, but `?list=true` is simply ignored.
+    const RAW: [&str; 8] = [
+        "sys/health",
+        "sys/seal-status",
+        "sys/init",
+        "sys/unseal",
+        "sys/seal",
+        "sys/leader",
+        "sys/generate-root/attempt",
+        "sys/generate-root/update",
+    ];
+    // Only a LIST gained its trailing slash from parsing; `sys/health/` asked as such is not the
+    // raw endpoint (OpenBao sends it to the logical sys backend).
+    let bare = if request.operation == crate::request::Operation::List {
         request.path.trim_end_matches('/')
     } else {
         request.path.as_str()
     };
-    match fixed {
-        "sys/health" => return sys::health::handle(state, &request),
-        "sys/seal-status" => return sys::seal::status(state, &request).await,
-        "sys/init" => return sys::init::handle(state, &request).await,
-        "sys/unseal" => return sys::seal::unseal(state, &request).await,
-        "sys/leader" => return sys::leader::handle(state, &request),
-        "sys/generate-root/attempt" => return sys::generate_root::attempt(state, &request).await,
-        "sys/generate-root/update" => return sys::generate_root::update(state, &request).await,
-        // Sealing a sealed server is a no-op that needs no token, as in OpenBao.
-        "sys/seal" if state.core.is_sealed() => return Ok(no_content()),
-        _ => {}
+    if RAW.contains(&bare) {
+        if request.list_from_query {
+            request.operation = crate::request::Operation::Read;
+        }
+        request.path = bare.to_owned();
+        return match request.path.as_str() {
+            "sys/health" => sys::health::handle(state, &request),
+            "sys/seal-status" => sys::seal::status(state, &request).await,
+            "sys/init" => sys::init::handle(state, &request).await,
+            "sys/unseal" => sys::seal::unseal(state, &request).await,
+            "sys/leader" => sys::leader::handle(state, &request),
+            "sys/generate-root/attempt" => sys::generate_root::attempt(state, &request).await,
+            "sys/generate-root/update" => sys::generate_root::update(state, &request).await,
+            _ => sys::seal::seal(state, &request).await,
+        };
     }
     if request.path == "sys" || request.path.starts_with("sys/") {
         return sys::authenticated(state, &request).await;

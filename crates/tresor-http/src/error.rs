@@ -41,6 +41,22 @@ impl ApiError {
         Self::bare(StatusCode::METHOD_NOT_ALLOWED)
     }
 
+    /// 405 from a logical backend (sys or an engine): OpenBao words it as a Go multi-error.
+    pub fn unsupported_operation() -> Self {
+        Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "1 error occurred:\n\t* unsupported operation\n\n",
+        )
+    }
+
+    /// 404 from inside a logical backend: the mount exists but has no such path.
+    pub fn unsupported_path() -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "1 error occurred:\n\t* unsupported path\n\n",
+        )
+    }
+
     pub fn no_handler(path: &str) -> Self {
         Self::new(
             StatusCode::NOT_FOUND,
@@ -66,7 +82,8 @@ impl From<CoreError> for ApiError {
             CoreError::BadToken => Self::new(StatusCode::FORBIDDEN, "bad token"),
             CoreError::NotFound => Self::bare(StatusCode::NOT_FOUND),
             CoreError::NoHandler(path) => Self::no_handler(&path),
-            CoreError::UnsupportedOperation => Self::method_not_allowed(),
+            CoreError::UnsupportedOperation => Self::unsupported_operation(),
+            CoreError::UnsupportedPath => Self::unsupported_path(),
             CoreError::Upstream(msg) => Self::new(StatusCode::BAD_GATEWAY, msg),
             CoreError::Internal(detail) => {
                 // The detail may name storage paths or backend state: log it, answer generically.

@@ -32,6 +32,9 @@ pub struct ApiRequest {
     pub path: String,
     pub query: Vec<(String, String)>,
     pub token: Option<SecretString>,
+    /// The operation became `List` through `?list=true`, not the `LIST` method: OpenBao's raw
+    /// sys handlers ignore the query parameter.
+    pub list_from_query: bool,
     pub content_type: Option<String>,
     pub body: bytes::Bytes,
 }
@@ -43,6 +46,7 @@ impl ApiRequest {
             return Err(ApiError::bare(StatusCode::NOT_FOUND));
         };
         let path = percent_decode(path)?;
+        check_segments(&path)?;
         let query = parse_query(parts.uri.query().unwrap_or(""))?;
         let mut operation = match parts.method {
             Method::GET => Operation::Read,
@@ -54,8 +58,22 @@ impl ApiRequest {
             ref m if m.as_str() == "SCAN" => Operation::Scan,
             _ => return Err(ApiError::method_not_allowed()),
         };
+        let mut list_from_query = false;
+        let query_flag = |name: &str| -> Result<bool, ApiError> {
+            match query.iter().find(|(k, _)| k == name) {
+                Some((_, v)) if !v.is_empty() => {
+                    parse_bool(v).ok_or_else(|| ApiError::bare(StatusCode::BAD_REQUEST))
+                }
+                _ => Ok(false),
+            }
+        };
+        if operation == Operation::Read && query_flag("list")? && query_flag("scan")? {
+            // A read cannot be a LIST and a SCAN at once.
+            return Err(ApiError::bare(StatusCode::BAD_REQUEST));
+        }
         if operation == Operation::Read
             && let Some((_, v)) = query.iter().find(|(k, _)| k == "scan")
+            && !v.is_empty()
             && parse_bool(v).ok_or_else(|| ApiError::bare(StatusCode::BAD_REQUEST))?
         {
             operation = Operation::Scan;
@@ -63,9 +81,13 @@ impl ApiRequest {
         if operation == Operation::Read
             && let Some((_, v)) = query.iter().find(|(k, _)| k == "list")
         {
-            // Go's strconv.ParseBool rules; a bad value is a bare 400 as in OpenBao.
-            if parse_bool(v).ok_or_else(|| ApiError::bare(StatusCode::BAD_REQUEST))? {
+            // Go's strconv.ParseBool rules; a bad value is a bare 400 as in OpenBao, and an
+            // empty value means "not a list".
+            if !v.is_empty()
+                && parse_bool(v).ok_or_else(|| ApiError::bare(StatusCode::BAD_REQUEST))?
+            {
                 operation = Operation::List;
+                list_from_query = true;
             }
         }
         // Vault lists "folders": a LIST of `secret/foo` is a LIST of `secret/foo/`, for the
@@ -91,6 +113,7 @@ impl ApiRequest {
             path,
             query,
             token: token_from(&parts.headers),
+            list_from_query,
             content_type,
             body,
         })
@@ -136,6 +159,29 @@ impl ApiRequest {
     pub fn json<T: DeserializeOwned>(&self) -> Result<T, ApiError> {
         decode_json(&self.body)
     }
+
+    /// As [`ApiRequest::json`] for the handlers OpenBao decodes with Go's `encoding/json` into
+    /// a struct (init, unseal, generate-root): field names match case-insensitively there, so
+    /// `{"Key": …}` is `{"key": …}`.
+    pub fn json_go<T: DeserializeOwned>(&self) -> Result<T, ApiError> {
+        let value: Value = decode_json(&self.body)?;
+        let lowered = match value {
+            Value::Object(map) => {
+                let mut out = serde_json::Map::new();
+                for (k, v) in map {
+                    let lower = k.to_lowercase();
+                    // An exact lower-case key wins over a differently cased duplicate.
+                    if k == lower || !out.contains_key(&lower) {
+                        out.insert(lower, v);
+                    }
+                }
+                Value::Object(out)
+            }
+            other => other,
+        };
+        serde_json::from_value(lowered)
+            .map_err(|e| ApiError::bad_request(format!("failed to decode JSON input: {e}")))
+    }
 }
 
 pub fn decode_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
@@ -167,6 +213,25 @@ fn json_type(v: &Value) -> &'static str {
         Value::Array(_) => "an array",
         Value::Object(_) => "an object",
     }
+}
+
+/// Paths with empty, `.` or `..` segments are refused (a trailing slash is fine). OpenBao's Go
+/// mux would redirect them to a cleaned path instead; a secrets server should not quietly act on
+/// a path other than the one the client named.
+fn check_segments(path: &str) -> Result<(), ApiError> {
+    let trimmed = path.strip_suffix('/').unwrap_or(path);
+    if trimmed.is_empty() {
+        return Ok(());
+    }
+    if trimmed
+        .split('/')
+        .any(|seg| seg.is_empty() || seg == "." || seg == "..")
+    {
+        return Err(ApiError::bad_request(
+            "invalid request path: empty, '.' or '..' segments are not allowed",
+        ));
+    }
+    Ok(())
 }
 
 fn token_from(headers: &HeaderMap) -> Option<SecretString> {

@@ -20,6 +20,8 @@ pub struct InitRequest {
     pub root_token_pgp_key: String,
     pub recovery_shares: i64,
     pub recovery_threshold: i64,
+    pub recovery_pgp_keys: Vec<String>,
+    /// Accepted and ignored, as OpenBao does for the Shamir seal.
     pub stored_shares: i64,
 }
 
@@ -36,6 +38,9 @@ impl InitRequest {
         }
         if self.secret_shares > 255 {
             return Err(invalid("shares must be less than 256"));
+        }
+        if self.secret_threshold > 255 {
+            return Err(invalid("threshold must be less than 256"));
         }
         if self.secret_threshold > self.secret_shares {
             return Err(invalid("threshold cannot be larger than shares"));
@@ -62,16 +67,21 @@ impl InitRequest {
                 "root_token_pgp_key is not supported by Tresor yet".to_owned(),
             ));
         }
-        if self.recovery_shares != 0 || self.recovery_threshold != 0 {
-            return Err(CoreError::InvalidRequest(
-                "parameters recovery_shares,recovery_threshold not applicable to seal type shamir"
-                    .to_owned(),
-            ));
+        let mut recovery = Vec::new();
+        if self.recovery_shares != 0 {
+            recovery.push("recovery_shares");
         }
-        if self.stored_shares != 0 {
-            return Err(CoreError::InvalidRequest(
-                "stored_shares is not applicable to seal type shamir".to_owned(),
-            ));
+        if self.recovery_threshold != 0 {
+            recovery.push("recovery_threshold");
+        }
+        if !self.recovery_pgp_keys.is_empty() {
+            recovery.push("recovery_pgp_keys");
+        }
+        if !recovery.is_empty() {
+            return Err(CoreError::InvalidRequest(format!(
+                "parameters {} not applicable to seal type shamir",
+                recovery.join(",")
+            )));
         }
         let shares = u8::try_from(self.secret_shares)
             .map_err(|_| invalid("shares must be less than 256"))?;

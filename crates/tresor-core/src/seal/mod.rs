@@ -61,7 +61,17 @@ pub(crate) fn combine_shares(
         });
     }
     let parts: Vec<&[u8]> = shares.iter().map(SecretBytes::expose).collect();
-    shamir::combine(&parts).map_err(|e| CoreError::InvalidRequest(format!("invalid key: {e}")))
+    shamir::combine(&parts).map_err(|e| {
+        let detail = match e {
+            shamir::ShamirError::ShareLengthMismatch => {
+                "all parts must be the same length".to_owned()
+            }
+            other => other.to_string(),
+        };
+        CoreError::InvalidRequest(format!(
+            "invalid key: failed to compute combined key: {detail}"
+        ))
+    })
 }
 
 /// Encrypts the root key under the unseal key, bound to its storage path.
@@ -77,7 +87,8 @@ pub(crate) fn wrap_root_key(
 pub(crate) fn unwrap_root_key(unseal_key: &SecretBytes, wrapped: &[u8]) -> CoreResult<SecretBytes> {
     aead::decrypt(unseal_key, ROOT_KEY_PATH, wrapped).map_err(|_| {
         CoreError::InvalidRequest(
-            "unable to retrieve stored keys: invalid key: failed to decrypt keys from storage"
+            "unable to retrieve stored keys: invalid key: failed to decrypt keys from storage: \
+             cipher: message authentication failed"
                 .to_owned(),
         )
     })

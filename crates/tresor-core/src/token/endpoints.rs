@@ -132,7 +132,7 @@ impl Core {
             | "revoke-accessor" | "revoke-orphan" | "accessors" | "roles" => {
                 Err(CoreError::UnsupportedOperation)
             }
-            _ => Err(CoreError::NoHandler(request.path.clone())),
+            _ => Err(CoreError::UnsupportedPath),
         }
     }
 

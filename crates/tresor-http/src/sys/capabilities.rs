@@ -10,7 +10,7 @@ use crate::AppState;
 use crate::error::ApiError;
 use crate::request::{ApiRequest, Operation};
 use crate::response::{envelope, json_response};
-use crate::sys::allow;
+use crate::sys::allow_logical;
 
 pub async fn handle(
     state: &AppState,
@@ -18,7 +18,7 @@ pub async fn handle(
     caller: &Caller,
     data: &Map<String, Value>,
 ) -> Result<Response, ApiError> {
-    allow(request, &[Operation::Update])?;
+    allow_logical(request, &[Operation::Update])?;
     let mut paths = params::string_list(data, "paths")?.unwrap_or_default();
     if let Some(p) = params::string(data, "path")? {
         paths.push(p);

@@ -40,7 +40,7 @@ pub async fn attempt(state: &AppState, request: &ApiRequest) -> Result<Response,
     let status = match request.operation {
         Operation::Read => state.core.generate_root_read().await?,
         Operation::Update => {
-            let body: StartBody = request.json()?;
+            let body: StartBody = request.json_go()?;
             if body.pgp_key.is_some_and(|k| !k.is_empty()) {
                 return Err(ApiError::bad_request(
                     "pgp_key is not supported by Tresor yet; use the one-time pad",
@@ -70,7 +70,7 @@ struct UpdateBody {
 
 pub async fn update(state: &AppState, request: &ApiRequest) -> Result<Response, ApiError> {
     allow(request, &[Operation::Update])?;
-    let body: UpdateBody = request.json()?;
+    let body: UpdateBody = request.json_go()?;
     let key = body
         .key
         .filter(|k| !k.is_empty())

@@ -16,12 +16,9 @@ use crate::sys::allow;
 struct Codes {
     active: StatusCode,
     standby: StatusCode,
-    dr_secondary: StatusCode,
-    perf_standby: StatusCode,
     sealed: StatusCode,
     uninit: StatusCode,
     standby_ok: bool,
-    perf_standby_ok: bool,
 }
 
 impl Codes {
@@ -46,12 +43,9 @@ impl Codes {
         Ok(Self {
             active: code("activecode", 200)?,
             standby: code("standbycode", 429)?,
-            dr_secondary: code("drsecondarycode", 472)?,
-            perf_standby: code("performancestandbycode", 473)?,
             sealed: code("sealedcode", 503)?,
             uninit: code("uninitcode", 501)?,
             standby_ok: flag("standbyok")?,
-            perf_standby_ok: flag("perfstandbyok")?,
         })
     }
 }
@@ -60,13 +54,8 @@ pub fn handle(state: &AppState, request: &ApiRequest) -> Result<Response, ApiErr
     allow(request, &[Operation::Read, Operation::Head])?;
     let codes = Codes::from_query(request)?;
     let health = state.core.health();
-    // Tresor has no replication: a DR secondary cannot exist, and there are no performance
-    // standbys yet; the codes are still parsed so a bad value is a 400 as in Vault.
-    let _ = (
-        codes.dr_secondary,
-        codes.perf_standby,
-        codes.perf_standby_ok,
-    );
+    // Like OpenBao, `drsecondarycode`, `performancestandbycode` and `perfstandbyok` are not
+    // read at all: there is no replication and no performance standby to report.
     let status = if !health.initialized {
         codes.uninit
     } else if health.sealed {

@@ -41,7 +41,7 @@ pub async fn handle(state: &AppState, request: &ApiRequest) -> Result<Response, 
 }
 
 async fn initialize(state: &AppState, request: &ApiRequest) -> Result<Response, ApiError> {
-    let body: InitBody = request.json()?;
+    let body: InitBody = request.json_go()?;
     let init = InitRequest {
         secret_shares: body.secret_shares.unwrap_or(0),
         secret_threshold: body.secret_threshold.unwrap_or(0),
@@ -49,6 +49,7 @@ async fn initialize(state: &AppState, request: &ApiRequest) -> Result<Response, 
         root_token_pgp_key: body.root_token_pgp_key.unwrap_or_default(),
         recovery_shares: body.recovery_shares.unwrap_or(0),
         recovery_threshold: body.recovery_threshold.unwrap_or(0),
+        recovery_pgp_keys: body.recovery_pgp_keys.unwrap_or_default(),
         stored_shares: body.stored_shares.unwrap_or(0),
     };
     let result = state.core.initialize(&init).await?;

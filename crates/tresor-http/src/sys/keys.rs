@@ -9,16 +9,16 @@ use crate::AppState;
 use crate::error::ApiError;
 use crate::request::{ApiRequest, Operation};
 use crate::response::{envelope, json_response, no_content};
-use crate::sys::allow;
+use crate::sys::allow_logical;
 
 pub async fn rotate(state: &AppState, request: &ApiRequest) -> Result<Response, ApiError> {
-    allow(request, &[Operation::Update])?;
+    allow_logical(request, &[Operation::Update])?;
     state.core.rotate().await?;
     Ok(no_content())
 }
 
 pub fn status(state: &AppState, request: &ApiRequest) -> Result<Response, ApiError> {
-    allow(request, &[Operation::Read])?;
+    allow_logical(request, &[Operation::Read])?;
     let key = state.core.key_status()?;
     let mut data = Map::new();
     data.insert("term".into(), Value::from(key.term));

@@ -11,18 +11,26 @@ pub mod policy;
 pub mod seal;
 
 use axum::response::Response;
-use tresor_sdk::engine::Operation as Op;
 
 use crate::AppState;
 use crate::error::ApiError;
 use crate::request::{ApiRequest, Operation};
 
-/// 405 unless the request's operation is one of `allowed`.
+/// 405 unless the request's operation is one of `allowed` (raw handlers: empty error list).
 pub(crate) fn allow(request: &ApiRequest, allowed: &[Operation]) -> Result<(), ApiError> {
     if allowed.contains(&request.operation) {
         Ok(())
     } else {
         Err(ApiError::method_not_allowed())
+    }
+}
+
+/// 405 unless the operation is one of `allowed`, worded as OpenBao's logical sys backend does.
+pub(crate) fn allow_logical(request: &ApiRequest, allowed: &[Operation]) -> Result<(), ApiError> {
+    if allowed.contains(&request.operation) {
+        Ok(())
+    } else {
+        Err(ApiError::unsupported_operation())
     }
 }
 
@@ -38,25 +46,27 @@ pub async fn authenticated(state: &AppState, request: &ApiRequest) -> Result<Res
     let op = request.sdk_operation()?;
     let data = request.data()?;
     let caller = state.core.authorize(token, path, op, Some(&data)).await?;
-    match path.trim_end_matches('/') {
-        "sys/seal" => seal::seal(state, request).await,
-        "sys/rotate" => keys::rotate(state, request).await,
+    // LIST paths end in '/': only the listable endpoints are named that way here, so a LIST of
+    // anything else is an unsupported path, as in OpenBao.
+    match path {
+        "sys/rotate" | "sys/rotate/keyring" => keys::rotate(state, request).await,
         "sys/key-status" => keys::status(state, request),
         "sys/mounts" | "sys/auth" => mounts::list(state, request),
         "sys/remount" => mounts::remount(state, request, &data).await,
-        "sys/policy" => policy::list_legacy(state, request).await,
-        "sys/policies/acl" => policy::list_acl(state, request).await,
+        "sys/policy" | "sys/policy/" => policy::list_legacy(state, request).await,
+        "sys/policies/acl/" | "sys/policies/acl" => policy::list_acl(state, request).await,
         "sys/capabilities" | "sys/capabilities-self" | "sys/capabilities-accessor" => {
             capabilities::handle(state, request, &caller, &data).await
         }
         p if p.starts_with("sys/mounts/") || p.starts_with("sys/auth/") => {
             mounts::one(state, request, &data).await
         }
-        p if p.starts_with("sys/policy/") => policy::legacy(state, request, &data).await,
-        p if p.starts_with("sys/policies/acl/") => policy::acl(state, request, &data).await,
-        p => {
-            let _ = Op::Read;
-            Err(ApiError::no_handler(p))
+        p if p.starts_with("sys/policy/") && !p.ends_with('/') => {
+            policy::legacy(state, request, &data).await
         }
+        p if p.starts_with("sys/policies/acl/") && !p.ends_with('/') => {
+            policy::acl(state, request, &data).await
+        }
+        _ => Err(ApiError::unsupported_path()),
     }
 }

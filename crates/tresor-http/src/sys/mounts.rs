@@ -13,7 +13,7 @@ use crate::AppState;
 use crate::error::ApiError;
 use crate::request::{ApiRequest, Operation};
 use crate::response::{envelope, json_response, no_content};
-use crate::sys::allow;
+use crate::sys::allow_logical;
 
 fn kind_of(path: &str) -> MountKind {
     if path.starts_with("sys/auth") {
@@ -73,7 +73,7 @@ fn table_map(state: &AppState, kind: MountKind) -> Result<Map<String, Value>, Ap
 }
 
 pub fn list(state: &AppState, request: &ApiRequest) -> Result<Response, ApiError> {
-    allow(request, &[Operation::Read])?;
+    allow_logical(request, &[Operation::Read])?;
     let data = table_map(state, kind_of(&request.path))?;
     Ok(json_response(http::StatusCode::OK, &envelope(data, true)))
 }
@@ -165,7 +165,7 @@ pub async fn one(
             active.mounts.disable(kind, rest).await?;
             Ok(no_content())
         }
-        _ => Err(ApiError::method_not_allowed()),
+        _ => Err(ApiError::unsupported_operation()),
     }
 }
 
@@ -223,7 +223,7 @@ async fn tune(
             active.mounts.tune(kind, &path, tune).await?;
             Ok(no_content())
         }
-        _ => Err(ApiError::method_not_allowed()),
+        _ => Err(ApiError::unsupported_operation()),
     }
 }
 
@@ -234,7 +234,7 @@ pub async fn remount(
     request: &ApiRequest,
     data: &Map<String, Value>,
 ) -> Result<Response, ApiError> {
-    allow(request, &[Operation::Update])?;
+    allow_logical(request, &[Operation::Update])?;
     let from = params::string(data, "from")?.unwrap_or_default();
     let to = params::string(data, "to")?.unwrap_or_default();
     if from.is_empty() || to.is_empty() {
@@ -260,7 +260,7 @@ pub async fn ui_mounts(
     token: Option<&str>,
     path: &str,
 ) -> Result<Response, ApiError> {
-    allow(request, &[Operation::Read])?;
+    allow_logical(request, &[Operation::Read])?;
     let active = state.core.active()?;
     let resolved = state.core.resolve_token(&active, token).await?;
     let acl = active.policies.acl(&resolved.entry.policies).await?;

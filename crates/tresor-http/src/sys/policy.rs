@@ -10,10 +10,10 @@ use crate::AppState;
 use crate::error::ApiError;
 use crate::request::{ApiRequest, Operation};
 use crate::response::{envelope, json_response, no_content};
-use crate::sys::allow;
+use crate::sys::allow_logical;
 
 pub async fn list_legacy(state: &AppState, request: &ApiRequest) -> Result<Response, ApiError> {
-    allow(request, &[Operation::Read, Operation::List])?;
+    allow_logical(request, &[Operation::Read, Operation::List])?;
     let names = state.core.active()?.policies.list().await?;
     let mut data = Map::new();
     data.insert("keys".into(), json!(names));
@@ -22,7 +22,7 @@ pub async fn list_legacy(state: &AppState, request: &ApiRequest) -> Result<Respo
 }
 
 pub async fn list_acl(state: &AppState, request: &ApiRequest) -> Result<Response, ApiError> {
-    allow(request, &[Operation::List])?;
+    allow_logical(request, &[Operation::List])?;
     let names = state.core.active()?.policies.list().await?;
     let mut data = Map::new();
     data.insert("keys".into(), json!(names));
@@ -75,7 +75,7 @@ pub async fn legacy(
             store.delete(&name).await?;
             Ok(no_content())
         }
-        _ => Err(ApiError::method_not_allowed()),
+        _ => Err(ApiError::unsupported_operation()),
     }
 }
 
@@ -123,6 +123,6 @@ pub async fn acl(
             store.delete(&name).await?;
             Ok(no_content())
         }
-        _ => Err(ApiError::method_not_allowed()),
+        _ => Err(ApiError::unsupported_operation()),
     }
 }

@@ -58,7 +58,7 @@ struct UnsealBody {
 
 pub async fn unseal(state: &AppState, request: &ApiRequest) -> Result<Response, ApiError> {
     allow(request, &[Operation::Update])?;
-    let body: UnsealBody = request.json()?;
+    let body: UnsealBody = request.json_go()?;
     let status = if body.reset == Some(true) {
         state.core.unseal_reset().await?
     } else {
@@ -84,8 +84,24 @@ pub(crate) fn decode_key(key: &str) -> Result<SecretBytes, ApiError> {
         .map_err(|_| ApiError::bad_request("'key' must be a valid hex or base64 string"))
 }
 
+/// `sys/seal`: method first, then "already sealed" (a no-op needing no token), then `sudo`.
 pub async fn seal(state: &AppState, request: &ApiRequest) -> Result<Response, ApiError> {
     allow(request, &[Operation::Update])?;
+    // The body carries nothing, but OpenBao still decodes it: malformed JSON is a 400.
+    let _: serde::de::IgnoredAny = request.json()?;
+    if state.core.is_sealed() {
+        return Ok(no_content());
+    }
+    let token = request.token.as_ref().map(|t| t.expose());
+    state
+        .core
+        .authorize(
+            token,
+            "sys/seal",
+            tresor_sdk::engine::Operation::Update,
+            None,
+        )
+        .await?;
     state.core.seal_now().await;
     Ok(no_content())
 }
