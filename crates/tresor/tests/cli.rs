@@ -92,9 +92,9 @@ fn operator_init_unseal_status_seal_round_trip() {
     assert_eq!(unsealed.status.code(), Some(0));
     assert!(stdout(&unsealed).contains("Cluster ID"));
 
-    // Sealing needs a token: without one the server says 403 and the CLI exits 1.
+    // Sealing needs a token: without one the server says 403 and the CLI exits 2, as vault does.
     let refused = tresor(&["operator", "seal"], addr, None);
-    assert_eq!(refused.status.code(), Some(1));
+    assert_eq!(refused.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&refused.stderr).contains("permission denied"));
     let sealed = tresor(&["operator", "seal"], addr, Some(&root));
     assert!(sealed.status.success());
@@ -124,7 +124,7 @@ fn unseal_key_can_come_from_stdin_and_bad_keys_fail_with_the_servers_message() {
     let key = init["unseal_keys_hex"][0].as_str().unwrap().to_owned();
 
     let bad = tresor(&["operator", "unseal", "zz"], &server.addr, None);
-    assert_eq!(bad.status.code(), Some(1));
+    assert_eq!(bad.status.code(), Some(2));
     assert!(
         String::from_utf8_lossy(&bad.stderr).contains("'key' must be a valid hex or base64 string")
     );
@@ -158,7 +158,7 @@ fn unseal_key_can_come_from_stdin_and_bad_keys_fail_with_the_servers_message() {
 #[test]
 fn an_unreachable_server_is_a_clear_error() {
     let out = tresor(&["status"], "http://127.0.0.1:9", None);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2));
     assert!(
         String::from_utf8_lossy(&out.stderr)
             .contains("could not reach http://127.0.0.1:9/v1/sys/seal-status")

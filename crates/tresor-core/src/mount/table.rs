@@ -346,7 +346,14 @@ impl MountTables {
     }
 
     /// `sys/mounts/:path/tune` POST.
-    pub async fn tune(&self, kind: MountKind, path: &str, request: TuneRequest) -> CoreResult<()> {
+    /// Returns warnings for the caller (an in-place KV upgrade announces itself, as in Vault).
+    pub async fn tune(
+        &self,
+        kind: MountKind,
+        path: &str,
+        request: TuneRequest,
+    ) -> CoreResult<Vec<String>> {
+        let mut warnings = Vec::new();
         let _guard = self.changes.lock().await;
         let path = normalise_mount_path(path).map_err(CoreError::InvalidRequest)?;
         let table = self.table(kind);
@@ -370,6 +377,14 @@ impl MountTables {
             let mut merged = old.clone();
             merged.extend(new_options);
             if merged != old {
+                let from = old.get("version").map_or("1", String::as_str);
+                let to = merged.get("version").map_or("1", String::as_str);
+                if entry.engine_type == "kv" && from != to {
+                    warnings.push(format!(
+                        "Upgrading mount from version {from} to version {to}. This mount will be \
+                         unavailable for a brief period and will resume service shortly."
+                    ));
+                }
                 if let Some(engine) = &current.engine {
                     engine
                         .options_changed(&old, &merged, current.view.as_ref())
@@ -396,7 +411,7 @@ impl MountTables {
                     .chain([rebuilt]),
             ),
         );
-        Ok(())
+        Ok(warnings)
     }
 
     /// `sys/remount`: moves a secrets mount to a new path. Storage is keyed by the mount's uuid,

@@ -220,8 +220,15 @@ async fn tune(
                 description: params::string(data, "description")?,
                 options: options_field(data)?,
             };
-            active.mounts.tune(kind, &path, tune).await?;
-            Ok(no_content())
+            let warnings = active.mounts.tune(kind, &path, tune).await?;
+            if warnings.is_empty() {
+                return Ok(no_content());
+            }
+            let response = tresor_core::logical::LogicalResponse {
+                warnings,
+                ..Default::default()
+            };
+            Ok(crate::response::logical_response(&response, &request.path))
         }
         _ => Err(ApiError::unsupported_operation()),
     }

@@ -245,10 +245,20 @@ async fn dispatch(client: &Client, command: KvCommand, json_out: bool) -> Result
                 (data.clone(), None)
             };
             if let Some(f) = field {
-                let value = secret
-                    .get(&f)
-                    .with_context(|| format!("field {f:?} not present in secret"))?;
-                println!("{}", scalar(Some(value)));
+                if !secret.is_object() {
+                    bail!("No data found at {}", kv.api("data"));
+                }
+                let Some(value) = secret.get(&f) else {
+                    // A local problem, not a failed request: exit 1 as vault does.
+                    eprintln!("Field {f:?} not present in secret");
+                    return Ok(ExitCode::from(1));
+                };
+                // Like `vault`, no trailing newline when the value is piped elsewhere.
+                if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+                    println!("{}", scalar(Some(value)));
+                } else {
+                    print!("{}", scalar(Some(value)));
+                }
                 return Ok(ExitCode::SUCCESS);
             }
             if json_out {
@@ -368,17 +378,25 @@ async fn dispatch(client: &Client, command: KvCommand, json_out: bool) -> Result
                 .and_then(Value::as_u64)
                 .unwrap_or(0);
             let old = client
-                .call(
+                .request(
                     Method::GET,
                     &format!("{}?version={version}", kv.api("data")),
                     None,
                 )
                 .await?;
-            let data = old.pointer("/data/data").cloned().unwrap_or(Value::Null);
+            let data = old
+                .body
+                .pointer("/data/data")
+                .cloned()
+                .unwrap_or(Value::Null);
             if !data.is_object() {
-                bail!(
-                    "version {version} has no data (deleted or destroyed): cannot roll back to it"
-                );
+                if old.body.pointer("/data/metadata").is_some() {
+                    bail!("Cannot roll back to a version that has been deleted");
+                }
+                if !old.status.is_success() {
+                    bail!("{}", old.error_text());
+                }
+                bail!("version {version} has no data: cannot roll back to it");
             }
             let body = json!({ "data": data, "options": { "cas": current } });
             let reply = client

@@ -111,8 +111,24 @@ fn normalise_args(args: impl IntoIterator<Item = String>) -> Vec<String> {
 
 pub fn run() -> Result<ExitCode> {
     let cli = Cli::parse_from(normalise_args(std::env::args()));
-    match cli.command {
-        Command::Server(args) => crate::server::run(args).map(|()| ExitCode::SUCCESS),
+    if let Command::Server(args) = cli.command {
+        // A server that cannot start exits 1, like `vault server`.
+        return crate::server::run(args).map(|()| ExitCode::SUCCESS);
+    }
+    // Client commands exit 2 when the request fails, as `vault` and `bao` do; 1 stays for
+    // usage errors.
+    match run_client(cli.command) {
+        Ok(code) => Ok(code),
+        Err(err) => {
+            eprintln!("Error: {err:#}");
+            Ok(ExitCode::from(2))
+        }
+    }
+}
+
+fn run_client(command: Command) -> Result<ExitCode> {
+    match command {
+        Command::Server(_) => Ok(ExitCode::from(1)),
         Command::Operator { command, client } => operator::run(command, &client),
         Command::Kv { command, client } => kv::run(command, &client),
         Command::Read { path, client } => generic::run(generic::Generic::Read(path), &client),

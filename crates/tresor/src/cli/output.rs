@@ -22,7 +22,9 @@ pub fn print_json(value: &Value) {
 /// A JSON scalar as the table shows it (`true`, `5`, text without quotes; `n/a` when absent).
 pub fn scalar(value: Option<&Value>) -> String {
     match value {
-        None | Some(Value::Null) => "n/a".to_owned(),
+        None => "n/a".to_owned(),
+        Some(Value::Null) => "<nil>".to_owned(),
+        Some(Value::String(s)) if s.is_empty() => "n/a".to_owned(),
         Some(Value::String(s)) => s.clone(),
         Some(other) => other.to_string(),
     }
