@@ -93,10 +93,9 @@ impl Core {
             capability: operation.capability(),
             params,
         });
-        if !decision.allowed {
-            return Err(CoreError::Forbidden);
-        }
-        if needs_sudo(path) && !decision.sudo && !decision.is_root {
+        if !decision.allowed || (needs_sudo(path) && !decision.sudo && !decision.is_root) {
+            // A refused request still spends a use of a limited-use token, as in OpenBao.
+            active.tokens.consume_use(&resolved).await?;
             return Err(CoreError::Forbidden);
         }
         let sudo = decision.sudo || decision.is_root;

@@ -189,14 +189,16 @@ impl Core {
     /// sealed. The seal configuration is written last, so a crash part-way leaves a store that
     /// still reads as uninitialised and can be initialised again.
     pub async fn initialize(&self, request: &InitRequest) -> CoreResult<InitResult> {
-        self.initialize_with_root_token(request, None).await
+        self.initialize_with_root_token(request, None, false).await
     }
 
     /// As [`Core::initialize`], with a chosen root token id (for `--dev-root-token-id`).
+    /// `dev`: the root token looks like OpenBao's dev root token (made by `auth/token/create`).
     pub async fn initialize_with_root_token(
         &self,
         request: &InitRequest,
         root_token_id: Option<&str>,
+        dev: bool,
     ) -> CoreResult<InitResult> {
         let mut progress = self.transition.lock().await;
         // OpenBao checks the parameters before the state.
@@ -218,7 +220,7 @@ impl Core {
             .await?;
 
         self.barrier.unseal(&root_key).await?;
-        let setup = self.first_unseal_setup(root_token_id).await;
+        let setup = self.first_unseal_setup(root_token_id, dev).await;
         self.barrier.seal();
         let root_token = setup?;
 
@@ -240,7 +242,11 @@ impl Core {
     }
 
     /// Creates what an initialised barrier holds from the start.
-    async fn first_unseal_setup(&self, root_token_id: Option<&str>) -> CoreResult<SecretString> {
+    async fn first_unseal_setup(
+        &self,
+        root_token_id: Option<&str>,
+        dev: bool,
+    ) -> CoreResult<SecretString> {
         let cluster = ClusterInfo {
             name: self
                 .options
@@ -255,7 +261,11 @@ impl Core {
         PolicyStore::open(self.barrier.clone()).await?;
         MountTables::load(self.barrier.clone(), self.registry.clone()).await?;
         let tokens = TokenStore::open(self.barrier.clone()).await?;
-        create_root_token(&tokens, root_token_id, "auth/token/root").await
+        if dev {
+            create_root_token(&tokens, root_token_id, "auth/token/create", "token").await
+        } else {
+            create_root_token(&tokens, root_token_id, "auth/token/root", "root").await
+        }
     }
 
     /// A crash during an earlier `sys/init` can leave keys without a seal configuration. They
@@ -403,7 +413,7 @@ impl Core {
             ..Default::default()
         };
         let result = self
-            .initialize_with_root_token(&request, root_token_id)
+            .initialize_with_root_token(&request, root_token_id, true)
             .await?;
         let key = result
             .keys
@@ -432,6 +442,7 @@ pub(crate) async fn create_root_token(
     tokens: &TokenStore,
     id: Option<&str>,
     path: &str,
+    display_name: &str,
 ) -> CoreResult<SecretString> {
     let token = match id {
         Some(id) if !id.is_empty() => SecretString::from(id),
@@ -443,7 +454,7 @@ pub(crate) async fn create_root_token(
         parent: None,
         path: path.to_owned(),
         meta: None,
-        display_name: "root".to_owned(),
+        display_name: display_name.to_owned(),
         num_uses: 0,
         created_ns: now_ns(),
         creation_ttl: 0,
@@ -452,6 +463,7 @@ pub(crate) async fn create_root_token(
         renewable: false,
         expire_ns: None,
         last_renewal_ns: None,
+        last_ttl: 0,
         role: None,
     };
     tokens.insert(token.expose(), entry).await?;

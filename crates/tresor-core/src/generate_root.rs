@@ -159,7 +159,7 @@ impl Core {
         attempt.shares.reset();
         verified?;
         let active = self.active()?;
-        let token = create_root_token(&active.tokens, None, "auth/token/root").await?;
+        let token = create_root_token(&active.tokens, None, "auth/token/root", "root").await?;
         let encoded: Vec<u8> = token
             .expose()
             .as_bytes()

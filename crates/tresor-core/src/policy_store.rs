@@ -106,8 +106,9 @@ impl PolicyStore {
         Ok(name == "root" || self.read(name).await?.is_some())
     }
 
-    /// Creates or replaces a policy. `cas`: the version the caller expects (0: must not exist).
-    pub async fn write(&self, name: &str, text: &str, cas: Option<u64>) -> CoreResult<()> {
+    /// Creates or replaces a policy. `cas`: the version the caller expects (`-1` or `0`: the
+    /// policy must not exist yet).
+    pub async fn write(&self, name: &str, text: &str, cas: Option<i64>) -> CoreResult<()> {
         if name == "root" {
             return Err(CoreError::InvalidRequest(
                 "cannot update \"root\" policy".to_owned(),
@@ -124,9 +125,15 @@ impl PolicyStore {
         let current_version = current.as_ref().map_or(0, |c| c.version);
         let cas_required = current.as_ref().is_some_and(|c| c.cas_required);
         match cas {
-            Some(expected) if expected != current_version => {
+            Some(-1) if current.is_some() => {
+                return Err(CoreError::InvalidRequest(
+                    "check-and-set parameter set to -1 on existing entry".to_owned(),
+                ));
+            }
+            Some(-1) => {}
+            Some(expected) if u64::try_from(expected).ok() != Some(current_version) => {
                 return Err(CoreError::InvalidRequest(format!(
-                    "check-and-set parameter did not match the current version ({current_version})"
+                    "check-and-set parameter {expected} did not match the current version {current_version}"
                 )));
             }
             None if cas_required => {
@@ -149,7 +156,7 @@ impl PolicyStore {
             }
             "default" => {
                 return Err(CoreError::InvalidRequest(
-                    "cannot delete \"default\" policy".to_owned(),
+                    "cannot delete default policy".to_owned(),
                 ));
             }
             _ => {}

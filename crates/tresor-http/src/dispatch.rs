@@ -62,6 +62,15 @@ async fn route(state: &AppState, request: http::Request<Body>) -> Result<Respons
             _ => sys::seal::seal(state, &request).await,
         };
     }
+    if matches!(
+        request.operation,
+        crate::request::Operation::Update | crate::request::Operation::Patch
+    ) && request.path.ends_with('/')
+    {
+        return Err(ApiError::bad_request(
+            "cannot write to a path ending in '/'",
+        ));
+    }
     if request.path == "sys" || request.path.starts_with("sys/") {
         return sys::authenticated(state, &request).await;
     }
@@ -86,7 +95,15 @@ async fn route(state: &AppState, request: http::Request<Body>) -> Result<Respons
         content_type: request.content_type.clone(),
         token: request.token.clone(),
     };
-    match state.core.handle_logical(logical).await? {
+    let patch = logical.operation == tresor_sdk::engine::Operation::Patch;
+    let outcome = match state.core.handle_logical(logical).await {
+        // OpenBao answers a PATCH of something missing with a bare 404 and no body at all.
+        Err(tresor_core::CoreError::NotFound) if patch => {
+            return Ok(crate::response::head_only(http::StatusCode::NOT_FOUND));
+        }
+        other => other?,
+    };
+    match outcome {
         Some(response) => Ok(logical_response(&response, &request.path)),
         None => Ok(no_content()),
     }

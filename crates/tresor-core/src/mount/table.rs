@@ -51,7 +51,8 @@ pub struct EnableRequest {
     pub engine_type: String,
     pub description: String,
     pub config: MountConfig,
-    pub options: BTreeMap<String, String>,
+    /// `None` when the caller sent `options: null` (shown back as `null`, as OpenBao does).
+    pub options: Option<BTreeMap<String, String>>,
     pub local: bool,
     pub seal_wrap: bool,
 }
@@ -73,6 +74,8 @@ pub struct MountTables {
     auth: RwLock<Arc<RouteTable>>,
     /// Serialises changes; routing never takes it.
     changes: Mutex<()>,
+    /// Finished remounts by migration id (source, target), for `sys/remount/status/:id`.
+    migrations: std::sync::Mutex<HashMap<String, (String, String)>>,
 }
 
 fn builtin_entry(path: &str, engine_type: &str, description: &str, kind: MountKind) -> MountEntry {
@@ -106,6 +109,7 @@ impl MountTables {
             secrets: RwLock::new(Arc::new(RouteTable::default())),
             auth: RwLock::new(Arc::new(RouteTable::default())),
             changes: Mutex::new(()),
+            migrations: std::sync::Mutex::new(HashMap::new()),
         };
         for kind in [MountKind::Secret, MountKind::Auth] {
             let entries = match tables.barrier.get(kind.table_path()).await? {
@@ -272,20 +276,27 @@ impl MountTables {
         let (engine_type, mut options) = match request.engine_type.as_str() {
             "kv-v2" => (
                 "kv".to_owned(),
-                BTreeMap::from([("version".to_owned(), "2".to_owned())]),
+                Some(BTreeMap::from([("version".to_owned(), "2".to_owned())])),
             ),
-            other => (other.to_owned(), BTreeMap::new()),
+            other => (other.to_owned(), None),
         };
-        if kind == MountKind::Auth
-            || self.registry.factory(&engine_type).is_none()
-            || engine_type == "cubbyhole"
-        {
+        if matches!(
+            engine_type.as_str(),
+            "cubbyhole" | "system" | "token" | "identity"
+        ) {
+            return Err(CoreError::InvalidRequest(format!(
+                "mount type of {engine_type:?} is not mountable"
+            )));
+        }
+        if kind == MountKind::Auth || self.registry.factory(&engine_type).is_none() {
             return Err(CoreError::InvalidRequest(format!(
                 "plugin not found in the catalog: {}",
                 request.engine_type
             )));
         }
-        options.extend(request.options);
+        if let Some(given) = request.options {
+            options.get_or_insert_with(BTreeMap::new).extend(given);
+        }
         check_ttls(
             request.config.default_lease_ttl,
             request.config.max_lease_ttl,
@@ -297,7 +308,7 @@ impl MountTables {
             uuid: random::uuid(),
             accessor: accessor_for(&engine_type, kind),
             config: request.config,
-            options: Some(options),
+            options,
             local: request.local,
             seal_wrap: request.seal_wrap,
         };
@@ -316,7 +327,10 @@ impl MountTables {
         let _guard = self.changes.lock().await;
         let path = normalise_mount_path(path).map_err(CoreError::InvalidRequest)?;
         let protected = match kind {
-            MountKind::Secret => ["sys/", "cubbyhole/", "identity/"].contains(&path.as_str()),
+            MountKind::Secret => {
+                ["sys/", "cubbyhole/", "identity/"].contains(&path.as_str())
+                    || path.starts_with("auth/")
+            }
             MountKind::Auth => path == "token/",
         };
         if protected {
@@ -356,6 +370,21 @@ impl MountTables {
         let mut warnings = Vec::new();
         let _guard = self.changes.lock().await;
         let path = normalise_mount_path(path).map_err(CoreError::InvalidRequest)?;
+        if kind == MountKind::Secret && ["sys/", "cubbyhole/", "identity/"].contains(&path.as_str())
+        {
+            let param = if request.default_lease_ttl.is_some() {
+                "default_lease_ttl"
+            } else if request.max_lease_ttl.is_some() {
+                "max_lease_ttl"
+            } else if request.options.is_some() {
+                "options"
+            } else {
+                "description"
+            };
+            return Err(CoreError::InvalidRequest(format!(
+                "cannot tune parameter {param} of {path}"
+            )));
+        }
         let table = self.table(kind);
         let current = table
             .get(&path)
@@ -416,11 +445,18 @@ impl MountTables {
 
     /// `sys/remount`: moves a secrets mount to a new path. Storage is keyed by the mount's uuid,
     /// so nothing but the table changes.
-    pub async fn remount(&self, from: &str, to: &str) -> CoreResult<()> {
+    /// Returns the migration id.
+    pub async fn remount(&self, from: &str, to: &str) -> CoreResult<String> {
         let _guard = self.changes.lock().await;
         let from = normalise_mount_path(from).map_err(CoreError::InvalidRequest)?;
         let to = normalise_mount_path(to).map_err(CoreError::InvalidRequest)?;
         let kind = MountKind::Secret;
+        if ["sys/", "cubbyhole/", "identity/"].contains(&from.as_str()) || from.starts_with("auth/")
+        {
+            return Err(CoreError::InvalidRequest(format!(
+                "cannot remount {from:?}"
+            )));
+        }
         let table = self.table(kind);
         let current = table
             .get(&from)
@@ -433,12 +469,14 @@ impl MountTables {
         }
         if RESERVED_SECRET_PREFIXES.iter().any(|r| to.starts_with(r)) {
             return Err(CoreError::InvalidRequest(format!(
-                "cannot remount to {to:?}"
+                "cannot remount to destination {to}"
             )));
         }
-        if let Some(clash) = table.all().find(|m| {
-            m.entry.path != from && (to.starts_with(&m.entry.path) || m.entry.path.starts_with(&to))
-        }) {
+        // The source itself counts: moving a mount onto itself (or under itself) is refused.
+        if let Some(clash) = table
+            .all()
+            .find(|m| to.starts_with(&m.entry.path) || m.entry.path.starts_with(&to))
+        {
             return Err(CoreError::InvalidRequest(format!(
                 "path already in use at {:?}",
                 clash.entry.path
@@ -463,14 +501,27 @@ impl MountTables {
                     .chain([moved]),
             ),
         );
-        Ok(())
+        let id = random::uuid();
+        if let Ok(mut m) = self.migrations.lock() {
+            m.insert(id.clone(), (from, to));
+        }
+        Ok(id)
+    }
+
+    /// A finished remount's source and target, by migration id.
+    pub fn migration(&self, id: &str) -> Option<(String, String)> {
+        self.migrations.lock().ok().and_then(|m| m.get(id).cloned())
     }
 }
 
 fn no_mount(kind: MountKind, path: &str) -> CoreError {
     match kind {
-        MountKind::Secret => CoreError::InvalidRequest(format!("No secret engine mount at {path}")),
-        MountKind::Auth => CoreError::InvalidRequest(format!("No auth engine at {path}")),
+        MountKind::Secret => CoreError::InvalidRequest(format!(
+            "tune of path {path:?} failed: no mount entry found"
+        )),
+        MountKind::Auth => {
+            CoreError::InvalidRequest(format!("cannot fetch sysview for path \"auth/{path}\""))
+        }
     }
 }
 

@@ -144,6 +144,8 @@ pub struct Acl {
     rules: Vec<Permissions>,
     index: RuleIndex,
     valid_until: Option<OffsetDateTime>,
+    /// The merged patterns that grant something (not `deny`), for [`Acl::has_access_under`].
+    granting_patterns: Vec<String>,
 }
 
 impl Acl {
@@ -162,6 +164,7 @@ impl Acl {
                 rules: Vec::new(),
                 index: RuleIndex::default(),
                 valid_until: None,
+                granting_patterns: Vec::new(),
             };
         }
 
@@ -195,8 +198,14 @@ impl Acl {
         }
 
         let index = RuleIndex::build(merged.iter().map(|(pattern, _)| *pattern));
+        let granting_patterns = merged
+            .iter()
+            .filter(|(_, p)| !p.capabilities.is_deny() && !p.capabilities.is_empty())
+            .map(|(pattern, _)| (*pattern).to_owned())
+            .collect();
         Acl {
             root: false,
+            granting_patterns,
             rules: merged
                 .into_iter()
                 .map(|(_, permissions)| permissions)
@@ -208,6 +217,17 @@ impl Acl {
 
     pub fn is_root(&self) -> bool {
         self.root
+    }
+
+    /// Whether any rule grants something at or below `prefix` (a mount path such as
+    /// `secret/`), or a glob covers it: what Vault's `sys/internal/ui/mounts` filters by.
+    pub fn has_access_under(&self, prefix: &str) -> bool {
+        if self.root {
+            return true;
+        }
+        self.granting_patterns
+            .iter()
+            .any(|pattern| pattern_reaches(pattern, prefix))
     }
 
     /// Number of distinct patterns after merging.
@@ -438,5 +458,47 @@ mod tests {
         assert_eq!(ask("deny").reason, Some(DenyReason::UnknownOperation));
         assert_eq!(ask("READ").reason, Some(DenyReason::UnknownOperation));
         assert_eq!(ask("read").reason, Some(DenyReason::MissingCapability));
+    }
+}
+
+/// Whether `pattern` can match some path at or below `prefix`: segment by segment, `+` matches
+/// any segment and a trailing `*` matches any rest.
+fn pattern_reaches(pattern: &str, prefix: &str) -> bool {
+    let (literal, glob) = match pattern.strip_suffix('*') {
+        Some(p) => (p, true),
+        None => (pattern, false),
+    };
+    let mut pat = literal.split('/');
+    let mut pre = prefix.trim_end_matches('/').split('/');
+    loop {
+        match (pre.next(), pat.next()) {
+            (None, _) => return true,
+            (Some(_), None) => return glob,
+            (Some(want), Some(have)) => {
+                let last_of_pattern = pat.clone().next().is_none();
+                if have == "+" || have == want {
+                    continue;
+                }
+                // A glob may end mid-segment: `secr*` reaches `secret/`.
+                return glob && last_of_pattern && want.starts_with(have);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod reach_tests {
+    use super::pattern_reaches;
+
+    #[test]
+    fn patterns_reach_the_mounts_they_can_match_under() {
+        assert!(pattern_reaches("secret/data/app/*", "secret/"));
+        assert!(pattern_reaches("secret/+/app", "secret/"));
+        assert!(pattern_reaches("*", "secret/"));
+        assert!(pattern_reaches("sec*", "secret/"));
+        assert!(pattern_reaches("auth/token/lookup-self", "auth/token/"));
+        assert!(!pattern_reaches("other/*", "secret/"));
+        assert!(!pattern_reaches("secretx/*", "secret/"));
+        assert!(!pattern_reaches("sec", "secret/"));
     }
 }

@@ -21,6 +21,9 @@ pub struct CreateContext<'a> {
     /// Called through `create-orphan`.
     pub orphan_path: bool,
     pub role: Option<&'a TokenRole>,
+    /// The token auth mount's tuned TTLs in seconds (0: the system's 768h).
+    pub mount_default_ttl: u64,
+    pub mount_max_ttl: u64,
 }
 
 /// The created token and what the response needs.
@@ -29,6 +32,13 @@ pub struct Created {
     pub token: SecretString,
     pub resolved: Resolved,
     pub lease_duration: u64,
+    pub warnings: Vec<String>,
+}
+
+/// Go's `%q` of a string slice: `["a" "b"]`.
+fn go_quoted(items: &[String]) -> String {
+    let quoted: Vec<String> = items.iter().map(|i| format!("{i:?}")).collect();
+    format!("[{}]", quoted.join(" "))
 }
 
 fn display_name(requested: Option<String>) -> String {
@@ -84,7 +94,11 @@ pub async fn create_token(
     }
     let no_default = params::boolean(data, "no_default_policy")?.unwrap_or(false)
         || ctx.role.is_some_and(|r| r.token_no_default_policy);
-    let requested = params::string_list(data, "policies")?.map(normalise_policies);
+    // A single string is one policy name, commas and all, as OpenBao reads it.
+    let requested = match params::get(data, "policies") {
+        Some(Value::String(one)) => Some(normalise_policies(vec![one.clone()])),
+        _ => params::string_list(data, "policies")?.map(normalise_policies),
+    };
 
     let mut policies = match (&requested, ctx.role) {
         (Some(p), _) => p.clone(),
@@ -101,8 +115,9 @@ pub async fn create_token(
         let with_default = normalise_policies(with_default);
         if !role.allowed_policies.is_empty() && !with_default.iter().all(|p| allowed.contains(p)) {
             return Err(CoreError::InvalidRequest(format!(
-                "token policies ({with_default:?}) must be subset of the role's allowed policies ({:?})",
-                normalise_policies(allowed)
+                "token policies ({}) must be subset of the role's allowed policies ({}) or glob policies ([])",
+                go_quoted(&with_default),
+                go_quoted(&normalise_policies(allowed))
             )));
         }
         if let Some(bad) = with_default
@@ -161,19 +176,42 @@ pub async fn create_token(
 
     // The effective TTL: period wins; else the request, else the system default; root
     // tokens without a TTL never expire.
+    let or_system = |secs: u64| {
+        if secs == 0 {
+            SYSTEM_DEFAULT_TTL.as_secs()
+        } else {
+            secs
+        }
+    };
+    let mount_max = or_system(ctx.mount_max_ttl);
+    let mut warnings = Vec::new();
     let mut effective = if period > 0 {
         period
     } else {
         match ttl {
             Some(t) if t > 0 => t,
             _ if is_root_token => 0,
-            _ => SYSTEM_DEFAULT_TTL.as_secs(),
+            _ => or_system(ctx.mount_default_ttl).min(mount_max),
         }
     };
-    if period == 0 && effective > 0 {
-        effective = effective.min(SYSTEM_DEFAULT_TTL.as_secs());
+    if period == 0 && effective > mount_max {
+        warnings.push(format!(
+            "TTL of {:?} exceeded the effective max_ttl of {:?}; TTL value is capped accordingly",
+            super::human_duration(effective),
+            super::human_duration(mount_max)
+        ));
+        effective = mount_max;
     }
     if explicit_max > 0 && (effective == 0 || effective > explicit_max) {
+        if effective > 0 {
+            let what = if period > 0 { "period" } else { "TTL" };
+            warnings.push(format!(
+                "{what} of {:?} exceeded the effective max_ttl of {:?}; {} value is capped accordingly",
+                super::human_duration(effective),
+                super::human_duration(explicit_max),
+                what
+            ));
+        }
         effective = explicit_max;
     }
     if effective == 0 {
@@ -208,6 +246,7 @@ pub async fn create_token(
         expire_ns: (effective > 0)
             .then(|| now.saturating_add((effective as i64).saturating_mul(1_000_000_000))),
         last_renewal_ns: None,
+        last_ttl: 0,
         role: ctx.role.map(|r| r.name.clone()),
     };
     let token = match custom_id {
@@ -219,6 +258,7 @@ pub async fn create_token(
         token,
         resolved,
         lease_duration: effective,
+        warnings,
     })
 }
 
@@ -240,7 +280,14 @@ pub async fn renew_token(
     let wanted = if entry.period > 0 {
         entry.period
     } else {
-        increment.filter(|i| *i > 0).unwrap_or(entry.creation_ttl)
+        // Without an increment the token gets the TTL it was last given, as in Vault.
+        increment
+            .filter(|i| *i > 0)
+            .unwrap_or(if entry.last_ttl > 0 {
+                entry.last_ttl
+            } else {
+                entry.creation_ttl
+            })
     };
     let mut ttl = wanted;
     let mut warning = None;
@@ -266,6 +313,7 @@ pub async fn renew_token(
     let mut next = (**entry).clone();
     next.expire_ns = Some(now.saturating_add((ttl as i64).saturating_mul(1_000_000_000)));
     next.last_renewal_ns = Some(now);
+    next.last_ttl = ttl;
     let updated = store.update(&target.id_hash, next).await?;
     Ok((updated, ttl, warning))
 }

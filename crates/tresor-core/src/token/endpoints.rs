@@ -29,7 +29,11 @@ impl Core {
         let op = request.operation;
         let data = &request.data;
         let writes = matches!(op, Update | Create);
-        match relative.trim_end_matches('/') {
+        let bare = relative.trim_end_matches('/');
+        if op == List && !matches!(bare, "accessors" | "roles") {
+            return Err(CoreError::UnsupportedPath);
+        }
+        match bare {
             "create" | "create-orphan" if writes => {
                 self.create_endpoint(active, caller, data, relative == "create-orphan", None)
                     .await
@@ -59,9 +63,15 @@ impl Core {
             "lookup" if matches!(op, Read | Update) => {
                 let token = params::string(data, "token")?.unwrap_or_default();
                 if token.is_empty() {
-                    return Err(CoreError::InvalidRequest(
-                        "missing token to look up".to_owned(),
-                    ));
+                    // No token named: OpenBao looks up the caller.
+                    let own = request
+                        .token
+                        .as_ref()
+                        .map(|t| t.expose())
+                        .unwrap_or_default();
+                    return Ok(Some(LogicalResponse::data(
+                        caller.resolved.entry.lookup_data(own),
+                    )));
                 }
                 let found = active.tokens.lookup(&token).await?.ok_or_else(bad_token)?;
                 Ok(Some(LogicalResponse::data(found.entry.lookup_data(&token))))
@@ -81,11 +91,24 @@ impl Core {
             }
             "renew" if writes => {
                 let token = params::string(data, "token")?.unwrap_or_default();
-                let found = active.tokens.lookup(&token).await?.ok_or_else(bad_token)?;
+                if token.is_empty() {
+                    return Err(missing_token_id());
+                }
+                let found = active
+                    .tokens
+                    .lookup(&token)
+                    .await?
+                    .ok_or_else(|| CoreError::InvalidRequest("token not found".to_owned()))?;
                 self.renew_endpoint(active, &found, &token, data).await
             }
             "renew-accessor" if writes => {
                 let found = self.by_accessor(active, data).await?;
+                if !found.entry.renewable {
+                    // OpenBao's wording through the accessor path.
+                    return Err(CoreError::InvalidRequest(
+                        "1 error occurred:\n\t* invalid request\n\n".to_owned(),
+                    ));
+                }
                 self.renew_endpoint(active, &found, "", data).await
             }
             "revoke-self" if writes => {
@@ -94,18 +117,35 @@ impl Core {
             }
             "revoke" if writes => {
                 let token = params::string(data, "token")?.unwrap_or_default();
+                if token.is_empty() {
+                    return Err(missing_token_id());
+                }
                 if let Some(found) = active.tokens.lookup(&token).await? {
                     self.revoke(active, &found.id_hash).await?;
                 }
                 Ok(None)
             }
             "revoke-accessor" if writes => {
-                let found = self.by_accessor(active, data).await?;
-                self.revoke(active, &found.id_hash).await?;
-                Ok(None)
+                let accessor = params::string(data, "accessor")?.unwrap_or_default();
+                if accessor.is_empty() {
+                    return Err(missing_accessor());
+                }
+                match active.tokens.lookup_accessor(&accessor).await? {
+                    Some(found) => {
+                        self.revoke(active, &found.id_hash).await?;
+                        Ok(None)
+                    }
+                    None => Ok(Some(LogicalResponse {
+                        warnings: vec!["No token found with this accessor".to_owned()],
+                        ..LogicalResponse::default()
+                    })),
+                }
             }
             "revoke-orphan" if writes => {
                 let token = params::string(data, "token")?.unwrap_or_default();
+                if token.is_empty() {
+                    return Err(missing_token_id());
+                }
                 if let Some(found) = active.tokens.lookup(&token).await? {
                     active.tokens.revoke_orphan(&found.id_hash).await?;
                     self.drop_token_data(active, &[found.id_hash]).await?;
@@ -144,14 +184,26 @@ impl Core {
         orphan_path: bool,
         role: Option<&TokenRole>,
     ) -> CoreResult<Option<LogicalResponse>> {
+        let (mount_default_ttl, mount_max_ttl) = active
+            .mounts
+            .table(MountKind::Auth)
+            .get("token/")
+            .map_or((0, 0), |m| {
+                (
+                    m.entry.config.default_lease_ttl,
+                    m.entry.config.max_lease_ttl,
+                )
+            });
         let ctx = CreateContext {
             parent: &caller.resolved,
             privileged: caller.sudo,
             orphan_path,
             role,
+            mount_default_ttl,
+            mount_max_ttl,
         };
         let created = create_token(&active.tokens, ctx, data).await?;
-        let mut warnings = Vec::new();
+        let mut warnings = created.warnings.clone();
         for p in &created.resolved.entry.policies {
             if !active.policies.exists(p).await? {
                 warnings.push(format!("Policy {p:?} does not exist"));
@@ -192,7 +244,7 @@ impl Core {
     ) -> CoreResult<Resolved> {
         let accessor = params::string(data, "accessor")?.unwrap_or_default();
         if accessor.is_empty() {
-            return Err(CoreError::InvalidRequest("missing accessor".to_owned()));
+            return Err(missing_accessor());
         }
         active
             .tokens
@@ -260,6 +312,14 @@ impl Core {
             _ => Err(CoreError::UnsupportedOperation),
         }
     }
+}
+
+fn missing_token_id() -> CoreError {
+    CoreError::InvalidRequest("missing token ID".to_owned())
+}
+
+fn missing_accessor() -> CoreError {
+    CoreError::InvalidRequest("1 error occurred:\n\t* missing accessor\n\n".to_owned())
 }
 
 fn bad_token() -> CoreError {

@@ -39,6 +39,9 @@ pub struct TokenEntry {
     pub expire_ns: Option<i64>,
     #[serde(default)]
     pub last_renewal_ns: Option<i64>,
+    /// The TTL granted by the last renewal, in seconds (0: never renewed).
+    #[serde(default)]
+    pub last_ttl: u64,
     #[serde(default)]
     pub role: Option<String>,
 }

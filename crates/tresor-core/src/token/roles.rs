@@ -33,11 +33,12 @@ impl TokenRole {
             "allowed_policies_glob": [],
             "disallowed_policies": self.disallowed_policies,
             "disallowed_policies_glob": [],
-            "explicit_max_ttl": self.token_explicit_max_ttl,
+            // The legacy names are shown but no longer set, as in OpenBao.
+            "explicit_max_ttl": 0,
             "name": self.name,
             "orphan": self.orphan,
             "path_suffix": self.path_suffix,
-            "period": self.token_period,
+            "period": 0,
             "renewable": self.renewable,
             "token_explicit_max_ttl": self.token_explicit_max_ttl,
             "token_no_default_policy": self.token_no_default_policy,
@@ -65,9 +66,10 @@ impl TokenRole {
             self.renewable = v;
         }
         if let Some(v) = params::string(data, "path_suffix")? {
-            if v.contains("..") {
+            if !v.is_empty() && !valid_path_suffix(&v) {
                 return Err(CoreError::InvalidRequest(
-                    "path_suffix cannot contain '..'".to_owned(),
+                    "given role path suffix contains invalid characters; must match \\w[\\w-.]+\\w"
+                        .to_owned(),
                 ));
             }
             self.path_suffix = v;
@@ -94,6 +96,16 @@ impl TokenRole {
         }
         Ok(())
     }
+}
+
+/// OpenBao's `\w[\w-.]+\w`: at least three characters, word characters at both ends.
+fn valid_path_suffix(v: &str) -> bool {
+    let word = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    let chars: Vec<char> = v.chars().collect();
+    chars.len() >= 3
+        && chars.first().is_some_and(|c| word(*c))
+        && chars.last().is_some_and(|c| word(*c))
+        && chars.iter().all(|c| word(*c) || *c == '-' || *c == '.')
 }
 
 /// Lowercases, trims, sorts and de-duplicates policy names, as Vault does.

@@ -19,40 +19,54 @@ pub async fn handle(
     data: &Map<String, Value>,
 ) -> Result<Response, ApiError> {
     allow_logical(request, &[Operation::Update])?;
-    let mut paths = params::string_list(data, "paths")?.unwrap_or_default();
-    if let Some(p) = params::string(data, "path")? {
-        paths.push(p);
-    }
+    // `paths` wins over `path`; either may be a list or a comma-separated string.
+    let paths = match params::string_list(data, "paths")? {
+        Some(p) if !p.is_empty() => p,
+        _ => params::string_list(data, "path")?.unwrap_or_default(),
+    };
     if paths.is_empty() {
-        return Err(ApiError::bad_request("missing paths"));
+        return Err(ApiError::bad_request("paths must be supplied"));
     }
     let active = state.core.active()?;
     let policies = match request.path.as_str() {
         "sys/capabilities-self" => caller.resolved.entry.policies.clone(),
         "sys/capabilities" => {
             let token = params::string(data, "token")?.unwrap_or_default();
-            let found = active
-                .tokens
-                .lookup(&token)
-                .await?
-                .ok_or_else(ApiError::permission_denied)?;
+            if token.is_empty() {
+                return Err(ApiError::new(
+                    http::StatusCode::INTERNAL_SERVER_ERROR,
+                    "no token found",
+                ));
+            }
+            let found =
+                active.tokens.lookup(&token).await?.ok_or_else(|| {
+                    ApiError::bad_request("1 error occurred:\n\t* invalid token\n\n")
+                })?;
             found.entry.policies.clone()
         }
         _ => {
             let accessor = params::string(data, "accessor")?.unwrap_or_default();
+            if accessor.is_empty() {
+                return Err(ApiError::bad_request("missing accessor"));
+            }
             let found = active
                 .tokens
                 .lookup_accessor(&accessor)
                 .await?
-                .ok_or_else(|| ApiError::bad_request("invalid accessor"))?;
+                .ok_or_else(|| {
+                    ApiError::bad_request("1 error occurred:\n\t* invalid accessor\n\n")
+                })?;
             found.entry.policies.clone()
         }
     };
     let acl = active.policies.acl(&policies).await?;
     let mut out = Map::new();
+    // Answers are keyed by the path as given; the ACL ignores a leading slash.
     for path in &paths {
-        let path = path.trim_start_matches('/');
-        out.insert(path.to_owned(), json!(acl.capabilities(path)));
+        out.insert(
+            path.clone(),
+            json!(acl.capabilities(path.trim_start_matches('/'))),
+        );
     }
     if paths.len() == 1
         && let Some(first) = paths.first()

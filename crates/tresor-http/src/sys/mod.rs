@@ -53,6 +53,9 @@ pub async fn authenticated(state: &AppState, request: &ApiRequest) -> Result<Res
         "sys/key-status" => keys::status(state, request),
         "sys/mounts" | "sys/auth" => mounts::list(state, request),
         "sys/remount" => mounts::remount(state, request, &data).await,
+        p if p.starts_with("sys/remount/status/") && !p.ends_with('/') => {
+            mounts::remount_status(state, request, p.trim_start_matches("sys/remount/status/"))
+        }
         "sys/policy" | "sys/policy/" => policy::list_legacy(state, request).await,
         "sys/policies/acl/" | "sys/policies/acl" => policy::list_acl(state, request).await,
         "sys/capabilities" | "sys/capabilities-self" | "sys/capabilities-accessor" => {

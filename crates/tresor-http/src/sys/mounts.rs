@@ -40,6 +40,11 @@ pub fn mount_json(entry: &MountEntry, kind: MountKind) -> Value {
     {
         c.insert("token_type".into(), json!("default-service"));
     }
+    if entry.engine_type == "system"
+        && let Some(c) = config.as_object_mut()
+    {
+        c.insert("passthrough_request_headers".into(), json!(["Accept"]));
+    }
     let mut v = json!({
         "accessor": entry.accessor,
         "config": config,
@@ -78,10 +83,42 @@ pub fn list(state: &AppState, request: &ApiRequest) -> Result<Response, ApiError
     Ok(json_response(http::StatusCode::OK, &envelope(data, true)))
 }
 
+/// The lease TTLs of a mount being enabled, with OpenBao's messages for bad values.
+fn enable_ttls(config: &Map<String, Value>) -> Result<MountConfig, ApiError> {
+    let parse = |key: &str, label: &str| -> Result<u64, ApiError> {
+        match ttl_field(config, key) {
+            Ok(v) => Ok(v.unwrap_or(0)),
+            Err(_) => {
+                let raw = params::get(config, key)
+                    .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned));
+                let raw = raw.unwrap_or_default();
+                Err(ApiError::bad_request(format!(
+                    "unable to parse {label} TTL of {raw}: time: invalid duration {raw:?}"
+                )))
+            }
+        }
+    };
+    let default_lease_ttl = parse("default_lease_ttl", "default")?;
+    let max_lease_ttl = parse("max_lease_ttl", "max")?;
+    if max_lease_ttl > 0 && default_lease_ttl > max_lease_ttl {
+        return Err(ApiError::bad_request(
+            "given default lease TTL greater than given max lease TTL",
+        ));
+    }
+    Ok(MountConfig {
+        default_lease_ttl,
+        max_lease_ttl,
+        force_no_cache: params::boolean(config, "force_no_cache")?.unwrap_or(false),
+    })
+}
+
 fn ttl_field(data: &Map<String, Value>, key: &str) -> Result<Option<u64>, ApiError> {
-    // "system" means "the default" in Vault's tune API.
-    if params::get(data, key).and_then(Value::as_str) == Some("system") {
-        return Ok(Some(0));
+    // "system" means "the default" in Vault's tune API; an empty string (what `bao secrets
+    // tune` sends for flags not given) leaves the setting alone.
+    match params::get(data, key).and_then(Value::as_str) {
+        Some("system") => return Ok(Some(0)),
+        Some("") => return Ok(None),
+        _ => {}
     }
     Ok(params::duration_secs(data, key)?)
 }
@@ -100,6 +137,21 @@ fn options_field(data: &Map<String, Value>) -> Result<Option<BTreeMap<String, St
                 })
                 .collect(),
         )),
+        // `bao write sys/mounts/x type=kv options=version=2` sends one "k=v,k2=v2" string.
+        Some(Value::String(text)) => text
+            .split(',')
+            .filter(|p| !p.trim().is_empty())
+            .map(|pair| {
+                pair.split_once('=')
+                    .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+                    .ok_or_else(|| {
+                        ApiError::bad_request(format!(
+                            "invalid options entry {pair:?}: expected key=value"
+                        ))
+                    })
+            })
+            .collect::<Result<_, _>>()
+            .map(Some),
         Some(_) => Err(ApiError::bad_request("options must be a map of strings")),
     }
 }
@@ -124,7 +176,11 @@ pub async fn one(
     {
         return tune(state, request, kind, mount, data).await;
     }
+    if rest.is_empty() && request.operation == Operation::Delete {
+        return Err(ApiError::unsupported_path());
+    }
     match request.operation {
+        Operation::List => Err(ApiError::unsupported_path()),
         Operation::Read => {
             let path =
                 tresor_core::mount::normalise_mount_path(rest).map_err(ApiError::bad_request)?;
@@ -149,12 +205,13 @@ pub async fn one(
             let enable = EnableRequest {
                 engine_type: params::string(data, "type")?.unwrap_or_default(),
                 description: params::string(data, "description")?.unwrap_or_default(),
-                config: MountConfig {
-                    default_lease_ttl: ttl_field(&config, "default_lease_ttl")?.unwrap_or(0),
-                    max_lease_ttl: ttl_field(&config, "max_lease_ttl")?.unwrap_or(0),
-                    force_no_cache: params::boolean(&config, "force_no_cache")?.unwrap_or(false),
+                config: enable_ttls(&config)?,
+
+                options: match data.get("options") {
+                    Some(Value::Null) => None,
+                    None => Some(BTreeMap::new()),
+                    Some(_) => options_field(data)?,
                 },
-                options: options_field(data)?.unwrap_or_default(),
                 local: params::boolean(data, "local")?.unwrap_or(false),
                 seal_wrap: params::boolean(data, "seal_wrap")?.unwrap_or(false),
             };
@@ -211,6 +268,9 @@ async fn tune(
             if kind == MountKind::Auth {
                 out.insert("token_type".into(), json!("default-service"));
             }
+            if mounted.entry.engine_type == "system" {
+                out.insert("passthrough_request_headers".into(), json!(["Accept"]));
+            }
             Ok(json_response(http::StatusCode::OK, &envelope(out, true)))
         }
         Operation::Update => {
@@ -246,12 +306,12 @@ pub async fn remount(
     let to = params::string(data, "to")?.unwrap_or_default();
     if from.is_empty() || to.is_empty() {
         return Err(ApiError::bad_request(
-            "both 'from' and 'to' must be specified",
+            "both 'from' and 'to' path must be specified as a string",
         ));
     }
-    state.core.active()?.mounts.remount(&from, &to).await?;
+    let id = state.core.active()?.mounts.remount(&from, &to).await?;
     let mut out = Map::new();
-    out.insert("migration_id".into(), json!(tresor_core::random::uuid()));
+    out.insert("migration_id".into(), json!(id));
     let mut response = tresor_core::logical::LogicalResponse::data(out);
     response
         .warnings
@@ -260,26 +320,35 @@ pub async fn remount(
 }
 
 /// `sys/internal/ui/mounts[/:path]`: the mounts a token can reach; the `vault kv` CLI reads a
-/// mount's `options.version` here to choose between the KV v1 and v2 APIs.
+/// mount's `options.version` here to choose between the KV v1 and v2 APIs. As in OpenBao, the
+/// listing needs no token (it then shows only mounts marked for unauthenticated listing, which
+/// Tresor has none of), and a mount is shown when any of the token's rules reaches into it.
 pub async fn ui_mounts(
     state: &AppState,
     request: &ApiRequest,
     token: Option<&str>,
     path: &str,
 ) -> Result<Response, ApiError> {
-    allow_logical(request, &[Operation::Read])?;
+    if request.operation != Operation::Read {
+        return Err(ApiError::new(
+            http::StatusCode::METHOD_NOT_ALLOWED,
+            "unsupported operation",
+        ));
+    }
     let active = state.core.active()?;
-    let resolved = state.core.resolve_token(&active, token).await?;
-    let acl = active.policies.acl(&resolved.entry.policies).await?;
-    let reachable = |mount_path: &str| tresor_core::authz::reaches(&acl, mount_path);
-    let reachable_path = |p: &str| tresor_core::authz::reaches(&acl, p);
+    let acl = match state.core.resolve_token(&active, token).await {
+        Ok(resolved) => Some(active.policies.acl(&resolved.entry.policies).await?),
+        Err(tresor_core::CoreError::PermissionDenied) => None,
+        Err(other) => return Err(other.into()),
+    };
+    let reaches = |p: &str| acl.as_ref().is_some_and(|a| a.has_access_under(p));
     if path.is_empty() {
         let pick = |kind: MountKind, prefix: &str| -> Map<String, Value> {
             active
                 .mounts
                 .table(kind)
                 .all()
-                .filter(|m| reachable(&format!("{prefix}{}", m.entry.path)))
+                .filter(|m| reaches(&format!("{prefix}{}", m.entry.path)))
                 .map(|m| (m.entry.path.clone(), mount_json(&m.entry, kind)))
                 .collect()
         };
@@ -288,16 +357,35 @@ pub async fn ui_mounts(
         data.insert("secret".into(), Value::Object(pick(MountKind::Secret, "")));
         return Ok(json_response(http::StatusCode::OK, &envelope(data, false)));
     }
-    let table = active.mounts.table(MountKind::Secret);
-    let Some((mounted, _)) = table.route(path) else {
-        return Err(ApiError::bad_request(format!(
-            "no matching mount for path {path:?}"
-        )));
+    let preflight = || {
+        let shown = if path.ends_with('/') {
+            path.to_owned()
+        } else {
+            format!("{path}/")
+        };
+        ApiError::new(
+            http::StatusCode::FORBIDDEN,
+            format!(
+                "preflight capability check returned 403, please ensure client's policies grant \
+                 access to path {shown:?}"
+            ),
+        )
     };
-    if !reachable_path(path) {
+    if acl.is_none() {
         return Err(ApiError::permission_denied());
     }
-    let mut v = mount_json(&mounted.entry, MountKind::Secret);
+    let (kind, prefix, table_path) = match path.strip_prefix("auth/") {
+        Some(rest) => (MountKind::Auth, "auth/", rest),
+        None => (MountKind::Secret, "", path),
+    };
+    let table = active.mounts.table(kind);
+    let Some((mounted, _)) = table.route(table_path) else {
+        return Err(preflight());
+    };
+    if !reaches(&format!("{prefix}{}", mounted.entry.path)) {
+        return Err(preflight());
+    }
+    let mut v = mount_json(&mounted.entry, kind);
     if let Some(o) = v.as_object_mut() {
         o.insert("path".into(), json!(mounted.entry.path));
     }
@@ -305,4 +393,27 @@ pub async fn ui_mounts(
         return Err(ApiError::bad_request("mount has no data"));
     };
     Ok(json_response(http::StatusCode::OK, &envelope(data, false)))
+}
+
+/// `sys/remount/status/:id`: Tresor's moves finish before `sys/remount` answers, so every known
+/// migration reports success.
+pub fn remount_status(
+    state: &AppState,
+    request: &ApiRequest,
+    id: &str,
+) -> Result<Response, ApiError> {
+    allow_logical(request, &[Operation::Read])?;
+    let (from, to) = state
+        .core
+        .active()?
+        .mounts
+        .migration(id)
+        .ok_or_else(|| ApiError::bare(http::StatusCode::NOT_FOUND))?;
+    let mut out = Map::new();
+    out.insert("migration_id".into(), json!(id));
+    out.insert(
+        "migration_info".into(),
+        json!({ "source_mount": from, "target_mount": to, "status": "success" }),
+    );
+    Ok(json_response(http::StatusCode::OK, &envelope(out, false)))
 }

@@ -1,15 +1,17 @@
 //! `sys/policy` (legacy) and `sys/policies/acl`: ACL policy CRUD.
 
 use axum::response::Response;
+use base64::Engine;
 use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tresor_core::params;
+use tresor_core::policy_store::StoredPolicy;
 
 use crate::AppState;
 use crate::error::ApiError;
 use crate::request::{ApiRequest, Operation};
-use crate::response::{envelope, json_response, no_content};
+use crate::response::{envelope, json_response, logical_response, no_content};
 use crate::sys::allow_logical;
 
 pub async fn list_legacy(state: &AppState, request: &ApiRequest) -> Result<Response, ApiError> {
@@ -29,24 +31,90 @@ pub async fn list_acl(state: &AppState, request: &ApiRequest) -> Result<Response
     Ok(json_response(http::StatusCode::OK, &envelope(data, false)))
 }
 
-/// Policy names are case-insensitive: Vault lowercases them.
+/// Policy names are case-insensitive: Vault lowercases them. A name may contain `/`.
 fn name_of(path: &str, prefix: &str) -> Result<String, ApiError> {
     let name = path.trim_start_matches(prefix).trim_end_matches('/');
-    if name.is_empty() || name.contains('/') {
+    if name.is_empty() {
         return Err(ApiError::bad_request("policy name must be provided"));
     }
     Ok(name.to_lowercase())
 }
 
-fn policy_text(data: &Map<String, Value>, legacy: bool) -> Result<String, ApiError> {
-    let text = params::string(data, "policy")?
-        .or(if legacy {
-            params::string(data, "rules")?
-        } else {
-            None
-        })
-        .ok_or_else(|| ApiError::bad_request("'policy' parameter not supplied or empty"))?;
-    Ok(text)
+/// The policy text: `policy` (or legacy `rules`), which may also arrive base64-encoded.
+/// Returns the text and whether the deprecated `rules` field was used.
+fn policy_text(data: &Map<String, Value>, legacy: bool) -> Result<(String, bool), ApiError> {
+    let given = |key: &str| -> Result<Option<String>, ApiError> {
+        Ok(params::string(data, key)?.filter(|t| !t.is_empty()))
+    };
+    let (text, from_rules) = match given("policy")? {
+        Some(t) => (t, false),
+        None if legacy => match given("rules")? {
+            Some(t) => (t, true),
+            None => {
+                return Err(ApiError::bad_request(
+                    "'policy' parameter not supplied or empty",
+                ));
+            }
+        },
+        None => {
+            return Err(ApiError::bad_request(
+                "'policy' parameter not supplied or empty",
+            ));
+        }
+    };
+    // As in Vault: a body that is valid base64 of UTF-8 text is decoded first.
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(text.trim())
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok());
+    Ok((decoded.unwrap_or(text), from_rules))
+}
+
+fn rfc3339(ns: i64) -> String {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ns))
+        .ok()
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .unwrap_or_default()
+}
+
+/// The fields OpenBao returns for a stored policy (the built-in `root` has no `modified`).
+fn policy_fields(stored: &StoredPolicy, text_key: &str) -> Map<String, Value> {
+    let mut out = Map::new();
+    out.insert("allow_slashes_in_identity_templates".into(), json!(false));
+    out.insert("allow_wildcards_in_identity_templates".into(), json!(false));
+    out.insert("cas_required".into(), json!(stored.cas_required));
+    if stored.name != "root" {
+        out.insert("modified".into(), json!(rfc3339(stored.modified_ns)));
+    }
+    out.insert("name".into(), json!(stored.name));
+    out.insert(text_key.into(), json!(stored.policy));
+    out.insert("version".into(), json!(stored.version));
+    out
+}
+
+async fn write(
+    state: &AppState,
+    request: &ApiRequest,
+    data: &Map<String, Value>,
+    name: &str,
+    legacy: bool,
+) -> Result<Response, ApiError> {
+    let store = &state.core.active()?.policies;
+    let (text, from_rules) = policy_text(data, legacy)?;
+    let cas = if legacy {
+        None
+    } else {
+        params::integer(data, "cas")?
+    };
+    store.write(name, &text, cas).await?;
+    if from_rules {
+        let response = tresor_core::logical::LogicalResponse {
+            warnings: vec!["'rules' is deprecated, please use 'policy' instead".to_owned()],
+            ..Default::default()
+        };
+        return Ok(logical_response(&response, &request.path));
+    }
+    Ok(no_content())
 }
 
 pub async fn legacy(
@@ -62,15 +130,12 @@ pub async fn legacy(
                 .read(&name)
                 .await?
                 .ok_or_else(|| ApiError::bare(http::StatusCode::NOT_FOUND))?;
-            let mut out = Map::new();
-            out.insert("name".into(), json!(stored.name));
-            out.insert("rules".into(), json!(stored.policy));
-            Ok(json_response(http::StatusCode::OK, &envelope(out, true)))
+            Ok(json_response(
+                http::StatusCode::OK,
+                &envelope(policy_fields(&stored, "rules"), true),
+            ))
         }
-        Operation::Update => {
-            store.write(&name, &policy_text(data, true)?, None).await?;
-            Ok(no_content())
-        }
+        Operation::Update => write(state, request, data, &name, true).await,
         Operation::Delete => {
             store.delete(&name).await?;
             Ok(no_content())
@@ -92,33 +157,12 @@ pub async fn acl(
                 .read(&name)
                 .await?
                 .ok_or_else(|| ApiError::bare(http::StatusCode::NOT_FOUND))?;
-            let modified =
-                OffsetDateTime::from_unix_timestamp_nanos(i128::from(stored.modified_ns))
-                    .ok()
-                    .and_then(|t| t.format(&Rfc3339).ok())
-                    .unwrap_or_default();
-            let mut out = Map::new();
-            out.insert("allow_slashes_in_identity_templates".into(), json!(false));
-            out.insert("allow_wildcards_in_identity_templates".into(), json!(false));
-            out.insert("cas_required".into(), json!(stored.cas_required));
-            out.insert("modified".into(), json!(modified));
-            out.insert("name".into(), json!(stored.name));
-            out.insert("policy".into(), json!(stored.policy));
-            out.insert("version".into(), json!(stored.version));
-            Ok(json_response(http::StatusCode::OK, &envelope(out, false)))
+            Ok(json_response(
+                http::StatusCode::OK,
+                &envelope(policy_fields(&stored, "policy"), false),
+            ))
         }
-        Operation::Update => {
-            let cas = params::integer(data, "cas")?;
-            let cas = match cas {
-                None | Some(-1) => None,
-                Some(v) => Some(
-                    u64::try_from(v)
-                        .map_err(|_| ApiError::bad_request("cas must not be negative"))?,
-                ),
-            };
-            store.write(&name, &policy_text(data, false)?, cas).await?;
-            Ok(no_content())
-        }
+        Operation::Update => write(state, request, data, &name, false).await,
         Operation::Delete => {
             store.delete(&name).await?;
             Ok(no_content())
