@@ -104,7 +104,7 @@ async fn route(state: &AppState, request: http::Request<Body>) -> Result<Respons
         other => other?,
     };
     match outcome {
-        Some(response) => Ok(logical_response(&response, &request.path)),
+        Some(response) => Ok(logical_response(response, &request.path)),
         None => Ok(no_content()),
     }
 }

@@ -49,12 +49,12 @@ pub fn request_id() -> String {
 /// The logical response envelope; for `sys/*` paths the data keys are also copied to the top
 /// level, as Vault's `HTTPSysInjector` does.
 pub fn envelope(data: Map<String, Value>, mirror_at_top_level: bool) -> Value {
-    let response = LogicalResponse::data(data);
-    logical_envelope(&response, mirror_at_top_level)
+    logical_envelope(LogicalResponse::data(data), mirror_at_top_level)
 }
 
-/// The full envelope of a logical response: every key always present.
-pub fn logical_envelope(response: &LogicalResponse, mirror_at_top_level: bool) -> Value {
+/// The full envelope of a logical response: every key always present. Takes the response by
+/// value: on the hot read path the data is moved, not copied.
+pub fn logical_envelope(response: LogicalResponse, mirror_at_top_level: bool) -> Value {
     let mut out = Map::new();
     if mirror_at_top_level && let Some(data) = &response.data {
         for (k, v) in data {
@@ -62,7 +62,7 @@ pub fn logical_envelope(response: &LogicalResponse, mirror_at_top_level: bool) -
         }
     }
     out.insert("request_id".into(), Value::String(request_id()));
-    out.insert("lease_id".into(), Value::String(response.lease_id.clone()));
+    out.insert("lease_id".into(), Value::String(response.lease_id));
     out.insert("renewable".into(), Value::Bool(response.renewable));
     out.insert(
         "lease_duration".into(),
@@ -70,31 +70,22 @@ pub fn logical_envelope(response: &LogicalResponse, mirror_at_top_level: bool) -
     );
     out.insert(
         "data".into(),
-        response.data.clone().map_or(Value::Null, Value::Object),
+        response.data.map_or(Value::Null, Value::Object),
     );
     out.insert("wrap_info".into(), Value::Null);
-    out.insert(
-        "warnings".into(),
-        if response.warnings.is_empty() {
-            Value::Null
-        } else {
-            Value::Array(
-                response
-                    .warnings
-                    .iter()
-                    .cloned()
-                    .map(Value::String)
-                    .collect(),
-            )
-        },
-    );
-    out.insert("auth".into(), response.auth.clone().unwrap_or(Value::Null));
+    let warnings = if response.warnings.is_empty() {
+        Value::Null
+    } else {
+        Value::Array(response.warnings.into_iter().map(Value::String).collect())
+    };
+    out.insert("warnings".into(), warnings);
+    out.insert("auth".into(), response.auth.unwrap_or(Value::Null));
     Value::Object(out)
 }
 
 /// Serialises a logical response (200, or its status override), mirroring data keys at the
 /// top level on the sys paths where Vault does.
-pub fn logical_response(response: &LogicalResponse, path: &str) -> Response {
+pub fn logical_response(response: LogicalResponse, path: &str) -> Response {
     let status = response
         .status
         .and_then(|s| StatusCode::from_u16(s).ok())

@@ -288,7 +288,7 @@ async fn tune(
                 warnings,
                 ..Default::default()
             };
-            Ok(crate::response::logical_response(&response, &request.path))
+            Ok(crate::response::logical_response(response, &request.path))
         }
         _ => Err(ApiError::unsupported_operation()),
     }
@@ -316,7 +316,7 @@ pub async fn remount(
     response
         .warnings
         .push("Mount move has completed.".to_owned());
-    Ok(crate::response::logical_response(&response, "sys/remount"))
+    Ok(crate::response::logical_response(response, "sys/remount"))
 }
 
 /// `sys/internal/ui/mounts[/:path]`: the mounts a token can reach; the `vault kv` CLI reads a

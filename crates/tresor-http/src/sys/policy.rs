@@ -112,7 +112,7 @@ async fn write(
             warnings: vec!["'rules' is deprecated, please use 'policy' instead".to_owned()],
             ..Default::default()
         };
-        return Ok(logical_response(&response, &request.path));
+        return Ok(logical_response(response, &request.path));
     }
     Ok(no_content())
 }
