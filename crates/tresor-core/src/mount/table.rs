@@ -254,6 +254,11 @@ impl MountTables {
     ) -> CoreResult<()> {
         let _guard = self.changes.lock().await;
         let path = normalise_mount_path(path).map_err(CoreError::InvalidRequest)?;
+        if kind == MountKind::Auth && request.engine_type == "token" {
+            return Err(CoreError::InvalidRequest(
+                "token credential backend cannot be instantiated".to_owned(),
+            ));
+        }
         if request.engine_type.is_empty() {
             return Err(CoreError::InvalidRequest(
                 "backend type must be specified as a string".to_owned(),
@@ -519,9 +524,9 @@ fn no_mount(kind: MountKind, path: &str) -> CoreError {
         MountKind::Secret => CoreError::InvalidRequest(format!(
             "tune of path {path:?} failed: no mount entry found"
         )),
-        MountKind::Auth => {
-            CoreError::InvalidRequest(format!("cannot fetch sysview for path \"auth/{path}\""))
-        }
+        MountKind::Auth => CoreError::InvalidRequest(format!(
+            "tune of path \"auth/{path}\" failed: no mount entry found"
+        )),
     }
 }
 

@@ -100,11 +100,20 @@ impl TokenEntry {
             "type": "service",
         });
         if let Some(obj) = data.as_object_mut() {
+            // OpenBao's lookup of the root token minted by init shows neither of these.
+            if self.path == "auth/token/root" {
+                obj.remove("issue_time");
+                obj.remove("renewable");
+            }
+            // A role's TTL limits stay on the role: the token shows none of its own.
+            if self.role.is_some() {
+                obj.insert("explicit_max_ttl".into(), json!(0));
+            }
             if let Some(r) = self.last_renewal_ns {
                 obj.insert("last_renewal".into(), rfc3339(r));
                 obj.insert("last_renewal_time".into(), json!(r / 1_000_000_000));
             }
-            if self.period > 0 {
+            if self.period > 0 && self.role.is_none() {
                 obj.insert("period".into(), json!(self.period));
             }
             if let Some(role) = &self.role {

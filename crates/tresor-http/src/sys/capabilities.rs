@@ -35,7 +35,7 @@ pub async fn handle(
             if token.is_empty() {
                 return Err(ApiError::new(
                     http::StatusCode::INTERNAL_SERVER_ERROR,
-                    "no token found",
+                    "1 error occurred:\n\t* no token found\n\n",
                 ));
             }
             let found =

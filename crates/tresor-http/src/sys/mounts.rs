@@ -239,7 +239,12 @@ async fn tune(
         Operation::Read => {
             let table = active.mounts.table(kind);
             let mounted = table.get(&path).ok_or_else(|| {
-                ApiError::bad_request(format!("cannot fetch sysview for path {path:?}"))
+                let shown = if kind == MountKind::Auth {
+                    format!("auth/{path}")
+                } else {
+                    path.clone()
+                };
+                ApiError::bad_request(format!("cannot fetch sysview for path {shown:?}"))
             })?;
             let effective = |secs: u64| {
                 if secs == 0 {
