@@ -97,12 +97,7 @@ impl ApiRequest {
         } else {
             path
         };
-        let body = axum::body::to_bytes(body, limit).await.map_err(|_| {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "http: request body too large",
-            )
-        })?;
+        let body = read_bounded(body, limit).await?;
         let content_type = parts
             .headers
             .get(http::header::CONTENT_TYPE)
@@ -213,6 +208,45 @@ fn json_type(v: &Value) -> &'static str {
         Value::Array(_) => "an array",
         Value::Object(_) => "an object",
     }
+}
+
+/// How much of an oversized body is read and thrown away before answering 413, so the client
+/// finishes sending and sees the answer instead of a reset connection.
+const DRAIN_LIMIT: usize = 64 * 1024 * 1024;
+
+/// Reads at most `limit` bytes of body; beyond it, drains (up to [`DRAIN_LIMIT`]) and answers 413.
+async fn read_bounded(body: Body, limit: usize) -> Result<bytes::Bytes, ApiError> {
+    use http_body_util::BodyExt;
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "http: request body too large",
+        )
+    };
+    let mut body = body;
+    let mut buf = bytes::BytesMut::new();
+    let mut seen: usize = 0;
+    while let Some(frame) = body.frame().await {
+        let Ok(frame) = frame else {
+            return Err(ApiError::bad_request("failed to read the request body"));
+        };
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        seen = seen.saturating_add(data.len());
+        if seen > limit {
+            if seen > limit.saturating_add(DRAIN_LIMIT) {
+                return Err(too_large());
+            }
+            buf.clear();
+            continue;
+        }
+        buf.extend_from_slice(&data);
+    }
+    if seen > limit {
+        return Err(too_large());
+    }
+    Ok(buf.freeze())
 }
 
 /// Paths with empty, `.` or `..` segments are refused (a trailing slash is fine). OpenBao's Go
