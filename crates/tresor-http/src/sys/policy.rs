@@ -117,12 +117,33 @@ async fn write(
     Ok(no_content())
 }
 
-pub async fn legacy(
+/// Where a policy endpoint lives and how it speaks: the legacy `sys/policy/:name` calls the
+/// text `rules` and mirrors data at the top level; `sys/policies/acl/:name` does neither.
+#[derive(Clone, Copy)]
+struct Flavour {
+    prefix: &'static str,
+    text_key: &'static str,
+    legacy: bool,
+}
+
+const LEGACY: Flavour = Flavour {
+    prefix: "sys/policy/",
+    text_key: "rules",
+    legacy: true,
+};
+const ACL: Flavour = Flavour {
+    prefix: "sys/policies/acl/",
+    text_key: "policy",
+    legacy: false,
+};
+
+async fn one(
     state: &AppState,
     request: &ApiRequest,
     data: &Map<String, Value>,
+    flavour: Flavour,
 ) -> Result<Response, ApiError> {
-    let name = name_of(&request.path, "sys/policy/")?;
+    let name = name_of(&request.path, flavour.prefix)?;
     let store = &state.core.active()?.policies;
     match request.operation {
         Operation::Read => {
@@ -130,12 +151,10 @@ pub async fn legacy(
                 .read(&name)
                 .await?
                 .ok_or_else(|| ApiError::bare(http::StatusCode::NOT_FOUND))?;
-            Ok(json_response(
-                http::StatusCode::OK,
-                &envelope(policy_fields(&stored, "rules"), true),
-            ))
+            let body = envelope(policy_fields(&stored, flavour.text_key), flavour.legacy);
+            Ok(json_response(http::StatusCode::OK, &body))
         }
-        Operation::Update => write(state, request, data, &name, true).await,
+        Operation::Update => write(state, request, data, &name, flavour.legacy).await,
         Operation::Delete => {
             store.delete(&name).await?;
             Ok(no_content())
@@ -144,29 +163,18 @@ pub async fn legacy(
     }
 }
 
+pub async fn legacy(
+    state: &AppState,
+    request: &ApiRequest,
+    data: &Map<String, Value>,
+) -> Result<Response, ApiError> {
+    one(state, request, data, LEGACY).await
+}
+
 pub async fn acl(
     state: &AppState,
     request: &ApiRequest,
     data: &Map<String, Value>,
 ) -> Result<Response, ApiError> {
-    let name = name_of(&request.path, "sys/policies/acl/")?;
-    let store = &state.core.active()?.policies;
-    match request.operation {
-        Operation::Read => {
-            let stored = store
-                .read(&name)
-                .await?
-                .ok_or_else(|| ApiError::bare(http::StatusCode::NOT_FOUND))?;
-            Ok(json_response(
-                http::StatusCode::OK,
-                &envelope(policy_fields(&stored, "policy"), false),
-            ))
-        }
-        Operation::Update => write(state, request, data, &name, false).await,
-        Operation::Delete => {
-            store.delete(&name).await?;
-            Ok(no_content())
-        }
-        _ => Err(ApiError::unsupported_operation()),
-    }
+    one(state, request, data, ACL).await
 }

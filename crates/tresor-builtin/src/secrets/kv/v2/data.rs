@@ -9,15 +9,22 @@ use super::{KvV2, check_cas, store};
 use crate::common::fields::{self, Wording, conversion_error};
 use crate::common::passthrough::check_writable;
 
-/// Reads the latest version, or `?version=N`. A deleted or destroyed version is a 404 whose
-/// body still carries `data: null` and the version's metadata; clients read
-/// `deletion_time`/`destroyed` from it.
-pub(crate) async fn read(
+/// A version a read found: the response body so far (its `metadata`) and the version's data.
+pub(crate) struct Found {
+    pub body: Map<String, Value>,
+    pub data: Map<String, Value>,
+}
+
+/// Finds the version a read asks for (`?version=N`, else the latest). A deleted or destroyed
+/// version is answered here: a 404 whose body still carries `<field>: null` and the version's
+/// metadata, which clients read `deletion_time`/`destroyed` from.
+pub(crate) async fn find_version(
     engine: &KvV2,
     req: &Request,
     storage: &dyn Storage,
     path: &str,
-) -> EngineResult<Option<Response>> {
+    field: &str,
+) -> EngineResult<Result<Found, Response>> {
     let requested = fields::int(req, "version", Wording::Validated)?.unwrap_or(0);
     let meta = store::load_meta(storage, path)
         .await?
@@ -29,21 +36,36 @@ pub(crate) async fn read(
     };
     let vm = meta.versions.get(&version).ok_or(EngineError::NotFound)?;
     let mut body = Map::new();
-    body.insert("data".into(), Value::Null);
     body.insert(
         "metadata".into(),
         Value::Object(meta.version_json(version, vm)),
     );
     if !vm.is_readable(engine.now()) {
-        return Ok(Some(Response {
+        body.insert(field.into(), Value::Null);
+        return Ok(Err(Response {
             data: Some(body),
             status_override: Some(404),
             ..Response::default()
         }));
     }
     let data = store::load_version(storage, path, version).await?;
-    body.insert("data".into(), Value::Object(data));
-    Ok(Some(Response::with_data(body)))
+    Ok(Ok(Found { body, data }))
+}
+
+/// Reads the latest version, or `?version=N`.
+pub(crate) async fn read(
+    engine: &KvV2,
+    req: &Request,
+    storage: &dyn Storage,
+    path: &str,
+) -> EngineResult<Option<Response>> {
+    match find_version(engine, req, storage, path, "data").await? {
+        Err(gone) => Ok(Some(gone)),
+        Ok(Found { mut body, data }) => {
+            body.insert("data".into(), Value::Object(data));
+            Ok(Some(Response::with_data(body)))
+        }
+    }
 }
 
 /// Writes `data` as a new version. `options.cas` must match the current version when given

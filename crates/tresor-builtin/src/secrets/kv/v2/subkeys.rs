@@ -3,10 +3,10 @@
 //! without reading the secret.
 
 use serde_json::{Map, Value};
-use tresor_sdk::engine::{EngineError, EngineResult, Request, Response};
+use tresor_sdk::engine::{EngineResult, Request, Response};
 use tresor_sdk::storage::Storage;
 
-use super::{KvV2, store};
+use super::KvV2;
 use crate::common::fields::{self, Wording};
 
 pub(crate) async fn read(
@@ -16,33 +16,14 @@ pub(crate) async fn read(
     path: &str,
 ) -> EngineResult<Option<Response>> {
     let depth = fields::int(req, "depth", Wording::Validated)?.unwrap_or(0);
-    let requested = fields::int(req, "version", Wording::Validated)?.unwrap_or(0);
-    let meta = store::load_meta(storage, path)
-        .await?
-        .ok_or(EngineError::NotFound)?;
-    let version = if requested > 0 {
-        requested.unsigned_abs()
-    } else {
-        meta.current_version
-    };
-    let vm = meta.versions.get(&version).ok_or(EngineError::NotFound)?;
-    let mut body = Map::new();
-    body.insert("subkeys".into(), Value::Null);
-    body.insert(
-        "metadata".into(),
-        Value::Object(meta.version_json(version, vm)),
-    );
-    if !vm.is_readable(engine.now()) {
-        return Ok(Some(Response {
-            data: Some(body),
-            status_override: Some(404),
-            ..Response::default()
-        }));
+    match super::data::find_version(engine, req, storage, path, "subkeys").await? {
+        Err(gone) => Ok(Some(gone)),
+        Ok(super::data::Found { mut body, mut data }) => {
+            strip_values(&mut data, depth, 1);
+            body.insert("subkeys".into(), Value::Object(data));
+            Ok(Some(Response::with_data(body)))
+        }
     }
-    let mut data = store::load_version(storage, path, version).await?;
-    strip_values(&mut data, depth, 1);
-    body.insert("subkeys".into(), Value::Object(data));
-    Ok(Some(Response::with_data(body)))
 }
 
 /// OpenBao's `removeValues`: a non-empty map nested within `max_depth` is descended into;
