@@ -15,6 +15,9 @@ pub struct MountConfig {
     pub max_lease_ttl: u64,
     #[serde(default)]
     pub force_no_cache: bool,
+    /// `unauth`: `sys/internal/ui/mounts` lists the mount even to callers without a token.
+    #[serde(default)]
+    pub listing_visibility: String,
 }
 
 /// One mounted secrets engine or auth method.

@@ -64,6 +64,7 @@ pub struct TuneRequest {
     pub max_lease_ttl: Option<u64>,
     pub description: Option<String>,
     pub options: Option<BTreeMap<String, String>>,
+    pub listing_visibility: Option<String>,
 }
 
 #[derive(Debug)]
@@ -405,6 +406,9 @@ impl MountTables {
         check_ttls(entry.config.default_lease_ttl, entry.config.max_lease_ttl)?;
         if let Some(d) = request.description {
             entry.description = d;
+        }
+        if let Some(v) = request.listing_visibility {
+            entry.config.listing_visibility = v;
         }
         if let Some(new_options) = request.options {
             let old = entry.options.clone().unwrap_or_default();

@@ -18,7 +18,42 @@ fn invalid_accessor() -> CoreError {
 }
 
 impl Core {
+    /// Serves `auth/token/*`, then warns about body fields the endpoint does not know, as
+    /// OpenBao's framework does ("Endpoint ignored these unrecognized parameters").
     pub(crate) async fn token_endpoint(
+        &self,
+        active: &Active,
+        caller: &Caller,
+        request: &LogicalRequest,
+        relative: &str,
+    ) -> CoreResult<Option<LogicalResponse>> {
+        let response = self
+            .token_endpoint_inner(active, caller, request, relative)
+            .await?;
+        let known = known_fields(relative.trim_end_matches('/'));
+        let mut ignored: Vec<&str> = match known {
+            Some(known) => request
+                .data
+                .keys()
+                .map(String::as_str)
+                .filter(|k| !known.contains(k))
+                .collect(),
+            None => Vec::new(),
+        };
+        if ignored.is_empty() || !matches!(request.operation, Operation::Update | Operation::Create)
+        {
+            return Ok(response);
+        }
+        ignored.sort_unstable();
+        let mut response = response.unwrap_or_default();
+        response.warnings.push(format!(
+            "Endpoint ignored these unrecognized parameters: [{}]",
+            ignored.join(" ")
+        ));
+        Ok(Some(response))
+    }
+
+    async fn token_endpoint_inner(
         &self,
         active: &Active,
         caller: &Caller,
@@ -312,6 +347,38 @@ impl Core {
             _ => Err(CoreError::UnsupportedOperation),
         }
     }
+}
+
+/// The body fields each `auth/token/*` endpoint reads; `None`: not checked.
+fn known_fields(endpoint: &str) -> Option<&'static [&'static str]> {
+    const CREATE: &[&str] = &[
+        "id",
+        "role_name",
+        "policies",
+        "meta",
+        "no_parent",
+        "no_default_policy",
+        "renewable",
+        "ttl",
+        "type",
+        "explicit_max_ttl",
+        "display_name",
+        "num_uses",
+        "period",
+        "entity_alias",
+        "lease",
+    ];
+    Some(match endpoint {
+        "create" | "create-orphan" => CREATE,
+        e if e.starts_with("create/") => CREATE,
+        "lookup" | "revoke" | "revoke-orphan" => &["token"],
+        "lookup-self" | "revoke-self" => &[],
+        "lookup-accessor" | "revoke-accessor" => &["accessor"],
+        "renew" => &["token", "increment"],
+        "renew-self" => &["increment"],
+        "renew-accessor" => &["accessor", "increment"],
+        _ => return None,
+    })
 }
 
 fn missing_token_id() -> CoreError {

@@ -109,7 +109,19 @@ fn enable_ttls(config: &Map<String, Value>) -> Result<MountConfig, ApiError> {
         default_lease_ttl,
         max_lease_ttl,
         force_no_cache: params::boolean(config, "force_no_cache")?.unwrap_or(false),
+        listing_visibility: listing_visibility(config)?.unwrap_or_default(),
     })
+}
+
+/// `listing_visibility`: `unauth`, `hidden` or empty (the default).
+fn listing_visibility(data: &Map<String, Value>) -> Result<Option<String>, ApiError> {
+    match params::string(data, "listing_visibility")? {
+        None => Ok(None),
+        Some(v) if matches!(v.as_str(), "" | "unauth" | "hidden") => Ok(Some(v)),
+        Some(v) => Err(ApiError::bad_request(format!(
+            "invalid listing_visibility {v:?}"
+        ))),
+    }
 }
 
 fn ttl_field(data: &Map<String, Value>, key: &str) -> Result<Option<u64>, ApiError> {
@@ -284,6 +296,7 @@ async fn tune(
                 max_lease_ttl: ttl_field(data, "max_lease_ttl")?,
                 description: params::string(data, "description")?,
                 options: options_field(data)?,
+                listing_visibility: listing_visibility(data)?,
             };
             let warnings = active.mounts.tune(kind, &path, tune).await?;
             if warnings.is_empty() {
@@ -347,6 +360,29 @@ pub async fn ui_mounts(
         Err(other) => return Err(other.into()),
     };
     let reaches = |p: &str| acl.as_ref().is_some_and(|a| a.has_access_under(p));
+    if path.is_empty() && acl.is_none() {
+        // Without a token: only mounts marked for unauthenticated listing, in short form.
+        let pick = |kind: MountKind| -> Map<String, Value> {
+            active
+                .mounts
+                .table(kind)
+                .all()
+                .filter(|m| m.entry.config.listing_visibility == "unauth")
+                .map(|m| {
+                    let short = json!({
+                        "description": m.entry.description,
+                        "options": m.entry.options,
+                        "type": m.entry.engine_type,
+                    });
+                    (m.entry.path.clone(), short)
+                })
+                .collect()
+        };
+        let mut data = Map::new();
+        data.insert("auth".into(), Value::Object(pick(MountKind::Auth)));
+        data.insert("secret".into(), Value::Object(pick(MountKind::Secret)));
+        return Ok(json_response(http::StatusCode::OK, &envelope(data, false)));
+    }
     if path.is_empty() {
         let pick = |kind: MountKind, prefix: &str| -> Map<String, Value> {
             active

@@ -38,6 +38,8 @@ struct JsonRuleFile {
 struct TextRuleFile {
     label: Option<String>,
     literal: Option<String>,
+    /// Replaces the word (up to whitespace) that follows this marker, wherever it appears.
+    word_after: Option<String>,
     request: Option<String>,
     placeholder: String,
     why: String,
@@ -54,6 +56,7 @@ struct JsonRule {
 enum TextMatch {
     Label(String),
     Literal(String),
+    WordAfter(String),
 }
 
 #[derive(Debug)]
@@ -92,10 +95,15 @@ impl Normaliser {
             .text
             .into_iter()
             .map(|r| {
-                let what = match (r.label, r.literal) {
-                    (Some(l), None) => TextMatch::Label(l),
-                    (None, Some(l)) => TextMatch::Literal(l),
-                    _ => return Err(at("a text rule has exactly one of label, literal".into())),
+                let what = match (r.label, r.literal, r.word_after) {
+                    (Some(l), None, None) => TextMatch::Label(l),
+                    (None, Some(l), None) => TextMatch::Literal(l),
+                    (None, None, Some(m)) => TextMatch::WordAfter(m),
+                    _ => {
+                        return Err(at(
+                            "a text rule has exactly one of label, literal, word_after".into(),
+                        ));
+                    }
                 };
                 if r.why.trim().is_empty() {
                     return Err(at(format!("text rule {what:?} has no `why`")));
@@ -133,6 +141,9 @@ impl Normaliser {
             {
                 out = out.replace(&literal, &rule.placeholder);
             }
+            if let TextMatch::WordAfter(marker) = &rule.what {
+                out = replace_word_after(&out, marker, &rule.placeholder);
+            }
         }
         let lines: Vec<String> = out
             .split('\n')
@@ -142,7 +153,7 @@ impl Normaliser {
                 };
                 let rule = rules.iter().find(|r| match &r.what {
                     TextMatch::Label(pattern) => glob(pattern, label),
-                    TextMatch::Literal(_) => false,
+                    TextMatch::Literal(_) | TextMatch::WordAfter(_) => false,
                 });
                 match rule {
                     Some(rule) if value_at < line.len() => {
@@ -154,6 +165,21 @@ impl Normaliser {
             .collect();
         lines.join("\n")
     }
+}
+
+/// Replaces the whitespace-delimited word after each occurrence of `marker`.
+fn replace_word_after(text: &str, marker: &str, placeholder: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(marker) {
+        let (before, after) = rest.split_at(at + marker.len());
+        out.push_str(before);
+        let end = after.find(char::is_whitespace).unwrap_or(after.len());
+        out.push_str(placeholder);
+        rest = &after[end..];
+    }
+    out.push_str(rest);
+    out
 }
 
 fn in_scope(scope: Option<&str>, request: &str) -> bool {

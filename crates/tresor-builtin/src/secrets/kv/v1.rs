@@ -59,7 +59,20 @@ impl SecretEngine for KvV1 {
                 passthrough::delete(storage, V1_PREFIX, path).await?;
                 Ok(None)
             }
-            Operation::List => passthrough::list(storage, V1_PREFIX, path).await.map(Some),
+            Operation::List => {
+                let mut response = passthrough::list(storage, V1_PREFIX, path).await?;
+                // KV v1 lists take no parameters (no `after`/`limit` paging, unlike v2); say
+                // which were ignored, as OpenBao does.
+                let mut ignored: Vec<&str> = req.data.keys().map(String::as_str).collect();
+                if !ignored.is_empty() {
+                    ignored.sort_unstable();
+                    response.warnings.push(format!(
+                        "Endpoint ignored these unrecognized parameters: [{}]",
+                        ignored.join(" ")
+                    ));
+                }
+                Ok(Some(response))
+            }
             Operation::Scan => passthrough::scan(storage, V1_PREFIX, path).await.map(Some),
             Operation::Patch => Err(EngineError::UnsupportedOperation),
         }
