@@ -12,40 +12,12 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Server, vault_client};
+use common::{Server, raw, vault_client};
 use serde_json::{Value, json};
 use vaultrs::api::token::requests::CreateTokenRequestBuilder;
 use vaultrs::error::ClientError;
 
 const ROOT: &str = "root";
-
-/// A raw request: (status, JSON body or Null).
-async fn raw(
-    server: &Server,
-    method: &str,
-    path: &str,
-    token: Option<&str>,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let mut req = common::http().request(method.parse().unwrap(), server.url(path));
-    if let Some(t) = token {
-        req = req.header("X-Vault-Token", t);
-    }
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let resp = req.send().await.unwrap();
-    let status = resp.status().as_u16();
-    let text = resp.text().await.unwrap();
-    (
-        status,
-        if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).unwrap()
-        },
-    )
-}
 
 fn api_code(err: ClientError) -> u16 {
     match err {

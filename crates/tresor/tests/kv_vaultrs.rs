@@ -13,7 +13,7 @@ mod common;
 
 use std::collections::{BTreeSet, HashMap};
 
-use common::{Server, vault_client};
+use common::{Server, raw, send, vault_client};
 use serde_json::{Value, json};
 use vaultrs::api::kv2::requests::{
     SetConfigurationRequest, SetSecretMetadataRequest, SetSecretRequestOptions,
@@ -27,45 +27,6 @@ const ROOT: &str = "root";
 const MERGE_PATCH: &str = "application/merge-patch+json";
 const CAS_MISMATCH: &str = "check-and-set parameter did not match the current version";
 const CAS_REQUIRED: &str = "check-and-set parameter required for this call";
-
-/// A raw JSON request: (status, JSON body or `Null` when empty).
-async fn raw(
-    server: &Server,
-    method: &str,
-    path: &str,
-    token: Option<&str>,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let bytes = body.map(|b| serde_json::to_vec(&b).unwrap());
-    send(server, method, path, token, "application/json", bytes).await
-}
-
-/// A raw request with an explicit content type and body bytes.
-async fn send(
-    server: &Server,
-    method: &str,
-    path: &str,
-    token: Option<&str>,
-    content_type: &str,
-    body: Option<Vec<u8>>,
-) -> (u16, Value) {
-    let mut req = common::http().request(method.parse().unwrap(), server.url(path));
-    if let Some(t) = token {
-        req = req.header("X-Vault-Token", t);
-    }
-    if let Some(b) = body {
-        req = req.header("Content-Type", content_type).body(b);
-    }
-    let resp = req.send().await.unwrap();
-    let status = resp.status().as_u16();
-    let text = resp.text().await.unwrap();
-    let body = if text.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_str(&text).unwrap_or(Value::String(text))
-    };
-    (status, body)
-}
 
 async fn patch(server: &Server, path: &str, body: Value) -> (u16, Value) {
     send(

@@ -327,6 +327,31 @@ impl MountTables {
         Ok(())
     }
 
+    /// Replaces the mount at `old_path` with `entry` (tuned, or moved to `entry.path`): builds
+    /// its engine, persists the table, then swaps the routing snapshot.
+    async fn replace_entry(
+        &self,
+        kind: MountKind,
+        table: &RouteTable,
+        old_path: &str,
+        entry: MountEntry,
+    ) -> CoreResult<()> {
+        let mounted = self.instantiate(entry.clone(), kind).await?;
+        let entries: Vec<MountEntry> = self
+            .entries(kind)
+            .into_iter()
+            .map(|e| if e.path == old_path { entry.clone() } else { e })
+            .collect();
+        self.persist(kind, &entries).await?;
+        let routes = table
+            .all()
+            .filter(|m| m.entry.path != old_path)
+            .cloned()
+            .chain([mounted]);
+        self.swap(kind, RouteTable::new(routes));
+        Ok(())
+    }
+
     /// `sys/mounts/:path` DELETE: removes the mount and every value it stored. Disabling a
     /// path where nothing is mounted succeeds, as in Vault.
     pub async fn disable(&self, kind: MountKind, path: &str) -> CoreResult<Option<MountEntry>> {
@@ -432,23 +457,7 @@ impl MountTables {
                 entry.options = Some(merged);
             }
         }
-        let rebuilt = self.instantiate(entry.clone(), kind).await?;
-        let entries: Vec<MountEntry> = self
-            .entries(kind)
-            .into_iter()
-            .map(|e| if e.path == path { entry.clone() } else { e })
-            .collect();
-        self.persist(kind, &entries).await?;
-        self.swap(
-            kind,
-            RouteTable::new(
-                table
-                    .all()
-                    .filter(|m| m.entry.path != path)
-                    .cloned()
-                    .chain([rebuilt]),
-            ),
-        );
+        self.replace_entry(kind, &table, &path, entry).await?;
         Ok(warnings)
     }
 
@@ -493,23 +502,7 @@ impl MountTables {
         }
         let mut entry = current.entry.clone();
         entry.path = to.clone();
-        let moved = self.instantiate(entry.clone(), kind).await?;
-        let entries: Vec<MountEntry> = self
-            .entries(kind)
-            .into_iter()
-            .map(|e| if e.path == from { entry.clone() } else { e })
-            .collect();
-        self.persist(kind, &entries).await?;
-        self.swap(
-            kind,
-            RouteTable::new(
-                table
-                    .all()
-                    .filter(|m| m.entry.path != from)
-                    .cloned()
-                    .chain([moved]),
-            ),
-        );
+        self.replace_entry(kind, &table, &from, entry).await?;
         let id = random::uuid();
         if let Ok(mut m) = self.migrations.lock() {
             m.insert(id.clone(), (from, to));

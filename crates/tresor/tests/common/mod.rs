@@ -2,6 +2,8 @@
 #![allow(dead_code, reason = "each test binary uses a different subset")]
 
 use std::io::{BufRead, BufReader};
+
+use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -176,4 +178,43 @@ pub fn vault_client(addr: &str, token: &str) -> vaultrs::client::VaultClient {
             .unwrap(),
     )
     .unwrap()
+}
+
+/// A raw JSON request: (status, JSON body or `Null` when empty).
+pub async fn raw(
+    server: &Server,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let bytes = body.map(|b| serde_json::to_vec(&b).unwrap());
+    send(server, method, path, token, "application/json", bytes).await
+}
+
+/// A raw request with an explicit content type and body bytes.
+pub async fn send(
+    server: &Server,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    content_type: &str,
+    body: Option<Vec<u8>>,
+) -> (u16, Value) {
+    let mut req = http().request(method.parse().unwrap(), server.url(path));
+    if let Some(t) = token {
+        req = req.header("X-Vault-Token", t);
+    }
+    if let Some(b) = body {
+        req = req.header("Content-Type", content_type).body(b);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap();
+    let body = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or(Value::String(text))
+    };
+    (status, body)
 }
