@@ -1,0 +1,256 @@
+"""bench/run: build, install, start both servers, set up, measure interleaved rounds, report."""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+
+from . import procs, report, servers, workloads
+from .measure import LoadOptions, fsync_probe, measure
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="bench/run",
+        description="OpenBao vs Tresor on this machine, same run, same storage class (see BENCHMARKS.md).")
+    p.add_argument("--storage", choices=["memory", "persistent"], default="memory",
+                   help="memory: both dev servers in memory; persistent: OpenBao raft vs Tresor embedded redb")
+    p.add_argument("--mode", choices=["A", "B"], default="A",
+                   help="A: unpinned; B: server on CPU 0, wrk on CPU 1 with one thread")
+    p.add_argument("--duration", type=int, default=10, help="seconds per measured run (default 10)")
+    p.add_argument("--warmup", type=int, default=3, help="seconds of unmeasured warm-up before each run (default 3)")
+    p.add_argument("--connections", type=int, default=64, help="wrk connections (default 64)")
+    p.add_argument("--threads", type=int, help="wrk threads (default: nproc in mode A, 1 in mode B)")
+    p.add_argument("--rounds", type=int, default=3, help="interleaved rounds; medians are reported (default 3)")
+    p.add_argument("--keys", type=int, default=1000, help="KV v2 keys to rotate over (default 1000)")
+    p.add_argument("--timeout", type=int, default=10, help="wrk per-request timeout in seconds (default 10)")
+    p.add_argument("--max-noise", type=float, default=15.0,
+                   help="flag runs where other processes used more than this %% of the CPU (default 15)")
+    p.add_argument("--quiet-wait", type=float, default=0, metavar="S",
+                   help="before each run, wait up to S seconds for other processes to use less "
+                        "than --max-noise of the CPU (default 0: do not wait)")
+    p.add_argument("--workloads", help="comma-separated subset (sys-health is always run)")
+    p.add_argument("--out", help="also write the markdown results to this file")
+    p.add_argument("--update-benchmarks", action="store_true",
+                   help="rewrite this storage+mode's results block in BENCHMARKS.md")
+    p.add_argument("--no-build", action="store_true", help="use target/release/tresor as it is")
+    p.add_argument("--tresor-bin", help="Tresor binary to use instead of building")
+    p.add_argument("--bao-bin", help="bao binary to use instead of scripts/install-peers.sh")
+    p.add_argument("--keep-tmp", action="store_true", help="keep the temp dir (server logs, stores)")
+    args = p.parse_args(argv)
+    if args.rounds < 1 or args.duration < 1 or args.connections < 1 or args.keys < 1:
+        p.error("--rounds, --duration, --connections and --keys must be at least 1")
+    return args
+
+
+# ---- tools ----
+
+def build_tresor(args) -> tuple[str, str]:
+    """The Tresor binary, and how it was obtained (for the report)."""
+    if args.tresor_bin:
+        return os.path.abspath(args.tresor_bin), f"`{args.tresor_bin}` (given with --tresor-bin)"
+    binary = os.path.join(ROOT, "target", "release", "tresor")
+    origin = "`target/release/tresor` as found (--no-build)"
+    if not args.no_build:
+        origin = "built by this run from the working tree (`cargo build --release -p tresor`)"
+        log("==> cargo build --release -p tresor (fat LTO: minutes on 2 cores)")
+        subprocess.run(["cargo", "build", "--release", "-p", "tresor"], cwd=ROOT, check=True)
+    if not os.access(binary, os.X_OK):
+        raise SystemExit(f"no Tresor binary at {binary}")
+    return binary, origin
+
+
+def ensure_wrk() -> str:
+    found = shutil.which("wrk")
+    if found:
+        return found
+    log("==> installing wrk from Debian")
+    sudo = [] if os.geteuid() == 0 else ["sudo"]
+    apt_env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    install = sudo + ["apt-get", "install", "-y", "wrk"]
+    if subprocess.run(install, env=apt_env).returncode != 0:  # stale package lists: update once
+        subprocess.run(sudo + ["apt-get", "update"], env=apt_env, check=True)
+        subprocess.run(install, env=apt_env, check=True)
+    return shutil.which("wrk") or "wrk"
+
+
+def ensure_openbao(args) -> str:
+    if args.bao_bin:
+        return os.path.abspath(args.bao_bin)
+    log("==> scripts/install-peers.sh")
+    out = subprocess.run([os.path.join(ROOT, "scripts", "install-peers.sh")],
+                         check=True, stdout=subprocess.PIPE, text=True).stdout
+    return out.strip().splitlines()[-1]
+
+
+def _first_line(argv: list[str]) -> str:
+    out = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True).stdout
+    return out.strip().splitlines()[0] if out.strip() else "?"
+
+
+# ---- metadata for the report ----
+
+def machine() -> str:
+    model = "?"
+    with open("/proc/cpuinfo") as cpuinfo:
+        for line in cpuinfo:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    with open("/proc/meminfo") as meminfo:
+        mem_kib = int(meminfo.readline().split()[1])
+    return (f"{os.cpu_count()} CPUs ({model}), {mem_kib / 2**20:.0f} GiB RAM, "
+            f"Linux {platform.release()}")
+
+
+def git_commit() -> str:
+    def git(*a):
+        return subprocess.run(["git", *a], cwd=ROOT, stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL, text=True)
+    head = git("rev-parse", "--short", "HEAD").stdout.strip() or "?"
+    dirty = git("diff", "--quiet", "HEAD").returncode != 0
+    return head + (" (with uncommitted changes to tracked files)" if dirty else "")
+
+
+def metadata(args, argv, versions, pair, load, tmp, fsync) -> list[str]:
+    bao_version, tresor_version, wrk_version = versions
+    openbao, tresor = pair
+    hide_tmp = lambda text: text.replace(tmp, "$TMP")
+    mode = ("A (unpinned)" if args.mode == "A"
+            else "B (server `taskset -c 0`, wrk `taskset -c 1`)")
+    lines = [
+        f"Date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; commit {git_commit()}",
+        f"Machine: {machine()}",
+        f"Command: `bench/run {shlex.join(argv)}`".replace("`bench/run `", "`bench/run`"),
+        f"OpenBao: {bao_version} (sys/health: {openbao.version}); `{hide_tmp(openbao.command)}`",
+        f"Tresor: {tresor_version} (sys/health: {tresor.version}); `{hide_tmp(tresor.command)}`",
+        f"Storage: **{args.storage}**. OpenBao: {servers.DURABILITY[args.storage]['OpenBao']}. "
+        f"Tresor: {servers.DURABILITY[args.storage]['Tresor']}.",
+    ]
+    if fsync:
+        lines.append(f"Disk: fdatasync of 8 KiB in the store's directory, just before the runs: "
+                     f"{fsync[0]:,.0f}/s, p50 {fsync[1]:.2f} ms")
+    lines += [
+        f"Load: {wrk_version.split(' Copyright')[0]}, mode {mode}, `-t{load.threads} -c{load.connections}`, "
+        f"{load.duration} s measured after {load.warmup} s warm-up, {args.rounds} round(s), median; "
+        f"servers alternate run by run and swap who goes first every round; KV: {args.keys} keys × 1 KiB",
+        f"Noise: CPU share used by other processes during each measured run (/proc/stat minus "
+        f"server and wrk); runs over {args.max_noise:.0f} % are flagged and left out of medians "
+        f"when a quieter run exists" + (f"; each run waited up to {args.quiet_wait:.0f} s for a "
+                                        f"quiet second first" if args.quiet_wait else ""),
+    ]
+    return lines
+
+
+# ---- the run ----
+
+def set_up(server, chosen, keys, cells) -> None:
+    setup = workloads.Setup(server, keys)
+    for workload in chosen:
+        cell = cells[(workload.name, server.name)]
+        try:
+            prepared = workloads.prepare(workload, setup)
+            cell.token_type, cell.env = prepared.token_type, prepared.env
+            log(f"    {server.name:8} {workload.name:20} ready ({prepared.token_type})")
+        except workloads.NotAvailable as err:
+            cell.token_type = workload.token_type
+            cell.unavailable, cell.not_implemented = str(err), err.not_implemented
+            log(f"    {server.name:8} {workload.name:20} n/a: {err}")
+
+
+def run_rounds(pair, chosen, cells, load, rounds) -> None:
+    for round_no in range(1, rounds + 1):
+        order = pair if round_no % 2 else pair[::-1]
+        for workload in chosen:
+            for server in order:
+                cell = cells[(workload.name, server.name)]
+                if cell.unavailable:
+                    continue
+                run = measure(server, workload.name, round_no, workload.script, cell.env, load)
+                cell.runs.append(run)
+                log(f"    round {round_no}/{rounds} {workload.name:20} {server.name:8} " + (
+                    run.failure if run.failure else
+                    f"{run.rps:10,.0f} req/s  p50 {run.p50_ms:6.2f} ms  p99 {run.p99_ms:7.2f} ms  "
+                    f"noise {run.noise * 100:4.1f} %" + (f"  errors {run.errors}" if run.errors else "")))
+
+
+def start_pair(storage: str, bao: str, tresor_bin: str, tmp: str, pin: str | None) -> tuple:
+    """Both servers, each in its own directory (log; store in persistent mode), both active."""
+    dirs = {name: os.path.join(tmp, name) for name in ("openbao", "tresor")}
+    for path in dirs.values():
+        os.makedirs(path)
+    openbao = servers.start_openbao(bao, storage, dirs["openbao"], pin)
+    tresor = servers.start_tresor(tresor_bin, storage, dirs["tresor"], pin)
+    for server in (openbao, tresor):
+        servers.fill_version(server)
+    return openbao, tresor
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    if args.mode == "B" and (os.cpu_count() or 1) < 2:
+        raise SystemExit("mode B needs at least 2 CPUs")
+    chosen = workloads.select(args.workloads.split(",") if args.workloads else None)
+    tresor_bin, tresor_origin = build_tresor(args)
+    wrk_version = _first_line([ensure_wrk(), "-v"])
+    bao = ensure_openbao(args)
+    versions = (_first_line([bao, "version"]).split(",")[0],
+                f"{_first_line([tresor_bin, 'version'])}, {tresor_origin}", wrk_version)
+    load = LoadOptions(duration=args.duration, warmup=args.warmup, connections=args.connections,
+                       threads=args.threads or (1 if args.mode == "B" else os.cpu_count() or 1),
+                       timeout=args.timeout, wrk_pin="1" if args.mode == "B" else None,
+                       quiet_wait=args.quiet_wait, noise_limit=args.max_noise / 100)
+    server_pin = "0" if args.mode == "B" else None
+    cells = {(w.name, s): report.Cell([], noise_limit=args.max_noise / 100)
+             for w in chosen for s in report.SERVERS}
+
+    procs.install_signal_handlers()
+    tmp = tempfile.mkdtemp(prefix="tresor-bench-")
+    try:
+        log(f"==> starting OpenBao and Tresor ({args.storage} storage, mode {args.mode}) in {tmp}")
+        pair = start_pair(args.storage, bao, tresor_bin, tmp, server_pin)
+        fsync = fsync_probe(os.path.join(tmp, "tresor")) if args.storage == "persistent" else None
+
+        log("==> setting up workloads through the HTTP API")
+        for server in pair:
+            set_up(server, chosen, args.keys, cells)
+        per_run = load.duration + load.warmup
+        measured = sum(1 for c in cells.values() if not c.unavailable) * args.rounds
+        log(f"==> {measured} measured runs of {per_run} s each: about {measured * per_run / 60:.1f} min")
+        run_rounds(pair, chosen, cells, load, args.rounds)
+
+        for server in pair:
+            if not server.alive():
+                log(f"!! {server.name} exited with {server.proc.returncode}; log tail:\n{server.log_tail()}")
+        title = (f"{'In-memory' if args.storage == 'memory' else 'Persistent'} storage, mode {args.mode} "
+                 f"({'unpinned' if args.mode == 'A' else 'pinned'})")
+        block = report.render(title, metadata(args, argv, versions, pair, load, tmp, fsync),
+                              [w.name for w in chosen], cells, workloads.BASELINE, args.max_noise / 100)
+    finally:
+        procs.cleanup()
+        if args.keep_tmp:
+            log(f"==> kept {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    print(block)
+    if args.out:
+        with open(args.out, "w") as out:
+            out.write(block)
+    if args.update_benchmarks:
+        report.update_benchmarks(os.path.join(ROOT, "BENCHMARKS.md"), f"{args.storage}-{args.mode}", block)
+        log("==> BENCHMARKS.md updated")
+    return 0

@@ -1,0 +1,197 @@
+"""Summaries, the results table (markdown), and rewriting BENCHMARKS.md's results blocks.
+
+Statistics: per workload and server, the median over rounds of req/s, p50 and p99. Ratios are
+taken per round between runs that ran next to each other (Tresor vs OpenBao on the same
+workload; a workload vs the same server's sys-health in the same round), then the median of
+those: pairing cancels slow drift of the shared machine. Runs (or pairs) whose noise share is
+over the threshold are left out when at least one quiet run (or pair) is left, and flagged.
+"""
+
+from __future__ import annotations
+
+import re
+import statistics
+from dataclasses import dataclass, field
+
+from .measure import Run
+
+SERVERS = ("OpenBao", "Tresor")
+
+
+@dataclass
+class Cell:
+    """One workload on one server: its runs and, if it did not run, why."""
+    runs: list[Run]
+    token_type: str = ""
+    env: dict = field(default_factory=dict)  # the BENCH_* variables its Lua script reads
+    unavailable: str | None = None  # the reason, when setup failed
+    not_implemented: bool = False
+    noise_limit: float = 0.15
+
+    def usable(self) -> list[Run]:
+        ok = [r for r in self.runs if r.failure is None]
+        quiet = [r for r in ok if r.noise <= self.noise_limit]
+        return quiet or ok
+
+    def median(self, attr: str) -> float | None:
+        values = [getattr(r, attr) for r in self.usable()]
+        return statistics.median(values) if values else None
+
+    def by_round(self) -> dict[int, Run]:
+        return {r.round: r for r in self.runs if r.failure is None}
+
+    def noisy(self) -> int:
+        return sum(1 for r in self.runs if r.failure is None and r.noise > self.noise_limit)
+
+    def max_noise(self) -> float | None:
+        values = [r.noise for r in self.runs if r.failure is None]
+        return max(values) if values else None
+
+
+def paired_ratio(numerator: Cell, denominator: Cell) -> float | None:
+    """Median over rounds of numerator/denominator req/s, using rounds where both ran; only the
+    rounds where both runs were quiet, if there is at least one such round."""
+    top, bottom = numerator.by_round(), denominator.by_round()
+    pairs = [(top[k], bottom[k]) for k in top if k in bottom and bottom[k].rps > 0]
+    limit = numerator.noise_limit
+    quiet = [(a, b) for a, b in pairs if a.noise <= limit and b.noise <= limit]
+    ratios = [a.rps / b.rps for a, b in (quiet or pairs)]
+    return statistics.median(ratios) if ratios else None
+
+
+# ---- formatting ----
+
+def _num(value: float | None, digits: int = 0) -> str:
+    if value is None:
+        return "–"
+    return f"{value:,.{digits}f}"
+
+
+def _ms(value: float | None) -> str:
+    if value is None:
+        return "–"
+    return f"{value:.2f}" if value < 10 else f"{value:.1f}"
+
+
+def _ratio(value: float | None) -> str:
+    return "–" if value is None else f"{value:.2f}"
+
+
+def _na(cell: Cell, server: str) -> str:
+    if cell.not_implemented and server == "Tresor":
+        return "n/a (not implemented in tresor)"
+    if cell.unavailable:
+        return "n/a (setup failed)"
+    return "n/a (all runs failed)"
+
+
+def _server_columns(cell: Cell, server: str) -> list[str]:
+    rps = cell.median("rps")
+    if rps is None:
+        return [_na(cell, server), "–", "–"]
+    return [_num(rps), _ms(cell.median("p50_ms")), _ms(cell.median("p99_ms"))]
+
+
+def _noise_column(cells: list[Cell], limit: float) -> str:
+    values = [c.max_noise() for c in cells if c.max_noise() is not None]
+    if not values:
+        return "–"
+    worst = max(values)
+    noisy = sum(c.noisy() for c in cells)
+    runs = sum(len([r for r in c.runs if r.failure is None]) for c in cells)
+    text = f"{worst * 100:.1f} %"
+    return f"**{text}** ⚠ {noisy}/{runs} runs > {limit * 100:.0f} %" if worst > limit else text
+
+
+def _token_column(openbao: Cell, tresor: Cell) -> str:
+    a, b = openbao.token_type, tresor.token_type
+    if tresor.unavailable or not b or a == b:
+        return a
+    if openbao.unavailable or not a:
+        return b
+    return f"OpenBao: {a}; Tresor: {b}"
+
+
+def table(workload_names: list[str], cells: dict[tuple[str, str], Cell], baseline: str,
+          noise_limit: float) -> str:
+    header = ("| Workload | Token | OpenBao req/s | p50 ms | p99 ms | Tresor req/s | p50 ms | p99 ms "
+              "| **Tresor / OpenBao** | Tresor ÷ own sys-health | OpenBao ÷ own sys-health | max noise |")
+    lines = [header, "|" + "---|" * 12]
+    for name in workload_names:
+        ob, tr = cells[(name, "OpenBao")], cells[(name, "Tresor")]
+        row = [f"`{name}`", _token_column(ob, tr)]
+        row += _server_columns(ob, "OpenBao") + _server_columns(tr, "Tresor")
+        versus = _ratio(paired_ratio(tr, ob))
+        row.append(f"**{versus}**" if versus != "–" else versus)
+        row.append(_ratio(paired_ratio(tr, cells[(baseline, "Tresor")])))
+        row.append(_ratio(paired_ratio(ob, cells[(baseline, "OpenBao")])))
+        row.append(_noise_column([ob, tr], noise_limit))
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+def notes(workload_names: list[str], cells: dict[tuple[str, str], Cell]) -> list[str]:
+    """Why cells are n/a, and any errors or failed runs: nothing is silently dropped."""
+    out = []
+    for name in workload_names:
+        for server in SERVERS:
+            cell = cells[(name, server)]
+            if cell.unavailable:
+                out.append(f"`{name}` on {server}: n/a because setup failed: {cell.unavailable}")
+            for run in cell.runs:
+                if run.failure:
+                    out.append(f"`{name}` on {server}, round {run.round}: {run.failure}")
+                elif run.errors:
+                    detail = ", ".join(f"{k} {v:,}" for k, v in sorted(run.errors.items()))
+                    out.append(f"`{name}` on {server}, round {run.round}: {detail} errors "
+                               f"of {run.requests:,} requests (wrk counts HTTP ≥ 400 as `status`)")
+    return out
+
+
+def run_details(workload_names: list[str], cells: dict[tuple[str, str], Cell]) -> str:
+    lines = ["| Round | Workload | Server | req/s | p50 ms | p99 ms | server CPU | wrk CPU | noise |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    runs = [r for name in workload_names for s in SERVERS for r in cells[(name, s)].runs]
+    for r in sorted(runs, key=lambda r: (r.round, workload_names.index(r.workload))):
+        if r.failure:
+            lines.append(f"| {r.round} | {r.workload} | {r.server} | failed | | | | | |")
+            continue
+        lines.append(f"| {r.round} | {r.workload} | {r.server} | {_num(r.rps)} | {_ms(r.p50_ms)} | "
+                     f"{_ms(r.p99_ms)} | {r.server_cpu * 100:.0f} % | {r.wrk_cpu * 100:.0f} % | "
+                     f"{r.noise * 100:.1f} % |")
+    return "\n".join(lines)
+
+
+def render(title: str, meta: list[str], workload_names: list[str],
+           cells: dict[tuple[str, str], Cell], baseline: str, noise_limit: float) -> str:
+    parts = [f"### {title}", "", *[f"- {line}" for line in meta], "",
+             table(workload_names, cells, baseline, noise_limit), ""]
+    extra = notes(workload_names, cells)
+    if extra:
+        parts += ["Notes:", "", *[f"- {n}" for n in extra], ""]
+    parts += ["<details><summary>Every measured run</summary>", "",
+              run_details(workload_names, cells), "", "</details>", ""]
+    return "\n".join(parts)
+
+
+# ---- BENCHMARKS.md ----
+
+END_MARKER = "<!-- bench-results:end -->"
+
+
+def update_benchmarks(path: str, key: str, block: str) -> None:
+    """Replace the block between this key's markers (one block per storage+mode), or insert it
+    before END_MARKER (or at the end) the first time. Everything else in the file is kept."""
+    begin, end = f"<!-- bench-results:{key} begin -->", f"<!-- bench-results:{key} end -->"
+    wrapped = f"{begin}\n{block.rstrip()}\n{end}"
+    with open(path) as f:
+        text = f.read()
+    pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.S)
+    if pattern.search(text):
+        text = pattern.sub(lambda _m: wrapped, text, count=1)
+    elif END_MARKER in text:
+        text = text.replace(END_MARKER, wrapped + "\n\n" + END_MARKER, 1)
+    else:
+        text = text.rstrip() + "\n\n" + wrapped + "\n"
+    with open(path, "w") as f:
+        f.write(text)

@@ -1,0 +1,267 @@
+"""The workloads: what each sends (its Lua script in bench/lua/) and its setup through the API.
+
+A workload's setup runs once per server, before the first round. It creates what the workload
+needs (mount, keys, policy, token) with the root token, then sends the workload's request once
+with the workload's own token and checks the answer: a broken setup fails here with a reason,
+not as a stream of errors under load. When a setup request fails, that server's cell is n/a
+with the failing request as the reason; a 404/405 means the endpoint does not exist (yet).
+
+Later issues light workloads up without touching the harness: as soon as the server answers
+the setup requests, the workload runs.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import random
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+from .api import ApiError, Client
+
+KV_MOUNT = "bench-kv"
+TRANSIT_MOUNT = "bench-transit"
+TRANSIT_KEY = "bench"
+APPROLE_MOUNT = "bench-approle"
+NOT_IMPLEMENTED = (404, 405)
+# Mounting an engine or auth method the server does not have: Vault answers 400 with this.
+UNKNOWN_PLUGIN = "plugin not found in the catalog"
+
+
+class NotAvailable(Exception):
+    """This server cannot run the workload; str() is the reason printed under the table."""
+
+    def __init__(self, reason: str, not_implemented: bool = False):
+        super().__init__(reason)
+        self.not_implemented = not_implemented
+
+
+@dataclass
+class Prepared:
+    env: dict[str, str]  # BENCH_* variables the Lua script reads
+    token_type: str      # shown in the table
+
+
+@dataclass(frozen=True)
+class Workload:
+    name: str
+    script: str  # file name in bench/lua/
+    token_type: str  # the label before setup; setup may refine it
+    setup: Callable[["Setup"], Prepared]
+
+
+class Setup:
+    """One server's setup: a root client, the options, and fixtures shared between workloads
+    (the KV keys serve three workloads), each made once. A fixture that failed fails again with
+    the same reason rather than being retried."""
+
+    def __init__(self, server, keys: int):
+        self.server = server
+        self.root: Client = server.client()
+        self.keys = keys
+        self._fixtures: dict[str, object] = {}
+
+    def as_token(self, token: str) -> Client:
+        return self.server.client(token)
+
+    def once(self, name: str, make: Callable[[], object]):
+        if name not in self._fixtures:
+            try:
+                self._fixtures[name] = make()
+            except Exception as err:  # remembered, re-raised for every workload using it
+                self._fixtures[name] = err
+        value = self._fixtures[name]
+        if isinstance(value, Exception):
+            raise value
+        return value
+
+
+def prepare(workload: Workload, setup: Setup) -> Prepared:
+    """Run a workload's setup; any failure becomes NotAvailable with the failing request."""
+    try:
+        return workload.setup(setup)
+    except ApiError as err:
+        missing = err.status in NOT_IMPLEMENTED or UNKNOWN_PLUGIN in str(err)
+        raise NotAvailable(str(err), not_implemented=missing) from err
+    except (KeyError, TypeError, ValueError) as err:
+        raise NotAvailable(f"unexpected answer during setup: {err!r}") from err
+
+
+# ---- payloads: fixed, so both servers get byte-identical requests ----
+
+def secret_1k() -> dict[str, str]:
+    """1 KiB of secret data as performance.md defines it: 8 fields of 120 characters."""
+    rng = random.Random(1)
+    return {f"field{i}": base64.b64encode(rng.randbytes(90)).decode() for i in range(8)}
+
+
+PLAINTEXT_1K_B64 = base64.b64encode(random.Random(2).randbytes(1024)).decode()
+
+
+def _expect(condition: bool, what: str) -> None:
+    if not condition:
+        raise NotAvailable(f"unexpected answer: {what}")
+
+
+def _policy_token(setup: Setup, policy: str, hcl: str) -> str:
+    """A service token bound to exactly one policy (no `default`), valid for the whole run."""
+    setup.root.request("PUT", f"sys/policies/acl/{policy}", {"policy": hcl})
+    auth = setup.root.post("auth/token/create",
+                           {"policies": [policy], "no_default_policy": True, "ttl": "24h"})
+    return auth["auth"]["client_token"]
+
+
+def _retry_briefly(call: Callable[[], object], seconds: float = 10.0):
+    """A fresh KV v2 mount answers 4xx/5xx for a moment while it upgrades; retry non-404s."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            return call()
+        except ApiError as err:
+            if err.status in NOT_IMPLEMENTED or time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+# ---- fixtures ----
+
+def kv_keys(setup: Setup) -> str:
+    """Mount KV v2 and write `keys` secrets of 1 KiB; returns the path template (%d = key)."""
+    def make() -> str:
+        setup.root.post(f"sys/mounts/{KV_MOUNT}", {"type": "kv", "options": {"version": "2"}})
+        body = {"data": secret_1k()}
+        _retry_briefly(lambda: setup.root.post(f"{KV_MOUNT}/data/key-0", body))
+        for i in range(1, setup.keys):
+            setup.root.post(f"{KV_MOUNT}/data/key-{i}", body)
+        return f"{KV_MOUNT}/data/key-%d"
+    return setup.once("kv", make)
+
+
+def transit_token(setup: Setup) -> str:
+    """Mount transit, create an aes256-gcm96 key, and a token allowed to encrypt/decrypt with it."""
+    def make() -> str:
+        setup.root.post(f"sys/mounts/{TRANSIT_MOUNT}", {"type": "transit"})
+        setup.root.post(f"{TRANSIT_MOUNT}/keys/{TRANSIT_KEY}", {"type": "aes256-gcm96"})
+        hcl = (f'path "{TRANSIT_MOUNT}/encrypt/{TRANSIT_KEY}" {{ capabilities = ["update"] }}\n'
+               f'path "{TRANSIT_MOUNT}/decrypt/{TRANSIT_KEY}" {{ capabilities = ["update"] }}\n')
+        return _policy_token(setup, "bench-transit", hcl)
+    return setup.once("transit", make)
+
+
+# ---- workload setups ----
+
+def _unauthenticated(path: str) -> Callable[[Setup], Prepared]:
+    def setup_fn(setup: Setup) -> Prepared:
+        answer = setup.as_token("").get(path)
+        _expect(isinstance(answer, dict), f"GET {path} returned no JSON")
+        return Prepared({}, "none")
+    return setup_fn
+
+
+def setup_lookup_self(setup: Setup) -> Prepared:
+    # A service token with only the `default` policy (which grants lookup-self) is the realistic
+    # caller. A server that cannot create tokens yet is measured with its root token, labelled so.
+    try:
+        auth = setup.root.post("auth/token/create", {"policies": ["default"], "ttl": "24h"})
+        token, label = auth["auth"]["client_token"], "service, `default` policy"
+    except ApiError as err:
+        if err.status not in NOT_IMPLEMENTED:
+            raise
+        token, label = setup.server.token, "root (cannot create tokens yet)"
+    answer = setup.as_token(token).get("auth/token/lookup-self")
+    _expect(isinstance(answer, dict) and "data" in answer, "lookup-self without data")
+    return Prepared({"BENCH_TOKEN": token}, label)
+
+
+def _kv_read(root: bool) -> Callable[[Setup], Prepared]:
+    def setup_fn(setup: Setup) -> Prepared:
+        template = kv_keys(setup)
+        if root:
+            token, label = setup.server.token, "root"
+        else:
+            hcl = f'path "{KV_MOUNT}/data/*" {{ capabilities = ["read"] }}\n'
+            token, label = _policy_token(setup, "bench-kv-read", hcl), "service, read-only policy"
+        answer = setup.as_token(token).get(template % 0)
+        _expect(answer["data"]["data"] == secret_1k(), "KV v2 read returned other data")
+        return Prepared({"BENCH_TOKEN": token, "BENCH_PATH": "/v1/" + template,
+                         "BENCH_KEYS": str(setup.keys)}, label)
+    return setup_fn
+
+
+def setup_kv_write(setup: Setup) -> Prepared:
+    template = kv_keys(setup)
+    hcl = f'path "{KV_MOUNT}/data/*" {{ capabilities = ["create", "update"] }}\n'
+    token = _policy_token(setup, "bench-kv-write", hcl)
+    body = {"data": secret_1k()}
+    answer = setup.as_token(token).post(template % 0, body)
+    _expect(answer["data"]["version"] >= 2, "KV v2 write did not return a new version")
+    return Prepared({"BENCH_TOKEN": token, "BENCH_PATH": "/v1/" + template,
+                     "BENCH_KEYS": str(setup.keys), "BENCH_BODY": json.dumps(body)},
+                    "service, create+update policy")
+
+
+def setup_transit_encrypt(setup: Setup) -> Prepared:
+    token = transit_token(setup)
+    path = f"{TRANSIT_MOUNT}/encrypt/{TRANSIT_KEY}"
+    body = {"plaintext": PLAINTEXT_1K_B64}
+    answer = setup.as_token(token).post(path, body)
+    _expect(bool(answer["data"]["ciphertext"]), "encrypt returned no ciphertext")
+    return Prepared({"BENCH_TOKEN": token, "BENCH_PATH": "/v1/" + path,
+                     "BENCH_BODY": json.dumps(body)}, "service, transit policy")
+
+
+def setup_transit_decrypt(setup: Setup) -> Prepared:
+    token = transit_token(setup)
+    client = setup.as_token(token)
+    encrypted = client.post(f"{TRANSIT_MOUNT}/encrypt/{TRANSIT_KEY}", {"plaintext": PLAINTEXT_1K_B64})
+    path = f"{TRANSIT_MOUNT}/decrypt/{TRANSIT_KEY}"
+    body = {"ciphertext": encrypted["data"]["ciphertext"]}
+    answer = client.post(path, body)
+    _expect(answer["data"]["plaintext"] == PLAINTEXT_1K_B64, "decrypt returned other plaintext")
+    return Prepared({"BENCH_TOKEN": token, "BENCH_PATH": "/v1/" + path,
+                     "BENCH_BODY": json.dumps(body)}, "service, transit policy")
+
+
+def setup_login_approle(setup: Setup) -> Prepared:
+    root = setup.root
+    root.post(f"sys/auth/{APPROLE_MOUNT}", {"type": "approle"})
+    role = f"auth/{APPROLE_MOUNT}/role/bench"
+    # A 1 h TTL: the tokens logins create outlive the run but do not pile up across runs.
+    root.post(role, {"token_policies": ["default"], "token_ttl": "1h", "secret_id_num_uses": 0})
+    role_id = root.get(f"{role}/role-id")["data"]["role_id"]
+    secret_id = root.post(f"{role}/secret-id")["data"]["secret_id"]
+    path = f"auth/{APPROLE_MOUNT}/login"
+    body = {"role_id": role_id, "secret_id": secret_id}
+    answer = setup.as_token("").post(path, body)
+    _expect(bool(answer["auth"]["client_token"]), "login returned no token")
+    return Prepared({"BENCH_PATH": "/v1/" + path, "BENCH_BODY": json.dumps(body)},
+                    "none (role_id + secret_id)")
+
+
+BASELINE = "sys-health"
+
+WORKLOADS: list[Workload] = [
+    Workload("sys-health", "sys-health.lua", "none", _unauthenticated("sys/health")),
+    Workload("seal-status", "seal-status.lua", "none", _unauthenticated("sys/seal-status")),
+    Workload("token-lookup-self", "token-lookup-self.lua", "service, `default` policy", setup_lookup_self),
+    Workload("kv2-read-1k", "kv2-read-1k.lua", "service, read-only policy", _kv_read(root=False)),
+    Workload("kv2-read-1k-root", "kv2-read-1k.lua", "root", _kv_read(root=True)),
+    Workload("kv2-write-1k", "kv2-write-1k.lua", "service, create+update policy", setup_kv_write),
+    Workload("transit-encrypt-1k", "transit-encrypt-1k.lua", "service, transit policy", setup_transit_encrypt),
+    Workload("transit-decrypt-1k", "transit-decrypt-1k.lua", "service, transit policy", setup_transit_decrypt),
+    Workload("login-approle", "login-approle.lua", "none (role_id + secret_id)", setup_login_approle),
+]
+
+
+def select(names: list[str] | None) -> list[Workload]:
+    """The chosen workloads in table order; the sys-health baseline is always included."""
+    if not names:
+        return list(WORKLOADS)
+    known = {w.name for w in WORKLOADS}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise SystemExit(f"unknown workload(s): {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    wanted = set(names) | {BASELINE}
+    return [w for w in WORKLOADS if w.name in wanted]

@@ -1,0 +1,3 @@
+-- GET /v1/sys/seal-status: unauthenticated status endpoint.
+local bench = require("common")
+bench.static("GET", "/v1/sys/seal-status")
