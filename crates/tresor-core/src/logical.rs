@@ -49,6 +49,23 @@ impl LogicalResponse {
 }
 
 impl Core {
+    /// Authorises the request exactly as it arrived (path, operation, parameters).
+    async fn authorize_as_sent(
+        &self,
+        active: &crate::core::Active,
+        resolved: crate::token::Resolved,
+        request: &LogicalRequest,
+    ) -> CoreResult<crate::authz::Caller> {
+        self.authorize_resolved(
+            active,
+            resolved,
+            &request.path,
+            request.operation,
+            Some(&request.data),
+        )
+        .await
+    }
+
     /// Serves a logical request. `Ok(None)` is a 204.
     pub async fn handle_logical(
         &self,
@@ -62,27 +79,12 @@ impl Core {
         if let Some(rest) = request.path.strip_prefix("auth/") {
             let table = active.mounts.table(MountKind::Auth);
             let Some((mounted, relative)) = table.route(rest) else {
-                self.authorize_resolved(
-                    &active,
-                    resolved,
-                    &request.path,
-                    request.operation,
-                    Some(&request.data),
-                )
-                .await?;
+                self.authorize_as_sent(&active, resolved, &request).await?;
                 return Err(CoreError::NoHandler(request.path.clone()));
             };
             if mounted.entry.engine_type == "token" {
                 let relative = relative.to_owned();
-                let caller = self
-                    .authorize_resolved(
-                        &active,
-                        resolved,
-                        &request.path,
-                        request.operation,
-                        Some(&request.data),
-                    )
-                    .await?;
+                let caller = self.authorize_as_sent(&active, resolved, &request).await?;
                 return self
                     .token_endpoint(&active, &caller, &request, &relative)
                     .await;
@@ -92,14 +94,7 @@ impl Core {
 
         let table = active.mounts.table(MountKind::Secret);
         let Some((mounted, relative)) = table.route(&request.path) else {
-            self.authorize_resolved(
-                &active,
-                resolved,
-                &request.path,
-                request.operation,
-                Some(&request.data),
-            )
-            .await?;
+            self.authorize_as_sent(&active, resolved, &request).await?;
             return Err(CoreError::NoHandler(request.path.clone()));
         };
         let Some(engine) = mounted.engine.clone() else {

@@ -48,12 +48,7 @@ pub(crate) async fn delete(
             changed = true;
         }
     }
-    if changed {
-        storage
-            .transaction(vec![store::put_meta(path, &meta)?])
-            .await?;
-    }
-    Ok(None)
+    save_if_changed(storage, path, &meta, changed).await
 }
 
 /// Restores soft-deleted versions. A restored version gets a fresh automatic deletion time
@@ -80,12 +75,7 @@ pub(crate) async fn undelete(
             changed = true;
         }
     }
-    if changed {
-        storage
-            .transaction(vec![store::put_meta(path, &meta)?])
-            .await?;
-    }
-    Ok(None)
+    save_if_changed(storage, path, &meta, changed).await
 }
 
 /// Permanently removes the listed versions' data; their metadata stays, marked `destroyed`.
@@ -112,6 +102,21 @@ pub(crate) async fn destroy(
     if !ops.is_empty() {
         ops.push(store::put_meta(path, &meta)?);
         storage.transaction(ops).await?;
+    }
+    Ok(None)
+}
+
+/// Persists `meta` in one transaction when an operation changed it; answers 204 either way.
+async fn save_if_changed(
+    storage: &dyn Storage,
+    path: &str,
+    meta: &super::model::KeyMetadata,
+    changed: bool,
+) -> EngineResult<Option<Response>> {
+    if changed {
+        storage
+            .transaction(vec![store::put_meta(path, meta)?])
+            .await?;
     }
     Ok(None)
 }
