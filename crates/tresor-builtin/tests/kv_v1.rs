@@ -68,14 +68,13 @@ async fn write_errors_and_nulls() {
     kv.write("k", json!({}))
         .await
         .assert_error(400, "missing data fields");
-    // null means absent: a body of nulls is empty, and nulls are not stored.
-    kv.write("k", json!({"a": null}))
-        .await
-        .assert_error(400, "missing data fields");
+    // A secret's keys are free-form data: a null value is stored and read back as written.
+    kv.write("k", json!({"a": null})).await.assert_status(204);
+    assert_eq!(kv.read("k").await.data(), &json!({"a": null}));
     kv.write("k", json!({"a": null, "b": 1}))
         .await
         .assert_status(204);
-    assert_eq!(kv.read("k").await.data(), &json!({"b": 1}));
+    assert_eq!(kv.read("k").await.data(), &json!({"a": null, "b": 1}));
     kv.write("", json!({"a": 1}))
         .await
         .assert_error(400, "cannot write to a path ending in '/'");

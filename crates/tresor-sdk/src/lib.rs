@@ -3,6 +3,7 @@
 //! # Layout
 //! - [`secret`]: zeroizing containers for key material, tokens and secret values; their
 //!   `Debug` prints `[redacted]`, and equality is constant-time.
+//! - [`duration`]: the one parser for Vault-style durations (`"1h30m"`, `"90"`, `"7d"`, numbers).
 //! - [`engine`]: the [`engine::SecretEngine`] trait, [`engine::Request`], [`engine::Response`],
 //!   [`engine::EngineError`], and the factory the core uses to build engines per mount.
 //! - [`storage`]: the [`storage::Storage`] view an engine reads and writes through (already
@@ -11,6 +12,7 @@
 //! Engines depend on this crate only, never on `tresor-core`: an engine is a unit that takes a
 //! request and a storage view, so it can be tested alone.
 
+pub mod duration;
 pub mod engine;
 pub mod secret;
 pub mod storage;

@@ -31,7 +31,9 @@ pub(crate) fn decode_object(raw: &[u8]) -> EngineResult<Map<String, Value>> {
         .map_err(|_| EngineError::Internal("stored secret is not a JSON object".into()))
 }
 
-/// Writes `data` (top-level `null`s dropped, as absent fields) to `path` under `prefix`.
+/// Writes `data` to `path` under `prefix` exactly as sent: a secret's keys are free-form data,
+/// so a JSON `null` value is stored and read back (null-as-absent applies only to an
+/// endpoint's known parameters).
 pub(crate) async fn write(
     storage: &dyn Storage,
     prefix: &str,
@@ -40,15 +42,10 @@ pub(crate) async fn write(
 ) -> EngineResult<()> {
     keypath::check(path)?;
     check_writable(path)?;
-    let data: Map<String, Value> = data
-        .iter()
-        .filter(|(_, v)| !v.is_null())
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
     if data.is_empty() {
         return Err(EngineError::InvalidRequest("missing data fields".into()));
     }
-    let bytes = serde_json::to_vec(&data)
+    let bytes = serde_json::to_vec(data)
         .map_err(|_| EngineError::Internal("json encoding failed".into()))?;
     storage.put(&format!("{prefix}{path}"), &bytes).await?;
     Ok(())

@@ -6,117 +6,23 @@ use std::time::Duration;
 
 use serde_json::Value;
 use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, Time, UtcOffset};
+use tresor_sdk::duration::{self, DurationError};
 
 /// A TTL: a number of seconds (number or numeric string), `"<n>d"`, or a Go duration
-/// (`"90m"`, `"1h30m"`, `"1.5h"`). Zero and negative values parse (Go accepts them) but mean
-/// "unset", as Vault only enforces TTLs greater than zero.
+/// (`"90m"`, `"1h30m"`, `"1.5h"`), read by the shared parser. Zero and negative values parse
+/// (Go accepts them) but mean "unset", as Vault only enforces TTLs greater than zero.
 pub(super) fn ttl(value: &Value) -> Result<Option<Duration>, String> {
-    let nanos: i128 = match value {
-        Value::Null => 0,
-        Value::Number(n) => {
-            if let Some(i) = n.as_i64() {
-                i128::from(i) * NANOS_PER_SECOND
-            } else if let Some(f) = n.as_f64() {
-                // Go converts float seconds to a Duration the same way (truncating).
-                let nanos = f * 1e9;
-                if !nanos.is_finite() || nanos.abs() > 1e30 {
-                    return Err("duration out of range".to_owned());
-                }
-                #[allow(clippy::cast_possible_truncation)]
-                let nanos = nanos as i128;
-                nanos
-            } else {
-                return Err("duration out of range".to_owned());
-            }
-        }
-        Value::String(s) => duration_string(s)?,
-        _ => return Err("expected a duration such as \"90m\" or a number of seconds".to_owned()),
-    };
+    let nanos = duration::parse_value(value).map_err(|e| match (e, value) {
+        (DurationError::WrongType, _) => e.to_string(),
+        (_, Value::String(s)) => format!("time: invalid duration {s:?}"),
+        _ => "duration out of range".to_owned(),
+    })?;
     if nanos <= 0 {
         return Ok(None);
     }
-    let secs = u64::try_from(nanos / NANOS_PER_SECOND).map_err(|_| "duration out of range")?;
-    let subsec = u32::try_from(nanos % NANOS_PER_SECOND).map_err(|_| "duration out of range")?;
-    Ok(Some(Duration::new(secs, subsec)))
-}
-
-const NANOS_PER_SECOND: i128 = 1_000_000_000;
-
-fn duration_string(input: &str) -> Result<i128, String> {
-    let invalid = || format!("time: invalid duration {input:?}");
-    if input.is_empty() {
-        return Ok(0);
-    }
-    if let Ok(seconds) = input.parse::<i64>() {
-        return Ok(i128::from(seconds) * NANOS_PER_SECOND);
-    }
-    if let Some(days) = input.strip_suffix('d') {
-        let days = days.parse::<i64>().map_err(|_| invalid())?;
-        return Ok(i128::from(days) * 86_400 * NANOS_PER_SECOND);
-    }
-    go_duration(input).ok_or_else(invalid)
-}
-
-/// Go's `time.ParseDuration`: an optional sign, then one or more `<decimal><unit>`.
-fn go_duration(input: &str) -> Option<i128> {
-    const UNITS: &[(&str, i128)] = &[
-        ("ns", 1),
-        ("us", 1_000),
-        ("µs", 1_000),
-        ("μs", 1_000),
-        ("ms", 1_000_000),
-        ("s", NANOS_PER_SECOND),
-        ("m", 60 * NANOS_PER_SECOND),
-        ("h", 3_600 * NANOS_PER_SECOND),
-    ];
-    let (negative, mut rest) = match input.strip_prefix('-') {
-        Some(rest) => (true, rest),
-        None => (false, input.strip_prefix('+').unwrap_or(input)),
-    };
-    if rest == "0" {
-        return Some(0);
-    }
-    if rest.is_empty() {
-        return None;
-    }
-    let mut total: i128 = 0;
-    while !rest.is_empty() {
-        let whole_len = rest
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        let (whole, after) = rest.split_at(whole_len);
-        let (fraction, after) = match after.strip_prefix('.') {
-            Some(after_dot) => {
-                let len = after_dot
-                    .find(|c: char| !c.is_ascii_digit())
-                    .unwrap_or(after_dot.len());
-                after_dot.split_at(len)
-            }
-            None => ("", after),
-        };
-        if whole.is_empty() && fraction.is_empty() {
-            return None;
-        }
-        let unit_len = after
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(after.len());
-        let (unit, after_unit) = after.split_at(unit_len);
-        let &(_, per_unit) = UNITS.iter().find(|(name, _)| *name == unit)?;
-        let whole: i128 = if whole.is_empty() {
-            0
-        } else {
-            whole.parse().ok()?
-        };
-        let mut component = whole.checked_mul(per_unit)?;
-        let mut scale = per_unit;
-        for digit in fraction.chars().take(18) {
-            scale /= 10;
-            component = component.checked_add(i128::from(digit.to_digit(10)?) * scale)?;
-        }
-        total = total.checked_add(component)?;
-        rest = after_unit;
-    }
-    Some(if negative { -total } else { total })
+    duration::to_std(nanos)
+        .map(Some)
+        .map_err(|_| "duration out of range".to_owned())
 }
 
 /// RFC 3339 (`2006-01-02T15:04:05Z`, optional fraction, `Z` or `±hh:mm`), or Unix seconds.
@@ -223,7 +129,8 @@ mod tests {
         assert_eq!(secs(json!("300ms")), Some(0.3));
         assert_eq!(secs(json!("60")), Some(60.0));
         assert_eq!(secs(json!(60)), Some(60.0));
-        assert_eq!(secs(json!(1.5)), Some(1.5));
+        // parseutil: `time.Duration(f) * time.Second` truncates the float to whole seconds.
+        assert_eq!(secs(json!(1.5)), Some(1.0));
         assert_eq!(secs(json!("2d")), Some(172_800.0));
         assert_eq!(secs(json!("0")), None);
         assert_eq!(secs(json!("-5s")), None);
