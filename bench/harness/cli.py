@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import os
 import platform
 import shlex
@@ -12,7 +13,7 @@ import subprocess
 import sys
 import tempfile
 
-from . import procs, report, servers, workloads
+from . import procs, report, restart, servers, workloads
 from .measure import LoadOptions, fsync_probe, measure
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -50,6 +51,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--tresor-bin", help="Tresor binary to use instead of building")
     p.add_argument("--bao-bin", help="bao binary to use instead of scripts/install-peers.sh")
     p.add_argument("--keep-tmp", action="store_true", help="keep the temp dir (server logs, stores)")
+    p.add_argument("--restart-leases", type=int, metavar="N",
+                   help="instead of the load workloads: create N service tokens with a TTL (leases) "
+                        "on persistent OpenBao and Tresor, restart each --rounds times, and time "
+                        "unseal -> first authenticated answer (issue 8, section 1.6)")
     args = p.parse_args(argv)
     if args.rounds < 1 or args.duration < 1 or args.connections < 1 or args.keys < 1:
         p.error("--rounds, --duration, --connections and --keys must be at least 1")
@@ -71,6 +76,48 @@ def build_tresor(args) -> tuple[str, str]:
     if not os.access(binary, os.X_OK):
         raise SystemExit(f"no Tresor binary at {binary}")
     return binary, origin
+
+
+BATCH_WORKLOAD = "transit-encrypt-batch-100x1k"
+
+
+def aead_baseline(args) -> float | None:
+    """Raw AES-256-GCM bytes/s of `ring` on one core (crates/tresor-core/examples/aead_throughput.rs),
+    the yardstick for the transit batch workload; None if it cannot be built or run."""
+    binary = os.path.join(ROOT, "target", "release", "examples", "aead_throughput")
+    if not args.no_build:
+        log("==> cargo build --release -p tresor-core --example aead_throughput")
+        subprocess.run(["cargo", "build", "--release", "-p", "tresor-core", "--example",
+                        "aead_throughput"], cwd=ROOT, check=True)
+    if not os.access(binary, os.X_OK):
+        log(f"!! no AEAD baseline binary at {binary}")
+        return None
+    argv = (["taskset", "-c", "0"] if args.mode == "B" else []) + [binary, "3"]
+    out = subprocess.run(argv, stdout=subprocess.PIPE, text=True, check=True).stdout
+    for line in out.splitlines():
+        if line.startswith("AEAD_BASELINE "):
+            return float(json.loads(line.split(" ", 1)[1])["bytes_per_sec"])
+    return None
+
+
+def batch_note(cells, baseline: float | None) -> str | None:
+    """Plaintext throughput of the batch workload, against the raw AEAD baseline."""
+    items = workloads.BATCH_ITEMS * 1024
+    parts = []
+    for server in report.SERVERS:
+        cell = cells.get((BATCH_WORKLOAD, server))
+        rps = cell.median("rps") if cell else None
+        if rps is None:
+            continue
+        text = f"{server} {rps * items / 2**20:,.0f} MiB/s of plaintext"
+        if baseline:
+            text += f" ({rps * items / baseline:.2f} × raw AES-256-GCM)"
+        parts.append(text)
+    if not parts:
+        return None
+    raw = (f"raw AES-256-GCM of `ring` on one core, 1 KiB messages, measured in this run: "
+           f"{baseline / 2**20:,.0f} MiB/s" if baseline else "raw AES-256-GCM baseline not measured")
+    return f"`{BATCH_WORKLOAD}` ({workloads.BATCH_ITEMS} × 1 KiB per request): " + "; ".join(parts) + f"; {raw}."
 
 
 def ensure_wrk() -> str:
@@ -199,12 +246,50 @@ def start_pair(storage: str, bao: str, tresor_bin: str, tmp: str, pin: str | Non
     return openbao, tresor
 
 
+def main_restart(args, argv) -> int:
+    tresor_bin, tresor_origin = build_tresor(args)
+    bao = ensure_openbao(args)
+    procs.install_signal_handlers()
+    tmp = tempfile.mkdtemp(prefix="tresor-bench-restart-")
+    try:
+        log(f"==> restart with {args.restart_leases:,} leases, {args.rounds} restart(s) each, in {tmp}")
+        results = restart.run(bao, tresor_bin, tmp, args.restart_leases, args.rounds, log)
+    finally:
+        procs.cleanup()
+        if args.keep_tmp:
+            log(f"==> kept {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+    meta = [
+        f"Date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; commit {git_commit()}",
+        f"Machine: {machine()}",
+        f"Command: `bench/run {shlex.join(argv)}`",
+        f"OpenBao: {_first_line([bao, 'version']).split(',')[0]}, `bao server -config` on integrated raft",
+        f"Tresor: {_first_line([tresor_bin, 'version'])}, {tresor_origin}, `tresor server -config` "
+        f"on the embedded store",
+        "Leases: service tokens with ttl=24h and the `default` policy, created over HTTP by 32 "
+        "keep-alive clients; the probe is `auth/token/lookup-self` with one of them",
+    ]
+    block = restart.render(results, args.restart_leases, meta)
+    print(block)
+    if args.out:
+        with open(args.out, "w") as out:
+            out.write(block)
+    if args.update_benchmarks:
+        report.update_benchmarks(os.path.join(ROOT, "BENCHMARKS.md"), "restart-leases", block)
+        log("==> BENCHMARKS.md updated")
+    return 0
+
+
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
+    if args.restart_leases:
+        return main_restart(args, argv)
     if args.mode == "B" and (os.cpu_count() or 1) < 2:
         raise SystemExit("mode B needs at least 2 CPUs")
     chosen = workloads.select(args.workloads.split(",") if args.workloads else None)
     tresor_bin, tresor_origin = build_tresor(args)
+    baseline = aead_baseline(args) if any(w.name == BATCH_WORKLOAD for w in chosen) else None
     wrk_version = _first_line([ensure_wrk(), "-v"])
     bao = ensure_openbao(args)
     versions = (_first_line([bao, "version"]).split(",")[0],
@@ -237,8 +322,12 @@ def main(argv: list[str]) -> int:
                 log(f"!! {server.name} exited with {server.proc.returncode}; log tail:\n{server.log_tail()}")
         title = (f"{'In-memory' if args.storage == 'memory' else 'Persistent'} storage, mode {args.mode} "
                  f"({'unpinned' if args.mode == 'A' else 'pinned'})")
-        block = report.render(title, metadata(args, argv, versions, pair, load, tmp, fsync),
-                              [w.name for w in chosen], cells, workloads.BASELINE, args.max_noise / 100)
+        meta = metadata(args, argv, versions, pair, load, tmp, fsync)
+        note = batch_note(cells, baseline)
+        if note:
+            meta.append(note)
+        block = report.render(title, meta, [w.name for w in chosen], cells, workloads.BASELINE,
+                              args.max_noise / 100)
     finally:
         procs.cleanup()
         if args.keep_tmp:
