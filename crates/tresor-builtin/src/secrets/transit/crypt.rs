@@ -108,10 +108,20 @@ impl KeyRing {
         u32::try_from(version).map_err(|_| ItemError::user("invalid key version"))
     }
 
+    /// A version that is still loaded. As in OpenBao, versions below
+    /// `min_decryption_version` are archived: unusable for anything until the minimum drops.
     pub(crate) fn version(&self, version: u32) -> Result<&KeyVersion, ItemError> {
+        if version < self.meta.min_decryption_version {
+            return Err(ItemError::user("no such key version"));
+        }
         self.versions
             .get(&version)
             .ok_or_else(|| ItemError::user("no such key version"))
+    }
+
+    /// The loaded versions (those at or above `min_decryption_version`).
+    pub(crate) fn live_versions(&self) -> impl Iterator<Item = (&u32, &KeyVersion)> {
+        self.versions.range(self.meta.min_decryption_version..)
     }
 
     /// Checks a version read from a ciphertext or signature against the policy.

@@ -85,17 +85,16 @@ fn decoded_context(w: &Work) -> Result<Secret, ItemError> {
     }
 }
 
-fn decoded_aad(ring: &KeyRing, w: &Work, index: usize, batch: bool) -> Result<Secret, ItemError> {
+fn decoded_aad(ring: &KeyRing, w: &Work, index: usize) -> Result<Secret, ItemError> {
     if w.associated_data.is_empty() {
         return Ok(Secret::default());
     }
     if ring.meta.key_type.aead_key_len().is_none() {
         let name = ring.meta.key_type.name();
-        return Err(ItemError::User(if batch {
-            format!("'[{index}].associated_data' provided for non-AEAD cipher suite {name}")
-        } else {
-            format!("'associated_data' provided for non-AEAD cipher suite {name}")
-        }));
+        // OpenBao names the item even for a single request (`[0]`).
+        return Err(ItemError::User(format!(
+            "'[{index}].associated_data' provided for non-AEAD cipher suite {name}"
+        )));
     }
     decode_b64(&w.associated_data)
 }
@@ -205,7 +204,7 @@ pub(crate) async fn encrypt(
         .map(|(i, w)| {
             let plaintext = decode_b64(&w.text)?;
             let context = decoded_context(w)?;
-            let aad = decoded_aad(&ring, w, i, is_batch)?;
+            let aad = decoded_aad(&ring, w, i)?;
             let (ciphertext, version) = ring.encrypt(w.key_version, &context, &aad, &plaintext)?;
             Ok(object(
                 json!({ "ciphertext": ciphertext, "key_version": version }),
@@ -233,7 +232,7 @@ pub(crate) async fn decrypt(
         .enumerate()
         .map(|(i, w)| {
             let context = decoded_context(w)?;
-            let aad = decoded_aad(&ring, w, i, is_batch)?;
+            let aad = decoded_aad(&ring, w, i)?;
             let (plain, _) = ring.decrypt(&context, &aad, &w.text)?;
             Ok(object(json!({ "plaintext": base64_std(&plain) })))
         })

@@ -136,7 +136,7 @@ pub(crate) async fn export(
     let mut keys = Map::new();
     match version.filter(|v| !v.is_empty()) {
         None => {
-            for (v, entry) in &ring.versions {
+            for (v, entry) in ring.live_versions() {
                 keys.insert(
                     v.to_string(),
                     Value::String(encode(&ring, entry, kind)?.to_string()),

@@ -155,14 +155,9 @@ pub(crate) async fn create(
         auto_rotate_period,
         key_size: usize::try_from(key_size).unwrap_or(0),
     };
-    let (ring, created) = create_key(transit, storage, name, &new).await?;
-    let mut response = Response::with_data(format_key(&ring)?);
-    if !created {
-        response
-            .warnings
-            .push(format!("key {name} already existed"));
-    }
-    Ok(Some(response))
+    // OpenBao 2.7 answers with the existing key's settings, without a warning.
+    let (ring, _created) = create_key(transit, storage, name, &new).await?;
+    respond(format_key(&ring)?)
 }
 
 pub(crate) async fn read(
@@ -217,14 +212,14 @@ pub(crate) fn format_key(ring: &KeyRing) -> EngineResult<Map<String, Value>> {
         if meta.convergent_encryption {
             data.insert(
                 "convergent_encryption_version".into(),
-                json!(meta.convergent_version),
+                // OpenBao 2.7 keeps the scheme per version and shows -1 for the key.
+                json!(-1),
             );
         }
     }
     if kt.aead_key_len().is_some() {
         let keys: Map<String, Value> = ring
-            .versions
-            .iter()
+            .live_versions()
             .map(|(v, entry)| {
                 (
                     v.to_string(),
@@ -235,7 +230,7 @@ pub(crate) fn format_key(ring: &KeyRing) -> EngineResult<Map<String, Value>> {
         data.insert("keys".into(), Value::Object(keys));
     } else if kt.is_asymmetric() {
         let mut keys = Map::new();
-        for (v, entry) in &ring.versions {
+        for (v, entry) in ring.live_versions() {
             let public_key = entry
                 .material
                 .public_key_display()

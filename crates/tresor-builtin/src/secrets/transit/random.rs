@@ -63,12 +63,12 @@ pub(crate) fn random(
     }
     if bytes > MAX_RANDOM_BYTES {
         return Err(bad(format!(
-            "bytes cannot be greater than {MAX_RANDOM_BYTES}"
+            "'bytes' should be less than {MAX_RANDOM_BYTES}"
         )));
     }
     if format != "hex" && format != "base64" {
         return Err(bad(format!(
-            "unsupported encoding format {format}; must be \"hex\" or \"base64\""
+            "unsupported encoding format \"{format}\"; must be \"hex\" or \"base64\""
         )));
     }
     let random = random_bytes(usize::try_from(bytes).unwrap_or(32)).map_err(material_error)?;

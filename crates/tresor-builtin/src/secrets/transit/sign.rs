@@ -366,7 +366,10 @@ fn items(request: &Request) -> EngineResult<(Vec<Item>, bool)> {
     match batch::input(request)? {
         Some(items) => Ok((items, true)),
         None => {
+            // A single request without `input` signs (or verifies) the empty input, as
+            // OpenBao does; only batch items report "missing input".
             let mut map = serde_json::Map::new();
+            map.insert("input".into(), json!(""));
             for field in ["input", "signature", "context"] {
                 if let Some(v) = req::string(request, field)? {
                     map.insert(field.into(), json!(v));
@@ -479,7 +482,8 @@ pub(crate) async fn verify(
     };
     let is_batch = batch_items.is_some();
     match (sig_found, hmac_found) {
-        (true, true) if !is_batch => return Err(bad("provide one of 'signature' or 'hmac'")),
+        // OpenBao 2.7 verifies the signature when a single request carries both.
+        (true, true) if !is_batch => {}
         (false, false) if !is_batch => {
             return Err(bad(
                 "neither a 'signature' nor an 'hmac' were given to verify",
