@@ -604,3 +604,27 @@ async fn key_material_is_only_in_the_view_and_the_cache_follows_writes() {
     let data: Value = serde_json::from_slice(&h.storage.raw("policy/k").unwrap()).unwrap();
     assert_eq!(data["latest_version"], 2);
 }
+
+#[tokio::test]
+async fn every_batch_item_gets_its_own_random_nonce() {
+    let h = Harness::transit();
+    h.write("keys/n", json!({})).await.assert_status(200);
+    let items: Vec<Value> = (0..64)
+        .map(|_| json!({ "plaintext": b64(b"same") }))
+        .collect();
+    let r = h.write("encrypt/n", json!({ "batch_input": items })).await;
+    r.assert_status(200);
+    let nonces: std::collections::BTreeSet<Vec<u8>> = r.data()["batch_results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|item| split(item["ciphertext"].as_str().unwrap()).1[..12].to_vec())
+        .collect();
+    assert_eq!(nonces.len(), 64, "a nonce was reused within a batch");
+    // And across requests.
+    let again = h
+        .write("encrypt/n", json!({ "plaintext": b64(b"same") }))
+        .await;
+    let nonce = split(again.data()["ciphertext"].as_str().unwrap()).1[..12].to_vec();
+    assert!(!nonces.contains(&nonce));
+}

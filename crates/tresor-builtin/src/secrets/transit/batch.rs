@@ -5,6 +5,8 @@
 //! result) is sent with 400 (500 if only internal errors), unless the caller passed
 //! `partial_failure_response_code` and at least one item succeeded.
 
+use std::borrow::Cow;
+
 use serde_json::{Map, Value};
 use tresor_sdk::engine::{EngineResult, Request, Response};
 
@@ -17,20 +19,14 @@ use crate::common::fields;
 pub(crate) const MAX_ITEMS: usize = 25_000;
 
 /// One input item: a JSON object whose fields are read with Vault's weak typing.
+/// Items borrow the request's JSON: a batch of large plaintexts is not copied.
 #[derive(Debug)]
-pub(crate) struct Item(pub Map<String, Value>);
+pub(crate) struct Item<'a>(pub Cow<'a, Map<String, Value>>);
 
-impl Item {
+impl<'a> Item<'a> {
     /// A string field; absent or `null` is empty.
     pub(crate) fn str(&self, name: &str) -> EngineResult<String> {
-        match self.0.get(name) {
-            None | Some(Value::Null) => Ok(String::new()),
-            Some(v) => fields::to_string(v).map_err(|r| {
-                bad(format!(
-                    "failed to parse batch input: field \"{name}\": {r}"
-                ))
-            }),
-        }
+        self.str_ref(name).map(Cow::into_owned)
     }
 
     pub(crate) fn int(&self, name: &str) -> EngineResult<i64> {
@@ -44,10 +40,30 @@ impl Item {
             }),
         }
     }
+
+    /// A string field without copying it when it is a JSON string.
+    pub(crate) fn str_ref(&self, name: &str) -> EngineResult<Cow<'_, str>> {
+        str_field(&self.0, name)
+    }
+}
+
+/// A string field of a batch item, borrowed when it is a JSON string.
+pub(crate) fn str_field<'m>(map: &'m Map<String, Value>, name: &str) -> EngineResult<Cow<'m, str>> {
+    {
+        match map.get(name) {
+            None | Some(Value::Null) => Ok(Cow::Borrowed("")),
+            Some(Value::String(s)) => Ok(Cow::Borrowed(s.as_str())),
+            Some(v) => fields::to_string(v).map(Cow::Owned).map_err(|r| {
+                bad(format!(
+                    "failed to parse batch input: field \"{name}\": {r}"
+                ))
+            }),
+        }
+    }
 }
 
 /// The `batch_input` items, or `None` when the request is not a batch.
-pub(crate) fn input(request: &Request) -> EngineResult<Option<Vec<Item>>> {
+pub(crate) fn input(request: &Request) -> EngineResult<Option<Vec<Item<'_>>>> {
     let Some(raw) = request.data.get("batch_input") else {
         return Ok(None);
     };
@@ -73,7 +89,7 @@ pub(crate) fn input(request: &Request) -> EngineResult<Option<Vec<Item>>> {
     items
         .iter()
         .map(|item| match item {
-            Value::Object(map) => Ok(Item(map.clone())),
+            Value::Object(map) => Ok(Item(Cow::Borrowed(map))),
             other => Err(bad(format!(
                 "failed to parse batch input: expected a map, got {}",
                 fields::kind(other)

@@ -168,6 +168,19 @@ impl KeyRing {
         aad: &[u8],
         plaintext: &[u8],
     ) -> Result<(String, u32), ItemError> {
+        self.encrypt_with_nonce(requested_version, context, aad, plaintext, None)
+    }
+
+    /// As [`KeyRing::encrypt`], with a fresh random nonce drawn by the caller (a batch draws
+    /// all of its nonces in one call to the OS generator). Ignored by convergent keys.
+    pub(crate) fn encrypt_with_nonce(
+        &self,
+        requested_version: i64,
+        context: &[u8],
+        aad: &[u8],
+        plaintext: &[u8],
+        random_nonce: Option<[u8; NONCE_LEN]>,
+    ) -> Result<(String, u32), ItemError> {
         let key_type = self.meta.key_type;
         if !key_type.supports_encryption() {
             return Err(ItemError::User(format!(
@@ -201,13 +214,16 @@ impl KeyRing {
                         n.copy_from_slice(tag.as_ref().get(..NONCE_LEN).unwrap_or(&[0; NONCE_LEN]));
                         n
                     }
-                    None => {
-                        let random = random_bytes(NONCE_LEN)
-                            .map_err(|e| ItemError::Internal(e.to_string()))?;
-                        let mut n = [0u8; NONCE_LEN];
-                        n.copy_from_slice(&random);
-                        n
-                    }
+                    None => match random_nonce {
+                        Some(n) => n,
+                        None => {
+                            let random = random_bytes(NONCE_LEN)
+                                .map_err(|e| ItemError::Internal(e.to_string()))?;
+                            let mut n = [0u8; NONCE_LEN];
+                            n.copy_from_slice(&random);
+                            n
+                        }
+                    },
                 };
                 match (prepared, derived) {
                     (_, Some(derived)) => {

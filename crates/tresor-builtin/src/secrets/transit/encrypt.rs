@@ -3,6 +3,7 @@
 //! The hot path: one cache lookup for the key, base64 decoding, and one AEAD call per
 //! item. Nothing reads storage unless the key is not cached yet.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
@@ -14,51 +15,87 @@ use super::batch::{self, Item, Outcome};
 use super::crypt::{ItemError, decode_b64};
 use super::keys::{NewKey, create_key};
 use super::keytype::KeyType;
-use super::material::{Secret, base64_std};
+use super::material::{NONCE_LEN, Secret, base64_std, random_bytes};
 use super::policy::KeyRing;
 use super::req::{self, bad, object};
+use super::store::material_error;
 
-/// One unit of work, decoded from the request or a batch item.
-struct Work {
-    text: String,
-    context: String,
-    associated_data: String,
-    key_version: i64,
-    reference: String,
+/// Random nonces for a whole batch, drawn with one call to the OS generator instead of one
+/// system call per item.
+struct Nonces(Vec<u8>);
+
+impl Nonces {
+    fn draw(count: usize) -> EngineResult<Self> {
+        random_bytes(count.saturating_mul(NONCE_LEN))
+            .map(|b| Self(b.to_vec()))
+            .map_err(material_error)
+    }
+
+    fn get(&self, index: usize) -> Option<[u8; NONCE_LEN]> {
+        let start = index.checked_mul(NONCE_LEN)?;
+        let slice = self.0.get(start..start.checked_add(NONCE_LEN)?)?;
+        let mut nonce = [0u8; NONCE_LEN];
+        nonce.copy_from_slice(slice);
+        Some(nonce)
+    }
 }
 
-fn single(request: &Request, field: &str) -> EngineResult<Option<Work>> {
+/// One unit of work, decoded from the request or a batch item.
+struct Work<'a> {
+    text: Cow<'a, str>,
+    context: Cow<'a, str>,
+    associated_data: Cow<'a, str>,
+    key_version: i64,
+    reference: Cow<'a, str>,
+}
+
+fn single(request: &Request, field: &str) -> EngineResult<Option<Work<'static>>> {
     let Some(text) = req::string(request, field)? else {
         return Ok(None);
     };
     Ok(Some(Work {
-        text,
-        context: req::string_or_default(request, "context")?,
-        associated_data: req::string_or_default(request, "associated_data")?,
+        text: Cow::Owned(text),
+        context: Cow::Owned(req::string_or_default(request, "context")?),
+        associated_data: Cow::Owned(req::string_or_default(request, "associated_data")?),
         key_version: req::int(request, "key_version")?.unwrap_or(0),
-        reference: String::new(),
+        reference: Cow::Borrowed(""),
     }))
 }
 
-fn from_items(items: &[Item], field: &str) -> EngineResult<Vec<Work>> {
+fn from_items<'r>(items: Vec<Item<'r>>, field: &str) -> EngineResult<Vec<Work<'r>>> {
     items
-        .iter()
+        .into_iter()
         .map(|item| {
-            Ok(Work {
-                text: item.str(field)?,
-                context: item.str("context")?,
-                associated_data: item.str("associated_data")?,
-                key_version: item.int("key_version")?,
-                reference: item.str("reference")?,
+            let key_version = item.int("key_version")?;
+            let owned = |name: &str| item.str(name).map(Cow::Owned);
+            Ok(match item.0 {
+                Cow::Borrowed(map) => Work {
+                    text: batch::str_field(map, field)?,
+                    context: batch::str_field(map, "context")?,
+                    associated_data: batch::str_field(map, "associated_data")?,
+                    key_version,
+                    reference: batch::str_field(map, "reference")?,
+                },
+                Cow::Owned(_) => Work {
+                    text: owned(field)?,
+                    context: owned("context")?,
+                    associated_data: owned("associated_data")?,
+                    key_version,
+                    reference: owned("reference")?,
+                },
             })
         })
         .collect()
 }
 
 /// The work list, whether the request is a batch, and the missing-input error.
-fn work(request: &Request, field: &str, missing: &str) -> EngineResult<(Vec<Work>, bool)> {
+fn work<'r>(
+    request: &'r Request,
+    field: &str,
+    missing: &str,
+) -> EngineResult<(Vec<Work<'r>>, bool)> {
     match batch::input(request)? {
-        Some(items) => Ok((from_items(&items, field)?, true)),
+        Some(items) => Ok((from_items(items, field)?, true)),
         None => match single(request, field)? {
             Some(w) => Ok((vec![w], false)),
             None => Err(bad(missing)),
@@ -198,6 +235,7 @@ pub(crate) async fn encrypt(
     let (work, is_batch) = work(request, "plaintext", "missing plaintext to encrypt")?;
     let context_set = context_set(&work)?;
     let (ring, warnings) = encryption_key(transit, request, storage, name, context_set).await?;
+    let nonces = Nonces::draw(work.len())?;
     let results = work
         .iter()
         .enumerate()
@@ -205,7 +243,9 @@ pub(crate) async fn encrypt(
             let plaintext = decode_b64(&w.text)?;
             let context = decoded_context(w)?;
             let aad = decoded_aad(&ring, w, i)?;
-            let (ciphertext, version) = ring.encrypt(w.key_version, &context, &aad, &plaintext)?;
+            let nonce = nonces.get(i);
+            let (ciphertext, version) =
+                ring.encrypt_with_nonce(w.key_version, &context, &aad, &plaintext, nonce)?;
             Ok(object(
                 json!({ "ciphertext": ciphertext, "key_version": version }),
             ))

@@ -39,7 +39,7 @@ fn algorithm(request: &Request, url: Option<&str>, fields: &[&str]) -> EngineRes
     Ok("sha2-256".into())
 }
 
-fn inputs(request: &Request) -> EngineResult<(Vec<Item>, bool)> {
+fn inputs(request: &Request) -> EngineResult<(Vec<Item<'_>>, bool)> {
     match batch::input(request)? {
         Some(items) => Ok((items, true)),
         None => {
@@ -50,7 +50,7 @@ fn inputs(request: &Request) -> EngineResult<(Vec<Item>, bool)> {
             if let Some(hmac) = req::string(request, "hmac")? {
                 map.insert("hmac".into(), json!(hmac));
             }
-            Ok((vec![Item(map)], false))
+            Ok((vec![Item(std::borrow::Cow::Owned(map))], false))
         }
     }
 }

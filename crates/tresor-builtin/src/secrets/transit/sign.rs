@@ -362,7 +362,7 @@ fn verify_one(
     })
 }
 
-fn items(request: &Request) -> EngineResult<(Vec<Item>, bool)> {
+fn items(request: &Request) -> EngineResult<(Vec<Item<'_>>, bool)> {
     match batch::input(request)? {
         Some(items) => Ok((items, true)),
         None => {
@@ -375,7 +375,7 @@ fn items(request: &Request) -> EngineResult<(Vec<Item>, bool)> {
                     map.insert(field.into(), json!(v));
                 }
             }
-            Ok((vec![Item(map)], false))
+            Ok((vec![Item(std::borrow::Cow::Owned(map))], false))
         }
     }
 }
