@@ -205,3 +205,31 @@ async fn errors_never_echo_secret_input() {
         );
     }
 }
+
+#[tokio::test]
+async fn debug_output_of_the_engine_shows_no_key_material() {
+    let h = Harness::transit();
+    h.write("keys/k", json!({ "exportable": true }))
+        .await
+        .assert_status(200);
+    h.write("encrypt/k", json!({ "plaintext": b64(b"warm the cache") }))
+        .await
+        .assert_status(200);
+    let debug = format!("{:?}", h.engine);
+    for kind in ["encryption-key", "hmac-key"] {
+        let exported = h.read(&format!("export/{kind}/k/1")).await.data()["keys"]["1"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let bytes = B64.decode(&exported).unwrap();
+        // Neither the base64 form nor Rust's `[1, 2, …]` rendering of the first bytes.
+        let rendered = format!("{:?}", &bytes[..6]);
+        let prefix = rendered.trim_end_matches(']');
+        assert!(!debug.contains(&exported), "{kind} in Debug output");
+        assert!(
+            !debug.contains(prefix),
+            "{kind} bytes in Debug output: {debug}"
+        );
+    }
+    assert!(debug.contains("[redacted]"));
+}

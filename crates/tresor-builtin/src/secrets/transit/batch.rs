@@ -19,8 +19,8 @@ use crate::common::fields;
 pub(crate) const MAX_ITEMS: usize = 25_000;
 
 /// One input item: a JSON object whose fields are read with Vault's weak typing.
-/// Items borrow the request's JSON: a batch of large plaintexts is not copied.
-#[derive(Debug)]
+/// Items borrow the request's JSON: a batch of large plaintexts is not copied. No `Debug`:
+/// items hold plaintexts.
 pub(crate) struct Item<'a>(pub Cow<'a, Map<String, Value>>);
 
 impl<'a> Item<'a> {

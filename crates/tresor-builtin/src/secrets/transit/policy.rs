@@ -69,12 +69,21 @@ impl std::fmt::Debug for StoredKey {
     }
 }
 
-/// A key version ready for use.
-#[derive(Debug)]
+/// A key version ready for use. Its `Debug` shows no key bytes.
 pub(crate) struct KeyVersion {
     pub creation_time: i64,
     pub material: Material,
     pub hmac_key: Secret,
+}
+
+impl std::fmt::Debug for KeyVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyVersion")
+            .field("creation_time", &self.creation_time)
+            .field("material", &self.material)
+            .field("hmac_key", &"[redacted]")
+            .finish()
+    }
 }
 
 /// A key with all of its versions parsed.
