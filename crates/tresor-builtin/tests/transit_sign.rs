@@ -435,3 +435,100 @@ async fn sign_and_verify_batches_and_errors() {
     .await
     .assert_error(400, "invalid marshaling type \"xml\"");
 }
+
+/// RFC 5869 HKDF-SHA256 (no salt) from the `hmac` crate, independent of ring.
+fn hkdf32(ikm: &[u8], info: &[u8]) -> [u8; 32] {
+    use hmac::{Hmac, Mac};
+    type H = Hmac<sha2::Sha256>;
+    let mut extract = <H as Mac>::new_from_slice(&[0u8; 32]).unwrap();
+    extract.update(ikm);
+    let prk = extract.finalize().into_bytes();
+    let mut expand = <H as Mac>::new_from_slice(&prk).unwrap();
+    expand.update(info);
+    expand.update(&[1]);
+    expand.finalize().into_bytes().into()
+}
+
+#[tokio::test]
+async fn derived_ed25519_keys_sign_with_a_per_context_key() {
+    use ed25519_dalek::Verifier;
+    let h = Harness::transit();
+    h.write(
+        "keys/dk",
+        json!({ "type": "ed25519", "derived": true, "exportable": true }),
+    )
+    .await
+    .assert_status(200);
+    assert_eq!(
+        h.read("keys/dk").await.data()["keys"]["1"]["public_key"],
+        ""
+    );
+    let ctx = b"tenant-7";
+    let r = h
+        .write("sign/dk", json!({ "input": b64(MSG), "context": b64(ctx) }))
+        .await;
+    r.assert_status(200);
+    let sig = r.data()["signature"].as_str().unwrap().to_owned();
+    let public = B64
+        .decode(r.data()["public_key"].as_str().unwrap())
+        .unwrap();
+
+    // Independently: seed = HKDF-SHA256(stored seed, info = context).
+    let exported = B64
+        .decode(
+            h.read("export/signing-key/dk/1").await.data()["keys"]["1"]
+                .as_str()
+                .unwrap(),
+        )
+        .unwrap();
+    let seed: [u8; 32] = exported[..32].try_into().unwrap();
+    let sk = ed25519_dalek::SigningKey::from_bytes(&hkdf32(&seed, ctx));
+    assert_eq!(sk.verifying_key().as_bytes().as_slice(), public.as_slice());
+    let raw: [u8; 64] = body(&sig, false).try_into().unwrap();
+    sk.verifying_key()
+        .verify(MSG, &ed25519_dalek::Signature::from_bytes(&raw))
+        .unwrap();
+    let read = h
+        .call_q(
+            tresor_sdk::engine::Operation::Read,
+            "keys/dk",
+            &[("context", &b64(ctx))],
+        )
+        .await;
+    assert_eq!(read.data()["keys"]["1"]["public_key"], b64(&public));
+
+    assert!(
+        valid(
+            &h,
+            "verify/dk",
+            json!({ "input": b64(MSG), "signature": sig, "context": b64(ctx) })
+        )
+        .await
+    );
+    assert!(
+        !valid(
+            &h,
+            "verify/dk",
+            json!({ "input": b64(MSG), "signature": sig, "context": b64(b"other") })
+        )
+        .await
+    );
+    h.write("sign/dk", json!({ "input": b64(MSG) }))
+        .await
+        .assert_status(400);
+    h.write("keys/no", json!({ "type": "ecdsa-p256", "derived": true }))
+        .await
+        .assert_error(
+            400,
+            "key derivation and convergent encryption not supported for keys of type ecdsa-p256",
+        );
+    h.write(
+        "keys/no",
+        json!({ "type": "ed25519", "derived": true, "convergent_encryption": true }),
+    )
+    .await
+    .assert_error(
+        400,
+        "convergent encryption not supported for keys of type ed25519",
+    );
+}

@@ -82,6 +82,21 @@ pub(crate) fn hkdf_sha256(key: &[u8], context: &[u8], len: usize) -> Result<Secr
     Ok(out)
 }
 
+/// The Ed25519 key pair of a derived Ed25519 key for `context`: the seed is
+/// HKDF-SHA256(key, salt = none, info = context), as Vault feeds the HKDF stream to
+/// `ed25519.GenerateKey`.
+pub(crate) fn derived_ed25519(
+    seed: &[u8],
+    context: &[u8],
+) -> Result<ring::signature::Ed25519KeyPair, ItemError> {
+    if context.is_empty() {
+        return Err(ItemError::user(MISSING_CONTEXT));
+    }
+    let derived = hkdf_sha256(seed, context, 32)?;
+    ring::signature::Ed25519KeyPair::from_seed_unchecked(&derived)
+        .map_err(|_| ItemError::Internal("error deriving key".into()))
+}
+
 impl KeyRing {
     /// The version an encryption (or signing) uses: 0 means the latest.
     pub(crate) fn encryption_version(&self, requested: i64) -> Result<u32, ItemError> {

@@ -7,7 +7,10 @@ use tresor_sdk::engine::{EngineError, EngineResult, Request, Response};
 use tresor_sdk::storage::Storage;
 
 use super::Transit;
+use super::batch::single_error;
+use super::crypt::derived_ed25519;
 use super::keytype::KeyType;
+use super::material::{Material, base64_decode, base64_std};
 use super::policy::{CONVERGENT_VERSION, KeyRing, Meta, StoredKey, StoredVersion};
 use super::req::{self, bad, object, respond};
 use super::store::material_error;
@@ -62,9 +65,15 @@ impl NewKey {
                 "convergent encryption requires derivation to be enabled",
             ));
         }
-        if self.derived && self.key_type.aead_key_len().is_none() {
+        if self.derived && !self.key_type.supports_derivation() {
             return Err(bad(format!(
                 "key derivation and convergent encryption not supported for keys of type {}",
+                self.key_type.name()
+            )));
+        }
+        if self.convergent && self.key_type.aead_key_len().is_none() {
+            return Err(bad(format!(
+                "convergent encryption not supported for keys of type {}",
                 self.key_type.name()
             )));
         }
@@ -162,17 +171,27 @@ pub(crate) async fn create(
 
 pub(crate) async fn read(
     transit: &Transit,
+    request: &Request,
     storage: &dyn Storage,
     name: &str,
 ) -> EngineResult<Option<Response>> {
     let Some(ring) = transit.keys.get(storage, name).await? else {
         return Err(EngineError::NotFound);
     };
-    respond(format_key(&ring)?)
+    // A derived Ed25519 key's public key depends on the context.
+    let context = match req::string(request, "context")?.filter(|c| !c.is_empty()) {
+        Some(c) => base64_decode(&c).ok_or_else(|| bad("failed to base64-decode context"))?,
+        None => Vec::new(),
+    };
+    respond(format_key_for(&ring, &context)?)
 }
 
 /// The key as Vault's `formatKeyPolicy` shows it.
 pub(crate) fn format_key(ring: &KeyRing) -> EngineResult<Map<String, Value>> {
+    format_key_for(ring, &[])
+}
+
+fn format_key_for(ring: &KeyRing, context: &[u8]) -> EngineResult<Map<String, Value>> {
     let meta = &ring.meta;
     let kt = meta.key_type;
     let mut data = object(json!({
@@ -231,10 +250,18 @@ pub(crate) fn format_key(ring: &KeyRing) -> EngineResult<Map<String, Value>> {
     } else if kt.is_asymmetric() {
         let mut keys = Map::new();
         for (v, entry) in ring.live_versions() {
-            let public_key = entry
-                .material
-                .public_key_display()
-                .map_err(material_error)?;
+            let public_key = match &entry.material {
+                Material::Ed25519 { seed, .. } if meta.derived => {
+                    if context.is_empty() {
+                        None
+                    } else {
+                        use ring::signature::KeyPair;
+                        let pair = derived_ed25519(seed, context).map_err(single_error)?;
+                        Some(base64_std(pair.public_key().as_ref()))
+                    }
+                }
+                material => material.public_key_display().map_err(material_error)?,
+            };
             let curve = match kt {
                 KeyType::EcdsaP256 => "P-256",
                 KeyType::EcdsaP384 => "P-384",

@@ -128,7 +128,7 @@ impl SecretEngine for Transit {
             ["keys", name] => {
                 let name = name_or_404(name)?;
                 match op {
-                    Operation::Read => keys::read(self, storage, name).await,
+                    Operation::Read => keys::read(self, request, storage, name).await,
                     Operation::Create | Operation::Update => {
                         keys::create(self, request, storage, name).await
                     }

@@ -220,16 +220,30 @@ fn message(ring: &KeyRing, options: &Options, input: &[u8]) -> Vec<u8> {
     }
 }
 
+/// A signature, and for derived Ed25519 keys the derived public key (Vault returns it).
+struct Signed {
+    signature: String,
+    public_key: Option<Vec<u8>>,
+}
+
 fn sign_one(
     ring: &KeyRing,
     options: &Options,
     version: u32,
     input: &[u8],
-) -> Result<String, ItemError> {
+    context: &[u8],
+) -> Result<Signed, ItemError> {
+    use ring::signature::KeyPair;
     let entry = ring.version(version)?;
     let message = message(ring, options, input);
     let internal = |e: String| ItemError::Internal(e);
+    let mut public_key = None;
     let signature: Vec<u8> = match &entry.material {
+        Material::Ed25519 { seed, .. } if ring.meta.derived => {
+            let pair = super::crypt::derived_ed25519(seed, context)?;
+            public_key = Some(pair.public_key().as_ref().to_vec());
+            pair.sign(&message).as_ref().to_vec()
+        }
         Material::Ed25519 { pair, .. } => pair.sign(&message).as_ref().to_vec(),
         Material::P256(key) => {
             let sig: p256::ecdsa::Signature = key
@@ -268,7 +282,10 @@ fn sign_one(
         Marshaling::Jws => URL_SAFE_NO_PAD.encode(&signature),
         Marshaling::Asn1 => base64_std(&signature),
     };
-    Ok(ciphertext::format(version, &encoded))
+    Ok(Signed {
+        signature: ciphertext::format(version, &encoded),
+        public_key,
+    })
 }
 
 fn verify_one(
@@ -276,6 +293,7 @@ fn verify_one(
     options: &Options,
     input: &[u8],
     signature: &str,
+    context: &[u8],
 ) -> Result<bool, ItemError> {
     let Some(rest) = signature.strip_prefix("vault:v") else {
         return Err(ItemError::user("invalid signature: no prefix"));
@@ -303,9 +321,17 @@ fn verify_one(
     let entry = ring.version(version)?;
     let message = message(ring, options, input);
     Ok(match &entry.material {
-        Material::Ed25519 { pair, .. } => {
+        Material::Ed25519 { seed, pair } => {
             use ring::signature::KeyPair;
-            UnparsedPublicKey::new(&ED25519, pair.public_key().as_ref())
+            let public = if ring.meta.derived {
+                super::crypt::derived_ed25519(seed, context)?
+                    .public_key()
+                    .as_ref()
+                    .to_vec()
+            } else {
+                pair.public_key().as_ref().to_vec()
+            };
+            UnparsedPublicKey::new(&ED25519, &public)
                 .verify(&message, &sig)
                 .is_ok()
         }
@@ -380,6 +406,14 @@ fn items(request: &Request) -> EngineResult<(Vec<Item<'_>>, bool)> {
     }
 }
 
+fn decode_context(item: &Item) -> EngineResult<Result<Vec<u8>, ItemError>> {
+    let context = item.str("context")?;
+    if context.is_empty() {
+        return Ok(Ok(Vec::new()));
+    }
+    Ok(base64_decode(&context).ok_or_else(|| ItemError::user("failed to base64-decode context")))
+}
+
 fn decode_input(item: &Item) -> EngineResult<Result<Vec<u8>, ItemError>> {
     if !item.0.contains_key("input") {
         return Ok(Err(ItemError::user("missing input")));
@@ -424,18 +458,26 @@ pub(crate) async fn sign(
     let (items, is_batch) = items(request)?;
     let mut results = Vec::with_capacity(items.len());
     for item in &items {
+        let context = decode_context(item)?;
         let result = decode_input(item)?.and_then(|input| {
+            let context = context?;
             let version = signing_version(&ring, requested)?;
-            let signature = sign_one(&ring, &options, version, &input)?;
-            Ok((signature, version))
+            let signed = sign_one(&ring, &options, version, &input, &context)?;
+            Ok((signed, version))
         });
         results.push(result);
     }
     if !is_batch {
         return match results.into_iter().next() {
-            Some(Ok((signature, version))) => respond(object(
-                json!({ "signature": signature, "key_version": version }),
-            )),
+            Some(Ok((signed, version))) => {
+                let mut data =
+                    object(json!({ "signature": signed.signature, "key_version": version }));
+                if let Some(public) = signed.public_key {
+                    // Go marshals the []byte as base64.
+                    data.insert("public_key".into(), json!(base64_std(&public)));
+                }
+                respond(data)
+            }
             Some(Err(e)) => Err(batch::single_error(e)),
             None => Err(bad("missing input")),
         };
@@ -446,9 +488,15 @@ pub(crate) async fn sign(
         .map(|(r, item)| {
             let reference = item.str("reference").unwrap_or_default();
             match r {
-                Ok((signature, version)) => json!({
-                    "signature": signature, "key_version": version, "reference": reference
-                }),
+                Ok((signed, version)) => {
+                    let mut item = json!({
+                        "signature": signed.signature, "key_version": version, "reference": reference
+                    });
+                    if let (Some(public), Some(map)) = (signed.public_key, item.as_object_mut()) {
+                        map.insert("publickey".into(), json!(base64_std(&public)));
+                    }
+                    item
+                }
                 Err(e) => json!({ "error": e.message(), "key_version": 0, "reference": reference }),
             }
         })
@@ -523,7 +571,9 @@ pub(crate) async fn verify(
                 if signature.is_empty() {
                     Err(ItemError::user("missing signature"))
                 } else {
-                    verify_one(&ring, &options, &input, &signature)
+                    decode_context(item)?.and_then(|context| {
+                        verify_one(&ring, &options, &input, &signature, &context)
+                    })
                 }
             }
         };
