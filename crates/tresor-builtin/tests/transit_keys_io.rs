@@ -425,3 +425,33 @@ async fn random_and_hash() {
         .await
         .assert_error(400, "input missing");
 }
+
+#[tokio::test]
+async fn config_keys_disables_upsert_and_cache_config_is_validated() {
+    let h = Harness::transit();
+    assert_eq!(h.read("config/keys").await.data()["disable_upsert"], false);
+    let r = h
+        .write("config/keys", json!({ "disable_upsert": true }))
+        .await;
+    assert_eq!(r.data()["disable_upsert"], true);
+    h.write("encrypt/new", json!({ "plaintext": b64(b"x") }))
+        .await
+        .assert_error(400, "encryption key not found");
+    assert!(h.storage.raw("policy/new").is_none());
+    h.write("config/keys", json!({ "disable_upsert": false }))
+        .await
+        .assert_status(200);
+    h.write("encrypt/new", json!({ "plaintext": b64(b"x") }))
+        .await
+        .assert_status(200);
+
+    assert_eq!(h.read("cache-config").await.data()["size"], 0);
+    h.write("cache-config", json!({ "size": 5 }))
+        .await
+        .assert_error(400, "size must be 0 or a value greater or equal to 10");
+    assert_eq!(
+        h.write("cache-config", json!({ "size": 50 })).await.data()["size"],
+        50
+    );
+    assert_eq!(h.read("cache-config").await.data()["size"], 50);
+}

@@ -166,6 +166,13 @@ async fn encryption_key(
         }
         _ => return Err(bad(format!("unknown key type {type_name}"))),
     };
+    // `config/keys` `disable_upsert`: a missing key is not created.
+    if !super::settings::upsert_allowed(storage).await? {
+        return match transit.keys.get(storage, name).await? {
+            Some(ring) => Ok((ring, Vec::new())),
+            None => Err(bad("encryption key not found")),
+        };
+    }
     let new = NewKey {
         key_type,
         derived: context_set,

@@ -18,7 +18,7 @@
 //! - Endpoint families: `keys` (CRUD, config, rotate, trim), `encrypt` (encrypt, decrypt,
 //!   rewrap), `datakey`, `hmac`, `sign` (sign, verify), `export`, `backup` (backup, restore),
 //!   `byok` (wrapping_key, import, import_version), `random` (random, hash), `periodic`
-//!   (automatic rotation).
+//!   (automatic rotation), `settings` (`config/keys`, `cache-config`).
 
 mod backup;
 mod batch;
@@ -37,6 +37,7 @@ mod periodic;
 mod policy;
 mod random;
 mod req;
+mod settings;
 mod sign;
 mod store;
 
@@ -208,6 +209,18 @@ impl SecretEngine for Transit {
                 write_only(op)?;
                 backup::restore(self, request, storage, Some(name)).await
             }
+            ["config", "keys"] => match op {
+                Operation::Read | Operation::Create | Operation::Update => {
+                    settings::keys_config(request, storage).await
+                }
+                _ => Err(EngineError::UnsupportedOperation),
+            },
+            ["cache-config"] => match op {
+                Operation::Read | Operation::Create | Operation::Update => {
+                    settings::cache_config(request, storage).await
+                }
+                _ => Err(EngineError::UnsupportedOperation),
+            },
             ["wrapping_key"] => {
                 if op != Operation::Read {
                     return Err(EngineError::UnsupportedOperation);
