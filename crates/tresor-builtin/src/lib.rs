@@ -7,12 +7,13 @@
 //!     and `kv-v2`, with the in-place v1 → v2 upgrade. Its storage layout is documented in
 //!     `secrets::kv::layout`.
 //!   - `secrets::cubbyhole`: per-token scratch space, mount type `cubbyhole`.
+//!   - `secrets::transit`: encryption as a service, mount type `transit` (docs/transit.md).
 //! - [`clock`]: the [`clock::Clock`] engines read time from (tests substitute their own), and
 //!   Go-compatible RFC 3339 / duration formatting.
 //! - `common`: helpers shared by engines: request field parsing with Vault's weak typing and
 //!   null-as-absent rule, path checks, JSON merge patch, recursive scan, per-key locks.
 //!
-//! Later engines (transit, database) go under `secrets/`, auth methods under `auth/`.
+//! Later engines (database) go under `secrets/`, auth methods under `auth/`.
 
 pub mod clock;
 mod common;

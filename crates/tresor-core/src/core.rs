@@ -342,7 +342,7 @@ impl Core {
         match self.load_active().await {
             Ok(active) => {
                 if let Ok(mut slot) = self.active.write() {
-                    *slot = Some(Arc::new(active));
+                    *slot = Some(crate::mount::periodic::started(Arc::new(active)));
                 }
                 tracing::info!("unsealed");
                 Ok(())

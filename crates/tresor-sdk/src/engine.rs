@@ -188,6 +188,13 @@ pub trait SecretEngine: Send + Sync + std::fmt::Debug {
         let _ = (old, new, storage);
         Ok(())
     }
+
+    /// Called by the core about once a minute while unsealed, for background work such as
+    /// transit's automatic key rotation. Errors are logged by the caller.
+    async fn periodic(&self, storage: &dyn Storage) -> EngineResult<()> {
+        let _ = storage;
+        Ok(())
+    }
 }
 
 /// Builds engine instances of one type from a mount's settings.

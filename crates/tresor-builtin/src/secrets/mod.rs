@@ -3,6 +3,7 @@
 //! # Layout
 //! - [`kv`]: KV v1 and v2 (mount types `kv`, `kv-v2`).
 //! - [`cubbyhole`]: per-token storage (mount type `cubbyhole`).
+//! - [`transit`]: encryption as a service (mount type `transit`).
 
 use std::sync::Arc;
 
@@ -10,11 +11,13 @@ use tresor_sdk::engine::EngineFactory;
 
 pub mod cubbyhole;
 pub mod kv;
+pub mod transit;
 
 /// Every built-in secrets engine factory, for the core's mount table to register.
 pub fn factories() -> Vec<Arc<dyn EngineFactory>> {
     vec![
         Arc::new(kv::KvFactory::default()),
         Arc::new(cubbyhole::CubbyholeFactory),
+        Arc::new(transit::TransitFactory::default()),
     ]
 }

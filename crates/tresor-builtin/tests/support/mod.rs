@@ -15,6 +15,7 @@ use serde_json::{Map, Value, json};
 use tresor_builtin::clock::Clock;
 use tresor_builtin::secrets::cubbyhole::CubbyholeFactory;
 use tresor_builtin::secrets::kv::KvFactory;
+use tresor_builtin::secrets::transit::TransitFactory;
 use tresor_sdk::engine::{
     EngineError, EngineFactory, MountInfo, Operation, Request, Response, SecretEngine,
 };
@@ -131,6 +132,21 @@ impl Harness {
             ..MountInfo::default()
         });
         h.engine = CubbyholeFactory.build(&mount).unwrap();
+        h.mount = mount;
+        h
+    }
+
+    /// A transit mount at `transit/` on fresh storage, with the fake clock.
+    pub fn transit() -> Self {
+        let mut h = Self::kv(&[]);
+        let mount = Arc::new(MountInfo {
+            path: "transit/".into(),
+            engine_type: "transit".into(),
+            ..MountInfo::default()
+        });
+        h.engine = TransitFactory::with_clock(h.clock.clone())
+            .build(&mount)
+            .unwrap();
         h.mount = mount;
         h
     }

@@ -3,10 +3,12 @@
 //! # Layout
 //! - `entry`: [`MountEntry`], its config, path validation.
 //! - `table`: the persisted tables and their mutations (enable, disable, tune, remount).
+//! - `periodic`: the once-a-minute ticker that calls every engine's `periodic` while unsealed.
 //! - `router`: longest-prefix routing over an immutable snapshot, swapped on every change so
 //!   the request path takes no lock beyond an `Arc` clone.
 
 mod entry;
+pub(crate) mod periodic;
 mod router;
 mod table;
 
