@@ -39,6 +39,9 @@ pub use entry::{LeaseEntry, PendingRevocation, SecretLease, token_lease_id};
 pub use ops::{LeaseLookup, RevokeOutcome};
 pub use queue::TimerQueue;
 
+/// Lock stripes for per-lease serialisation.
+const STRIPES: usize = 64;
+
 /// Revocations per second the timer performs at most (burst: as many at once).
 pub const DEFAULT_REVOCATIONS_PER_SECOND: u32 = 200;
 
@@ -97,8 +100,13 @@ pub struct ExpirationManager {
     loaded_count: AtomicU64,
     revoked_total: AtomicU64,
     failures_total: AtomicU64,
-    pending: AtomicU64,
+    /// Leases whose revocation failed and waits for a retry (a set: the loader and a live
+    /// failure may both report the same lease).
+    pending: std::sync::Mutex<std::collections::HashSet<Box<str>>>,
     tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// Serialises work on one lease (a timer retry racing an API revocation must not write
+    /// back a record the other just deleted): striped by a hash of the lease id.
+    stripes: Vec<tokio::sync::Mutex<()>>,
 }
 
 impl ExpirationManager {
@@ -112,8 +120,22 @@ impl ExpirationManager {
             loaded_count: AtomicU64::new(0),
             revoked_total: AtomicU64::new(0),
             failures_total: AtomicU64::new(0),
-            pending: AtomicU64::new(0),
+            pending: std::sync::Mutex::new(std::collections::HashSet::new()),
             tasks: std::sync::Mutex::new(Vec::new()),
+            stripes: (0..STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
+        }
+    }
+
+    /// The lock that serialises work on `lease_id` (`None` cannot happen: the index is reduced
+    /// modulo the number of stripes).
+    pub(crate) async fn lock(&self, lease_id: &str) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        lease_id.hash(&mut hasher);
+        let index = usize::try_from(hasher.finish() % STRIPES as u64).unwrap_or(0);
+        match self.stripes.get(index) {
+            Some(m) => Some(m.lock().await),
+            None => None,
         }
     }
 
@@ -124,7 +146,7 @@ impl ExpirationManager {
             loaded_count: self.loaded_count.load(Ordering::Relaxed),
             revoked_total: self.revoked_total.load(Ordering::Relaxed),
             revocation_failures_total: self.failures_total.load(Ordering::Relaxed),
-            pending_revocations: self.pending.load(Ordering::Relaxed),
+            pending_revocations: self.pending.lock().map_or(0, |p| p.len() as u64),
             paused: self.is_paused(),
         }
     }
@@ -172,21 +194,24 @@ impl ExpirationManager {
         self.revoked_total.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub(crate) fn count_failure(&self, first: bool) {
+    /// A failed revocation attempt; `lease` is marked pending until resolved.
+    pub(crate) fn count_failure(&self, lease: Option<&str>) {
         self.failures_total.fetch_add(1, Ordering::Relaxed);
-        if first {
-            self.pending.fetch_add(1, Ordering::Relaxed);
+        if let Some(id) = lease {
+            self.mark_pending(id);
         }
     }
 
-    pub(crate) fn pending_resolved(&self) {
-        let _ = self
-            .pending
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |p| p.checked_sub(1));
+    pub(crate) fn mark_pending(&self, lease_id: &str) {
+        if let Ok(mut p) = self.pending.lock() {
+            p.insert(lease_id.into());
+        }
     }
 
-    pub(crate) fn count_loaded_pending(&self) {
-        self.pending.fetch_add(1, Ordering::Relaxed);
+    pub(crate) fn pending_resolved(&self, lease_id: &str) {
+        if let Ok(mut p) = self.pending.lock() {
+            p.remove(lease_id);
+        }
     }
 
     pub(crate) fn mark_loaded(&self) {

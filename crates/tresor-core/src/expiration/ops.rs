@@ -269,6 +269,7 @@ impl Core {
             return Err(missing_lease_id());
         }
         let not_found = || CoreError::InvalidRequest("lease not found".to_owned());
+        let _guard = active.expiration.lock(lease_id).await;
         let mut record = self.read_lease(lease_id).await?.ok_or_else(not_found)?;
         if token_of_lease_id(lease_id).is_some() || record.secret.is_none() {
             return Err(CoreError::InvalidRequest(
@@ -353,6 +354,7 @@ impl Core {
             return Err(missing_lease_id());
         }
         if !sync {
+            let _guard = active.expiration.lock(lease_id).await;
             if let Some(mut record) = self.read_lease(lease_id).await? {
                 if token_of_lease_id(lease_id).is_none() && record.revocation.is_none() {
                     record.revocation = Some(PendingRevocation {
@@ -462,28 +464,9 @@ impl Core {
                 .map_err(|e| e.to_string())?;
             return Ok(());
         }
-        let record = match self.read_lease(lease_id).await {
-            Ok(Some(r)) => r,
-            Ok(None) => return Ok(()),
-            Err(e) => return Err(e.to_string()),
-        };
-        match self.revoke_secret(active, record.clone()).await {
-            Ok(()) => Ok(()),
-            Err(msg) if force => {
-                tracing::warn!(
-                    lease_id,
-                    error = %msg,
-                    "revoke-force: lease removed although its engine could not revoke it"
-                );
-                self.forget_lease(active, &record)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                // revoke_secret counted it pending; it is not any more.
-                active.expiration.pending_resolved();
-                Ok(())
-            }
-            Err(msg) => Err(msg),
-        }
+        let _guard = active.expiration.lock(lease_id).await;
+        self.revoke_secret_locked(active, lease_id, force, false)
+            .await
     }
 
     /// Deletes a secret lease's records and queue entry.
@@ -510,8 +493,39 @@ impl Core {
     pub(crate) async fn revoke_secret(
         &self,
         active: &Active,
-        mut record: LeaseEntry,
+        lease_id: &str,
     ) -> Result<(), String> {
+        let _guard = active.expiration.lock(lease_id).await;
+        self.revoke_secret_locked(active, lease_id, false, false)
+            .await
+    }
+
+    /// [`Core::revoke_secret`] with the lease's lock held; `force` removes the lease even when
+    /// its engine fails; `expiring` (the timer) revokes only a lease that is due, and puts one
+    /// renewed meanwhile back in the queue.
+    async fn revoke_secret_locked(
+        &self,
+        active: &Active,
+        lease_id: &str,
+        force: bool,
+        expiring: bool,
+    ) -> Result<(), String> {
+        // Re-read under the lock: another revocation or a renewal may have happened meanwhile.
+        let mut record = match self.read_lease(lease_id).await {
+            Ok(Some(r)) => r,
+            Ok(None) => return Ok(()),
+            Err(e) => return Err(e.to_string()),
+        };
+        if expiring && record.revocation.is_none() {
+            match record.expire_ns {
+                None => return Ok(()),
+                Some(e) if e > now_ns() => {
+                    active.expiration.queue.schedule(e, lease_id);
+                    return Ok(());
+                }
+                Some(_) => {}
+            }
+        }
         let Some(secret) = record.secret.clone() else {
             return Ok(());
         };
@@ -529,16 +543,25 @@ impl Core {
             },
             None => Ok(()),
         };
-        let was_failing = record.revocation.as_ref().is_some_and(|p| p.attempts > 0);
         match result {
             Ok(()) => {
                 self.forget_lease(active, &record)
                     .await
                     .map_err(|e| e.to_string())?;
-                if was_failing {
-                    active.expiration.pending_resolved();
-                }
+                active.expiration.pending_resolved(lease_id);
                 active.expiration.count_revoked();
+                Ok(())
+            }
+            Err(msg) if force => {
+                tracing::warn!(
+                    lease_id,
+                    error = %msg,
+                    "revoke-force: lease removed although its engine could not revoke it"
+                );
+                self.forget_lease(active, &record)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                active.expiration.pending_resolved(lease_id);
                 Ok(())
             }
             Err(msg) => {
@@ -554,7 +577,7 @@ impl Core {
                 }
                 let options = &active.expiration.options;
                 let delay = backoff(attempts, options.retry_base, options.retry_max);
-                active.expiration.count_failure(!was_failing);
+                active.expiration.count_failure(Some(lease_id));
                 let retry_at = now_ns()
                     .saturating_add(i64::try_from(delay.as_nanos()).unwrap_or(i64::MAX / 2));
                 active.expiration.queue.schedule(retry_at, &record.id);
@@ -585,9 +608,9 @@ impl Core {
             };
             let lease_id = String::from_utf8_lossy(raw.expose()).into_owned();
             match self.read_lease(&lease_id).await? {
-                Some(record) => {
+                Some(_) => {
                     // A failure is recorded, logged and retried inside.
-                    let _ = self.revoke_secret(active, record).await;
+                    let _ = self.revoke_secret(active, &lease_id).await;
                 }
                 None => self.barrier().delete(&path).await?,
             }
@@ -620,27 +643,18 @@ impl Core {
             }
             return;
         }
-        let record = match self.read_lease(lease_id).await {
-            Ok(Some(r)) => r,
-            Ok(None) => return,
-            Err(e) => return self.retry_later(active, lease_id, &e.to_string()),
-        };
-        if record.revocation.is_none() {
-            match record.expire_ns {
-                None => return,
-                Some(e) if e > now => return active.expiration.queue.schedule(e, lease_id),
-                Some(_) => {}
-            }
-        }
+        let _guard = active.expiration.lock(lease_id).await;
         // Failures are recorded, logged and rescheduled inside.
-        let _ = self.revoke_secret(active, record).await;
+        let _ = self
+            .revoke_secret_locked(active, lease_id, false, true)
+            .await;
     }
 
     /// A storage failure while expiring: try again later, never drop.
     fn retry_later(&self, active: &Active, lease_id: &str, error: &str) {
         let delay = active.expiration.options.retry_base.saturating_mul(4);
         let at = now_ns().saturating_add(i64::try_from(delay.as_nanos()).unwrap_or(i64::MAX / 2));
-        active.expiration.count_failure(false);
+        active.expiration.count_failure(None);
         active.expiration.queue.schedule(at, lease_id);
         tracing::warn!(lease_id, error, "could not expire lease; retrying");
     }
@@ -680,6 +694,7 @@ impl Core {
                 }
                 continue;
             }
+            let _guard = active.expiration.lock(&id).await;
             let Some(mut record) = self.read_lease(&id).await? else {
                 continue;
             };

@@ -73,6 +73,7 @@ async fn load_leases(weak: Weak<Core>, manager: Weak<ExpirationManager>) {
             let Some((core, active)) = live(&weak, &manager) else {
                 return;
             };
+            let mut leases = 0;
             for child in chunk {
                 let id = format!("{folder}{child}");
                 if id.ends_with('/') {
@@ -80,9 +81,10 @@ async fn load_leases(weak: Weak<Core>, manager: Weak<ExpirationManager>) {
                     continue;
                 }
                 load_one(&core, &active, &id).await;
-                loaded += 1;
+                leases += 1;
             }
-            active.expiration.add_loaded(chunk.len() as u64);
+            loaded += leases;
+            active.expiration.add_loaded(leases);
             drop((core, active));
             tokio::task::yield_now().await;
         }
@@ -128,7 +130,7 @@ async fn load_one(core: &Core, active: &Active, lease_id: &str) {
     match serde_json::from_slice::<LeaseEntry>(raw.expose()) {
         Ok(record) if record.revocation.is_some() => {
             if record.revocation.as_ref().is_some_and(|p| p.attempts > 0) {
-                active.expiration.count_loaded_pending();
+                active.expiration.mark_pending(lease_id);
             }
             queue.schedule(now_ns(), lease_id);
         }
