@@ -190,6 +190,11 @@ impl Core {
         if lease_id.is_empty() {
             return Err(missing_lease_id());
         }
+        if lease_id.split('/').any(|segment| segment == "..") {
+            return Err(CoreError::InvalidRequest(format!(
+                "failed to read lease entry {lease_id}: relative paths not supported"
+            )));
+        }
         let invalid = || CoreError::InvalidRequest("invalid lease".to_owned());
         let record = self.read_lease(lease_id).await?.ok_or_else(invalid)?;
         let now = now_ns();

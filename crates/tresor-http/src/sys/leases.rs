@@ -21,11 +21,16 @@ use crate::sys::allow_logical;
 /// Which lease endpoint a `sys/` path names, with the lease id or prefix from the URL.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Endpoint<'p> {
+    /// `sys/leases` itself: a bare 404 on read, as OpenBao answers.
+    Root,
     Lookup,
     List(&'p str),
     Renew(&'p str),
     Revoke(&'p str),
-    RevokePrefix { prefix: &'p str, force: bool },
+    RevokePrefix {
+        prefix: &'p str,
+        force: bool,
+    },
     Tidy,
 }
 
@@ -43,6 +48,9 @@ pub fn endpoint(path: &str) -> Option<Endpoint<'_>> {
             rest.strip_prefix(name)?.strip_prefix('/')
         }
     };
+    if rest == "leases" {
+        return Some(Endpoint::Root);
+    }
     if leases && rest == "lookup" {
         return Some(Endpoint::Lookup);
     }
@@ -94,6 +102,10 @@ pub async fn handle(
     data: &Map<String, Value>,
 ) -> Result<Response, ApiError> {
     match endpoint {
+        Endpoint::Root if request.operation == Operation::Read => {
+            Err(ApiError::bare(StatusCode::NOT_FOUND))
+        }
+        Endpoint::Root => Err(ApiError::unsupported_path()),
         Endpoint::Lookup => {
             allow_logical(request, &[Operation::Update])?;
             let id = lease_id(data, "")?;
@@ -190,7 +202,8 @@ mod tests {
             ("sys/tidy", None),
             ("sys/renewal", None),
             ("sys/revoked", None),
-            ("sys/leases", None),
+            ("sys/leases", Some(Endpoint::Root)),
+            ("sys/leasesx", None),
             ("sys/mounts", None),
         ];
         for (path, expected) in cases {
