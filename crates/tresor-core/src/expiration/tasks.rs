@@ -103,7 +103,7 @@ async fn load_leases(weak: Weak<Core>, manager: Weak<ExpirationManager>) {
 async fn load_one(core: &Core, active: &Active, lease_id: &str) {
     let queue = &active.expiration.queue;
     if let Some(hash) = token_of_lease_id(lease_id) {
-        match active.tokens.peek(hash).await {
+        match active.tokens.read_uncached(hash).await {
             Ok(Some(token)) => {
                 if let Some(e) = token.expire_ns {
                     queue.schedule(e, lease_id);

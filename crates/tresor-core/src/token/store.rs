@@ -172,12 +172,23 @@ impl TokenStore {
         if let Some(e) = cached {
             return Ok(Some(e));
         }
+        let found = self.read_uncached(id_hash).await?;
+        if let Some(e) = &found {
+            self.cache_put(id_hash, Some(e.clone()));
+        }
+        Ok(found)
+    }
+
+    /// The stored entry without filling the cache: the lease loader reads every token once at
+    /// unseal, and caching them all would cost a full entry of memory per outstanding lease.
+    pub async fn read_uncached(&self, id_hash: &str) -> CoreResult<Option<Arc<TokenEntry>>> {
+        if let Some(e) = self.cache.read().ok().and_then(|c| c.get(id_hash).cloned()) {
+            return Ok(Some(e));
+        }
         let Some(raw) = self.barrier.get(&format!("{ID_PREFIX}{id_hash}")).await? else {
             return Ok(None);
         };
-        let e: Arc<TokenEntry> = Arc::new(serde_json::from_slice(raw.expose())?);
-        self.cache_put(id_hash, Some(e.clone()));
-        Ok(Some(e))
+        Ok(Some(Arc::new(serde_json::from_slice(raw.expose())?)))
     }
 
     /// Finds a live token by id hash. An expired one is reported absent at once and handed to
