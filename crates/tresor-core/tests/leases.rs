@@ -815,3 +815,36 @@ async fn sealing_stops_the_expiration_tasks_and_unseal_restarts_them() {
     .await;
     let _ = BTreeMap::<String, String>::new();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn automatic_revocations_are_paced_by_the_token_bucket() {
+    const RATE: u32 = 4;
+    const LEASES: usize = 12;
+    let h = harness(LeaseOptions {
+        revocations_per_second: RATE,
+        ..fast_options()
+    })
+    .await;
+    for _ in 0..LEASES {
+        h.issue(&h.root, &[("ttl", "1")]).await;
+    }
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(20);
+    loop {
+        let revoked = h.core.lease_stats().unwrap().revoked_total;
+        // However slow the machine, never more than the burst plus the rate times the time
+        // since the first lease could expire (the leases were issued before `started`).
+        let allowed = f64::from(RATE) * (1.0 + started.elapsed().as_secs_f64()) + 1.0;
+        assert!(
+            (revoked as f64) <= allowed,
+            "{revoked} revocations after {:?}",
+            started.elapsed()
+        );
+        if revoked as usize == LEASES {
+            break;
+        }
+        assert!(Instant::now() < deadline, "only {revoked} revoked");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(h.live_credentials().await.is_empty());
+}
