@@ -59,7 +59,12 @@ pub struct TokenStore {
     cache: RwLock<HashMap<String, Arc<TokenEntry>>>,
     /// The expiration manager's timer queue, shared: tokens schedule their own expiry.
     queue: Arc<TimerQueue>,
+    /// Serialises `update` and revocation of one token (striped by id hash), so a renewal
+    /// racing the expiry timer or a revocation can never write back a revoked token.
+    stripes: Vec<tokio::sync::Mutex<()>>,
 }
+
+const STRIPES: usize = 64;
 
 impl TokenStore {
     /// Loads (or, on first unseal, creates) the salt. Entries load lazily on lookup.
@@ -78,7 +83,19 @@ impl TokenStore {
             salt,
             cache: RwLock::new(HashMap::new()),
             queue,
+            stripes: (0..STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
         })
+    }
+
+    /// The lock of one token (`None` cannot happen: the index is reduced modulo the count).
+    async fn lock(&self, id_hash: &str) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        let index = id_hash.bytes().fold(0usize, |acc, b| {
+            acc.wrapping_mul(31).wrapping_add(usize::from(b))
+        }) % STRIPES;
+        match self.stripes.get(index) {
+            Some(m) => Some(m.lock().await),
+            None => None,
+        }
     }
 
     /// The lease id of a token (`auth/token/create/<id hash>`), if it is a lease at all.
@@ -239,6 +256,12 @@ impl TokenStore {
 
     /// Replaces an entry (renewal, use count, orphaning); a new expiry is queued.
     pub async fn update(&self, id_hash: &str, entry: TokenEntry) -> CoreResult<Arc<TokenEntry>> {
+        let _guard = self.lock(id_hash).await;
+        let path = format!("{ID_PREFIX}{id_hash}");
+        if self.barrier.get(&path).await?.is_none() {
+            // Revoked meanwhile: writing it back would resurrect it.
+            return Err(CoreError::InvalidRequest("token not found".to_owned()));
+        }
         self.barrier
             .put(
                 &format!("{ID_PREFIX}{id_hash}"),
@@ -299,13 +322,18 @@ impl TokenStore {
             if let Some(entry) = self.get_by_hash(child).await? {
                 let mut orphan = (*entry).clone();
                 orphan.parent = None;
-                self.update(child, orphan).await?;
+                match self.update(child, orphan).await {
+                    // Revoked meanwhile: nothing left to orphan.
+                    Ok(_) | Err(CoreError::InvalidRequest(_)) => {}
+                    Err(e) => return Err(e),
+                }
             }
         }
         self.revoke_one(id_hash).await
     }
 
     async fn revoke_one(&self, id_hash: &str) -> CoreResult<()> {
+        let _guard = self.lock(id_hash).await;
         let raw = self.barrier.get(&format!("{ID_PREFIX}{id_hash}")).await?;
         let mut ops = vec![BarrierOp::Delete {
             path: format!("{ID_PREFIX}{id_hash}"),
