@@ -848,3 +848,38 @@ async fn automatic_revocations_are_paced_by_the_token_bucket() {
     }
     assert!(h.live_credentials().await.is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoke_with_sync_false_is_queued_and_still_happens() {
+    use tresor_core::expiration::RevokeOutcome;
+    let h = harness(fast_options()).await;
+    let (token, _) = h.create_token(&h.root, json!({"ttl": "1h"})).await;
+    let keys = h.core.lease_list("auth/token/create/").await.unwrap();
+    let token_lease = format!("auth/token/create/{}", keys[0]);
+    assert_eq!(
+        h.core.lease_revoke(&token_lease, false).await.unwrap(),
+        RevokeOutcome::Queued
+    );
+    let denied = h
+        .call(
+            Operation::Read,
+            "auth/token/lookup-self",
+            &[],
+            Value::Null,
+            &token,
+        )
+        .await;
+    assert!(matches!(denied, Err(CoreError::PermissionDenied)));
+    let (lease, _, _) = h.issue(&h.root, &[("ttl", "600")]).await;
+    assert_eq!(
+        h.core.lease_revoke(&lease, false).await.unwrap(),
+        RevokeOutcome::Queued
+    );
+    eventually(
+        Duration::from_secs(10),
+        "the background revocation",
+        || async { !h.exists(&lease).await },
+    )
+    .await;
+    assert!(h.live_credentials().await.is_empty());
+}

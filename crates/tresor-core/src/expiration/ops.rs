@@ -358,6 +358,14 @@ impl Core {
         if lease_id.is_empty() {
             return Err(missing_lease_id());
         }
+        // A token's revocation is internal and quick: done now even with `sync: false`
+        // (answered 202 all the same), so it never waits on the pause switch.
+        if !sync && token_of_lease_id(lease_id).is_some() {
+            self.revoke_explicit(&active, lease_id, false)
+                .await
+                .map_err(CoreError::Internal)?;
+            return Ok(RevokeOutcome::Queued);
+        }
         if !sync {
             let _guard = active.expiration.lock(lease_id).await;
             if let Some(mut record) = self.read_lease(lease_id).await? {
