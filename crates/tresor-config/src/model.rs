@@ -24,6 +24,10 @@ pub struct ServerConfig {
     pub log_level: Option<String>,
     pub default_lease_ttl: Option<Duration>,
     pub max_lease_ttl: Option<Duration>,
+    /// `lease_revocation_paused = true`: the expiration manager revokes nothing on its own
+    /// (expired tokens are still refused). For restoring a backup without revoking what it
+    /// holds; the binary also honours `TRESOR_LEASE_REVOCATION_PAUSED=1`.
+    pub lease_revocation_paused: bool,
 }
 
 /// The physical store named by the `storage` block.

@@ -149,6 +149,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "default_lease_ttl",
     "max_lease_ttl",
     "max_request_size",
+    "lease_revocation_paused",
 ];
 
 /// `backend` is Vault's older name for `storage`; accepted, but never suggested.
@@ -167,6 +168,7 @@ struct TopLevel {
     default_lease_ttl: Option<(usize, Duration)>,
     max_lease_ttl: Option<Duration>,
     max_request_size: Option<usize>,
+    lease_revocation_paused: bool,
 }
 
 impl TopLevel {
@@ -198,6 +200,7 @@ impl TopLevel {
             "default_lease_ttl" => self.default_lease_ttl = Some((value.line(), value.duration()?)),
             "max_lease_ttl" => self.max_lease_ttl = Some(value.duration()?),
             "max_request_size" => self.max_request_size = listener::request_size(&value)?,
+            "lease_revocation_paused" => self.lease_revocation_paused = value.boolean()?,
             _ => return Err(section.unknown_attribute(cx, attr)),
         }
         Ok(())
@@ -273,6 +276,7 @@ impl TopLevel {
             log_level: self.log_level,
             default_lease_ttl: self.default_lease_ttl.map(|(_, ttl)| ttl),
             max_lease_ttl: self.max_lease_ttl,
+            lease_revocation_paused: self.lease_revocation_paused,
         })
     }
 }

@@ -79,6 +79,7 @@ fn full_example_parses() {
             log_level: Some("info".to_owned()),
             default_lease_ttl: Some(hours_768),
             max_lease_ttl: Some(hours_768),
+            lease_revocation_paused: false,
         }
     );
 }
@@ -144,6 +145,7 @@ max_lease_ttl     = 86400
             log_level: Some("warn".to_owned()),
             default_lease_ttl: Some(Duration::from_secs(5400)),
             max_lease_ttl: Some(Duration::from_secs(86400)),
+            lease_revocation_paused: false,
         }
     );
 }
@@ -163,6 +165,7 @@ fn defaults() {
             log_level: None,
             default_lease_ttl: None,
             max_lease_ttl: None,
+            lease_revocation_paused: false,
         }
     );
 
@@ -686,4 +689,20 @@ fn negative_numbers_say_so() {
         let err = message(&format!("{INMEM}{text}\n"));
         assert!(err.ends_with("must not be negative"), "{text}: {err}");
     }
+}
+
+#[test]
+fn lease_revocation_paused_is_a_top_level_boolean() {
+    let base = "storage \"inmem\" {}\n";
+    let off = tresor_config::parse(base).unwrap();
+    assert!(!off.lease_revocation_paused);
+    for on in ["true", "\"true\""] {
+        let config =
+            tresor_config::parse(&format!("{base}lease_revocation_paused = {on}\n")).unwrap();
+        assert!(config.lease_revocation_paused, "{on}");
+    }
+    let err = tresor_config::parse(&format!("{base}lease_revocation_paused = \"maybe\"\n"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("line 2") || err.contains(":2"), "{err}");
 }

@@ -95,11 +95,17 @@ impl Core {
         });
         if !decision.allowed || (needs_sudo(path) && !decision.sudo && !decision.is_root) {
             // A refused request still spends a use of a limited-use token, as in OpenBao.
-            active.tokens.consume_use(&resolved).await?;
+            let (_, exhausted) = active.tokens.consume_use(&resolved).await?;
+            if exhausted {
+                self.revoke(active, &resolved.id_hash).await?;
+            }
             return Err(CoreError::Forbidden);
         }
         let sudo = decision.sudo || decision.is_root;
-        let entry = active.tokens.consume_use(&resolved).await?;
+        let (entry, exhausted) = active.tokens.consume_use(&resolved).await?;
+        if exhausted {
+            self.revoke(active, &resolved.id_hash).await?;
+        }
         let resolved = Resolved {
             id_hash: resolved.id_hash,
             entry,

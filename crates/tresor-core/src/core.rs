@@ -5,7 +5,7 @@
 //! memory. State transitions are serialised by one async mutex; request handling only takes a
 //! cheap read lock to clone the `Arc<Active>`.
 
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, RwLock, Weak};
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
@@ -14,6 +14,7 @@ use tresor_storage::Backend;
 
 use crate::barrier::{Barrier, KeyStatus};
 use crate::error::{CoreError, CoreResult};
+use crate::expiration::{ExpirationManager, LeaseOptions, TimerQueue};
 use crate::mount::{EngineRegistry, MountKind, MountTables};
 use crate::policy_store::PolicyStore;
 use crate::random;
@@ -36,6 +37,8 @@ pub struct CoreOptions {
     pub cluster_name: Option<String>,
     /// The secrets engines this build can mount (the binary passes `tresor-builtin`'s).
     pub engines: Vec<Arc<dyn tresor_sdk::engine::EngineFactory>>,
+    /// The expiration manager's pacing and the revocation pause switch.
+    pub leases: LeaseOptions,
 }
 
 /// The cluster's identity, created at initialisation and stored under the barrier.
@@ -52,6 +55,7 @@ pub struct Active {
     pub policies: PolicyStore,
     pub mounts: MountTables,
     pub cluster: ClusterInfo,
+    pub expiration: Arc<ExpirationManager>,
 }
 
 /// The answer of `sys/seal-status` and `sys/unseal`, independent of the wire format.
@@ -97,13 +101,15 @@ pub struct Core {
     transition: Mutex<UnsealProgress>,
     active: RwLock<Option<Arc<Active>>>,
     pub(crate) generate_root: crate::generate_root::GenerateRoot,
+    /// Lets background tasks (lease expiry) hold the core without keeping it alive.
+    self_ref: Weak<Core>,
 }
 
 impl Core {
     pub async fn new(backend: Arc<dyn Backend>, options: CoreOptions) -> CoreResult<Arc<Self>> {
         let config = seal::read_config(backend.as_ref()).await?;
         let registry = Arc::new(EngineRegistry::new(options.engines.clone()));
-        Ok(Arc::new(Self {
+        Ok(Arc::new_cyclic(|weak| Self {
             barrier: Arc::new(Barrier::new(backend)),
             options,
             registry,
@@ -111,7 +117,12 @@ impl Core {
             transition: Mutex::new(UnsealProgress::default()),
             active: RwLock::new(None),
             generate_root: crate::generate_root::GenerateRoot::default(),
+            self_ref: weak.clone(),
         }))
+    }
+
+    pub(crate) fn weak(&self) -> Weak<Core> {
+        self.self_ref.clone()
     }
 
     pub fn barrier(&self) -> &Arc<Barrier> {
@@ -260,7 +271,8 @@ impl Core {
             .await?;
         PolicyStore::open(self.barrier.clone()).await?;
         MountTables::load(self.barrier.clone(), self.registry.clone()).await?;
-        let tokens = TokenStore::open(self.barrier.clone()).await?;
+        // Nothing expires during initialisation: this queue is dropped unread.
+        let tokens = TokenStore::open(self.barrier.clone(), Arc::new(TimerQueue::new())).await?;
         if dev {
             create_root_token(&tokens, root_token_id, "auth/token/create", "token").await
         } else {
@@ -341,9 +353,13 @@ impl Core {
         })?;
         match self.load_active().await {
             Ok(active) => {
+                // The periodic ticker holds only a weak reference: sealing ends it.
+                let active = crate::mount::periodic::started(Arc::new(active));
                 if let Ok(mut slot) = self.active.write() {
-                    *slot = Some(crate::mount::periodic::started(Arc::new(active)));
+                    *slot = Some(active.clone());
                 }
+                // Leases load in the background: unseal returns without waiting for them.
+                self.start_expiration(&active);
                 tracing::info!("unsealed");
                 Ok(())
             }
@@ -360,14 +376,17 @@ impl Core {
                 CoreError::Internal("cluster info missing from storage".to_owned())
             })?;
         let cluster: ClusterInfo = serde_json::from_slice(raw.expose())?;
-        let tokens = TokenStore::open(self.barrier.clone()).await?;
+        let queue = Arc::new(TimerQueue::new());
+        let tokens = TokenStore::open(self.barrier.clone(), queue.clone()).await?;
         let policies = PolicyStore::open(self.barrier.clone()).await?;
         let mounts = MountTables::load(self.barrier.clone(), self.registry.clone()).await?;
+        let expiration = Arc::new(ExpirationManager::new(queue, self.options.leases.clone()));
         Ok(Active {
             tokens,
             policies,
             mounts,
             cluster,
+            expiration,
         })
     }
 
@@ -385,8 +404,10 @@ impl Core {
     /// (`sys/seal` needs `sudo`).
     pub async fn seal_now(&self) {
         let mut progress = self.transition.lock().await;
-        if let Ok(mut slot) = self.active.write() {
-            *slot = None;
+        let previous = self.active.write().ok().and_then(|mut slot| slot.take());
+        // The expiration tasks stop before the keys go: nothing is revoked half-sealed.
+        if let Some(active) = previous {
+            active.expiration.stop();
         }
         self.barrier.seal();
         progress.reset();

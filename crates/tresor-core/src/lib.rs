@@ -10,6 +10,8 @@
 //! - [`policy`]: HCL/JSON ACL policies and their compiled matcher; [`policy_store`]: stored
 //!   policies and the per-policy-set ACL cache.
 //! - [`authz`]: authentication and authorisation of every request.
+//! - [`expiration`]: the expiration manager: leases (secrets and tokens) persisted under the
+//!   barrier, a timer queue, background loading at unseal, paced and retried revocation.
 //! - [`mount`]: mount and auth tables, the router, the engine registry.
 //! - [`logical`]: serving non-`sys/` requests through the router.
 //! - [`params`]: Vault-style parameter decoding (durations, string lists).
@@ -22,6 +24,7 @@ pub mod authz;
 pub mod barrier;
 pub mod core;
 pub mod error;
+pub mod expiration;
 pub mod generate_root;
 pub mod logical;
 pub mod mount;

@@ -122,8 +122,11 @@ impl Core {
             Some(&sdk_request.data),
         )
         .await?;
-        let response = engine.handle(&sdk_request, mounted.view.as_ref()).await?;
-        Ok(response.map(|r| LogicalResponse {
+        let owner = sdk_request.client_token_key.clone();
+        let Some(r) = engine.handle(&sdk_request, mounted.view.as_ref()).await? else {
+            return Ok(None);
+        };
+        let mut response = LogicalResponse {
             data: r.data,
             auth: None,
             warnings: r.warnings,
@@ -132,6 +135,17 @@ impl Core {
             renewable: r.lease.as_ref().is_some_and(|l| l.renewable),
             status: r.status_override,
             mount_type: Some(mounted.entry.engine_type.clone()),
-        }))
+        };
+        // A managed lease is registered before the secret is handed out: a secret the
+        // expiration manager does not know of could never be revoked.
+        if let Some(spec) = r.lease.as_ref().filter(|l| l.managed) {
+            let registered = self
+                .register_secret_lease(&active, &mounted, &sdk_request.path, &owner, spec)
+                .await?;
+            response.lease_id = registered.lease_id;
+            response.lease_duration = registered.ttl;
+            response.warnings.extend(registered.warnings);
+        }
+        Ok(Some(response))
     }
 }

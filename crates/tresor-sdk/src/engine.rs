@@ -84,13 +84,56 @@ impl Request {
 }
 
 /// A lease attached to a response (dynamic secrets, or KV v1's `ttl` hint).
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// A *managed* lease is registered by the core's expiration manager: it gets a lease id
+/// (`<mount path><request path>/<random id>`), is persisted under the barrier, and the engine
+/// is called back through [`SecretEngine::renew_lease`] and [`SecretEngine::revoke_lease`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LeaseSpec {
+    /// The TTL the engine asks for; zero means the mount's default lease TTL. The core caps it
+    /// by `max_ttl` and by the mount's (or the system's) maximum.
     pub ttl: Duration,
+    /// The lease's own ceiling, counted from issue time (e.g. a role's `max_ttl`); zero means
+    /// only the mount's (or the system's) maximum applies.
+    pub max_ttl: Duration,
     pub renewable: bool,
     /// Whether the core registers it with the expiration manager (false for KV v1's hint,
     /// which only reports a duration).
     pub managed: bool,
+    /// What the engine needs later to renew or revoke the secret (a username, a role name).
+    /// Stored under the barrier with the lease and handed back in [`Lease::internal`]; never
+    /// shown to clients.
+    pub internal: Map<String, Value>,
+}
+
+/// A managed lease as the core hands it back to its engine for renewal or revocation.
+#[derive(Debug, Clone)]
+pub struct Lease {
+    /// `<mount path><request path>/<random id>`, e.g. `database/creds/app/AbCd…`.
+    pub id: String,
+    /// The request path (relative to the mount) that issued the secret.
+    pub path: String,
+    /// [`LeaseSpec::internal`] as the engine returned it (or last replaced it on renewal).
+    pub internal: Map<String, Value>,
+    /// Unix seconds.
+    pub issue_time: i64,
+    /// Unix seconds; `None` for a lease that never expires.
+    pub expire_time: Option<i64>,
+    /// The TTL granted by the core for this renewal (already capped by the maximum), or the
+    /// lease's current TTL on revocation.
+    pub ttl: Duration,
+    /// The mount the lease belongs to, as it is mounted now.
+    pub mount: Arc<MountInfo>,
+}
+
+/// What an engine answers to a renewal.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LeaseRenewal {
+    /// A TTL lower than the one granted, when the engine cannot extend that far; `None` accepts
+    /// the granted TTL.
+    pub ttl: Option<Duration>,
+    /// Replaces the lease's internal data when set.
+    pub internal: Option<Map<String, Value>>,
 }
 
 /// An engine's answer. `None` from [`SecretEngine::handle`] means 204 No Content.
@@ -174,6 +217,31 @@ pub trait SecretEngine: Send + Sync + std::fmt::Debug {
     /// Called once when the engine is mounted (and on every unseal), with its own storage.
     async fn initialize(&self, storage: &dyn Storage) -> EngineResult<()> {
         let _ = storage;
+        Ok(())
+    }
+
+    /// Renews a managed lease this engine issued (`sys/leases/renew`). The core has already
+    /// checked that the lease exists, is renewable, and capped the TTL; the engine extends
+    /// whatever it created (e.g. a database role's validity). The default refuses with 400
+    /// `lease is not renewable`.
+    async fn renew_lease(
+        &self,
+        lease: &Lease,
+        storage: &dyn Storage,
+    ) -> EngineResult<LeaseRenewal> {
+        let _ = (lease, storage);
+        Err(EngineError::InvalidRequest(
+            "lease is not renewable".to_owned(),
+        ))
+    }
+
+    /// Revokes a managed lease this engine issued: on expiry, on `sys/leases/revoke*`, when its
+    /// token is revoked, or when the mount is disabled. A target that is already gone (a user
+    /// dropped by hand) must be reported as `Ok`: it counts as revoked. An error makes the core
+    /// retry later with backoff; the message is logged and shown on lookup, so it must not hold
+    /// secret values. The default does nothing.
+    async fn revoke_lease(&self, lease: &Lease, storage: &dyn Storage) -> EngineResult<()> {
+        let _ = (lease, storage);
         Ok(())
     }
 

@@ -5,7 +5,9 @@
 //!   `Debug` prints `[redacted]`, and equality is constant-time.
 //! - [`duration`]: the one parser for Vault-style durations (`"1h30m"`, `"90"`, `"7d"`, numbers).
 //! - [`engine`]: the [`engine::SecretEngine`] trait, [`engine::Request`], [`engine::Response`],
-//!   [`engine::EngineError`], and the factory the core uses to build engines per mount.
+//!   [`engine::EngineError`], and the factory the core uses to build engines per mount; the
+//!   lease interface: [`engine::LeaseSpec`] (what a response asks for), [`engine::Lease`] (what
+//!   the core hands back to `renew_lease`/`revoke_lease`), [`engine::LeaseRenewal`].
 //! - [`storage`]: the [`storage::Storage`] view an engine reads and writes through (already
 //!   encrypted by the barrier and scoped to the engine's mount), and its error type.
 //!

@@ -183,6 +183,7 @@ impl Core {
                 }
                 if let Some(found) = active.tokens.lookup(&token).await? {
                     active.tokens.revoke_orphan(&found.id_hash).await?;
+                    self.revoke_token_leases(active, &found.id_hash).await?;
                     self.drop_token_data(active, &[found.id_hash]).await?;
                 }
                 Ok(None)
@@ -288,9 +289,14 @@ impl Core {
             .ok_or_else(invalid_accessor)
     }
 
-    /// Revokes a token and its non-orphan descendants, and drops their per-token data.
+    /// Revokes a token and its non-orphan descendants, their secret leases (a lease never
+    /// outlives its token: one whose engine fails stays pending and is retried), and drops
+    /// their per-token data.
     pub(crate) async fn revoke(&self, active: &Active, id_hash: &str) -> CoreResult<()> {
         let revoked = active.tokens.revoke_tree(id_hash).await?;
+        for hash in &revoked {
+            self.revoke_token_leases(active, hash).await?;
+        }
         self.drop_token_data(active, &revoked).await
     }
 
@@ -397,28 +403,4 @@ fn keys_map(keys: Vec<String>) -> Map<String, Value> {
     let mut m = Map::new();
     m.insert("keys".into(), json!(keys));
     m
-}
-
-impl Core {
-    /// Revokes every expired token (with its children and cubbyholes). Lookups already refuse
-    /// expired tokens; this sweep reclaims the ones nobody presents again.
-    pub async fn tidy_expired_tokens(&self) -> CoreResult<usize> {
-        let active = self.active()?;
-        let now = super::entry::now_ns();
-        let mut revoked = 0;
-        for id_hash in active.tokens.id_hashes().await? {
-            if let Some(raw) = self
-                .barrier()
-                .get(&format!("sys/token/id/{id_hash}"))
-                .await?
-            {
-                let entry: super::entry::TokenEntry = serde_json::from_slice(raw.expose())?;
-                if entry.expired_at(now) {
-                    self.revoke(&active, &id_hash).await?;
-                    revoked += 1;
-                }
-            }
-        }
-        Ok(revoked)
-    }
 }

@@ -50,7 +50,7 @@ pub(crate) fn now_ns() -> i64 {
     i64::try_from(OffsetDateTime::now_utc().unix_timestamp_nanos()).unwrap_or(i64::MAX)
 }
 
-fn rfc3339(ns: i64) -> Value {
+pub(crate) fn rfc3339(ns: i64) -> Value {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(ns))
         .ok()
         .and_then(|t| t.format(&Rfc3339).ok())

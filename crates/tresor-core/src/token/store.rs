@@ -4,7 +4,12 @@
 //! - `sys/token/salt`: the HMAC key for ids and accessors;
 //! - `sys/token/id/<hmac(token)>`: the [`TokenEntry`];
 //! - `sys/token/accessor/<hmac(accessor)>`: `{accessor, id_hash}`;
-//! - `sys/token/parent/<parent id hash>/<child id hash>`: the child index revocation walks.
+//! - `sys/token/parent/<parent id hash>/<child id hash>`: the child index revocation walks;
+//! - `sys/expire/id/<creation path>/<id hash>`: the token's lease record (see
+//!   [`crate::expiration`]), written in the same transaction as the entry.
+//!
+//! Expiry is the expiration manager's: a token with a TTL is queued in its timer when created
+//! or renewed. A lookup still refuses an expired token on the spot, and hands it to the timer.
 //!
 //! Looking a token up by its keyed hash means no secret is ever compared byte by byte.
 
@@ -18,12 +23,16 @@ use tresor_sdk::secret::{SecretBytes, SecretString};
 use super::entry::{TokenEntry, now_ns};
 use crate::barrier::{Barrier, BarrierOp};
 use crate::error::{CoreError, CoreResult};
+use crate::expiration::{LeaseEntry, TimerQueue, token_lease_id};
 use crate::random;
 
 const SALT_PATH: &str = "sys/token/salt";
 const ID_PREFIX: &str = "sys/token/id/";
 const ACCESSOR_PREFIX: &str = "sys/token/accessor/";
 const PARENT_PREFIX: &str = "sys/token/parent/";
+const LEASE_PREFIX: &str = "sys/expire/id/";
+/// The root token `sys/init` creates is not a lease (as in Vault): nothing registers it.
+const INIT_ROOT_PATH: &str = "auth/token/root";
 
 /// 33 base62 characters: 196 bits of entropy.
 const TOKEN_RANDOM_LEN: usize = 33;
@@ -48,11 +57,18 @@ pub struct TokenStore {
     barrier: Arc<Barrier>,
     salt: hmac::Key,
     cache: RwLock<HashMap<String, Arc<TokenEntry>>>,
+    /// The expiration manager's timer queue, shared: tokens schedule their own expiry.
+    queue: Arc<TimerQueue>,
+    /// Serialises `update` and revocation of one token (striped by id hash), so a renewal
+    /// racing the expiry timer or a revocation can never write back a revoked token.
+    stripes: Vec<tokio::sync::Mutex<()>>,
 }
+
+const STRIPES: usize = 64;
 
 impl TokenStore {
     /// Loads (or, on first unseal, creates) the salt. Entries load lazily on lookup.
-    pub async fn open(barrier: Arc<Barrier>) -> CoreResult<Self> {
+    pub async fn open(barrier: Arc<Barrier>, queue: Arc<TimerQueue>) -> CoreResult<Self> {
         let salt_bytes = match barrier.get(SALT_PATH).await? {
             Some(s) => s,
             None => {
@@ -66,7 +82,33 @@ impl TokenStore {
             barrier,
             salt,
             cache: RwLock::new(HashMap::new()),
+            queue,
+            stripes: (0..STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
         })
+    }
+
+    /// The lock of one token (`None` cannot happen: the index is reduced modulo the count).
+    async fn lock(&self, id_hash: &str) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        let index = id_hash.bytes().fold(0usize, |acc, b| {
+            acc.wrapping_mul(31).wrapping_add(usize::from(b))
+        }) % STRIPES;
+        match self.stripes.get(index) {
+            Some(m) => Some(m.lock().await),
+            None => None,
+        }
+    }
+
+    /// The lease id of a token (`auth/token/create/<id hash>`), if it is a lease at all.
+    fn lease_id_of(entry: &TokenEntry, id_hash: &str) -> Option<String> {
+        (entry.path != INIT_ROOT_PATH).then(|| token_lease_id(&entry.path, id_hash))
+    }
+
+    /// Queues the token's expiry in the expiration manager's timer.
+    fn schedule_expiry(&self, id_hash: &str, entry: &TokenEntry) {
+        if let (Some(expire), Some(lease_id)) = (entry.expire_ns, Self::lease_id_of(entry, id_hash))
+        {
+            self.queue.schedule(expire, &lease_id);
+        }
     }
 
     /// The storage name of a token or accessor.
@@ -118,7 +160,15 @@ impl TokenStore {
                 value: Vec::new().into(),
             });
         }
+        // The lease record goes in the same transaction: one commit (one fsync), not two.
+        if let Some(lease_id) = Self::lease_id_of(&entry, &id_hash) {
+            ops.push(BarrierOp::Put {
+                path: format!("{LEASE_PREFIX}{lease_id}"),
+                value: serde_json::to_vec(&LeaseEntry::for_token(lease_id, &id_hash))?.into(),
+            });
+        }
         self.barrier.transaction(ops).await?;
+        self.schedule_expiry(&id_hash, &entry);
         let entry = Arc::new(entry);
         self.cache_put(&id_hash, Some(entry.clone()));
         Ok(Resolved { id_hash, entry })
@@ -133,22 +183,42 @@ impl TokenStore {
         }
     }
 
-    /// Finds a live token by id hash; an expired one is revoked on the spot and reported absent.
-    pub async fn get_by_hash(&self, id_hash: &str) -> CoreResult<Option<Arc<TokenEntry>>> {
+    /// The stored entry, expired or not (for the expiration manager and lease lookups).
+    pub async fn peek(&self, id_hash: &str) -> CoreResult<Option<Arc<TokenEntry>>> {
         let cached = self.cache.read().ok().and_then(|c| c.get(id_hash).cloned());
-        let entry = match cached {
-            Some(e) => e,
-            None => {
-                let Some(raw) = self.barrier.get(&format!("{ID_PREFIX}{id_hash}")).await? else {
-                    return Ok(None);
-                };
-                let e: Arc<TokenEntry> = Arc::new(serde_json::from_slice(raw.expose())?);
-                self.cache_put(id_hash, Some(e.clone()));
-                e
-            }
+        if let Some(e) = cached {
+            return Ok(Some(e));
+        }
+        let found = self.read_uncached(id_hash).await?;
+        if let Some(e) = &found {
+            self.cache_put(id_hash, Some(e.clone()));
+        }
+        Ok(found)
+    }
+
+    /// The stored entry without filling the cache: the lease loader reads every token once at
+    /// unseal, and caching them all would cost a full entry of memory per outstanding lease.
+    pub async fn read_uncached(&self, id_hash: &str) -> CoreResult<Option<Arc<TokenEntry>>> {
+        if let Some(e) = self.cache.read().ok().and_then(|c| c.get(id_hash).cloned()) {
+            return Ok(Some(e));
+        }
+        let Some(raw) = self.barrier.get(&format!("{ID_PREFIX}{id_hash}")).await? else {
+            return Ok(None);
         };
-        if entry.expired_at(now_ns()) {
-            self.revoke_tree(id_hash).await?;
+        Ok(Some(Arc::new(serde_json::from_slice(raw.expose())?)))
+    }
+
+    /// Finds a live token by id hash. An expired one is reported absent at once and handed to
+    /// the expiration manager, which revokes it (unless revocation is paused).
+    pub async fn get_by_hash(&self, id_hash: &str) -> CoreResult<Option<Arc<TokenEntry>>> {
+        let Some(entry) = self.peek(id_hash).await? else {
+            return Ok(None);
+        };
+        let now = now_ns();
+        if entry.expired_at(now) {
+            if let Some(lease_id) = Self::lease_id_of(&entry, id_hash) {
+                self.queue.schedule(now, &lease_id);
+            }
             return Ok(None);
         }
         Ok(Some(entry))
@@ -184,35 +254,42 @@ impl TokenStore {
             }))
     }
 
-    /// Replaces an entry (renewal, use count, orphaning).
+    /// Replaces an entry (renewal, use count, orphaning); a new expiry is queued.
     pub async fn update(&self, id_hash: &str, entry: TokenEntry) -> CoreResult<Arc<TokenEntry>> {
+        let _guard = self.lock(id_hash).await;
+        let path = format!("{ID_PREFIX}{id_hash}");
+        if self.barrier.get(&path).await?.is_none() {
+            // Revoked meanwhile: writing it back would resurrect it.
+            return Err(CoreError::InvalidRequest("token not found".to_owned()));
+        }
         self.barrier
             .put(
                 &format!("{ID_PREFIX}{id_hash}"),
                 &serde_json::to_vec(&entry)?,
             )
             .await?;
+        self.schedule_expiry(id_hash, &entry);
         let entry = Arc::new(entry);
         self.cache_put(id_hash, Some(entry.clone()));
         Ok(entry)
     }
 
     /// Counts one use of a limited-use token and returns the entry as it stands after the use
-    /// (so `lookup-self` shows the remaining count, as in Vault). At the last use the token is
-    /// revoked at once: the current request goes through, the next one is refused.
-    pub async fn consume_use(&self, resolved: &Resolved) -> CoreResult<Arc<TokenEntry>> {
+    /// (so `lookup-self` shows the remaining count, as in Vault), and whether this was the last
+    /// use. The caller then revokes the token at once (with its leases): the current request
+    /// goes through, the next one is refused.
+    pub async fn consume_use(&self, resolved: &Resolved) -> CoreResult<(Arc<TokenEntry>, bool)> {
         let mut next = (*resolved.entry).clone();
         if next.num_uses <= 0 {
-            return Ok(resolved.entry.clone());
+            return Ok((resolved.entry.clone(), false));
         }
         next.num_uses -= 1;
         if next.num_uses == 0 {
-            self.revoke_tree(&resolved.id_hash).await?;
             // Report "-1" uses left like Vault does for a token spent by this very request.
             next.num_uses = -1;
-            return Ok(Arc::new(next));
+            return Ok((Arc::new(next), true));
         }
-        self.update(&resolved.id_hash, next).await
+        Ok((self.update(&resolved.id_hash, next).await?, false))
     }
 
     /// Revokes a token and, recursively, every child that is not an orphan. Returns the id
@@ -245,17 +322,23 @@ impl TokenStore {
             if let Some(entry) = self.get_by_hash(child).await? {
                 let mut orphan = (*entry).clone();
                 orphan.parent = None;
-                self.update(child, orphan).await?;
+                match self.update(child, orphan).await {
+                    // Revoked meanwhile: nothing left to orphan.
+                    Ok(_) | Err(CoreError::InvalidRequest(_)) => {}
+                    Err(e) => return Err(e),
+                }
             }
         }
         self.revoke_one(id_hash).await
     }
 
     async fn revoke_one(&self, id_hash: &str) -> CoreResult<()> {
+        let _guard = self.lock(id_hash).await;
         let raw = self.barrier.get(&format!("{ID_PREFIX}{id_hash}")).await?;
         let mut ops = vec![BarrierOp::Delete {
             path: format!("{ID_PREFIX}{id_hash}"),
         }];
+        let mut queued = None;
         if let Some(raw) = raw {
             let entry: TokenEntry = serde_json::from_slice(raw.expose())?;
             ops.push(BarrierOp::Delete {
@@ -265,6 +348,12 @@ impl TokenStore {
                 ops.push(BarrierOp::Delete {
                     path: format!("{PARENT_PREFIX}{parent}/{id_hash}"),
                 });
+            }
+            if let Some(lease_id) = Self::lease_id_of(&entry, id_hash) {
+                ops.push(BarrierOp::Delete {
+                    path: format!("{LEASE_PREFIX}{lease_id}"),
+                });
+                queued = entry.expire_ns.map(|e| (e, lease_id));
             }
         }
         for child in self
@@ -278,6 +367,9 @@ impl TokenStore {
         }
         self.barrier.transaction(ops).await?;
         self.cache_put(id_hash, None);
+        if let Some((expire, lease_id)) = queued {
+            self.queue.remove(expire, &lease_id);
+        }
         Ok(())
     }
 
@@ -291,10 +383,5 @@ impl TokenStore {
             }
         }
         Ok(out)
-    }
-
-    /// Every stored id hash (for the expiry sweep).
-    pub async fn id_hashes(&self) -> CoreResult<Vec<String>> {
-        Ok(self.barrier.list(ID_PREFIX).await?)
     }
 }

@@ -6,6 +6,7 @@ pub mod health;
 pub mod init;
 pub mod keys;
 pub mod leader;
+pub mod leases;
 pub mod mounts;
 pub mod policy;
 pub mod seal;
@@ -48,6 +49,9 @@ pub async fn authenticated(state: &AppState, request: &ApiRequest) -> Result<Res
     let caller = state.core.authorize(token, path, op, Some(&data)).await?;
     // LIST paths end in '/': only the listable endpoints are named that way here, so a LIST of
     // anything else is an unsupported path, as in OpenBao.
+    if let Some(endpoint) = leases::endpoint(path) {
+        return leases::handle(state, request, endpoint, &data).await;
+    }
     match path {
         "sys/rotate" | "sys/rotate/keyring" => keys::rotate(state, request).await,
         "sys/key-status" => keys::status(state, request),

@@ -231,6 +231,14 @@ pub async fn one(
             Ok(no_content())
         }
         Operation::Delete => {
+            // As in Vault: a secrets mount's leases are revoked before it goes; if one cannot
+            // be revoked the mount stays (and the lease is retried).
+            if kind == MountKind::Secret
+                && let Ok(normalised) = tresor_core::mount::normalise_mount_path(rest)
+                && active.mounts.table(kind).get(&normalised).is_some()
+            {
+                state.core.revoke_mount_leases(&normalised).await?;
+            }
             active.mounts.disable(kind, rest).await?;
             Ok(no_content())
         }

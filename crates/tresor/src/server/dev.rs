@@ -42,6 +42,7 @@ pub fn config(args: &ServerArgs) -> Result<ServerConfig> {
         log_level: None,
         default_lease_ttl: None,
         max_lease_ttl: None,
+        lease_revocation_paused: false,
     })
 }
 

@@ -68,21 +68,22 @@ pub fn run(args: ServerArgs) -> Result<()> {
     runtime.block_on(serve(config, args, started))
 }
 
-/// Sweeps expired tokens once a minute while unsealed.
-async fn tidy_loop(core: Arc<Core>) {
-    let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
-    loop {
-        tick.tick().await;
-        if core.is_sealed() {
-            continue;
-        }
-        match core.tidy_expired_tokens().await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(revoked = n, "expired tokens revoked"),
-            Err(e) => tracing::warn!(error = %e, "token tidy failed"),
-        }
-    }
+/// The operator's switch that pauses lease revocation: the config key, or the environment
+/// variable (`1`/`true`/`yes` or `0`/`false`/`no`), whichever says "paused".
+fn revocation_paused(config: &ServerConfig) -> Result<bool> {
+    let from_env = match std::env::var(PAUSE_ENV) {
+        Err(_) => false,
+        Ok(v) => match v.trim().to_ascii_lowercase().as_str() {
+            "1" | "true" | "yes" => true,
+            "" | "0" | "false" | "no" => false,
+            other => bail!("{PAUSE_ENV}={other:?} is not a boolean; use 1 or 0"),
+        },
+    };
+    Ok(config.lease_revocation_paused || from_env)
 }
+
+/// Environment variable that pauses lease revocation (see `lease_revocation_paused`).
+const PAUSE_ENV: &str = "TRESOR_LEASE_REVOCATION_PAUSED";
 
 fn init_logging(level: &str) -> Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_new(level)
@@ -113,11 +114,21 @@ fn open_backend(storage: &StorageConfig) -> Result<Arc<dyn Backend>> {
 
 async fn serve(config: ServerConfig, args: ServerArgs, started: Instant) -> Result<()> {
     let backend = open_backend(&config.storage)?;
+    let paused = revocation_paused(&config)?;
+    if paused {
+        tracing::warn!(
+            "lease revocation is paused (lease_revocation_paused / {PAUSE_ENV}): expired leases and tokens are kept until it is lifted"
+        );
+    }
     let core = Core::new(
         backend.clone(),
         CoreOptions {
             cluster_name: config.cluster_name.clone(),
             engines: tresor_builtin::factories(),
+            leases: tresor_core::expiration::LeaseOptions {
+                revocation_paused: paused,
+                ..Default::default()
+            },
         },
     )
     .await
@@ -166,9 +177,7 @@ async fn serve(config: ServerConfig, args: ServerArgs, started: Instant) -> Resu
         "server ready"
     );
 
-    let tidy = tokio::spawn(tidy_loop(core.clone()));
     servers.run_until_shutdown().await?;
-    tidy.abort();
     core.seal_now().await;
     backend.close().await.context("closing storage")?;
     tracing::info!("shutdown complete");

@@ -22,6 +22,11 @@ pub struct Server {
 impl Server {
     /// Starts `tresor` with `args` and waits for its `Api Address:` banner line.
     pub fn start(args: &[&str], log_dir: &Path) -> Server {
+        Server::start_with_env(args, &[], log_dir)
+    }
+
+    /// As [`Server::start`], with extra environment variables.
+    pub fn start_with_env(args: &[&str], env: &[(&str, &str)], log_dir: &Path) -> Server {
         let log = log_dir.join(format!(
             "server-{}.log",
             std::process::id() as u128 * 1000 + rand_suffix()
@@ -29,6 +34,7 @@ impl Server {
         let stderr = std::fs::File::create(&log).unwrap();
         let mut child = Command::new(BIN)
             .args(args)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(stderr)

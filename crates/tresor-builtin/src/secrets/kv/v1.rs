@@ -48,6 +48,7 @@ impl SecretEngine for KvV1 {
                     ttl,
                     renewable: false,
                     managed: false,
+                    ..LeaseSpec::default()
                 });
                 Ok(Some(response))
             }
