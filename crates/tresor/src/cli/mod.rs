@@ -3,10 +3,20 @@
 //! Vault's CLI takes single-dash long flags (`-dev`, `-key-shares=5`); clap wants two dashes,
 //! so [`normalise_args`] rewrites the former into the latter before parsing.
 
+mod flags;
 mod generic;
 mod kv;
+mod lease;
+mod login;
+mod mounts;
 mod operator;
 mod output;
+mod policy;
+mod policy_fmt;
+mod secret;
+mod token;
+
+pub use output::Format;
 
 use std::process::ExitCode;
 
@@ -45,9 +55,53 @@ enum Command {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// Tokens: create, lookup, renew, revoke, capabilities.
+    Token {
+        #[command(subcommand)]
+        command: token::TokenCommand,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// ACL policies: list, read, write, delete, fmt.
+    Policy {
+        #[command(subcommand)]
+        command: policy::PolicyCommand,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Secrets engines: enable, disable, list, tune, move.
+    Secrets {
+        #[command(subcommand)]
+        command: mounts::SecretsCommand,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Auth methods: enable, disable, list, tune.
+    Auth {
+        #[command(subcommand)]
+        command: mounts::AuthCommand,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Leases: lookup, renew, revoke.
+    Lease {
+        #[command(subcommand)]
+        command: lease::LeaseCommand,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Authenticate and store the token in the token helper (~/.vault-token).
+    Login {
+        #[command(flatten)]
+        args: login::LoginArgs,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
     /// Read any path.
     Read {
         path: String,
+        #[command(flatten)]
+        field: flags::FieldArg,
         #[command(flatten)]
         client: ClientArgs,
     },
@@ -57,6 +111,8 @@ enum Command {
         pairs: Vec<String>,
         #[arg(long = "force", short = 'f')]
         force: bool,
+        #[command(flatten)]
+        field: flags::FieldArg,
         #[command(flatten)]
         client: ClientArgs,
     },
@@ -109,8 +165,105 @@ fn normalise_args(args: impl IntoIterator<Item = String>) -> Vec<String> {
     out
 }
 
+/// The command groups whose flags are parsed as Go's `flag` package parses them (see
+/// [`go_flag_order`]).
+const GO_STYLE_GROUPS: &[&str] = &["token", "policy", "secrets", "auth", "lease", "login"];
+
+/// Vault's commands stop reading flags at the first positional argument: in
+/// `tresor policy read app -format=json`, `-format=json` is a second argument ("Too many
+/// arguments"), though Vault's global `-format` still applies wherever it appears. Other flags
+/// after a positional are warned about (table format) and not parsed. This inserts `--` before
+/// the first positional so clap does the same, repeats a trailing `-format` before it, and
+/// returns the trailing flags to warn about.
+fn go_flag_order(args: Vec<String>) -> (Vec<String>, Vec<String>) {
+    use clap::CommandFactory;
+    let Some(group) = args
+        .get(1)
+        .filter(|g| GO_STYLE_GROUPS.contains(&g.as_str()))
+    else {
+        return (args, Vec::new());
+    };
+    let mut cmd = Cli::command();
+    cmd.build();
+    let Some(mut current) = cmd.find_subcommand(group).cloned() else {
+        return (args, Vec::new());
+    };
+    let mut at = 2;
+    if let Some(sub) = args
+        .get(2)
+        .and_then(|name| current.find_subcommand(name).cloned())
+    {
+        current = sub;
+        at = 3;
+    }
+    let takes_value = |name: &str| {
+        current.get_arguments().any(|a| {
+            a.get_long() == Some(name) && a.get_num_args().is_some_and(|n| n.min_values() > 0)
+        })
+    };
+    let mut i = at;
+    while let Some(arg) = args.get(i) {
+        if arg == "--" {
+            return (args, Vec::new());
+        }
+        if !arg.starts_with('-') || arg == "-" {
+            break;
+        }
+        let name = arg.trim_start_matches('-');
+        if !name.contains('=') && takes_value(name) {
+            i += 1;
+        }
+        i += 1;
+    }
+    if i >= args.len() {
+        return (args, Vec::new());
+    }
+    let (head, tail) = args.split_at(i);
+    let mut out = head.to_vec();
+    let mut trailing = Vec::new();
+    for arg in tail {
+        if !arg.starts_with('-') || arg == "-" {
+            continue;
+        }
+        let name = arg.trim_start_matches('-');
+        let base = name.split_once('=').map_or(name, |(n, _)| n);
+        if base == "format" {
+            if name.contains('=') {
+                out.push(arg.clone());
+            }
+        } else if base != "detailed" {
+            trailing.push(arg.clone());
+        }
+    }
+    out.push("--".to_owned());
+    out.extend(tail.iter().cloned());
+    (out, trailing)
+}
+
 pub fn run() -> Result<ExitCode> {
-    let cli = Cli::parse_from(normalise_args(std::env::args()));
+    let (args, trailing_flags) = go_flag_order(std::env::args().collect());
+    let cli = match Cli::try_parse_from(normalise_args(args)) {
+        Ok(cli) => cli,
+        Err(err) => {
+            // Help and version go to stdout with exit 0; a usage error exits 1, as `vault`'s
+            // do (clap's own default would be 2, which Vault reserves for server errors).
+            let _ = err.print();
+            return Ok(if err.use_stderr() {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            });
+        }
+    };
+    if !trailing_flags.is_empty() && client_format(&cli.command).is_some_and(|f| f.is_table()) {
+        eprintln!(
+            "{}",
+            output::wrap(&format!(
+                "Command flags must be provided before positional arguments. The following arguments will not be parsed as flags: [{}]",
+                trailing_flags.join(",")
+            ))
+        );
+    }
     if let Command::Server(args) = cli.command {
         // A server that cannot start exits 1, like `vault server`.
         return crate::server::run(args).map(|()| ExitCode::SUCCESS);
@@ -126,20 +279,59 @@ pub fn run() -> Result<ExitCode> {
     }
 }
 
+fn client_format(command: &Command) -> Option<Format> {
+    match command {
+        Command::Token { client, .. }
+        | Command::Policy { client, .. }
+        | Command::Secrets { client, .. }
+        | Command::Auth { client, .. }
+        | Command::Lease { client, .. }
+        | Command::Login { client, .. } => Some(client.output_format()),
+        _ => None,
+    }
+}
+
 fn run_client(command: Command) -> Result<ExitCode> {
     match command {
         Command::Server(_) => Ok(ExitCode::from(1)),
         Command::Operator { command, client } => operator::run(command, &client),
         Command::Kv { command, client } => kv::run(command, &client),
-        Command::Read { path, client } => generic::run(generic::Generic::Read(path), &client),
+        Command::Token { command, client } => Ok(token::run(command, &client)),
+        Command::Policy { command, client } => Ok(policy::run(command, &client)),
+        Command::Secrets { command, client } => Ok(mounts::run_secrets(command, &client)),
+        Command::Auth { command, client } => Ok(mounts::run_auth(command, &client)),
+        Command::Lease { command, client } => Ok(lease::run(command, &client)),
+        Command::Login { args, client } => Ok(login::run(args, &client)),
+        Command::Read {
+            path,
+            field,
+            client,
+        } => Ok(generic::run(
+            generic::Generic::Read {
+                path,
+                field: field.field,
+            },
+            &client,
+        )),
         Command::Write {
             path,
             pairs,
             force,
+            field,
             client,
-        } => generic::run(generic::Generic::Write { path, pairs, force }, &client),
-        Command::List { path, client } => generic::run(generic::Generic::List(path), &client),
-        Command::Delete { path, client } => generic::run(generic::Generic::Delete(path), &client),
+        } => Ok(generic::run(
+            generic::Generic::Write {
+                path,
+                pairs,
+                force,
+                field: field.field,
+            },
+            &client,
+        )),
+        Command::List { path, client } => Ok(generic::run(generic::Generic::List(path), &client)),
+        Command::Delete { path, client } => {
+            Ok(generic::run(generic::Generic::Delete(path), &client))
+        }
         Command::Status { client } => operator::run(operator::OperatorCommand::Status, &client),
         Command::Version => {
             println!(
@@ -180,6 +372,37 @@ mod tests {
         );
         assert_eq!(n(&["x", "--", "-dev"]), ["x", "--", "-dev"]);
         assert_eq!(n(&["x", "-5"]), ["x", "-5"]);
+    }
+
+    #[test]
+    fn flags_after_the_first_positional_are_arguments_as_in_go() {
+        let v = |a: &[&str]| a.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        let (args, trailing) = go_flag_order(v(&["t", "policy", "read", "app", "-format=json"]));
+        assert_eq!(
+            args,
+            v(&[
+                "t",
+                "policy",
+                "read",
+                "-format=json",
+                "--",
+                "app",
+                "-format=json"
+            ])
+        );
+        assert!(trailing.is_empty());
+        let (args, trailing) = go_flag_order(v(&[
+            "t", "token", "create", "-policy", "a", "-orphan", "x", "-ttl=1h",
+        ]));
+        assert_eq!(
+            args,
+            v(&[
+                "t", "token", "create", "-policy", "a", "-orphan", "--", "x", "-ttl=1h"
+            ])
+        );
+        assert_eq!(trailing, v(&["-ttl=1h"]));
+        let (args, _) = go_flag_order(v(&["t", "kv", "get", "x", "-field=a"]));
+        assert_eq!(args, v(&["t", "kv", "get", "x", "-field=a"]));
     }
 
     #[test]
