@@ -279,3 +279,42 @@ fn usage_errors_exit_1_and_server_errors_exit_2() {
         )
     );
 }
+
+/// With a terminal and no argument, `login` prompts for the token without echo (run under
+/// `script`, which gives the command a pseudo-terminal).
+#[test]
+fn login_prompts_on_a_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::dev(dir.path(), ROOT);
+    let home = tempfile::tempdir().unwrap();
+    let mut child = Command::new("script")
+        .args(["-qec", &format!("{BIN} login"), "/dev/null"])
+        .env("HOME", home.path())
+        .env("VAULT_ADDR", &server.addr)
+        .env_remove("VAULT_TOKEN")
+        .env_remove("TRESOR_TOKEN")
+        .env_remove("BAO_TOKEN")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("`script` (util-linux/bsdutils) runs the CLI on a pseudo-terminal");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{ROOT}\n").as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    let text = out(&output);
+    assert_eq!(output.status.code(), Some(0), "{text}{}", err(&output));
+    assert!(text.contains("Token (will be hidden): "), "{text}");
+    assert!(
+        text.contains("Success! You are now authenticated."),
+        "{text}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(helper_file(home.path())).unwrap(),
+        ROOT
+    );
+}
