@@ -62,7 +62,11 @@ pub fn json_text(value: &Value) -> String {
 /// sequences not indented under their key), without the trailing newline, as bao prints it.
 pub fn yaml_text(value: &Value) -> Result<String, String> {
     let sorted = sort_keys(value);
-    serde_saphyr::to_string(&sorted)
+    let mut options = serde_saphyr::SerializerOptions::default();
+    // Go keeps a long one-line string a plain scalar (folding it only at spaces past column
+    // 80); serde-saphyr would turn it into a `>` block. Lease ids and tokens are such strings.
+    options.folded_wrap_chars = usize::MAX;
+    serde_saphyr::to_string_with_options(&sorted, options)
         .map(|text| block_indent_hints(text.trim()))
         .map_err(|e| e.to_string())
 }
@@ -397,11 +401,14 @@ mod tests {
 
     #[test]
     fn yaml_quotes_what_go_yaml_quotes() {
+        let long = format!("auth/token/create/h{}", "0123456789".repeat(9));
         let v = json!({"lease_id": "", "policies": ["default"], "t": "2026-12-06T12:06:18Z",
-                       "n": 5, "x": null, "m": {}});
+                       "n": 5, "x": null, "m": {}, "id": long});
         assert_eq!(
             yaml_text(&v).unwrap(),
-            "lease_id: \"\"\nm: {}\n\"n\": 5\npolicies:\n- default\nt: \"2026-12-06T12:06:18Z\"\nx: null"
+            format!(
+                "id: {long}\nlease_id: \"\"\nm: {{}}\n\"n\": 5\npolicies:\n- default\nt: \"2026-12-06T12:06:18Z\"\nx: null"
+            )
         );
     }
 }
