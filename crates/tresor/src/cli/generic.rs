@@ -7,7 +7,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Map, Value, json};
 
 use super::block_on;
-use super::flags::{failed, usage};
+use super::flags::{check_count, failed, usage};
 use super::output::{Format, invalid_format, print_structured, print_warnings, table};
 use super::secret::{api_secret, print_field, print_secret};
 use crate::client::{Client, ClientArgs};
@@ -15,17 +15,16 @@ use crate::client::{Client, ClientArgs};
 #[derive(Debug)]
 pub enum Generic {
     Read {
-        path: String,
+        args: Vec<String>,
         field: Option<String>,
     },
     Write {
-        path: String,
-        pairs: Vec<String>,
+        args: Vec<String>,
         force: bool,
         field: Option<String>,
     },
-    List(String),
-    Delete(String),
+    List(Vec<String>),
+    Delete(Vec<String>),
 }
 
 pub fn run(command: Generic, args: &ClientArgs) -> ExitCode {
@@ -47,8 +46,12 @@ fn sanitize(path: &str) -> String {
 
 async fn dispatch(client: &Client, command: Generic, format: &Format) -> ExitCode {
     match command {
-        Generic::Read { path, field } => {
-            let path = sanitize(&path);
+        Generic::Read { args, field } => {
+            // Vault passes further arguments as query data; Tresor's endpoints take none.
+            if let Err(code) = check_count(&args, 1, 1) {
+                return code;
+            }
+            let path = sanitize(&args.concat());
             let reply = match client.request(Method::GET, &path, None).await {
                 Ok(r) => r,
                 Err(e) => return failed(format!("Error reading {path}"), &e),
@@ -73,18 +76,16 @@ async fn dispatch(client: &Client, command: Generic, format: &Format) -> ExitCod
                 None => print_secret(format, &secret),
             }
         }
-        Generic::Write {
-            path,
-            pairs,
-            force,
-            field,
-        } => {
+        Generic::Write { args, force, field } => {
+            let Some((path, pairs)) = args.split_first() else {
+                return usage("Not enough arguments (expected 1, got 0)");
+            };
             if pairs.is_empty() && !force {
                 return usage("Must supply data or use -force");
             }
-            let path = sanitize(&path);
+            let path = sanitize(path);
             let mut data = Map::new();
-            for pair in &pairs {
+            for pair in pairs {
                 let Some((k, v)) = pair.split_once('=') else {
                     return usage(format!(
                         "Failed to parse K=V data: invalid key/value pair \"{pair}\": format must be key=value"
@@ -122,8 +123,11 @@ async fn dispatch(client: &Client, command: Generic, format: &Format) -> ExitCod
                 None => print_secret(format, &secret),
             }
         }
-        Generic::List(path) => {
-            let path = sanitize(&path);
+        Generic::List(args) => {
+            if let Err(code) = check_count(&args, 1, 1) {
+                return code;
+            }
+            let path = sanitize(&args.concat());
             let reply = match client
                 .request(
                     Method::from_bytes(b"LIST").unwrap_or(Method::GET),
@@ -171,8 +175,11 @@ async fn dispatch(client: &Client, command: Generic, format: &Format) -> ExitCod
                 other => print_structured(other, &Value::Array(keys)),
             }
         }
-        Generic::Delete(path) => {
-            let path = sanitize(&path);
+        Generic::Delete(args) => {
+            let Some(path) = args.first() else {
+                return usage("Not enough arguments (expected at least 1, got 0)");
+            };
+            let path = sanitize(path);
             match client.send(Method::DELETE, &path, None).await {
                 Ok(reply) if !reply.body.is_null() => {
                     print_secret(format, &api_secret(&reply.body))

@@ -99,7 +99,8 @@ enum Command {
     },
     /// Read any path.
     Read {
-        path: String,
+        /// PATH
+        args: Vec<String>,
         #[command(flatten)]
         field: flags::FieldArg,
         #[command(flatten)]
@@ -107,8 +108,8 @@ enum Command {
     },
     /// Write key=value pairs to any path (`-f` to write with no data).
     Write {
-        path: String,
-        pairs: Vec<String>,
+        /// PATH, then key=value pairs (`key=@file` reads a file).
+        args: Vec<String>,
         #[arg(long = "force", short = 'f')]
         force: bool,
         #[command(flatten)]
@@ -118,13 +119,15 @@ enum Command {
     },
     /// List keys under any path.
     List {
-        path: String,
+        /// PATH
+        args: Vec<String>,
         #[command(flatten)]
         client: ClientArgs,
     },
     /// Delete any path.
     Delete {
-        path: String,
+        /// PATH
+        args: Vec<String>,
         #[command(flatten)]
         client: ClientArgs,
     },
@@ -167,7 +170,9 @@ fn normalise_args(args: impl IntoIterator<Item = String>) -> Vec<String> {
 
 /// The command groups whose flags are parsed as Go's `flag` package parses them (see
 /// [`go_flag_order`]).
-const GO_STYLE_GROUPS: &[&str] = &["token", "policy", "secrets", "auth", "lease", "login"];
+const GO_STYLE_GROUPS: &[&str] = &[
+    "token", "policy", "secrets", "auth", "lease", "login", "read", "write", "list", "delete",
+];
 
 /// Vault's commands stop reading flags at the first positional argument: in
 /// `tresor policy read app -format=json`, `-format=json` is a second argument ("Too many
@@ -282,6 +287,10 @@ pub fn run() -> Result<ExitCode> {
 fn client_format(command: &Command) -> Option<Format> {
     match command {
         Command::Token { client, .. }
+        | Command::Read { client, .. }
+        | Command::Write { client, .. }
+        | Command::List { client, .. }
+        | Command::Delete { client, .. }
         | Command::Policy { client, .. }
         | Command::Secrets { client, .. }
         | Command::Auth { client, .. }
@@ -303,34 +312,32 @@ fn run_client(command: Command) -> Result<ExitCode> {
         Command::Lease { command, client } => Ok(lease::run(command, &client)),
         Command::Login { args, client } => Ok(login::run(args, &client)),
         Command::Read {
-            path,
+            args,
             field,
             client,
         } => Ok(generic::run(
             generic::Generic::Read {
-                path,
+                args,
                 field: field.field,
             },
             &client,
         )),
         Command::Write {
-            path,
-            pairs,
+            args,
             force,
             field,
             client,
         } => Ok(generic::run(
             generic::Generic::Write {
-                path,
-                pairs,
+                args,
                 force,
                 field: field.field,
             },
             &client,
         )),
-        Command::List { path, client } => Ok(generic::run(generic::Generic::List(path), &client)),
-        Command::Delete { path, client } => {
-            Ok(generic::run(generic::Generic::Delete(path), &client))
+        Command::List { args, client } => Ok(generic::run(generic::Generic::List(args), &client)),
+        Command::Delete { args, client } => {
+            Ok(generic::run(generic::Generic::Delete(args), &client))
         }
         Command::Status { client } => operator::run(operator::OperatorCommand::Status, &client),
         Command::Version => {
