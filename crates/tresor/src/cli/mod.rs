@@ -15,6 +15,7 @@ mod policy;
 mod policy_fmt;
 mod secret;
 mod token;
+mod yaml;
 
 pub use output::Format;
 

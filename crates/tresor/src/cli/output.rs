@@ -8,7 +8,9 @@
 
 use std::process::ExitCode;
 
-use serde_json::{Map, Value};
+use serde_json::Value;
+
+pub use super::yaml::yaml_text;
 
 /// The column delimiter Vault's table code uses, chosen because no secret contains it.
 const DELIM: char = '♨';
@@ -56,70 +58,6 @@ pub fn json_text(value: &Value) -> String {
     text.replace('<', "\\u003c")
         .replace('>', "\\u003e")
         .replace('&', "\\u0026")
-}
-
-/// YAML as `sigs.k8s.io/yaml` writes it (keys sorted, block style, two-space indentation,
-/// sequences not indented under their key), without the trailing newline, as bao prints it.
-pub fn yaml_text(value: &Value) -> Result<String, String> {
-    let sorted = sort_keys(value);
-    let mut options = serde_saphyr::SerializerOptions::default();
-    // Go keeps a long one-line string a plain scalar (folding it only at spaces past column
-    // 80); serde-saphyr would turn it into a `>` block. Lease ids and tokens are such strings.
-    options.folded_wrap_chars = usize::MAX;
-    serde_saphyr::to_string_with_options(&sorted, options)
-        .map(|text| block_indent_hints(text.trim()))
-        .map_err(|e| e.to_string())
-}
-
-/// libyaml (Go's emitter) writes an explicit indentation indicator (`|2`, `|2-`) on a literal
-/// block whose text starts with a line break or a space; serde-saphyr leaves it to the reader
-/// to detect. Both parse alike; this adds the indicator so the text is byte for byte bao's.
-/// Blocks are indented two spaces past their header line, so a first line that is empty or
-/// indented further shows such a start.
-fn block_indent_hints(text: &str) -> String {
-    let lines: Vec<&str> = text.split('\n').collect();
-    let mut out: Vec<String> = Vec::with_capacity(lines.len());
-    for (i, line) in lines.iter().enumerate() {
-        let trimmed = line.trim_end();
-        let header = ["|", "|-", "|+"].iter().find(|h| {
-            trimmed.ends_with(&format!(": {h}")) || trimmed.trim_start() == format!("- {h}")
-        });
-        let Some(header) = header else {
-            out.push((*line).to_owned());
-            continue;
-        };
-        let indent = line.len() - line.trim_start().len();
-        let next = lines.get(i + 1).copied().unwrap_or("");
-        let next_indent = next.len() - next.trim_start().len();
-        let leading_break_or_space = next.trim().is_empty() || next_indent > indent + 2;
-        if leading_break_or_space {
-            let head = &trimmed[..trimmed.len() - header.len()];
-            out.push(format!("{head}|2{}", &header[1..]));
-        } else {
-            out.push((*line).to_owned());
-        }
-    }
-    out.join("\n")
-}
-
-/// serde_json's map keeps keys sorted already, unless `preserve_order` is on somewhere in the
-/// dependency graph; sorting here keeps the YAML output stable either way.
-fn sort_keys(value: &Value) -> Value {
-    match value {
-        Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
-            let mut out = Map::new();
-            for k in keys {
-                if let Some(v) = map.get(k) {
-                    out.insert(k.clone(), sort_keys(v));
-                }
-            }
-            Value::Object(out)
-        }
-        Value::Array(items) => Value::Array(items.iter().map(sort_keys).collect()),
-        other => other.clone(),
-    }
 }
 
 /// Prints `value` in a structured format (JSON or YAML), as Vault's `OutputData` does for
@@ -387,28 +325,6 @@ mod tests {
         assert_eq!(
             table(&lines, DELIM),
             "Key          Value\n---          -----\ntoken        abc\nentity_id    n/a"
-        );
-    }
-
-    #[test]
-    fn yaml_blocks_starting_with_a_break_get_an_indentation_indicator() {
-        let v = json!({"policy": "\n# a\npath \"x\" {\n  capabilities = []\n}\n", "p2": "a\nb"});
-        assert_eq!(
-            yaml_text(&v).unwrap(),
-            "p2: |-\n  a\n  b\npolicy: |2\n\n  # a\n  path \"x\" {\n    capabilities = []\n  }"
-        );
-    }
-
-    #[test]
-    fn yaml_quotes_what_go_yaml_quotes() {
-        let long = format!("auth/token/create/h{}", "0123456789".repeat(9));
-        let v = json!({"lease_id": "", "policies": ["default"], "t": "2026-12-06T12:06:18Z",
-                       "n": 5, "x": null, "m": {}, "id": long});
-        assert_eq!(
-            yaml_text(&v).unwrap(),
-            format!(
-                "id: {long}\nlease_id: \"\"\nm: {{}}\n\"n\": 5\npolicies:\n- default\nt: \"2026-12-06T12:06:18Z\"\nx: null"
-            )
         );
     }
 }
