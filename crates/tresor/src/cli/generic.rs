@@ -6,7 +6,6 @@ use std::process::ExitCode;
 use reqwest::{Method, StatusCode};
 use serde_json::{Map, Value, json};
 
-use super::block_on;
 use super::flags::{check_count, failed, usage};
 use super::output::{Format, invalid_format, print_structured, print_warnings, table};
 use super::secret::{api_secret, print_field, print_secret};
@@ -28,15 +27,9 @@ pub enum Generic {
 }
 
 pub fn run(command: Generic, args: &ClientArgs) -> ExitCode {
-    let format = args.output_format();
-    let client = match Client::new(args) {
-        Ok(c) => c,
-        Err(e) => return usage(format!("{e:#}")),
-    };
-    match block_on(dispatch(&client, command, &format)) {
-        Ok(code) => code,
-        Err(e) => usage(format!("{e:#}")),
-    }
+    super::with_client(args, true, |client, format| async move {
+        dispatch(&client, command, &format).await
+    })
 }
 
 /// Vault's `sanitizePath`: no leading or trailing slash.

@@ -41,15 +41,9 @@ pub enum LeaseCommand {
 }
 
 pub fn run(command: LeaseCommand, args: &ClientArgs) -> ExitCode {
-    let format = args.output_format();
-    let client = match Client::new(args) {
-        Ok(c) => c,
-        Err(e) => return usage(format!("{e:#}")),
-    };
-    match super::block_on(dispatch(&client, command, &format)) {
-        Ok(code) => code,
-        Err(e) => usage(format!("{e:#}")),
-    }
+    super::with_client(args, true, |client, format| async move {
+        dispatch(&client, command, &format).await
+    })
 }
 
 /// Vault's check for `lease lookup|renew`: an id is required, and "Missing ID!" says so.

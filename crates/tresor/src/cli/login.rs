@@ -75,16 +75,10 @@ impl Method {
 }
 
 pub fn run(a: LoginArgs, client_args: &ClientArgs) -> ExitCode {
-    let format = client_args.output_format();
     // The helper's old token must not be sent: only the environment's.
-    let client = match Client::without_token(client_args) {
-        Ok(c) => c,
-        Err(e) => return usage(format!("{e:#}")),
-    };
-    match super::block_on(login(client, a, &format)) {
-        Ok(code) => code,
-        Err(e) => usage(format!("{e:#}")),
-    }
+    super::with_client(client_args, false, |client, format| async move {
+        login(client, a, &format).await
+    })
 }
 
 async fn login(mut client: Client, mut a: LoginArgs, format: &Format) -> ExitCode {

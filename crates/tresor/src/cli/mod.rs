@@ -352,6 +352,36 @@ fn run_client(command: Command) -> Result<ExitCode> {
     }
 }
 
+/// Builds the client (with the token helper's token unless `helper` is false) and runs
+/// `body` on a small runtime. A client that cannot be built (unreadable CA file or token
+/// helper) exits 2, as Vault's does.
+pub(crate) fn with_client<F, Fut>(args: &ClientArgs, helper: bool, body: F) -> ExitCode
+where
+    F: FnOnce(crate::client::Client, Format) -> Fut,
+    Fut: std::future::Future<Output = ExitCode>,
+{
+    let format = args.output_format();
+    let built = if helper {
+        crate::client::Client::new(args)
+    } else {
+        crate::client::Client::without_token(args)
+    };
+    let client = match built {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    match block_on(body(client, format)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("{e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
 /// A small runtime for the client commands, which make a handful of requests.
 pub(crate) fn block_on<F: std::future::Future>(future: F) -> Result<F::Output> {
     let rt = tokio::runtime::Builder::new_current_thread()

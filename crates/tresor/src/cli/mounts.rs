@@ -139,7 +139,7 @@ enum Table {
 }
 
 pub fn run_secrets(command: SecretsCommand, args: &ClientArgs) -> ExitCode {
-    with_client(args, |client, format| async move {
+    super::with_client(args, true, |client, format| async move {
         match command {
             SecretsCommand::Enable(a) => enable(&client, Table::Secrets, a).await,
             SecretsCommand::Disable { args } => disable(&client, Table::Secrets, &args).await,
@@ -151,7 +151,7 @@ pub fn run_secrets(command: SecretsCommand, args: &ClientArgs) -> ExitCode {
 }
 
 pub fn run_auth(command: AuthCommand, args: &ClientArgs) -> ExitCode {
-    with_client(args, |client, format| async move {
+    super::with_client(args, true, |client, format| async move {
         match command {
             AuthCommand::Enable(a) => enable(&client, Table::Auth, a).await,
             AuthCommand::Disable { args } => disable(&client, Table::Auth, &args).await,
@@ -159,22 +159,6 @@ pub fn run_auth(command: AuthCommand, args: &ClientArgs) -> ExitCode {
             AuthCommand::Tune(a) => tune(&client, Table::Auth, a).await,
         }
     })
-}
-
-fn with_client<F, Fut>(args: &ClientArgs, body: F) -> ExitCode
-where
-    F: FnOnce(Client, Format) -> Fut,
-    Fut: std::future::Future<Output = ExitCode>,
-{
-    let format = args.output_format();
-    let client = match Client::new(args) {
-        Ok(c) => c,
-        Err(e) => return usage(format!("{e:#}")),
-    };
-    match super::block_on(body(client, format)) {
-        Ok(code) => code,
-        Err(e) => usage(format!("{e:#}")),
-    }
 }
 
 fn string_list(items: &[String]) -> Value {

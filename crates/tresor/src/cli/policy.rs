@@ -30,15 +30,9 @@ pub fn run(command: PolicyCommand, args: &ClientArgs) -> ExitCode {
     if let PolicyCommand::Fmt { args } = &command {
         return super::policy_fmt::run(args);
     }
-    let format = args.output_format();
-    let client = match Client::new(args) {
-        Ok(c) => c,
-        Err(e) => return usage(format!("{e:#}")),
-    };
-    match super::block_on(dispatch(&client, command, &format)) {
-        Ok(code) => code,
-        Err(e) => usage(format!("{e:#}")),
-    }
+    super::with_client(args, true, |client, format| async move {
+        dispatch(&client, command, &format).await
+    })
 }
 
 async fn dispatch(client: &Client, command: PolicyCommand, format: &Format) -> ExitCode {

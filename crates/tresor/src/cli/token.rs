@@ -99,15 +99,9 @@ pub struct CreateArgs {
 }
 
 pub fn run(command: TokenCommand, args: &ClientArgs) -> ExitCode {
-    let format = args.output_format();
-    let client = match Client::new(args) {
-        Ok(c) => c,
-        Err(e) => return usage(format!("{e:#}")),
-    };
-    match super::block_on(dispatch(&client, command, &format)) {
-        Ok(code) => code,
-        Err(e) => usage(format!("{e:#}")),
-    }
+    super::with_client(args, true, |client, format| async move {
+        dispatch(&client, command, &format).await
+    })
 }
 
 async fn dispatch(client: &Client, command: TokenCommand, format: &Format) -> ExitCode {
