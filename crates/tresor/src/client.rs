@@ -8,6 +8,7 @@
 use anyhow::{Context, Result, bail};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
+use tresor_sdk::secret::SecretString;
 
 /// The request path as Go's `path.Join` leaves it, which is what Vault's client sends:
 /// no empty or `.` segments, `..` resolved, no trailing slash. The query string is kept.
@@ -113,7 +114,8 @@ fn env_first(names: &[&str]) -> Option<String> {
 pub struct Client {
     http: reqwest::Client,
     address: String,
-    token: Option<String>,
+    /// Zeroized on drop and `[redacted]` in Debug output.
+    token: Option<SecretString>,
 }
 
 /// A response: status and parsed JSON body (`Value::Null` when empty).
@@ -169,8 +171,9 @@ impl Client {
     pub fn new(args: &ClientArgs) -> Result<Self> {
         let mut client = Self::without_token(args)?;
         if client.token.is_none() {
-            client.token =
-                crate::token_helper::get().context("failed to get token from token helper")?;
+            client.token = crate::token_helper::get()
+                .context("failed to get token from token helper")?
+                .map(SecretString::new);
         }
         Ok(client)
     }
@@ -201,16 +204,16 @@ impl Client {
         Ok(Self {
             http: builder.build().context("building the HTTP client")?,
             address: address.trim_end_matches('/').to_owned(),
-            token: env_first(&["TRESOR_TOKEN", "VAULT_TOKEN", "BAO_TOKEN"]),
+            token: env_first(&["TRESOR_TOKEN", "VAULT_TOKEN", "BAO_TOKEN"]).map(SecretString::new),
         })
     }
 
     pub fn set_token(&mut self, token: Option<String>) {
-        self.token = token;
+        self.token = token.map(SecretString::new);
     }
 
     pub fn token(&self) -> Option<&str> {
-        self.token.as_deref()
+        self.token.as_ref().map(SecretString::expose)
     }
 
     /// As [`Client::request`], but a 4xx/5xx becomes an [`ApiError`] (Vault's wording).
@@ -250,7 +253,7 @@ impl Client {
             .request(method, &url)
             .header("X-Vault-Request", "true");
         if let Some(token) = &self.token {
-            req = req.header("X-Vault-Token", token);
+            req = req.header("X-Vault-Token", token.expose());
         }
         match (body, content_type) {
             (Some(body), Some(ct)) => {
@@ -292,5 +295,48 @@ impl Client {
             bail!("{}", reply.error_text());
         }
         Ok(reply.body)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+    use super::*;
+
+    #[test]
+    fn paths_are_cleaned_as_gos_path_join_does() {
+        assert_eq!(clean_path("/sys/mounts/kvx/"), "sys/mounts/kvx");
+        assert_eq!(clean_path("a//b/./c/../d?list=true"), "a/b/d?list=true");
+    }
+
+    #[test]
+    fn the_token_never_shows_in_debug_output() {
+        // As main() does: reqwest is built without a default rustls provider.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let args = ClientArgs {
+            address: Some("http://127.0.0.1:1".into()),
+            tls_skip_verify: false,
+            ca_cert: None,
+            format: None,
+        };
+        let mut client = Client::without_token(&args).unwrap();
+        client.set_token(Some("s.very-secret-token".into()));
+        assert_eq!(client.token(), Some("s.very-secret-token"));
+        assert!(!format!("{client:?}").contains("very-secret"));
+    }
+
+    #[test]
+    fn api_errors_read_as_vaults_client_words_them() {
+        let err = ApiError {
+            method: "PUT".into(),
+            url: "http://h/v1/x".into(),
+            status: StatusCode::BAD_REQUEST,
+            errors: vec!["a".into(), "b".into()],
+            raw: None,
+        };
+        assert_eq!(
+            err.to_string(),
+            "Error making API request.\n\nURL: PUT http://h/v1/x\nCode: 400. Errors:\n\n* a* b"
+        );
     }
 }

@@ -17,7 +17,7 @@ use super::output::{Format, wrap};
 use super::secret::{api_secret, print_field, print_secret};
 use crate::client::{Client, ClientArgs};
 
-#[derive(Debug, clap::Args)]
+#[derive(clap::Args)]
 pub struct LoginArgs {
     /// The auth method (default: token).
     #[arg(long = "method", default_value = "")]
@@ -45,6 +45,20 @@ pub struct LoginArgs {
     field: FieldArg,
     /// `TOKEN`, `-` (read stdin), or the method's key=value arguments.
     args: Vec<String>,
+}
+
+/// The arguments hold the token: Debug shows the flags only.
+impl std::fmt::Debug for LoginArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoginArgs")
+            .field("method", &self.method)
+            .field("path", &self.path)
+            .field("no_store", &self.no_store)
+            .field("no_print", &self.no_print)
+            .field("token_only", &self.token_only)
+            .field("args", &"[redacted]")
+            .finish_non_exhaustive()
+    }
 }
 
 /// The auth methods `login` knows.
