@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use reqwest::{Method, StatusCode};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use super::flags::{check_count, failed, usage};
 use super::output::{Format, invalid_format, print_structured, print_warnings, table};
@@ -77,26 +77,10 @@ async fn dispatch(client: &Client, command: Generic, format: &Format) -> ExitCod
                 return usage("Must supply data or use -force");
             }
             let path = sanitize(path);
-            let mut data = Map::new();
-            for pair in pairs {
-                let Some((k, v)) = pair.split_once('=') else {
-                    return usage(format!(
-                        "Failed to parse K=V data: invalid key/value pair \"{pair}\": format must be key=value"
-                    ));
-                };
-                let value = match v.strip_prefix('@') {
-                    Some(file) => match std::fs::read_to_string(file) {
-                        Ok(text) => text,
-                        Err(e) => {
-                            return usage(format!(
-                                "Failed to parse K=V data: error reading file: {e}"
-                            ));
-                        }
-                    },
-                    None => v.to_owned(),
-                };
-                data.insert(k.to_owned(), Value::String(value));
-            }
+            let data = match super::args_data::parse(pairs, &mut std::io::stdin()) {
+                Ok(d) => d,
+                Err(e) => return usage(format!("Failed to parse K=V data: {e}")),
+            };
             let reply = match client
                 .send(Method::PUT, &path, Some(&Value::Object(data)))
                 .await

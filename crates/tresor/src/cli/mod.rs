@@ -3,6 +3,7 @@
 //! Vault's CLI takes single-dash long flags (`-dev`, `-key-shares=5`); clap wants two dashes,
 //! so [`normalise_args`] rewrites the former into the latter before parsing.
 
+mod args_data;
 mod flags;
 mod generic;
 mod kv;
@@ -109,7 +110,7 @@ enum Command {
     },
     /// Write key=value pairs to any path (`-f` to write with no data).
     Write {
-        /// PATH, then key=value pairs (`key=@file` reads a file).
+        /// PATH, then key=value pairs (`key=@file`, `key=-` for stdin, `@data.json`, `-`).
         args: Vec<String>,
         #[arg(long = "force", short = 'f')]
         force: bool,
