@@ -1,7 +1,17 @@
 //! Command-line parsing and dispatch.
 //!
 //! Vault's CLI takes single-dash long flags (`-dev`, `-key-shares=5`); clap wants two dashes,
-//! so [`normalise_args`] rewrites the former into the latter before parsing.
+//! so [`normalise_args`] rewrites the former into the latter before parsing, and
+//! [`go_flag_order`] makes flags stop at the first positional argument, as Go's do.
+//!
+//! # Layout
+//! - Command groups, one module each: `token`, `policy` (+ `policy_fmt`), `mounts` (`secrets`
+//!   and `auth`), `lease`, `login` (auth-method dispatch), `generic` (`read`, `write`, `list`,
+//!   `delete`), `kv`, `operator`.
+//! - Output as Vault's Go client prints it: `secret` (the `api.Secret` shape, tables,
+//!   `-field`), `output` (tables, Go's `%v`, durations, JSON), `yaml` (go-yaml's YAML).
+//! - Shared argument handling: `flags` (argument counts, durations, exit codes), `args_data`
+//!   (`key=value` request data).
 
 mod args_data;
 mod flags;
