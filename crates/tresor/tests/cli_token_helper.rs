@@ -267,6 +267,27 @@ fn usage_errors_exit_1_and_server_errors_exit_2() {
         let o = tresor(h, a, Some(ROOT), args);
         assert_eq!(o.status.code(), Some(1), "{args:?}: {}", err(&o));
     }
+    // Flag errors in the words of Go's flag package, one line, as vault prints them.
+    for (args, message) in [
+        (
+            &["token", "create", "-bogus"][..],
+            "flag provided but not defined: -bogus\n",
+        ),
+        (
+            &["token", "create", "-ttl=soon"],
+            "invalid value \"soon\" for flag -ttl: time: invalid duration \"soon\"\n",
+        ),
+        (
+            &["token", "create", "-orphan=maybe"],
+            "invalid boolean value \"maybe\" for -orphan: strconv.ParseBool: parsing \"maybe\": invalid syntax\n",
+        ),
+        (
+            &["token", "create", "-policy"],
+            "flag needs an argument: -policy\n",
+        ),
+    ] {
+        assert_eq!(err(&tresor(h, a, Some(ROOT), args)), message);
+    }
     let missing = tresor(h, a, Some(ROOT), &["policy", "read"]);
     assert_eq!(err(&missing), "Not enough arguments (expected 1, got 0)\n");
 

@@ -52,6 +52,71 @@ pub fn duration(text: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("time: invalid duration {:?}", text))
 }
 
+/// A boolean flag's value as Go's `strconv.ParseBool` reads it (`-orphan=t`, `-renewable=0`).
+pub fn go_bool(text: &str) -> Result<bool, String> {
+    match text {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Ok(true),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Ok(false),
+        _ => Err(format!(
+            "strconv.ParseBool: parsing {text:?}: invalid syntax"
+        )),
+    }
+}
+
+/// An integer flag's value as Go's `strconv.ParseInt` reads it.
+pub fn go_int(text: &str) -> Result<i64, String> {
+    text.parse::<i64>().map_err(|e| {
+        let why = match e.kind() {
+            std::num::IntErrorKind::PosOverflow | std::num::IntErrorKind::NegOverflow => {
+                "value out of range"
+            }
+            _ => "invalid syntax",
+        };
+        format!("strconv.ParseInt: parsing {text:?}: {why}")
+    })
+}
+
+/// A clap parse error in the words of Go's `flag` package, which is what `vault` prints
+/// (one line, exit 1); `None` for errors Go has no counterpart for (help, version, …).
+pub fn go_flag_error(err: &clap::Error) -> Option<String> {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    let context = |kind| match err.get(kind) {
+        Some(ContextValue::String(s)) => Some(s.clone()),
+        Some(ContextValue::Strings(v)) => v.first().cloned(),
+        _ => None,
+    };
+    // "--ttl <TTL>" → "ttl"
+    let flag = context(ContextKind::InvalidArg).map(|a| {
+        a.split([' ', '=', '['])
+            .next()
+            .unwrap_or_default()
+            .trim_start_matches('-')
+            .to_owned()
+    })?;
+    match err.kind() {
+        ErrorKind::UnknownArgument => Some(format!("flag provided but not defined: -{flag}")),
+        ErrorKind::InvalidValue
+            if context(ContextKind::InvalidValue).is_none_or(|v| v.is_empty()) =>
+        {
+            Some(format!("flag needs an argument: -{flag}"))
+        }
+        ErrorKind::ValueValidation | ErrorKind::InvalidValue => {
+            let value = context(ContextKind::InvalidValue).unwrap_or_default();
+            let cause = std::error::Error::source(err)
+                .map(ToString::to_string)
+                .unwrap_or_default();
+            if cause.starts_with("strconv.ParseBool") {
+                Some(format!(
+                    "invalid boolean value {value:?} for -{flag}: {cause}"
+                ))
+            } else {
+                Some(format!("invalid value {value:?} for flag -{flag}: {cause}"))
+            }
+        }
+        _ => None,
+    }
+}
+
 /// A duration as Go's `time.Duration.String()` writes it (`1h0m0s`, `30m0s`, `0s`), which is
 /// what Vault's client sends for duration flags.
 pub fn go_duration(secs: u64) -> String {

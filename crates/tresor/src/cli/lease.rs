@@ -25,15 +25,15 @@ pub enum LeaseCommand {
     /// Revoke a lease, or every lease under a prefix.
     Revoke {
         /// Remove the leases even if the engine fails to revoke them (needs -prefix).
-        #[arg(long = "force", short = 'f', action = clap::ArgAction::Set, num_args = 0..=1,
+        #[arg(long = "force", short = 'f', action = clap::ArgAction::Set, value_parser = super::flags::go_bool, num_args = 0..=1,
               require_equals = true, default_missing_value = "true", default_value = "false")]
         force: bool,
         /// The argument is a prefix of lease ids.
-        #[arg(long = "prefix", action = clap::ArgAction::Set, num_args = 0..=1,
+        #[arg(long = "prefix", action = clap::ArgAction::Set, value_parser = super::flags::go_bool, num_args = 0..=1,
               require_equals = true, default_missing_value = "true", default_value = "false")]
         prefix: bool,
         /// Wait for the revocation to finish instead of queueing it.
-        #[arg(long = "sync", action = clap::ArgAction::Set, num_args = 0..=1,
+        #[arg(long = "sync", action = clap::ArgAction::Set, value_parser = super::flags::go_bool, num_args = 0..=1,
               require_equals = true, default_missing_value = "true", default_value = "false")]
         sync: bool,
         args: Vec<String>,

@@ -26,19 +26,19 @@ pub struct LoginArgs {
     #[arg(long = "path", default_value = "")]
     path: String,
     /// Do not store the token in the token helper.
-    #[arg(long = "no-store", action = clap::ArgAction::Set, num_args = 0..=1,
+    #[arg(long = "no-store", action = clap::ArgAction::Set, value_parser = super::flags::go_bool, num_args = 0..=1,
           require_equals = true, default_missing_value = "true", default_value = "false")]
     no_store: bool,
     /// Do not print the token information.
-    #[arg(long = "no-print", action = clap::ArgAction::Set, num_args = 0..=1,
+    #[arg(long = "no-print", action = clap::ArgAction::Set, value_parser = super::flags::go_bool, num_args = 0..=1,
           require_equals = true, default_missing_value = "true", default_value = "false")]
     no_print: bool,
     /// Print only the token (implies -no-store).
-    #[arg(long = "token-only", action = clap::ArgAction::Set, num_args = 0..=1,
+    #[arg(long = "token-only", action = clap::ArgAction::Set, value_parser = super::flags::go_bool, num_args = 0..=1,
           require_equals = true, default_missing_value = "true", default_value = "false")]
     token_only: bool,
     /// Never prompt.
-    #[arg(long = "non-interactive", action = clap::ArgAction::Set, num_args = 0..=1,
+    #[arg(long = "non-interactive", action = clap::ArgAction::Set, value_parser = super::flags::go_bool, num_args = 0..=1,
           require_equals = true, default_missing_value = "true", default_value = "false")]
     non_interactive: bool,
     #[command(flatten)]

@@ -258,12 +258,21 @@ fn go_flag_order(args: Vec<String>) -> (Vec<String>, Vec<String>) {
 }
 
 pub fn run() -> Result<ExitCode> {
-    let (args, trailing_flags) = go_flag_order(std::env::args().collect());
+    let raw: Vec<String> = std::env::args().collect();
+    let go_style = raw
+        .get(1)
+        .is_some_and(|g| GO_STYLE_GROUPS.contains(&g.as_str()));
+    let (args, trailing_flags) = go_flag_order(raw);
     let cli = match Cli::try_parse_from(normalise_args(args)) {
         Ok(cli) => cli,
         Err(err) => {
             // Help and version go to stdout with exit 0; a usage error exits 1, as `vault`'s
             // do (clap's own default would be 2, which Vault reserves for server errors).
+            // Flag errors of Vault-style commands read as Go's `flag` package words them.
+            if go_style && let Some(message) = flags::go_flag_error(&err) {
+                eprintln!("{message}");
+                return Ok(ExitCode::from(1));
+            }
             let _ = err.print();
             return Ok(if err.use_stderr() {
                 ExitCode::from(1)

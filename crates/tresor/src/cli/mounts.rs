@@ -42,20 +42,20 @@ pub struct EnableArgs {
     /// key=value mount options; repeatable.
     #[arg(long = "options")]
     options: Vec<String>,
-    #[arg(long = "local", action = clap::ArgAction::Set, num_args = 0..=1,
+    #[arg(long = "local", action = clap::ArgAction::Set, value_parser = super::flags::go_bool, num_args = 0..=1,
           require_equals = true, default_missing_value = "true", default_value = "false")]
     local: bool,
-    #[arg(long = "seal-wrap", action = clap::ArgAction::Set, num_args = 0..=1,
+    #[arg(long = "seal-wrap", action = clap::ArgAction::Set, value_parser = super::flags::go_bool, num_args = 0..=1,
           require_equals = true, default_missing_value = "true", default_value = "false")]
     seal_wrap: bool,
-    #[arg(long = "external-entropy-access", action = clap::ArgAction::Set, num_args = 0..=1,
+    #[arg(long = "external-entropy-access", action = clap::ArgAction::Set, value_parser = super::flags::go_bool, num_args = 0..=1,
           require_equals = true, default_missing_value = "true", default_value = "false")]
     external_entropy_access: bool,
     /// Shorthand for -options=version=N (KV).
-    #[arg(long = "version", default_value_t = 0)]
-    version: u32,
+    #[arg(long = "version", default_value_t = 0, value_parser = super::flags::go_int)]
+    version: i64,
     /// Secrets engines only.
-    #[arg(long = "force-no-cache", action = clap::ArgAction::Set, num_args = 0..=1,
+    #[arg(long = "force-no-cache", action = clap::ArgAction::Set, value_parser = super::flags::go_bool, num_args = 0..=1,
           require_equals = true, default_missing_value = "true", default_value = "false")]
     force_no_cache: bool,
     /// Auth methods only: `service`, `batch`, `default-service`, `default-batch`.
@@ -88,8 +88,8 @@ pub struct TuneArgs {
     plugin_version: Option<String>,
     #[arg(long = "options")]
     options: Vec<String>,
-    #[arg(long = "version", default_value_t = 0)]
-    version: u32,
+    #[arg(long = "version", default_value_t = 0, value_parser = super::flags::go_int)]
+    version: i64,
     /// Auth methods only.
     #[arg(long = "token-type")]
     token_type: Option<String>,
@@ -125,7 +125,7 @@ pub enum AuthCommand {
 #[derive(Debug, clap::Args)]
 pub struct ListArgs {
     /// Show every column.
-    #[arg(long = "detailed", action = clap::ArgAction::Set, num_args = 0..=1,
+    #[arg(long = "detailed", action = clap::ArgAction::Set, value_parser = super::flags::go_bool, num_args = 0..=1,
           require_equals = true, default_missing_value = "true", default_value = "false")]
     detailed: bool,
     args: Vec<String>,

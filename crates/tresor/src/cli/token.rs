@@ -20,7 +20,7 @@ pub enum TokenCommand {
     /// Show a token's properties (the caller's own without an argument).
     Lookup {
         /// The argument is an accessor, not a token.
-        #[arg(long = "accessor", action = clap::ArgAction::Set, num_args = 0..=1,
+        #[arg(long = "accessor", action = clap::ArgAction::Set, value_parser = super::flags::go_bool, num_args = 0..=1,
               require_equals = true, default_missing_value = "true", default_value = "false")]
         accessor: bool,
         #[command(flatten)]
@@ -29,7 +29,7 @@ pub enum TokenCommand {
     },
     /// Renew a token's lease (the caller's own without an argument).
     Renew {
-        #[arg(long = "accessor", action = clap::ArgAction::Set, num_args = 0..=1,
+        #[arg(long = "accessor", action = clap::ArgAction::Set, value_parser = super::flags::go_bool, num_args = 0..=1,
               require_equals = true, default_missing_value = "true", default_value = "false")]
         accessor: bool,
         /// Requested extension (a duration); the server may give less.
@@ -39,11 +39,11 @@ pub enum TokenCommand {
     },
     /// Revoke a token and its children (-mode=orphan keeps the children).
     Revoke {
-        #[arg(long = "accessor", action = clap::ArgAction::Set, num_args = 0..=1,
+        #[arg(long = "accessor", action = clap::ArgAction::Set, value_parser = super::flags::go_bool, num_args = 0..=1,
               require_equals = true, default_missing_value = "true", default_value = "false")]
         accessor: bool,
         /// Revoke the calling token.
-        #[arg(long = "self", action = clap::ArgAction::Set, num_args = 0..=1,
+        #[arg(long = "self", action = clap::ArgAction::Set, value_parser = super::flags::go_bool, num_args = 0..=1,
               require_equals = true, default_missing_value = "true", default_value = "false")]
         self_: bool,
         /// `orphan` (children survive) or `path` (every token created under a path prefix).
@@ -68,16 +68,16 @@ pub struct CreateArgs {
     explicit_max_ttl: Option<u64>,
     #[arg(long = "period", value_parser = duration)]
     period: Option<u64>,
-    #[arg(long = "renewable", action = clap::ArgAction::Set, num_args = 0..=1,
+    #[arg(long = "renewable", action = clap::ArgAction::Set, value_parser = super::flags::go_bool, num_args = 0..=1,
           require_equals = true, default_missing_value = "true", default_value = "true")]
     renewable: bool,
-    #[arg(long = "orphan", action = clap::ArgAction::Set, num_args = 0..=1,
+    #[arg(long = "orphan", action = clap::ArgAction::Set, value_parser = super::flags::go_bool, num_args = 0..=1,
           require_equals = true, default_missing_value = "true", default_value = "false")]
     orphan: bool,
-    #[arg(long = "no-default-policy", action = clap::ArgAction::Set, num_args = 0..=1,
+    #[arg(long = "no-default-policy", action = clap::ArgAction::Set, value_parser = super::flags::go_bool, num_args = 0..=1,
           require_equals = true, default_missing_value = "true", default_value = "false")]
     no_default_policy: bool,
-    #[arg(long = "use-limit", default_value_t = 0)]
+    #[arg(long = "use-limit", default_value_t = 0, value_parser = super::flags::go_int)]
     use_limit: i64,
     /// Create the token from this token role.
     #[arg(long = "role")]
