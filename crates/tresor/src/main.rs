@@ -5,10 +5,12 @@
 //!   commands (`operator …`, `status`, `version`).
 //! - `server`: `tresor server`: config or dev-mode setup, storage, listeners, signals.
 //! - `client`: the HTTP client the CLI commands share (address, token, TLS from env/flags).
+//! - `token_helper`: Vault's token helper, the CLI's token in `~/.vault-token`.
 
 mod cli;
 mod client;
 mod server;
+mod token_helper;
 
 use std::process::ExitCode;
 

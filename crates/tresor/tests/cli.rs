@@ -12,11 +12,12 @@ mod common;
 
 use std::process::{Command, Output};
 
-use common::{BIN, Server, embedded_config};
+use common::{BIN, Server, embedded_config, scratch_home};
 
 fn tresor(args: &[&str], addr: &str, token: Option<&str>) -> Output {
     let mut cmd = Command::new(BIN);
     cmd.args(args)
+        .env("HOME", scratch_home())
         .env_remove("TRESOR_ADDR")
         .env_remove("TRESOR_TOKEN")
         .env("VAULT_ADDR", addr);
@@ -132,6 +133,7 @@ fn unseal_key_can_come_from_stdin_and_bad_keys_fail_with_the_servers_message() {
     use std::io::Write;
     let mut child = Command::new(BIN)
         .args(["operator", "unseal", "-address", &server.addr])
+        .env("HOME", scratch_home())
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())

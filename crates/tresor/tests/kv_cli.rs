@@ -30,6 +30,7 @@ fn kv(server: &Server, args: &[&str]) -> Output {
     Command::new(BIN)
         .arg("kv")
         .args(args)
+        .env("HOME", common::scratch_home())
         .env_remove("TRESOR_ADDR")
         .env_remove("TRESOR_TOKEN")
         .env_remove("BAO_ADDR")

@@ -209,7 +209,7 @@ fn print_map(title: &str, map: &Map<String, Value>) {
 
 pub fn run(command: KvCommand, args: &ClientArgs) -> Result<ExitCode> {
     let client = Client::new(args)?;
-    let json_out = args.format == "json";
+    let json_out = args.output_format() == super::Format::Json;
     block_on(async move { dispatch(&client, command, json_out).await })?
 }
 

@@ -1,12 +1,34 @@
 //! Command-line parsing and dispatch.
 //!
 //! Vault's CLI takes single-dash long flags (`-dev`, `-key-shares=5`); clap wants two dashes,
-//! so [`normalise_args`] rewrites the former into the latter before parsing.
+//! so [`normalise_args`] rewrites the former into the latter before parsing, and
+//! [`go_flag_order`] makes flags stop at the first positional argument, as Go's do.
+//!
+//! # Layout
+//! - Command groups, one module each: `token`, `policy` (+ `policy_fmt`), `mounts` (`secrets`
+//!   and `auth`), `lease`, `login` (auth-method dispatch), `generic` (`read`, `write`, `list`,
+//!   `delete`), `kv`, `operator`.
+//! - Output as Vault's Go client prints it: `secret` (the `api.Secret` shape, tables,
+//!   `-field`), `output` (tables, Go's `%v`, durations, JSON), `yaml` (go-yaml's YAML).
+//! - Shared argument handling: `flags` (argument counts, durations, exit codes), `args_data`
+//!   (`key=value` request data).
 
+mod args_data;
+mod flags;
 mod generic;
 mod kv;
+mod lease;
+mod login;
+mod mounts;
 mod operator;
 mod output;
+mod policy;
+mod policy_fmt;
+mod secret;
+mod token;
+mod yaml;
+
+pub use output::Format;
 
 use std::process::ExitCode;
 
@@ -45,30 +67,79 @@ enum Command {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// Tokens: create, lookup, renew, revoke, capabilities.
+    Token {
+        #[command(subcommand)]
+        command: token::TokenCommand,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// ACL policies: list, read, write, delete, fmt.
+    Policy {
+        #[command(subcommand)]
+        command: policy::PolicyCommand,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Secrets engines: enable, disable, list, tune, move.
+    Secrets {
+        #[command(subcommand)]
+        command: mounts::SecretsCommand,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Auth methods: enable, disable, list, tune.
+    Auth {
+        #[command(subcommand)]
+        command: mounts::AuthCommand,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Leases: lookup, renew, revoke.
+    Lease {
+        #[command(subcommand)]
+        command: lease::LeaseCommand,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Authenticate and store the token in the token helper (~/.vault-token).
+    Login {
+        #[command(flatten)]
+        args: login::LoginArgs,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
     /// Read any path.
     Read {
-        path: String,
+        /// PATH
+        args: Vec<String>,
+        #[command(flatten)]
+        field: flags::FieldArg,
         #[command(flatten)]
         client: ClientArgs,
     },
     /// Write key=value pairs to any path (`-f` to write with no data).
     Write {
-        path: String,
-        pairs: Vec<String>,
+        /// PATH, then key=value pairs (`key=@file`, `key=-` for stdin, `@data.json`, `-`).
+        args: Vec<String>,
         #[arg(long = "force", short = 'f')]
         force: bool,
+        #[command(flatten)]
+        field: flags::FieldArg,
         #[command(flatten)]
         client: ClientArgs,
     },
     /// List keys under any path.
     List {
-        path: String,
+        /// PATH
+        args: Vec<String>,
         #[command(flatten)]
         client: ClientArgs,
     },
     /// Delete any path.
     Delete {
-        path: String,
+        /// PATH
+        args: Vec<String>,
         #[command(flatten)]
         client: ClientArgs,
     },
@@ -109,8 +180,116 @@ fn normalise_args(args: impl IntoIterator<Item = String>) -> Vec<String> {
     out
 }
 
+/// The command groups whose flags are parsed as Go's `flag` package parses them (see
+/// [`go_flag_order`]).
+const GO_STYLE_GROUPS: &[&str] = &[
+    "token", "policy", "secrets", "auth", "lease", "login", "read", "write", "list", "delete",
+];
+
+/// Vault's commands stop reading flags at the first positional argument: in
+/// `tresor policy read app -format=json`, `-format=json` is a second argument ("Too many
+/// arguments"), though Vault's global `-format` still applies wherever it appears. Other flags
+/// after a positional are warned about (table format) and not parsed. This inserts `--` before
+/// the first positional so clap does the same, repeats a trailing `-format` before it, and
+/// returns the trailing flags to warn about.
+fn go_flag_order(args: Vec<String>) -> (Vec<String>, Vec<String>) {
+    use clap::CommandFactory;
+    let Some(group) = args
+        .get(1)
+        .filter(|g| GO_STYLE_GROUPS.contains(&g.as_str()))
+    else {
+        return (args, Vec::new());
+    };
+    let mut cmd = Cli::command();
+    cmd.build();
+    let Some(mut current) = cmd.find_subcommand(group).cloned() else {
+        return (args, Vec::new());
+    };
+    let mut at = 2;
+    if let Some(sub) = args
+        .get(2)
+        .and_then(|name| current.find_subcommand(name).cloned())
+    {
+        current = sub;
+        at = 3;
+    }
+    let takes_value = |name: &str| {
+        current.get_arguments().any(|a| {
+            a.get_long() == Some(name) && a.get_num_args().is_some_and(|n| n.min_values() > 0)
+        })
+    };
+    let mut i = at;
+    while let Some(arg) = args.get(i) {
+        if arg == "--" {
+            return (args, Vec::new());
+        }
+        if !arg.starts_with('-') || arg == "-" {
+            break;
+        }
+        let name = arg.trim_start_matches('-');
+        if !name.contains('=') && takes_value(name) {
+            i += 1;
+        }
+        i += 1;
+    }
+    if i >= args.len() {
+        return (args, Vec::new());
+    }
+    let (head, tail) = args.split_at(i);
+    let mut out = head.to_vec();
+    let mut trailing = Vec::new();
+    for arg in tail {
+        if !arg.starts_with('-') || arg == "-" {
+            continue;
+        }
+        let name = arg.trim_start_matches('-');
+        let base = name.split_once('=').map_or(name, |(n, _)| n);
+        if base == "format" {
+            if name.contains('=') {
+                out.push(arg.clone());
+            }
+        } else if base != "detailed" {
+            trailing.push(arg.clone());
+        }
+    }
+    out.push("--".to_owned());
+    out.extend(tail.iter().cloned());
+    (out, trailing)
+}
+
 pub fn run() -> Result<ExitCode> {
-    let cli = Cli::parse_from(normalise_args(std::env::args()));
+    let raw: Vec<String> = std::env::args().collect();
+    let go_style = raw
+        .get(1)
+        .is_some_and(|g| GO_STYLE_GROUPS.contains(&g.as_str()));
+    let (args, trailing_flags) = go_flag_order(raw);
+    let cli = match Cli::try_parse_from(normalise_args(args)) {
+        Ok(cli) => cli,
+        Err(err) => {
+            // Help and version go to stdout with exit 0; a usage error exits 1, as `vault`'s
+            // do (clap's own default would be 2, which Vault reserves for server errors).
+            // Flag errors of Vault-style commands read as Go's `flag` package words them.
+            if go_style && let Some(message) = flags::go_flag_error(&err) {
+                eprintln!("{message}");
+                return Ok(ExitCode::from(1));
+            }
+            let _ = err.print();
+            return Ok(if err.use_stderr() {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            });
+        }
+    };
+    if !trailing_flags.is_empty() && client_format(&cli.command).is_some_and(|f| f.is_table()) {
+        eprintln!(
+            "{}",
+            output::wrap(&format!(
+                "Command flags must be provided before positional arguments. The following arguments will not be parsed as flags: [{}]",
+                trailing_flags.join(",")
+            ))
+        );
+    }
     if let Command::Server(args) = cli.command {
         // A server that cannot start exits 1, like `vault server`.
         return crate::server::run(args).map(|()| ExitCode::SUCCESS);
@@ -126,20 +305,61 @@ pub fn run() -> Result<ExitCode> {
     }
 }
 
+fn client_format(command: &Command) -> Option<Format> {
+    match command {
+        Command::Token { client, .. }
+        | Command::Read { client, .. }
+        | Command::Write { client, .. }
+        | Command::List { client, .. }
+        | Command::Delete { client, .. }
+        | Command::Policy { client, .. }
+        | Command::Secrets { client, .. }
+        | Command::Auth { client, .. }
+        | Command::Lease { client, .. }
+        | Command::Login { client, .. } => Some(client.output_format()),
+        _ => None,
+    }
+}
+
 fn run_client(command: Command) -> Result<ExitCode> {
     match command {
         Command::Server(_) => Ok(ExitCode::from(1)),
         Command::Operator { command, client } => operator::run(command, &client),
         Command::Kv { command, client } => kv::run(command, &client),
-        Command::Read { path, client } => generic::run(generic::Generic::Read(path), &client),
-        Command::Write {
-            path,
-            pairs,
-            force,
+        Command::Token { command, client } => Ok(token::run(command, &client)),
+        Command::Policy { command, client } => Ok(policy::run(command, &client)),
+        Command::Secrets { command, client } => Ok(mounts::run_secrets(command, &client)),
+        Command::Auth { command, client } => Ok(mounts::run_auth(command, &client)),
+        Command::Lease { command, client } => Ok(lease::run(command, &client)),
+        Command::Login { args, client } => Ok(login::run(args, &client)),
+        Command::Read {
+            args,
+            field,
             client,
-        } => generic::run(generic::Generic::Write { path, pairs, force }, &client),
-        Command::List { path, client } => generic::run(generic::Generic::List(path), &client),
-        Command::Delete { path, client } => generic::run(generic::Generic::Delete(path), &client),
+        } => Ok(generic::run(
+            generic::Generic::Read {
+                args,
+                field: field.field,
+            },
+            &client,
+        )),
+        Command::Write {
+            args,
+            force,
+            field,
+            client,
+        } => Ok(generic::run(
+            generic::Generic::Write {
+                args,
+                force,
+                field: field.field,
+            },
+            &client,
+        )),
+        Command::List { args, client } => Ok(generic::run(generic::Generic::List(args), &client)),
+        Command::Delete { args, client } => {
+            Ok(generic::run(generic::Generic::Delete(args), &client))
+        }
         Command::Status { client } => operator::run(operator::OperatorCommand::Status, &client),
         Command::Version => {
             println!(
@@ -148,6 +368,36 @@ fn run_client(command: Command) -> Result<ExitCode> {
                 tresor_core::version::API_COMPAT_VERSION
             );
             Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Builds the client (with the token helper's token unless `helper` is false) and runs
+/// `body` on a small runtime. A client that cannot be built (unreadable CA file or token
+/// helper) exits 2, as Vault's does.
+pub(crate) fn with_client<F, Fut>(args: &ClientArgs, helper: bool, body: F) -> ExitCode
+where
+    F: FnOnce(crate::client::Client, Format) -> Fut,
+    Fut: std::future::Future<Output = ExitCode>,
+{
+    let format = args.output_format();
+    let built = if helper {
+        crate::client::Client::new(args)
+    } else {
+        crate::client::Client::without_token(args)
+    };
+    let client = match built {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    match block_on(body(client, format)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("{e:#}");
+            ExitCode::from(2)
         }
     }
 }
@@ -180,6 +430,37 @@ mod tests {
         );
         assert_eq!(n(&["x", "--", "-dev"]), ["x", "--", "-dev"]);
         assert_eq!(n(&["x", "-5"]), ["x", "-5"]);
+    }
+
+    #[test]
+    fn flags_after_the_first_positional_are_arguments_as_in_go() {
+        let v = |a: &[&str]| a.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        let (args, trailing) = go_flag_order(v(&["t", "policy", "read", "app", "-format=json"]));
+        assert_eq!(
+            args,
+            v(&[
+                "t",
+                "policy",
+                "read",
+                "-format=json",
+                "--",
+                "app",
+                "-format=json"
+            ])
+        );
+        assert!(trailing.is_empty());
+        let (args, trailing) = go_flag_order(v(&[
+            "t", "token", "create", "-policy", "a", "-orphan", "x", "-ttl=1h",
+        ]));
+        assert_eq!(
+            args,
+            v(&[
+                "t", "token", "create", "-policy", "a", "-orphan", "--", "x", "-ttl=1h"
+            ])
+        );
+        assert_eq!(trailing, v(&["-ttl=1h"]));
+        let (args, _) = go_flag_order(v(&["t", "kv", "get", "x", "-field=a"]));
+        assert_eq!(args, v(&["t", "kv", "get", "x", "-field=a"]));
     }
 
     #[test]

@@ -41,7 +41,7 @@ pub enum OperatorCommand {
 
 pub fn run(command: OperatorCommand, args: &ClientArgs) -> Result<ExitCode> {
     let client = Client::new(args)?;
-    let json_out = args.format == "json";
+    let json_out = args.output_format() == super::Format::Json;
     block_on(async move {
         match command {
             OperatorCommand::Init {

@@ -114,6 +114,17 @@ pub async fn bootstrap(
     })
 }
 
+/// Puts a new dev server's root token in the token helper (`~/.vault-token`), so the CLI is
+/// authenticated at once, as the banner says. A failure is a warning: the server still runs.
+pub fn store_root_token(outcome: &DevOutcome) {
+    if let DevOutcome::Created { root_token, .. } = outcome
+        && let Err(e) = crate::token_helper::store(root_token.expose())
+    {
+        // The error names the file, never the token.
+        tracing::warn!(error = %format!("{e:#}"), "could not store the root token in the token helper");
+    }
+}
+
 /// The dev banner, in the words of Vault's, with the address actually bound.
 pub fn banner(outcome: &DevOutcome, url: &str) -> String {
     match outcome {

@@ -25,6 +25,9 @@ pub struct ServerArgs {
     /// Dev mode: use this root token instead of a random one.
     #[arg(long = "dev-root-token-id", env = "VAULT_DEV_ROOT_TOKEN_ID")]
     dev_root_token_id: Option<String>,
+    /// Dev mode: do not store the root token in the token helper (~/.vault-token).
+    #[arg(long = "dev-no-store-token", env = "VAULT_DEV_NO_STORE_TOKEN")]
+    dev_no_store_token: bool,
     /// Dev mode: address to listen on (port 0 picks a free port).
     #[arg(
         long = "dev-listen-address",
@@ -134,7 +137,11 @@ async fn serve(config: ServerConfig, args: ServerArgs, started: Instant) -> Resu
     .await
     .context("starting the core")?;
     let dev_outcome = if args.dev {
-        Some(dev::bootstrap(&core, &args, &config).await?)
+        let outcome = dev::bootstrap(&core, &args, &config).await?;
+        if !args.dev_no_store_token {
+            dev::store_root_token(&outcome);
+        }
+        Some(outcome)
     } else {
         None
     };

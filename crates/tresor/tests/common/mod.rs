@@ -32,8 +32,10 @@ impl Server {
             std::process::id() as u128 * 1000 + rand_suffix()
         ));
         let stderr = std::fs::File::create(&log).unwrap();
+        // A dev server stores its root token in $HOME/.vault-token: never the developer's.
         let mut child = Command::new(BIN)
             .args(args)
+            .env("HOME", log_dir)
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -136,6 +138,14 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A HOME for CLI runs (an empty directory per test process), so that no test reads or
+/// writes the developer's `~/.vault-token`.
+pub fn scratch_home() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("tresor-test-home-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
 }
 
 fn rand_suffix() -> u128 {

@@ -8,6 +8,9 @@
 //!   "description": "why this scenario exists",
 //!   "server": "fresh",                     // "dev": dev server, root token `root`;
 //!                                          // "fresh": uninitialised server, inmem storage
+//!   "client": "bao",                       // CLI steps: "bao" (default) runs `bao` against
+//!                                          // both servers; "own" runs `bao` against OpenBao
+//!                                          // and the `tresor` CLI against Tresor
 //!   "steps": [ STEP, … ]
 //! }
 //! ```
@@ -36,10 +39,22 @@ pub enum ServerKind {
     Fresh,
 }
 
+/// Which CLI a scenario's CLI steps run on the Tresor side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientKind {
+    /// `bao` against both servers: tests Tresor's server with OpenBao's client.
+    #[default]
+    Bao,
+    /// Each server with its own CLI: tests the `tresor` CLI against `bao`.
+    Own,
+}
+
 #[derive(Debug)]
 pub struct Scenario {
     pub name: String,
     pub server: ServerKind,
+    pub client: ClientKind,
     pub steps: Vec<Step>,
 }
 
@@ -138,6 +153,8 @@ struct ScenarioFile {
     #[allow(dead_code, reason = "documentation for readers of the file")]
     description: String,
     server: ServerKind,
+    #[serde(default)]
+    client: ClientKind,
     steps: Vec<StepFile>,
 }
 
@@ -209,6 +226,7 @@ fn load(file: &Path) -> Result<Scenario, String> {
     Ok(Scenario {
         name: raw.name,
         server: raw.server,
+        client: raw.client,
         steps,
     })
 }

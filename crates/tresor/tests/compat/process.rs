@@ -109,6 +109,8 @@ fn start_tresor(kind: ServerKind, dir: &Path) -> Result<ServerProcess, String> {
         ServerKind::Dev => args.extend([
             "-dev".to_owned(),
             "-dev-root-token-id=root".to_owned(),
+            // As for OpenBao: the token helper file stays empty until a step logs in.
+            "-dev-no-store-token".to_owned(),
             "-dev-listen-address=127.0.0.1:0".to_owned(),
         ]),
         ServerKind::Fresh => {
@@ -119,7 +121,8 @@ fn start_tresor(kind: ServerKind, dir: &Path) -> Result<ServerProcess, String> {
     }
     let log = dir.join("tresor.log");
     let mut command = Command::new(env!("CARGO_BIN_EXE_tresor"));
-    command.args(&args);
+    // Never the developer's HOME: nothing may touch their ~/.vault-token.
+    command.args(&args).env("HOME", dir);
     let (child, lines) = spawn(command, &log)?;
     let (child, addr) = wait_for(child, &log, &lines, |line| {
         line.trim().strip_prefix("Api Address: ").map(str::to_owned)

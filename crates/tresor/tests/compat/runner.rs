@@ -13,7 +13,7 @@ use super::compare;
 use super::differences::Differences;
 use super::http::{self, Body, HttpOutcome};
 use super::jsonpath::Pattern;
-use super::model::{Action, Scenario, ServerKind, Step, Vars};
+use super::model::{Action, ClientKind, Scenario, ServerKind, Step, Vars};
 use super::normalise::{Normaliser, table_line};
 use super::process::{self, Flavor, ServerProcess};
 use super::report;
@@ -64,7 +64,7 @@ pub async fn run(ctx: Arc<Context>, scenario: Arc<Scenario>) -> Outcome {
     match start_both(&ctx, scenario.server, dir.path().to_path_buf()).await {
         Ok((mut openbao, mut tresor)) => {
             for step in &scenario.steps {
-                match run_step(&ctx, &scenario.name, step, &mut openbao, &mut tresor).await {
+                match run_step(&ctx, &scenario, step, &mut openbao, &mut tresor).await {
                     Ok(None) => {}
                     Ok(Some(failure)) => outcome.failures.push(failure),
                     Err(fatal) => {
@@ -119,11 +119,12 @@ async fn start_both(ctx: &Context, kind: ServerKind, dir: PathBuf) -> Result<(Si
 /// `Ok(None)`: the step passed; `Ok(Some(report))`: it failed; `Err`: the scenario cannot go on.
 async fn run_step(
     ctx: &Context,
-    scenario: &str,
+    scenario_def: &Scenario,
     step: &Step,
     openbao: &mut Side,
     tresor: &mut Side,
 ) -> Result<Option<String>, String> {
+    let scenario = scenario_def.name.as_str();
     let request = step.request_key();
     let (mismatches, expectation, answers, captured) = match &step.action {
         Action::Http(h) => {
@@ -155,7 +156,13 @@ async fn run_step(
                     c,
                     &openbao.vars
                 ),
-                cli::run(&ctx.bao, &tresor.home, &tresor.server.addr, c, &tresor.vars),
+                cli::run(
+                    tresor_cli(&ctx.bao, scenario_def.client),
+                    &tresor.home,
+                    &tresor.server.addr,
+                    c,
+                    &tresor.vars
+                ),
             );
             let (a, b) = (a?, b?);
             let expectation = expectation("exit code", step.expect, a.exit, b.exit);
@@ -214,6 +221,14 @@ async fn run_step(
             "capture from Tresor failed: {e}\n{}",
             failure.unwrap_or_default()
         )),
+    }
+}
+
+/// The CLI run against Tresor: `bao`, or Tresor's own for `"client": "own"` scenarios.
+fn tresor_cli(bao: &std::path::Path, client: ClientKind) -> &std::path::Path {
+    match client {
+        ClientKind::Bao => bao,
+        ClientKind::Own => std::path::Path::new(env!("CARGO_BIN_EXE_tresor")),
     }
 }
 
