@@ -281,12 +281,16 @@ impl KeyRing {
             .ok_or_else(|| ItemError::user("invalid ciphertext: could not decode base64"))?;
         let plain = match &entry.material {
             Material::Rsa(key) => Zeroizing::new(
-                key.decrypt(rsa::Oaep::new::<sha2::Sha256>(), &decoded)
-                    .map_err(|_| {
-                        ItemError::user(
-                            "failed to RSA decrypt the ciphertext: crypto/rsa: decryption error",
-                        )
-                    })?,
+                key.decrypt_blinded(
+                    &mut rand_core::OsRng,
+                    rsa::Oaep::new::<sha2::Sha256>(),
+                    &decoded,
+                )
+                .map_err(|_| {
+                    ItemError::user(
+                        "failed to RSA decrypt the ciphertext: crypto/rsa: decryption error",
+                    )
+                })?,
             ),
             Material::Aead { prepared, .. } => {
                 let (derived, _) = self.symmetric_keys(entry, context, false)?;

@@ -268,7 +268,7 @@ fn sign_one(
                 .sign_with_rng(&mut rand_core::OsRng, scheme, &message)
                 .map_err(|e| ItemError::User(e.to_string()))?,
             RsaScheme::Pkcs1(scheme) => key
-                .sign(scheme, &message)
+                .sign_with_rng(&mut rand_core::OsRng, scheme, &message)
                 .map_err(|e| ItemError::User(e.to_string()))?,
         },
         Material::Aead { .. } | Material::Hmac { .. } => {
