@@ -298,3 +298,20 @@ async fn absurd_signing_parameters_are_clean_errors() {
         .await;
     assert_eq!(v.data()["valid"], true);
 }
+
+#[tokio::test]
+async fn rsa_plaintext_too_long_for_oaep_is_a_400() {
+    let h = Harness::transit();
+    h.write("keys/r", json!({ "type": "rsa-2048" }))
+        .await
+        .assert_status(200);
+    // OAEP-SHA256 with a 2048-bit key carries at most 190 bytes.
+    h.write("encrypt/r", json!({ "plaintext": b64(&[1u8; 190]) }))
+        .await
+        .assert_status(200);
+    let r = h
+        .write("encrypt/r", json!({ "plaintext": b64(&[1u8; 191]) }))
+        .await;
+    r.assert_status(400);
+    assert!(r.errors()[0].starts_with("failed to RSA encrypt the plaintext"));
+}

@@ -214,8 +214,10 @@ impl KeyRing {
                         rsa::Oaep::new::<sha2::Sha256>(),
                         plaintext,
                     )
+                    // The only failure for a valid key is a plaintext too long for OAEP: the
+                    // caller's mistake (OpenBao reports it as a 500).
                     .map_err(|e| {
-                        ItemError::Internal(format!("failed to RSA encrypt the plaintext: {e}"))
+                        ItemError::User(format!("failed to RSA encrypt the plaintext: {e}"))
                     })?
             }
             Material::Aead { prepared, .. } => {
