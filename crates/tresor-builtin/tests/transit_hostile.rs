@@ -233,3 +233,85 @@ async fn debug_output_of_the_engine_shows_no_key_material() {
     }
     assert!(debug.contains("[redacted]"));
 }
+
+#[tokio::test]
+async fn absurd_signing_parameters_are_clean_errors() {
+    let h = Harness::transit();
+    h.write("keys/r", json!({ "type": "rsa-2048" }))
+        .await
+        .assert_status(200);
+    let sig = h
+        .write("sign/r", json!({ "input": b64(b"m") }))
+        .await
+        .data()["signature"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for salt in ["100000", "9223372036854775807", "-5", "x"] {
+        let s = h
+            .write("sign/r", json!({ "input": b64(b"m"), "salt_length": salt }))
+            .await;
+        assert_eq!(s.status, 400, "sign salt {salt}: {s:?}");
+        let v = h
+            .write(
+                "verify/r",
+                json!({ "input": b64(b"m"), "signature": sig, "salt_length": salt }),
+            )
+            .await;
+        assert!(
+            v.status == 400 || v.data()["valid"] == false,
+            "verify salt {salt}: {v:?}"
+        );
+    }
+    // Garbage signatures of every shape are simply invalid.
+    for body in ["", "AA==", &"A".repeat(4096)] {
+        let v = h
+            .write(
+                "verify/r",
+                json!({ "input": b64(b"m"), "signature": format!("vault:v1:{body}") }),
+            )
+            .await;
+        assert!(v.status == 400 || v.data()["valid"] == false, "{v:?}");
+    }
+    h.write("keys/e", json!({ "type": "ecdsa-p384" }))
+        .await
+        .assert_status(200);
+    for marshaling in ["asn1", "jws"] {
+        let v = h
+            .write(
+                "verify/e",
+                json!({ "input": b64(b"m"), "signature": "vault:v1:AAAA", "marshaling_algorithm": marshaling }),
+            )
+            .await;
+        assert_eq!(v.data()["valid"], false, "{v:?}");
+    }
+    // A short "digest" is a small number to Go's ECDSA: signed like OpenBao, not refused.
+    let short = h
+        .write("sign/e", json!({ "input": b64(b"m"), "prehashed": true }))
+        .await;
+    short.assert_status(200);
+    let v = h
+        .write(
+            "verify/e",
+            json!({ "input": b64(b"m"), "prehashed": true, "signature": short.data()["signature"] }),
+        )
+        .await;
+    assert_eq!(v.data()["valid"], true);
+}
+
+#[tokio::test]
+async fn rsa_plaintext_too_long_for_oaep_is_a_400() {
+    let h = Harness::transit();
+    h.write("keys/r", json!({ "type": "rsa-2048" }))
+        .await
+        .assert_status(200);
+    // OAEP-SHA256 with a 2048-bit key carries at most 190 bytes.
+    h.write("encrypt/r", json!({ "plaintext": b64(&[1u8; 190]) }))
+        .await
+        .assert_status(200);
+    let r = h
+        .write("encrypt/r", json!({ "plaintext": b64(&[1u8; 191]) }))
+        .await;
+    r.assert_status(400);
+    assert!(r.errors()[0].starts_with("failed to RSA encrypt the plaintext"));
+}

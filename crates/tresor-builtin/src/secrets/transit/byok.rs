@@ -114,7 +114,7 @@ async fn unwrap_import(
     let ephemeral = Zeroizing::new(
         wrapping
             .key
-            .decrypt(padding, wrapped_ephemeral)
+            .decrypt_blinded(&mut rand_core::OsRng, padding, wrapped_ephemeral)
             .map_err(|_| bad("crypto/rsa: decryption error"))?,
     );
     if ephemeral.len() != 32 {

@@ -214,8 +214,10 @@ impl KeyRing {
                         rsa::Oaep::new::<sha2::Sha256>(),
                         plaintext,
                     )
+                    // The only failure for a valid key is a plaintext too long for OAEP: the
+                    // caller's mistake (OpenBao reports it as a 500).
                     .map_err(|e| {
-                        ItemError::Internal(format!("failed to RSA encrypt the plaintext: {e}"))
+                        ItemError::User(format!("failed to RSA encrypt the plaintext: {e}"))
                     })?
             }
             Material::Aead { prepared, .. } => {
@@ -281,12 +283,16 @@ impl KeyRing {
             .ok_or_else(|| ItemError::user("invalid ciphertext: could not decode base64"))?;
         let plain = match &entry.material {
             Material::Rsa(key) => Zeroizing::new(
-                key.decrypt(rsa::Oaep::new::<sha2::Sha256>(), &decoded)
-                    .map_err(|_| {
-                        ItemError::user(
-                            "failed to RSA decrypt the ciphertext: crypto/rsa: decryption error",
-                        )
-                    })?,
+                key.decrypt_blinded(
+                    &mut rand_core::OsRng,
+                    rsa::Oaep::new::<sha2::Sha256>(),
+                    &decoded,
+                )
+                .map_err(|_| {
+                    ItemError::user(
+                        "failed to RSA decrypt the ciphertext: crypto/rsa: decryption error",
+                    )
+                })?,
             ),
             Material::Aead { prepared, .. } => {
                 let (derived, _) = self.symmetric_keys(entry, context, false)?;

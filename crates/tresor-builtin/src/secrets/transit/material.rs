@@ -7,8 +7,9 @@
 //! - RustCrypto `p256`/`p384`: ECDSA, because Vault signs a digest chosen by the caller
 //!   (`hash_algorithm`, `prehashed`), and ring only signs messages it hashes itself.
 //! - RustCrypto `rsa`: key generation (ring cannot generate RSA keys), OAEP, PSS and
-//!   PKCS#1 v1.5. Its decryption is subject to RUSTSEC-2023-0071 (a timing side channel,
-//!   "Marvin"); see docs/transit.md.
+//!   PKCS#1 v1.5. Its private-key operations are subject to RUSTSEC-2023-0071 (a timing side
+//!   channel, "Marvin"); transit always uses the blinded variants and docs/transit.md says
+//!   to prefer AEAD keys for encryption.
 //! - RustCrypto `hmac` with `sha2`/`sha3`: the `hmac` and `hash` endpoints, because Vault
 //!   offers SHA-224 and SHA-3 there, which ring lacks.
 //!

@@ -149,6 +149,18 @@ macro_rules! with_digest {
     };
 }
 
+/// The digest as Go's ECDSA reads it: shorter than the curve's field it is a smaller
+/// number (left-padded with zeros); longer, its leftmost bytes are used (RustCrypto does that
+/// part itself). RustCrypto refuses digests under half the field size, Go does not.
+fn field_digest(digest: &[u8], field_len: usize) -> Vec<u8> {
+    if digest.len() >= field_len {
+        return digest.to_vec();
+    }
+    let mut padded = vec![0u8; field_len - digest.len()];
+    padded.extend_from_slice(digest);
+    padded
+}
+
 fn max_salt(key: &rsa::RsaPublicKey, hash_len: usize) -> usize {
     let em_len = (key.n().bits() + 6) / 8;
     em_len.saturating_sub(hash_len + 2)
@@ -247,7 +259,7 @@ fn sign_one(
         Material::Ed25519 { pair, .. } => pair.sign(&message).as_ref().to_vec(),
         Material::P256(key) => {
             let sig: p256::ecdsa::Signature = key
-                .sign_prehash(&message)
+                .sign_prehash(&field_digest(&message, 32))
                 .map_err(|e| internal(e.to_string()))?;
             match options.marshaling {
                 Marshaling::Asn1 => sig.to_der().as_bytes().to_vec(),
@@ -256,7 +268,7 @@ fn sign_one(
         }
         Material::P384(key) => {
             let sig: p384::ecdsa::Signature = key
-                .sign_prehash(&message)
+                .sign_prehash(&field_digest(&message, 48))
                 .map_err(|e| internal(e.to_string()))?;
             match options.marshaling {
                 Marshaling::Asn1 => sig.to_der().as_bytes().to_vec(),
@@ -268,7 +280,7 @@ fn sign_one(
                 .sign_with_rng(&mut rand_core::OsRng, scheme, &message)
                 .map_err(|e| ItemError::User(e.to_string()))?,
             RsaScheme::Pkcs1(scheme) => key
-                .sign(scheme, &message)
+                .sign_with_rng(&mut rand_core::OsRng, scheme, &message)
                 .map_err(|e| ItemError::User(e.to_string()))?,
         },
         Material::Aead { .. } | Material::Hmac { .. } => {
@@ -340,14 +352,22 @@ fn verify_one(
                 Marshaling::Asn1 => p256::ecdsa::Signature::from_der(&sig),
                 Marshaling::Jws => p256::ecdsa::Signature::from_slice(&sig),
             };
-            parsed.is_ok_and(|s| key.verifying_key().verify_prehash(&message, &s).is_ok())
+            parsed.is_ok_and(|s| {
+                key.verifying_key()
+                    .verify_prehash(&field_digest(&message, 32), &s)
+                    .is_ok()
+            })
         }
         Material::P384(key) => {
             let parsed = match options.marshaling {
                 Marshaling::Asn1 => p384::ecdsa::Signature::from_der(&sig),
                 Marshaling::Jws => p384::ecdsa::Signature::from_slice(&sig),
             };
-            parsed.is_ok_and(|s| key.verifying_key().verify_prehash(&message, &s).is_ok())
+            parsed.is_ok_and(|s| {
+                key.verifying_key()
+                    .verify_prehash(&field_digest(&message, 48), &s)
+                    .is_ok()
+            })
         }
         Material::Rsa(key) => {
             let public = key.to_public_key();
