@@ -795,9 +795,32 @@ async fn unseal_returns_before_leases_load_and_unloaded_leases_still_work() {
 async fn disabling_a_mount_revokes_its_leases() {
     let h = harness(fast_options()).await;
     let (id, _, _) = h.issue(&h.root, &[("ttl", "600")]).await;
-    h.core.revoke_mount_leases("db/").await.unwrap();
+    // A failing revocation keeps the mount (and the lease, retried).
+    h.knobs.fail_revocations.store(1, Ordering::SeqCst);
+    let err = h
+        .core
+        .disable_mount(MountKind::Secret, "db")
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("failed to revoke 1 of 1 leases"),
+        "{err}"
+    );
+    assert!(h.exists(&id).await);
+    assert_eq!(h.live_credentials().await.len(), 1, "still mounted");
+    eventually(Duration::from_secs(10), "the retry revokes it", || async {
+        !h.exists(&id).await
+    })
+    .await;
+    let (id, _, _) = h.issue(&h.root, &[("ttl", "600")]).await;
+    let gone = h
+        .core
+        .disable_mount(MountKind::Secret, "db/")
+        .await
+        .unwrap();
+    assert_eq!(gone.unwrap().path, "db/");
     assert!(!h.exists(&id).await);
-    assert_eq!(h.knobs.revoke_calls.load(Ordering::SeqCst), 1);
+    assert_eq!(h.knobs.revoke_calls.load(Ordering::SeqCst), 3);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

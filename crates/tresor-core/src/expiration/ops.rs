@@ -732,6 +732,23 @@ impl Core {
         self.lease_revoke_prefix(&prefix, false).await
     }
 
+    /// `sys/mounts/:path` (or `sys/auth/:path`) DELETE. As in Vault, a secrets mount's leases
+    /// are revoked first; if one cannot be revoked the mount stays (and the lease is retried).
+    pub async fn disable_mount(
+        &self,
+        kind: MountKind,
+        path: &str,
+    ) -> CoreResult<Option<crate::mount::MountEntry>> {
+        let active = self.active()?;
+        if kind == MountKind::Secret
+            && let Ok(normalised) = crate::mount::normalise_mount_path(path)
+            && active.mounts.table(kind).get(&normalised).is_some()
+        {
+            self.revoke_mount_leases(&normalised).await?;
+        }
+        active.mounts.disable(kind, path).await
+    }
+
     /// The expiration manager's counters; `None` while sealed.
     pub fn lease_stats(&self) -> Option<super::LeaseStats> {
         self.active().ok().map(|a| a.expiration.stats())
