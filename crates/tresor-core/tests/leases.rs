@@ -906,3 +906,61 @@ async fn revoke_with_sync_false_is_queued_and_still_happens() {
     .await;
     assert!(h.live_credentials().await.is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_from_before_leases_get_lease_records_after_unseal() {
+    let h = harness(fast_options()).await;
+    let (short, _) = h.create_token(&h.root, json!({"ttl": "1s"})).await;
+    let (long, _) = h.create_token(&h.root, json!({"ttl": "1h"})).await;
+    eventually(
+        Duration::from_secs(10),
+        "the first load finished",
+        || async { h.core.lease_stats().unwrap().loaded },
+    )
+    .await;
+    // Make the store look like one written before tokens were leases.
+    let barrier = h.core.barrier().clone();
+    for key in h.core.lease_list("auth/token/create/").await.unwrap() {
+        barrier
+            .delete(&format!("sys/expire/id/auth/token/create/{key}"))
+            .await
+            .unwrap();
+    }
+    barrier.delete("sys/expire/tokens-migrated").await.unwrap();
+    h.core.seal_now().await;
+    h.core.unseal(h.key.clone()).await.unwrap();
+    // The short token expired meanwhile or soon: it gets a record and is revoked; the long
+    // one keeps a record.
+    eventually(
+        Duration::from_secs(10),
+        "records restored, the expired token revoked",
+        || async {
+            h.core
+                .lease_list("auth/token/create/")
+                .await
+                .is_ok_and(|keys| keys.len() == 1)
+                && h.core.lease_stats().unwrap().revoked_total == 1
+        },
+    )
+    .await;
+    let denied = h
+        .call(
+            Operation::Read,
+            "auth/token/lookup-self",
+            &[],
+            Value::Null,
+            &short,
+        )
+        .await;
+    assert!(matches!(denied, Err(CoreError::PermissionDenied)));
+    let alive = h
+        .call(
+            Operation::Read,
+            "auth/token/lookup-self",
+            &[],
+            Value::Null,
+            &long,
+        )
+        .await;
+    assert!(alive.is_ok());
+}
