@@ -34,5 +34,8 @@ fn a_queued_token_lease_costs_under_200_bytes() {
     let per_lease = resident_bytes().saturating_sub(before) / N;
     eprintln!("timer queue: {per_lease} resident bytes per queued token lease");
     assert_eq!(queue.len(), N);
-    assert!(per_lease > 0 && per_lease < 200, "{per_lease} bytes per lease");
+    assert!(
+        per_lease > 0 && per_lease < 200,
+        "{per_lease} bytes per lease"
+    );
 }
