@@ -964,3 +964,32 @@ async fn tokens_from_before_leases_get_lease_records_after_unseal() {
         .await;
     assert!(alive.is_ok());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn renew_is_capped_by_the_mount_tune_in_force_at_renewal() {
+    let h = harness(fast_options()).await;
+    let (id, ttl, _) = h.issue(&h.root, &[("ttl", "120")]).await;
+    assert_eq!(ttl, 120);
+    h.core
+        .active()
+        .unwrap()
+        .mounts
+        .tune(
+            MountKind::Secret,
+            "db",
+            TuneRequest {
+                max_lease_ttl: Some(30),
+                default_lease_ttl: Some(10),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let renewed = h.core.lease_renew(&id, Some(3600)).await.unwrap();
+    assert!(
+        (29..=30).contains(&renewed.lease_duration),
+        "{}",
+        renewed.lease_duration
+    );
+    assert!(renewed.warnings[0].contains("exceeded the effective max_ttl"));
+}
