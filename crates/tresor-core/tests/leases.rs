@@ -795,9 +795,32 @@ async fn unseal_returns_before_leases_load_and_unloaded_leases_still_work() {
 async fn disabling_a_mount_revokes_its_leases() {
     let h = harness(fast_options()).await;
     let (id, _, _) = h.issue(&h.root, &[("ttl", "600")]).await;
-    h.core.revoke_mount_leases("db/").await.unwrap();
+    // A failing revocation keeps the mount (and the lease, retried).
+    h.knobs.fail_revocations.store(1, Ordering::SeqCst);
+    let err = h
+        .core
+        .disable_mount(MountKind::Secret, "db")
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("failed to revoke 1 of 1 leases"),
+        "{err}"
+    );
+    assert!(h.exists(&id).await);
+    assert_eq!(h.live_credentials().await.len(), 1, "still mounted");
+    eventually(Duration::from_secs(10), "the retry revokes it", || async {
+        !h.exists(&id).await
+    })
+    .await;
+    let (id, _, _) = h.issue(&h.root, &[("ttl", "600")]).await;
+    let gone = h
+        .core
+        .disable_mount(MountKind::Secret, "db/")
+        .await
+        .unwrap();
+    assert_eq!(gone.unwrap().path, "db/");
     assert!(!h.exists(&id).await);
-    assert_eq!(h.knobs.revoke_calls.load(Ordering::SeqCst), 1);
+    assert_eq!(h.knobs.revoke_calls.load(Ordering::SeqCst), 3);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -882,4 +905,91 @@ async fn revoke_with_sync_false_is_queued_and_still_happens() {
     )
     .await;
     assert!(h.live_credentials().await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_from_before_leases_get_lease_records_after_unseal() {
+    let h = harness(fast_options()).await;
+    let (short, _) = h.create_token(&h.root, json!({"ttl": "1s"})).await;
+    let (long, _) = h.create_token(&h.root, json!({"ttl": "1h"})).await;
+    eventually(
+        Duration::from_secs(10),
+        "the first load finished",
+        || async { h.core.lease_stats().unwrap().loaded },
+    )
+    .await;
+    // Make the store look like one written before tokens were leases.
+    let barrier = h.core.barrier().clone();
+    for key in h.core.lease_list("auth/token/create/").await.unwrap() {
+        barrier
+            .delete(&format!("sys/expire/id/auth/token/create/{key}"))
+            .await
+            .unwrap();
+    }
+    barrier.delete("sys/expire/tokens-migrated").await.unwrap();
+    h.core.seal_now().await;
+    h.core.unseal(h.key.clone()).await.unwrap();
+    // The short token expired meanwhile or soon: it gets a record and is revoked; the long
+    // one keeps a record.
+    eventually(
+        Duration::from_secs(10),
+        "records restored, the expired token revoked",
+        || async {
+            h.core
+                .lease_list("auth/token/create/")
+                .await
+                .is_ok_and(|keys| keys.len() == 1)
+                && h.core.lease_stats().unwrap().revoked_total == 1
+        },
+    )
+    .await;
+    let denied = h
+        .call(
+            Operation::Read,
+            "auth/token/lookup-self",
+            &[],
+            Value::Null,
+            &short,
+        )
+        .await;
+    assert!(matches!(denied, Err(CoreError::PermissionDenied)));
+    let alive = h
+        .call(
+            Operation::Read,
+            "auth/token/lookup-self",
+            &[],
+            Value::Null,
+            &long,
+        )
+        .await;
+    assert!(alive.is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn renew_is_capped_by_the_mount_tune_in_force_at_renewal() {
+    let h = harness(fast_options()).await;
+    let (id, ttl, _) = h.issue(&h.root, &[("ttl", "120")]).await;
+    assert_eq!(ttl, 120);
+    h.core
+        .active()
+        .unwrap()
+        .mounts
+        .tune(
+            MountKind::Secret,
+            "db",
+            TuneRequest {
+                max_lease_ttl: Some(30),
+                default_lease_ttl: Some(10),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let renewed = h.core.lease_renew(&id, Some(3600)).await.unwrap();
+    assert!(
+        (29..=30).contains(&renewed.lease_duration),
+        "{}",
+        renewed.lease_duration
+    );
+    assert!(renewed.warnings[0].contains("exceeded the effective max_ttl"));
 }

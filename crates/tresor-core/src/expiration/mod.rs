@@ -6,7 +6,8 @@
 //! - `queue`: [`TimerQueue`], `(expire time, lease id)` in order; one timer task sleeps until
 //!   the earliest. No periodic scan.
 //! - `rate`: the token bucket that paces automatic revocations, and the retry backoff.
-//! - `ops`: registration, lookup, list, renew, revoke (one, by prefix, by token), tidy.
+//! - `ops`: registration, lookup, list, renew, counters and the pause switch.
+//! - `revoke`: revocation (one lease, by prefix, by token, on expiry, on mount disable), tidy.
 //! - `tasks`: the background loader (streams leases into the queue after unseal, while the
 //!   server already serves) and the timer task.
 //!
@@ -29,6 +30,7 @@ mod entry;
 mod ops;
 mod queue;
 mod rate;
+mod revoke;
 mod tasks;
 
 use std::sync::Arc;

@@ -89,6 +89,7 @@ async fn load_leases(weak: Weak<Core>, manager: Weak<ExpirationManager>) {
             tokio::task::yield_now().await;
         }
     }
+    migrate_token_leases(&weak, &manager).await;
     if let Some(m) = manager.upgrade() {
         m.mark_loaded();
     }
@@ -211,3 +212,72 @@ async fn run_timer(weak: Weak<Core>, manager: Weak<ExpirationManager>) {
         }
     }
 }
+
+/// Marks a store whose tokens all have lease records.
+const MIGRATED_MARKER: &str = "sys/expire/tokens-migrated";
+
+/// Stores written before tokens were leases hold tokens without a lease record, which the
+/// timer would never see. Once per store, in the background like the rest of the load: give
+/// each such token its record and queue its expiry.
+async fn migrate_token_leases(weak: &Weak<Core>, manager: &Weak<ExpirationManager>) {
+    let Some((core, _)) = live(weak, manager) else {
+        return;
+    };
+    match core.barrier().get(MIGRATED_MARKER).await {
+        Ok(None) => {}
+        Ok(Some(_)) => return,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not check the token lease migration");
+            return;
+        }
+    }
+    let hashes = match core.barrier().list(TOKEN_ID_PREFIX).await {
+        Ok(h) => h,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not list tokens for the lease migration");
+            return;
+        }
+    };
+    drop(core);
+    let mut migrated = 0u64;
+    for chunk in hashes.chunks(LOAD_CHUNK) {
+        let Some((core, active)) = live(weak, manager) else {
+            return;
+        };
+        for hash in chunk {
+            let Ok(Some(token)) = active.tokens.read_uncached(hash).await else {
+                continue;
+            };
+            if token.path == "auth/token/root" {
+                continue;
+            }
+            let lease_id = super::entry::token_lease_id(&token.path, hash);
+            let path = super::entry::entry_path(&lease_id);
+            if matches!(core.barrier().get(&path).await, Ok(None)) {
+                let record = LeaseEntry::for_token(lease_id.clone(), hash);
+                let Ok(bytes) = serde_json::to_vec(&record) else {
+                    continue;
+                };
+                if core.barrier().put(&path, &bytes).await.is_ok() {
+                    migrated += 1;
+                    if let Some(e) = token.expire_ns {
+                        active.expiration.queue.schedule(e, &lease_id);
+                    }
+                }
+            }
+        }
+        drop((core, active));
+        tokio::task::yield_now().await;
+    }
+    if let Some((core, _)) = live(weak, manager)
+        && core.barrier().put(MIGRATED_MARKER, b"1").await.is_ok()
+        && migrated > 0
+    {
+        tracing::info!(
+            tokens = migrated,
+            "gave tokens from before leases their lease records"
+        );
+    }
+}
+
+const TOKEN_ID_PREFIX: &str = "sys/token/id/";

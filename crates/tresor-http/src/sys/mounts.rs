@@ -231,15 +231,8 @@ pub async fn one(
             Ok(no_content())
         }
         Operation::Delete => {
-            // As in Vault: a secrets mount's leases are revoked before it goes; if one cannot
-            // be revoked the mount stays (and the lease is retried).
-            if kind == MountKind::Secret
-                && let Ok(normalised) = tresor_core::mount::normalise_mount_path(rest)
-                && active.mounts.table(kind).get(&normalised).is_some()
-            {
-                state.core.revoke_mount_leases(&normalised).await?;
-            }
-            active.mounts.disable(kind, rest).await?;
+            // Revokes a secrets mount's leases first, as Vault does.
+            state.core.disable_mount(kind, rest).await?;
             Ok(no_content())
         }
         _ => Err(ApiError::unsupported_operation()),
