@@ -26,7 +26,7 @@ pub struct ServerArgs {
     #[arg(long = "dev-root-token-id", env = "VAULT_DEV_ROOT_TOKEN_ID")]
     dev_root_token_id: Option<String>,
     /// Dev mode: do not store the root token in the token helper (~/.vault-token).
-    #[arg(long = "dev-no-store-token", env = "VAULT_DEV_NO_STORE_TOKEN")]
+    #[arg(long = "dev-no-store-token")]
     dev_no_store_token: bool,
     /// Dev mode: address to listen on (port 0 picks a free port).
     #[arg(
