@@ -101,6 +101,7 @@ mod tests {
         let options = CoreOptions {
             cluster_name: None,
             engines: vec![Arc::new(CountingFactory(calls.clone()))],
+            ..CoreOptions::default()
         };
         let core = Core::new(Arc::new(MemoryBackend::new()), options)
             .await
