@@ -186,6 +186,11 @@ pub async fn one(
         .strip_suffix("/tune")
         .or_else(|| rest.strip_suffix("/tune/"))
     {
+        // Vault's Go client (and so `bao auth tune`) tunes auth methods through
+        // `sys/mounts/auth/:path/tune`: the mount path names the auth table there.
+        if let (MountKind::Secret, Some(auth_mount)) = (kind, mount.strip_prefix("auth/")) {
+            return tune(state, request, MountKind::Auth, auth_mount, data).await;
+        }
         return tune(state, request, kind, mount, data).await;
     }
     if rest.is_empty() && request.operation == Operation::Delete {

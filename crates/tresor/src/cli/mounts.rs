@@ -379,10 +379,9 @@ async fn tune(client: &Client, table: Table, a: TuneArgs) -> ExitCode {
             format!("Error tuning secrets engine {path}"),
             format!("Success! Tuned the secrets engine at: {path}"),
         ),
-        // Vault's client tunes auth methods through `sys/mounts/auth/PATH/tune`; Tresor's
-        // server answers the documented `sys/auth/PATH/tune`, which OpenBao serves too.
+        // As Vault's client: auth methods are tuned through `sys/mounts/auth/PATH/tune`.
         Table::Auth => (
-            format!("sys/auth/{path}tune"),
+            format!("sys/mounts/auth/{path}tune"),
             format!("Error tuning auth method {path}"),
             format!("Success! Tuned the auth method at: {path}"),
         ),
