@@ -824,6 +824,27 @@ async fn disabling_a_mount_revokes_its_leases() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn moving_a_mount_revokes_its_leases() {
+    let h = harness(fast_options()).await;
+    let (id, _, _) = h.issue(&h.root, &[("ttl", "600")]).await;
+    assert!(id.starts_with("db/creds/app/"), "{id}");
+    assert_eq!(h.live_credentials().await.len(), 1);
+    // A refused move revokes nothing.
+    assert!(h.core.remount_mount("db", "sys/x").await.is_err());
+    assert!(h.exists(&id).await);
+    let (_, warnings) = h.core.remount_mount("db", "db2").await.unwrap();
+    assert!(warnings.is_empty(), "{warnings:?}");
+    assert!(!h.exists(&id).await, "the lease named the old path");
+    assert_eq!(h.knobs.revoke_calls.load(Ordering::SeqCst), 1);
+    // The engine's credential is gone: read through the new path.
+    let left = h
+        .call(Operation::List, "db2/issued/", &[], Value::Null, &h.root)
+        .await
+        .unwrap();
+    assert!(left.is_none_or(|r| r.data.unwrap()["keys"].as_array().unwrap().is_empty()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sealing_stops_the_expiration_tasks_and_unseal_restarts_them() {
     let h = harness(fast_options()).await;
     let (id, _, _) = h.issue(&h.root, &[("ttl", "1")]).await;

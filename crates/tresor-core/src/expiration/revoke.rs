@@ -412,4 +412,23 @@ impl Core {
         }
         active.mounts.disable(kind, path).await
     }
+
+    /// `sys/remount`. As in Vault, moving a secrets engine revokes its leases: their ids name
+    /// the old path, so nothing could find them by prefix any more. The move happens first, so
+    /// a refused move revokes nothing; the leases still reach their engine (they name it by
+    /// uuid). A revocation that fails stays pending and is retried; the answer warns of it.
+    pub async fn remount_mount(&self, from: &str, to: &str) -> CoreResult<(String, Vec<String>)> {
+        let active = self.active()?;
+        let id = active.mounts.remount(from, to).await?;
+        let mut warnings = Vec::new();
+        if let Ok(old) = crate::mount::normalise_mount_path(from)
+            && let Err(err) = self.revoke_mount_leases(&old).await
+        {
+            tracing::warn!(mount = %old, error = %err, "leases of a moved mount not all revoked yet");
+            warnings.push(format!(
+                "the leases issued under {old} are being revoked in the background: {err}"
+            ));
+        }
+        Ok((id, warnings))
+    }
 }

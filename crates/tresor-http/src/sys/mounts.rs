@@ -333,13 +333,14 @@ pub async fn remount(
             "both 'from' and 'to' path must be specified as a string",
         ));
     }
-    let id = state.core.active()?.mounts.remount(&from, &to).await?;
+    let (id, lease_warnings) = state.core.remount_mount(&from, &to).await?;
     let mut out = Map::new();
     out.insert("migration_id".into(), json!(id));
     let mut response = tresor_core::logical::LogicalResponse::data(out);
     response
         .warnings
         .push("Mount move has completed.".to_owned());
+    response.warnings.extend(lease_warnings);
     Ok(crate::response::logical_response(response, "sys/remount"))
 }
 
