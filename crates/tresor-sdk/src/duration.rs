@@ -131,6 +131,36 @@ pub fn to_std(nanos: i128) -> Result<std::time::Duration, DurationError> {
     Ok(std::time::Duration::new(secs, subsec))
 }
 
+/// Whole seconds as Go's `time.Duration.String()` writes them (`1h0m0s`, `5m0s`, `45s`, `0s`):
+/// what Vault's client sends for duration flags and what its TTL warnings print.
+pub fn format_go(secs: u64) -> String {
+    let (h, m, s) = (secs / 3600, (secs % 3600) / 60, secs % 60);
+    if h > 0 {
+        format!("{h}h{m}m{s}s")
+    } else if m > 0 {
+        format!("{m}m{s}s")
+    } else {
+        format!("{s}s")
+    }
+}
+
+/// Whole seconds with zero components dropped (`768h`, `1h30m`, `1h1s`, `0s`): Vault's
+/// `humanDurationInt`, used in CLI tables and token messages.
+pub fn format_human(secs: u64) -> String {
+    if secs == 0 {
+        return "0s".to_owned();
+    }
+    let (h, m, s) = (secs / 3600, (secs % 3600) / 60, secs % 60);
+    let mut out = String::new();
+    for (value, unit) in [(h, 'h'), (m, 'm'), (s, 's')] {
+        if value > 0 {
+            out.push_str(&value.to_string());
+            out.push(unit);
+        }
+    }
+    out
+}
+
 fn unit_nanos(unit: &str) -> Option<i128> {
     Some(match unit {
         "ns" => 1,
@@ -240,6 +270,27 @@ mod tests {
             assert_eq!(parse_str(input), Err(*error), "{input:?}");
         }
         assert_eq!(parse_go(""), Err(DurationError::Empty));
+    }
+
+    #[test]
+    fn formatting() {
+        for (secs, go, human) in [
+            (0, "0s", "0s"),
+            (45, "45s", "45s"),
+            (120, "2m0s", "2m"),
+            (300, "5m0s", "5m"),
+            (3600, "1h0m0s", "1h"),
+            (3601, "1h0m1s", "1h1s"),
+            (5400, "1h30m0s", "1h30m"),
+            (5430, "1h30m30s", "1h30m30s"),
+            (2_764_800, "768h0m0s", "768h"),
+        ] {
+            assert_eq!(format_go(secs), go, "{secs}");
+            assert_eq!(format_human(secs), human, "{secs}");
+            // What is written parses back to the same duration.
+            assert_eq!(parse_str(go), Ok(i128::from(secs) * S), "{go}");
+            assert_eq!(parse_str(human), Ok(i128::from(secs) * S), "{human}");
+        }
     }
 
     #[test]

@@ -52,16 +52,7 @@ pub(super) fn secs_to_ns(secs: u64) -> i64 {
 
 /// Go's `time.Duration` string for whole seconds (`1h0m0s`, `5m0s`, `30s`), as Vault's
 /// TTL warnings print it.
-pub(crate) fn go_duration(secs: u64) -> String {
-    let (h, m, s) = (secs / 3600, (secs % 3600) / 60, secs % 60);
-    if h > 0 {
-        format!("{h}h{m}m{s}s")
-    } else if m > 0 {
-        format!("{m}m{s}s")
-    } else {
-        format!("{s}s")
-    }
-}
+pub(crate) use tresor_sdk::duration::format_go as go_duration;
 
 fn capped_warning(wanted: u64, max: u64) -> String {
     format!(
@@ -365,19 +356,5 @@ impl Core {
     pub fn set_lease_revocation_paused(&self, paused: bool) -> CoreResult<()> {
         self.active()?.expiration.set_paused(paused);
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn go_duration_matches_go_formatting() {
-        assert_eq!(go_duration(0), "0s");
-        assert_eq!(go_duration(45), "45s");
-        assert_eq!(go_duration(300), "5m0s");
-        assert_eq!(go_duration(3600), "1h0m0s");
-        assert_eq!(go_duration(5430), "1h30m30s");
     }
 }

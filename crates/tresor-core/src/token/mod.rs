@@ -17,20 +17,4 @@ pub use entry::TokenEntry;
 pub use store::{Resolved, TokenStore};
 
 /// Formats seconds the way Vault's messages do: `2h`, `1h30m`, `45s`.
-pub(crate) fn human_duration(secs: u64) -> String {
-    if secs == 0 {
-        return "0s".to_owned();
-    }
-    let (h, m, s) = (secs / 3600, (secs % 3600) / 60, secs % 60);
-    let mut out = String::new();
-    if h > 0 {
-        out.push_str(&format!("{h}h"));
-    }
-    if m > 0 {
-        out.push_str(&format!("{m}m"));
-    }
-    if s > 0 {
-        out.push_str(&format!("{s}s"));
-    }
-    out
-}
+pub(crate) use tresor_sdk::duration::format_human as human_duration;

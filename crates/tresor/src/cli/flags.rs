@@ -119,19 +119,7 @@ pub fn go_flag_error(err: &clap::Error) -> Option<String> {
 
 /// A duration as Go's `time.Duration.String()` writes it (`1h0m0s`, `30m0s`, `0s`), which is
 /// what Vault's client sends for duration flags.
-pub fn go_duration(secs: u64) -> String {
-    if secs == 0 {
-        return "0s".to_owned();
-    }
-    let (h, m, s) = (secs / 3600, (secs % 3600) / 60, secs % 60);
-    if h > 0 {
-        format!("{h}h{m}m{s}s")
-    } else if m > 0 {
-        format!("{m}m{s}s")
-    } else {
-        format!("{s}s")
-    }
-}
+pub use tresor_sdk::duration::format_go as go_duration;
 
 /// `key=value` flags (`-metadata`, `-options`): a later key replaces an earlier one.
 pub fn key_values(

@@ -216,27 +216,11 @@ pub fn human_duration_value(value: &Value) -> String {
 }
 
 pub fn human_duration(secs: i64) -> String {
-    if secs == 0 {
-        return "0s".to_owned();
-    }
     let sign = if secs < 0 { "-" } else { "" };
-    let total = secs.unsigned_abs();
-    let (h, m, s) = (total / 3600, (total % 3600) / 60, total % 60);
-    let text = if h > 0 {
-        format!("{h}h{m}m{s}s")
-    } else if m > 0 {
-        format!("{m}m{s}s")
-    } else {
-        format!("{s}s")
-    };
-    let text = text
-        .strip_suffix("m0s")
-        .map_or(text.clone(), |t| format!("{t}m"));
-    let text = match text.find("h0m") {
-        Some(at) => format!("{}{}", &text[..=at], &text[at + 3..]),
-        None => text,
-    };
-    format!("{sign}{text}")
+    format!(
+        "{sign}{}",
+        tresor_sdk::duration::format_human(secs.unsigned_abs())
+    )
 }
 
 /// Prints a single value as Vault's `PrintRaw`: no trailing newline when stdout is not a
