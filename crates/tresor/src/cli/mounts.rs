@@ -25,16 +25,10 @@ pub struct EnableArgs {
     default_lease_ttl: Option<u64>,
     #[arg(long = "max-lease-ttl", value_parser = duration)]
     max_lease_ttl: Option<u64>,
-    #[arg(long = "audit-non-hmac-request-keys")]
-    audit_non_hmac_request_keys: Vec<String>,
-    #[arg(long = "audit-non-hmac-response-keys")]
-    audit_non_hmac_response_keys: Vec<String>,
+    #[command(flatten)]
+    lists: ListFlags,
     #[arg(long = "listing-visibility")]
     listing_visibility: Option<String>,
-    #[arg(long = "passthrough-request-headers")]
-    passthrough_request_headers: Vec<String>,
-    #[arg(long = "allowed-response-headers")]
-    allowed_response_headers: Vec<String>,
     #[arg(long = "plugin-name", default_value = "")]
     plugin_name: String,
     #[arg(long = "plugin-version")]
@@ -74,16 +68,10 @@ pub struct TuneArgs {
     max_lease_ttl: Option<String>,
     #[arg(long = "description")]
     description: Option<String>,
-    #[arg(long = "audit-non-hmac-request-keys")]
-    audit_non_hmac_request_keys: Vec<String>,
-    #[arg(long = "audit-non-hmac-response-keys")]
-    audit_non_hmac_response_keys: Vec<String>,
+    #[command(flatten)]
+    lists: ListFlags,
     #[arg(long = "listing-visibility")]
     listing_visibility: Option<String>,
-    #[arg(long = "passthrough-request-headers")]
-    passthrough_request_headers: Vec<String>,
-    #[arg(long = "allowed-response-headers")]
-    allowed_response_headers: Vec<String>,
     #[arg(long = "plugin-version")]
     plugin_version: Option<String>,
     #[arg(long = "options")]
@@ -161,6 +149,43 @@ pub fn run_auth(command: AuthCommand, args: &ClientArgs) -> ExitCode {
     })
 }
 
+/// The list flags `enable` and `tune` share; each is sent only when given.
+#[derive(Debug, clap::Args)]
+struct ListFlags {
+    #[arg(long = "audit-non-hmac-request-keys")]
+    audit_non_hmac_request_keys: Vec<String>,
+    #[arg(long = "audit-non-hmac-response-keys")]
+    audit_non_hmac_response_keys: Vec<String>,
+    #[arg(long = "passthrough-request-headers")]
+    passthrough_request_headers: Vec<String>,
+    #[arg(long = "allowed-response-headers")]
+    allowed_response_headers: Vec<String>,
+}
+
+impl ListFlags {
+    fn insert_into(&self, body: &mut Map<String, Value>) {
+        for (key, list) in [
+            (
+                "audit_non_hmac_request_keys",
+                &self.audit_non_hmac_request_keys,
+            ),
+            (
+                "audit_non_hmac_response_keys",
+                &self.audit_non_hmac_response_keys,
+            ),
+            (
+                "passthrough_request_headers",
+                &self.passthrough_request_headers,
+            ),
+            ("allowed_response_headers", &self.allowed_response_headers),
+        ] {
+            if !list.is_empty() {
+                body.insert(key.into(), string_list(list));
+            }
+        }
+    }
+}
+
 fn string_list(items: &[String]) -> Value {
     json!(
         items
@@ -205,25 +230,7 @@ async fn enable(client: &Client, table: Table, a: EnableArgs) -> ExitCode {
         json!(go_duration(a.max_lease_ttl.unwrap_or(0))),
     );
     config.insert("force_no_cache".into(), json!(a.force_no_cache));
-    for (key, list) in [
-        (
-            "audit_non_hmac_request_keys",
-            &a.audit_non_hmac_request_keys,
-        ),
-        (
-            "audit_non_hmac_response_keys",
-            &a.audit_non_hmac_response_keys,
-        ),
-        (
-            "passthrough_request_headers",
-            &a.passthrough_request_headers,
-        ),
-        ("allowed_response_headers", &a.allowed_response_headers),
-    ] {
-        if !list.is_empty() {
-            config.insert(key.into(), string_list(list));
-        }
-    }
+    a.lists.insert_into(&mut config);
     if let Some(v) = &a.listing_visibility {
         config.insert("listing_visibility".into(), json!(v));
     }
@@ -344,25 +351,7 @@ async fn tune(client: &Client, table: Table, a: TuneArgs) -> ExitCode {
     if let Some(d) = &a.description {
         body.insert("description".into(), json!(d));
     }
-    for (key, list) in [
-        (
-            "audit_non_hmac_request_keys",
-            &a.audit_non_hmac_request_keys,
-        ),
-        (
-            "audit_non_hmac_response_keys",
-            &a.audit_non_hmac_response_keys,
-        ),
-        (
-            "passthrough_request_headers",
-            &a.passthrough_request_headers,
-        ),
-        ("allowed_response_headers", &a.allowed_response_headers),
-    ] {
-        if !list.is_empty() {
-            body.insert(key.into(), string_list(list));
-        }
-    }
+    a.lists.insert_into(&mut body);
     if let Some(v) = a.listing_visibility.as_ref().filter(|v| !v.is_empty()) {
         body.insert("listing_visibility".into(), json!(v));
     }
