@@ -12,18 +12,8 @@
 mod support;
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD as B64;
 use serde_json::{Value, json};
-use support::Harness;
-
-fn b64(data: &[u8]) -> String {
-    B64.encode(data)
-}
-
-fn unb64(text: &str) -> Vec<u8> {
-    B64.decode(text).unwrap()
-}
+use support::{Harness, b64, unb64};
 
 async fn exportable(h: &Harness, name: &str, key_type: &str) {
     h.write(

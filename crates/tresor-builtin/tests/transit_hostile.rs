@@ -9,15 +9,9 @@
 
 mod support;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD as B64;
 use serde_json::{Value, json};
-use support::Harness;
+use support::{Harness, b64, unb64};
 use tresor_sdk::engine::Operation;
-
-fn b64(data: &[u8]) -> String {
-    B64.encode(data)
-}
 
 async fn ready() -> Harness {
     let h = Harness::transit();
@@ -221,7 +215,7 @@ async fn debug_output_of_the_engine_shows_no_key_material() {
             .as_str()
             .unwrap()
             .to_owned();
-        let bytes = B64.decode(&exported).unwrap();
+        let bytes = unb64(&exported);
         // Neither the base64 form nor Rust's `[1, 2, …]` rendering of the first bytes.
         let rendered = format!("{:?}", &bytes[..6]);
         let prefix = rendered.trim_end_matches(']');

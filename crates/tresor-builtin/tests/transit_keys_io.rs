@@ -13,14 +13,8 @@ mod support;
 use std::time::Duration;
 
 use aes_gcm::aead::{Aead, KeyInit};
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD as B64;
 use serde_json::json;
-use support::Harness;
-
-fn b64(data: &[u8]) -> String {
-    B64.encode(data)
-}
+use support::{Harness, b64, unb64};
 
 #[tokio::test]
 async fn export_formats_and_rules() {
@@ -303,7 +297,7 @@ async fn byok_import_of_an_ecdsa_key_in_pkcs8() {
         .as_str()
         .unwrap()
         .to_owned();
-    let raw = B64.decode(sig.strip_prefix("vault:v1:").unwrap()).unwrap();
+    let raw = unb64(sig.strip_prefix("vault:v1:").unwrap());
     let vk = p256::ecdsa::VerifyingKey::from(secret.public_key());
     vk.verify(b"m", &p256::ecdsa::Signature::from_der(&raw).unwrap())
         .unwrap();
@@ -365,12 +359,7 @@ async fn random_and_hash() {
     let h = Harness::transit();
     let r = h.write("random/16", json!({})).await;
     r.assert_status(200);
-    assert_eq!(
-        B64.decode(r.data()["random_bytes"].as_str().unwrap())
-            .unwrap()
-            .len(),
-        16
-    );
+    assert_eq!(unb64(r.data()["random_bytes"].as_str().unwrap()).len(), 16);
     let r = h.write("random/seal/8", json!({ "format": "hex" })).await;
     assert_eq!(r.data()["random_bytes"].as_str().unwrap().len(), 16);
     let r = h
@@ -414,10 +403,7 @@ async fn random_and_hash() {
             json!({ "input": abc, "format": "base64", "algorithm": "sha2-512" }),
         )
         .await;
-    assert_eq!(
-        B64.decode(b.data()["sum"].as_str().unwrap()).unwrap().len(),
-        64
-    );
+    assert_eq!(unb64(b.data()["sum"].as_str().unwrap()).len(), 64);
     h.write("hash/md5", json!({ "input": abc }))
         .await
         .assert_error(400, "unsupported algorithm md5");

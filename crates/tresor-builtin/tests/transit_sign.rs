@@ -12,14 +12,10 @@
 mod support;
 
 use base64::Engine as _;
-use base64::engine::general_purpose::{STANDARD as B64, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ring::signature::{self, UnparsedPublicKey};
 use serde_json::json;
-use support::Harness;
-
-fn b64(data: &[u8]) -> String {
-    B64.encode(data)
-}
+use support::{Harness, b64, unb64};
 
 fn body(sig: &str, jws: bool) -> Vec<u8> {
     let (_, body) = sig
@@ -30,7 +26,7 @@ fn body(sig: &str, jws: bool) -> Vec<u8> {
     if jws {
         URL_SAFE_NO_PAD.decode(body).unwrap()
     } else {
-        B64.decode(body).unwrap()
+        unb64(body)
     }
 }
 
@@ -66,9 +62,7 @@ async fn ed25519_signatures_verify_with_ed25519_dalek_and_back() {
     let h = Harness::transit();
     let key = make(&h, "ed", "ed25519").await;
     assert_eq!(key["name"], "ed25519");
-    let public: [u8; 32] = B64
-        .decode(key["public_key"].as_str().unwrap())
-        .unwrap()
+    let public: [u8; 32] = unb64(key["public_key"].as_str().unwrap())
         .try_into()
         .unwrap();
     let vk = ed25519_dalek::VerifyingKey::from_bytes(&public).unwrap();
@@ -100,7 +94,7 @@ async fn ed25519_signatures_verify_with_ed25519_dalek_and_back() {
         .as_str()
         .unwrap()
         .to_owned();
-    let full = B64.decode(exported).unwrap();
+    let full = unb64(&exported);
     assert_eq!(full.len(), 64, "Go's ed25519.PrivateKey: seed ‖ public");
     let sk = ed25519_dalek::SigningKey::from_bytes(&full[..32].try_into().unwrap());
     assert_eq!(&full[32..], vk.as_bytes());
@@ -307,13 +301,11 @@ async fn hmac_verifies_with_ring_and_verify_endpoint() {
         .await
         .assert_status(200);
     for name in ["h", "a"] {
-        let key = B64
-            .decode(
-                h.read(&format!("export/hmac-key/{name}/1")).await.data()["keys"]["1"]
-                    .as_str()
-                    .unwrap(),
-            )
-            .unwrap();
+        let key = unb64(
+            h.read(&format!("export/hmac-key/{name}/1")).await.data()["keys"]["1"]
+                .as_str()
+                .unwrap(),
+        );
         for (alg, ring_alg) in [
             ("sha2-256", ring::hmac::HMAC_SHA256),
             ("sha2-512", ring::hmac::HMAC_SHA512),
@@ -469,18 +461,14 @@ async fn derived_ed25519_keys_sign_with_a_per_context_key() {
         .await;
     r.assert_status(200);
     let sig = r.data()["signature"].as_str().unwrap().to_owned();
-    let public = B64
-        .decode(r.data()["public_key"].as_str().unwrap())
-        .unwrap();
+    let public = unb64(r.data()["public_key"].as_str().unwrap());
 
     // Independently: seed = HKDF-SHA256(stored seed, info = context).
-    let exported = B64
-        .decode(
-            h.read("export/signing-key/dk/1").await.data()["keys"]["1"]
-                .as_str()
-                .unwrap(),
-        )
-        .unwrap();
+    let exported = unb64(
+        h.read("export/signing-key/dk/1").await.data()["keys"]["1"]
+            .as_str()
+            .unwrap(),
+    );
     let seed: [u8; 32] = exported[..32].try_into().unwrap();
     let sk = ed25519_dalek::SigningKey::from_bytes(&hkdf32(&seed, ctx));
     assert_eq!(sk.verifying_key().as_bytes().as_slice(), public.as_slice());

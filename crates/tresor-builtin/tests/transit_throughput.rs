@@ -14,11 +14,9 @@ mod support;
 
 use std::time::Instant;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD as B64;
 use ring::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
 use serde_json::json;
-use support::Harness;
+use support::{Harness, b64};
 
 const ITEM: usize = 1024;
 
@@ -42,7 +40,7 @@ fn raw_aes_bytes_per_sec(rounds: usize) -> f64 {
 async fn batch_encrypt_throughput_against_raw_aes_gcm() {
     let h = Harness::transit();
     h.write("keys/bench", json!({})).await.assert_status(200);
-    let plaintext = B64.encode(vec![0x5au8; ITEM]);
+    let plaintext = b64(&[0x5au8; ITEM]);
     let items: Vec<_> = (0..100)
         .map(|_| json!({ "plaintext": plaintext }))
         .collect();

@@ -250,6 +250,21 @@ impl Harness {
     }
 }
 
+/// Standard base64 with padding, as Vault's API carries bytes (transit's plaintexts, keys).
+pub fn b64(data: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(data)
+}
+
+/// The bytes of a standard base64 string; panics (failing the test) on anything else.
+#[track_caller]
+pub fn unb64(text: &str) -> Vec<u8> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .expect("valid base64")
+}
+
 /// Renders an engine's answer as the core will send it (status and Vault envelope fields).
 pub fn render(result: Result<Option<Response>, EngineError>) -> Reply {
     match result {

@@ -30,10 +30,10 @@ pub(crate) async fn backup(
     storage: &dyn Storage,
     name: &str,
 ) -> EngineResult<Option<Response>> {
-    let _guard = transit.keys.lock(name).await;
-    let Some(stored) = transit.keys.read_stored(storage, name).await? else {
-        return Err(bad(format!("key {name:?} not found")));
-    };
+    let (_guard, stored) = transit
+        .keys
+        .lock_existing(storage, name, || bad(format!("key {name:?} not found")))
+        .await?;
     if !stored.meta.exportable {
         return Err(bad("exporting is disallowed on the policy"));
     }

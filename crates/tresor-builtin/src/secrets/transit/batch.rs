@@ -41,6 +41,15 @@ impl<'a> Item<'a> {
         }
     }
 
+    /// The base64 `input` field, decoded (sign and verify); a missing field or bad base64
+    /// is the item's error.
+    pub(crate) fn input(&self) -> EngineResult<Result<Vec<u8>, ItemError>> {
+        if !self.0.contains_key("input") {
+            return Ok(Err(ItemError::user("missing input")));
+        }
+        Ok(super::crypt::decode_input(&self.str_ref("input")?))
+    }
+
     /// A string field without copying it when it is a JSON string.
     pub(crate) fn str_ref(&self, name: &str) -> EngineResult<Cow<'_, str>> {
         str_field(&self.0, name)
@@ -150,4 +159,35 @@ pub(crate) fn single_error(error: ItemError) -> tresor_sdk::engine::EngineError 
         ItemError::User(m) => bad(m),
         ItemError::Internal(m) => tresor_sdk::engine::EngineError::Internal(m),
     }
+}
+
+/// The answer of an endpoint whose batches always get 200 (sign, verify, hmac): a single
+/// request gets its item's data or its error (`missing` when there was no item); a batch
+/// gets every item's result, each followed by the item's `reference`.
+pub(crate) fn answer<T>(
+    items: &[Item],
+    results: Vec<Result<T, ItemError>>,
+    is_batch: bool,
+    missing: &str,
+    single: impl FnOnce(T) -> Map<String, Value>,
+    batch_item: impl Fn(Result<T, ItemError>) -> Map<String, Value>,
+) -> EngineResult<Option<Response>> {
+    if !is_batch {
+        return match results.into_iter().next() {
+            Some(Ok(value)) => req::respond(single(value)),
+            Some(Err(e)) => Err(single_error(e)),
+            None => Err(bad(missing)),
+        };
+    }
+    let out: Vec<Value> = results
+        .into_iter()
+        .zip(items)
+        .map(|(result, item)| {
+            let mut data = batch_item(result);
+            let reference = item.str("reference").unwrap_or_default();
+            data.insert("reference".into(), Value::String(reference));
+            Value::Object(data)
+        })
+        .collect();
+    req::respond(req::object(serde_json::json!({ "batch_results": out })))
 }

@@ -228,12 +228,14 @@ pub(crate) async fn import_version(
     let bytes = unwrap_import(transit, request, storage).await?;
     let material = Material::from_import(existing.meta.key_type, bytes, existing.meta.derived)
         .map_err(|e| bad(format!("error importing key: {}", e)))?;
-    let _guard = transit.keys.lock(name).await;
-    let Some(mut stored) = transit.keys.read_stored(storage, name).await? else {
-        return Err(bad(format!(
-            "no key found with name {name}; to import a new key, use the import/ endpoint"
-        )));
-    };
+    let (_guard, mut stored) = transit
+        .keys
+        .lock_existing(storage, name, || {
+            bad(format!(
+                "no key found with name {name}; to import a new key, use the import/ endpoint"
+            ))
+        })
+        .await?;
     stored.push(
         StoredVersion::from_material(&material, transit.clock.now()).map_err(material_error)?,
     );

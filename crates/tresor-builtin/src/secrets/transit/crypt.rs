@@ -54,6 +54,16 @@ pub(crate) fn base64_error(text: &str) -> String {
     }
 }
 
+/// An item's base64 `input`, decoded; bad base64 is the item's error, worded as OpenBao.
+pub(crate) fn decode_input(input: &str) -> Result<Vec<u8>, ItemError> {
+    base64_decode(input).ok_or_else(|| {
+        ItemError::User(format!(
+            "unable to decode input as base64: {}",
+            base64_error(input)
+        ))
+    })
+}
+
 pub(crate) fn decode_b64(text: &str) -> Result<Secret, ItemError> {
     base64_decode(text)
         .map(Zeroizing::new)

@@ -136,6 +136,34 @@ fn decoded_aad(ring: &KeyRing, w: &Work, index: usize) -> Result<Secret, ItemErr
     decode_b64(&w.associated_data)
 }
 
+/// A key that must exist already: decrypt and rewrap never create one, nor does an encrypt
+/// that may not.
+async fn existing_key(
+    transit: &Transit,
+    storage: &dyn Storage,
+    name: &str,
+) -> EngineResult<Arc<KeyRing>> {
+    transit
+        .keys
+        .get(storage, name)
+        .await?
+        .ok_or_else(|| bad("encryption key not found"))
+}
+
+/// The work of a decrypt or rewrap (ciphertexts, with `context` in all items or none),
+/// whether it is a batch, and the key.
+async fn ciphertexts<'r>(
+    transit: &Transit,
+    request: &'r Request,
+    storage: &dyn Storage,
+    name: &str,
+) -> EngineResult<(Vec<Work<'r>>, bool, Arc<KeyRing>)> {
+    let (work, is_batch) = work(request, "ciphertext", "missing ciphertext to decrypt")?;
+    context_set(&work)?;
+    let ring = existing_key(transit, storage, name).await?;
+    Ok((work, is_batch, ring))
+}
+
 /// The key for an encrypt: upserted when the router says the caller may create it.
 async fn encryption_key(
     transit: &Transit,
@@ -145,10 +173,7 @@ async fn encryption_key(
     context_set: bool,
 ) -> EngineResult<(Arc<KeyRing>, Vec<String>)> {
     if request.operation != Operation::Create {
-        return match transit.keys.get(storage, name).await? {
-            Some(ring) => Ok((ring, Vec::new())),
-            None => Err(bad("encryption key not found")),
-        };
+        return Ok((existing_key(transit, storage, name).await?, Vec::new()));
     }
     let convergent = req::bool(request, "convergent_encryption")?.unwrap_or(false);
     if convergent && !context_set {
@@ -168,10 +193,7 @@ async fn encryption_key(
     };
     // `config/keys` `disable_upsert`: a missing key is not created.
     if !super::settings::upsert_allowed(storage).await? {
-        return match transit.keys.get(storage, name).await? {
-            Some(ring) => Ok((ring, Vec::new())),
-            None => Err(bad("encryption key not found")),
-        };
+        return Ok((existing_key(transit, storage, name).await?, Vec::new()));
     }
     let new = NewKey {
         key_type,
@@ -269,11 +291,7 @@ pub(crate) async fn decrypt(
     storage: &dyn Storage,
     name: &str,
 ) -> EngineResult<Option<Response>> {
-    let (work, is_batch) = work(request, "ciphertext", "missing ciphertext to decrypt")?;
-    context_set(&work)?;
-    let Some(ring) = transit.keys.get(storage, name).await? else {
-        return Err(bad("encryption key not found"));
-    };
+    let (work, is_batch, ring) = ciphertexts(transit, request, storage, name).await?;
     let results = work
         .iter()
         .enumerate()
@@ -295,11 +313,7 @@ pub(crate) async fn rewrap(
     storage: &dyn Storage,
     name: &str,
 ) -> EngineResult<Option<Response>> {
-    let (work, is_batch) = work(request, "ciphertext", "missing ciphertext to decrypt")?;
-    context_set(&work)?;
-    let Some(ring) = transit.keys.get(storage, name).await? else {
-        return Err(bad("encryption key not found"));
-    };
+    let (work, is_batch, ring) = ciphertexts(transit, request, storage, name).await?;
     let results = work
         .iter()
         .map(|w| {

@@ -12,12 +12,12 @@ use tresor_sdk::storage::Storage;
 use super::Transit;
 use super::batch::{self, Item};
 use super::ciphertext;
-use super::crypt::{ItemError, base64_error};
+use super::crypt::{ItemError, base64_error, decode_input};
 use super::digest::HashAlg;
 use super::keytype::KeyType;
 use super::material::{Material, base64_decode, base64_std};
 use super::policy::KeyRing;
-use super::req::{self, bad, object, respond};
+use super::req::{self, bad, object};
 
 fn hmac_key(ring: &KeyRing, version: u32) -> Result<&[u8], ItemError> {
     let entry = ring.version(version)?;
@@ -97,41 +97,22 @@ pub(crate) async fn hmac(
     for item in &items {
         let result = match item.0.get("input") {
             None | Some(Value::Null) => Err(ItemError::user("missing input for HMAC")),
-            Some(_) => {
-                let input = item.str("input")?;
-                match base64_decode(&input) {
-                    Some(data) => Ok(ciphertext::format(
-                        version,
-                        &base64_std(&alg.hmac(key, &data)),
-                    )),
-                    None => Err(ItemError::User(format!(
-                        "unable to decode input as base64: {}",
-                        base64_error(&input)
-                    ))),
-                }
-            }
+            Some(_) => decode_input(&item.str_ref("input")?)
+                .map(|data| ciphertext::format(version, &base64_std(&alg.hmac(key, &data)))),
         };
         results.push(result);
     }
-    if !is_batch {
-        return match results.into_iter().next() {
-            Some(Ok(hmac)) => respond(object(json!({ "hmac": hmac }))),
-            Some(Err(e)) => Err(batch::single_error(e)),
-            None => Err(bad("missing input for HMAC")),
-        };
-    }
-    let out: Vec<Value> = results
-        .into_iter()
-        .zip(&items)
-        .map(|(r, item)| {
-            let reference = item.str("reference").unwrap_or_default();
-            match r {
-                Ok(hmac) => json!({ "hmac": hmac, "reference": reference }),
-                Err(e) => json!({ "error": e.message(), "reference": reference }),
-            }
-        })
-        .collect();
-    respond(object(json!({ "batch_results": out })))
+    batch::answer(
+        &items,
+        results,
+        is_batch,
+        "missing input for HMAC",
+        |hmac| object(json!({ "hmac": hmac })),
+        |result| match result {
+            Ok(hmac) => object(json!({ "hmac": hmac })),
+            Err(e) => object(json!({ "error": e.message() })),
+        },
+    )
 }
 
 /// `verify/:name` with `hmac`: checks HMACs in constant time.
@@ -153,38 +134,25 @@ pub(crate) async fn verify(
     for item in &items {
         results.push(verify_one(&ring, alg, item)?);
     }
-    if !is_batch {
-        return match results.into_iter().next() {
-            Some(Ok(valid)) => respond(object(json!({ "valid": valid }))),
-            Some(Err(e)) => Err(batch::single_error(e)),
-            None => Err(bad("missing input")),
-        };
-    }
-    let out: Vec<Value> = results
-        .into_iter()
-        .zip(&items)
-        .map(|(r, item)| {
-            let reference = item.str("reference").unwrap_or_default();
-            match r {
-                Ok(true) => json!({ "valid": true, "reference": reference }),
-                Ok(false) => json!({ "reference": reference }),
-                Err(e) => json!({ "error": e.message(), "reference": reference }),
-            }
-        })
-        .collect();
-    respond(object(json!({ "batch_results": out })))
+    batch::answer(
+        &items,
+        results,
+        is_batch,
+        "missing input",
+        |valid| object(json!({ "valid": valid })),
+        |result| match result {
+            Ok(true) => object(json!({ "valid": true })),
+            // Go omits a false `valid` from a batch result.
+            Ok(false) => serde_json::Map::new(),
+            Err(e) => object(json!({ "error": e.message() })),
+        },
+    )
 }
 
 fn verify_one(ring: &KeyRing, alg: HashAlg, item: &Item) -> EngineResult<Result<bool, ItemError>> {
-    if !item.0.contains_key("input") {
-        return Ok(Err(ItemError::user("missing input")));
-    }
-    let input = item.str("input")?;
-    let Some(data) = base64_decode(&input) else {
-        return Ok(Err(ItemError::User(format!(
-            "unable to decode input as base64: {}",
-            base64_error(&input)
-        ))));
+    let data = match item.input()? {
+        Ok(data) => data,
+        Err(e) => return Ok(Err(e)),
     };
     let mac = item.str("hmac")?;
     if mac.is_empty() {

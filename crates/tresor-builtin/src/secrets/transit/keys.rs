@@ -287,12 +287,14 @@ pub(crate) async fn delete(
     storage: &dyn Storage,
     name: &str,
 ) -> EngineResult<Option<Response>> {
-    let _guard = transit.keys.lock(name).await;
-    let Some(stored) = transit.keys.read_stored(storage, name).await? else {
-        return Err(bad(format!(
-            "error deleting policy {name}: could not delete key; not found"
-        )));
-    };
+    let (_guard, stored) = transit
+        .keys
+        .lock_existing(storage, name, || {
+            bad(format!(
+                "error deleting policy {name}: could not delete key; not found"
+            ))
+        })
+        .await?;
     if !stored.meta.deletion_allowed {
         return Err(bad(format!(
             "error deleting policy {name}: deletion is not allowed for this key"
@@ -316,10 +318,12 @@ pub(crate) async fn config(
     let allow_plaintext_backup = req::bool(request, "allow_plaintext_backup")?;
     let auto_rotate_period = req::duration(request, "auto_rotate_period")?;
 
-    let _guard = transit.keys.lock(name).await;
-    let Some(mut stored) = transit.keys.read_stored(storage, name).await? else {
-        return Err(bad(format!("no existing key named {name} could be found")));
-    };
+    let (_guard, mut stored) = transit
+        .keys
+        .lock_existing(storage, name, || {
+            bad(format!("no existing key named {name} could be found"))
+        })
+        .await?;
     let meta = &mut stored.meta;
     let latest = i64::from(meta.latest_version);
     let mut warnings = Vec::new();
@@ -418,10 +422,10 @@ pub(crate) async fn rotate(
     storage: &dyn Storage,
     name: &str,
 ) -> EngineResult<Option<Response>> {
-    let _guard = transit.keys.lock(name).await;
-    let Some(mut stored) = transit.keys.read_stored(storage, name).await? else {
-        return Err(bad("key not found"));
-    };
+    let (_guard, mut stored) = transit
+        .keys
+        .lock_existing(storage, name, || bad("key not found"))
+        .await?;
     let ring = rotate_stored(transit, storage, &mut stored).await?;
     respond(format_key(&ring)?)
 }
@@ -433,10 +437,10 @@ pub(crate) async fn trim(
     name: &str,
 ) -> EngineResult<Option<Response>> {
     let wanted = req::int(request, "min_available_version")?;
-    let _guard = transit.keys.lock(name).await;
-    let Some(mut stored) = transit.keys.read_stored(storage, name).await? else {
-        return Err(bad("invalid key name"));
-    };
+    let (_guard, mut stored) = transit
+        .keys
+        .lock_existing(storage, name, || bad("invalid key name"))
+        .await?;
     let Some(wanted) = wanted else {
         return Err(bad("missing min_available_version"));
     };

@@ -3,9 +3,10 @@
 use serde_json::json;
 use tresor_sdk::engine::{EngineResult, Request, Response};
 
-use super::crypt::base64_error;
+use super::batch;
+use super::crypt::decode_input;
 use super::digest::HashAlg;
-use super::material::{base64_decode, base64_std, random_bytes};
+use super::material::{base64_std, random_bytes};
 use super::req::{self, bad, object, respond};
 use super::store::material_error;
 
@@ -89,12 +90,7 @@ pub(crate) fn hash(
     if input.is_empty() {
         return Err(bad("input missing"));
     }
-    let data = base64_decode(&input).ok_or_else(|| {
-        bad(format!(
-            "unable to decode input as base64: {}",
-            base64_error(&input)
-        ))
-    })?;
+    let data = decode_input(&input).map_err(batch::single_error)?;
     if format != "hex" && format != "base64" {
         return Err(bad(format!(
             "unsupported encoding format {format}; must be \"hex\" or \"base64\""

@@ -12,19 +12,19 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use p256::ecdsa::signature::hazmat::{PrehashSigner, PrehashVerifier};
 use ring::signature::{ED25519, UnparsedPublicKey};
 use rsa::traits::PublicKeyParts;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 use tresor_sdk::engine::{EngineResult, Request, Response};
 use tresor_sdk::storage::Storage;
 
 use super::Transit;
 use super::batch::{self, Item};
 use super::ciphertext;
-use super::crypt::{ItemError, TOO_OLD, base64_error};
+use super::crypt::{ItemError, TOO_OLD};
 use super::digest::HashAlg;
 use super::keytype::KeyType;
 use super::material::{Material, base64_decode, base64_std};
 use super::policy::KeyRing;
-use super::req::{self, bad, object, respond};
+use super::req::{self, bad, object};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Marshaling {
@@ -238,6 +238,18 @@ struct Signed {
     public_key: Option<Vec<u8>>,
 }
 
+impl Signed {
+    /// The response fields; `public_key_field` names the public key (Ed25519 with a derived
+    /// key only), which Go marshals as base64.
+    fn data(self, version: u32, public_key_field: &str) -> Map<String, Value> {
+        let mut data = object(json!({ "signature": self.signature, "key_version": version }));
+        if let Some(public) = self.public_key {
+            data.insert(public_key_field.into(), json!(base64_std(&public)));
+        }
+        data
+    }
+}
+
 fn sign_one(
     ring: &KeyRing,
     options: &Options,
@@ -434,19 +446,6 @@ fn decode_context(item: &Item) -> EngineResult<Result<Vec<u8>, ItemError>> {
     Ok(base64_decode(&context).ok_or_else(|| ItemError::user("failed to base64-decode context")))
 }
 
-fn decode_input(item: &Item) -> EngineResult<Result<Vec<u8>, ItemError>> {
-    if !item.0.contains_key("input") {
-        return Ok(Err(ItemError::user("missing input")));
-    }
-    let input = item.str("input")?;
-    Ok(base64_decode(&input).ok_or_else(|| {
-        ItemError::User(format!(
-            "unable to decode input as base64: {}",
-            base64_error(&input)
-        ))
-    }))
-}
-
 fn check_options(ring: &KeyRing, options: &Options, verb: &str) -> EngineResult<()> {
     if !ring.meta.key_type.supports_signing() {
         return Err(bad(format!(
@@ -479,7 +478,7 @@ pub(crate) async fn sign(
     let mut results = Vec::with_capacity(items.len());
     for item in &items {
         let context = decode_context(item)?;
-        let result = decode_input(item)?.and_then(|input| {
+        let result = item.input()?.and_then(|input| {
             let context = context?;
             let version = signing_version(&ring, requested)?;
             let signed = sign_one(&ring, &options, version, &input, &context)?;
@@ -487,41 +486,18 @@ pub(crate) async fn sign(
         });
         results.push(result);
     }
-    if !is_batch {
-        return match results.into_iter().next() {
-            Some(Ok((signed, version))) => {
-                let mut data =
-                    object(json!({ "signature": signed.signature, "key_version": version }));
-                if let Some(public) = signed.public_key {
-                    // Go marshals the []byte as base64.
-                    data.insert("public_key".into(), json!(base64_std(&public)));
-                }
-                respond(data)
-            }
-            Some(Err(e)) => Err(batch::single_error(e)),
-            None => Err(bad("missing input")),
-        };
-    }
-    let out: Vec<Value> = results
-        .into_iter()
-        .zip(&items)
-        .map(|(r, item)| {
-            let reference = item.str("reference").unwrap_or_default();
-            match r {
-                Ok((signed, version)) => {
-                    let mut item = json!({
-                        "signature": signed.signature, "key_version": version, "reference": reference
-                    });
-                    if let (Some(public), Some(map)) = (signed.public_key, item.as_object_mut()) {
-                        map.insert("publickey".into(), json!(base64_std(&public)));
-                    }
-                    item
-                }
-                Err(e) => json!({ "error": e.message(), "key_version": 0, "reference": reference }),
-            }
-        })
-        .collect();
-    respond(object(json!({ "batch_results": out })))
+    batch::answer(
+        &items,
+        results,
+        is_batch,
+        "missing input",
+        |(signed, version)| signed.data(version, "public_key"),
+        |result| match result {
+            // OpenBao spells the field without the underscore in batch results.
+            Ok((signed, version)) => signed.data(version, "publickey"),
+            Err(e) => object(json!({ "error": e.message(), "key_version": 0 })),
+        },
+    )
 }
 
 pub(crate) async fn verify(
@@ -584,7 +560,7 @@ pub(crate) async fn verify(
     let (items, is_batch) = items(request)?;
     let mut results = Vec::with_capacity(items.len());
     for item in &items {
-        let result = match decode_input(item)? {
+        let result = match item.input()? {
             Err(e) => Err(e),
             Ok(input) => {
                 let signature = item.str("signature")?;
@@ -599,23 +575,15 @@ pub(crate) async fn verify(
         };
         results.push(result);
     }
-    if !is_batch {
-        return match results.into_iter().next() {
-            Some(Ok(valid)) => respond(object(json!({ "valid": valid }))),
-            Some(Err(e)) => Err(batch::single_error(e)),
-            None => Err(bad("missing input")),
-        };
-    }
-    let out: Vec<Value> = results
-        .into_iter()
-        .zip(&items)
-        .map(|(r, item)| {
-            let reference = item.str("reference").unwrap_or_default();
-            match r {
-                Ok(valid) => json!({ "valid": valid, "reference": reference }),
-                Err(e) => json!({ "valid": false, "error": e.message(), "reference": reference }),
-            }
-        })
-        .collect();
-    respond(object(json!({ "batch_results": out })))
+    batch::answer(
+        &items,
+        results,
+        is_batch,
+        "missing input",
+        |valid| object(json!({ "valid": valid })),
+        |result| match result {
+            Ok(valid) => object(json!({ "valid": valid })),
+            Err(e) => object(json!({ "valid": false, "error": e.message() })),
+        },
+    )
 }

@@ -77,6 +77,22 @@ impl KeyStore {
         self.locks.lock(name).await
     }
 
+    /// Takes the key's lock and reads its stored form, for a read-modify-write of a key that
+    /// must exist; `not_found` is the error when it does not. Hold the guard until written.
+    pub(crate) async fn lock_existing(
+        &self,
+        storage: &dyn Storage,
+        name: &str,
+        not_found: impl FnOnce() -> EngineError,
+    ) -> EngineResult<(MutexGuard<'_, ()>, StoredKey)> {
+        let guard = self.lock(name).await;
+        let stored = self
+            .read_stored(storage, name)
+            .await?
+            .ok_or_else(not_found)?;
+        Ok((guard, stored))
+    }
+
     /// The stored form, read from storage (callers hold the key's lock when they modify it).
     pub(crate) async fn read_stored(
         &self,
