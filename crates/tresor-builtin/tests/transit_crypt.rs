@@ -13,7 +13,7 @@ mod support;
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use serde_json::{Value, json};
-use support::{Harness, b64, unb64};
+use support::{Harness, b64, hkdf_sha256, unb64};
 
 async fn exportable(h: &Harness, name: &str, key_type: &str) {
     h.write(
@@ -342,7 +342,7 @@ async fn derived_keys_use_hkdf_sha256_of_the_context() {
     let (_, blob) = split(r.data()["ciphertext"].as_str().unwrap());
 
     // Independent HKDF-SHA256(salt = none, ikm = key, info = context).
-    let hk = hkdf_independent(&key, ctx);
+    let hk = hkdf_sha256(&key, ctx);
     let (nonce, body) = blob.split_at(12);
     let plain = aes_gcm::Aes256Gcm::new_from_slice(&hk)
         .unwrap()
@@ -359,19 +359,6 @@ async fn derived_keys_use_hkdf_sha256_of_the_context() {
     )
     .await
     .assert_error(400, "cipher: message authentication failed");
-}
-
-/// RFC 5869 with HMAC-SHA256 built from the `hmac` crate (not ring).
-fn hkdf_independent(ikm: &[u8], info: &[u8]) -> Vec<u8> {
-    use hmac::{Hmac, Mac};
-    type H = Hmac<sha2::Sha256>;
-    let mut extract = <H as Mac>::new_from_slice(&[0u8; 32]).unwrap();
-    extract.update(ikm);
-    let prk = extract.finalize().into_bytes();
-    let mut expand = <H as Mac>::new_from_slice(&prk).unwrap();
-    expand.update(info);
-    expand.update(&[1]);
-    expand.finalize().into_bytes().to_vec()
 }
 
 #[tokio::test]

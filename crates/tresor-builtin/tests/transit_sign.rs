@@ -15,7 +15,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ring::signature::{self, UnparsedPublicKey};
 use serde_json::json;
-use support::{Harness, b64, unb64};
+use support::{Harness, b64, hkdf_sha256, unb64};
 
 fn body(sig: &str, jws: bool) -> Vec<u8> {
     let (_, body) = sig
@@ -48,10 +48,11 @@ async fn sign(h: &Harness, path: &str, body: serde_json::Value) -> String {
     r.data()["signature"].as_str().unwrap().to_owned()
 }
 
-async fn valid(h: &Harness, path: &str, body: serde_json::Value) -> bool {
-    let r = h.write(path, body).await;
+/// Asserts that `verify` answers 200 with `valid` as `expected` for `body`.
+async fn assert_verify(h: &Harness, path: &str, body: serde_json::Value, expected: bool) {
+    let r = h.write(path, body.clone()).await;
     r.assert_status(200);
-    r.data()["valid"].as_bool().unwrap()
+    assert_eq!(r.data()["valid"].as_bool(), Some(expected), "{path} {body}");
 }
 
 const MSG: &[u8] = b"transfer 100 to alice";
@@ -72,22 +73,20 @@ async fn ed25519_signatures_verify_with_ed25519_dalek_and_back() {
     let raw: [u8; 64] = body(&sig, false).try_into().unwrap();
     vk.verify(MSG, &ed25519_dalek::Signature::from_bytes(&raw))
         .unwrap();
-    assert!(
-        valid(
-            &h,
-            "verify/ed",
-            json!({ "input": b64(MSG), "signature": sig })
-        )
-        .await
-    );
-    assert!(
-        !valid(
-            &h,
-            "verify/ed",
-            json!({ "input": b64(b"other"), "signature": sig })
-        )
-        .await
-    );
+    assert_verify(
+        &h,
+        "verify/ed",
+        json!({ "input": b64(MSG), "signature": sig }),
+        true,
+    )
+    .await;
+    assert_verify(
+        &h,
+        "verify/ed",
+        json!({ "input": b64(b"other"), "signature": sig }),
+        false,
+    )
+    .await;
 
     // A signature made outside with the exported key verifies in Tresor.
     let exported = h.read("export/signing-key/ed/1").await.data()["keys"]["1"]
@@ -100,14 +99,13 @@ async fn ed25519_signatures_verify_with_ed25519_dalek_and_back() {
     assert_eq!(&full[32..], vk.as_bytes());
     let outside = sk.sign(b"made outside");
     let sig = format!("vault:v1:{}", b64(&outside.to_bytes()));
-    assert!(
-        valid(
-            &h,
-            "verify/ed",
-            json!({ "input": b64(b"made outside"), "signature": sig })
-        )
-        .await
-    );
+    assert_verify(
+        &h,
+        "verify/ed",
+        json!({ "input": b64(b"made outside"), "signature": sig }),
+        true,
+    )
+    .await;
 }
 
 fn ec_point(pem: &str, p384: bool) -> Vec<u8> {
@@ -143,14 +141,13 @@ async fn ecdsa_signatures_verify_with_ring() {
         UnparsedPublicKey::new(alg, &point)
             .verify(MSG, &body(&sig, false))
             .unwrap();
-        assert!(
-            valid(
-                &h,
-                "verify/ec",
-                json!({ "input": b64(MSG), "signature": sig })
-            )
-            .await
-        );
+        assert_verify(
+            &h,
+            "verify/ec",
+            json!({ "input": b64(MSG), "signature": sig }),
+            true,
+        )
+        .await;
 
         // JWS marshaling with SHA-384 in the path.
         let sig = sign(
@@ -175,14 +172,13 @@ async fn ecdsa_signatures_verify_with_ring() {
                 .verify(MSG, fixed.to_der().as_bytes())
                 .unwrap();
         }
-        assert!(
-            valid(
-                &h,
-                "verify/ec/sha2-384",
-                json!({ "input": b64(MSG), "signature": sig, "marshaling_algorithm": "jws" })
-            )
-            .await
-        );
+        assert_verify(
+            &h,
+            "verify/ec/sha2-384",
+            json!({ "input": b64(MSG), "signature": sig, "marshaling_algorithm": "jws" }),
+            true,
+        )
+        .await;
 
         // Prehashed: the input is the digest.
         let digest = ring::digest::digest(&ring::digest::SHA256, MSG);
@@ -200,14 +196,13 @@ async fn ecdsa_signatures_verify_with_ring() {
         UnparsedPublicKey::new(alg, &point)
             .verify(MSG, &body(&sig, false))
             .unwrap();
-        assert!(
-            !valid(
-                &h,
-                "verify/ec",
-                json!({ "input": b64(b"tampered"), "signature": sig })
-            )
-            .await
-        );
+        assert_verify(
+            &h,
+            "verify/ec",
+            json!({ "input": b64(b"tampered"), "signature": sig }),
+            false,
+        )
+        .await;
     }
 }
 
@@ -239,14 +234,13 @@ async fn rsa_signatures_verify_with_ring() {
         UnparsedPublicKey::new(&signature::RSA_PKCS1_2048_8192_SHA256, &der)
             .verify(MSG, &body(&sig, false))
             .unwrap();
-        assert!(
-            valid(
-                &h,
-                "verify/rsa",
-                json!({ "input": b64(MSG), "signature": sig, "signature_algorithm": "pkcs1v15" })
-            )
-            .await
-        );
+        assert_verify(
+            &h,
+            "verify/rsa",
+            json!({ "input": b64(MSG), "signature": sig, "signature_algorithm": "pkcs1v15" }),
+            true,
+        )
+        .await;
 
         // PSS with salt length = hash length (what ring verifies).
         let sig = sign(
@@ -258,33 +252,30 @@ async fn rsa_signatures_verify_with_ring() {
         UnparsedPublicKey::new(&signature::RSA_PSS_2048_8192_SHA512, &der)
             .verify(MSG, &body(&sig, false))
             .unwrap();
-        assert!(
-            valid(
-                &h,
-                "verify/rsa/sha2-512",
-                json!({ "input": b64(MSG), "signature": sig })
-            )
-            .await
-        );
+        assert_verify(
+            &h,
+            "verify/rsa/sha2-512",
+            json!({ "input": b64(MSG), "signature": sig }),
+            true,
+        )
+        .await;
 
         // Default PSS uses the maximum salt length, as Go's PSSSaltLengthAuto; still verifies.
         let sig = sign(&h, "sign/rsa", json!({ "input": b64(MSG) })).await;
-        assert!(
-            valid(
-                &h,
-                "verify/rsa",
-                json!({ "input": b64(MSG), "signature": sig })
-            )
-            .await
-        );
-        assert!(
-            !valid(
-                &h,
-                "verify/rsa",
-                json!({ "input": b64(b"x"), "signature": sig })
-            )
-            .await
-        );
+        assert_verify(
+            &h,
+            "verify/rsa",
+            json!({ "input": b64(MSG), "signature": sig }),
+            true,
+        )
+        .await;
+        assert_verify(
+            &h,
+            "verify/rsa",
+            json!({ "input": b64(b"x"), "signature": sig }),
+            false,
+        )
+        .await;
     }
 }
 
@@ -321,22 +312,20 @@ async fn hmac_verifies_with_ring_and_verify_endpoint() {
                 &body(&mac, false),
             )
             .unwrap();
-            assert!(
-                valid(
-                    &h,
-                    &format!("verify/{name}/{alg}"),
-                    json!({ "input": b64(MSG), "hmac": mac })
-                )
-                .await
-            );
-            assert!(
-                !valid(
-                    &h,
-                    &format!("verify/{name}/{alg}"),
-                    json!({ "input": b64(b"no"), "hmac": mac })
-                )
-                .await
-            );
+            assert_verify(
+                &h,
+                &format!("verify/{name}/{alg}"),
+                json!({ "input": b64(MSG), "hmac": mac }),
+                true,
+            )
+            .await;
+            assert_verify(
+                &h,
+                &format!("verify/{name}/{alg}"),
+                json!({ "input": b64(b"no"), "hmac": mac }),
+                false,
+            )
+            .await;
         }
     }
     // Batch HMAC with references.
@@ -428,19 +417,6 @@ async fn sign_and_verify_batches_and_errors() {
     .assert_error(400, "invalid marshaling type \"xml\"");
 }
 
-/// RFC 5869 HKDF-SHA256 (no salt) from the `hmac` crate, independent of ring.
-fn hkdf32(ikm: &[u8], info: &[u8]) -> [u8; 32] {
-    use hmac::{Hmac, Mac};
-    type H = Hmac<sha2::Sha256>;
-    let mut extract = <H as Mac>::new_from_slice(&[0u8; 32]).unwrap();
-    extract.update(ikm);
-    let prk = extract.finalize().into_bytes();
-    let mut expand = <H as Mac>::new_from_slice(&prk).unwrap();
-    expand.update(info);
-    expand.update(&[1]);
-    expand.finalize().into_bytes().into()
-}
-
 #[tokio::test]
 async fn derived_ed25519_keys_sign_with_a_per_context_key() {
     use ed25519_dalek::Verifier;
@@ -470,7 +446,7 @@ async fn derived_ed25519_keys_sign_with_a_per_context_key() {
             .unwrap(),
     );
     let seed: [u8; 32] = exported[..32].try_into().unwrap();
-    let sk = ed25519_dalek::SigningKey::from_bytes(&hkdf32(&seed, ctx));
+    let sk = ed25519_dalek::SigningKey::from_bytes(&hkdf_sha256(&seed, ctx));
     assert_eq!(sk.verifying_key().as_bytes().as_slice(), public.as_slice());
     let raw: [u8; 64] = body(&sig, false).try_into().unwrap();
     sk.verifying_key()
@@ -485,22 +461,20 @@ async fn derived_ed25519_keys_sign_with_a_per_context_key() {
         .await;
     assert_eq!(read.data()["keys"]["1"]["public_key"], b64(&public));
 
-    assert!(
-        valid(
-            &h,
-            "verify/dk",
-            json!({ "input": b64(MSG), "signature": sig, "context": b64(ctx) })
-        )
-        .await
-    );
-    assert!(
-        !valid(
-            &h,
-            "verify/dk",
-            json!({ "input": b64(MSG), "signature": sig, "context": b64(b"other") })
-        )
-        .await
-    );
+    assert_verify(
+        &h,
+        "verify/dk",
+        json!({ "input": b64(MSG), "signature": sig, "context": b64(ctx) }),
+        true,
+    )
+    .await;
+    assert_verify(
+        &h,
+        "verify/dk",
+        json!({ "input": b64(MSG), "signature": sig, "context": b64(b"other") }),
+        false,
+    )
+    .await;
     h.write("sign/dk", json!({ "input": b64(MSG) }))
         .await
         .assert_status(400);

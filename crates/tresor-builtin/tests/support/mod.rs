@@ -265,6 +265,20 @@ pub fn unb64(text: &str) -> Vec<u8> {
         .expect("valid base64")
 }
 
+/// RFC 5869 HKDF-SHA256 (no salt), one 32-byte block, built from the `hmac` crate so it is
+/// independent of ring, which the engine derives keys with.
+pub fn hkdf_sha256(ikm: &[u8], info: &[u8]) -> [u8; 32] {
+    use hmac::{Hmac, Mac};
+    type H = Hmac<sha2::Sha256>;
+    let mut extract = <H as Mac>::new_from_slice(&[0u8; 32]).unwrap();
+    extract.update(ikm);
+    let prk = extract.finalize().into_bytes();
+    let mut expand = <H as Mac>::new_from_slice(&prk).unwrap();
+    expand.update(info);
+    expand.update(&[1]);
+    expand.finalize().into_bytes().into()
+}
+
 /// Renders an engine's answer as the core will send it (status and Vault envelope fields).
 pub fn render(result: Result<Option<Response>, EngineError>) -> Reply {
     match result {
