@@ -12,8 +12,11 @@ the setup requests, the workload runs.
 
 from __future__ import annotations
 
+import atexit
 import base64
 import json
+import os
+import tempfile
 import random
 import time
 from dataclasses import dataclass
@@ -237,7 +240,17 @@ def setup_transit_encrypt_batch(setup: Setup) -> Prepared:
     _expect(len(results) == BATCH_ITEMS and all(r.get("ciphertext") for r in results),
             "batch encrypt returned fewer ciphertexts than items")
     return Prepared({"BENCH_TOKEN": token, "BENCH_PATH": "/v1/" + path,
-                     "BENCH_BODY": json.dumps(body)}, "service, transit policy")
+                     "BENCH_BODY_FILE": _body_file(body)}, "service, transit policy")
+
+
+def _body_file(body: dict) -> str:
+    """A request body too large for an environment variable (Linux caps one at 128 KiB), in a
+    temp file removed when the harness exits."""
+    fd, path = tempfile.mkstemp(prefix="tresor-bench-body-", suffix=".json")
+    with os.fdopen(fd, "w") as out:
+        json.dump(body, out)
+    atexit.register(lambda: os.path.exists(path) and os.remove(path))
+    return path
 
 
 def setup_login_approle(setup: Setup) -> Prepared:
