@@ -11,8 +11,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::{Server, raw};
@@ -205,36 +204,9 @@ async fn the_pause_switch_is_read_from_the_config_file() {
     }
 }
 
-fn venv_python() -> PathBuf {
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let python = workspace.join(".build/venv/bin/python");
-    assert!(
-        python.exists(),
-        "{} is missing: run scripts/install-peers.sh to install hvac",
-        python.display()
-    );
-    python
-}
-
 #[test]
 fn hvac_drives_the_lease_api() {
-    let python = venv_python();
     let dir = tempfile::tempdir().unwrap();
     let server = Server::dev(dir.path(), "root");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/hvac/leases.py");
-    let out = Command::new(&python)
-        .arg(&script)
-        .arg(&server.addr)
-        .arg("root")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "hvac script failed ({})\nstdout:\n{stdout}\nstderr:\n{stderr}\nserver log:\n{}",
-        out.status,
-        server.log_text()
-    );
-    assert_eq!(stdout.trim(), "ok", "{stderr}");
+    common::run_hvac_script(&server, "leases.py");
 }

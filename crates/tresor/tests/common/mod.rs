@@ -234,3 +234,31 @@ pub async fn send(
     };
     (status, body)
 }
+
+/// Runs `tests/hvac/<script>` (Python, hvac from `.build/venv`, installed by
+/// `scripts/install-peers.sh`) against `server` with the root token `root`; the script prints
+/// `ok` when every check in it passed.
+pub fn run_hvac_script(server: &Server, script: &str) {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let python = manifest.join("../../.build/venv/bin/python");
+    assert!(
+        python.exists(),
+        "{} is missing: run scripts/install-peers.sh to install hvac",
+        python.display()
+    );
+    let out = Command::new(&python)
+        .arg(manifest.join("tests/hvac").join(script))
+        .arg(&server.addr)
+        .arg("root")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "hvac script {script} failed ({})\nstdout:\n{stdout}\nstderr:\n{stderr}\nserver log:\n{}",
+        out.status,
+        server.log_text()
+    );
+    assert_eq!(stdout.trim(), "ok", "{stderr}");
+}
