@@ -1,6 +1,7 @@
 //! Types shared by Tresor's core and its secrets engines and auth methods.
 //!
 //! # Layout
+//! - [`locks`]: [`locks::KeyLocks`], striped async locks for read-modify-write steps on one key.
 //! - [`secret`]: zeroizing containers for key material, tokens and secret values; their
 //!   `Debug` prints `[redacted]`, and equality is constant-time.
 //! - [`duration`]: the one parser for Vault-style durations (`"1h30m"`, `"90"`, `"7d"`, numbers).
@@ -16,5 +17,6 @@
 
 pub mod duration;
 pub mod engine;
+pub mod locks;
 pub mod secret;
 pub mod storage;

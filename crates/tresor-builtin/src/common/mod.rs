@@ -7,13 +7,11 @@
 //! - [`keypath`]: checks on request paths (`..`, `.`, empty segments, NUL → 400).
 //! - [`merge_patch`]: RFC 7396 JSON merge patch.
 //! - [`scan`]: OpenBao's recursive SCAN over a storage prefix, in its exact order.
-//! - [`locks`]: striped per-key async locks for read-modify-write sequences.
 //! - [`passthrough`]: the unversioned read/write/delete/list shared by KV v1 and cubbyhole.
 
 pub(crate) mod duration;
 pub(crate) mod fields;
 pub(crate) mod keypath;
-pub(crate) mod locks;
 pub(crate) mod merge_patch;
 pub(crate) mod passthrough;
 pub(crate) mod scan;

@@ -37,6 +37,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
+use tresor_sdk::locks::KeyLocks;
+
 pub use entry::{LeaseEntry, PendingRevocation, SecretLease, token_lease_id};
 pub use ops::{LeaseLookup, RevokeOutcome};
 pub use queue::TimerQueue;
@@ -108,7 +110,7 @@ pub struct ExpirationManager {
     tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
     /// Serialises work on one lease (a timer retry racing an API revocation must not write
     /// back a record the other just deleted): striped by a hash of the lease id.
-    stripes: Vec<tokio::sync::Mutex<()>>,
+    locks: KeyLocks,
 }
 
 impl ExpirationManager {
@@ -124,21 +126,13 @@ impl ExpirationManager {
             failures_total: AtomicU64::new(0),
             pending: std::sync::Mutex::new(std::collections::HashSet::new()),
             tasks: std::sync::Mutex::new(Vec::new()),
-            stripes: (0..STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
+            locks: KeyLocks::with_stripes(STRIPES),
         }
     }
 
-    /// The lock that serialises work on `lease_id` (`None` cannot happen: the index is reduced
-    /// modulo the number of stripes).
-    pub(crate) async fn lock(&self, lease_id: &str) -> Option<tokio::sync::MutexGuard<'_, ()>> {
-        use std::hash::{Hash, Hasher};
-        let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        lease_id.hash(&mut hasher);
-        let index = usize::try_from(hasher.finish() % STRIPES as u64).unwrap_or(0);
-        match self.stripes.get(index) {
-            Some(m) => Some(m.lock().await),
-            None => None,
-        }
+    /// The lock that serialises work on `lease_id`.
+    pub(crate) async fn lock(&self, lease_id: &str) -> tokio::sync::MutexGuard<'_, ()> {
+        self.locks.lock(lease_id).await
     }
 
     pub fn stats(&self) -> LeaseStats {

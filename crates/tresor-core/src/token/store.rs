@@ -25,6 +25,7 @@ use crate::barrier::{Barrier, BarrierOp};
 use crate::error::{CoreError, CoreResult};
 use crate::expiration::{LeaseEntry, TimerQueue, token_lease_id};
 use crate::random;
+use tresor_sdk::locks::KeyLocks;
 
 const SALT_PATH: &str = "sys/token/salt";
 const ID_PREFIX: &str = "sys/token/id/";
@@ -61,7 +62,7 @@ pub struct TokenStore {
     queue: Arc<TimerQueue>,
     /// Serialises `update` and revocation of one token (striped by id hash), so a renewal
     /// racing the expiry timer or a revocation can never write back a revoked token.
-    stripes: Vec<tokio::sync::Mutex<()>>,
+    locks: KeyLocks,
 }
 
 const STRIPES: usize = 64;
@@ -83,19 +84,8 @@ impl TokenStore {
             salt,
             cache: RwLock::new(HashMap::new()),
             queue,
-            stripes: (0..STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
+            locks: KeyLocks::with_stripes(STRIPES),
         })
-    }
-
-    /// The lock of one token (`None` cannot happen: the index is reduced modulo the count).
-    async fn lock(&self, id_hash: &str) -> Option<tokio::sync::MutexGuard<'_, ()>> {
-        let index = id_hash.bytes().fold(0usize, |acc, b| {
-            acc.wrapping_mul(31).wrapping_add(usize::from(b))
-        }) % STRIPES;
-        match self.stripes.get(index) {
-            Some(m) => Some(m.lock().await),
-            None => None,
-        }
     }
 
     /// The lease id of a token (`auth/token/create/<id hash>`), if it is a lease at all.
@@ -256,17 +246,14 @@ impl TokenStore {
 
     /// Replaces an entry (renewal, use count, orphaning); a new expiry is queued.
     pub async fn update(&self, id_hash: &str, entry: TokenEntry) -> CoreResult<Arc<TokenEntry>> {
-        let _guard = self.lock(id_hash).await;
+        let _guard = self.locks.lock(id_hash).await;
         let path = format!("{ID_PREFIX}{id_hash}");
         if self.barrier.get(&path).await?.is_none() {
             // Revoked meanwhile: writing it back would resurrect it.
             return Err(CoreError::InvalidRequest("token not found".to_owned()));
         }
         self.barrier
-            .put(
-                &format!("{ID_PREFIX}{id_hash}"),
-                &serde_json::to_vec(&entry)?,
-            )
+            .put(&path, &serde_json::to_vec(&entry)?)
             .await?;
         self.schedule_expiry(id_hash, &entry);
         let entry = Arc::new(entry);
@@ -333,7 +320,7 @@ impl TokenStore {
     }
 
     async fn revoke_one(&self, id_hash: &str) -> CoreResult<()> {
-        let _guard = self.lock(id_hash).await;
+        let _guard = self.locks.lock(id_hash).await;
         let raw = self.barrier.get(&format!("{ID_PREFIX}{id_hash}")).await?;
         let mut ops = vec![BarrierOp::Delete {
             path: format!("{ID_PREFIX}{id_hash}"),

@@ -16,7 +16,7 @@ use tresor_sdk::storage::Storage;
 
 use super::material::MaterialError;
 use super::policy::{KeyRing, StoredKey};
-use crate::common::locks::KeyLocks;
+use tresor_sdk::locks::KeyLocks;
 
 pub(crate) const POLICY_PREFIX: &str = "policy/";
 

@@ -27,7 +27,7 @@ use super::layout::V1_PREFIX;
 use super::{Version, upgrade};
 use crate::clock::Clock;
 use crate::common::keypath;
-use crate::common::locks::KeyLocks;
+use tresor_sdk::locks::KeyLocks;
 
 mod config;
 mod custom_metadata;
