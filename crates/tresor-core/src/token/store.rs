@@ -179,6 +179,10 @@ impl TokenStore {
         if let Some(e) = cached {
             return Ok(Some(e));
         }
+        // Filled under the token's lock: a revocation (which deletes the entry and clears the
+        // cache under the same lock) cannot slip between this read and the insert and leave a
+        // revoked token cached, where it would keep authenticating.
+        let _guard = self.locks.lock(id_hash).await;
         let found = self.read_uncached(id_hash).await?;
         if let Some(e) = &found {
             self.cache_put(id_hash, Some(e.clone()));
