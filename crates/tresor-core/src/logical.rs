@@ -122,7 +122,6 @@ impl Core {
             Some(&sdk_request.data),
         )
         .await?;
-        let owner = sdk_request.client_token_key.clone();
         let Some(r) = engine.handle(&sdk_request, mounted.view.as_ref()).await? else {
             return Ok(None);
         };
@@ -140,7 +139,13 @@ impl Core {
         // expiration manager does not know of could never be revoked.
         if let Some(spec) = r.lease.as_ref().filter(|l| l.managed) {
             let registered = self
-                .register_secret_lease(&active, &mounted, &sdk_request.path, &owner, spec)
+                .register_secret_lease(
+                    &active,
+                    &mounted,
+                    &sdk_request.path,
+                    &sdk_request.client_token_key,
+                    spec,
+                )
                 .await?;
             response.lease_id = registered.lease_id;
             response.lease_duration = registered.ttl;
