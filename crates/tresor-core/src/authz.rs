@@ -12,7 +12,7 @@ use tresor_sdk::engine::Operation;
 use crate::core::{Active, Core};
 use crate::error::{CoreError, CoreResult};
 use crate::policy::{Acl, AclRequest};
-use crate::token::Resolved;
+use crate::token::{Resolved, TokenEntry};
 
 /// An authenticated, authorised caller.
 #[derive(Debug, Clone)]
@@ -95,17 +95,11 @@ impl Core {
         });
         if !decision.allowed || (needs_sudo(path) && !decision.sudo && !decision.is_root) {
             // A refused request still spends a use of a limited-use token, as in OpenBao.
-            let (_, exhausted) = active.tokens.consume_use(&resolved).await?;
-            if exhausted {
-                self.revoke(active, &resolved.id_hash).await?;
-            }
+            self.spend_use(active, &resolved).await?;
             return Err(CoreError::Forbidden);
         }
         let sudo = decision.sudo || decision.is_root;
-        let (entry, exhausted) = active.tokens.consume_use(&resolved).await?;
-        if exhausted {
-            self.revoke(active, &resolved.id_hash).await?;
-        }
+        let entry = self.spend_use(active, &resolved).await?;
         let resolved = Resolved {
             id_hash: resolved.id_hash,
             entry,
@@ -115,6 +109,16 @@ impl Core {
             acl,
             sudo,
         })
+    }
+
+    /// Spends one use of a limited-use token; the last use revokes it (with its leases) at once:
+    /// this request goes through, the next is refused.
+    async fn spend_use(&self, active: &Active, resolved: &Resolved) -> CoreResult<Arc<TokenEntry>> {
+        let (entry, exhausted) = active.tokens.consume_use(resolved).await?;
+        if exhausted {
+            self.revoke(active, &resolved.id_hash).await?;
+        }
+        Ok(entry)
     }
 
     /// Authenticates and authorises in one step (for `sys/*` handlers).
