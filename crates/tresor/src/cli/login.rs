@@ -237,9 +237,8 @@ async fn token_method(
 ) -> Result<Value, String> {
     let lookup = match config.get("lookup") {
         None => true,
-        Some(v) => parse_bool(v).ok_or_else(|| {
-            format!("Failed to parse \"lookup\" as boolean: invalid syntax: {v:?}")
-        })?,
+        Some(v) => super::flags::go_bool(v)
+            .map_err(|_| format!("Failed to parse \"lookup\" as boolean: invalid syntax: {v:?}"))?,
     };
     let token = match config.get("token") {
         Some(t) => t.clone(),
@@ -284,15 +283,6 @@ async fn token_method(
         "renewable": data.get("renewable").cloned().unwrap_or(json!(false)),
     });
     Ok(api_secret(&json!({ "auth": auth })))
-}
-
-/// Go's `strconv.ParseBool`.
-fn parse_bool(v: &str) -> Option<bool> {
-    match v {
-        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
-        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
-        _ => None,
-    }
 }
 
 /// Asks for the token on the terminal without echoing it; refuses when stdin is not a
