@@ -194,40 +194,31 @@ impl Core {
         let record = self.read_lease(lease_id).await?.ok_or_else(invalid)?;
         let now = now_ns();
         if let Some(hash) = token_of_lease_id(lease_id) {
+            // A token's times live in its entry, the single source of them.
             let token = active.tokens.peek(hash).await?.ok_or_else(invalid)?;
-            let mut data = Map::new();
-            data.insert("id".into(), json!(lease_id));
-            data.insert("issue_time".into(), rfc3339(token.created_ns));
-            data.insert(
-                "expire_time".into(),
-                token.expire_ns.map_or(Value::Null, rfc3339),
-            );
-            data.insert(
-                "last_renewal".into(),
-                token.last_renewal_ns.map_or(Value::Null, rfc3339),
-            );
-            data.insert("path".into(), json!(token.path));
-            data.insert("renewable".into(), json!(token.renewable));
-            data.insert("ttl".into(), json!(token.ttl_secs(now)));
-            return Ok(data);
+            return Ok(lookup_data(
+                lease_id,
+                LeaseTimes {
+                    issue_ns: token.created_ns,
+                    expire_ns: token.expire_ns,
+                    last_renewal_ns: token.last_renewal_ns,
+                },
+                Some(&token.path),
+                token.renewable,
+                now,
+            ));
         }
-        let mut data = Map::new();
-        data.insert("id".into(), json!(lease_id));
-        data.insert("issue_time".into(), rfc3339(record.issue_ns));
-        data.insert(
-            "expire_time".into(),
-            record.expire_ns.map_or(Value::Null, rfc3339),
+        let mut data = lookup_data(
+            lease_id,
+            LeaseTimes {
+                issue_ns: record.issue_ns,
+                expire_ns: record.expire_ns,
+                last_renewal_ns: record.last_renewal_ns,
+            },
+            record.secret.as_ref().map(|s| s.request_path.as_str()),
+            record.renewable,
+            now,
         );
-        data.insert(
-            "last_renewal".into(),
-            record.last_renewal_ns.map_or(Value::Null, rfc3339),
-        );
-        if let Some(secret) = &record.secret {
-            data.insert("path".into(), json!(secret.request_path));
-        }
-        data.insert("renewable".into(), json!(record.renewable));
-        let ttl = record.expire_ns.map_or(0, |e| ((e - now).max(0)) / NANOS);
-        data.insert("ttl".into(), json!(ttl));
         // Tresor's addition: a revocation that failed and is being retried stays visible.
         if let Some(pending) = &record.revocation {
             data.insert("revocation_pending".into(), json!(true));
@@ -357,4 +348,39 @@ impl Core {
         self.active()?.expiration.set_paused(paused);
         Ok(())
     }
+}
+
+/// When a lease was issued, expires and was last renewed (Unix nanoseconds).
+struct LeaseTimes {
+    issue_ns: i64,
+    expire_ns: Option<i64>,
+    last_renewal_ns: Option<i64>,
+}
+
+/// The fields `sys/leases/lookup` answers, whether a token entry or a lease record keeps them.
+fn lookup_data(
+    lease_id: &str,
+    times: LeaseTimes,
+    path: Option<&str>,
+    renewable: bool,
+    now: i64,
+) -> LeaseLookup {
+    let mut data = Map::new();
+    data.insert("id".into(), json!(lease_id));
+    data.insert("issue_time".into(), rfc3339(times.issue_ns));
+    data.insert(
+        "expire_time".into(),
+        times.expire_ns.map_or(Value::Null, rfc3339),
+    );
+    data.insert(
+        "last_renewal".into(),
+        times.last_renewal_ns.map_or(Value::Null, rfc3339),
+    );
+    if let Some(path) = path {
+        data.insert("path".into(), json!(path));
+    }
+    data.insert("renewable".into(), json!(renewable));
+    let ttl = times.expire_ns.map_or(0, |e| (e - now).max(0) / NANOS);
+    data.insert("ttl".into(), json!(ttl));
+    data
 }
