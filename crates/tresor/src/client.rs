@@ -104,6 +104,16 @@ impl std::fmt::Display for ApiError {
 
 impl std::error::Error for ApiError {}
 
+/// The token variables, in the order they win (Tresor's, then Vault's, then OpenBao's).
+pub const TOKEN_VARIABLES: [&str; 3] = ["TRESOR_TOKEN", "VAULT_TOKEN", "BAO_TOKEN"];
+
+/// The name of the token variable in force, if any is set (and not empty).
+pub fn token_variable() -> Option<&'static str> {
+    TOKEN_VARIABLES
+        .into_iter()
+        .find(|n| std::env::var(n).is_ok_and(|v| !v.is_empty()))
+}
+
 fn env_first(names: &[&str]) -> Option<String> {
     names
         .iter()
@@ -204,7 +214,7 @@ impl Client {
         Ok(Self {
             http: builder.build().context("building the HTTP client")?,
             address: address.trim_end_matches('/').to_owned(),
-            token: env_first(&["TRESOR_TOKEN", "VAULT_TOKEN", "BAO_TOKEN"]).map(SecretString::new),
+            token: env_first(&TOKEN_VARIABLES).map(SecretString::new),
         })
     }
 

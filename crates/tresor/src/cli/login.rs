@@ -180,16 +180,13 @@ async fn login(mut client: Client, mut a: LoginArgs, format: &Format) -> ExitCod
 
 /// A token variable in the environment wins over the helper; say so, as Vault does.
 fn warn_token_variable() {
-    for name in ["TRESOR_TOKEN", "VAULT_TOKEN", "BAO_TOKEN"] {
-        if std::env::var(name).is_ok_and(|v| !v.is_empty()) {
-            eprintln!(
-                "{}\n",
-                wrap(&format!(
-                    "WARNING! The {name} environment variable is set! The value of this variable will take precedence; if this is unwanted please unset {name} or update its value accordingly."
-                ))
-            );
-            return;
-        }
+    if let Some(name) = crate::client::token_variable() {
+        eprintln!(
+            "{}\n",
+            wrap(&format!(
+                "WARNING! The {name} environment variable is set! The value of this variable will take precedence; if this is unwanted please unset {name} or update its value accordingly."
+            ))
+        );
     }
 }
 
