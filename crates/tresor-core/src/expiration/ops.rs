@@ -55,11 +55,7 @@ pub(super) fn secs_to_ns(secs: u64) -> i64 {
 pub(crate) use tresor_sdk::duration::format_go as go_duration;
 
 fn capped_warning(wanted: u64, max: u64) -> String {
-    format!(
-        "TTL of {:?} exceeded the effective max_ttl of {:?}; TTL value is capped accordingly",
-        go_duration(wanted),
-        go_duration(max)
-    )
+    crate::token::capped_warning("TTL", &go_duration(wanted), &go_duration(max))
 }
 
 pub(super) fn missing_lease_id() -> CoreError {

@@ -195,21 +195,20 @@ pub async fn create_token(
         }
     };
     if period == 0 && effective > mount_max {
-        warnings.push(format!(
-            "TTL of {:?} exceeded the effective max_ttl of {:?}; TTL value is capped accordingly",
-            super::human_duration(effective),
-            super::human_duration(mount_max)
+        warnings.push(super::capped_warning(
+            "TTL",
+            &super::human_duration(effective),
+            &super::human_duration(mount_max),
         ));
         effective = mount_max;
     }
     if explicit_max > 0 && (effective == 0 || effective > explicit_max) {
         if effective > 0 {
             let what = if period > 0 { "period" } else { "TTL" };
-            warnings.push(format!(
-                "{what} of {:?} exceeded the effective max_ttl of {:?}; {} value is capped accordingly",
-                super::human_duration(effective),
-                super::human_duration(explicit_max),
-                what
+            warnings.push(super::capped_warning(
+                what,
+                &super::human_duration(effective),
+                &super::human_duration(explicit_max),
             ));
         }
         effective = explicit_max;
@@ -303,10 +302,10 @@ pub async fn renew_token(
         let remaining = max.saturating_sub(elapsed);
         if ttl > remaining {
             ttl = remaining;
-            warning = Some(format!(
-                "TTL of {:?} exceeded the effective max_ttl of {:?}; TTL value is capped accordingly",
-                super::human_duration(wanted),
-                super::human_duration(remaining)
+            warning = Some(super::capped_warning(
+                "TTL",
+                &super::human_duration(wanted),
+                &super::human_duration(remaining),
             ));
         }
     }

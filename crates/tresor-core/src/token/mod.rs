@@ -18,3 +18,11 @@ pub use store::{Resolved, TokenStore};
 
 /// Formats seconds the way Vault's messages do: `2h`, `1h30m`, `45s`.
 pub(crate) use tresor_sdk::duration::format_human as human_duration;
+
+/// Vault's warning when a requested TTL (or period) is cut to a maximum. Each caller formats the
+/// durations as OpenBao does at that place (`1h` for tokens, `1h0m0s` for leases).
+pub(crate) fn capped_warning(what: &str, wanted: &str, max: &str) -> String {
+    format!(
+        "{what} of {wanted:?} exceeded the effective max_ttl of {max:?}; {what} value is capped accordingly"
+    )
+}
