@@ -1,4 +1,4 @@
-//! Tresor's built-in secrets engines, written against `tresor-sdk` only so each one can be
+//! Tresor's built-in secrets engines and auth methods, written against `tresor-sdk` only so each one can be
 //! tested alone with any [`tresor_sdk::storage::Storage`].
 //!
 //! # Layout
@@ -13,10 +13,15 @@
 //! - `common`: helpers shared by engines: request field parsing with Vault's weak typing and
 //!   null-as-absent rule, path checks, JSON merge patch, recursive scan, per-key locks.
 //!
-//! Later engines (database) go under `secrets/`, auth methods under `auth/`.
+//! - [`auth`]: the auth methods and [`auth::auth_methods`]'s list of their factories;
+//!   `auth::token_fields` parses the `token_*` role parameters they all share.
+//!
+//! Later engines (database) go under `secrets/`.
 
+pub mod auth;
 pub mod clock;
 mod common;
 pub mod secrets;
 
+pub use auth::auth_methods;
 pub use secrets::factories;

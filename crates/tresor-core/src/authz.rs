@@ -4,9 +4,11 @@
 //! the ACL for its policies, check the path and capability (and parameters for writes), require
 //! `sudo` on root-protected paths, then count one use of a limited-use token.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
+use tresor_sdk::auth::cidrs_allow;
 use tresor_sdk::engine::Operation;
 
 use crate::core::{Active, Core};
@@ -62,20 +64,34 @@ pub(crate) fn needs_sudo(path: &str) -> bool {
 }
 
 impl Core {
-    /// Resolves a token, without any ACL check.
+    /// Resolves a token, without any ACL check. A token bound to CIDR blocks (a role's
+    /// `token_bound_cidrs`) only resolves for a client inside them.
     pub async fn resolve_token(
         &self,
         active: &Active,
         token: Option<&str>,
+        remote: Option<IpAddr>,
     ) -> CoreResult<Resolved> {
         let Some(token) = token.filter(|t| !t.is_empty()) else {
             return Err(CoreError::PermissionDenied);
         };
-        active
+        let resolved = active
             .tokens
             .lookup(token)
             .await?
-            .ok_or(CoreError::PermissionDenied)
+            .ok_or(CoreError::PermissionDenied)?;
+        if !cidrs_allow(&resolved.entry.bound_cidrs, remote) {
+            let from = remote.map_or_else(|| "an unknown address".to_owned(), |ip| ip.to_string());
+            tracing::info!(accessor = %resolved.entry.accessor, client = %from, "token used outside its bound CIDRs");
+            return Err(CoreError::Denied {
+                status: 403,
+                message: format!(
+                    "permission denied: the token is bound to CIDR blocks [{}] and this request came from {from}",
+                    resolved.entry.bound_cidrs.join(", ")
+                ),
+            });
+        }
+        Ok(resolved)
     }
 
     /// Checks that `resolved` may perform `operation` on `path` (with `params` for writes).
@@ -125,12 +141,13 @@ impl Core {
     pub async fn authorize(
         &self,
         token: Option<&str>,
+        remote: Option<IpAddr>,
         path: &str,
         operation: Operation,
         params: Option<&Map<String, Value>>,
     ) -> CoreResult<Caller> {
         let active = self.active()?;
-        let resolved = self.resolve_token(&active, token).await?;
+        let resolved = self.resolve_token(&active, token, remote).await?;
         self.authorize_resolved(&active, resolved, path, operation, params)
             .await
     }

@@ -37,6 +37,8 @@ pub struct CoreOptions {
     pub cluster_name: Option<String>,
     /// The secrets engines this build can mount (the binary passes `tresor-builtin`'s).
     pub engines: Vec<Arc<dyn tresor_sdk::engine::EngineFactory>>,
+    /// The auth methods this build can mount (the binary passes `tresor-builtin`'s).
+    pub auth_methods: Vec<Arc<dyn tresor_sdk::auth::AuthMethodFactory>>,
     /// The expiration manager's pacing and the revocation pause switch.
     pub leases: LeaseOptions,
 }
@@ -108,7 +110,10 @@ pub struct Core {
 impl Core {
     pub async fn new(backend: Arc<dyn Backend>, options: CoreOptions) -> CoreResult<Arc<Self>> {
         let config = seal::read_config(backend.as_ref()).await?;
-        let registry = Arc::new(EngineRegistry::new(options.engines.clone()));
+        let registry = Arc::new(EngineRegistry::new(
+            options.engines.clone(),
+            options.auth_methods.clone(),
+        ));
         Ok(Arc::new_cyclic(|weak| Self {
             barrier: Arc::new(Barrier::new(backend)),
             options,
@@ -486,6 +491,9 @@ pub(crate) async fn create_root_token(
         last_renewal_ns: None,
         last_ttl: 0,
         role: None,
+        entity_id: None,
+        bound_cidrs: Vec::new(),
+        login: None,
     };
     tokens.insert(token.expose(), entry).await?;
     Ok(token)

@@ -23,6 +23,10 @@ pub enum CoreError {
     /// one-item multi-error; the HTTP layer keeps that wording for client compatibility).
     #[error("permission denied")]
     Forbidden,
+    /// A refusal with its reason (a failed login binding), already worded for the caller
+    /// according to the mount's `verbose_denials`; `status` is 400 or 403.
+    #[error("{message}")]
+    Denied { status: u16, message: String },
     /// `auth/token/lookup` of an unknown token: 403 `bad token`, as in OpenBao.
     #[error("bad token")]
     BadToken,
@@ -77,6 +81,10 @@ impl From<tresor_sdk::engine::EngineError> for CoreError {
             E::UnsupportedPath => CoreError::UnsupportedPath,
             E::UnsupportedOperation => CoreError::UnsupportedOperation,
             E::PermissionDenied => CoreError::Forbidden,
+            E::Denied(d) => CoreError::Denied {
+                status: d.status,
+                message: d.message(true),
+            },
             E::Upstream(m) => CoreError::Upstream(m),
             E::Storage(s) => s.into(),
             E::Internal(m) => CoreError::Internal(m),

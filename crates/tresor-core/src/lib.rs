@@ -14,6 +14,8 @@
 //!   barrier, a timer queue, background loading at unseal, paced and retried revocation.
 //! - [`mount`]: mount and auth tables, the router, the engine registry.
 //! - [`logical`]: serving non-`sys/` requests through the router.
+//! - [`login`]: requests to auth methods; turning a method's [`tresor_sdk::auth::Login`] into a
+//!   token; renewal limits from the method; `verbose_denials`.
 //! - [`params`]: Vault-style parameter decoding (durations, string lists).
 //! - [`error`]: [`CoreError`], the one error type callers see.
 //!
@@ -27,6 +29,7 @@ pub mod error;
 pub mod expiration;
 pub mod generate_root;
 pub mod logical;
+pub mod login;
 pub mod mount;
 pub mod params;
 pub mod policy;

@@ -21,6 +21,8 @@ pub struct LogicalRequest {
     pub query: Vec<(String, String)>,
     pub content_type: Option<String>,
     pub token: Option<SecretString>,
+    /// The client's address, for CIDR bindings (token_bound_cidrs, secret_id_bound_cidrs).
+    pub remote_addr: Option<std::net::IpAddr>,
 }
 
 /// What goes into the response envelope.
@@ -72,8 +74,24 @@ impl Core {
         request: LogicalRequest,
     ) -> CoreResult<Option<LogicalResponse>> {
         let active = self.active()?;
+        if let Some(rest) = request.path.strip_prefix("auth/") {
+            let table = active.mounts.table(MountKind::Auth);
+            if let Some((mounted, relative)) = table.route(rest)
+                && let Some(method) = mounted.method.clone()
+            {
+                // Login paths need no token: the method decides who gets one.
+                let relative = relative.to_owned();
+                return self
+                    .auth_method_request(&active, &mounted, &method, &relative, request)
+                    .await;
+            }
+        }
         let resolved = self
-            .resolve_token(&active, request.token.as_ref().map(|t| t.expose()))
+            .resolve_token(
+                &active,
+                request.token.as_ref().map(|t| t.expose()),
+                request.remote_addr,
+            )
             .await?;
 
         if let Some(rest) = request.path.strip_prefix("auth/") {
@@ -108,6 +126,7 @@ impl Core {
             content_type: request.content_type,
             mount: Arc::clone(&mounted.info) as Arc<MountInfo>,
             client_token_key: resolved.id_hash.clone(),
+            remote_addr: request.remote_addr,
         };
         if sdk_request.operation == Operation::Update
             && engine.exists(&sdk_request, mounted.view.as_ref()).await? == Some(false)
@@ -122,7 +141,11 @@ impl Core {
             Some(&sdk_request.data),
         )
         .await?;
-        let Some(r) = engine.handle(&sdk_request, mounted.view.as_ref()).await? else {
+        let Some(r) = engine
+            .handle(&sdk_request, mounted.view.as_ref())
+            .await
+            .map_err(|e| crate::login::mount_error(&mounted.info, &sdk_request.path, e))?
+        else {
             return Ok(None);
         };
         let mut response = LogicalResponse {

@@ -158,6 +158,7 @@ async fn start(backend: Arc<dyn Backend>, leases: LeaseOptions, knobs: Arc<Knobs
             cluster_name: None,
             engines: vec![Arc::new(LedgerFactory { knobs })],
             leases,
+            ..CoreOptions::default()
         },
     )
     .await
@@ -226,6 +227,7 @@ impl Harness {
                     .collect(),
                 content_type: None,
                 token: Some(SecretString::from(token)),
+                remote_addr: None,
             })
             .await
     }

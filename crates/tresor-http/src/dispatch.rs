@@ -94,6 +94,7 @@ async fn route(state: &AppState, request: http::Request<Body>) -> Result<Respons
         query: request.query.clone(),
         content_type: request.content_type.clone(),
         token: request.token.clone(),
+        remote_addr: request.remote_addr,
     };
     let patch = logical.operation == tresor_sdk::engine::Operation::Patch;
     let outcome = match state.core.handle_logical(logical).await {

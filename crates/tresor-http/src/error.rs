@@ -80,6 +80,10 @@ impl From<CoreError> for ApiError {
                 "1 error occurred:\n\t* permission denied\n\n",
             ),
             CoreError::BadToken => Self::new(StatusCode::FORBIDDEN, "bad token"),
+            CoreError::Denied { status, message } => Self::new(
+                StatusCode::from_u16(status).unwrap_or(StatusCode::FORBIDDEN),
+                message,
+            ),
             CoreError::NotFound => Self::bare(StatusCode::NOT_FOUND),
             CoreError::NoHandler(path) => Self::no_handler(&path),
             CoreError::UnsupportedOperation => Self::unsupported_operation(),

@@ -37,6 +37,11 @@ pub struct ApiRequest {
     pub list_from_query: bool,
     pub content_type: Option<String>,
     pub body: bytes::Bytes,
+    /// The client's address (from the listener's connection info), for CIDR bindings.
+    pub remote_addr: Option<std::net::IpAddr>,
+    /// `X-Vault-Wrap-TTL` in whole seconds: wrap the response in a single-use token.
+    #[allow(dead_code, reason = "response wrapping lands next")]
+    pub wrap_ttl: Option<u64>,
 }
 
 impl ApiRequest {
@@ -103,6 +108,11 @@ impl ApiRequest {
             .get(http::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
+        let remote_addr = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| c.0.ip());
+        let wrap_ttl = wrap_ttl_from(&parts.headers)?;
         Ok(Self {
             operation,
             path,
@@ -111,6 +121,8 @@ impl ApiRequest {
             list_from_query,
             content_type,
             body,
+            remote_addr,
+            wrap_ttl,
         })
     }
 
@@ -266,6 +278,30 @@ fn check_segments(path: &str) -> Result<(), ApiError> {
         ));
     }
     Ok(())
+}
+
+/// `X-Vault-Wrap-TTL`: `"60s"`, `"5m"` or plain seconds (`"300"`). A value that does not parse
+/// or is negative is a 400, as in Vault; zero or an empty header means no wrapping.
+fn wrap_ttl_from(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
+    let Some(raw) = headers.get("x-vault-wrap-ttl") else {
+        return Ok(None);
+    };
+    let text = raw
+        .to_str()
+        .map_err(|_| ApiError::bad_request("error parsing wrap TTL"))?
+        .trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    let secs = tresor_sdk::duration::parse_str(text)
+        .and_then(tresor_sdk::duration::whole_seconds)
+        .map_err(|_| ApiError::bad_request(format!("error parsing wrap TTL of {text:?}")))?;
+    if secs < 0 {
+        return Err(ApiError::bad_request(
+            "requested wrap TTL cannot be negative",
+        ));
+    }
+    Ok((secs > 0).then(|| u64::try_from(secs).unwrap_or(0)))
 }
 
 fn token_from(headers: &HeaderMap) -> Option<SecretString> {

@@ -5,6 +5,7 @@
 //! returns a [`Response`]. It never sees tokens, other mounts, or the barrier.
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -54,6 +55,8 @@ pub struct MountInfo {
     pub options: BTreeMap<String, String>,
     pub default_lease_ttl: Duration,
     pub max_lease_ttl: Duration,
+    /// The mount's accessor (`auth_kubernetes_1a2b3c4d`): identity aliases name their mount by it.
+    pub accessor: String,
 }
 
 /// One request, routed to an engine.
@@ -70,8 +73,11 @@ pub struct Request {
     pub content_type: Option<String>,
     pub mount: Arc<MountInfo>,
     /// A stable, non-secret identifier of the calling token (its salted hash), for engines whose
-    /// data is per token (cubbyhole). Never the token itself.
+    /// data is per token (cubbyhole). Never the token itself. Empty on unauthenticated paths.
     pub client_token_key: String,
+    /// The client's address, for CIDR bindings (AppRole's `secret_id_bound_cidrs`); `None`
+    /// when the transport does not tell (in-process tests).
+    pub remote_addr: Option<IpAddr>,
 }
 
 impl Request {
@@ -145,6 +151,8 @@ pub struct Response {
     /// Answer with this HTTP status and the full envelope instead of 200 (KV v2 answers a read
     /// of a deleted version with 404 and its metadata, and real clients depend on that).
     pub status_override: Option<u16>,
+    /// A successful login (auth methods only): the core issues the token.
+    pub auth: Option<crate::auth::Login>,
 }
 
 impl Response {
@@ -185,6 +193,10 @@ pub enum EngineError {
     /// 403 from the engine itself (e.g. a CAS policy on the mount).
     #[error("permission denied")]
     PermissionDenied,
+    /// A refusal that names the binding that failed (a login whose service account is not
+    /// bound to the role). The caller sees the detail only where the mount allows it.
+    #[error("{0}")]
+    Denied(Denial),
     /// 502: an upstream system (a database) failed; the message says which and how.
     #[error("{0}")]
     Upstream(String),
@@ -196,6 +208,58 @@ pub enum EngineError {
 }
 
 pub type EngineResult<T> = Result<T, EngineError>;
+
+/// Why a login or request was refused, in two levels of detail. `summary` is the short,
+/// Vault-worded reason every caller may see (`service account namespace not authorized`);
+/// `detail` names the binding and the offending (non-secret) value, for callers of mounts
+/// with `verbose_denials` on and for the server log. Neither may hold a token, a JWT, a
+/// secret id or any other credential.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Denial {
+    /// 400 or 403, as Vault answers the same refusal.
+    pub status: u16,
+    pub summary: String,
+    pub detail: String,
+}
+
+impl Denial {
+    pub fn forbidden(summary: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self {
+            status: 403,
+            summary: summary.into(),
+            detail: detail.into(),
+        }
+    }
+
+    pub fn bad_request(summary: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self {
+            status: 400,
+            summary: summary.into(),
+            detail: detail.into(),
+        }
+    }
+
+    /// The message for a caller: with the detail when `verbose`, the summary alone otherwise.
+    pub fn message(&self, verbose: bool) -> String {
+        if verbose && !self.detail.is_empty() {
+            format!("{}: {}", self.summary, self.detail)
+        } else {
+            self.summary.clone()
+        }
+    }
+}
+
+impl std::fmt::Display for Denial {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message(true))
+    }
+}
+
+impl From<Denial> for EngineError {
+    fn from(denial: Denial) -> Self {
+        EngineError::Denied(denial)
+    }
+}
 
 /// A secrets engine mounted at some path.
 #[async_trait]

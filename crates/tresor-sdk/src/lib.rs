@@ -9,12 +9,16 @@
 //!   [`engine::EngineError`], and the factory the core uses to build engines per mount; the
 //!   lease interface: [`engine::LeaseSpec`] (what a response asks for), [`engine::Lease`] (what
 //!   the core hands back to `renew_lease`/`revoke_lease`), [`engine::LeaseRenewal`].
+//! - [`auth`]: the [`auth::AuthMethod`] trait (login paths are unauthenticated; a login
+//!   answers with an [`auth::Login`]: who logged in and the role's [`auth::TokenSettings`];
+//!   the core issues the token), its factory, and renewal checks.
 //! - [`storage`]: the [`storage::Storage`] view an engine reads and writes through (already
 //!   encrypted by the barrier and scoped to the engine's mount), and its error type.
 //!
-//! Engines depend on this crate only, never on `tresor-core`: an engine is a unit that takes a
+//! Engines and auth methods depend on this crate only, never on `tresor-core`: an engine is a unit that takes a
 //! request and a storage view, so it can be tested alone.
 
+pub mod auth;
 pub mod duration;
 pub mod engine;
 pub mod locks;

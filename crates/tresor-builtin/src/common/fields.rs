@@ -116,6 +116,31 @@ pub(crate) fn int_slice(req: &Request, name: &str) -> EngineResult<Vec<i64>> {
     }
 }
 
+/// `TypeCommaStringSlice`: a JSON array of strings (numbers printed as Go would), or one
+/// string split at commas; items are trimmed and empty ones dropped. `None` when absent.
+#[allow(dead_code, reason = "the auth methods that use it land next")]
+pub(crate) fn string_list(req: &Request, name: &str) -> EngineResult<Option<Vec<String>>> {
+    let Some(value) = get(req, name) else {
+        return Ok(None);
+    };
+    let err = |r: String| conversion_error(name, &r, Wording::Body);
+    let items: Vec<String> = match &value {
+        Value::Array(items) => items
+            .iter()
+            .map(|i| to_string(i).map_err(err))
+            .collect::<EngineResult<_>>()?,
+        Value::String(s) => s.split(',').map(str::to_owned).collect(),
+        other => vec![to_string(other).map_err(err)?],
+    };
+    Ok(Some(
+        items
+            .into_iter()
+            .map(|i| i.trim().to_owned())
+            .filter(|i| !i.is_empty())
+            .collect(),
+    ))
+}
+
 /// `TypeInt`: an integral JSON number, or a string holding one. Fractions are refused, as Go's
 /// `strconv.ParseInt` on a `json.Number` refuses them.
 pub(crate) fn to_int(v: &Value) -> Result<i64, String> {

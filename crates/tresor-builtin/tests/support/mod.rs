@@ -112,6 +112,7 @@ impl Harness {
             options: opts,
             default_lease_ttl: Duration::from_secs(2_764_800),
             max_lease_ttl: Duration::from_secs(2_764_800),
+            accessor: "kv_0000".into(),
         });
         let engine = factory.build(&mount).unwrap();
         Self {
@@ -197,6 +198,7 @@ impl Harness {
             },
             mount: self.mount.clone(),
             client_token_key: self.token.clone(),
+            remote_addr: None,
         }
     }
 
@@ -305,6 +307,7 @@ pub fn render(result: Result<Option<Response>, EngineError>) -> Reply {
                 EngineError::UnsupportedPath => (404, vec!["unsupported path".into()]),
                 EngineError::UnsupportedOperation => (405, vec!["unsupported operation".into()]),
                 EngineError::PermissionDenied => (403, vec!["permission denied".into()]),
+                EngineError::Denied(d) => (d.status, vec![d.message(true)]),
                 other => (500, vec![other.to_string()]),
             };
             Reply {

@@ -397,18 +397,28 @@ impl Core {
     }
 
     /// `sys/mounts/:path` (or `sys/auth/:path`) DELETE. As in Vault, a secrets mount's leases
-    /// are revoked first; if one cannot be revoked the mount stays (and the lease is retried).
+    /// (or an auth method's tokens) are revoked first; if one cannot be revoked the mount
+    /// stays (and the lease is retried).
     pub async fn disable_mount(
         &self,
         kind: MountKind,
         path: &str,
     ) -> CoreResult<Option<crate::mount::MountEntry>> {
         let active = self.active()?;
-        if kind == MountKind::Secret
-            && let Ok(normalised) = crate::mount::normalise_mount_path(path)
-            && active.mounts.table(kind).get(&normalised).is_some()
+        if let Ok(normalised) = crate::mount::normalise_mount_path(path)
+            && let Some(mounted) = active.mounts.table(kind).get(&normalised)
         {
-            self.revoke_mount_leases(&normalised).await?;
+            match kind {
+                MountKind::Secret => self.revoke_mount_leases(&normalised).await?,
+                // Every token an auth method issued has its lease under `auth/<path>`: they
+                // die with the method, as in Vault. The token store's own mount cannot be
+                // disabled, so this never reaches `auth/token/`.
+                MountKind::Auth if mounted.method.is_some() => {
+                    self.revoke_mount_leases(&format!("auth/{normalised}"))
+                        .await?;
+                }
+                MountKind::Auth => {}
+            }
         }
         active.mounts.disable(kind, path).await
     }

@@ -1,6 +1,6 @@
 //! The periodic ticker: about once a minute while unsealed, every mounted secrets engine's
-//! `SecretEngine::periodic` runs with its own storage view (transit rotates keys whose
-//! `auto_rotate_period` has elapsed).
+//! `SecretEngine::periodic` (and every auth method's `AuthMethod::periodic`) runs with its own
+//! storage view (transit rotates keys whose `auto_rotate_period` has elapsed).
 //!
 //! The ticker holds only a weak reference to the active state: sealing drops that state
 //! (and with it every engine and key), and the ticker ends at its next wake-up without
@@ -37,7 +37,8 @@ fn spawn(active: Weak<Active>, interval: Duration) {
     });
 }
 
-/// One round: every mounted secrets engine, in turn. Errors are logged, never fatal.
+/// One round: every mounted secrets engine, then every auth method (AppRole tidies expired
+/// secret ids), in turn. Errors are logged, never fatal.
 pub(crate) async fn run_once(active: &Active) {
     let table = active.mounts.table(MountKind::Secret);
     for mounted in table.all() {
@@ -46,6 +47,15 @@ pub(crate) async fn run_once(active: &Active) {
         };
         if let Err(err) = engine.periodic(mounted.view.as_ref()).await {
             tracing::warn!(mount = %mounted.entry.path, error = %err, "periodic engine task failed");
+        }
+    }
+    let table = active.mounts.table(MountKind::Auth);
+    for mounted in table.all() {
+        let Some(method) = &mounted.method else {
+            continue;
+        };
+        if let Err(err) = method.periodic(mounted.view.as_ref()).await {
+            tracing::warn!(mount = %mounted.entry.path, error = %err, "periodic auth method task failed");
         }
     }
 }

@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use tresor_sdk::auth::AuthMethod;
 use tresor_sdk::engine::{MountInfo, SecretEngine};
 
 use super::entry::{MountEntry, MountKind};
@@ -13,8 +14,10 @@ use crate::barrier::BarrierView;
 pub struct Mounted {
     pub entry: MountEntry,
     pub kind: MountKind,
-    /// `None` for mounts the core serves itself (`sys/`, `token/`).
+    /// `None` for mounts the core serves itself (`sys/`, `token/`) and for auth methods.
     pub engine: Option<Arc<dyn SecretEngine>>,
+    /// The auth method of an auth mount other than `token/`.
+    pub method: Option<Arc<dyn AuthMethod>>,
     pub view: Arc<BarrierView>,
     pub info: Arc<MountInfo>,
 }

@@ -9,6 +9,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use tokio::sync::Mutex;
+use tresor_sdk::auth::AuthMethodFactory;
 use tresor_sdk::engine::{EngineFactory, MountInfo};
 
 use super::entry::{MountConfig, MountEntry, MountKind, normalise_mount_path};
@@ -23,25 +24,42 @@ pub const SYSTEM_DEFAULT_TTL: Duration = Duration::from_secs(768 * 3600);
 /// Paths no secrets engine may be mounted at or under.
 const RESERVED_SECRET_PREFIXES: [&str; 4] = ["sys/", "auth/", "cubbyhole/", "identity/"];
 
-/// The engine types the core can build, by mount type.
+/// The secrets engine and auth method types the core can build, by mount type.
 #[derive(Debug, Default)]
 pub struct EngineRegistry {
     factories: HashMap<&'static str, Arc<dyn EngineFactory>>,
+    auth: HashMap<&'static str, Arc<dyn AuthMethodFactory>>,
 }
 
 impl EngineRegistry {
-    pub fn new(factories: Vec<Arc<dyn EngineFactory>>) -> Self {
+    pub fn new(
+        factories: Vec<Arc<dyn EngineFactory>>,
+        auth_methods: Vec<Arc<dyn AuthMethodFactory>>,
+    ) -> Self {
         let mut map = HashMap::new();
         for f in factories {
             for t in f.types() {
                 map.insert(*t, f.clone());
             }
         }
-        Self { factories: map }
+        let mut auth = HashMap::new();
+        for f in auth_methods {
+            for t in f.types() {
+                auth.insert(*t, f.clone());
+            }
+        }
+        Self {
+            factories: map,
+            auth,
+        }
     }
 
     pub fn factory(&self, engine_type: &str) -> Option<&Arc<dyn EngineFactory>> {
         self.factories.get(engine_type)
+    }
+
+    pub fn auth_factory(&self, method_type: &str) -> Option<&Arc<dyn AuthMethodFactory>> {
+        self.auth.get(method_type)
     }
 }
 
@@ -197,6 +215,7 @@ impl MountTables {
             options: entry.options.clone().unwrap_or_default(),
             default_lease_ttl: ttl(entry.config.default_lease_ttl),
             max_lease_ttl: ttl(entry.config.max_lease_ttl),
+            accessor: entry.accessor.clone(),
         }
     }
 
@@ -207,6 +226,7 @@ impl MountTables {
             self.barrier.clone(),
             entry.storage_prefix(kind),
         ));
+        let mut method = None;
         let engine = match (kind, entry.engine_type.as_str()) {
             (MountKind::Secret, "system") | (MountKind::Auth, "token") => None,
             (MountKind::Secret, t) => {
@@ -224,16 +244,26 @@ impl MountTables {
                 Some(engine)
             }
             (MountKind::Auth, t) => {
-                return Err(CoreError::Internal(format!(
-                    "auth mount {} has type {t:?}, which this build lacks",
-                    entry.path
-                )));
+                let factory = self.registry.auth_factory(t).ok_or_else(|| {
+                    CoreError::Internal(format!(
+                        "auth mount {} has type {t:?}, which this build lacks",
+                        entry.path
+                    ))
+                })?;
+                let built = factory.build(&info).map_err(engine_setup_error)?;
+                built
+                    .initialize(view.as_ref())
+                    .await
+                    .map_err(engine_setup_error)?;
+                method = Some(built);
+                None
             }
         };
         Ok(Arc::new(Mounted {
             entry,
             kind,
             engine,
+            method,
             view,
             info,
         }))
@@ -294,7 +324,11 @@ impl MountTables {
                 "mount type of {engine_type:?} is not mountable"
             )));
         }
-        if kind == MountKind::Auth || self.registry.factory(&engine_type).is_none() {
+        let known = match kind {
+            MountKind::Secret => self.registry.factory(&engine_type).is_some(),
+            MountKind::Auth => self.registry.auth_factory(&engine_type).is_some(),
+        };
+        if !known {
             return Err(CoreError::InvalidRequest(format!(
                 "plugin not found in the catalog: {}",
                 request.engine_type

@@ -247,6 +247,9 @@ pub async fn create_token(
         last_renewal_ns: None,
         last_ttl: 0,
         role: ctx.role.map(|r| r.name.clone()),
+        entity_id: None,
+        bound_cidrs: Vec::new(),
+        login: None,
     };
     let token = match custom_id {
         Some(id) => SecretString::new(id),
@@ -264,10 +267,15 @@ pub async fn create_token(
 /// Renews a token: a new TTL from now, capped by its explicit max TTL (from creation) and the
 /// system maximum; periodic tokens go back to their period. Returns the new TTL and a warning
 /// when the request was capped.
+///
+/// `login` carries a login token's limits from its auth method (role TTL, role or mount max
+/// TTL, role period; see `Core::login_renewal_limits`): the TTL defaults to the role's and the
+/// maximum counts from the token's creation, as Vault's `LeaseExtend` does.
 pub async fn renew_token(
     store: &TokenStore,
     target: &Resolved,
     increment: Option<u64>,
+    login: Option<(u64, u64, u64)>,
 ) -> CoreResult<(std::sync::Arc<TokenEntry>, u64, Option<String>)> {
     let entry = &target.entry;
     if !entry.renewable {
@@ -276,8 +284,14 @@ pub async fn renew_token(
         ));
     }
     let now = now_ns();
-    let wanted = if entry.period > 0 {
-        entry.period
+    let period = login.map_or(
+        entry.period,
+        |(_, _, p)| if p > 0 { p } else { entry.period },
+    );
+    let wanted = if period > 0 {
+        period
+    } else if let Some((role_ttl, _, _)) = login {
+        increment.filter(|i| *i > 0).unwrap_or(role_ttl)
     } else {
         // Without an increment the token gets the TTL it was last given, as in Vault.
         increment
@@ -290,12 +304,13 @@ pub async fn renew_token(
     };
     let mut ttl = wanted;
     let mut warning = None;
-    let limit = if entry.explicit_max_ttl > 0 {
-        Some(entry.explicit_max_ttl)
-    } else if entry.period == 0 {
-        Some(SYSTEM_DEFAULT_TTL.as_secs())
-    } else {
-        None
+    let limit = match (entry.explicit_max_ttl, login) {
+        (explicit, Some((_, max, _))) if period == 0 => {
+            Some(if explicit > 0 { explicit.min(max) } else { max })
+        }
+        (explicit, _) if explicit > 0 => Some(explicit),
+        _ if period == 0 => Some(SYSTEM_DEFAULT_TTL.as_secs()),
+        _ => None,
     };
     if let Some(max) = limit {
         let elapsed = u64::try_from((now - entry.created_ns).max(0) / 1_000_000_000).unwrap_or(0);

@@ -265,7 +265,8 @@ impl Core {
         data: &Map<String, Value>,
     ) -> CoreResult<Option<LogicalResponse>> {
         let increment = params::duration_secs(data, "increment")?;
-        let (entry, ttl, warning) = renew_token(&active.tokens, target, increment).await?;
+        let limits = self.login_renewal_limits(active, &target.entry).await?;
+        let (entry, ttl, warning) = renew_token(&active.tokens, target, increment, limits).await?;
         Ok(Some(LogicalResponse {
             auth: Some(entry.auth_block(token, ttl)),
             warnings: warning.into_iter().collect(),

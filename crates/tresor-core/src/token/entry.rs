@@ -44,6 +44,28 @@ pub struct TokenEntry {
     pub last_ttl: u64,
     #[serde(default)]
     pub role: Option<String>,
+    /// The identity entity the token acts for (tokens from an auth method's login).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entity_id: Option<String>,
+    /// CIDR blocks the token may be used from (a role's `token_bound_cidrs`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bound_cidrs: Vec<String>,
+    /// Set on tokens issued by an auth method's login: what its renewal check needs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub login: Option<LoginRecord>,
+}
+
+/// What a login token remembers of the login, for the method's renewal check.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct LoginRecord {
+    /// The auth mount's accessor (survives a move of the mount).
+    pub mount_accessor: String,
+    /// The policies the method granted (before `default` was added).
+    #[serde(default)]
+    pub policies: Vec<String>,
+    /// The method's own renewal data (a role name, a secret-id accessor); never a secret.
+    #[serde(default)]
+    pub internal: Map<String, Value>,
 }
 
 pub(crate) fn now_ns() -> i64 {
@@ -85,7 +107,7 @@ impl TokenEntry {
             "creation_time": self.created_ns / 1_000_000_000,
             "creation_ttl": self.creation_ttl,
             "display_name": self.display_name,
-            "entity_id": "",
+            "entity_id": self.entity_id.as_deref().unwrap_or_default(),
             "expire_time": self.expire_ns.map_or(Value::Null, rfc3339),
             "explicit_max_ttl": self.explicit_max_ttl,
             "id": id,
@@ -119,6 +141,9 @@ impl TokenEntry {
             if let Some(role) = &self.role {
                 obj.insert("role".into(), json!(role));
             }
+            if !self.bound_cidrs.is_empty() {
+                obj.insert("bound_cidrs".into(), json!(self.bound_cidrs));
+            }
         }
         match data {
             Value::Object(m) => m,
@@ -136,7 +161,7 @@ impl TokenEntry {
             "metadata": self.meta,
             "lease_duration": lease_duration,
             "renewable": self.renewable,
-            "entity_id": "",
+            "entity_id": self.entity_id.as_deref().unwrap_or_default(),
             "token_type": "service",
             "orphan": self.is_orphan(),
             "mfa_requirement": null,

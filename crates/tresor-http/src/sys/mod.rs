@@ -46,7 +46,10 @@ pub async fn authenticated(state: &AppState, request: &ApiRequest) -> Result<Res
     }
     let op = request.sdk_operation()?;
     let data = request.data()?;
-    let caller = state.core.authorize(token, path, op, Some(&data)).await?;
+    let caller = state
+        .core
+        .authorize(token, request.remote_addr, path, op, Some(&data))
+        .await?;
     // LIST paths end in '/': only the listable endpoints are named that way here, so a LIST of
     // anything else is an unsupported path, as in OpenBao.
     if let Some(endpoint) = leases::endpoint(path) {

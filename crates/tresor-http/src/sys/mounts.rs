@@ -361,7 +361,11 @@ pub async fn ui_mounts(
         ));
     }
     let active = state.core.active()?;
-    let acl = match state.core.resolve_token(&active, token).await {
+    let acl = match state
+        .core
+        .resolve_token(&active, token, request.remote_addr)
+        .await
+    {
         Ok(resolved) => Some(active.policies.acl(&resolved.entry.policies).await?),
         Err(tresor_core::CoreError::PermissionDenied) => None,
         Err(other) => return Err(other.into()),

@@ -97,6 +97,7 @@ pub async fn seal(state: &AppState, request: &ApiRequest) -> Result<Response, Ap
         .core
         .authorize(
             token,
+            request.remote_addr,
             "sys/seal",
             tresor_sdk::engine::Operation::Update,
             None,

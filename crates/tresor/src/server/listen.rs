@@ -53,7 +53,10 @@ pub async fn start(listeners: &[ListenerConfig], app: Router) -> Result<Servers>
     };
     for listener in listeners {
         let handle = Handle::new();
-        let service = app.clone().into_make_service();
+        // Connection info gives handlers the client address (CIDR-bound tokens and secret ids).
+        let service = app
+            .clone()
+            .into_make_service_with_connect_info::<SocketAddr>();
         match &listener.tls {
             None => {
                 let server = axum_server::bind(listener.address).handle(handle.clone());

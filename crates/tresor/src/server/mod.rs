@@ -128,6 +128,7 @@ async fn serve(config: ServerConfig, args: ServerArgs, started: Instant) -> Resu
         CoreOptions {
             cluster_name: config.cluster_name.clone(),
             engines: tresor_builtin::factories(),
+            auth_methods: tresor_builtin::auth_methods(),
             leases: tresor_core::expiration::LeaseOptions {
                 revocation_paused: paused,
                 ..Default::default()
