@@ -641,7 +641,7 @@ class Handler(BaseHTTPRequestHandler):
         if content_type not in ("application/json", "application/yaml", "*/*"):
             # kube-apiserver also speaks protobuf and CBOR; this fake only JSON.
             raise ApiError(415, "UnsupportedMediaType", 'the body of the request was in an unknown format - accepted media types include: application/json')
-        raw = self.raw_body()
+        raw = self.body
         try:
             obj = json.loads(raw) if raw else None
         except ValueError:
@@ -735,12 +735,18 @@ class Handler(BaseHTTPRequestHandler):
 
     def dispatch(self, method):
         self.status_sent = 0
+        self.body = None
         user = "-"
         path = self.path.split("?")[0].rstrip("/") or "/"
         try:
+            # The body is always read, even for a request refused before looking at it, or
+            # the next request on this keep-alive connection would start inside it.
+            self.body = self.raw_body()
             who = self.route(method, path)
             user = who or "-"
         except ApiError as e:
+            if self.body is None:
+                self.close_connection = True  # the unread body would be taken for a request
             self.send_status(e)
         except (BrokenPipeError, ConnectionResetError):
             return
@@ -952,7 +958,7 @@ class Handler(BaseHTTPRequestHandler):
             raise ApiError(403, "Forbidden", "the fake's own endpoints need the admin token")
         state = self.state()
         if path == "/fake/clock" and method == "POST":
-            body = json.loads(self.raw_body() or b"{}")
+            body = json.loads(self.body or b"{}")
             with state.lock:
                 state.clock_offset += int(body.get("advance_seconds", 0))
                 now = state.now()

@@ -23,13 +23,30 @@ pub(super) fn list(items: &[String]) -> String {
     format!("[{}]", items.join(", "))
 }
 
-/// Replaces every credential in `text` (a message from the API server) with `[redacted]`.
+/// Replaces every credential in `text` (a message from the API server) with `[redacted]`,
+/// and anything else shaped like a JWT (`eyJ…` with two dots) too.
 pub(super) fn scrub(text: &str, credentials: &[&str]) -> String {
     let mut out = text.to_owned();
-    for c in credentials.iter().filter(|c| c.len() >= 8) {
+    for c in credentials.iter().map(|c| c.trim()).filter(|c| c.len() >= 8) {
         out = out.replace(c, "[redacted]");
     }
-    out
+    let token_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
+    let mut clean = String::with_capacity(out.len());
+    let mut rest = out.as_str();
+    while let Some(at) = rest.find("eyJ") {
+        let (before, from) = rest.split_at(at);
+        clean.push_str(before);
+        let len = from.find(|c: char| !token_char(c)).unwrap_or(from.len());
+        let (run, after) = from.split_at(len);
+        if run.matches('.').count() >= 2 {
+            clean.push_str("[redacted]");
+        } else {
+            clean.push_str(run);
+        }
+        rest = after;
+    }
+    clean.push_str(rest);
+    clean
 }
 
 pub(super) fn name_not_bound(name: &str, bound: &[String]) -> Denial {

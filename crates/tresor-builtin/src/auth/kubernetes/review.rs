@@ -177,17 +177,17 @@ async fn send(request: reqwest::RequestBuilder) -> Result<Value, Failure> {
         body.extend_from_slice(&chunk);
     }
     let json: Option<Value> = serde_json::from_slice(&body).ok();
+    // Only a `Status.message` is quoted: a raw body may echo the request, and so the token.
     let message = || {
         json.as_ref()
             .and_then(|v| v.get("message"))
             .and_then(Value::as_str)
             .map(str::to_owned)
             .unwrap_or_else(|| {
-                String::from_utf8_lossy(&body)
-                    .trim()
-                    .chars()
-                    .take(300)
-                    .collect()
+                format!(
+                    "a body that is not a Kubernetes Status ({} bytes)",
+                    body.len()
+                )
             })
     };
     match status {
@@ -219,14 +219,7 @@ fn classify(err: &reqwest::Error) -> Failure {
     let mut chain = Vec::new();
     let mut cur: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(err);
     while let Some(e) = cur {
-        if let Some(tls) = e.downcast_ref::<rustls::Error>() {
-            return tls_failure(tls);
-        }
-        if let Some(tls) = e
-            .downcast_ref::<std::io::Error>()
-            .and_then(std::io::Error::get_ref)
-            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-        {
+        if let Some(tls) = rustls_error(e) {
             return tls_failure(tls);
         }
         chain.push(e.to_string());
@@ -241,6 +234,22 @@ fn classify(err: &reqwest::Error) -> Failure {
         text = "the request failed".into();
     }
     Failure::Unreachable(text)
+}
+
+/// The rustls verdict inside `e`, looking through `io::Error`s wrapping each other (the TLS
+/// stream wraps rustls' error in one, the connector in another).
+fn rustls_error<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    if let Some(tls) = e.downcast_ref::<rustls::Error>() {
+        return Some(tls);
+    }
+    let mut inner = e.downcast_ref::<std::io::Error>()?.get_ref()?;
+    for _ in 0..8 {
+        if let Some(tls) = inner.downcast_ref::<rustls::Error>() {
+            return Some(tls);
+        }
+        inner = inner.downcast_ref::<std::io::Error>()?.get_ref()?;
+    }
+    None
 }
 
 fn tls_failure(err: &rustls::Error) -> Failure {
@@ -285,3 +294,4 @@ fn parse_review(answer: &Value) -> Result<ReviewStatus, Failure> {
             .unwrap_or_default(),
     })
 }
+
