@@ -1039,6 +1039,13 @@ def apply_seed(state, seed):
                                          t.get("expiration_seconds", 3600))
     for name, sa in seed.get("uids", {}).items():
         tokens[name] = state.service_account(sa["namespace"], sa["serviceaccount"])["metadata"]["uid"]
+    # Afterwards, so tokens exist for them: service accounts deleted since their token was
+    # minted, and time passing (tokens minted with a short expiration have expired).
+    for sa in seed.get("delete_serviceaccounts", []):
+        with state.lock:
+            state.service_account(sa["namespace"], sa["name"])
+            del state.service_accounts[(sa["namespace"], sa["name"])]
+    state.clock_offset += int(seed.get("clock_advance_seconds", 0))
     return tokens
 
 

@@ -27,7 +27,11 @@ pub(super) fn list(items: &[String]) -> String {
 /// and anything else shaped like a JWT (`eyJ…` with two dots) too.
 pub(super) fn scrub(text: &str, credentials: &[&str]) -> String {
     let mut out = text.to_owned();
-    for c in credentials.iter().map(|c| c.trim()).filter(|c| c.len() >= 8) {
+    for c in credentials
+        .iter()
+        .map(|c| c.trim())
+        .filter(|c| c.len() >= 8)
+    {
         out = out.replace(c, "[redacted]");
     }
     let token_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');

@@ -169,10 +169,14 @@ impl AuthMethod for KubernetesAuth {
             ));
         }
         let Some(role) = role::load(storage, name).await? else {
-            return Err(Denial::bad_request(
-                format!("role {name} does not exist during renewal"),
-                format!("the role '{name}' this token logged in with was deleted; log in again with an existing role"),
-            )
+            // OpenBao answers this with a 500 too (the plugin's error is not a user error).
+            return Err(Denial {
+                status: 500,
+                summary: format!("role {name} does not exist during renewal"),
+                detail: format!(
+                    "the role '{name}' this token logged in with was deleted; log in again with an existing role"
+                ),
+            }
             .into());
         };
         Ok(RenewDecision {

@@ -294,4 +294,3 @@ fn parse_review(answer: &Value) -> Result<ReviewStatus, Failure> {
             .unwrap_or_default(),
     })
 }
-

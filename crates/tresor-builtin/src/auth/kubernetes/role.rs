@@ -75,9 +75,7 @@ pub(super) fn valid_name(name: &str) -> bool {
     let word = |c: char| c.is_ascii_alphanumeric() || c == '_';
     name.starts_with(word)
         && name.ends_with(word)
-        && name
-            .chars()
-            .all(|c| word(c) || matches!(c, '-' | '.'))
+        && name.chars().all(|c| word(c) || matches!(c, '-' | '.'))
 }
 
 fn key(name: &str) -> String {
