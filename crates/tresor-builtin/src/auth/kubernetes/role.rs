@@ -83,6 +83,17 @@ fn key(name: &str) -> String {
 }
 
 pub(super) async fn load(storage: &dyn Storage, name: &str) -> EngineResult<Option<Role>> {
+    // Roles are only ever created under valid names; anything else (a login's free-text
+    // `role`) names no role and must not become a storage key. OpenBao's storage refuses a
+    // `..` segment with its own error.
+    if name.split('/').any(|segment| segment == "..") {
+        return Err(EngineError::InvalidRequest(
+            "relative paths not supported".into(),
+        ));
+    }
+    if !valid_name(name) {
+        return Ok(None);
+    }
     let Some(raw) = storage.get(&key(name)).await? else {
         return Ok(None);
     };
