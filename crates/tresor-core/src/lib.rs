@@ -13,6 +13,8 @@
 //! - [`expiration`]: the expiration manager: leases (secrets and tokens) persisted under the
 //!   barrier, a timer queue, background loading at unseal, paced and retried revocation.
 //! - [`mount`]: mount and auth tables, the router, the engine registry.
+//! - [`identity`]: entities, aliases and groups; the entity behind a login; policy templating
+//!   (`{{identity.entity.…}}`) and the policies an entity's groups add.
 //! - [`logical`]: serving non-`sys/` requests through the router.
 //! - [`login`]: requests to auth methods; turning a method's [`tresor_sdk::auth::Login`] into a
 //!   token; renewal limits from the method; `verbose_denials`.
@@ -28,6 +30,7 @@ pub mod core;
 pub mod error;
 pub mod expiration;
 pub mod generate_root;
+pub mod identity;
 pub mod logical;
 pub mod login;
 pub mod mount;

@@ -196,6 +196,41 @@ impl PolicyStore {
         Ok(Some(policy))
     }
 
+    /// The ACL of a token acting for an identity entity. Without templated rules among the
+    /// policies it is the shared per-set ACL; otherwise it is compiled for this entity and
+    /// cached under the set plus the entity id and the identity store's generation (so any
+    /// identity change, like any policy change, recompiles).
+    pub async fn acl_for_identity(
+        &self,
+        policies: &[String],
+        identity: &crate::identity::IdentityContext,
+        generation: u64,
+    ) -> CoreResult<Arc<Acl>> {
+        let mut parsed = Vec::with_capacity(policies.len());
+        for name in policies {
+            if let Some(p) = self.parsed(name).await? {
+                parsed.push(p);
+            }
+        }
+        if !parsed.iter().any(|p| p.rules().iter().any(|r| r.templated)) {
+            return self.acl(policies).await;
+        }
+        let mut key = policies.to_vec();
+        key.push(format!("\0entity:{}@{generation}", identity.entity.id));
+        if let Some(hit) = self.acls.read().ok().and_then(|a| a.get(&key).cloned()) {
+            return Ok(hit);
+        }
+        let acl = Arc::new(Acl::with_identity(&parsed, identity));
+        if let Ok(mut a) = self.acls.write() {
+            // Entries of older identity generations are never hit again: bound the cache.
+            if a.len() >= 50_000 {
+                a.clear();
+            }
+            a.insert(key, acl.clone());
+        }
+        Ok(acl)
+    }
+
     /// The compiled ACL for a token's policies (missing policies contribute nothing).
     pub async fn acl(&self, policies: &[String]) -> CoreResult<Arc<Acl>> {
         if let Some(hit) = self.acls.read().ok().and_then(|a| a.get(policies).cloned()) {
