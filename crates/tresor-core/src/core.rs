@@ -59,6 +59,8 @@ pub struct Active {
     pub cluster: ClusterInfo,
     pub expiration: Arc<ExpirationManager>,
     pub identity: crate::identity::IdentityStore,
+    /// Serialises unwrap and rewrap, so a wrapped response is handed out at most once.
+    pub wrapping: Mutex<()>,
 }
 
 /// The answer of `sys/seal-status` and `sys/unseal`, independent of the wire format.
@@ -395,6 +397,7 @@ impl Core {
             cluster,
             expiration,
             identity,
+            wrapping: Mutex::new(()),
         })
     }
 

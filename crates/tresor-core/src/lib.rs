@@ -19,6 +19,8 @@
 //! - [`login`]: requests to auth methods; turning a method's [`tresor_sdk::auth::Login`] into a
 //!   token; renewal limits from the method; `verbose_denials`.
 //! - [`params`]: Vault-style parameter decoding (durations, string lists).
+//! - [`wrapping`]: response wrapping: single-use wrapping tokens, the response in their
+//!   cubbyhole, unwrap / lookup / rewrap.
 //! - [`error`]: [`CoreError`], the one error type callers see.
 //!
 //! This crate knows nothing of HTTP or Vault's JSON; `tresor-http` maps [`CoreError`] to
@@ -42,6 +44,7 @@ pub mod seal;
 pub mod shamir;
 pub mod token;
 pub mod version;
+pub mod wrapping;
 
 pub use crate::core::{
     Active, ClusterInfo, Core, CoreOptions, HealthStatus, InitResult, SealStatus,

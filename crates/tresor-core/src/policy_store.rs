@@ -114,6 +114,11 @@ impl PolicyStore {
                 "cannot update \"root\" policy".to_owned(),
             ));
         }
+        if name == crate::wrapping::WRAPPING_POLICY {
+            return Err(CoreError::InvalidRequest(format!(
+                "cannot update {name:?} policy"
+            )));
+        }
         if name.is_empty() {
             return Err(CoreError::InvalidRequest(
                 "policy name must be provided".to_owned(),
@@ -182,6 +187,11 @@ impl PolicyStore {
         }
         let policy = if name == "root" {
             root_policy()?
+        } else if name == crate::wrapping::WRAPPING_POLICY {
+            Arc::new(
+                Policy::parse(name, crate::wrapping::WRAPPING_POLICY_TEXT)
+                    .map_err(|e| CoreError::Internal(e.to_string()))?,
+            )
         } else {
             let Some(stored) = self.read(name).await? else {
                 return Ok(None);
