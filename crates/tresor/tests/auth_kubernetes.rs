@@ -708,3 +708,105 @@ fn fake_kube_apiserver_answers_real_clients_as_the_api_server_does() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// One templated policy gives each namespace its own path: the login's identity alias carries
+/// the service account's namespace, and `{{identity.entity.aliases.<accessor>.metadata.…}}`
+/// fills it in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_templated_policy_gives_each_namespace_its_own_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = cluster(dir.path()).await;
+    let fake = &cluster.fake;
+    let server = dev_server(dir.path(), &dir.path().join("no-pod"));
+    mount(&server, &cluster, Some(&cluster.reviewer)).await;
+    let (_, auths) = raw(&server, "GET", "sys/auth", Some("root"), None).await;
+    let accessor = auths["data"]["kubernetes/"]["accessor"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let policy = format!(
+        "path \"secret/data/{{{{identity.entity.aliases.{accessor}.metadata.service_account_namespace}}}}/*\" {{\n  capabilities = [\"read\"]\n}}\n"
+    );
+    let (status, body) = raw(
+        &server,
+        "PUT",
+        "sys/policies/acl/per-namespace",
+        Some("root"),
+        Some(json!({"policy": policy})),
+    )
+    .await;
+    assert_eq!(status, 204, "{body}");
+    let (status, body) = raw(
+        &server,
+        "POST",
+        "auth/kubernetes/role/apps",
+        Some("root"),
+        Some(json!({
+            "bound_service_account_names": "app", "bound_service_account_namespaces": "team-*",
+            "token_policies": "per-namespace", "alias_name_source": "serviceaccount_name",
+        })),
+    )
+    .await;
+    assert_eq!(status, 204, "{body}");
+    for ns in ["team-a", "team-b"] {
+        let (status, body) = raw(
+            &server,
+            "POST",
+            &format!("secret/data/{ns}/db"),
+            Some("root"),
+            Some(json!({"data": {"owner": ns}})),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let a = login(
+        &server,
+        "apps",
+        &fake.token("team-a", "app", &[], 3600).await,
+    )
+    .await
+    .unwrap();
+    let b = login(
+        &server,
+        "apps",
+        &fake.token("team-b", "app", &[], 3600).await,
+    )
+    .await
+    .unwrap();
+    assert_ne!(a.entity_id, b.entity_id, "one entity per service account");
+    for (auth, own, other) in [(&a, "team-a", "team-b"), (&b, "team-b", "team-a")] {
+        let (status, body) = raw(
+            &server,
+            "GET",
+            &format!("secret/data/{own}/db"),
+            Some(&auth.client_token),
+            None,
+        )
+        .await;
+        assert_eq!(status, 200, "{own} reads its own path: {body}");
+        assert_eq!(body["data"]["data"]["owner"], own);
+        let (status, _) = raw(
+            &server,
+            "GET",
+            &format!("secret/data/{other}/db"),
+            Some(&auth.client_token),
+            None,
+        )
+        .await;
+        assert_eq!(status, 403, "{own} cannot read {other}'s path");
+    }
+    // The alias is named <namespace>/<name> as the role asks.
+    let (status, entity) = raw(
+        &server,
+        "GET",
+        &format!("identity/entity/id/{}", a.entity_id),
+        Some("root"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{entity}");
+    let alias = &entity["data"]["aliases"][0];
+    assert_eq!(alias["name"], "team-a/app");
+    assert_eq!(alias["mount_accessor"], accessor);
+    assert_eq!(alias["metadata"]["service_account_namespace"], "team-a");
+}
