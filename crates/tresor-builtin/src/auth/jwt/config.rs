@@ -157,8 +157,8 @@ fn invalid(msg: impl Into<String>) -> EngineError {
 }
 
 /// `GET config`: everything but the client secret, plus `status` (whether the keys can be
-/// set up), as OpenBao answers.
-pub(crate) fn read(config: &JwtConfig) -> Response {
+/// set up: PEMs parse, a CA parses, a discovery document answers), as OpenBao answers.
+pub(crate) async fn read(config: &JwtConfig) -> Response {
     let mut data = Map::new();
     data.insert(
         "oidc_discovery_url".into(),
@@ -199,8 +199,19 @@ pub(crate) fn read(config: &JwtConfig) -> Response {
         json!(config.namespace_in_state),
     );
     let mut response = Response::default();
-    match Loaded::build(config.clone()) {
-        Ok(_) => {
+    let usable = match Loaded::build(config.clone()) {
+        Ok(loaded) => match loaded.keys.remote() {
+            Some(remote) if !config.oidc_discovery_url.is_empty() => remote
+                .discovery()
+                .await
+                .map(|_| ())
+                .map_err(|e| format!("keyset configuration error: {e}")),
+            _ => Ok(()),
+        },
+        Err(e) => Err(e),
+    };
+    match usable {
+        Ok(()) => {
             data.insert("status".into(), json!("valid"));
         }
         Err(e) => {

@@ -253,11 +253,10 @@ impl RemoteKeys {
 
 const REMOTE_UNVERIFIED: &str =
     "error verifying token signature: failed to verify id token signature";
-const REMOTE_MALFORMED: &str = "error verifying token signature: oidc: malformed jwt";
+const REMOTE_MALFORMED: &str = "error verifying token signature: oidc: malformed jwt: ";
 const STATIC_UNVERIFIED: &str =
     "error verifying token signature: no known key successfully validated the token signature";
-const STATIC_MALFORMED: &str =
-    "error verifying token signature: go-jose/go-jose: compact JWS format must have three parts";
+const STATIC_MALFORMED: &str = "error verifying token signature: ";
 
 fn try_keys(jws: &Jws, alg: Alg, keys: &[&PublicKey]) -> Result<(), Vec<Mismatch>> {
     let mut misses = Vec::with_capacity(keys.len());
@@ -316,7 +315,7 @@ pub(crate) enum KeySource {
 }
 
 impl KeySource {
-    /// OpenBao's wording for a token that is not a JWS, which depends on the key source.
+    /// OpenBao's wording before a token parse error, which depends on the key source.
     pub(crate) fn malformed(&self) -> &'static str {
         match self {
             KeySource::Static(_) => STATIC_MALFORMED,

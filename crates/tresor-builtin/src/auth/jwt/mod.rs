@@ -134,7 +134,10 @@ impl AuthMethod for JwtAuth {
         let op = request.operation;
         match request.path.as_str() {
             "config" => match op {
-                Read => Ok(config::load(storage).await?.map(|c| config::read(&c))),
+                Read => match config::load(storage).await? {
+                    Some(c) => Ok(Some(config::read(&c).await)),
+                    None => Err(EngineError::NotFound),
+                },
                 Create | Update => self.write_config(request, storage).await,
                 _ => Err(EngineError::UnsupportedOperation),
             },
@@ -160,7 +163,10 @@ impl AuthMethod for JwtAuth {
                 };
                 let name = name.to_lowercase();
                 match op {
-                    Read => Ok(role::load(storage, &name).await?.map(|r| role::read(&r))),
+                    Read => match role::load(storage, &name).await? {
+                        Some(r) => Ok(Some(role::read(&r))),
+                        None => Err(EngineError::NotFound),
+                    },
                     Create | Update => role::write(request, storage, &name).await,
                     Delete => role::delete(storage, &name).await,
                     _ => Err(EngineError::UnsupportedOperation),

@@ -130,7 +130,10 @@ pub(crate) fn read(role: &JwtRole) -> Response {
     d.insert("expiration_leeway".into(), json!(role.expiration_leeway));
     d.insert("not_before_leeway".into(), json!(role.not_before_leeway));
     d.insert("clock_skew_leeway".into(), json!(role.clock_skew_leeway));
-    d.insert("bound_audiences".into(), json!(role.bound_audiences));
+    d.insert(
+        "bound_audiences".into(),
+        nil_if_empty(&role.bound_audiences),
+    );
     d.insert("bound_subject".into(), json!(role.bound_subject));
     d.insert("bound_claims_type".into(), json!(role.bound_claims_type));
     d.insert(
@@ -149,7 +152,10 @@ pub(crate) fn read(role: &JwtRole) -> Response {
             json!(role.claim_mappings)
         },
     );
-    d.insert("oauth2_metadata".into(), json!(role.oauth2_metadata));
+    d.insert(
+        "oauth2_metadata".into(),
+        nil_if_empty(&role.oauth2_metadata),
+    );
     d.insert("user_claim".into(), json!(role.user_claim));
     d.insert(
         "user_claim_json_pointer".into(),
@@ -158,10 +164,10 @@ pub(crate) fn read(role: &JwtRole) -> Response {
     d.insert("groups_claim".into(), json!(role.groups_claim));
     d.insert(
         "allowed_redirect_uris".into(),
-        json!(role.allowed_redirect_uris),
+        nil_if_empty(&role.allowed_redirect_uris),
     );
     d.insert("callback_mode".into(), json!(role.callback_mode));
-    d.insert("oidc_scopes".into(), json!(role.oidc_scopes));
+    d.insert("oidc_scopes".into(), nil_if_empty(&role.oidc_scopes));
     d.insert(
         "verbose_oidc_logging".into(),
         json!(role.verbose_oidc_logging),
@@ -194,6 +200,15 @@ pub(crate) fn read(role: &JwtRole) -> Response {
         d.insert(name.clone(), value);
     }
     Response::with_data(d)
+}
+
+/// Go's nil slice: an unset list reads back as `null`.
+fn nil_if_empty(list: &[String]) -> Value {
+    if list.is_empty() {
+        Value::Null
+    } else {
+        json!(list)
+    }
 }
 
 fn invalid(msg: impl Into<String>) -> EngineError {

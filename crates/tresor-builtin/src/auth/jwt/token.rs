@@ -8,11 +8,21 @@
 //! offending value, never the token.
 
 use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use serde_json::{Map, Value};
 
 use super::claims::shown;
 use super::keys::{Alg, Mismatch, PublicKey};
+
+/// Go's `base64.RawURLEncoding`: no padding, and (unlike the base64 crate's default) lenient
+/// about the unused bits of the last symbol, so the same tokens parse on both servers.
+const RAW_URL: GeneralPurpose = GeneralPurpose::new(
+    &base64::alphabet::URL_SAFE,
+    GeneralPurposeConfig::new()
+        .with_encode_padding(false)
+        .with_decode_allow_trailing_bits(true)
+        .with_decode_padding_mode(DecodePaddingMode::RequireNone),
+);
 
 /// A refusal: OpenBao's wording and the binding that failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,41 +66,70 @@ impl std::fmt::Debug for Jws {
     }
 }
 
-/// Parses `header.payload.signature`. `malformed` is the key source's wording for a token
-/// that is not a JWS at all.
-pub(crate) fn parse(token: &str, malformed: &str) -> Result<Jws, Refusal> {
+/// Parses `header.payload.signature`. `prefix` is the key source's wording before a parse
+/// error (go-jose's messages follow it, as OpenBao reports them).
+pub(crate) fn parse(token: &str, prefix: &str) -> Result<Jws, Refusal> {
     let token = token.trim();
-    let refuse = |detail: &str| Refusal::new(malformed, detail);
+    let refuse = |what: &str, detail: &str| Refusal::new(format!("{prefix}{what}"), detail);
     let mut parts = token.split('.');
     let (Some(h), Some(p), Some(s), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Err(refuse(
+            "go-jose/go-jose: compact JWS format must have three parts",
             "the token is not a compact JWS (three base64url parts separated by '.')",
         ));
     };
     let decode = |part: &str, what: &str| {
-        URL_SAFE_NO_PAD
-            .decode(part.trim_end_matches('='))
-            .map_err(|_| refuse(&format!("the token's {what} is not base64url")))
+        RAW_URL.decode(part).map_err(|e| {
+            // Go's base64 names the offset of the first bad byte (or of a lone last one).
+            let at = match e {
+                base64::DecodeError::InvalidByte(i, _)
+                | base64::DecodeError::InvalidLastSymbol(i, _) => i,
+                _ => part.len().saturating_sub(1),
+            };
+            refuse(
+                &format!("illegal base64 data at input byte {at}"),
+                &format!("the token's {what} is not base64url"),
+            )
+        })
     };
-    let header: Map<String, Value> = serde_json::from_slice(&decode(h, "header")?)
-        .map_err(|_| refuse("the token's header is not a JSON object"))?;
-    let claims: Map<String, Value> = serde_json::from_slice(&decode(p, "payload")?)
-        .map_err(|_| refuse("the token's payload is not a JSON object"))?;
+    let header_bytes = decode(h, "header")?;
+    let payload_bytes = decode(p, "payload")?;
     let signature = decode(s, "signature")?;
+    let header: Map<String, Value> = serde_json::from_slice(&header_bytes).map_err(|_| {
+        refuse(
+            "go-jose/go-jose: invalid protected header",
+            "the token's header is not a JSON object",
+        )
+    })?;
+    let claims: Map<String, Value> = serde_json::from_slice(&payload_bytes).map_err(|_| {
+        refuse(
+            "go-jose/go-jose: invalid payload",
+            "the token's payload is not a JSON object",
+        )
+    })?;
     let Some(Value::String(alg_name)) = header.get("alg") else {
-        return Err(refuse("the token's header has no \"alg\""));
+        return Err(refuse(
+            "go-jose/go-jose: missing alg",
+            "the token's header has no \"alg\"",
+        ));
     };
     if header.contains_key("crit") {
         return Err(refuse(
+            "go-jose/go-jose: unsupported crit header",
             "the token's header has \"crit\" extensions, which are not supported",
         ));
     }
     let kid = match header.get("kid") {
         None | Some(Value::Null) => None,
         Some(Value::String(k)) => Some(k.clone()),
-        Some(_) => return Err(refuse("the token's \"kid\" is not a string")),
+        Some(_) => {
+            return Err(refuse(
+                "go-jose/go-jose: invalid kid",
+                "the token's \"kid\" is not a string",
+            ));
+        }
     };
     Ok(Jws {
         alg_name: alg_name.clone(),
@@ -415,14 +454,15 @@ mod tests {
             ("a.b", "compact JWS"),
             ("a.b.c.d", "compact JWS"),
             ("!!.e30.AA", "header is not base64url"),
+            ("e30.a.AA", "payload is not base64url"),
             ("e30.e30.AA", "no \"alg\""),
             (
                 "eyJhbGciOiJSUzI1NiJ9.W10.AA",
                 "payload is not a JSON object",
             ),
         ] {
-            let r = parse(t, "malformed").unwrap_err();
-            assert_eq!(r.summary, "malformed");
+            let r = parse(t, "p: ").unwrap_err();
+            assert!(r.summary.starts_with("p: "), "{r:?}");
             assert!(r.detail.contains(needle), "{t}: {r:?}");
         }
     }
