@@ -257,6 +257,14 @@ pub(crate) async fn callback(
         )));
     };
     let loaded = loaded.map_err(|e| invalid(format!("error configuring token validator: {e}")))?;
+    // OpenBao takes POSTs only in form_post response mode (the provider posts the code or ID
+    // token). It answers them with an HTML page that re-submits to the GET; Tresor completes
+    // the login directly with the same checks.
+    if req.operation != tresor_sdk::engine::Operation::Read
+        && loaded.config.oidc_response_mode != "form_post"
+    {
+        return Err(EngineError::UnsupportedOperation);
+    }
     let state = fields::string(req, "state")?.unwrap_or_default();
     let now = method.now();
     let Some(pending) = method.pending.take(&state, now) else {
