@@ -429,6 +429,23 @@ async fn the_auth_code_flow_with_pkce_logs_in_once_per_state() {
     )
     .await;
     assert_eq!(body["data"]["display_name"], "oidc-alice");
+    // The login's identity: an entity whose alias on this mount is the user claim.
+    let entity = body["data"]["entity_id"].as_str().unwrap().to_owned();
+    assert!(!entity.is_empty());
+    let (status, body) = raw(
+        &s.server,
+        "GET",
+        &format!("identity/entity/id/{entity}"),
+        Some(ROOT),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["aliases"][0]["name"], "alice");
+    assert_eq!(
+        body["data"]["aliases"][0]["metadata"]["email"],
+        "alice@example.test"
+    );
     // The state is single-use.
     let (code2, message) =
         match vaultrs::auth::oidc::callback(&client, "oidc", state, "", code).await {
