@@ -810,3 +810,70 @@ async fn a_templated_policy_gives_each_namespace_its_own_path() {
     assert_eq!(alias["mount_accessor"], accessor);
     assert_eq!(alias["metadata"]["service_account_namespace"], "team-a");
 }
+
+/// `tresor login -method=kubernetes role=… jwt=@file` stores a token with the role's policies;
+/// a namespace outside the role is refused with the reason, and the JWT is never printed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tresor_login_with_the_kubernetes_method() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = cluster(dir.path()).await;
+    let server = dev_server(dir.path(), &dir.path().join("no-pod"));
+    mount(&server, &cluster, Some(&cluster.reviewer)).await;
+    role(&server, "app", &["app"], &["team-a"], Some("vault")).await;
+    let jwt = cluster.fake.token("team-a", "app", &["vault"], 600).await;
+    let jwt_file = dir.path().join("sa-token");
+    std::fs::write(&jwt_file, &jwt).unwrap();
+    let home = common::scratch_home();
+    let run = |args: Vec<String>| {
+        std::process::Command::new(common::BIN)
+            .args(args)
+            .env_clear()
+            .env("HOME", &home)
+            .env("VAULT_ADDR", &server.addr)
+            .output()
+            .unwrap()
+    };
+    let out = run(vec![
+        "login".into(),
+        "-method=kubernetes".into(),
+        "-format=json".into(),
+        "role=app".into(),
+        format!("jwt=@{}", jwt_file.display()),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let answer: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(
+        answer["auth"]["policies"],
+        json!(["app-read", "app-write", "default"])
+    );
+    assert_eq!(
+        answer["auth"]["metadata"]["service_account_namespace"],
+        "team-a"
+    );
+    let stored = std::fs::read_to_string(home.join(".vault-token")).unwrap();
+    assert_eq!(
+        stored.trim(),
+        answer["auth"]["client_token"].as_str().unwrap()
+    );
+    assert!(!stdout.contains(&jwt));
+
+    role(&server, "other", &["app"], &["team-b"], Some("vault")).await;
+    let out = run(vec![
+        "login".into(),
+        "-method=kubernetes".into(),
+        "role=other".into(),
+        format!("jwt=@{}", jwt_file.display()),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("team-a") && stderr.contains("bound_service_account_namespaces"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(&jwt) && !String::from_utf8_lossy(&out.stdout).contains(&jwt));
+}

@@ -67,6 +67,8 @@ enum Method {
     Token,
     Jwt,
     Oidc,
+    AppRole,
+    Kubernetes,
 }
 
 impl Method {
@@ -75,6 +77,8 @@ impl Method {
             "token" => Some(Method::Token),
             "jwt" => Some(Method::Jwt),
             "oidc" => Some(Method::Oidc),
+            "approle" => Some(Method::AppRole),
+            "kubernetes" => Some(Method::Kubernetes),
             _ => None,
         }
     }
@@ -90,6 +94,8 @@ impl Method {
             Method::Token => token_method(client, config, non_interactive).await,
             Method::Jwt => super::login_oidc::jwt_method(client, config).await,
             Method::Oidc => super::login_oidc::oidc_method(client, config).await,
+            Method::AppRole => super::login_workload::approle_method(client, config).await,
+            Method::Kubernetes => super::login_workload::kubernetes_method(client, config).await,
         }
     }
 }

@@ -24,7 +24,7 @@ use super::secret::api_secret;
 use crate::client::Client;
 
 /// The mount from the shared `mount` key (`-path`, else the method's name).
-fn mount(config: &BTreeMap<String, String>, default: &str) -> String {
+pub(super) fn mount(config: &BTreeMap<String, String>, default: &str) -> String {
     config
         .get("mount")
         .map(|m| m.trim_matches('/').to_owned())
@@ -33,7 +33,7 @@ fn mount(config: &BTreeMap<String, String>, default: &str) -> String {
 }
 
 /// A failed request, without its URL (an OIDC callback URL carries the authorization code).
-fn api_failure(e: &anyhow::Error) -> String {
+pub(super) fn api_failure(e: &anyhow::Error) -> String {
     match e.downcast_ref::<crate::client::ApiError>() {
         Some(api) if !api.errors.is_empty() => format!(
             "Error making API request.\n\nCode: {}. Errors:\n\n* {}",
