@@ -2,6 +2,7 @@
 //!
 //! # Layout
 //! - `token_fields`: the `token_*` role parameters every method shares (Vault's tokenutil).
+//! - [`approle`]: AppRole (`approle`): role ids and secret ids for machines (docs/auth-approle.md).
 //!
 //! A method is a module here and one line in [`auth_methods`]; the core issues the tokens.
 
@@ -9,10 +10,11 @@ use std::sync::Arc;
 
 use tresor_sdk::auth::AuthMethodFactory;
 
+pub mod approle;
 #[allow(dead_code, reason = "the auth methods that use it land next")]
 pub(crate) mod token_fields;
 
 /// Every built-in auth method factory, for the core's auth table to register.
 pub fn auth_methods() -> Vec<Arc<dyn AuthMethodFactory>> {
-    vec![]
+    vec![Arc::new(approle::AppRoleFactory::default())]
 }
