@@ -34,6 +34,28 @@ pub(super) fn parse_addrs(list: &[String]) -> Result<(), String> {
     Ok(())
 }
 
+/// Token CIDR bindings as OpenBao keeps them (go-sockaddr's form): a single host (`/32`,
+/// `/128`) becomes the bare address, other blocks keep their address as written, IPv6
+/// canonicalised. Role reads, token lookups and the binding itself all show this form.
+pub(super) fn sockaddr_form(list: &[String]) -> Vec<String> {
+    list.iter()
+        .map(|item| {
+            let item = item.trim();
+            if let Ok(net) = item.parse::<IpNet>() {
+                if net.prefix_len() == net.max_prefix_len() {
+                    net.addr().to_string()
+                } else {
+                    format!("{}/{}", net.addr(), net.prefix_len())
+                }
+            } else if let Ok(ip) = item.parse::<IpAddr>() {
+                ip.to_string()
+            } else {
+                item.to_owned()
+            }
+        })
+        .collect()
+}
+
 /// Whether every block of `inner` lies inside some block of `outer` (an empty `inner` always
 /// does; an empty `outer` binds nothing). Bare addresses in `outer` count as /32, as in
 /// OpenBao; a block that does not parse makes the answer false (fail closed).
@@ -174,6 +196,20 @@ mod tests {
             "failed to verify subset relationship between CIDR blocks on the role [\"10.0.0.0/8\" \"1.2.3.4/32\"] and CIDR blocks on the secret ID [\"192.168.0.0/16\"]"
         );
         assert_eq!(shown(&v(&["a", "b"])), "[a, b]");
+    }
+
+    #[test]
+    fn token_bindings_take_go_sockaddrs_form() {
+        assert_eq!(
+            sockaddr_form(&v(&[
+                "10.0.0.1/32",
+                " 10.1.2.3/8",
+                "::1/128",
+                "2001:DB8::/32",
+                "10.0.0.9"
+            ])),
+            v(&["10.0.0.1", "10.1.2.3/8", "::1", "2001:db8::/32", "10.0.0.9"])
+        );
     }
 
     #[test]

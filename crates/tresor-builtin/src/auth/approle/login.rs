@@ -63,7 +63,7 @@ pub(super) async fn login(
     if role.bind_secret_id {
         let spent = spend_secret_id(m, req, storage, &role).await?;
         if !spent.token_bound_cidrs.is_empty() {
-            token_cidrs = spent.token_bound_cidrs.clone();
+            token_cidrs = cidr::sockaddr_form(&spent.token_bound_cidrs);
         }
         internal.insert("secret_id_accessor".into(), json!(spent.accessor));
         metadata = spent.metadata;

@@ -153,6 +153,18 @@ impl AuthMethod for AppRole {
     }
 
     async fn handle(&self, req: &Request, storage: &dyn Storage) -> EngineResult<Option<Response>> {
+        // Vault reads a DELETE's parameters from the query string only; a body is ignored
+        // (`secret-id/destroy` by DELETE needs `?secret_id=`).
+        let without_body;
+        let req = if req.operation == Delete && !req.data.is_empty() {
+            without_body = Request {
+                data: serde_json::Map::new(),
+                ..req.clone()
+            };
+            &without_body
+        } else {
+            req
+        };
         let segments: Vec<&str> = req.path.split('/').collect();
         let v = Wording::Validated;
         let (schema, result): (Schema, EngineResult<Option<Response>>) = match segments.as_slice() {

@@ -219,6 +219,7 @@ pub(super) fn apply_token_fields(role: &mut Role, req: &Request) -> EngineResult
         cidr::parse_addrs(&list).map_err(EngineError::InvalidRequest)?;
     }
     token_fields::apply(&mut role.token, req, &["policies", "period"])?;
+    role.token.bound_cidrs = cidr::sockaddr_form(&role.token.bound_cidrs);
     if let Some(b) = schema::boolean(req, "token_strictly_bind_ip")? {
         role.token_strictly_bind_ip = b;
     }

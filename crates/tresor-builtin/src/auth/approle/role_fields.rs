@@ -245,7 +245,7 @@ fn update(role: &mut Role, req: &Request, endpoint: &str) -> EngineResult<()> {
                 cidr::parse_addrs(&list).map_err(|e| {
                     EngineError::InvalidRequest(format!("failed to parse token_bound_cidrs: {e}"))
                 })?;
-                role.token.bound_cidrs = list;
+                role.token.bound_cidrs = cidr::sockaddr_form(&list);
             }
         }
         _ => return Err(EngineError::UnsupportedPath),
