@@ -817,13 +817,22 @@ async fn accessors_find_destroy_and_stay_within_their_role() {
     .await
     .assert_error(403, "invalid secret id accessor");
     m.login(&role_a, &secret).await.unwrap();
+    // DELETE takes its parameters from the query string only, as in Vault.
     m.call(
         Operation::Delete,
         "role/a/secret-id-accessor/destroy",
         json!({"secret_id_accessor": accessor}),
     )
     .await
-    .assert_status(204);
+    .assert_error(400, "missing secret_id_accessor");
+    let mut req = m.request(
+        Operation::Delete,
+        "role/a/secret-id-accessor/destroy",
+        Value::Null,
+        LOCAL,
+    );
+    req.query = vec![("secret_id_accessor".into(), accessor.clone())];
+    m.send(req).await.assert_status(204);
     let (_, _, detail) = denial(m.login(&role_a, &secret).await);
     assert!(detail.contains("has no such secret id"), "{detail}");
     m.list("role/a/secret-id", &[]).await.assert_status(404);
