@@ -103,7 +103,7 @@ impl Core {
         operation: Operation,
         params: Option<&Map<String, Value>>,
     ) -> CoreResult<Caller> {
-        let acl = active.policies.acl(&resolved.entry.policies).await?;
+        let acl = self.token_acl(active, &resolved.entry).await?;
         let decision = acl.check(&AclRequest {
             path,
             capability: operation.capability(),
@@ -125,6 +125,35 @@ impl Core {
             acl,
             sudo,
         })
+    }
+
+    /// The ACL a token acts under: its own policies, plus (for a token with an identity
+    /// entity) the entity's and its groups' policies, with templated rules rendered for the
+    /// entity. A disabled entity's tokens are refused.
+    pub async fn token_acl(&self, active: &Active, entry: &TokenEntry) -> CoreResult<Arc<Acl>> {
+        let Some(entity_id) = &entry.entity_id else {
+            return active.policies.acl(&entry.policies).await;
+        };
+        let Some(ctx) = active.identity.context(entity_id)? else {
+            return active.policies.acl(&entry.policies).await;
+        };
+        if ctx.entity.disabled {
+            return Err(CoreError::Denied {
+                status: 403,
+                message: format!(
+                    "permission denied: the token's identity entity {:?} is disabled",
+                    ctx.entity.name
+                ),
+            });
+        }
+        let mut names = entry.policies.clone();
+        names.extend(ctx.policies.iter().cloned());
+        names.sort();
+        names.dedup();
+        active
+            .policies
+            .acl_for_identity(&names, &ctx, active.identity.generation())
+            .await
     }
 
     /// Spends one use of a limited-use token; the last use revokes it (with its leases) at once:

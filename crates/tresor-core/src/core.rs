@@ -58,6 +58,9 @@ pub struct Active {
     pub mounts: MountTables,
     pub cluster: ClusterInfo,
     pub expiration: Arc<ExpirationManager>,
+    pub identity: crate::identity::IdentityStore,
+    /// Serialises unwrap and rewrap, so a wrapped response is handed out at most once.
+    pub wrapping: Mutex<()>,
 }
 
 /// The answer of `sys/seal-status` and `sys/unseal`, independent of the wire format.
@@ -386,12 +389,15 @@ impl Core {
         let policies = PolicyStore::open(self.barrier.clone()).await?;
         let mounts = MountTables::load(self.barrier.clone(), self.registry.clone()).await?;
         let expiration = Arc::new(ExpirationManager::new(queue, self.options.leases.clone()));
+        let identity = crate::identity::IdentityStore::open(self.barrier.clone()).await?;
         Ok(Active {
             tokens,
             policies,
             mounts,
             cluster,
             expiration,
+            identity,
+            wrapping: Mutex::new(()),
         })
     }
 

@@ -13,10 +13,14 @@
 //! - [`expiration`]: the expiration manager: leases (secrets and tokens) persisted under the
 //!   barrier, a timer queue, background loading at unseal, paced and retried revocation.
 //! - [`mount`]: mount and auth tables, the router, the engine registry.
+//! - [`identity`]: entities, aliases and groups; the entity behind a login; policy templating
+//!   (`{{identity.entity.…}}`) and the policies an entity's groups add.
 //! - [`logical`]: serving non-`sys/` requests through the router.
 //! - [`login`]: requests to auth methods; turning a method's [`tresor_sdk::auth::Login`] into a
 //!   token; renewal limits from the method; `verbose_denials`.
 //! - [`params`]: Vault-style parameter decoding (durations, string lists).
+//! - [`wrapping`]: response wrapping: single-use wrapping tokens, the response in their
+//!   cubbyhole, unwrap / lookup / rewrap.
 //! - [`error`]: [`CoreError`], the one error type callers see.
 //!
 //! This crate knows nothing of HTTP or Vault's JSON; `tresor-http` maps [`CoreError`] to
@@ -28,6 +32,7 @@ pub mod core;
 pub mod error;
 pub mod expiration;
 pub mod generate_root;
+pub mod identity;
 pub mod logical;
 pub mod login;
 pub mod mount;
@@ -39,6 +44,7 @@ pub mod seal;
 pub mod shamir;
 pub mod token;
 pub mod version;
+pub mod wrapping;
 
 pub use crate::core::{
     Active, ClusterInfo, Core, CoreOptions, HealthStatus, InitResult, SealStatus,

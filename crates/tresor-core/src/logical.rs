@@ -1,5 +1,6 @@
-//! Requests outside `sys/`: routed through the mount tables to an engine, or to the token
-//! store for `auth/token/…`.
+//! Requests outside `sys/`: routed through the mount tables to an engine, to the token store
+//! for `auth/token/…`, to an auth method for `auth/<mount>/…`, or to the identity store for
+//! `identity/…`.
 
 use std::sync::Arc;
 
@@ -115,6 +116,11 @@ impl Core {
             self.authorize_as_sent(&active, resolved, &request).await?;
             return Err(CoreError::NoHandler(request.path.clone()));
         };
+        if mounted.entry.engine_type == "identity" {
+            let relative = relative.to_owned();
+            self.authorize_as_sent(&active, resolved, &request).await?;
+            return self.identity_endpoint(&active, &request, &relative).await;
+        }
         let Some(engine) = mounted.engine.clone() else {
             return Err(CoreError::NoHandler(request.path.clone()));
         };

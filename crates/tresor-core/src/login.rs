@@ -207,6 +207,33 @@ impl Core {
         }
         let policies = normalise_policies(policies);
         let (ttl, warnings) = login_ttl(&login, info);
+        let entity = if login.alias.name.is_empty() {
+            None
+        } else {
+            Some(
+                active
+                    .identity
+                    .login(&info.accessor, &login.alias, &login.group_aliases)
+                    .await?,
+            )
+        };
+        if let Some(e) = entity.as_ref().filter(|e| e.disabled) {
+            return Err(CoreError::Denied {
+                status: 403,
+                message: format!(
+                    "permission denied: the identity entity {:?} of this login is disabled",
+                    e.name
+                ),
+            });
+        }
+        let identity_policies = match &entity {
+            Some(e) => active
+                .identity
+                .context(&e.id)?
+                .map(|c| c.policies.clone())
+                .unwrap_or_default(),
+            None => Vec::new(),
+        };
         let now = now_ns();
         // `login`, `login/<name>`: the path the token was created at, as Vault records it.
         let path = format!("auth/{}{}", info.path, relative.trim_end_matches('/'));
@@ -228,7 +255,7 @@ impl Core {
             last_renewal_ns: None,
             last_ttl: 0,
             role: None,
-            entity_id: None,
+            entity_id: entity.as_ref().map(|e| e.id.clone()),
             bound_cidrs: login.token.bound_cidrs.clone(),
             login: Some(LoginRecord {
                 mount_accessor: info.accessor.clone(),
@@ -238,7 +265,10 @@ impl Core {
         };
         let token = TokenStore::new_token_id();
         let resolved = active.tokens.insert(token.expose(), entry).await?;
-        Ok((login_auth_block(&resolved, &token, ttl), warnings))
+        Ok((
+            login_auth_block(&resolved, &token, ttl, &identity_policies),
+            warnings,
+        ))
     }
 
     /// The method's verdict on renewing a login token, with the mount's limits filled in:
@@ -290,13 +320,25 @@ impl Core {
     }
 }
 
-/// Vault's `auth` block for a login: the token, its policies, the login's metadata.
-fn login_auth_block(resolved: &Resolved, token: &SecretString, ttl: u64) -> Value {
+/// Vault's `auth` block for a login: the token, its policies (`policies` adds the identity's
+/// to the token's own), the login's metadata.
+fn login_auth_block(
+    resolved: &Resolved,
+    token: &SecretString,
+    ttl: u64,
+    identity_policies: &[String],
+) -> Value {
     let entry = &resolved.entry;
     let token_policies = &entry.policies;
     let mut block = entry.auth_block(token.expose(), ttl);
     if let Some(obj) = block.as_object_mut() {
         obj.insert("token_policies".into(), json!(token_policies));
+        if !identity_policies.is_empty() {
+            let mut all = token_policies.clone();
+            all.extend(identity_policies.iter().cloned());
+            obj.insert("policies".into(), json!(normalise_policies(all)));
+            obj.insert("identity_policies".into(), json!(identity_policies));
+        }
         obj.insert(
             "metadata".into(),
             entry

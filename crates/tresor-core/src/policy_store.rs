@@ -114,6 +114,11 @@ impl PolicyStore {
                 "cannot update \"root\" policy".to_owned(),
             ));
         }
+        if name == crate::wrapping::WRAPPING_POLICY {
+            return Err(CoreError::InvalidRequest(format!(
+                "cannot update {name:?} policy"
+            )));
+        }
         if name.is_empty() {
             return Err(CoreError::InvalidRequest(
                 "policy name must be provided".to_owned(),
@@ -182,6 +187,11 @@ impl PolicyStore {
         }
         let policy = if name == "root" {
             root_policy()?
+        } else if name == crate::wrapping::WRAPPING_POLICY {
+            Arc::new(
+                Policy::parse(name, crate::wrapping::WRAPPING_POLICY_TEXT)
+                    .map_err(|e| CoreError::Internal(e.to_string()))?,
+            )
         } else {
             let Some(stored) = self.read(name).await? else {
                 return Ok(None);
@@ -194,6 +204,41 @@ impl PolicyStore {
             p.insert(name.to_owned(), policy.clone());
         }
         Ok(Some(policy))
+    }
+
+    /// The ACL of a token acting for an identity entity. Without templated rules among the
+    /// policies it is the shared per-set ACL; otherwise it is compiled for this entity and
+    /// cached under the set plus the entity id and the identity store's generation (so any
+    /// identity change, like any policy change, recompiles).
+    pub async fn acl_for_identity(
+        &self,
+        policies: &[String],
+        identity: &crate::identity::IdentityContext,
+        generation: u64,
+    ) -> CoreResult<Arc<Acl>> {
+        let mut parsed = Vec::with_capacity(policies.len());
+        for name in policies {
+            if let Some(p) = self.parsed(name).await? {
+                parsed.push(p);
+            }
+        }
+        if !parsed.iter().any(|p| p.rules().iter().any(|r| r.templated)) {
+            return self.acl(policies).await;
+        }
+        let mut key = policies.to_vec();
+        key.push(format!("\0entity:{}@{generation}", identity.entity.id));
+        if let Some(hit) = self.acls.read().ok().and_then(|a| a.get(&key).cloned()) {
+            return Ok(hit);
+        }
+        let acl = Arc::new(Acl::with_identity(&parsed, identity));
+        if let Ok(mut a) = self.acls.write() {
+            // Entries of older identity generations are never hit again: bound the cache.
+            if a.len() >= 50_000 {
+                a.clear();
+            }
+            a.insert(key, acl.clone());
+        }
+        Ok(acl)
     }
 
     /// The compiled ACL for a token's policies (missing policies contribute nothing).

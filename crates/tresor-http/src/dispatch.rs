@@ -19,14 +19,22 @@ use crate::response::{logical_response, no_content};
 use crate::sys;
 
 pub async fn handle(State(state): State<AppState>, request: http::Request<Body>) -> Response {
-    match route(&state, request).await {
+    let request = match ApiRequest::parse(request, state.max_request_size).await {
+        Ok(r) => r,
+        Err(err) => return err.into_response(),
+    };
+    let wrap = request.wrap_ttl.map(|ttl| (ttl, request.path.clone()));
+    let answer = match (route(&state, request).await, wrap) {
+        (Ok(response), Some((ttl, path))) => crate::wrap::wrap(&state, response, ttl, &path).await,
+        (other, _) => other,
+    };
+    match answer {
         Ok(response) => response,
         Err(err) => err.into_response(),
     }
 }
 
-async fn route(state: &AppState, request: http::Request<Body>) -> Result<Response, ApiError> {
-    let mut request = ApiRequest::parse(request, state.max_request_size).await?;
+async fn route(state: &AppState, mut request: ApiRequest) -> Result<Response, ApiError> {
     // OpenBao serves these with raw HTTP handlers, outside its logical router: a LIST method is
     // a 405 there, but `?list=true` is simply ignored.
     const RAW: [&str; 8] = [
@@ -70,6 +78,9 @@ async fn route(state: &AppState, request: http::Request<Body>) -> Result<Respons
         return Err(ApiError::bad_request(
             "cannot write to a path ending in '/'",
         ));
+    }
+    if let Some(which) = sys::wrapping::endpoint(&request.path) {
+        return sys::wrapping::handle(state, &request, which).await;
     }
     if request.path == "sys" || request.path.starts_with("sys/") {
         return sys::authenticated(state, &request).await;

@@ -16,6 +16,7 @@ mod error;
 mod request;
 mod response;
 mod sys;
+mod wrap;
 
 use std::sync::Arc;
 

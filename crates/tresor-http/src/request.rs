@@ -40,7 +40,6 @@ pub struct ApiRequest {
     /// The client's address (from the listener's connection info), for CIDR bindings.
     pub remote_addr: Option<std::net::IpAddr>,
     /// `X-Vault-Wrap-TTL` in whole seconds: wrap the response in a single-use token.
-    #[allow(dead_code, reason = "response wrapping lands next")]
     pub wrap_ttl: Option<u64>,
 }
 
@@ -288,17 +287,21 @@ fn wrap_ttl_from(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
     };
     let text = raw
         .to_str()
-        .map_err(|_| ApiError::bad_request("error parsing wrap TTL"))?
+        .map_err(|_| ApiError::bad_request("error parsing X-Vault-Wrap-TTL header"))?
         .trim();
     if text.is_empty() {
         return Ok(None);
     }
     let secs = tresor_sdk::duration::parse_str(text)
         .and_then(tresor_sdk::duration::whole_seconds)
-        .map_err(|_| ApiError::bad_request(format!("error parsing wrap TTL of {text:?}")))?;
+        .map_err(|_| {
+            ApiError::bad_request(format!(
+                "error parsing X-Vault-Wrap-TTL header: time: invalid duration {text:?}"
+            ))
+        })?;
     if secs < 0 {
         return Err(ApiError::bad_request(
-            "requested wrap TTL cannot be negative",
+            "error parsing X-Vault-Wrap-TTL header: requested wrap ttl cannot be negative",
         ));
     }
     Ok((secs > 0).then(|| u64::try_from(secs).unwrap_or(0)))

@@ -50,6 +50,10 @@ pub struct ClientArgs {
     /// Output format: table, json or yaml (default: $VAULT_FORMAT, $BAO_FORMAT, or table).
     #[arg(long = "format", global = true)]
     pub format: Option<String>,
+    /// Wrap the answer in a single-use token valid this long ("5m", "300"); unwrap it with
+    /// `tresor unwrap` (default: $VAULT_WRAP_TTL).
+    #[arg(long = "wrap-ttl", global = true)]
+    pub wrap_ttl: Option<String>,
 }
 
 impl ClientArgs {
@@ -126,6 +130,8 @@ pub struct Client {
     address: String,
     /// Zeroized on drop and `[redacted]` in Debug output.
     token: Option<SecretString>,
+    /// Sent as `X-Vault-Wrap-TTL` on every request.
+    wrap_ttl: Option<String>,
 }
 
 /// A response: status and parsed JSON body (`Value::Null` when empty).
@@ -215,6 +221,11 @@ impl Client {
             http: builder.build().context("building the HTTP client")?,
             address: address.trim_end_matches('/').to_owned(),
             token: env_first(&TOKEN_VARIABLES).map(SecretString::new),
+            wrap_ttl: args
+                .wrap_ttl
+                .clone()
+                .or_else(|| env_first(&["TRESOR_WRAP_TTL", "VAULT_WRAP_TTL", "BAO_WRAP_TTL"]))
+                .filter(|t| !t.is_empty()),
         })
     }
 
@@ -264,6 +275,9 @@ impl Client {
             .header("X-Vault-Request", "true");
         if let Some(token) = &self.token {
             req = req.header("X-Vault-Token", token.expose());
+        }
+        if let Some(ttl) = &self.wrap_ttl {
+            req = req.header("X-Vault-Wrap-TTL", ttl);
         }
         match (body, content_type) {
             (Some(body), Some(ct)) => {
@@ -328,6 +342,7 @@ mod tests {
             tls_skip_verify: false,
             ca_cert: None,
             format: None,
+            wrap_ttl: None,
         };
         let mut client = Client::without_token(&args).unwrap();
         client.set_token(Some("s.very-secret-token".into()));

@@ -132,7 +132,22 @@ impl MountTables {
         };
         for kind in [MountKind::Secret, MountKind::Auth] {
             let entries = match tables.barrier.get(kind.table_path()).await? {
-                Some(raw) => serde_json::from_slice::<Vec<MountEntry>>(raw.expose())?,
+                Some(raw) => {
+                    let mut entries = serde_json::from_slice::<Vec<MountEntry>>(raw.expose())?;
+                    // Stores created before the identity store existed gain its mount.
+                    if kind == MountKind::Secret
+                        && !entries.iter().any(|e| e.engine_type == "identity")
+                    {
+                        entries.push(builtin_entry(
+                            "identity/",
+                            "identity",
+                            "identity store",
+                            kind,
+                        ));
+                        tables.persist(kind, &entries).await?;
+                    }
+                    entries
+                }
                 None => {
                     let defaults = match kind {
                         MountKind::Secret => {
@@ -142,6 +157,12 @@ impl MountTables {
                                 "system endpoints used for control, policy and debugging",
                                 kind,
                             )];
+                            defaults.push(builtin_entry(
+                                "identity/",
+                                "identity",
+                                "identity store",
+                                kind,
+                            ));
                             // A build without the cubbyhole engine (some unit tests) simply has no
                             // cubbyhole mount.
                             if tables.registry.factory("cubbyhole").is_some() {
@@ -228,7 +249,7 @@ impl MountTables {
         ));
         let mut method = None;
         let engine = match (kind, entry.engine_type.as_str()) {
-            (MountKind::Secret, "system") | (MountKind::Auth, "token") => None,
+            (MountKind::Secret, "system" | "identity") | (MountKind::Auth, "token") => None,
             (MountKind::Secret, t) => {
                 let factory = self.registry.factory(t).ok_or_else(|| {
                     CoreError::Internal(format!(

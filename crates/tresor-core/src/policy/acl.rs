@@ -6,6 +6,7 @@
 //! the path without its trailing `/`; the highest-priority glob or `+` rule (see
 //! [`priority`](super::priority)); for list/scan of `…/`, that again without the `/`.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
@@ -150,14 +151,31 @@ pub struct Acl {
 
 impl Acl {
     /// Compiles the given policies. A policy named `root` makes this the root ACL (OpenBao
-    /// refuses `root` alongside other policies; we let root win). Templated rules and rules
-    /// past their `expiration` are left out.
+    /// refuses `root` alongside other policies; we let root win). Templated rules (for a token
+    /// without an entity) and rules past their `expiration` are left out.
     pub fn new(policies: &[Arc<Policy>]) -> Acl {
         Acl::new_at(policies, OffsetDateTime::now_utc())
     }
 
     /// [`Acl::new`] as of `now`, for rule expiration.
     pub fn new_at(policies: &[Arc<Policy>], now: OffsetDateTime) -> Acl {
+        Acl::compile(policies, now, None)
+    }
+
+    /// Compiles the policies of a token that acts for an identity entity: templated rules
+    /// are rendered from the entity (a rule whose template cannot be filled is left out).
+    pub fn with_identity(
+        policies: &[Arc<Policy>],
+        identity: &crate::identity::IdentityContext,
+    ) -> Acl {
+        Acl::compile(policies, OffsetDateTime::now_utc(), Some(identity))
+    }
+
+    fn compile(
+        policies: &[Arc<Policy>],
+        now: OffsetDateTime,
+        identity: Option<&crate::identity::IdentityContext>,
+    ) -> Acl {
         if policies.iter().any(|policy| policy.is_root()) {
             return Acl {
                 root: true,
@@ -169,39 +187,44 @@ impl Acl {
         }
 
         // Merge per pattern, in policy order (the result does not depend on the order).
-        let mut merged: Vec<(&str, Permissions)> = Vec::new();
-        let mut by_pattern: HashMap<&str, usize> = HashMap::new();
+        let mut merged: Vec<(Cow<'_, str>, Permissions)> = Vec::new();
+        let mut by_pattern: HashMap<Cow<'_, str>, usize> = HashMap::new();
         let mut valid_until: Option<OffsetDateTime> = None;
         for policy in policies {
             for rule in policy.rules() {
-                if rule.templated {
-                    continue;
-                }
+                let pattern: Cow<'_, str> = if rule.templated {
+                    match identity.and_then(|ctx| crate::identity::render(&rule.pattern, ctx)) {
+                        Some(rendered) => Cow::Owned(rendered),
+                        None => continue,
+                    }
+                } else {
+                    Cow::Borrowed(rule.pattern.as_str())
+                };
                 if let Some(expiration) = rule.expiration {
                     if now > expiration {
                         continue;
                     }
                     valid_until = Some(valid_until.map_or(expiration, |v| v.min(expiration)));
                 }
-                match by_pattern.get(rule.pattern.as_str()) {
+                match by_pattern.get(&pattern) {
                     Some(&index) => {
                         if let Some((_, existing)) = merged.get_mut(index) {
                             merge(existing, &rule.permissions);
                         }
                     }
                     None => {
-                        by_pattern.insert(&rule.pattern, merged.len());
-                        merged.push((&rule.pattern, rule.permissions.clone()));
+                        by_pattern.insert(pattern.clone(), merged.len());
+                        merged.push((pattern, rule.permissions.clone()));
                     }
                 }
             }
         }
 
-        let index = RuleIndex::build(merged.iter().map(|(pattern, _)| *pattern));
+        let index = RuleIndex::build(merged.iter().map(|(pattern, _)| pattern.as_ref()));
         let granting_patterns = merged
             .iter()
             .filter(|(_, p)| !p.capabilities.is_deny() && !p.capabilities.is_empty())
-            .map(|(pattern, _)| (*pattern).to_owned())
+            .map(|(pattern, _)| pattern.to_string())
             .collect();
         Acl {
             root: false,

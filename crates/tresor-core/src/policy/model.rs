@@ -159,8 +159,9 @@ pub struct PathRule {
     /// Line of the `path` block (HCL only).
     pub line: Option<usize>,
     pub permissions: Permissions,
-    /// The pattern contains `{{…}}` identity templating. Tresor has no identity entities, so
-    /// such rules never apply — as in OpenBao for a token without an entity.
+    /// The pattern contains `{{…}}` identity templating: rendered per entity
+    /// ([`crate::identity::render`]); for a token without an entity the rule never applies,
+    /// as in OpenBao.
     pub templated: bool,
     /// OpenBao's per-path `expiration`: the rule stops applying at this instant.
     pub expiration: Option<OffsetDateTime>,

@@ -10,6 +10,7 @@ pub mod leases;
 pub mod mounts;
 pub mod policy;
 pub mod seal;
+pub mod wrapping;
 
 use axum::response::Response;
 

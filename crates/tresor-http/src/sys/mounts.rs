@@ -28,6 +28,15 @@ fn is_core_type(engine_type: &str) -> bool {
     matches!(engine_type, "system" | "cubbyhole" | "identity" | "token")
 }
 
+/// The request headers OpenBao passes through to its built-in mounts (shown in their config).
+fn passthrough_headers(engine_type: &str) -> Option<[&'static str; 1]> {
+    match engine_type {
+        "system" => Some(["Accept"]),
+        "identity" => Some(["Authorization"]),
+        _ => None,
+    }
+}
+
 /// One mount as `sys/mounts` shows it; vaultrs requires every one of these keys.
 pub fn mount_json(entry: &MountEntry, kind: MountKind) -> Value {
     let mut config = json!({
@@ -40,10 +49,10 @@ pub fn mount_json(entry: &MountEntry, kind: MountKind) -> Value {
     {
         c.insert("token_type".into(), json!("default-service"));
     }
-    if entry.engine_type == "system"
+    if let Some(headers) = passthrough_headers(&entry.engine_type)
         && let Some(c) = config.as_object_mut()
     {
-        c.insert("passthrough_request_headers".into(), json!(["Accept"]));
+        c.insert("passthrough_request_headers".into(), json!(headers));
     }
     let mut v = json!({
         "accessor": entry.accessor,
@@ -291,8 +300,8 @@ async fn tune(
             if kind == MountKind::Auth {
                 out.insert("token_type".into(), json!("default-service"));
             }
-            if mounted.entry.engine_type == "system" {
-                out.insert("passthrough_request_headers".into(), json!(["Accept"]));
+            if let Some(headers) = passthrough_headers(&mounted.entry.engine_type) {
+                out.insert("passthrough_request_headers".into(), json!(headers));
             }
             Ok(json_response(http::StatusCode::OK, &envelope(out, true)))
         }

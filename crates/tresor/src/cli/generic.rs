@@ -1,4 +1,5 @@
 //! `tresor read|write|list|delete PATH`: raw access to any API path, as `vault read` etc.,
+//! and `tresor unwrap [TOKEN]`,
 //! with Vault's output (the Go client's secret shape, `-field`, `-format`) and exit codes.
 
 use std::process::ExitCode;
@@ -24,6 +25,11 @@ pub enum Generic {
     },
     List(Vec<String>),
     Delete(Vec<String>),
+    /// `unwrap [TOKEN]`: the token as an argument, or the client's own token.
+    Unwrap {
+        args: Vec<String>,
+        field: Option<String>,
+    },
 }
 
 pub fn run(command: Generic, args: &ClientArgs) -> ExitCode {
@@ -39,6 +45,28 @@ fn sanitize(path: &str) -> String {
 
 async fn dispatch(client: &Client, command: Generic, format: &Format) -> ExitCode {
     match command {
+        Generic::Unwrap { args, field } => {
+            if let Err(code) = check_count(&args, 0, 1) {
+                return code;
+            }
+            let body = args.first().map(|t| json!({"token": t}));
+            let reply = match client
+                .send(Method::PUT, "sys/wrapping/unwrap", body.as_ref())
+                .await
+            {
+                Ok(r) => r,
+                Err(e) => return failed("Error unwrapping".to_owned(), &e),
+            };
+            if reply.body.is_null() {
+                eprintln!("Successfully unwrapped. There was no data in the wrapped secret.");
+                return ExitCode::SUCCESS;
+            }
+            let secret = api_secret(&reply.body);
+            match field {
+                Some(f) => print_field(format, &secret, &f),
+                None => print_secret(format, &secret),
+            }
+        }
         Generic::Read { args, field } => {
             // Vault passes further arguments as query data; Tresor's endpoints take none.
             if let Err(code) = check_count(&args, 1, 1) {

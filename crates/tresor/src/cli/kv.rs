@@ -266,7 +266,7 @@ async fn dispatch(client: &Client, command: KvCommand, json_out: bool) -> Result
                 return Ok(ExitCode::SUCCESS);
             }
             if let Some(Value::Object(m)) = metadata {
-                println!("== Secret Path ==\n{}\n", kv.api("data"));
+                print_secret_path(&kv.api("data"));
                 print_map("======= Metadata =======", &m);
                 println!();
             }
@@ -441,6 +441,20 @@ async fn versions_op(
     Ok(ExitCode::SUCCESS)
 }
 
+/// Go's `padEqualSigns`: the header centred in `=` over the width of what follows it.
+fn pad_equal_signs(header: &str, width: usize) -> String {
+    let padding = ((width.saturating_sub(header.len())) / 2)
+        .saturating_sub(1)
+        .max(1);
+    let side = "=".repeat(padding);
+    format!("{side} {header} {side}")
+}
+
+/// The `Secret Path` section of `kv get|put` on a v2 mount, as `vault kv` prints it.
+fn print_secret_path(path: &str) {
+    println!("{}\n{path}\n", pad_equal_signs("Secret Path", path.len()));
+}
+
 fn report_write(kv: &Resolved, reply: &Value, json_out: bool) {
     if json_out {
         print_json(reply);
@@ -448,7 +462,7 @@ fn report_write(kv: &Resolved, reply: &Value, json_out: bool) {
     }
     match reply.get("data") {
         Some(Value::Object(m)) if kv.v2 => {
-            println!("== Secret Path ==\n{}\n", kv.api("data"));
+            print_secret_path(&kv.api("data"));
             print_map("======= Metadata =======", m);
         }
         _ => println!("Success! Data written to: {}", kv.display()),

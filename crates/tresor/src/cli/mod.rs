@@ -143,6 +143,15 @@ enum Command {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// Unwrap a response-wrapping token (the given one, or the client's own token).
+    Unwrap {
+        /// [TOKEN]
+        args: Vec<String>,
+        #[command(flatten)]
+        field: flags::FieldArg,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
     /// Show the seal status (same as `operator status`); exit code 2 when sealed.
     Status {
         #[command(flatten)]
@@ -312,6 +321,7 @@ fn client_format(command: &Command) -> Option<Format> {
         | Command::Write { client, .. }
         | Command::List { client, .. }
         | Command::Delete { client, .. }
+        | Command::Unwrap { client, .. }
         | Command::Policy { client, .. }
         | Command::Secrets { client, .. }
         | Command::Auth { client, .. }
@@ -360,6 +370,17 @@ fn run_client(command: Command) -> Result<ExitCode> {
         Command::Delete { args, client } => {
             Ok(generic::run(generic::Generic::Delete(args), &client))
         }
+        Command::Unwrap {
+            args,
+            field,
+            client,
+        } => Ok(generic::run(
+            generic::Generic::Unwrap {
+                args,
+                field: field.field,
+            },
+            &client,
+        )),
         Command::Status { client } => operator::run(operator::OperatorCommand::Status, &client),
         Command::Version => {
             println!(

@@ -48,7 +48,19 @@ pub fn api_secret(body: &Value) -> Value {
         out.insert("auth".into(), api_auth(auth));
     }
     if let Some(wrap) = body.get("wrap_info").filter(|a| a.is_object()) {
-        out.insert("wrap_info".into(), wrap.clone());
+        // The Go client's WrapInfo struct: every field, empty when the server omits it.
+        let field = |k: &str, default: Value| wrap.get(k).cloned().unwrap_or(default);
+        out.insert(
+            "wrap_info".into(),
+            json!({
+                "token": field("token", json!("")),
+                "accessor": field("accessor", json!("")),
+                "ttl": field("ttl", json!(0)),
+                "creation_time": field("creation_time", json!("")),
+                "creation_path": field("creation_path", json!("")),
+                "wrapped_accessor": field("wrapped_accessor", json!("")),
+            }),
+        );
     }
     Value::Object(out)
 }
@@ -140,6 +152,25 @@ fn print_secret_table(secret: &Value) {
             for (k, v) in meta {
                 row(&format!("token_meta_{k}"), go_value(v));
             }
+        }
+    }
+    if let Some(wrap) = secret.get("wrap_info").filter(|w| w.is_object()) {
+        // Vault's table names these with a trailing colon.
+        row("wrapping_token:", str_of(wrap, "token"));
+        row("wrapping_accessor:", str_of(wrap, "accessor"));
+        let ttl = wrap.get("ttl").cloned().unwrap_or(json!(0));
+        row("wrapping_token_ttl:", human_duration_value(&ttl));
+        row(
+            "wrapping_token_creation_time:",
+            str_of(wrap, "creation_time"),
+        );
+        row(
+            "wrapping_token_creation_path:",
+            str_of(wrap, "creation_path"),
+        );
+        let wrapped = str_of(wrap, "wrapped_accessor");
+        if !wrapped.is_empty() {
+            row("wrapped_accessor:", wrapped);
         }
     }
     if let Some(Value::Object(data)) = secret.get("data") {
