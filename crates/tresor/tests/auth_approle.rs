@@ -1,8 +1,8 @@
 //! AppRole over real HTTP with the vaultrs client: roles, role ids, secret ids and logins
 //! whose tokens carry exactly the role's policies; num_uses running out, CIDR-bound secret ids
 //! (the server sees these tests' client as 127.0.0.1), explained and terse denials, tokens
-//! revoked with their mount, renewal refused once the role is gone, and no secret id or token
-//! in the server's log.
+//! revoked with their mount, renewal refused once the role is gone, a secret id delivered
+//! wrapped, and no secret id or token in the server's log.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -15,6 +15,7 @@ mod common;
 
 use common::{Server, raw, vault_client};
 use serde_json::{Value, json};
+use vaultrs::api::ResponseWrapper;
 use vaultrs::api::auth::approle::requests::{
     GenerateNewSecretIDRequest, SetAppRoleRequest, SetAppRoleRequestBuilder,
 };
@@ -334,4 +335,48 @@ async fn renewal_follows_the_role_and_is_refused_once_the_role_is_deleted() {
         "{body}"
     );
     assert_eq!(body.get("auth"), None::<&Value>);
+}
+
+#[tokio::test]
+async fn a_wrapped_secret_id_is_seen_only_by_whoever_unwraps_it_first() {
+    let (_dir, server, client) = start().await;
+    let role_id = role(&client, "deliver", &mut SetAppRoleRequest::builder()).await;
+    let wrapped = GenerateNewSecretIDRequest::builder()
+        .mount(MOUNT)
+        .role_name("deliver")
+        .build()
+        .unwrap()
+        .wrap(&client)
+        .await
+        .unwrap();
+    assert_eq!(
+        wrapped.info.creation_path,
+        "auth/approle/role/deliver/secret-id"
+    );
+    // The machine unwraps with the wrapping token alone, then logs in.
+    let machine = vault_client(&server.addr, &wrapped.info.token);
+    let (status, body) = raw(
+        &server,
+        "POST",
+        "sys/wrapping/unwrap",
+        Some(&wrapped.info.token),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let secret = body["data"]["secret_id"].as_str().unwrap().to_owned();
+    approle::login(&machine, MOUNT, &role_id, &secret)
+        .await
+        .unwrap();
+    // Anyone who intercepted the wrapping token is too late, and it shows.
+    let (status, _) = raw(
+        &server,
+        "POST",
+        "sys/wrapping/unwrap",
+        Some(&wrapped.info.token),
+        None,
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert!(!server.log_text().contains(&secret));
 }
