@@ -1306,3 +1306,82 @@ async fn unknown_body_fields_are_named_in_a_warning_on_answers_with_a_body() {
         .await
         .assert_status(204);
 }
+
+/// Storage whose first `list` waits until the test lets it go, to hold a tidy mid-run.
+struct Gate<'a> {
+    inner: &'a MemStorage,
+    closed: std::sync::atomic::AtomicBool,
+    entered: &'a tokio::sync::Notify,
+    release: &'a tokio::sync::Notify,
+}
+
+#[async_trait::async_trait]
+impl tresor_sdk::storage::Storage for Gate<'_> {
+    async fn get(
+        &self,
+        key: &str,
+    ) -> Result<Option<tresor_sdk::secret::SecretBytes>, tresor_sdk::storage::StorageViewError>
+    {
+        self.inner.get(key).await
+    }
+    async fn put(
+        &self,
+        key: &str,
+        value: &[u8],
+    ) -> Result<(), tresor_sdk::storage::StorageViewError> {
+        self.inner.put(key, value).await
+    }
+    async fn delete(&self, key: &str) -> Result<(), tresor_sdk::storage::StorageViewError> {
+        self.inner.delete(key).await
+    }
+    async fn list(
+        &self,
+        prefix: &str,
+    ) -> Result<Vec<String>, tresor_sdk::storage::StorageViewError> {
+        if self.closed.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            self.entered.notify_one();
+            self.release.notified().await;
+        }
+        self.inner.list(prefix).await
+    }
+    async fn transaction(
+        &self,
+        ops: Vec<tresor_sdk::storage::ViewOp>,
+    ) -> Result<(), tresor_sdk::storage::StorageViewError> {
+        self.inner.transaction(ops).await
+    }
+}
+
+#[tokio::test]
+async fn one_tidy_runs_at_a_time() {
+    let m = Mount::new().await;
+    m.role("r", json!({})).await;
+    let entered = tokio::sync::Notify::new();
+    let release = tokio::sync::Notify::new();
+    let gated = Gate {
+        inner: &m.storage,
+        closed: std::sync::atomic::AtomicBool::new(true),
+        entered: &entered,
+        release: &release,
+    };
+    let req = m.request(Operation::Update, "tidy/secret-id", Value::Null, LOCAL);
+    let first = m.method.handle(&req, &gated);
+    let second = async {
+        entered.notified().await;
+        let busy = render(m.method.handle(&req, &m.storage).await);
+        release.notify_one();
+        busy
+    };
+    let (first, busy) = tokio::join!(first, second);
+    assert_eq!(render(first).status, 202);
+    busy.assert_status(200);
+    assert_eq!(
+        busy.body["warnings"],
+        json!(["Tidy operation already in progress."])
+    );
+    assert_eq!(
+        m.write("tidy/secret-id", json!({})).await.status,
+        202,
+        "free again"
+    );
+}
