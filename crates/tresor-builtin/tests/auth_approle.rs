@@ -1385,3 +1385,27 @@ async fn one_tidy_runs_at_a_time() {
         "free again"
     );
 }
+
+#[tokio::test]
+async fn a_new_role_id_replaces_the_old_one_for_logins() {
+    let m = Mount::new().await;
+    let old = m.role("r", json!({})).await;
+    let (secret, _) = m.secret("r", json!({})).await;
+    m.write("role/r/role-id", json!({"role_id": "fresh-id"}))
+        .await
+        .assert_status(204);
+    let (_, _, detail) = denial(m.login(&old, &secret).await);
+    assert!(detail.starts_with("no role has the role_id"), "{detail}");
+    m.login("fresh-id", &secret).await.unwrap();
+    // The freed id can be claimed by another role; a taken one cannot.
+    m.role("other", json!({"role_id": old})).await;
+    m.write("role/other/role-id", json!({"role_id": "fresh-id"}))
+        .await
+        .assert_error(400, "1 error occurred:\n\t* role_id already in use\n\n");
+    // The old id now names the other role, which never had this secret id.
+    let (_, _, detail) = denial(m.login(&old, &secret).await);
+    assert!(
+        detail.starts_with("role 'other' has no such secret id"),
+        "{detail}"
+    );
+}
