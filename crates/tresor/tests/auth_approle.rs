@@ -109,7 +109,10 @@ async fn a_login_token_has_exactly_the_roles_policies_and_works() {
     let listed = approle::role::secret::list(&client, MOUNT, "web")
         .await
         .unwrap();
-    assert_eq!(listed.keys, [generated.secret_id_accessor.clone()]);
+    assert_eq!(
+        listed.keys,
+        std::slice::from_ref(&generated.secret_id_accessor)
+    );
 
     let auth = approle::login(&client, MOUNT, &role_id, &generated.secret_id)
         .await
