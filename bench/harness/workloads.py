@@ -18,6 +18,7 @@ import json
 import os
 import tempfile
 import random
+import subprocess
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -28,6 +29,8 @@ KV_MOUNT = "bench-kv"
 TRANSIT_MOUNT = "bench-transit"
 TRANSIT_KEY = "bench"
 APPROLE_MOUNT = "bench-approle"
+JWT_MOUNT = "bench-jwt"
+JWT_ISSUER = "https://ci.bench.invalid"
 NOT_IMPLEMENTED = (404, 405)
 # Mounting an engine or auth method the server does not have: Vault answers 400 with this.
 UNKNOWN_PLUGIN = "plugin not found in the catalog"
@@ -269,6 +272,48 @@ def setup_login_approle(setup: Setup) -> Prepared:
                     "none (role_id + secret_id)")
 
 
+def _b64url(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def _signed_jwt() -> tuple[str, str]:
+    """A fresh RSA key (openssl) and an RS256 JWT it signs, valid for a day: the public key
+    PEM for `jwt_validation_pubkeys` and the compact token. The key lives in a temp dir."""
+    workdir = tempfile.mkdtemp(prefix="tresor-bench-jwt-")
+    atexit.register(lambda: subprocess.run(["rm", "-rf", workdir], check=False))
+    key = os.path.join(workdir, "key.pem")
+    subprocess.run(["openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048",
+                    "-out", key], check=True, capture_output=True)
+    public = subprocess.run(["openssl", "pkey", "-in", key, "-pubout"], check=True,
+                            capture_output=True).stdout.decode()
+    now = int(time.time())
+    header = _b64url(json.dumps({"alg": "RS256", "typ": "JWT"}).encode())
+    claims = {"iss": JWT_ISSUER, "sub": "repo:bench/app", "aud": "bench", "iat": now - 60,
+              "nbf": now - 60, "exp": now + 86400, "repository": "bench/app", "ref": "refs/heads/main"}
+    payload = _b64url(json.dumps(claims).encode())
+    signing_input = f"{header}.{payload}".encode()
+    signature = subprocess.run(["openssl", "dgst", "-sha256", "-sign", key], input=signing_input,
+                               check=True, capture_output=True).stdout
+    return public, f"{header}.{payload}.{_b64url(signature)}"
+
+
+def setup_login_jwt(setup: Setup) -> Prepared:
+    root = setup.root
+    root.post(f"sys/auth/{JWT_MOUNT}", {"type": "jwt"})
+    public, token = _signed_jwt()
+    root.post(f"auth/{JWT_MOUNT}/config", {"jwt_validation_pubkeys": [public], "bound_issuer": JWT_ISSUER})
+    # As a CI pipeline logs in (seed 004): audience, subject claim, a bound claim on the ref.
+    root.post(f"auth/{JWT_MOUNT}/role/bench", {
+        "role_type": "jwt", "user_claim": "sub", "bound_audiences": ["bench"],
+        "bound_claims": {"ref": "refs/heads/main"}, "token_policies": ["default"], "token_ttl": "1h"})
+    path = f"auth/{JWT_MOUNT}/login"
+    body = {"role": "bench", "jwt": token}
+    answer = setup.as_token("").post(path, body)
+    _expect(bool(answer["auth"]["client_token"]), "login returned no token")
+    return Prepared({"BENCH_PATH": "/v1/" + path, "BENCH_BODY": json.dumps(body)},
+                    "none (RS256 JWT, bound claims)")
+
+
 BASELINE = "sys-health"
 
 WORKLOADS: list[Workload] = [
@@ -283,6 +328,7 @@ WORKLOADS: list[Workload] = [
     Workload("transit-encrypt-batch-100x1k", "transit-encrypt-batch.lua", "service, transit policy",
              setup_transit_encrypt_batch),
     Workload("login-approle", "login-approle.lua", "none (role_id + secret_id)", setup_login_approle),
+    Workload("login-jwt", "login-jwt.lua", "none (RS256 JWT, bound claims)", setup_login_jwt),
 ]
 
 

@@ -112,7 +112,12 @@ impl Core {
         if !decision.allowed || (needs_sudo(path) && !decision.sudo && !decision.is_root) {
             // A refused request still spends a use of a limited-use token, as in OpenBao.
             self.spend_use(active, &resolved).await?;
-            return Err(CoreError::Forbidden);
+            let reason = denial_reason(&acl, &decision, path, operation, &resolved.entry);
+            tracing::info!(accessor = %resolved.entry.accessor, path = %path, reason = %reason, "request denied by policy");
+            if !self.verbose_denials_for(active, path) {
+                return Err(CoreError::Forbidden);
+            }
+            return Err(CoreError::ForbiddenBecause(reason));
         }
         let sudo = decision.sudo || decision.is_root;
         let entry = self.spend_use(active, &resolved).await?;
@@ -156,6 +161,20 @@ impl Core {
             .await
     }
 
+    /// Whether a policy denial on `path` may be explained to the caller: yes unless the mount
+    /// the path belongs to has `verbose_denials` set to false.
+    fn verbose_denials_for(&self, active: &Active, path: &str) -> bool {
+        let (kind, rest) = match path.strip_prefix("auth/") {
+            Some(rest) => (crate::mount::MountKind::Auth, rest),
+            None => (crate::mount::MountKind::Secret, path),
+        };
+        active
+            .mounts
+            .table(kind)
+            .route(rest)
+            .is_none_or(|(mounted, _)| crate::login::verbose_denials(&mounted.info))
+    }
+
     /// Spends one use of a limited-use token; the last use revokes it (with its leases) at once:
     /// this request goes through, the next is refused.
     async fn spend_use(&self, active: &Active, resolved: &Resolved) -> CoreResult<Arc<TokenEntry>> {
@@ -180,6 +199,42 @@ impl Core {
         self.authorize_resolved(&active, resolved, path, operation, params)
             .await
     }
+}
+
+/// Why the ACL refused: the operation, the path, what the policies do grant there and the
+/// token's policy names (names only: never a rule's parameters or any value).
+fn denial_reason(
+    acl: &Acl,
+    decision: &crate::policy::Decision,
+    path: &str,
+    operation: Operation,
+    entry: &TokenEntry,
+) -> String {
+    use crate::policy::DenyReason as R;
+    let capability = operation.capability();
+    let policies = entry.policies.join(", ");
+    let what = match &decision.reason {
+        None => format!("'{path}' requires 'sudo', which no policy of the token grants"),
+        Some(R::ExplicitDeny) => format!("a policy of the token denies '{path}'"),
+        Some(R::MissingCapability) => {
+            let granted = acl.capabilities(path).join(", ");
+            format!("no policy grants '{capability}' on '{path}' (granted there: [{granted}])")
+        }
+        Some(R::NoMatchingRule) => format!("no policy grants '{capability}' on '{path}'"),
+        Some(R::MissingRequiredParameter(p)) => {
+            format!("parameter '{p}' is required on '{path}' by a policy of the token")
+        }
+        Some(R::DeniedParameter(p)) => {
+            format!("parameter '{p}' or its value is denied on '{path}' by a policy of the token")
+        }
+        Some(R::ParameterNotAllowed(p)) => {
+            format!(
+                "parameter '{p}' or its value is not allowed on '{path}' by the token's policies"
+            )
+        }
+        Some(other) => format!("{other} ('{capability}' on '{path}')"),
+    };
+    format!("{what}; token policies: [{policies}]")
 }
 
 /// Whether `acl` grants anything at `path` (what `sys/internal/ui/mounts` filters by).

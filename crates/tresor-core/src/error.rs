@@ -23,6 +23,10 @@ pub enum CoreError {
     /// one-item multi-error; the HTTP layer keeps that wording for client compatibility).
     #[error("permission denied")]
     Forbidden,
+    /// [`CoreError::Forbidden`] with the reason (which rule, which capability, which
+    /// policies), for mounts whose `verbose_denials` is on.
+    #[error("permission denied: {0}")]
+    ForbiddenBecause(String),
     /// A refusal with its reason (a failed login binding), already worded for the caller
     /// according to the mount's `verbose_denials`; `status` is 400 or 403.
     #[error("{message}")]

@@ -256,7 +256,10 @@ impl Harness {
             .await
         {
             Ok(_) => true,
-            Err(CoreError::Forbidden) => false,
+            Err(CoreError::ForbiddenBecause(reason)) => {
+                assert!(reason.contains(path), "the reason names the path: {reason}");
+                false
+            }
             Err(other) => panic!("unexpected error: {other:?}"),
         }
     }
@@ -321,7 +324,10 @@ async fn paths_other_than_login_still_need_a_token_and_a_policy() {
         .call(Operation::Update, "auth/pass/users", json!({}), Some(token))
         .await
         .unwrap_err();
-    assert!(matches!(err, CoreError::Forbidden), "{err:?}");
+    assert!(
+        matches!(&err, CoreError::ForbiddenBecause(r) if r.starts_with("no policy grants 'update' on 'auth/pass/users'") && r.ends_with("token policies: [default, tenant]")),
+        "{err:?}"
+    );
     h.call(
         Operation::Update,
         "auth/pass/users",

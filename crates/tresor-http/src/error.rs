@@ -79,6 +79,12 @@ impl From<CoreError> for ApiError {
                 StatusCode::FORBIDDEN,
                 "1 error occurred:\n\t* permission denied\n\n",
             ),
+            // The same one-item multi-error, the reason after "permission denied": tools that
+            // look for the phrase still find it.
+            CoreError::ForbiddenBecause(reason) => Self::new(
+                StatusCode::FORBIDDEN,
+                format!("1 error occurred:\n\t* permission denied: {reason}\n\n"),
+            ),
             CoreError::BadToken => Self::new(StatusCode::FORBIDDEN, "bad token"),
             CoreError::Denied { status, message } => Self::new(
                 StatusCode::from_u16(status).unwrap_or(StatusCode::FORBIDDEN),

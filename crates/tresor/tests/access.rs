@@ -466,9 +466,11 @@ path "sys/capabilities-self" { capabilities = ["update"] }
     )
     .await;
     assert_eq!(status, 403);
-    assert_eq!(
-        body["errors"][0].as_str().unwrap().trim(),
-        "1 error occurred:\n\t* permission denied"
+    // OpenBao's text, then the reason (explainable denials).
+    let error = body["errors"][0].as_str().unwrap();
+    assert!(
+        error.starts_with("1 error occurred:\n\t* permission denied: no policy grants 'update' on 'secret/data/app/x'"),
+        "{error}"
     );
     assert_eq!(
         raw(&server, "GET", "secret/data/app/admin", Some(&token), None)

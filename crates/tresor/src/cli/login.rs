@@ -65,12 +65,16 @@ impl std::fmt::Debug for LoginArgs {
 #[derive(Debug, Clone, Copy)]
 enum Method {
     Token,
+    Jwt,
+    Oidc,
 }
 
 impl Method {
     fn from_name(name: &str) -> Option<Method> {
         match name {
             "token" => Some(Method::Token),
+            "jwt" => Some(Method::Jwt),
+            "oidc" => Some(Method::Oidc),
             _ => None,
         }
     }
@@ -84,6 +88,8 @@ impl Method {
     ) -> Result<Value, String> {
         match self {
             Method::Token => token_method(client, config, non_interactive).await,
+            Method::Jwt => super::login_oidc::jwt_method(client, config).await,
+            Method::Oidc => super::login_oidc::oidc_method(client, config).await,
         }
     }
 }

@@ -6,7 +6,7 @@
 //!
 //! # Layout
 //! - Command groups, one module each: `token`, `policy` (+ `policy_fmt`), `mounts` (`secrets`
-//!   and `auth`), `lease`, `login` (auth-method dispatch), `generic` (`read`, `write`, `list`,
+//!   and `auth`), `lease`, `login` (auth-method dispatch; `login_oidc`: `-method=jwt|oidc` and the OIDC callback listener), `generic` (`read`, `write`, `list`,
 //!   `delete`), `kv`, `operator`.
 //! - Output as Vault's Go client prints it: `secret` (the `api.Secret` shape, tables,
 //!   `-field`), `output` (tables, Go's `%v`, durations, JSON), `yaml` (go-yaml's YAML).
@@ -19,6 +19,7 @@ mod generic;
 mod kv;
 mod lease;
 mod login;
+mod login_oidc;
 mod mounts;
 mod operator;
 mod output;
