@@ -11,6 +11,10 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="$root/.build/venv"
 OPENBAO_VERSION="${OPENBAO_VERSION:-2.7.2}"
 HVAC_VERSION="${HVAC_VERSION:-2.3.0}"
+# The fake Kubernetes API server (test-support/fake-kube-apiserver): its TLS certificates, the
+# official Kubernetes JSON schemas it validates every body against, and the real Python client
+# that checks it answers as the real API server does.
+KUBE_PEERS=(cryptography==46.0.3 kubernetes-validate==1.37.0 kubernetes==37.0.2)
 
 if [ ! -x "$venv/bin/python" ]; then
   python3 -m venv "$venv"
@@ -22,6 +26,11 @@ fi
 if ! "$venv/bin/pip" show hvac 2>/dev/null | grep -qx "Version: $HVAC_VERSION"; then
   "$venv/bin/pip" install --quiet --disable-pip-version-check "hvac==$HVAC_VERSION"
 fi
+for pin in "${KUBE_PEERS[@]}"; do
+  if ! "$venv/bin/pip" show "${pin%%==*}" 2>/dev/null | grep -qx "Version: ${pin##*==}"; then
+    "$venv/bin/pip" install --quiet --disable-pip-version-check "$pin"
+  fi
+done
 oidc="$root/test-support/oidc"
 if ! command -v npm >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm; } >&2

@@ -1218,10 +1218,7 @@ async fn renewal_follows_the_role_and_is_refused_once_it_is_gone() {
     m.delete("role/ren").await.assert_status(204);
     match m.method.renew(&renewal, &m.storage).await {
         Err(EngineError::Denied(d)) => {
-            assert_eq!(
-                d.summary,
-                "failed to renew entry: role \"ren\" does not exist during renewal"
-            );
+            assert_eq!(d.summary, "role \"ren\" does not exist during renewal");
             assert!(d.detail.contains("was deleted"), "{}", d.detail);
         }
         other => panic!("expected a refusal, got {other:?}"),

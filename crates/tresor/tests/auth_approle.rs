@@ -316,8 +316,7 @@ async fn renewal_follows_the_role_and_is_refused_once_the_role_is_deleted() {
     let (status, errors) = api_error(token::renew_self(&app, None).await.unwrap_err());
     assert_eq!(status, 400);
     assert!(
-        errors[0]
-            .starts_with("failed to renew entry: role \"ren\" does not exist during renewal: "),
+        errors[0].starts_with("role \"ren\" does not exist during renewal: "),
         "{errors:?}"
     );
     // The secret ids went with the role.

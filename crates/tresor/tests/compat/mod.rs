@@ -7,6 +7,7 @@
 //!   two servers (ids, tokens, keys, timestamps), replaced on both sides before comparing.
 //! - `DIFFERENCES.md`: the deliberate differences between OpenBao and Tresor, each with its
 //!   reason; nothing else is forgiven.
+//! - `fakes.rs`: the fake Kubernetes API server a scenario can ask for (`kube_apiserver`).
 //!
 //! Environment: `TRESOR_BAO_BIN` (the `bao` binary; default `.build/venv/bin/bao`),
 //! `TRESOR_COMPAT_SCENARIOS` (comma-separated name substrings: run only those),
@@ -16,6 +17,7 @@
 mod cli;
 mod compare;
 mod differences;
+mod fakes;
 mod http;
 mod jsonpath;
 mod model;

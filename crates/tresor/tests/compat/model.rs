@@ -11,6 +11,8 @@
 //!   "client": "bao",                       // CLI steps: "bao" (default) runs `bao` against
 //!                                          // both servers; "own" runs `bao` against OpenBao
 //!                                          // and the `tresor` CLI against Tresor
+//!   "kube_apiserver": SEED,                // optional: start the fake Kubernetes API server
+//!                                          // (`fakes.rs`) for both servers, seeded with SEED
 //!   "steps": [ STEP, … ]
 //! }
 //! ```
@@ -55,6 +57,8 @@ pub struct Scenario {
     pub name: String,
     pub server: ServerKind,
     pub client: ClientKind,
+    /// The fake Kubernetes API server's seed, when the scenario needs one.
+    pub kube_apiserver: Option<Value>,
     pub steps: Vec<Step>,
 }
 
@@ -155,6 +159,8 @@ struct ScenarioFile {
     server: ServerKind,
     #[serde(default)]
     client: ClientKind,
+    #[serde(default)]
+    kube_apiserver: Option<Value>,
     steps: Vec<StepFile>,
 }
 
@@ -227,6 +233,7 @@ fn load(file: &Path) -> Result<Scenario, String> {
         name: raw.name,
         server: raw.server,
         client: raw.client,
+        kube_apiserver: raw.kube_apiserver,
         steps,
     })
 }

@@ -11,6 +11,7 @@ use serde_json::Value;
 use super::cli::{self, CliOutcome};
 use super::compare;
 use super::differences::Differences;
+use super::fakes::KubeApiserver;
 use super::http::{self, Body, HttpOutcome};
 use super::jsonpath::Pattern;
 use super::model::{Action, ClientKind, Scenario, ServerKind, Step, Vars};
@@ -61,8 +62,26 @@ pub async fn run(ctx: Arc<Context>, scenario: Arc<Scenario>) -> Outcome {
             return outcome;
         }
     };
+    // A fake both servers talk to, started first so its variables exist for every step.
+    let fake = match &scenario.kube_apiserver {
+        None => None,
+        Some(seed) => match KubeApiserver::start(&ctx.bao, dir.path(), seed) {
+            Ok(f) => Some(f),
+            Err(e) => {
+                outcome
+                    .failures
+                    .push(format!("scenario {}: {e}", scenario.name));
+                outcome.elapsed = started.elapsed();
+                return outcome;
+            }
+        },
+    };
     match start_both(&ctx, scenario.server, dir.path().to_path_buf()).await {
         Ok((mut openbao, mut tresor)) => {
+            if let Some(fake) = &fake {
+                openbao.vars.extend(fake.vars.clone());
+                tresor.vars.extend(fake.vars.clone());
+            }
             for step in &scenario.steps {
                 match run_step(&ctx, &scenario, step, &mut openbao, &mut tresor).await {
                     Ok(None) => {}
@@ -84,6 +103,17 @@ pub async fn run(ctx: Arc<Context>, scenario: Arc<Scenario>) -> Outcome {
         Err(e) => outcome
             .failures
             .push(format!("scenario {}: {e}", scenario.name)),
+    }
+    // Every body the fake saw must satisfy the Kubernetes schemas, whichever server sent it.
+    if let Some(fake) = &fake {
+        let violations = fake.violations();
+        if !violations.is_empty() {
+            outcome.failures.push(format!(
+                "scenario {}: the fake Kubernetes API server saw bodies that violate the Kubernetes schemas:\n{}",
+                scenario.name,
+                violations.join("\n")
+            ));
+        }
     }
     outcome.elapsed = started.elapsed();
     outcome

@@ -249,7 +249,9 @@ pub(super) async fn renew(
     }
     let Some(role) = store::load_role(storage, name).await? else {
         return Err(Denial::bad_request(
-            format!("failed to renew entry: role {name:?} does not exist during renewal"),
+            // OpenBao's expiration manager prefixes this with `failed to renew entry: `; that
+            // wrapping is the core's, for every method.
+            format!("role {name:?} does not exist during renewal"),
             format!(
                 "the AppRole role '{name}' was deleted after this token was issued; log in again with a role that exists"
             ),
