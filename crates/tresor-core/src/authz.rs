@@ -95,6 +95,8 @@ impl Core {
     }
 
     /// Checks that `resolved` may perform `operation` on `path` (with `params` for writes).
+    /// `wrap_ttl` is the response-wrapping TTL the request asked for (seconds), which rules
+    /// with `min_wrapping_ttl`/`max_wrapping_ttl` check.
     pub async fn authorize_resolved(
         &self,
         active: &Active,
@@ -102,13 +104,17 @@ impl Core {
         path: &str,
         operation: Operation,
         params: Option<&Map<String, Value>>,
+        wrap_ttl: Option<u64>,
     ) -> CoreResult<Caller> {
         let acl = self.token_acl(active, &resolved.entry).await?;
-        let decision = acl.check(&AclRequest {
-            path,
-            capability: operation.capability(),
-            params,
-        });
+        let decision = acl.check_wrapped(
+            &AclRequest {
+                path,
+                capability: operation.capability(),
+                params,
+            },
+            wrap_ttl.map(std::time::Duration::from_secs),
+        );
         if !decision.allowed || (needs_sudo(path) && !decision.sudo && !decision.is_root) {
             // A refused request still spends a use of a limited-use token, as in OpenBao.
             self.spend_use(active, &resolved).await?;
@@ -196,7 +202,7 @@ impl Core {
     ) -> CoreResult<Caller> {
         let active = self.active()?;
         let resolved = self.resolve_token(&active, token, remote).await?;
-        self.authorize_resolved(&active, resolved, path, operation, params)
+        self.authorize_resolved(&active, resolved, path, operation, params, None)
             .await
     }
 }
@@ -232,6 +238,9 @@ fn denial_reason(
                 "parameter '{p}' or its value is not allowed on '{path}' by the token's policies"
             )
         }
+        Some(R::WrappingTtl) => format!(
+            "a policy of the token requires '{path}' to be response-wrapped within its min_wrapping_ttl/max_wrapping_ttl (X-Vault-Wrap-TTL)"
+        ),
         Some(other) => format!("{other} ('{capability}' on '{path}')"),
     };
     format!("{what}; token policies: [{policies}]")

@@ -24,6 +24,8 @@ pub struct LogicalRequest {
     pub token: Option<SecretString>,
     /// The client's address, for CIDR bindings (token_bound_cidrs, secret_id_bound_cidrs).
     pub remote_addr: Option<std::net::IpAddr>,
+    /// `X-Vault-Wrap-TTL` in seconds, for policies that require (or cap) wrapping.
+    pub wrap_ttl: Option<u64>,
 }
 
 /// What goes into the response envelope.
@@ -65,6 +67,7 @@ impl Core {
             &request.path,
             request.operation,
             Some(&request.data),
+            request.wrap_ttl,
         )
         .await
     }
@@ -145,6 +148,7 @@ impl Core {
             &request.path,
             sdk_request.operation,
             Some(&sdk_request.data),
+            request.wrap_ttl,
         )
         .await?;
         let Some(r) = engine

@@ -150,6 +150,7 @@ impl Core {
                 &request.path,
                 sdk_request.operation,
                 Some(&sdk_request.data),
+                request.wrap_ttl,
             )
             .await?;
         }

@@ -228,6 +228,7 @@ impl Harness {
                 content_type: None,
                 token: Some(SecretString::from(token)),
                 remote_addr: None,
+                wrap_ttl: None,
             })
             .await
     }

@@ -210,6 +210,7 @@ impl Harness {
                 content_type: None,
                 token: token.map(SecretString::from),
                 remote_addr: remote,
+                wrap_ttl: None,
             })
             .await
     }

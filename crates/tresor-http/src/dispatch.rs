@@ -106,6 +106,7 @@ async fn route(state: &AppState, mut request: ApiRequest) -> Result<Response, Ap
         content_type: request.content_type.clone(),
         token: request.token.clone(),
         remote_addr: request.remote_addr,
+        wrap_ttl: request.wrap_ttl,
     };
     let patch = logical.operation == tresor_sdk::engine::Operation::Patch;
     let outcome = match state.core.handle_logical(logical).await {
