@@ -173,6 +173,19 @@ pub trait AuthMethodFactory: Send + Sync + std::fmt::Debug {
     fn build(&self, mount: &MountInfo) -> EngineResult<Arc<dyn AuthMethod>>;
 }
 
+/// Policy names as Vault keeps them on a token: trimmed, lowercased, sorted, de-duplicated, no
+/// empties. The one implementation for the core (tokens, roles) and the auth methods.
+pub fn normalise_policies(policies: Vec<String>) -> Vec<String> {
+    let mut out: Vec<String> = policies
+        .into_iter()
+        .map(|p| p.trim().to_lowercase())
+        .filter(|p| !p.is_empty())
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
 /// Whether `path` (relative to the mount) is one of `patterns` (an entry ending in `*`
 /// matches by prefix).
 pub fn path_matches(patterns: &[&str], path: &str) -> bool {

@@ -119,17 +119,7 @@ pub(crate) fn write(settings: &TokenSettings, data: &mut Map<String, Value>) {
     );
 }
 
-/// Policy names as Vault keeps them: trimmed, lowercased, de-duplicated, sorted, no empties.
-pub(crate) fn normalise_policies(policies: Vec<String>) -> Vec<String> {
-    let mut out: Vec<String> = policies
-        .into_iter()
-        .map(|p| p.trim().to_lowercase())
-        .filter(|p| !p.is_empty())
-        .collect();
-    out.sort();
-    out.dedup();
-    out
-}
+pub(crate) use tresor_sdk::auth::normalise_policies;
 
 #[cfg(test)]
 mod tests {

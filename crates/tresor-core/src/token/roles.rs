@@ -108,17 +108,7 @@ fn valid_path_suffix(v: &str) -> bool {
         && chars.iter().all(|c| word(*c) || *c == '-' || *c == '.')
 }
 
-/// Lowercases, trims, sorts and de-duplicates policy names, as Vault does.
-pub fn normalise_policies(policies: Vec<String>) -> Vec<String> {
-    let mut out: Vec<String> = policies
-        .into_iter()
-        .map(|p| p.trim().to_lowercase())
-        .filter(|p| !p.is_empty())
-        .collect();
-    out.sort();
-    out.dedup();
-    out
-}
+pub use tresor_sdk::auth::normalise_policies;
 
 pub async fn read(barrier: &Barrier, name: &str) -> CoreResult<Option<TokenRole>> {
     match barrier.get(&format!("{PREFIX}{name}")).await? {

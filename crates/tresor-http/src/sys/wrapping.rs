@@ -47,7 +47,6 @@ pub async fn handle(
     }
     let data = request.data()?;
     let header_token = request.token.as_ref().map(|t| t.expose());
-    let path = request.path.as_str();
     match which {
         "lookup" => {
             let token = match (body_token(&data)?, request.token.clone()) {
@@ -67,16 +66,7 @@ pub async fn handle(
                 // A body token with no caller token is the caller's own, as in OpenBao.
                 Some(t) if header_token.is_none() => t,
                 Some(t) => {
-                    state
-                        .core
-                        .authorize(
-                            header_token,
-                            request.remote_addr,
-                            path,
-                            SdkOperation::Update,
-                            Some(&data),
-                        )
-                        .await?;
+                    authorize_caller(state, request, &data).await?;
                     t
                 }
                 // The caller's own token is the wrapping token: no ACL check (its single use
@@ -90,31 +80,13 @@ pub async fn handle(
             Ok(json_response(http::StatusCode::OK, &response))
         }
         "rewrap" => {
-            state
-                .core
-                .authorize(
-                    header_token,
-                    request.remote_addr,
-                    path,
-                    SdkOperation::Update,
-                    Some(&data),
-                )
-                .await?;
+            authorize_caller(state, request, &data).await?;
             let token = body_token(&data)?.ok_or_else(not_valid)?;
             let info = state.core.rewrap(&token).await?;
             Ok(crate::wrap::wrapped_envelope(info))
         }
         _ => {
-            state
-                .core
-                .authorize(
-                    header_token,
-                    request.remote_addr,
-                    path,
-                    SdkOperation::Update,
-                    Some(&data),
-                )
-                .await?;
+            authorize_caller(state, request, &data).await?;
             if request.wrap_ttl.is_none() {
                 return Err(ApiError::bad_request(
                     "endpoint requires response wrapping to be used",
@@ -124,6 +96,25 @@ pub async fn handle(
             Ok(json_response(http::StatusCode::OK, &envelope(data, false)))
         }
     }
+}
+
+/// The caller's own token, authorised for an update of the wrapping endpoint it called.
+async fn authorize_caller(
+    state: &AppState,
+    request: &ApiRequest,
+    data: &Map<String, Value>,
+) -> Result<(), ApiError> {
+    state
+        .core
+        .authorize(
+            request.token.as_ref().map(|t| t.expose()),
+            request.remote_addr,
+            &request.path,
+            SdkOperation::Update,
+            Some(data),
+        )
+        .await?;
+    Ok(())
 }
 
 fn not_valid() -> ApiError {
