@@ -44,6 +44,30 @@ pub struct LogicalResponse {
     pub mount_type: Option<String>,
 }
 
+impl LogicalRequest {
+    /// The request as an engine or auth method sees it: the path relative to its `mount`,
+    /// the caller named by `client_token_key` (empty on unauthenticated paths). Also hands back
+    /// what the ACL check still needs: the full path and the wrap TTL.
+    pub(crate) fn into_routed(
+        self,
+        relative: &str,
+        mount: &Arc<MountInfo>,
+        client_token_key: String,
+    ) -> (Request, String, Option<u64>) {
+        let routed = Request {
+            operation: self.operation,
+            path: relative.to_owned(),
+            data: self.data,
+            query: self.query,
+            content_type: self.content_type,
+            mount: Arc::clone(mount),
+            client_token_key,
+            remote_addr: self.remote_addr,
+        };
+        (routed, self.path, self.wrap_ttl)
+    }
+}
+
 impl LogicalResponse {
     pub fn data(data: Map<String, Value>) -> Self {
         Self {
@@ -127,16 +151,10 @@ impl Core {
         let Some(engine) = mounted.engine.clone() else {
             return Err(CoreError::NoHandler(request.path.clone()));
         };
-        let mut sdk_request = Request {
-            operation: request.operation,
-            path: relative.to_owned(),
-            data: request.data,
-            query: request.query,
-            content_type: request.content_type,
-            mount: Arc::clone(&mounted.info) as Arc<MountInfo>,
-            client_token_key: resolved.id_hash.clone(),
-            remote_addr: request.remote_addr,
-        };
+        // `relative` borrows the request's path, which the request is about to hand over.
+        let relative = relative.to_owned();
+        let (mut sdk_request, full_path, wrap_ttl) =
+            request.into_routed(&relative, &mounted.info, resolved.id_hash.clone());
         if sdk_request.operation == Operation::Update
             && engine.exists(&sdk_request, mounted.view.as_ref()).await? == Some(false)
         {
@@ -145,10 +163,10 @@ impl Core {
         self.authorize_resolved(
             &active,
             resolved,
-            &request.path,
+            &full_path,
             sdk_request.operation,
             Some(&sdk_request.data),
-            request.wrap_ttl,
+            wrap_ttl,
         )
         .await?;
         let Some(r) = engine

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
 use tresor_sdk::auth::{AuthMethod, Login, LoginRenewal, RenewDecision, path_matches};
-use tresor_sdk::engine::{EngineError, MountInfo, Operation, Request};
+use tresor_sdk::engine::{EngineError, MountInfo, Operation};
 use tresor_sdk::secret::SecretString;
 
 use crate::core::{Active, Core};
@@ -120,19 +120,12 @@ impl Core {
                 .await?,
             )
         };
-        let mut sdk_request = Request {
-            operation: request.operation,
-            path: relative.to_owned(),
-            data: request.data,
-            query: request.query,
-            content_type: request.content_type,
-            mount: Arc::clone(&mounted.info),
-            client_token_key: resolved
-                .as_ref()
-                .map(|r| r.id_hash.clone())
-                .unwrap_or_default(),
-            remote_addr: request.remote_addr,
-        };
+        let client_token_key = resolved
+            .as_ref()
+            .map(|r| r.id_hash.clone())
+            .unwrap_or_default();
+        let (mut sdk_request, full_path, wrap_ttl) =
+            request.into_routed(relative, &mounted.info, client_token_key);
         let info = &mounted.info;
         if let Some(resolved) = resolved {
             if sdk_request.operation == Operation::Update
@@ -147,10 +140,10 @@ impl Core {
             self.authorize_resolved(
                 active,
                 resolved,
-                &request.path,
+                &full_path,
                 sdk_request.operation,
                 Some(&sdk_request.data),
-                request.wrap_ttl,
+                wrap_ttl,
             )
             .await?;
         }

@@ -14,7 +14,7 @@ use tresor_sdk::secret::SecretString;
 
 use crate::core::{Active, Core};
 use crate::error::{CoreError, CoreResult};
-use crate::mount::{MountKind, SYSTEM_DEFAULT_TTL};
+use crate::mount::SYSTEM_DEFAULT_TTL;
 use crate::token::entry::{TokenEntry, now_ns, rfc3339};
 use crate::token::{Resolved, TokenStore};
 
@@ -49,14 +49,9 @@ fn not_valid() -> CoreError {
 
 impl Core {
     fn cubbyhole_prefix(active: &Active) -> CoreResult<String> {
-        let table = active.mounts.table(MountKind::Secret);
-        table
-            .all()
-            .find(|m| m.entry.engine_type == "cubbyhole")
-            .map(|m| m.entry.storage_prefix(MountKind::Secret))
-            .ok_or_else(|| {
-                CoreError::Internal("response wrapping needs the cubbyhole mount".into())
-            })
+        crate::token::endpoints::cubbyhole_prefix(active).ok_or_else(|| {
+            CoreError::Internal("response wrapping needs the cubbyhole mount".into())
+        })
     }
 
     /// Wraps `response` (the complete JSON body the caller would have got) in a new wrapping

@@ -152,15 +152,7 @@ impl Core {
                         }
                         Ok(None)
                     }
-                    _ if write => match (*by, id) {
-                        (_, Some(id)) => entity_write(store, data, Some(&id)).await,
-                        ("id", None) => Err(bad("entity not found from id")),
-                        (_, None) => {
-                            let mut named = data.clone();
-                            named.insert("name".into(), json!(key));
-                            entity_write(store, &named, None).await
-                        }
-                    },
+                    _ if write => write_by_key(store, Record::Entity, by, id, key, data).await,
                     _ => Err(CoreError::UnsupportedOperation),
                 }
             }
@@ -278,15 +270,7 @@ impl Core {
                         }
                         Ok(None)
                     }
-                    _ if write => match (*by, id) {
-                        (_, Some(id)) => group_write(store, data, Some(&id)).await,
-                        ("id", None) => Err(bad("group not found from id")),
-                        (_, None) => {
-                            let mut named = data.clone();
-                            named.insert("name".into(), json!(key));
-                            group_write(store, &named, None).await
-                        }
-                    },
+                    _ if write => write_by_key(store, Record::Group, by, id, key, data).await,
                     _ => Err(CoreError::UnsupportedOperation),
                 }
             }
@@ -373,6 +357,43 @@ impl Core {
                 }
             }
             _ => Err(CoreError::UnsupportedPath),
+        }
+    }
+}
+
+/// The two records served by id and by name (`identity/{entity,group}/{id,name}/:key`).
+#[derive(Debug, Clone, Copy)]
+enum Record {
+    Entity,
+    Group,
+}
+
+/// A write to `identity/<record>/{id,name}/:key`: updates the record found (`id`), refuses an
+/// unknown id, and creates a record under an unknown name, as Vault does.
+async fn write_by_key(
+    store: &IdentityStore,
+    record: Record,
+    by: &str,
+    id: Option<String>,
+    key: &str,
+    data: &Map<String, Value>,
+) -> CoreResult<Option<LogicalResponse>> {
+    let write = |data: Map<String, Value>, target: Option<String>| async move {
+        match record {
+            Record::Entity => entity_write(store, &data, target.as_deref()).await,
+            Record::Group => group_write(store, &data, target.as_deref()).await,
+        }
+    };
+    match (by, id) {
+        (_, Some(id)) => write(data.clone(), Some(id)).await,
+        ("id", None) => Err(bad(match record {
+            Record::Entity => "entity not found from id",
+            Record::Group => "group not found from id",
+        })),
+        (_, None) => {
+            let mut named = data.clone();
+            named.insert("name".into(), json!(key));
+            write(named, None).await
         }
     }
 }

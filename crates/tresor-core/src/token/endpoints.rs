@@ -17,6 +17,17 @@ fn invalid_accessor() -> CoreError {
     CoreError::InvalidRequest("1 error occurred:\n\t* invalid accessor\n\n".to_owned())
 }
 
+/// Where the cubbyhole mount keeps its data in the barrier (`logical/<uuid>/`), if there is
+/// one: a token's cubbyhole is `<prefix><token hash>/`.
+pub(crate) fn cubbyhole_prefix(active: &Active) -> Option<String> {
+    active
+        .mounts
+        .table(MountKind::Secret)
+        .all()
+        .find(|m| m.entry.engine_type == "cubbyhole")
+        .map(|m| m.entry.storage_prefix(MountKind::Secret))
+}
+
 impl Core {
     /// Serves `auth/token/*`, then warns about body fields the endpoint does not know, as
     /// OpenBao's framework does ("Endpoint ignored these unrecognized parameters").
@@ -307,11 +318,9 @@ impl Core {
         active: &Active,
         id_hashes: &[String],
     ) -> CoreResult<()> {
-        let table = active.mounts.table(MountKind::Secret);
-        let Some(cubbyhole) = table.all().find(|m| m.entry.engine_type == "cubbyhole") else {
+        let Some(prefix) = cubbyhole_prefix(active) else {
             return Ok(());
         };
-        let prefix = cubbyhole.entry.storage_prefix(MountKind::Secret);
         for hash in id_hashes {
             delete_prefix(self.barrier(), &format!("{prefix}{hash}/")).await?;
         }
