@@ -345,12 +345,33 @@ pub(super) async fn lookup(
     storage: &dyn Storage,
     name: &str,
 ) -> EngineResult<Option<Response>> {
+    let (role, _, hmac) = named_secret(m, req, storage, name).await?;
+    live_entry_data(m, storage, &role.uid, &hmac).await
+}
+
+/// The role, the mount's hasher and the secret id's HMAC named by a request's `secret_id`.
+async fn named_secret<'m>(
+    m: &'m AppRole,
+    req: &Request,
+    storage: &dyn Storage,
+    name: &str,
+) -> EngineResult<(Role, &'m Hasher, String)> {
     let secret = required_secret(req)?;
     let role = existing_role(storage, name).await?;
     let hasher = m.hasher(storage).await?;
     let hmac = secret_hmac(hasher, &secret)
         .map_err(|e| go_error(format!("failed to create HMAC of secret_id: {e}")))?;
-    match store::read::<Entry>(storage, &entry_key(&role.uid, &hmac)).await? {
+    Ok((role, hasher, hmac))
+}
+
+/// A lookup's answer for the secret id stored under `hmac`; nothing when it is gone or expired.
+async fn live_entry_data(
+    m: &AppRole,
+    storage: &dyn Storage,
+    role_uid: &str,
+    hmac: &str,
+) -> EngineResult<Option<Response>> {
+    match store::read::<Entry>(storage, &entry_key(role_uid, hmac)).await? {
         Some(entry) if !entry.expired(m.now()) => {
             Ok(Some(Response::with_data(lookup_data(&entry))))
         }
@@ -365,11 +386,7 @@ pub(super) async fn destroy(
     storage: &dyn Storage,
     name: &str,
 ) -> EngineResult<Option<Response>> {
-    let secret = required_secret(req)?;
-    let role = existing_role(storage, name).await?;
-    let hasher = m.hasher(storage).await?;
-    let hmac = secret_hmac(hasher, &secret)
-        .map_err(|e| go_error(format!("failed to create HMAC of secret_id: {e}")))?;
+    let (role, hasher, hmac) = named_secret(m, req, storage, name).await?;
     let key = entry_key(&role.uid, &hmac);
     let _guard = m.secret_locks.lock(&key).await;
     if let Some(entry) = store::read::<Entry>(storage, &key).await? {
@@ -407,12 +424,7 @@ pub(super) async fn lookup_accessor(
     if index.role_uid != role.uid {
         return Ok(None);
     }
-    match store::read::<Entry>(storage, &entry_key(&role.uid, &index.secret_id_hmac)).await? {
-        Some(entry) if !entry.expired(m.now()) => {
-            Ok(Some(Response::with_data(lookup_data(&entry))))
-        }
-        _ => Ok(None),
-    }
+    live_entry_data(m, storage, &role.uid, &index.secret_id_hmac).await
 }
 
 /// `role/:name/secret-id-accessor/destroy` (POST or DELETE).
