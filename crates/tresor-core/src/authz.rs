@@ -13,6 +13,7 @@ use tresor_sdk::engine::Operation;
 
 use crate::core::{Active, Core};
 use crate::error::{CoreError, CoreResult};
+use crate::mount::MountKind;
 use crate::policy::{Acl, AclRequest};
 use crate::token::{Resolved, TokenEntry};
 
@@ -80,6 +81,18 @@ impl Core {
             .lookup(token)
             .await?
             .ok_or(CoreError::PermissionDenied)?;
+        // A stored login token is revoked when its auth mount is disabled; a batch token
+        // cannot be, so it is refused once its mount is gone.
+        if resolved.entry.batch
+            && let Some(login) = &resolved.entry.login
+            && !active
+                .mounts
+                .table(MountKind::Auth)
+                .all()
+                .any(|m| m.entry.accessor == login.mount_accessor)
+        {
+            return Err(CoreError::PermissionDenied);
+        }
         if !cidrs_allow(&resolved.entry.bound_cidrs, remote) {
             let from = remote.map_or_else(|| "an unknown address".to_owned(), |ip| ip.to_string());
             tracing::info!(accessor = %resolved.entry.accessor, client = %from, "token used outside its bound CIDRs");

@@ -500,6 +500,7 @@ pub(crate) async fn create_root_token(
         entity_id: None,
         bound_cidrs: Vec::new(),
         login: None,
+        batch: false,
     };
     tokens.insert(token.expose(), entry).await?;
     Ok(token)

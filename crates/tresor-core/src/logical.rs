@@ -151,6 +151,14 @@ impl Core {
         let Some(engine) = mounted.engine.clone() else {
             return Err(CoreError::NoHandler(request.path.clone()));
         };
+        if resolved.entry.batch && mounted.entry.engine_type == "cubbyhole" {
+            // A cubbyhole is keyed by its token and dies with it; a batch token is never
+            // revoked, so it gets none.
+            return Err(CoreError::InvalidRequest(
+                "cubbyhole operations are only supported by 'service' type tokens".to_owned(),
+            ));
+        }
+        let lease_owner = crate::expiration::LeaseOwner::of(&resolved);
         // `relative` borrows the request's path, which the request is about to hand over.
         let relative = relative.to_owned();
         let (mut sdk_request, full_path, wrap_ttl) =
@@ -190,13 +198,7 @@ impl Core {
         // expiration manager does not know of could never be revoked.
         if let Some(spec) = r.lease.as_ref().filter(|l| l.managed) {
             let registered = self
-                .register_secret_lease(
-                    &active,
-                    &mounted,
-                    &sdk_request.path,
-                    &sdk_request.client_token_key,
-                    spec,
-                )
+                .register_secret_lease(&active, &mounted, &sdk_request.path, &lease_owner, spec)
                 .await?;
             response.lease_id = registered.lease_id;
             response.lease_duration = registered.ttl;

@@ -55,6 +55,28 @@ pub(crate) fn mount_error(info: &MountInfo, path: &str, err: EngineError) -> Cor
     }
 }
 
+/// A method's refusal to renew one of its tokens, worded as OpenBao's expiration manager
+/// words it for every method (a 500 that names the reason), so clients see one shape whichever
+/// method issued the token. Failures inside the method stay internal errors.
+fn renewal_refused(info: &MountInfo, err: EngineError) -> CoreError {
+    let reason = match err {
+        EngineError::Denied(denial) => {
+            tracing::info!(
+                mount = %info.path,
+                reason = %denial.message(true),
+                "token renewal refused"
+            );
+            denial.message(verbose_denials(info))
+        }
+        EngineError::Storage(_) | EngineError::Internal(_) => return err.into(),
+        other => other.to_string(),
+    };
+    CoreError::Denied {
+        status: 500,
+        message: format!("1 error occurred:\n\t* failed to renew entry: {reason}\n\n"),
+    }
+}
+
 /// The effective TTL of a new login token and the warnings its capping produced: Vault's
 /// `CalculateTTL` with the role's settings and the mount's (or the system's) limits.
 fn login_ttl(login: &Login, mount: &MountInfo) -> (u64, Vec<String>) {
@@ -256,9 +278,17 @@ impl Core {
                 policies: granted,
                 internal: login.internal.clone(),
             }),
+            batch: false,
         };
-        let token = TokenStore::new_token_id();
-        let resolved = active.tokens.insert(token.expose(), entry).await?;
+        let (token, resolved) =
+            if issues_batch(&mounted.entry.config.token_type, &login.token.token_type) {
+                // No lease: a batch token is not stored, so there is nothing to revoke.
+                active.tokens.issue_batch(entry)?
+            } else {
+                let token = TokenStore::new_token_id();
+                let resolved = active.tokens.insert(token.expose(), entry).await?;
+                (token, resolved)
+            };
         Ok((
             login_auth_block(&resolved, &token, ttl, &identity_policies),
             warnings,
@@ -297,7 +327,7 @@ impl Core {
         let decision: RenewDecision = method
             .renew(&renewal, mounted.view.as_ref())
             .await
-            .map_err(|e| mount_error(&mounted.info, "renew", e))?;
+            .map_err(|e| renewal_refused(&mounted.info, e))?;
         let mount_default = mounted.info.default_lease_ttl.as_secs();
         let mount_max = mounted.info.max_lease_ttl.as_secs();
         let ttl = if decision.ttl > 0 {
@@ -311,6 +341,18 @@ impl Core {
             mount_max
         };
         Ok(Some((ttl, max, decision.period)))
+    }
+}
+
+/// Whether a login gets a batch token: the mount's `token_type` decides when it names a type;
+/// a `default-*` mount takes the role's choice and falls back to its own default (Vault's
+/// router rules).
+fn issues_batch(mount_type: &str, role_type: &str) -> bool {
+    match mount_type {
+        "batch" => true,
+        "service" => false,
+        "default-batch" => matches!(role_type, "" | "default" | "default-batch" | "batch"),
+        _ => !matches!(role_type, "" | "default" | "default-service" | "service"),
     }
 }
 
@@ -388,6 +430,22 @@ mod tests {
             100,
             "except by explicit max"
         );
+    }
+
+    #[test]
+    fn the_mount_token_type_overrides_or_defaults_the_roles() {
+        for (mount, role, batch) in [
+            ("", "default", false),
+            ("", "batch", true),
+            ("default-service", "service", false),
+            ("default-service", "batch", true),
+            ("default-batch", "default", true),
+            ("default-batch", "service", false),
+            ("batch", "service", true),
+            ("service", "batch", false),
+        ] {
+            assert_eq!(issues_batch(mount, role), batch, "{mount} / {role}");
+        }
     }
 
     #[test]

@@ -86,6 +86,7 @@ impl Core {
             entity_id: None,
             bound_cidrs: Vec::new(),
             login: None,
+            batch: false,
         };
         let token = TokenStore::new_token_id();
         let prefix = Self::cubbyhole_prefix(&active)?;

@@ -1017,3 +1017,85 @@ async fn renew_is_capped_by_the_mount_tune_in_force_at_renewal() {
     );
     assert!(renewed.warnings[0].contains("exceeded the effective max_ttl"));
 }
+
+impl Harness {
+    async fn put_policy(&self, name: &str, text: &str) {
+        self.core
+            .active()
+            .unwrap()
+            .policies
+            .write(name, text, None)
+            .await
+            .unwrap();
+    }
+
+    /// A batch token with a policy that may issue credentials.
+    async fn batch_token(&self, parent: &str, extra: Value) -> String {
+        self.put_policy(
+            "issuer",
+            r#"path "db/*" { capabilities = ["read", "list"] }"#,
+        )
+        .await;
+        let mut body = json!({"type": "batch", "policies": ["issuer"], "ttl": "60s"});
+        if let (Some(b), Value::Object(e)) = (body.as_object_mut(), extra) {
+            b.extend(e);
+        }
+        let (token, accessor) = self.create_token(parent, body).await;
+        assert!(token.starts_with("b.") && accessor.is_empty());
+        token
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_tokens_lease_belongs_to_its_parent_and_cannot_outlive_the_token() {
+    let h = harness(fast_options()).await;
+    let (parent, _) = h.create_token(&h.root, json!({"ttl": "1h"})).await;
+    let batch = h.batch_token(&parent, json!({})).await;
+    let (lease, ttl, _) = h.issue(&batch, &[("ttl", "600")]).await;
+    assert!(
+        (58..=60).contains(&ttl),
+        "capped by the batch token's 60 s, got {ttl}"
+    );
+    assert!(h.exists(&lease).await);
+    // The batch token cannot be revoked, but revoking its parent revokes it and its lease.
+    h.call(
+        Operation::Update,
+        "auth/token/revoke",
+        &[],
+        json!({"token": parent}),
+        &h.root,
+    )
+    .await
+    .unwrap();
+    assert!(!h.exists(&lease).await, "the lease went with the parent");
+    assert!(h.live_credentials().await.is_empty());
+    let refused = h
+        .call(
+            Operation::Read,
+            "auth/token/lookup-self",
+            &[],
+            Value::Null,
+            &batch,
+        )
+        .await;
+    assert!(matches!(refused, Err(CoreError::PermissionDenied)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_orphan_batch_tokens_lease_ends_by_its_capped_ttl_and_survives_tidy() {
+    let h = harness(fast_options()).await;
+    let batch = h
+        .batch_token(&h.root, json!({"no_parent": true, "ttl": "2s"}))
+        .await;
+    let (lease, ttl, _) = h.issue(&batch, &[("ttl", "600")]).await;
+    assert!(ttl <= 2, "capped by the token's 2 s, got {ttl}");
+    // No owner to look for: tidy must not take the lease for an orphan of a revoked token.
+    let (_, orphaned) = h.core.tidy_leases_now().await.unwrap();
+    assert_eq!(orphaned, 0);
+    assert!(h.exists(&lease).await);
+    eventually(Duration::from_secs(10), "the lease expires", || async {
+        !h.exists(&lease).await
+    })
+    .await;
+    assert!(h.live_credentials().await.is_empty());
+}

@@ -594,9 +594,82 @@ async fn renewal_asks_the_method_and_follows_the_roles_current_ttl() {
         .await
         .unwrap_err();
     assert!(
-        matches!(&err, CoreError::Denied { status: 403, message } if message.starts_with("role no longer exists")),
+        matches!(&err, CoreError::Denied { status: 500, message }
+            if message == "1 error occurred:\n\t* failed to renew entry: role no longer exists: user 'gone' was deleted\n\n"),
+        "every method's refusal is worded as OpenBao's expiration manager words it: {err:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_login_token_is_not_stored_and_ends_with_its_mount() {
+    let h = harness().await;
+    h.core
+        .active()
+        .unwrap()
+        .mounts
+        .tune(
+            tresor_core::mount::MountKind::Auth,
+            "pass",
+            tresor_core::mount::TuneRequest {
+                token_type: Some("batch".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let auth = h.login("alice", "a").await;
+    let token = auth["client_token"].as_str().unwrap();
+    assert!(token.starts_with("b."), "{auth}");
+    assert_eq!(auth["token_type"], "batch");
+    assert_eq!(auth["accessor"], "");
+    assert_eq!(auth["renewable"], false);
+    assert!(
+        !auth["entity_id"].as_str().unwrap().is_empty(),
+        "logins still get an entity"
+    );
+    let looked = h
+        .call(
+            Operation::Read,
+            "auth/token/lookup-self",
+            json!({}),
+            Some(token),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(looked.data.unwrap()["type"], "batch");
+    let err = h
+        .call(
+            Operation::Update,
+            "auth/token/renew-self",
+            json!({}),
+            Some(token),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, CoreError::InvalidRequest(m) if m == "batch tokens cannot be renewed"),
         "{err:?}"
     );
+    // Nothing was written for it: no token lease under the login path.
+    assert!(matches!(
+        h.core.lease_list("auth/pass/login/").await,
+        Err(CoreError::NotFound)
+    ));
+    h.core
+        .disable_mount(tresor_core::mount::MountKind::Auth, "pass")
+        .await
+        .unwrap();
+    let err = h
+        .call(
+            Operation::Read,
+            "auth/token/lookup-self",
+            json!({}),
+            Some(token),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, CoreError::PermissionDenied), "{err:?}");
 }
 
 #[tokio::test]

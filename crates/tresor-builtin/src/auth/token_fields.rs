@@ -83,14 +83,22 @@ pub(crate) fn apply(
                 "invalid 'token_type' value {t:?}"
             )));
         }
-        if t.ends_with("batch") {
-            // Batch tokens (unpersisted, encrypted blobs) do not exist in Tresor yet; refusing
-            // the role is better than silently issuing service tokens.
-            return Err(EngineError::InvalidRequest(format!(
-                "token_type {t:?} is not supported by Tresor yet: logins issue service tokens"
-            )));
-        }
         settings.token_type = t;
+    }
+    // A batch token cannot be renewed or counted, so a role cannot promise either.
+    if settings.token_type.ends_with("batch") {
+        if settings.period != 0 {
+            return Err(EngineError::InvalidRequest(
+                "'token_type' cannot be 'batch' or 'default_batch' when set to generate periodic tokens"
+                    .to_owned(),
+            ));
+        }
+        if settings.num_uses != 0 {
+            return Err(EngineError::InvalidRequest(
+                "'token_type' cannot be 'batch' or 'default_batch' when set to generate tokens with limited use count"
+                    .to_owned(),
+            ));
+        }
     }
     if settings.max_ttl > 0 && settings.ttl > settings.max_ttl {
         return Err(EngineError::InvalidRequest(
@@ -198,7 +206,14 @@ mod tests {
                 "'token_num_uses' cannot be negative",
             ),
             (json!({"token_type": "weird"}), "invalid 'token_type'"),
-            (json!({"token_type": "batch"}), "not supported"),
+            (
+                json!({"token_type": "batch", "token_period": "1h"}),
+                "periodic tokens",
+            ),
+            (
+                json!({"token_type": "default-batch", "token_num_uses": 2}),
+                "limited use count",
+            ),
             (
                 json!({"token_bound_cidrs": "10.0.0.0/40"}),
                 "token_bound_cidrs",

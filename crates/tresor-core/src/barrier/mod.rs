@@ -226,6 +226,25 @@ impl Barrier {
         Ok(self.backend.delete(path).await?)
     }
 
+    /// Encrypts a value that is handed out instead of stored (a batch token), bound to
+    /// `context` the way stored values are bound to their path. The keyring term is in the
+    /// header, so the value opens as long as that term is in the keyring (rotation keeps old
+    /// terms).
+    pub fn seal_detached(&self, context: &str, plaintext: &[u8]) -> Result<Vec<u8>, BarrierError> {
+        check_path(context)?;
+        self.unsealed()?.encrypt(context, plaintext)
+    }
+
+    /// Opens what [`Barrier::seal_detached`] produced for the same `context`.
+    pub fn open_detached(
+        &self,
+        context: &str,
+        ciphertext: &[u8],
+    ) -> Result<SecretBytes, BarrierError> {
+        check_path(context)?;
+        self.unsealed()?.decrypt(context, ciphertext)
+    }
+
     /// Immediate children of `prefix` (keys are not secret, so nothing is decrypted).
     pub async fn list(&self, prefix: &str) -> Result<Vec<String>, BarrierError> {
         self.unsealed()?;

@@ -40,7 +40,7 @@ use std::time::Duration;
 use tresor_sdk::locks::KeyLocks;
 
 pub use entry::{LeaseEntry, PendingRevocation, SecretLease, token_lease_id};
-pub use ops::{LeaseLookup, RevokeOutcome};
+pub use ops::{LeaseLookup, LeaseOwner, RevokeOutcome};
 pub use queue::TimerQueue;
 
 /// Lock stripes for per-lease serialisation.

@@ -37,6 +37,34 @@ pub enum RevokeOutcome {
 }
 
 /// A lease registered for a response.
+/// Whose a secret lease is: revoking that token revokes the lease.
+#[derive(Debug, Clone, Default)]
+pub struct LeaseOwner {
+    /// The token's id hash: the requester's, or a batch token's parent's (a batch token is not
+    /// stored, so nothing would revoke leases indexed under it). `None` for an orphan batch
+    /// token: the lease then ends by its TTL only, which is capped by the token's expiry.
+    pub token: Option<String>,
+    /// A batch token's expiry (unix ns): the lease cannot outlive it.
+    pub expire_ns: Option<i64>,
+}
+
+impl LeaseOwner {
+    /// The owner of the leases a request made with `resolved` creates.
+    pub fn of(resolved: &crate::token::Resolved) -> Self {
+        if resolved.entry.batch {
+            Self {
+                token: resolved.entry.parent.clone(),
+                expire_ns: resolved.entry.expire_ns,
+            }
+        } else {
+            Self {
+                token: Some(resolved.id_hash.clone()),
+                expire_ns: None,
+            }
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Registered {
     pub lease_id: String,
@@ -100,14 +128,15 @@ impl Core {
     }
 
     /// Registers the managed lease an engine returned for a request served at `relative` on
-    /// `mounted`, owned by the token `owner` (its id hash). The TTL is capped by the lease's
-    /// own maximum and the mount's (or the system's).
+    /// `mounted`, owned by `owner` (see [`LeaseOwner`]). The TTL is capped by the lease's
+    /// own maximum and the mount's (or the system's), and by the owner's expiry when the
+    /// owner is a batch token (whose leases nothing else would end with it).
     pub(crate) async fn register_secret_lease(
         &self,
         active: &Active,
         mounted: &Mounted,
         relative: &str,
-        owner: &str,
+        owner: &LeaseOwner,
         spec: &LeaseSpec,
     ) -> CoreResult<Registered> {
         let info = &mounted.info;
@@ -123,6 +152,12 @@ impl Core {
             spec.ttl.as_secs()
         };
         let mut warnings = Vec::new();
+        let cap = match owner.expire_ns {
+            Some(end) => {
+                cap.min(u64::try_from((end - now_ns()).max(0) / 1_000_000_000).unwrap_or(0))
+            }
+            None => cap,
+        };
         let ttl = if wanted > cap {
             warnings.push(capped_warning(wanted, cap));
             cap
@@ -140,7 +175,7 @@ impl Core {
         let expire = now.saturating_add(secs_to_ns(ttl));
         let record = LeaseEntry {
             id: lease_id.clone(),
-            token: owner.to_owned(),
+            token: owner.token.clone().unwrap_or_default(),
             secret: Some(SecretLease {
                 mount_uuid: mounted.entry.uuid.clone(),
                 path: relative.to_owned(),
@@ -155,18 +190,17 @@ impl Core {
             renewable: spec.renewable,
             revocation: None,
         };
-        self.barrier()
-            .transaction(vec![
-                BarrierOp::Put {
-                    path: entry_path(&lease_id),
-                    value: serde_json::to_vec(&record)?.into(),
-                },
-                BarrierOp::Put {
-                    path: token_index_path(owner, &lease_id),
-                    value: SecretBytes::new(lease_id.clone().into_bytes()),
-                },
-            ])
-            .await?;
+        let mut ops = vec![BarrierOp::Put {
+            path: entry_path(&lease_id),
+            value: serde_json::to_vec(&record)?.into(),
+        }];
+        if let Some(token) = &owner.token {
+            ops.push(BarrierOp::Put {
+                path: token_index_path(token, &lease_id),
+                value: SecretBytes::new(lease_id.clone().into_bytes()),
+            });
+        }
+        self.barrier().transaction(ops).await?;
         active.expiration.queue.schedule(expire, &lease_id);
         Ok(Registered {
             lease_id,

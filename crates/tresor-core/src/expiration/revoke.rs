@@ -148,16 +148,16 @@ impl Core {
 
     /// Deletes a secret lease's records and queue entry.
     async fn forget_lease(&self, active: &Active, record: &LeaseEntry) -> CoreResult<()> {
-        self.barrier()
-            .transaction(vec![
-                BarrierOp::Delete {
-                    path: entry_path(&record.id),
-                },
-                BarrierOp::Delete {
-                    path: token_index_path(&record.token, &record.id),
-                },
-            ])
-            .await?;
+        let mut ops = vec![BarrierOp::Delete {
+            path: entry_path(&record.id),
+        }];
+        // An orphan batch token's lease has no owner, and so no index entry.
+        if !record.token.is_empty() {
+            ops.push(BarrierOp::Delete {
+                path: token_index_path(&record.token, &record.id),
+            });
+        }
+        self.barrier().transaction(ops).await?;
         if let Some(e) = record.expire_ns {
             active.expiration.queue.remove(e, &record.id);
         }
@@ -358,6 +358,12 @@ impl Core {
         Ok(())
     }
 
+    /// The work of `sys/leases/tidy`, awaited: (stale records removed, orphaned leases queued).
+    pub async fn tidy_leases_now(&self) -> CoreResult<(usize, usize)> {
+        let active = self.active()?;
+        self.tidy_leases(&active).await
+    }
+
     async fn tidy_leases(&self, active: &Active) -> CoreResult<(usize, usize)> {
         let (mut removed, mut orphaned) = (0, 0);
         for id in self.lease_ids_under("").await? {
@@ -375,7 +381,10 @@ impl Core {
             let Some(mut record) = self.read_lease(&id).await? else {
                 continue;
             };
-            if record.revocation.is_none() && active.tokens.peek(&record.token).await?.is_none() {
+            if record.revocation.is_none()
+                && !record.token.is_empty()
+                && active.tokens.peek(&record.token).await?.is_none()
+            {
                 record.revocation = Some(PendingRevocation {
                     attempts: 0,
                     last_error: None,

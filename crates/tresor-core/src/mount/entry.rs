@@ -18,6 +18,10 @@ pub struct MountConfig {
     /// `unauth`: `sys/internal/ui/mounts` lists the mount even to callers without a token.
     #[serde(default)]
     pub listing_visibility: String,
+    /// Auth mounts: `service`, `batch`, `default-service` or `default-batch` (empty: the
+    /// default, `default-service`): which tokens its logins get.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub token_type: String,
 }
 
 /// One mounted secrets engine or auth method.

@@ -83,6 +83,8 @@ pub struct TuneRequest {
     pub description: Option<String>,
     pub options: Option<BTreeMap<String, String>>,
     pub listing_visibility: Option<String>,
+    /// Auth mounts only (the HTTP layer refuses it elsewhere).
+    pub token_type: Option<String>,
 }
 
 #[derive(Debug)]
@@ -489,6 +491,9 @@ impl MountTables {
         }
         if let Some(v) = request.listing_visibility {
             entry.config.listing_visibility = v;
+        }
+        if let Some(t) = request.token_type {
+            entry.config.token_type = t;
         }
         if let Some(new_options) = request.options {
             let old = entry.options.clone().unwrap_or_default();

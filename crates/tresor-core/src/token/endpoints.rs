@@ -13,6 +13,17 @@ use crate::logical::{LogicalRequest, LogicalResponse};
 use crate::mount::{MountKind, delete_prefix};
 use crate::params;
 
+/// Batch tokens are not stored, so there is nothing to revoke: they end by expiring (or with
+/// their parent, or their auth mount).
+fn refuse_batch_revoke(target: &Resolved) -> CoreResult<()> {
+    if target.entry.batch {
+        return Err(CoreError::InvalidRequest(
+            "batch tokens cannot be revoked".to_owned(),
+        ));
+    }
+    Ok(())
+}
+
 fn invalid_accessor() -> CoreError {
     CoreError::InvalidRequest("1 error occurred:\n\t* invalid accessor\n\n".to_owned())
 }
@@ -158,6 +169,7 @@ impl Core {
                 self.renew_endpoint(active, &found, "", data).await
             }
             "revoke-self" if writes => {
+                refuse_batch_revoke(&caller.resolved)?;
                 self.revoke(active, &caller.resolved.id_hash).await?;
                 Ok(None)
             }
@@ -167,6 +179,7 @@ impl Core {
                     return Err(missing_token_id());
                 }
                 if let Some(found) = active.tokens.lookup(&token).await? {
+                    refuse_batch_revoke(&found)?;
                     self.revoke(active, &found.id_hash).await?;
                 }
                 Ok(None)
@@ -193,6 +206,7 @@ impl Core {
                     return Err(missing_token_id());
                 }
                 if let Some(found) = active.tokens.lookup(&token).await? {
+                    refuse_batch_revoke(&found)?;
                     active.tokens.revoke_orphan(&found.id_hash).await?;
                     self.revoke_token_leases(active, &found.id_hash).await?;
                     self.drop_token_data(active, &[found.id_hash]).await?;
@@ -231,6 +245,11 @@ impl Core {
         orphan_path: bool,
         role: Option<&TokenRole>,
     ) -> CoreResult<Option<LogicalResponse>> {
+        if caller.resolved.entry.batch {
+            return Err(CoreError::InvalidRequest(
+                "batch tokens cannot create more tokens".to_owned(),
+            ));
+        }
         let (mount_default_ttl, mount_max_ttl) = active
             .mounts
             .table(MountKind::Auth)
@@ -275,6 +294,11 @@ impl Core {
         token: &str,
         data: &Map<String, Value>,
     ) -> CoreResult<Option<LogicalResponse>> {
+        if target.entry.batch {
+            return Err(CoreError::InvalidRequest(
+                "batch tokens cannot be renewed".to_owned(),
+            ));
+        }
         let increment = params::duration_secs(data, "increment")?;
         let limits = self.login_renewal_limits(active, &target.entry).await?;
         let (entry, ttl, warning) = renew_token(&active.tokens, target, increment, limits).await?;

@@ -53,6 +53,10 @@ pub struct TokenEntry {
     /// Set on tokens issued by an auth method's login: what its renewal check needs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub login: Option<LoginRecord>,
+    /// A batch token: never stored (the token itself carries this entry, encrypted), no
+    /// accessor, not renewable, not revocable, no cubbyhole (see `token::batch`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub batch: bool,
 }
 
 /// What a login token remembers of the login, for the method's renewal check.
@@ -82,6 +86,11 @@ pub(crate) fn rfc3339(ns: i64) -> Value {
 impl TokenEntry {
     pub fn is_root(&self) -> bool {
         self.policies.iter().any(|p| p == "root")
+    }
+
+    /// `service` or `batch`, as Vault names token types.
+    pub fn token_type(&self) -> &'static str {
+        if self.batch { "batch" } else { "service" }
     }
 
     pub fn is_orphan(&self) -> bool {
@@ -119,7 +128,7 @@ impl TokenEntry {
             "policies": self.policies,
             "renewable": self.renewable,
             "ttl": self.ttl_secs(now),
-            "type": "service",
+            "type": self.token_type(),
         });
         if let Some(obj) = data.as_object_mut() {
             // OpenBao's lookup of the root token minted by init shows neither of these.
@@ -162,7 +171,7 @@ impl TokenEntry {
             "lease_duration": lease_duration,
             "renewable": self.renewable,
             "entity_id": self.entity_id.as_deref().unwrap_or_default(),
-            "token_type": "service",
+            "token_type": self.token_type(),
             "orphan": self.is_orphan(),
             "mfa_requirement": null,
             "num_uses": self.num_uses,

@@ -1,12 +1,14 @@
 //! Tokens: the store, the entry model, and the `auth/token/*` endpoints.
 //!
 //! # Layout
+//! - `batch`: batch tokens (the encrypted entry is the token; nothing is stored).
 //! - `entry`: [`TokenEntry`] and its wire forms (lookup data, auth block).
 //! - `store`: [`TokenStore`]: salted-HMAC keyed persistence, cache, revocation cascade.
 //! - `create`: the rules for creating a token (policies subset of the parent's, TTLs, roles).
 //! - `roles`: token roles (`auth/token/roles/:name`).
 //! - `endpoints`: the `auth/token/*` request handlers.
 
+pub mod batch;
 pub(crate) mod create;
 pub(crate) mod endpoints;
 pub mod entry;

@@ -23,11 +23,25 @@ pub struct TokenRole {
     /// Seconds.
     pub token_period: u64,
     pub token_no_default_policy: bool,
+    /// `service`, `batch`, `default-service` or `default-batch` (empty: `default-service`).
+    #[serde(default)]
+    pub token_type: String,
+    #[serde(default)]
+    pub token_num_uses: i64,
 }
 
 impl TokenRole {
+    /// The role's token type as Vault shows it.
+    pub fn token_type(&self) -> &str {
+        if self.token_type.is_empty() {
+            "default-service"
+        } else {
+            &self.token_type
+        }
+    }
+
     pub fn to_data(&self) -> Map<String, Value> {
-        let v = json!({
+        let mut v = json!({
             "allowed_entity_aliases": null,
             "allowed_policies": self.allowed_policies,
             "allowed_policies_glob": [],
@@ -43,8 +57,14 @@ impl TokenRole {
             "token_explicit_max_ttl": self.token_explicit_max_ttl,
             "token_no_default_policy": self.token_no_default_policy,
             "token_period": self.token_period,
-            "token_type": "default-service",
+            "token_type": self.token_type(),
         });
+        // OpenBao shows the use count only once one is set.
+        if self.token_num_uses != 0
+            && let Some(o) = v.as_object_mut()
+        {
+            o.insert("token_num_uses".into(), json!(self.token_num_uses));
+        }
         match v {
             Value::Object(m) => m,
             _ => Map::new(),
@@ -87,12 +107,39 @@ impl TokenRole {
         if let Some(v) = params::boolean(data, "token_no_default_policy")? {
             self.token_no_default_policy = v;
         }
-        if let Some(t) = params::string(data, "token_type")?
-            && !matches!(t.as_str(), "service" | "default-service" | "default")
-        {
-            return Err(CoreError::InvalidRequest(format!(
-                "token_type {t:?} is not supported by Tresor yet: only service tokens exist"
-            )));
+        if let Some(t) = params::string(data, "token_type")? {
+            self.token_type = match t.as_str() {
+                "service" | "batch" | "default-service" | "default-batch" => t,
+                _ => {
+                    return Err(CoreError::InvalidRequest(format!(
+                        "invalid 'token_type' value {t:?}"
+                    )));
+                }
+            };
+        }
+        if let Some(n) = params::integer(data, "token_num_uses")? {
+            self.token_num_uses = n;
+        }
+        // Batch tokens cannot be revoked, renewed or counted: a role that promises any of
+        // that cannot issue them (OpenBao's checks, in its order).
+        if self.token_type == "batch" {
+            let refuse = |what: &str| {
+                Err(CoreError::InvalidRequest(format!(
+                    "'token_type' cannot be 'batch' when role is set to generate {what}"
+                )))
+            };
+            if !self.orphan {
+                return refuse("non-orphan tokens");
+            }
+            if self.token_period != 0 {
+                return refuse("periodic tokens");
+            }
+            if self.renewable {
+                return refuse("renewable tokens");
+            }
+            if self.token_explicit_max_ttl != 0 {
+                return refuse("tokens with an explicit max TTL");
+            }
         }
         Ok(())
     }

@@ -20,6 +20,7 @@ use ring::hmac;
 use serde::{Deserialize, Serialize};
 use tresor_sdk::secret::{SecretBytes, SecretString};
 
+use super::batch;
 use super::entry::{TokenEntry, now_ns};
 use crate::barrier::{Barrier, BarrierOp};
 use crate::error::{CoreError, CoreResult};
@@ -223,11 +224,49 @@ impl TokenStore {
         if token.is_empty() {
             return Ok(None);
         }
+        if token.starts_with(batch::BATCH_PREFIX) {
+            return self.lookup_batch(token).await;
+        }
         let id_hash = self.hash(token);
         Ok(self
             .get_by_hash(&id_hash)
             .await?
             .map(|entry| Resolved { id_hash, entry }))
+    }
+
+    /// A batch token is live while it has not expired and its parent (if any) is live.
+    async fn lookup_batch(&self, token: &str) -> CoreResult<Option<Resolved>> {
+        let Some(entry) = batch::decode(&self.barrier, token)? else {
+            return Ok(None);
+        };
+        if entry.expired_at(now_ns()) {
+            return Ok(None);
+        }
+        if let Some(parent) = &entry.parent
+            && self.get_by_hash(parent).await?.is_none()
+        {
+            return Ok(None);
+        }
+        Ok(Some(Resolved {
+            id_hash: self.hash(token),
+            entry: Arc::new(entry),
+        }))
+    }
+
+    /// Issues a batch token for `entry`: nothing is stored (see [`batch`]).
+    pub fn issue_batch(&self, mut entry: TokenEntry) -> CoreResult<(SecretString, Resolved)> {
+        entry.batch = true;
+        entry.accessor.clear();
+        entry.renewable = false;
+        let token = SecretString::new(batch::encode(&self.barrier, &entry)?);
+        let id_hash = self.hash(token.expose());
+        Ok((
+            token,
+            Resolved {
+                id_hash,
+                entry: Arc::new(entry),
+            },
+        ))
     }
 
     pub async fn lookup_accessor(&self, accessor: &str) -> CoreResult<Option<Resolved>> {

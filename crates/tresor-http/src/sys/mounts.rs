@@ -47,7 +47,7 @@ pub fn mount_json(entry: &MountEntry, kind: MountKind) -> Value {
     if kind == MountKind::Auth
         && let Some(c) = config.as_object_mut()
     {
-        c.insert("token_type".into(), json!("default-service"));
+        c.insert("token_type".into(), json!(shown_token_type(entry)));
     }
     if let Some(headers) = passthrough_headers(&entry.engine_type)
         && let Some(c) = config.as_object_mut()
@@ -93,7 +93,7 @@ pub fn list(state: &AppState, request: &ApiRequest) -> Result<Response, ApiError
 }
 
 /// The lease TTLs of a mount being enabled, with OpenBao's messages for bad values.
-fn enable_ttls(config: &Map<String, Value>) -> Result<MountConfig, ApiError> {
+fn enable_ttls(config: &Map<String, Value>, kind: MountKind) -> Result<MountConfig, ApiError> {
     let parse = |key: &str, label: &str| -> Result<u64, ApiError> {
         match ttl_field(config, key) {
             Ok(v) => Ok(v.unwrap_or(0)),
@@ -119,7 +119,37 @@ fn enable_ttls(config: &Map<String, Value>) -> Result<MountConfig, ApiError> {
         max_lease_ttl,
         force_no_cache: params::boolean(config, "force_no_cache")?.unwrap_or(false),
         listing_visibility: listing_visibility(config)?.unwrap_or_default(),
+        // Validated for every mount, kept only where it means something, as OpenBao does.
+        token_type: token_type(config)?
+            .filter(|_| kind == MountKind::Auth)
+            .unwrap_or_default(),
     })
+}
+
+/// `token_type` of an auth mount: which tokens its logins get.
+fn token_type(data: &Map<String, Value>) -> Result<Option<String>, ApiError> {
+    match params::string(data, "token_type")? {
+        None => Ok(None),
+        Some(v) if v.is_empty() => Ok(Some("default-service".to_owned())),
+        Some(v)
+            if matches!(
+                v.as_str(),
+                "service" | "batch" | "default-service" | "default-batch"
+            ) =>
+        {
+            Ok(Some(v))
+        }
+        Some(_) => Err(ApiError::bad_request("invalid value for 'token_type'")),
+    }
+}
+
+/// The token type an auth mount shows (`default-service` until tuned).
+fn shown_token_type(entry: &MountEntry) -> &str {
+    if entry.config.token_type.is_empty() {
+        "default-service"
+    } else {
+        &entry.config.token_type
+    }
 }
 
 /// `listing_visibility`: `unauth`, `hidden` or empty (the default).
@@ -231,7 +261,7 @@ pub async fn one(
             let enable = EnableRequest {
                 engine_type: params::string(data, "type")?.unwrap_or_default(),
                 description: params::string(data, "description")?.unwrap_or_default(),
-                config: enable_ttls(&config)?,
+                config: enable_ttls(&config, kind)?,
 
                 options: match data.get("options") {
                     Some(Value::Null) => None,
@@ -298,7 +328,7 @@ async fn tune(
                 out.insert("options".into(), json!(options));
             }
             if kind == MountKind::Auth {
-                out.insert("token_type".into(), json!("default-service"));
+                out.insert("token_type".into(), json!(shown_token_type(&mounted.entry)));
             }
             if let Some(headers) = passthrough_headers(&mounted.entry.engine_type) {
                 out.insert("passthrough_request_headers".into(), json!(headers));
@@ -312,6 +342,7 @@ async fn tune(
                 description: params::string(data, "description")?,
                 options: options_field(data)?,
                 listing_visibility: listing_visibility(data)?,
+                token_type: tune_token_type(kind, &path, data)?,
             };
             let warnings = active.mounts.tune(kind, &path, tune).await?;
             if warnings.is_empty() {
@@ -325,6 +356,28 @@ async fn tune(
         }
         _ => Err(ApiError::unsupported_operation()),
     }
+}
+
+/// `token_type` in a tune, with OpenBao's refusals: auth mounts only, and not the token store.
+fn tune_token_type(
+    kind: MountKind,
+    path: &str,
+    data: &Map<String, Value>,
+) -> Result<Option<String>, ApiError> {
+    if params::get(data, "token_type").is_none() {
+        return Ok(None);
+    }
+    if kind != MountKind::Auth {
+        return Err(ApiError::bad_request(
+            "'token_type' can only be modified on auth mounts",
+        ));
+    }
+    if path == "token/" {
+        return Err(ApiError::bad_request(
+            "'token_type' cannot be set for 'token' or 'ns_token' auth mounts",
+        ));
+    }
+    token_type(data)
 }
 
 /// `sys/remount`. The move is immediate (storage is keyed by the mount's uuid), but the answer
