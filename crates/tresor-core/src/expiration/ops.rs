@@ -155,24 +155,68 @@ impl Core {
             renewable: spec.renewable,
             revocation: None,
         };
-        self.barrier()
-            .transaction(vec![
-                BarrierOp::Put {
-                    path: entry_path(&lease_id),
-                    value: serde_json::to_vec(&record)?.into(),
-                },
-                BarrierOp::Put {
-                    path: token_index_path(owner, &lease_id),
-                    value: SecretBytes::new(lease_id.clone().into_bytes()),
-                },
-            ])
-            .await?;
+        let mut ops = vec![
+            BarrierOp::Put {
+                path: entry_path(&lease_id),
+                value: serde_json::to_vec(&record)?.into(),
+            },
+            BarrierOp::Put {
+                path: token_index_path(owner, &lease_id),
+                value: SecretBytes::new(lease_id.clone().into_bytes()),
+            },
+        ];
+        // The engine's rollback record goes in the same commit: from now on the lease owns
+        // the cleanup, and there is no moment where both or neither would undo the secret.
+        if let Some(key) = &spec.rollback_key {
+            ops.push(BarrierOp::Delete {
+                path: mounted.view.path(key)?,
+            });
+        }
+        self.barrier().transaction(ops).await?;
         active.expiration.queue.schedule(expire, &lease_id);
         Ok(Registered {
             lease_id,
             ttl,
             warnings,
         })
+    }
+
+    /// Undoes a secret whose lease could not be registered (best effort): the engine revokes it
+    /// as if the lease had ended, and its rollback record is deleted once that worked. If the
+    /// revocation fails too, the record stays and the engine's own rollback finds it later.
+    pub(crate) async fn revoke_unregistered(
+        &self,
+        engine: &Arc<dyn tresor_sdk::engine::SecretEngine>,
+        mounted: &Mounted,
+        relative: &str,
+        spec: &LeaseSpec,
+    ) {
+        let now = now_ns();
+        let lease = Lease {
+            id: String::new(),
+            path: relative.trim_end_matches('/').to_owned(),
+            internal: spec.internal.clone(),
+            issue_time: now / NANOS,
+            expire_time: Some(now / NANOS),
+            ttl: Duration::ZERO,
+            mount: mounted.info.clone(),
+        };
+        match engine.revoke_lease(&lease, mounted.view.as_ref()).await {
+            Ok(()) => {
+                if let Some(key) = &spec.rollback_key {
+                    use tresor_sdk::storage::Storage as _;
+                    if let Err(err) = mounted.view.delete(key).await {
+                        tracing::warn!(mount = %mounted.entry.path, error = %err,
+                            "could not delete the rollback record of an unregistered secret");
+                    }
+                }
+            }
+            Err(err) => {
+                tracing::error!(mount = %mounted.entry.path, path = %relative, error = %err,
+                    "a secret whose lease could not be registered could not be revoked either; \
+                     the engine's rollback will retry");
+            }
+        }
     }
 
     /// `sys/leases/lookup`.
