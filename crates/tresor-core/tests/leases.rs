@@ -392,9 +392,7 @@ async fn the_issued_ttl_is_capped_by_the_mount_max_and_defaults_to_the_mount_def
     assert_eq!(ttl, 60);
     assert_eq!(
         warnings,
-        [
-            "TTL of \"1h0m0s\" exceeded the effective max_ttl of \"1m0s\"; TTL value is capped accordingly"
-        ]
+        ["TTL of \"1h\" exceeded the effective max_ttl of \"1m\"; TTL value is capped accordingly"]
     );
 }
 

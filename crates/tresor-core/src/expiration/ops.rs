@@ -50,12 +50,12 @@ pub(super) fn secs_to_ns(secs: u64) -> i64 {
         .saturating_mul(NANOS)
 }
 
-/// Go's `time.Duration` string for whole seconds (`1h0m0s`, `5m0s`, `30s`), as Vault's
-/// TTL warnings print it.
-pub(crate) use tresor_sdk::duration::format_go as go_duration;
-
+/// OpenBao words a capped secret lease (on issue and on renewal) with Vault's
+/// `humanDuration`: `TTL of "2h" exceeded the effective max_ttl of "1h"; …` (checked against
+/// OpenBao 2.7.2's database engine).
 fn capped_warning(wanted: u64, max: u64) -> String {
-    crate::token::capped_warning("TTL", &go_duration(wanted), &go_duration(max))
+    use tresor_sdk::duration::format_human;
+    crate::token::capped_warning("TTL", &format_human(wanted), &format_human(max))
 }
 
 pub(super) fn missing_lease_id() -> CoreError {

@@ -161,7 +161,9 @@ pub(crate) async fn issue(
     Ok(Some(Response {
         data: Some(data),
         lease: Some(LeaseSpec {
-            ttl: std::time::Duration::from_secs(ttl),
+            // What the role asks for: the core applies the same caps (and warns as OpenBao
+            // does when the maximum cuts the TTL short), so the lease ends with VALID UNTIL.
+            ttl: std::time::Duration::from_secs(role.default_ttl),
             max_ttl: std::time::Duration::from_secs(role.max_ttl),
             renewable: true,
             managed: true,

@@ -161,10 +161,10 @@ pub(crate) async fn write(
             ));
         }
         (None, None) if create => {
+            // OpenBao's wording (Vault's: "one of rotation_schedule or rotation_period must
+            // be provided to create a static account").
             return Err(EngineError::InvalidRequest(
-                "one of rotation_schedule or rotation_period must be provided to create a \
-                 static account"
-                    .to_owned(),
+                "rotation_period is required to create static accounts".to_owned(),
             ));
         }
         _ => {}
@@ -301,10 +301,18 @@ pub(crate) async fn creds(
             inner.reschedule(name, &role);
         }
     }
-    let now = inner.clock.now() / 1_000_000_000;
-    let ttl = role
-        .next_rotation(now)
-        .map_or(0, |next| next.saturating_sub(now).max(0));
+    let now_ns = inner.clock.now();
+    let now = now_ns / 1_000_000_000;
+    // Seconds to the next rotation, rounded as OpenBao shows them (a rotation that just
+    // happened with a 1h period shows 3600, not 3599).
+    let ttl = role.next_rotation(now).map_or(0, |next| {
+        let next_ns = i128::from(next) * 1_000_000_000
+            + i128::from(role.last_rotation_ns.rem_euclid(1_000_000_000));
+        let left_ns = next_ns - i128::from(now_ns);
+        i64::try_from((left_ns + 500_000_000).div_euclid(1_000_000_000))
+            .unwrap_or(0)
+            .max(0)
+    });
     let mut data = Map::new();
     data.insert(
         "last_vault_rotation".into(),
@@ -403,8 +411,12 @@ async fn rotate_locked(
         )
     };
     let sql = SecretString::new(statements::batch(&list));
-    let failed =
-        |message: String| EngineError::Failed(format!("error setting credentials: {message}"));
+    // OpenBao nests the plugin's multi-error inside its own.
+    let failed = |message: String| {
+        EngineError::Failed(format!(
+            "error setting credentials: 1 error occurred:\n\t* {message}\n\n"
+        ))
+    };
     let mut conn = match connection.pool.get().await {
         Ok(conn) => conn,
         Err(err) => {
