@@ -955,6 +955,79 @@ async fn a_crash_between_create_role_and_the_lease_leaves_no_orphan_after_restar
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_crash_after_alter_role_never_loses_the_password_postgresql_holds() {
+    let pg = Pg::new(false).await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = format!(
+        "-dev-store=embedded:{}",
+        dir.path().join("dev.redb").display()
+    );
+    let root = format!("-dev-root-token-id={ROOT}");
+    let args = [
+        "server",
+        "-dev",
+        "-dev-listen-address=127.0.0.1:0",
+        root.as_str(),
+        store.as_str(),
+    ];
+    let account = format!("{}_static", pg.tag);
+    pg.sup
+        .batch_execute(&format!("CREATE ROLE \"{account}\" LOGIN"))
+        .await
+        .unwrap();
+
+    let server = Server::start(&args, dir.path());
+    setup(&server, &pg, "database", json!({})).await;
+    ok(
+        &server,
+        "POST",
+        "database/static-roles/svc",
+        Some(json!({"db_name": "db", "username": account, "rotation_period": "1h"})),
+    )
+    .await;
+    let before = ok(&server, "GET", "database/static-creds/svc", None).await;
+    let p1 = before["data"]["password"].as_str().unwrap().to_owned();
+    assert!(pg.password_is(&account, &p1).await);
+    server.kill9();
+
+    // PostgreSQL accepts the new password; the process dies before Tresor makes it current.
+    let mut crashing = Server::start_with_env(
+        &args,
+        &[("TRESOR_FAILPOINT_DATABASE_CRASH_AFTER_ROTATE", "1")],
+        dir.path(),
+    );
+    let answer = common::http()
+        .post(crashing.url("database/rotate-role/svc"))
+        .header("X-Vault-Token", ROOT)
+        .send()
+        .await;
+    assert!(
+        answer.is_err(),
+        "the failpoint ends the process before it answers"
+    );
+    assert!(!crashing.child.wait().unwrap().success());
+    assert!(
+        !pg.password_is(&account, &p1).await,
+        "PostgreSQL holds a password Tresor has only as pending"
+    );
+
+    // After the restart Tresor hands out exactly the password PostgreSQL holds.
+    let server = Server::start(&args, dir.path());
+    let after = ok(&server, "GET", "database/static-creds/svc", None).await;
+    let p2 = after["data"]["password"].as_str().unwrap().to_owned();
+    assert_ne!(p2, p1);
+    assert!(pg.password_is(&account, &p2).await, "{}", server.log_text());
+    // And later rotations go on from there.
+    ok(&server, "POST", "database/rotate-role/svc", None).await;
+    let p3 = ok(&server, "GET", "database/static-creds/svc", None).await["data"]["password"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(pg.password_is(&account, &p3).await);
+    pg.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn hostile_and_malformed_input_is_refused_with_vault_errors() {
     let pg = Pg::new(false).await;
     let (_dir, server) = start();

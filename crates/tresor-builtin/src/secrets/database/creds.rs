@@ -149,7 +149,7 @@ pub(crate) async fn issue(
         ));
     }
 
-    crash_failpoint();
+    super::crash_failpoint("CREATE");
 
     let mut internal = Map::new();
     internal.insert("username".into(), json!(username));
@@ -172,17 +172,6 @@ pub(crate) async fn issue(
         }),
         ..Response::default()
     }))
-}
-
-/// Tests of crash safety (debug builds only): with `TRESOR_FAILPOINT_DATABASE_CRASH_AFTER_CREATE`
-/// set, the process dies right after PostgreSQL committed a role and before its lease exists,
-/// exactly the window the rollback records cover. Release builds do not contain it.
-fn crash_failpoint() {
-    #[cfg(debug_assertions)]
-    if std::env::var_os("TRESOR_FAILPOINT_DATABASE_CRASH_AFTER_CREATE").is_some() {
-        tracing::error!("failpoint: aborting after CREATE ROLE, before the lease is written");
-        std::process::abort();
-    }
 }
 
 fn internal_str<'a>(lease: &'a Lease, key: &str) -> EngineResult<&'a str> {

@@ -287,6 +287,21 @@ async fn background(inner: Weak<Inner>, storage: Weak<dyn Storage>, wake: Arc<No
     }
 }
 
+/// Tests of crash safety (debug builds only): with `TRESOR_FAILPOINT_DATABASE_CRASH_AFTER_<point>`
+/// set, the process aborts right after PostgreSQL accepted a change and before Tresor recorded
+/// its outcome: `CREATE` (a role committed, its lease not yet written), `ROTATE` (a static
+/// role's `ALTER ROLE` applied, the new password still pending), `ROTATE_ROOT` (likewise for
+/// the admin). Release builds contain none of this.
+pub(crate) fn crash_failpoint(point: &str) {
+    #[cfg(debug_assertions)]
+    if std::env::var_os(format!("TRESOR_FAILPOINT_DATABASE_CRASH_AFTER_{point}")).is_some() {
+        tracing::error!(point, "failpoint: aborting before the outcome is recorded");
+        std::process::abort();
+    }
+    #[cfg(not(debug_assertions))]
+    let _ = point;
+}
+
 /// Vault's `GenericNameRegex`; anything else is not a path this engine serves (404).
 fn name_or_404(name: &str) -> EngineResult<&str> {
     if crate::secrets::transit::valid_name(name) {

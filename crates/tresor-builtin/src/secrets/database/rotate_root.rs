@@ -113,6 +113,7 @@ async fn apply(
     };
     match conn.batch(sql.expose()).await {
         Ok(()) => {
+            super::crash_failpoint("ROTATE_ROOT");
             drop(conn);
             stored.password = new_password;
             stored.pending_password = None;

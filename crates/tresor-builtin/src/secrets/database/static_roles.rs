@@ -428,6 +428,7 @@ async fn rotate_locked(
     };
     match conn.batch(sql.expose()).await {
         Ok(()) => {
+            super::crash_failpoint("ROTATE");
             role.password = new_password;
             role.pending = None;
             role.last_rotation_ns = inner.clock.now();
