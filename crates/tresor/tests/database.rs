@@ -305,7 +305,19 @@ fn now() -> i64 {
 #[tokio::test(flavor = "multi_thread")]
 async fn dynamic_credentials_issue_log_in_renew_and_revoke() {
     let pg = Pg::new(false).await;
-    let (_dir, server) = start();
+    // The most verbose log level: not even a library's debug output may show a password.
+    let dir = tempfile::tempdir().unwrap();
+    let root = format!("-dev-root-token-id={ROOT}");
+    let server = Server::start_with_env(
+        &[
+            "server",
+            "-dev",
+            "-dev-listen-address=127.0.0.1:0",
+            root.as_str(),
+        ],
+        &[("TRESOR_LOG_LEVEL", "trace")],
+        dir.path(),
+    );
     setup(&server, &pg, "database", json!({})).await;
 
     // The config reads back without its password.
@@ -554,7 +566,8 @@ async fn allowed_roles_are_enforced() {
         &server,
         &pg,
         "database",
-        json!({"allowed_roles": ["app-*", "exact"]}),
+        // With scram-sha-256, PostgreSQL receives only a verifier Tresor computed.
+        json!({"allowed_roles": ["app-*", "exact"], "password_authentication": "scram-sha-256"}),
     )
     .await;
     for role in ["app-one", "exact", "other"] {
@@ -566,7 +579,11 @@ async fn allowed_roles_are_enforced() {
         )
         .await;
     }
-    let (u1, ..) = issue(&server, "database/creds/app-one", ROOT).await;
+    let (u1, pw1, ..) = issue(&server, "database/creds/app-one", ROOT).await;
+    assert!(
+        pg.password_is(&u1, &pw1).await,
+        "the verifier matches the password"
+    );
     let (u2, ..) = issue(&server, "database/creds/exact", ROOT).await;
     let (status, reply) = raw(&server, "GET", "database/creds/other", Some(ROOT), None).await;
     assert_eq!(status, 500, "{reply}");

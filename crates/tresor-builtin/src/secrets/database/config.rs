@@ -34,8 +34,9 @@ const OWN_FIELDS: [&str; 8] = [
     "password",
 ];
 
-/// One connection config as stored.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// One connection config as stored. `Debug` names the connection details but shows none of
+/// their values (a `connection_url` may hold a literal password).
+#[derive(Clone, Serialize, Deserialize)]
 pub(crate) struct StoredConfig {
     pub plugin_name: String,
     #[serde(default)]
@@ -55,6 +56,21 @@ pub(crate) struct StoredConfig {
     pub root_rotation_statements: Vec<String>,
     #[serde(default)]
     pub password_policy: String,
+}
+
+impl std::fmt::Debug for StoredConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredConfig")
+            .field("plugin_name", &self.plugin_name)
+            .field(
+                "connection_details",
+                &self.connection_details.keys().collect::<Vec<_>>(),
+            )
+            .field("password", &self.password)
+            .field("pending_password", &self.pending_password)
+            .field("allowed_roles", &self.allowed_roles)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A config with what was derived from it: settings checked, template parsed.
@@ -424,6 +440,29 @@ mod tests {
         assert!(glob_match("a*b*c", "a-b-c"));
         assert!(!glob_match("a*b*c", "a-c"));
         assert!(!glob_match("ab*ba", "aba"));
+    }
+
+    #[test]
+    fn debug_shows_no_secret() {
+        let mut details = Map::new();
+        details.insert(
+            "connection_url".into(),
+            json!("postgresql://u:hunter2@h/db"),
+        );
+        let config = StoredConfig {
+            plugin_name: PLUGIN.to_owned(),
+            plugin_version: String::new(),
+            connection_details: details,
+            password: SecretString::from("s3cret-admin"),
+            pending_password: Some(SecretString::from("s3cret-next")),
+            allowed_roles: vec![],
+            root_rotation_statements: vec![],
+            password_policy: String::new(),
+        };
+        let shown = format!("{config:?}");
+        for secret in ["hunter2", "s3cret-admin", "s3cret-next"] {
+            assert!(!shown.contains(secret), "{shown}");
+        }
     }
 
     #[test]
