@@ -1,9 +1,10 @@
 //! Dynamic credentials: `creds/:role` creates a PostgreSQL role with a lease; the lease's
 //! renewal moves its `VALID UNTIL`, its revocation drops it.
 //!
-//! Order of an issue, for crash safety: a rollback record is written (durably) *before*
-//! `CREATE ROLE`; the core deletes it in the same commit that persists the lease
-//! (`LeaseSpec::rollback_key`). A crash in between leaves the record, and the engine's
+//! Order of an issue, for crash safety: a rollback record is durable *before* the role is
+//! committed (the creation statements run in an explicit transaction while the record is
+//! written, and `COMMIT` waits for both); the core deletes it in the same commit that persists
+//! the lease (`LeaseSpec::rollback_key`). A crash in between leaves the record, and the engine's
 //! rollback sweep drops the role (`rollback`). Credentials are therefore handed out only
 //! once their lease is persisted, and no role outlives both its record and its lease.
 //!
@@ -115,12 +116,8 @@ pub(crate) async fn issue(
     } else {
         role.rollback_statements.clone()
     };
-    let rollback_key = rollback::record(
-        storage,
-        rollback::Record::new(&username, &role.db_name, role_name, undo, now_ns),
-    )
-    .await?;
-    let sql = statements::batch(&statements::render_all(
+    let record = rollback::Record::new(&username, &role.db_name, role_name, undo, now_ns);
+    let creation = SecretString::new(statements::batch(&statements::render_all(
         &role.creation_statements,
         &[
             ("name", &username),
@@ -128,26 +125,39 @@ pub(crate) async fn issue(
             ("password", in_statements.expose()),
             ("expiration", &expiration),
         ],
-    ));
-    let sql = SecretString::new(sql);
-    let outcome = match connection.pool.get().await {
-        Ok(mut conn) => conn.batch(sql.expose()).await.map_err(Some),
-        Err(e) => {
-            // Nothing reached PostgreSQL.
-            let _ = storage.delete(&rollback_key).await;
-            return Err(e);
+    )));
+    let fail = |err: QueryError| {
+        EngineError::Failed(err.message(connection.target(), Some(&in_statements)))
+    };
+    let mut conn = connection.pool.get().await?;
+    // The statements run in an explicit transaction while the rollback record is being made
+    // durable; COMMIT waits for both. So the role exists (is committed) only once its record
+    // is on disk, without the record's fsync adding to the request's latency. If anything
+    // fails before COMMIT, PostgreSQL rolls back (also when Tresor dies: the connection drops).
+    let open = SecretString::new(format!("BEGIN;\n{}", creation.expose()));
+    let (recorded, executed) =
+        tokio::join!(rollback::record(storage, record), conn.batch(open.expose()));
+    let rollback_key = match recorded {
+        Ok(key) => key,
+        Err(err) => {
+            let _ = conn.batch("ROLLBACK").await;
+            return Err(err);
         }
     };
-    if let Err(Some(err)) = outcome {
+    if let Err(err) = executed {
+        let _ = conn.batch("ROLLBACK").await;
+        // Not committed: nothing to undo. (A lost connection aborts the transaction too.)
+        let _ = storage.delete(&rollback_key).await;
+        return Err(fail(err));
+    }
+    if let Err(err) = conn.batch("COMMIT").await {
         if err.is_definite() {
-            // PostgreSQL refused the batch, so the implicit transaction rolled back.
             let _ = storage.delete(&rollback_key).await;
         }
-        // Otherwise the role may exist: the record stays for the rollback sweep.
-        return Err(EngineError::Failed(
-            err.message(connection.target(), Some(&in_statements)),
-        ));
+        // Otherwise the commit may have happened: the record stays for the rollback sweep.
+        return Err(fail(err));
     }
+    drop(conn);
 
     super::crash_failpoint("CREATE");
 
