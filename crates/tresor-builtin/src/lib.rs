@@ -8,6 +8,8 @@
 //!     `secrets::kv::layout`.
 //!   - `secrets::cubbyhole`: per-token scratch space, mount type `cubbyhole`.
 //!   - `secrets::transit`: encryption as a service, mount type `transit` (docs/transit.md).
+//!   - `secrets::database`: dynamic and static PostgreSQL credentials, mount type `database`
+//!     (docs/database.md).
 //! - [`clock`]: the [`clock::Clock`] engines read time from (tests substitute their own), and
 //!   Go-compatible RFC 3339 / duration formatting.
 //! - `common`: helpers shared by engines: request field parsing with Vault's weak typing and
@@ -15,8 +17,6 @@
 //!
 //! - [`auth`]: the auth methods and [`auth::auth_methods`]'s list of their factories;
 //!   `auth::token_fields` parses the `token_*` role parameters they all share.
-//!
-//! Later engines (database) go under `secrets/`.
 
 pub mod auth;
 pub mod clock;

@@ -64,6 +64,7 @@ impl Mount {
             content_type: None,
             mount: self.info.clone(),
             client_token_key: String::new(),
+            display_name: String::new(),
             remote_addr: Some(from.parse::<IpAddr>().unwrap()),
         }
     }

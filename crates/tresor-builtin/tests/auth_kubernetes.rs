@@ -91,6 +91,7 @@ impl Method {
             content_type: None,
             mount: self.mount.clone(),
             client_token_key: String::new(),
+            display_name: String::new(),
             remote_addr: Some("127.0.0.1".parse().unwrap()),
         };
         if op == Operation::Update

@@ -166,5 +166,5 @@ fn factory_types_and_versions() {
     assert_eq!(err.to_string(), "invalid version provided: 3");
     let all = tresor_builtin::factories();
     let types: Vec<&str> = all.iter().flat_map(|f| f.types().iter().copied()).collect();
-    assert_eq!(types, ["kv", "kv-v2", "cubbyhole", "transit"]);
+    assert_eq!(types, ["kv", "kv-v2", "cubbyhole", "transit", "database"]);
 }

@@ -49,6 +49,10 @@ pub enum CoreError {
     /// 502: an upstream system failed.
     #[error("{0}")]
     Upstream(String),
+    /// 500 with a reason the caller may see (an engine's operation on an external system
+    /// failed; OpenBao answers these as internal errors that carry their reason).
+    #[error("{0}")]
+    EngineFailed(String),
     /// A failure inside the server (storage, corrupted state). The message is for logs; the
     /// HTTP layer answers 500 without echoing details that could help an attacker.
     #[error("internal error: {0}")]
@@ -90,6 +94,7 @@ impl From<tresor_sdk::engine::EngineError> for CoreError {
                 message: d.message(true),
             },
             E::Upstream(m) => CoreError::Upstream(m),
+            E::Failed(m) => CoreError::EngineFailed(m),
             E::Storage(s) => s.into(),
             E::Internal(m) => CoreError::Internal(m),
         }

@@ -53,6 +53,7 @@ impl LogicalRequest {
         relative: &str,
         mount: &Arc<MountInfo>,
         client_token_key: String,
+        display_name: String,
     ) -> (Request, String, Option<u64>) {
         let routed = Request {
             operation: self.operation,
@@ -62,6 +63,7 @@ impl LogicalRequest {
             content_type: self.content_type,
             mount: Arc::clone(mount),
             client_token_key,
+            display_name,
             remote_addr: self.remote_addr,
         };
         (routed, self.path, self.wrap_ttl)
@@ -161,8 +163,12 @@ impl Core {
         let lease_owner = crate::expiration::LeaseOwner::of(&resolved);
         // `relative` borrows the request's path, which the request is about to hand over.
         let relative = relative.to_owned();
-        let (mut sdk_request, full_path, wrap_ttl) =
-            request.into_routed(&relative, &mounted.info, resolved.id_hash.clone());
+        let (mut sdk_request, full_path, wrap_ttl) = request.into_routed(
+            &relative,
+            &mounted.info,
+            resolved.id_hash.clone(),
+            resolved.entry.display_name.clone(),
+        );
         if sdk_request.operation == Operation::Update
             && engine.exists(&sdk_request, mounted.view.as_ref()).await? == Some(false)
         {
@@ -197,9 +203,24 @@ impl Core {
         // A managed lease is registered before the secret is handed out: a secret the
         // expiration manager does not know of could never be revoked.
         if let Some(spec) = r.lease.as_ref().filter(|l| l.managed) {
-            let registered = self
-                .register_secret_lease(&active, &mounted, &sdk_request.path, &lease_owner, spec)
-                .await?;
+            let registered = match self
+                .register_secret_lease(
+                    &active,
+                    &mounted,
+                    &sdk_request.path,
+                    &lease_owner,
+                    spec,
+                )
+                .await
+            {
+                Ok(registered) => registered,
+                Err(err) => {
+                    // The secret exists but nothing will ever revoke it: undo it now.
+                    self.revoke_unregistered(&engine, &mounted, &sdk_request.path, spec)
+                        .await;
+                    return Err(err);
+                }
+            };
             response.lease_id = registered.lease_id;
             response.lease_duration = registered.ttl;
             response.warnings.extend(registered.warnings);

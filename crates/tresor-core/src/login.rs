@@ -146,8 +146,12 @@ impl Core {
             .as_ref()
             .map(|r| r.id_hash.clone())
             .unwrap_or_default();
+        let display_name = resolved
+            .as_ref()
+            .map(|r| r.entry.display_name.clone())
+            .unwrap_or_default();
         let (mut sdk_request, full_path, wrap_ttl) =
-            request.into_routed(relative, &mounted.info, client_token_key);
+            request.into_routed(relative, &mounted.info, client_token_key, display_name);
         let info = &mounted.info;
         if let Some(resolved) = resolved {
             if sdk_request.operation == Operation::Update

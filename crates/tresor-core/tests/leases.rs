@@ -70,6 +70,14 @@ impl SecretEngine for LedgerTestEngine {
                 internal.insert("entry".into(), json!(entry));
                 let mut data = Map::new();
                 data.insert("username".into(), json!(entry));
+                // `rollback=<key>`: a record written before the "credential", named in the
+                // lease spec so the core deletes it with the lease write.
+                let rollback_key = request.query_value("rollback").map(str::to_owned);
+                if let Some(key) = &rollback_key
+                    && !key.contains("//")
+                {
+                    storage.put(key, b"undo").await?;
+                }
                 let mut response = Response::with_data(data);
                 response.lease = Some(LeaseSpec {
                     ttl: secs("ttl"),
@@ -77,11 +85,12 @@ impl SecretEngine for LedgerTestEngine {
                     renewable: request.query_value("renewable") != Some("false"),
                     managed: true,
                     internal,
+                    rollback_key,
                 });
                 Ok(Some(response))
             }
-            (Operation::List, "issued/") => {
-                let keys = storage.list("issued/").await?;
+            (Operation::List, "issued/" | "rollback/") => {
+                let keys = storage.list(&request.path).await?;
                 Ok(Some(Response::list(keys)))
             }
             _ => Err(EngineError::UnsupportedPath),
@@ -319,6 +328,46 @@ async fn an_engine_lease_is_registered_with_a_vault_style_id() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_engines_rollback_record_goes_in_the_commit_that_persists_the_lease() {
+    let h = harness(LeaseOptions::default()).await;
+    let (lease_id, _, _) = h.issue(&h.root, &[("rollback", "rollback/r1")]).await;
+    assert!(h.exists(&lease_id).await);
+    let r = h
+        .call(Operation::List, "db/rollback/", &[], Value::Null, &h.root)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        r.data.unwrap()["keys"],
+        json!([]),
+        "the record went with the lease write"
+    );
+    assert_eq!(h.live_credentials().await.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_that_cannot_be_registered_is_revoked_through_the_engine_at_once() {
+    let h = harness(LeaseOptions::default()).await;
+    // A rollback key the view refuses makes the registration transaction fail.
+    let err = h
+        .call(
+            Operation::Read,
+            "db/creds/app",
+            &[("rollback", "bad//key")],
+            Value::Null,
+            &h.root,
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, CoreError::InvalidRequest(_)), "{err}");
+    assert!(
+        h.live_credentials().await.is_empty(),
+        "the credential must be revoked when its lease could not be written"
+    );
+    assert_eq!(h.knobs.revoke_calls.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_issued_ttl_is_capped_by_the_mount_max_and_defaults_to_the_mount_default() {
     let h = harness(fast_options()).await;
     h.core
@@ -343,9 +392,7 @@ async fn the_issued_ttl_is_capped_by_the_mount_max_and_defaults_to_the_mount_def
     assert_eq!(ttl, 60);
     assert_eq!(
         warnings,
-        [
-            "TTL of \"1h0m0s\" exceeded the effective max_ttl of \"1m0s\"; TTL value is capped accordingly"
-        ]
+        ["TTL of \"1h\" exceeded the effective max_ttl of \"1m\"; TTL value is capped accordingly"]
     );
 }
 

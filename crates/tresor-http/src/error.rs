@@ -95,6 +95,11 @@ impl From<CoreError> for ApiError {
             CoreError::UnsupportedOperation => Self::unsupported_operation(),
             CoreError::UnsupportedPath => Self::unsupported_path(),
             CoreError::Upstream(msg) => Self::new(StatusCode::BAD_GATEWAY, msg),
+            // Worded as OpenBao wraps a backend's error: a one-item Go multi-error.
+            CoreError::EngineFailed(msg) => Self::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("1 error occurred:\n\t* {msg}\n\n"),
+            ),
             CoreError::Internal(detail) => {
                 // The detail may name storage paths or backend state: log it, answer generically.
                 tracing::error!(error = %detail, "internal error");

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -75,6 +75,10 @@ pub struct Request {
     /// A stable, non-secret identifier of the calling token (its salted hash), for engines whose
     /// data is per token (cubbyhole). Never the token itself. Empty on unauthenticated paths.
     pub client_token_key: String,
+    /// The calling token's display name (`token`, `root`, `approle`, `token-myapp`), for
+    /// engines that name what they create after the caller (the database engine's username
+    /// template). Not secret; empty on unauthenticated paths.
+    pub display_name: String,
     /// The client's address, for CIDR bindings (AppRole's `secret_id_bound_cidrs`); `None`
     /// when the transport does not tell (in-process tests).
     pub remote_addr: Option<IpAddr>,
@@ -110,6 +114,14 @@ pub struct LeaseSpec {
     /// Stored under the barrier with the lease and handed back in [`Lease::internal`]; never
     /// shown to clients.
     pub internal: Map<String, Value>,
+    /// A key in the engine's own storage view that the core deletes in the same storage
+    /// transaction that persists the lease record. An engine that creates something outside
+    /// the server (a database role) writes a rollback record there *before* creating it; once
+    /// the lease exists, the lease owns the cleanup and the record goes with one commit. A
+    /// record that survives (a crash between the two) tells the engine what to undo. If the
+    /// lease cannot be registered, the core calls [`SecretEngine::revoke_lease`] at once and,
+    /// when that succeeds, deletes the record itself.
+    pub rollback_key: Option<String>,
 }
 
 /// A managed lease as the core hands it back to its engine for renewal or revocation.
@@ -200,6 +212,11 @@ pub enum EngineError {
     /// 502: an upstream system (a database) failed; the message says which and how.
     #[error("{0}")]
     Upstream(String),
+    /// 500 whose message the caller sees: an operation the engine drives failed and OpenBao
+    /// answers it as an internal error with its reason (a statement PostgreSQL refused, a
+    /// connection that was refused). The message must name the target, never a secret.
+    #[error("{0}")]
+    Failed(String),
     #[error(transparent)]
     Storage(#[from] StorageViewError),
     /// 500: an unexpected failure inside the engine; logged, not shown in full to the caller.
@@ -319,6 +336,16 @@ pub trait SecretEngine: Send + Sync + std::fmt::Debug {
     ) -> EngineResult<()> {
         let _ = (old, new, storage);
         Ok(())
+    }
+
+    /// Called right after the engine is built and initialised (on mount, on unseal, and when
+    /// a tune rebuilds it), with a weak handle on its storage view. An engine that needs timely
+    /// background work (rolling back what a crash left half done, rotating passwords on a
+    /// schedule of seconds) spawns its own task here. The task must hold only weak references
+    /// (to the view and to the engine's own state) across its waits, and end when either is
+    /// gone: the core drops both when the mount is disabled, rebuilt or the server seals.
+    fn start_background(&self, storage: Weak<dyn Storage>) {
+        let _ = storage;
     }
 
     /// Called by the core about once a minute while unsealed, for background work such as

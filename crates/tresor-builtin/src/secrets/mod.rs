@@ -4,12 +4,14 @@
 //! - [`kv`]: KV v1 and v2 (mount types `kv`, `kv-v2`).
 //! - [`cubbyhole`]: per-token storage (mount type `cubbyhole`).
 //! - [`transit`]: encryption as a service (mount type `transit`).
+//! - [`database`]: dynamic and static PostgreSQL credentials (mount type `database`).
 
 use std::sync::Arc;
 
 use tresor_sdk::engine::EngineFactory;
 
 pub mod cubbyhole;
+pub mod database;
 pub mod kv;
 pub mod transit;
 
@@ -19,5 +21,6 @@ pub fn factories() -> Vec<Arc<dyn EngineFactory>> {
         Arc::new(kv::KvFactory::default()),
         Arc::new(cubbyhole::CubbyholeFactory),
         Arc::new(transit::TransitFactory::default()),
+        Arc::new(database::DatabaseFactory::default()),
     ]
 }

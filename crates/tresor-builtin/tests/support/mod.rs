@@ -198,6 +198,7 @@ impl Harness {
             },
             mount: self.mount.clone(),
             client_token_key: self.token.clone(),
+            display_name: String::new(),
             remote_addr: None,
         }
     }

@@ -36,7 +36,7 @@ impl BarrierView {
     }
 
     /// The full barrier path of a key, after checking it is a plain relative key.
-    fn path(&self, key: &str) -> Result<String, StorageViewError> {
+    pub(crate) fn path(&self, key: &str) -> Result<String, StorageViewError> {
         check_key(key)?;
         Ok(format!("{}{key}", self.prefix))
     }

@@ -78,12 +78,12 @@ pub(super) fn secs_to_ns(secs: u64) -> i64 {
         .saturating_mul(NANOS)
 }
 
-/// Go's `time.Duration` string for whole seconds (`1h0m0s`, `5m0s`, `30s`), as Vault's
-/// TTL warnings print it.
-pub(crate) use tresor_sdk::duration::format_go as go_duration;
-
+/// OpenBao words a capped secret lease (on issue and on renewal) with Vault's
+/// `humanDuration`: `TTL of "2h" exceeded the effective max_ttl of "1h"; …` (checked against
+/// OpenBao 2.7.2's database engine).
 fn capped_warning(wanted: u64, max: u64) -> String {
-    crate::token::capped_warning("TTL", &go_duration(wanted), &go_duration(max))
+    use tresor_sdk::duration::format_human;
+    crate::token::capped_warning("TTL", &format_human(wanted), &format_human(max))
 }
 
 pub(super) fn missing_lease_id() -> CoreError {
@@ -200,6 +200,13 @@ impl Core {
                 value: SecretBytes::new(lease_id.clone().into_bytes()),
             });
         }
+        // The engine's rollback record goes in the same commit: from now on the lease owns
+        // the cleanup, and there is no moment where both or neither would undo the secret.
+        if let Some(key) = &spec.rollback_key {
+            ops.push(BarrierOp::Delete {
+                path: mounted.view.path(key)?,
+            });
+        }
         self.barrier().transaction(ops).await?;
         active.expiration.queue.schedule(expire, &lease_id);
         Ok(Registered {
@@ -207,6 +214,44 @@ impl Core {
             ttl,
             warnings,
         })
+    }
+
+    /// Undoes a secret whose lease could not be registered (best effort): the engine revokes it
+    /// as if the lease had ended, and its rollback record is deleted once that worked. If the
+    /// revocation fails too, the record stays and the engine's own rollback finds it later.
+    pub(crate) async fn revoke_unregistered(
+        &self,
+        engine: &Arc<dyn tresor_sdk::engine::SecretEngine>,
+        mounted: &Mounted,
+        relative: &str,
+        spec: &LeaseSpec,
+    ) {
+        let now = now_ns();
+        let lease = Lease {
+            id: String::new(),
+            path: relative.trim_end_matches('/').to_owned(),
+            internal: spec.internal.clone(),
+            issue_time: now / NANOS,
+            expire_time: Some(now / NANOS),
+            ttl: Duration::ZERO,
+            mount: mounted.info.clone(),
+        };
+        match engine.revoke_lease(&lease, mounted.view.as_ref()).await {
+            Ok(()) => {
+                if let Some(key) = &spec.rollback_key {
+                    use tresor_sdk::storage::Storage as _;
+                    if let Err(err) = mounted.view.delete(key).await {
+                        tracing::warn!(mount = %mounted.entry.path, error = %err,
+                            "could not delete the rollback record of an unregistered secret");
+                    }
+                }
+            }
+            Err(err) => {
+                tracing::error!(mount = %mounted.entry.path, path = %relative, error = %err,
+                    "a secret whose lease could not be registered could not be revoked either; \
+                     the engine's rollback will retry");
+            }
+        }
     }
 
     /// `sys/leases/lookup`.

@@ -93,6 +93,73 @@ mod tests {
         }
     }
 
+    /// Keeps the weak storage handle `start_background` hands over.
+    #[derive(Debug, Default)]
+    struct Background(Arc<std::sync::Mutex<Vec<Weak<dyn Storage>>>>);
+
+    #[async_trait]
+    impl SecretEngine for Background {
+        async fn handle(&self, _: &Request, _: &dyn Storage) -> EngineResult<Option<Response>> {
+            Ok(None)
+        }
+        fn start_background(&self, storage: Weak<dyn Storage>) {
+            self.0.lock().unwrap().push(storage);
+        }
+    }
+
+    #[derive(Debug, Default)]
+    struct BackgroundFactory(Arc<std::sync::Mutex<Vec<Weak<dyn Storage>>>>);
+
+    impl EngineFactory for BackgroundFactory {
+        fn types(&self) -> &[&'static str] {
+            &["background"]
+        }
+        fn build(&self, _: &MountInfo) -> EngineResult<Arc<dyn SecretEngine>> {
+            Ok(Arc::new(Background(self.0.clone())))
+        }
+    }
+
+    #[tokio::test]
+    async fn background_work_gets_a_storage_handle_that_dies_with_the_mount() {
+        let handles = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let options = CoreOptions {
+            cluster_name: None,
+            engines: vec![Arc::new(BackgroundFactory(handles.clone()))],
+            ..CoreOptions::default()
+        };
+        let core = Core::new(Arc::new(MemoryBackend::new()), options)
+            .await
+            .unwrap();
+        core.dev_bootstrap(None).await.unwrap();
+        let active = core.active().unwrap();
+        for path in ["a/", "b/"] {
+            let request = EnableRequest {
+                engine_type: "background".into(),
+                ..EnableRequest::default()
+            };
+            active
+                .mounts
+                .enable(MountKind::Secret, path, request)
+                .await
+                .unwrap();
+        }
+        let (a, b) = {
+            let h = handles.lock().unwrap();
+            (h[0].clone(), h[1].clone())
+        };
+        a.upgrade().unwrap().put("x", b"1").await.unwrap();
+        active
+            .mounts
+            .disable(MountKind::Secret, "a/")
+            .await
+            .unwrap();
+        assert!(a.upgrade().is_none(), "a disabled mount's view is gone");
+        assert!(b.upgrade().is_some());
+        drop(active);
+        core.seal_now().await;
+        assert!(b.upgrade().is_none(), "sealing drops every view");
+    }
+
     #[derive(Debug, Default)]
     struct CountingFactory(Arc<AtomicUsize>);
 

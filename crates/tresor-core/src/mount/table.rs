@@ -264,6 +264,9 @@ impl MountTables {
                     .initialize(view.as_ref())
                     .await
                     .map_err(engine_setup_error)?;
+                // Weak: the engine's background work ends with the mount (disable, rebuild, seal).
+                let weak_view: std::sync::Weak<BarrierView> = Arc::downgrade(&view);
+                engine.start_background(weak_view);
                 Some(engine)
             }
             (MountKind::Auth, t) => {

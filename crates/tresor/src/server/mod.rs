@@ -89,8 +89,16 @@ fn revocation_paused(config: &ServerConfig) -> Result<bool> {
 const PAUSE_ENV: &str = "TRESOR_LEASE_REVOCATION_PAUSED";
 
 fn init_logging(level: &str) -> Result<()> {
+    // tokio-postgres logs every statement it sends at debug level, and the database engine's
+    // statements carry passwords (CREATE ROLE … PASSWORD …): its output is capped at info,
+    // whatever level was asked for.
     let filter = tracing_subscriber::EnvFilter::try_new(level)
-        .with_context(|| format!("invalid log level {level:?}"))?;
+        .with_context(|| format!("invalid log level {level:?}"))?
+        .add_directive(
+            "tokio_postgres=info"
+                .parse()
+                .context("the tokio_postgres log directive")?,
+        );
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -190,6 +190,7 @@ mod tests {
             content_type: None,
             mount: Arc::new(MountInfo::default()),
             client_token_key: String::new(),
+            display_name: String::new(),
             remote_addr: None,
         }
     }

@@ -85,6 +85,7 @@ fn request(op: Operation, path: &str, body: Value) -> Request {
             ..MountInfo::default()
         }),
         client_token_key: String::new(),
+        display_name: String::new(),
         remote_addr: "10.1.2.3".parse().ok(),
     }
 }
