@@ -204,13 +204,7 @@ impl Core {
         // expiration manager does not know of could never be revoked.
         if let Some(spec) = r.lease.as_ref().filter(|l| l.managed) {
             let registered = match self
-                .register_secret_lease(
-                    &active,
-                    &mounted,
-                    &sdk_request.path,
-                    &lease_owner,
-                    spec,
-                )
+                .register_secret_lease(&active, &mounted, &sdk_request.path, &lease_owner, spec)
                 .await
             {
                 Ok(registered) => registered,

@@ -314,7 +314,10 @@ async fn renewal_follows_the_role_and_is_refused_once_the_role_is_deleted() {
     assert_eq!(renewed.lease_duration, 600, "the role's token_ttl");
     approle::role::delete(&client, MOUNT, "ren").await.unwrap();
     let (status, errors) = api_error(token::renew_self(&app, None).await.unwrap_err());
-    assert_eq!(status, 500, "worded as OpenBao's expiration manager words it");
+    assert_eq!(
+        status, 500,
+        "worded as OpenBao's expiration manager words it"
+    );
     assert!(
         errors[0].starts_with(
             "1 error occurred:\n\t* failed to renew entry: role \"ren\" does not exist during renewal: "
