@@ -228,9 +228,10 @@ def render_database(workload_names: list[str], clients: dict[str, int], cells: d
                 return "–"
             return (f"{_ms(own)}, " if server_side else "") + _ms(pg)
         leaked = sum(len(r.leaked) for c in (raw, ob, tr) for r in c.runs)
+        bold = lambda text: text if text == "–" else f"**{text}**"
         row = [f"`{name}`", str(clients[name]), _cycles(raw, RAW), _cycles(ob, "OpenBao"),
-               f"**{_ratio(paired_ratio(ob, raw))}**", _cycles(tr, "Tresor"),
-               f"**{_ratio(paired_ratio(tr, raw))}**", _ratio(paired_ratio(tr, ob)), latency,
+               bold(_ratio(paired_ratio(ob, raw))), _cycles(tr, "Tresor"),
+               bold(_ratio(paired_ratio(tr, raw))), _ratio(paired_ratio(tr, ob)), latency,
                f"{cpu(raw, False)}; {cpu(ob, True)}; {cpu(tr, True)}",
                f"**{leaked} ⚠**" if leaked else "0",
                _noise_column([raw, ob, tr], raw.noise_limit)]
