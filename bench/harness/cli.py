@@ -424,12 +424,15 @@ def connect_postgres(args, db_chosen, cells):
     """The PostgreSQL cluster and the raw baseline's fixture; if PostgreSQL cannot be used, the
     reason instead of the cluster (each database cell then shows n/a with it)."""
     host, _, port = args.postgres.rpartition(":")
+    cluster = None
     try:
         cluster = database.Cluster(host, int(port), args.pg_superuser, log)
         log(f"==> {cluster.describe()}; this run's PostgreSQL objects are named "
             f"{database.PREFIX}{cluster.run_id}_*")
         return cluster, database.RawBaseline(cluster)
     except database.Unavailable as err:
+        if cluster is not None:
+            cluster.cleanup()
         for w in db_chosen:
             cells[(w.name, report.RAW)].unavailable = str(err)
         log(f"!! database workloads: {err}")
