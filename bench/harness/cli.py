@@ -377,6 +377,8 @@ def main(argv: list[str]) -> int:
                 log(f"!! {server.name} exited with {server.proc.returncode}; log tail:\n{server.log_tail()}")
         title = (f"{'In-memory' if args.storage == 'memory' else 'Persistent'} storage, mode {args.mode} "
                  f"({'unpinned' if args.mode == 'A' else 'pinned'})")
+        if only_database(chosen):
+            title = "Dynamic PostgreSQL credentials: " + title[0].lower() + title[1:]
         meta = metadata(args, argv, versions, pair, load, tmp, fsync)
         note = batch_note(cells, baseline)
         if note:
@@ -409,7 +411,7 @@ def main(argv: list[str]) -> int:
             out.write(block)
     if args.update_benchmarks:
         key = f"{args.storage}-{args.mode}"
-        if db_chosen and len(db_chosen) == len(chosen) - 1:  # only database workloads (+ sys-health)
+        if only_database(chosen):
             key += "-database"
         report.update_benchmarks(os.path.join(ROOT, "BENCHMARKS.md"), key, block)
         log("==> BENCHMARKS.md updated")
@@ -418,6 +420,13 @@ def main(argv: list[str]) -> int:
             + "\n  ".join(leaks))
         return 1
     return 0
+
+
+def only_database(chosen) -> bool:
+    """Only database workloads were chosen (sys-health always runs): their results go to a
+    block of their own in BENCHMARKS.md."""
+    return all(w.is_database or w.name == workloads.BASELINE for w in chosen) and \
+        any(w.is_database for w in chosen)
 
 
 def connect_postgres(args, db_chosen, cells):
