@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import json
 import os
@@ -13,8 +14,8 @@ import subprocess
 import sys
 import tempfile
 
-from . import procs, report, restart, servers, workloads
-from .measure import LoadOptions, fsync_probe, measure
+from . import database, procs, report, restart, servers, workloads
+from .measure import LoadOptions, fsync_probe, measure, measure_raw
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -51,6 +52,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--tresor-bin", help="Tresor binary to use instead of building")
     p.add_argument("--bao-bin", help="bao binary to use instead of scripts/install-peers.sh")
     p.add_argument("--keep-tmp", action="store_true", help="keep the temp dir (server logs, stores)")
+    p.add_argument("--postgres", default="127.0.0.1:5432", metavar="HOST:PORT",
+                   help="the PostgreSQL of the database workloads (default 127.0.0.1:5432)")
+    p.add_argument("--pg-superuser", default="postgres",
+                   help="superuser that creates each server's database and admin role, without "
+                        "a password (trust) or with PGPASSWORD (default postgres)")
     p.add_argument("--restart-leases", type=int, metavar="N",
                    help="instead of the load workloads: create N service tokens with a TTL (leases) "
                         "on persistent OpenBao and Tresor, restart each --rounds times, and time "
@@ -58,17 +64,26 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.rounds < 1 or args.duration < 1 or args.connections < 1 or args.keys < 1:
         p.error("--rounds, --duration, --connections and --keys must be at least 1")
+    host, _, port = args.postgres.rpartition(":")
+    if not host or not port.isdigit():
+        p.error("--postgres must be HOST:PORT")
     return args
 
 
 # ---- tools ----
 
+def target_dir() -> str:
+    """Cargo's target directory: CARGO_TARGET_DIR when set (relative to the workspace), else
+    target/ in the workspace."""
+    return os.path.join(ROOT, os.environ.get("CARGO_TARGET_DIR") or "target")
+
+
 def build_tresor(args) -> tuple[str, str]:
     """The Tresor binary, and how it was obtained (for the report)."""
     if args.tresor_bin:
         return os.path.abspath(args.tresor_bin), f"`{args.tresor_bin}` (given with --tresor-bin)"
-    binary = os.path.join(ROOT, "target", "release", "tresor")
-    origin = "`target/release/tresor` as found (--no-build)"
+    binary = os.path.join(target_dir(), "release", "tresor")
+    origin = f"`{os.path.relpath(binary, ROOT)}` as found (--no-build)"
     if not args.no_build:
         origin = "built by this run from the working tree (`cargo build --release -p tresor`)"
         log("==> cargo build --release -p tresor (fat LTO: minutes on 2 cores)")
@@ -84,7 +99,7 @@ BATCH_WORKLOAD = "transit-encrypt-batch-100x1k"
 def aead_baseline(args) -> float | None:
     """Raw AES-256-GCM bytes/s of `ring` on one core (crates/tresor-core/examples/aead_throughput.rs),
     the yardstick for the transit batch workload; None if it cannot be built or run."""
-    binary = os.path.join(ROOT, "target", "release", "examples", "aead_throughput")
+    binary = os.path.join(target_dir(), "release", "examples", "aead_throughput")
     if not args.no_build:
         log("==> cargo build --release -p tresor-core --example aead_throughput")
         subprocess.run(["cargo", "build", "--release", "-p", "tresor-core", "--example",
@@ -204,13 +219,13 @@ def metadata(args, argv, versions, pair, load, tmp, fsync) -> list[str]:
 
 # ---- the run ----
 
-def set_up(server, chosen, keys, cells) -> None:
-    setup = workloads.Setup(server, keys)
+def set_up(server, chosen, keys, cells, postgres) -> None:
+    setup = workloads.Setup(server, keys, postgres)
     for workload in chosen:
         cell = cells[(workload.name, server.name)]
         try:
             prepared = workloads.prepare(workload, setup)
-            cell.token_type, cell.env = prepared.token_type, prepared.env
+            cell.token_type, cell.env, cell.hooks = prepared.token_type, prepared.env, prepared.hooks
             log(f"    {server.name:8} {workload.name:20} ready ({prepared.token_type})")
         except workloads.NotAvailable as err:
             cell.token_type = workload.token_type
@@ -218,20 +233,52 @@ def set_up(server, chosen, keys, cells) -> None:
             log(f"    {server.name:8} {workload.name:20} n/a: {err}")
 
 
-def run_rounds(pair, chosen, cells, load, rounds) -> None:
+def run_rounds(pair, chosen, cells, load, rounds, raw=None) -> None:
+    """Each round runs every workload on both servers, one after the other; who goes first
+    alternates. A database workload also runs its raw SQL baseline (pgbench) in the same round,
+    first in odd rounds and last in even ones, so it sits next to each server equally often."""
     for round_no in range(1, rounds + 1):
         order = pair if round_no % 2 else pair[::-1]
         for workload in chosen:
-            for server in order:
+            wl_load = load
+            if workload.is_database:
+                wl_load = dataclasses.replace(load, connections=workload.clients,
+                                              threads=max(1, min(load.threads, workload.clients)))
+            sequence = list(order)
+            raw_cell = cells.get((workload.name, report.RAW))
+            if raw_cell is not None and not raw_cell.unavailable:
+                sequence = ([report.RAW] + sequence) if round_no % 2 else (sequence + [report.RAW])
+            for server in sequence:
+                if server == report.RAW:
+                    run = measure_raw(raw, workload.name, round_no, workload.clients, wl_load,
+                                      raw.cluster.cpu_ticks)
+                    raw_cell.runs.append(run)
+                    _log_run(round_no, rounds, workload, report.RAW, run)
+                    continue
                 cell = cells[(workload.name, server.name)]
                 if cell.unavailable:
                     continue
-                run = measure(server, workload.name, round_no, workload.script, cell.env, load)
+                run = measure(server, workload.name, round_no, workload.script, cell.env, wl_load,
+                              cell.hooks)
                 cell.runs.append(run)
-                log(f"    round {round_no}/{rounds} {workload.name:20} {server.name:8} " + (
-                    run.failure if run.failure else
-                    f"{run.rps:10,.0f} req/s  p50 {run.p50_ms:6.2f} ms  p99 {run.p99_ms:7.2f} ms  "
-                    f"noise {run.noise * 100:4.1f} %" + (f"  errors {run.errors}" if run.errors else "")))
+                _log_run(round_no, rounds, workload, server.name, run)
+
+
+def _log_run(round_no, rounds, workload, name, run) -> None:
+    unit = "cycles/s" if workload.is_database else "req/s"
+    if run.failure:
+        detail = run.failure
+    elif run.p99_ms:
+        detail = (f"{run.rps:10,.0f} {unit}  p50 {run.p50_ms:6.2f} ms  p99 {run.p99_ms:7.2f} ms  "
+                  f"noise {run.noise * 100:4.1f} %")
+    else:
+        detail = (f"{run.rps:10,.0f} {unit}  mean {run.mean_ms or 0:6.2f} ms  "
+                  f"noise {run.noise * 100:4.1f} %")
+    if run.errors:
+        detail += f"  errors {run.errors}"
+    if run.leaked:
+        detail += f"  LEAKED {len(run.leaked)} PostgreSQL roles"
+    log(f"    round {round_no}/{rounds} {workload.name:20} {name:8} {detail}")
 
 
 def start_pair(storage: str, bao: str, tresor_bin: str, tmp: str, pin: str | None) -> tuple:
@@ -301,35 +348,58 @@ def main(argv: list[str]) -> int:
     server_pin = "0" if args.mode == "B" else None
     cells = {(w.name, s): report.Cell([], noise_limit=args.max_noise / 100)
              for w in chosen for s in report.SERVERS}
+    db_chosen = [w for w in chosen if w.is_database]
+    for w in db_chosen:
+        cells[(w.name, report.RAW)] = report.Cell([], noise_limit=args.max_noise / 100,
+                                                  token_type="none (pgbench)")
 
     procs.install_signal_handlers()
     tmp = tempfile.mkdtemp(prefix="tresor-bench-")
+    postgres = raw = None
+    leaks: list[str] = []
     try:
+        if db_chosen:
+            postgres, raw = connect_postgres(args, db_chosen, cells)
         log(f"==> starting OpenBao and Tresor ({args.storage} storage, mode {args.mode}) in {tmp}")
         pair = start_pair(args.storage, bao, tresor_bin, tmp, server_pin)
         fsync = fsync_probe(os.path.join(tmp, "tresor")) if args.storage == "persistent" else None
 
         log("==> setting up workloads through the HTTP API")
         for server in pair:
-            set_up(server, chosen, args.keys, cells)
+            set_up(server, chosen, args.keys, cells, postgres)
         per_run = load.duration + load.warmup
         measured = sum(1 for c in cells.values() if not c.unavailable) * args.rounds
         log(f"==> {measured} measured runs of {per_run} s each: about {measured * per_run / 60:.1f} min")
-        run_rounds(pair, chosen, cells, load, args.rounds)
+        run_rounds(pair, chosen, cells, load, args.rounds, raw)
 
         for server in pair:
             if not server.alive():
                 log(f"!! {server.name} exited with {server.proc.returncode}; log tail:\n{server.log_tail()}")
         title = (f"{'In-memory' if args.storage == 'memory' else 'Persistent'} storage, mode {args.mode} "
                  f"({'unpinned' if args.mode == 'A' else 'pinned'})")
+        if only_database(chosen):
+            title = "Dynamic PostgreSQL credentials: " + title[0].lower() + title[1:]
         meta = metadata(args, argv, versions, pair, load, tmp, fsync)
         note = batch_note(cells, baseline)
         if note:
             meta.append(note)
-        block = report.render(title, meta, [w.name for w in chosen], cells, workloads.BASELINE,
-                              args.max_noise / 100)
+        if isinstance(postgres, database.Cluster):
+            meta.append(db_meta(postgres, raw, db_chosen))
+        block = report.render(title, meta, [w.name for w in chosen if not w.is_database], cells,
+                              workloads.BASELINE, args.max_noise / 100)
+        if db_chosen:
+            block += "\n" + report.render_database([w.name for w in db_chosen],
+                                                   {w.name: w.clients for w in db_chosen}, cells)
+        leaks = report.leaks([w.name for w in db_chosen], cells)
     finally:
         procs.cleanup()
+        if raw is not None:
+            raw.close()
+        if isinstance(postgres, database.Cluster):
+            left = postgres.cleanup()
+            if left:
+                log(f"!! dropped {len(left)} PostgreSQL roles this run left behind: "
+                    + ", ".join(left[:10]) + (" …" if len(left) > 10 else ""))
         if args.keep_tmp:
             log(f"==> kept {tmp}")
         else:
@@ -340,6 +410,50 @@ def main(argv: list[str]) -> int:
         with open(args.out, "w") as out:
             out.write(block)
     if args.update_benchmarks:
-        report.update_benchmarks(os.path.join(ROOT, "BENCHMARKS.md"), f"{args.storage}-{args.mode}", block)
+        key = f"{args.storage}-{args.mode}"
+        if only_database(chosen):
+            key += "-database"
+        report.update_benchmarks(os.path.join(ROOT, "BENCHMARKS.md"), key, block)
         log("==> BENCHMARKS.md updated")
+    if leaks:
+        log("!! FAILED: PostgreSQL roles were left after their leases were revoked:\n  "
+            + "\n  ".join(leaks))
+        return 1
     return 0
+
+
+def only_database(chosen) -> bool:
+    """Only database workloads were chosen (sys-health always runs): their results go to a
+    block of their own in BENCHMARKS.md."""
+    return all(w.is_database or w.name == workloads.BASELINE for w in chosen) and \
+        any(w.is_database for w in chosen)
+
+
+def connect_postgres(args, db_chosen, cells):
+    """The PostgreSQL cluster and the raw baseline's fixture; if PostgreSQL cannot be used, the
+    reason instead of the cluster (each database cell then shows n/a with it)."""
+    host, _, port = args.postgres.rpartition(":")
+    cluster = None
+    try:
+        cluster = database.Cluster(host, int(port), args.pg_superuser, log)
+        log(f"==> {cluster.describe()}; this run's PostgreSQL objects are named "
+            f"{database.PREFIX}{cluster.run_id}_*")
+        return cluster, database.RawBaseline(cluster)
+    except database.Unavailable as err:
+        if cluster is not None:
+            cluster.cleanup()
+        for w in db_chosen:
+            cells[(w.name, report.RAW)].unavailable = str(err)
+        log(f"!! database workloads: {err}")
+        return str(err), None
+
+
+def db_meta(cluster, raw, db_chosen) -> str:
+    clients = ", ".join(str(w.clients) for w in db_chosen)
+    statements = raw.statements().replace("\n", " ") if raw else "?"
+    return (f"Database workloads: {cluster.describe()}; each server has its own database and "
+            f"admin role (CREATEROLE), `postgresql-database-plugin` with default pool settings, "
+            f"a role with `creation_statements = [{database.CREATION}]`, default revocation, "
+            f"default_ttl 1h; one cycle = `GET creds` + `PUT sys/leases/revoke` (wrk, {clients} "
+            f"connections); raw SQL baseline: pgbench `-n -c N -j min(threads, N)` running "
+            f"`{statements}`; the shared role catalogs are vacuumed before every run")

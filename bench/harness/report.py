@@ -9,6 +9,7 @@ over the threshold are left out when at least one quiet run (or pair) is left, a
 
 from __future__ import annotations
 
+import os
 import re
 import statistics
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 from .measure import Run
 
 SERVERS = ("OpenBao", "Tresor")
+RAW = "raw SQL"  # the pgbench baseline of the database workloads, measured like a third server
 
 
 @dataclass
@@ -24,6 +26,7 @@ class Cell:
     runs: list[Run]
     token_type: str = ""
     env: dict = field(default_factory=dict)  # the BENCH_* variables its Lua script reads
+    hooks: object = None  # measure.Hooks of database workloads
     unavailable: str | None = None  # the reason, when setup failed
     not_implemented: bool = False
     noise_limit: float = 0.15
@@ -172,6 +175,101 @@ def render(title: str, meta: list[str], workload_names: list[str],
     parts += ["<details><summary>Every measured run</summary>", "",
               run_details(workload_names, cells), "", "</details>", ""]
     return "\n".join(parts)
+
+
+# ---- database workloads: cycles/s against the raw SQL baseline ----
+
+def _per_cycle_ms(cell: Cell, attr: str) -> float | None:
+    """CPU milliseconds per cycle: a CPU share of the whole machine, times its CPUs and the
+    run's wall time, over every cycle of the run (the drain included); the median over the
+    cell's usable runs."""
+    values = [getattr(r, attr) * (os.cpu_count() or 1) * r.elapsed_s * 1000 / r.cycles_total
+              for r in cell.usable() if r.cycles_total and getattr(r, attr) is not None]
+    return statistics.median(values) if values else None
+
+
+def _cycles(cell: Cell, server: str) -> str:
+    rps = cell.median("rps")
+    return _na(cell, server) if rps is None else _num(rps)
+
+
+def leaks(workload_names: list[str], cells: dict) -> list[str]:
+    """One line per run that left PostgreSQL roles behind after everything was revoked."""
+    out = []
+    for name in workload_names:
+        for server in (RAW, *SERVERS):
+            for run in cells[(name, server)].runs:
+                if run.leaked:
+                    shown = ", ".join(run.leaked[:5]) + (" …" if len(run.leaked) > 5 else "")
+                    out.append(f"`{name}` on {server}, round {run.round}: "
+                               f"{len(run.leaked)} roles left: {shown}")
+    return out
+
+
+def render_database(workload_names: list[str], clients: dict[str, int], cells: dict) -> str:
+    """The database table: issue + revoke cycles/s per server and of raw SQL (pgbench) at the
+    same concurrency, each server as a ratio to raw SQL paired per round, CPU per cycle, leaks."""
+    lines = ["#### Dynamic PostgreSQL credentials: issue + revoke cycles", "",
+             "| Workload | Clients | raw SQL cycles/s | OpenBao cycles/s | **OpenBao ÷ raw** "
+             "| Tresor cycles/s | **Tresor ÷ raw** | Tresor / OpenBao | p50 / p99 ms per request "
+             "(OpenBao; Tresor) | CPU ms per cycle: server, PostgreSQL (raw; OpenBao; Tresor) "
+             "| leaked roles | max noise |",
+             "|" + "---|" * 12]
+    for name in workload_names:
+        raw, ob, tr = (cells[(name, s)] for s in (RAW, *SERVERS))
+        latency = "; ".join(
+            f"{_ms(c.median('p50_ms'))} / {_ms(c.median('p99_ms'))}" if c.median("rps") else "–"
+            for c in (ob, tr))
+
+        def cpu(cell, server_side):
+            own = _per_cycle_ms(cell, "server_cpu") if server_side else None
+            pg = _per_cycle_ms(cell, "pg_cpu")
+            if pg is None and own is None:
+                return "–"
+            return (f"{_ms(own)}, " if server_side else "") + _ms(pg)
+        leaked = sum(len(r.leaked) for c in (raw, ob, tr) for r in c.runs)
+        bold = lambda text: text if text == "–" else f"**{text}**"
+        row = [f"`{name}`", str(clients[name]), _cycles(raw, RAW), _cycles(ob, "OpenBao"),
+               bold(_ratio(paired_ratio(ob, raw))), _cycles(tr, "Tresor"),
+               bold(_ratio(paired_ratio(tr, raw))), _ratio(paired_ratio(tr, ob)), latency,
+               f"{cpu(raw, False)}; {cpu(ob, True)}; {cpu(tr, True)}",
+               f"**{leaked} ⚠**" if leaked else "0",
+               _noise_column([raw, ob, tr], raw.noise_limit)]
+        lines.append("| " + " | ".join(row) + " |")
+    lines.append("")
+    notes_out = []
+    for name in workload_names:
+        for server in (RAW, *SERVERS):
+            cell = cells[(name, server)]
+            if cell.unavailable:
+                notes_out.append(f"`{name}` on {server}: n/a because setup failed: {cell.unavailable}")
+            for run in cell.runs:
+                if run.failure:
+                    notes_out.append(f"`{name}` on {server}, round {run.round}: {run.failure}")
+                elif run.errors:
+                    detail = ", ".join(f"{k} {v:,}" for k, v in sorted(run.errors.items()))
+                    notes_out.append(f"`{name}` on {server}, round {run.round}: {detail} errors "
+                                     f"of {run.requests:,} requests")
+    notes_out += ["**leak** " + line for line in leaks(workload_names, cells)]
+    if notes_out:
+        lines += ["Notes:", "", *[f"- {n}" for n in notes_out], ""]
+    lines += ["<details><summary>Every measured database run</summary>", "",
+              "| Round | Workload | Server | cycles/s | p50 ms | p99 ms | mean ms | server CPU "
+              "| PostgreSQL CPU | client CPU | noise | leaked |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    runs = [r for name in workload_names for s in (RAW, *SERVERS) for r in cells[(name, s)].runs]
+    for r in sorted(runs, key=lambda r: (r.round, workload_names.index(r.workload))):
+        if r.failure:
+            lines.append(f"| {r.round} | {r.workload} | {r.server} | failed | | | | | | | | |")
+            continue
+        pct = lambda v: "–" if v is None else f"{v * 100:.0f} %"
+        lines.append(
+            f"| {r.round} | {r.workload} | {r.server} | {_num(r.rps)} | "
+            f"{_ms(r.p50_ms) if r.p99_ms else '–'} | {_ms(r.p99_ms) if r.p99_ms else '–'} | "
+            f"{_ms(r.mean_ms)} | {pct(r.server_cpu) if r.server != RAW else '–'} | "
+            f"{pct(r.pg_cpu)} | {pct(r.wrk_cpu)} | {r.noise * 100:.1f} % | {len(r.leaked)} |")
+    lines += ["", "</details>", ""]
+    return "\n".join(lines)
 
 
 # ---- BENCHMARKS.md ----

@@ -19,11 +19,14 @@ import os
 import tempfile
 import random
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from typing import Callable
 
+from . import database
 from .api import ApiError, Client
+from .measure import Hooks
 
 KV_MOUNT = "bench-kv"
 TRANSIT_MOUNT = "bench-transit"
@@ -31,6 +34,8 @@ TRANSIT_KEY = "bench"
 APPROLE_MOUNT = "bench-approle"
 JWT_MOUNT = "bench-jwt"
 JWT_ISSUER = "https://ci.bench.invalid"
+DB_MOUNT = "bench-db"
+DB_CONFIG = "bench"
 NOT_IMPLEMENTED = (404, 405)
 # Mounting an engine or auth method the server does not have: Vault answers 400 with this.
 UNKNOWN_PLUGIN = "plugin not found in the catalog"
@@ -48,6 +53,7 @@ class NotAvailable(Exception):
 class Prepared:
     env: dict[str, str]  # BENCH_* variables the Lua script reads
     token_type: str      # shown in the table
+    hooks: Hooks | None = None  # around every wrk run (database workloads)
 
 
 @dataclass(frozen=True)
@@ -56,6 +62,13 @@ class Workload:
     script: str  # file name in bench/lua/
     token_type: str  # the label before setup; setup may refine it
     setup: Callable[["Setup"], Prepared]
+    # Database workloads: the fixed number of clients (wrk connections, pgbench clients); they
+    # are reported in their own table, as cycles/s against the raw SQL baseline.
+    clients: int | None = None
+
+    @property
+    def is_database(self) -> bool:
+        return self.clients is not None
 
 
 class Setup:
@@ -63,10 +76,12 @@ class Setup:
     (the KV keys serve three workloads), each made once. A fixture that failed fails again with
     the same reason rather than being retried."""
 
-    def __init__(self, server, keys: int):
+    def __init__(self, server, keys: int, postgres: "database.Cluster | str | None" = None):
         self.server = server
         self.root: Client = server.client()
         self.keys = keys
+        # The PostgreSQL cluster of the database workloads, or why it cannot be used.
+        self.postgres = postgres
         self._fixtures: dict[str, object] = {}
 
     def as_token(self, token: str) -> Client:
@@ -314,6 +329,83 @@ def setup_login_jwt(setup: Setup) -> Prepared:
                     "none (RS256 JWT, bound claims)")
 
 
+def db_fixture(setup: Setup) -> dict:
+    """Once per server: its own PostgreSQL database and admin role, a `database` mount with a
+    `postgresql-database-plugin` connection to it, a dynamic role with the default revocation
+    statements, and a service token allowed to issue and revoke. One cycle is run and checked in
+    PostgreSQL (the user exists after issuing and is gone after revoking) before any load."""
+    def make() -> dict:
+        cluster = setup.postgres
+        if not isinstance(cluster, database.Cluster):
+            raise NotAvailable(f"PostgreSQL is not usable: {cluster}")
+        root = setup.root
+        try:
+            root.post(f"sys/mounts/{DB_MOUNT}", {"type": "database"})
+        except ApiError as err:
+            if err.status in (400, 404, 405):
+                raise NotAvailable(f"no database secrets engine: {err}", not_implemented=True) from err
+            raise
+        fixture = cluster.fixture(setup.server.name.lower())
+        role = cluster.role_name(setup.server.name[0].lower())
+        # Defaults everywhere else (verify_connection, pool size), the same for both servers.
+        root.post(f"{DB_MOUNT}/config/{DB_CONFIG}", {
+            "plugin_name": "postgresql-database-plugin",
+            "connection_url": cluster.connection_url(fixture),
+            "username": fixture.admin, "password": fixture.password,
+            "allowed_roles": [role]})
+        # revocation_statements left out: the default revocation (revoke privileges, drop).
+        root.post(f"{DB_MOUNT}/roles/{role}", {
+            "db_name": DB_CONFIG, "creation_statements": [database.CREATION],
+            "default_ttl": "1h", "max_ttl": "24h"})
+        hcl = (f'path "{DB_MOUNT}/creds/{role}" {{ capabilities = ["read"] }}\n'
+               'path "sys/leases/revoke" { capabilities = ["update"] }\n')
+        token = _policy_token(setup, "bench-db", hcl)
+        client = setup.as_token(token)
+        answer = client.get(f"{DB_MOUNT}/creds/{role}")
+        username, lease = answer["data"]["username"], answer["lease_id"]
+        _expect(bool(answer["data"]["password"]) and lease.startswith(f"{DB_MOUNT}/creds/{role}/"),
+                "creds without a password or with a foreign lease id")
+        _expect(cluster.roles_containing(role) == [username],
+                f"the issued user {username!r} is not the one PostgreSQL user named after role "
+                f"{role!r} (the leak check needs the role name in the username)")
+        client.request("PUT", "sys/leases/revoke", {"lease_id": lease})
+        _expect(cluster.roles_containing(role) == [], f"revoking left {username!r} in pg_roles")
+        return {"token": token, "role": role, "fixture": fixture}
+    return setup.once("db", make)
+
+
+# After a run, leases issued just before wrk stopped are still out, and an issue wrk gave up on
+# may still be completing in the server: revoke by prefix until no user of the role is left, or
+# give up after this long and report what is left as leaked.
+LEAK_DEADLINE = 15.0
+# Seconds wrk runs past each measured window of a database workload, to revoke what is still out.
+DB_DRAIN = 5
+
+
+def _revoke_leftovers(setup: Setup, cluster: "database.Cluster", role: str) -> list[str]:
+    deadline = time.monotonic() + LEAK_DEADLINE
+    while True:
+        try:
+            setup.root.request("PUT", f"sys/leases/revoke-prefix/{DB_MOUNT}/creds/{role}", {})
+        except (ApiError, OSError) as err:
+            print(f"!! {setup.server.name}: revoke-prefix after the run: {err}", file=sys.stderr,
+                  flush=True)
+        left = cluster.roles_containing(role)
+        if not left or time.monotonic() > deadline:
+            return left
+        time.sleep(0.2)
+
+
+def _db_creds(setup: Setup) -> Prepared:
+    made = db_fixture(setup)
+    cluster, role = setup.postgres, made["role"]
+    hooks = Hooks(before=cluster.vacuum_catalogs,
+                  after=lambda: _revoke_leftovers(setup, cluster, role),
+                  pg_ticks=cluster.cpu_ticks, drain=DB_DRAIN)
+    return Prepared({"BENCH_TOKEN": made["token"], "BENCH_CREDS_PATH": f"/v1/{DB_MOUNT}/creds/{role}"},
+                    "service, creds + revoke policy", hooks)
+
+
 BASELINE = "sys-health"
 
 WORKLOADS: list[Workload] = [
@@ -329,6 +421,8 @@ WORKLOADS: list[Workload] = [
              setup_transit_encrypt_batch),
     Workload("login-approle", "login-approle.lua", "none (role_id + secret_id)", setup_login_approle),
     Workload("login-jwt", "login-jwt.lua", "none (RS256 JWT, bound claims)", setup_login_jwt),
+    Workload("db-creds-c4", "db-creds-cycle.lua", "service, creds + revoke policy", _db_creds, clients=4),
+    Workload("db-creds-c16", "db-creds-cycle.lua", "service, creds + revoke policy", _db_creds, clients=16),
 ]
 
 

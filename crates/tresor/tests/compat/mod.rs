@@ -8,11 +8,16 @@
 //! - `DIFFERENCES.md`: the deliberate differences between OpenBao and Tresor, each with its
 //!   reason; nothing else is forgiven.
 //! - `fakes.rs`: the fake Kubernetes API server a scenario can ask for (`kube_apiserver`).
+//! - `postgres.rs`: the PostgreSQL fixtures a scenario can ask for (`postgres`): a database
+//!   and admin role per server in the real PostgreSQL (`TRESOR_COMPAT_PG`, default
+//!   127.0.0.1:5432), dropped afterwards; users the servers leave behind fail the scenario.
 //!
 //! Environment: `TRESOR_BAO_BIN` (the `bao` binary; default `.build/venv/bin/bao`),
 //! `TRESOR_COMPAT_SCENARIOS` (comma-separated name substrings: run only those),
 //! `TRESOR_COMPAT_JOBS` (scenarios at once; default 4), `TRESOR_COMPAT_VERBOSE` (print every
-//! step's answers side by side, for writing scenarios).
+//! step's answers side by side, for writing scenarios), `TRESOR_COMPAT_BOTH_OPENBAO` (run
+//! OpenBao on both sides: a new scenario must pass against itself, which shows that it is
+//! deterministic and its normalisation complete, before Tresor implements the endpoint).
 
 mod cli;
 mod compare;
@@ -22,6 +27,7 @@ mod http;
 mod jsonpath;
 mod model;
 mod normalise;
+mod postgres;
 mod process;
 mod report;
 mod runner;
@@ -90,6 +96,7 @@ pub async fn run_all() {
         differences,
         client: http::client(),
         verbose: std::env::var_os("TRESOR_COMPAT_VERBOSE").is_some(),
+        both_openbao: std::env::var_os("TRESOR_COMPAT_BOTH_OPENBAO").is_some(),
     });
     let started = Instant::now();
     let limit = Arc::new(tokio::sync::Semaphore::new(jobs));

@@ -13,6 +13,9 @@
 //!                                          // and the `tresor` CLI against Tresor
 //!   "kube_apiserver": SEED,                // optional: start the fake Kubernetes API server
 //!                                          // (`fakes.rs`) for both servers, seeded with SEED
+//!   "postgres": true,                      // optional: a database, admin role and static
+//!                                          // user per server in the real PostgreSQL, and the
+//!                                          // `pg_*` variables (`postgres.rs`); "dev" only
 //!   "steps": [ STEP, … ]
 //! }
 //! ```
@@ -27,12 +30,15 @@
 //! `compare` (default true; false compares only the status / exit code), `expect_status` /
 //! `expect_exit` (both servers must answer that, so a typo cannot make both fail alike).
 //! Each server has its own variables: `addr`, `root_token` (dev servers) and the captures.
+//! `{{!text}}` is written as `{{text}}` (templates the server fills in, e.g. `{{!.RoleName}}`).
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde::Deserialize;
 use serde_json::Value;
+
+use super::postgres::TEMPLATES;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -59,6 +65,8 @@ pub struct Scenario {
     pub client: ClientKind,
     /// The fake Kubernetes API server's seed, when the scenario needs one.
     pub kube_apiserver: Option<Value>,
+    /// Whether the scenario gets PostgreSQL fixtures (`postgres.rs`).
+    pub postgres: bool,
     pub steps: Vec<Step>,
 }
 
@@ -161,6 +169,8 @@ struct ScenarioFile {
     client: ClientKind,
     #[serde(default)]
     kube_apiserver: Option<Value>,
+    #[serde(default)]
+    postgres: bool,
     steps: Vec<StepFile>,
 }
 
@@ -229,11 +239,30 @@ fn load(file: &Path) -> Result<Scenario, String> {
         .enumerate()
         .map(|(i, s)| step(i + 1, s).map_err(|e| at(format!("step {}: {e}", i + 1))))
         .collect::<Result<Vec<_>, _>>()?;
+    if raw.postgres {
+        if raw.server != ServerKind::Dev {
+            return Err(at(
+                "postgres scenarios run on dev servers (the runner revokes every \
+                           database lease with the root token at the end)"
+                    .into(),
+            ));
+        }
+        for s in &steps {
+            if let Some(var) = s.capture.keys().find(|v| TEMPLATES.contains(&v.as_str())) {
+                return Err(at(format!(
+                    "step {}: {{{{{var}}}}} is a database template in postgres scenarios; \
+                     capture into another name",
+                    s.number
+                )));
+            }
+        }
+    }
     Ok(Scenario {
         name: raw.name,
         server: raw.server,
         client: raw.client,
         kube_apiserver: raw.kube_apiserver,
+        postgres: raw.postgres,
         steps,
     })
 }
@@ -293,7 +322,8 @@ fn step(number: usize, s: StepFile) -> Result<Step, String> {
 pub type Vars = BTreeMap<String, String>;
 
 /// Replaces every `{{name}}`; an unknown name is an error (a capture that failed earlier
-/// must not turn into an empty string that both servers reject alike).
+/// must not turn into an empty string that both servers reject alike). `{{!text}}` becomes
+/// `{{text}}`.
 pub fn fill(text: &str, vars: &Vars) -> Result<String, String> {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
@@ -303,6 +333,13 @@ pub fn fill(text: &str, vars: &Vars) -> Result<String, String> {
         let end = after
             .find("}}")
             .ok_or_else(|| format!("unclosed `{{{{` in {text:?}"))?;
+        if let Some(literal) = after[..end].strip_prefix('!') {
+            out.push_str("{{");
+            out.push_str(literal);
+            out.push_str("}}");
+            rest = &after[end + 2..];
+            continue;
+        }
         let name = after[..end].trim();
         let value = vars
             .get(name)

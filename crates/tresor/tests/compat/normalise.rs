@@ -6,7 +6,10 @@
 //! empty and null stays null, since "set" versus "unset" is a real difference). It never adds
 //! or removes a key, so a key missing on one side is still reported.
 //! A text rule does the same for CLI output: `literal` replaces a (variable-filled) string
-//! anywhere, `label` replaces the value column of a `Label  value` / `Label: value` line.
+//! anywhere, `label` replaces the value column of a `Label  value` / `Label: value` line. A
+//! `literal` rule with `"in_json": true` also replaces its string inside every JSON string
+//! value (each server's own value of a variable, e.g. its PostgreSQL database name inside a
+//! connection URL or an error message); the JSON key and type stay.
 
 use std::path::Path;
 
@@ -40,6 +43,9 @@ struct TextRuleFile {
     literal: Option<String>,
     /// Replaces the word (up to whitespace) that follows this marker, wherever it appears.
     word_after: Option<String>,
+    /// `literal` rules only: also inside JSON string values.
+    #[serde(default)]
+    in_json: bool,
     request: Option<String>,
     placeholder: String,
     why: String,
@@ -62,6 +68,7 @@ enum TextMatch {
 #[derive(Debug)]
 struct TextRule {
     what: TextMatch,
+    in_json: bool,
     request: Option<String>,
     placeholder: String,
 }
@@ -108,8 +115,14 @@ impl Normaliser {
                 if r.why.trim().is_empty() {
                     return Err(at(format!("text rule {what:?} has no `why`")));
                 }
+                if r.in_json && !matches!(what, TextMatch::Literal(_)) {
+                    return Err(at(format!(
+                        "text rule {what:?}: in_json is for literal rules"
+                    )));
+                }
                 Ok(TextRule {
                     what,
+                    in_json: r.in_json,
                     request: r.request,
                     placeholder: r.placeholder,
                 })
@@ -118,13 +131,28 @@ impl Normaliser {
         Ok(Self { json, text })
     }
 
-    pub fn json(&self, value: &mut Value, request: &str) {
+    pub fn json(&self, value: &mut Value, request: &str, vars: &Vars) {
         let rules: Vec<&JsonRule> = self
             .json
             .iter()
             .filter(|r| in_scope(r.request.as_deref(), request))
             .collect();
         walk(value, &mut Vec::new(), &rules);
+        let literals: Vec<(String, &str)> = self
+            .text
+            .iter()
+            .filter(|r| r.in_json && in_scope(r.request.as_deref(), request))
+            .filter_map(|r| match &r.what {
+                TextMatch::Literal(l) => fill(l, vars)
+                    .ok()
+                    .filter(|l| !l.is_empty())
+                    .map(|l| (l, r.placeholder.as_str())),
+                TextMatch::Label(_) | TextMatch::WordAfter(_) => None,
+            })
+            .collect();
+        if !literals.is_empty() {
+            replace_in_strings(value, &literals);
+        }
     }
 
     pub fn text(&self, text: &str, request: &str, vars: &Vars) -> String {
@@ -164,6 +192,26 @@ impl Normaliser {
             })
             .collect();
         lines.join("\n")
+    }
+}
+
+/// Replaces each literal inside every string of `value` (keys are left alone).
+fn replace_in_strings(value: &mut Value, literals: &[(String, &str)]) {
+    match value {
+        Value::String(s) => {
+            for (literal, placeholder) in literals {
+                if s.contains(literal.as_str()) {
+                    *s = s.replace(literal.as_str(), placeholder);
+                }
+            }
+        }
+        Value::Array(items) => items
+            .iter_mut()
+            .for_each(|v| replace_in_strings(v, literals)),
+        Value::Object(map) => map
+            .values_mut()
+            .for_each(|v| replace_in_strings(v, literals)),
+        _ => {}
     }
 }
 

@@ -16,6 +16,7 @@ use super::http::{self, Body, HttpOutcome};
 use super::jsonpath::Pattern;
 use super::model::{Action, ClientKind, Scenario, ServerKind, Step, Vars};
 use super::normalise::{Normaliser, table_line};
+use super::postgres::Postgres;
 use super::process::{self, Flavor, ServerProcess};
 use super::report;
 
@@ -28,6 +29,9 @@ pub struct Context {
     pub client: reqwest::Client,
     /// `TRESOR_COMPAT_VERBOSE`: print every step's answers, for writing new scenarios.
     pub verbose: bool,
+    /// `TRESOR_COMPAT_BOTH_OPENBAO`: run OpenBao on the Tresor side too, to check that new
+    /// scenarios (and their normalisation) are deterministic before Tresor implements them.
+    pub both_openbao: bool,
 }
 
 #[derive(Debug)]
@@ -76,11 +80,31 @@ pub async fn run(ctx: Arc<Context>, scenario: Arc<Scenario>) -> Outcome {
             }
         },
     };
+    // PostgreSQL fixtures, dropped (after the servers) at the end of this function.
+    let postgres = if scenario.postgres {
+        match tokio::task::block_in_place(Postgres::create) {
+            Ok(pg) => Some(pg),
+            Err(e) => {
+                outcome.failures.push(format!(
+                    "scenario {}: PostgreSQL fixtures: {e}",
+                    scenario.name
+                ));
+                outcome.elapsed = started.elapsed();
+                return outcome;
+            }
+        }
+    } else {
+        None
+    };
     match start_both(&ctx, scenario.server, dir.path().to_path_buf()).await {
         Ok((mut openbao, mut tresor)) => {
             if let Some(fake) = &fake {
                 openbao.vars.extend(fake.vars.clone());
                 tresor.vars.extend(fake.vars.clone());
+            }
+            if let Some(pg) = &postgres {
+                openbao.vars.extend(pg.vars(Flavor::OpenBao));
+                tresor.vars.extend(pg.vars(Flavor::Tresor));
             }
             for step in &scenario.steps {
                 match run_step(&ctx, &scenario, step, &mut openbao, &mut tresor).await {
@@ -99,10 +123,20 @@ pub async fn run(ctx: Arc<Context>, scenario: Arc<Scenario>) -> Outcome {
                     }
                 }
             }
+            if let Some(pg) = &postgres
+                && let Err(e) = no_users_left(&ctx, pg, &openbao, &tresor).await
+            {
+                outcome
+                    .failures
+                    .push(format!("scenario {}: {e}", scenario.name));
+            }
         }
         Err(e) => outcome
             .failures
             .push(format!("scenario {}: {e}", scenario.name)),
+    }
+    if let Some(pg) = postgres {
+        tokio::task::block_in_place(move || drop(pg));
     }
     // Every body the fake saw must satisfy the Kubernetes schemas, whichever server sent it.
     if let Some(fake) = &fake {
@@ -119,15 +153,87 @@ pub async fn run(ctx: Arc<Context>, scenario: Arc<Scenario>) -> Outcome {
     outcome
 }
 
+/// At the end of a postgres scenario: every database mount's leases are revoked by prefix on
+/// both servers (which must drop every user they created), then no user the servers created
+/// may be left in PostgreSQL.
+async fn no_users_left(
+    ctx: &Context,
+    pg: &Postgres,
+    openbao: &Side,
+    tresor: &Side,
+) -> Result<(), String> {
+    let mut problems = Vec::new();
+    for (label, side) in [("OpenBao", openbao), ("Tresor", tresor)] {
+        if let Err(e) = revoke_database_leases(&ctx.client, &side.server.addr).await {
+            problems.push(format!("{label}: {e}"));
+        }
+    }
+    let left = tokio::task::block_in_place(|| pg.leftover_users())?;
+    if !left.is_empty() {
+        problems.push(format!(
+            "PostgreSQL users left after revoking every database lease (a server did not drop \
+             what it created): {}",
+            left.join(", ")
+        ));
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join("\n"))
+    }
+}
+
+/// `sys/leases/revoke-prefix/<mount>` (synchronous) for every mount of type `database`.
+async fn revoke_database_leases(client: &reqwest::Client, addr: &str) -> Result<(), String> {
+    let mounts: Value = client
+        .get(format!("{addr}/v1/sys/mounts"))
+        .header("X-Vault-Token", "root")
+        .send()
+        .await
+        .and_then(reqwest::Response::error_for_status)
+        .map_err(|e| format!("{addr}: listing mounts: {e}"))?
+        .json()
+        .await
+        .map_err(|e| format!("{addr}: listing mounts: {e}"))?;
+    let paths = mounts["data"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(_, m)| m["type"] == "database")
+        .map(|(path, _)| path.trim_end_matches('/').to_owned());
+    for path in paths {
+        let answer = client
+            .put(format!("{addr}/v1/sys/leases/revoke-prefix/{path}"))
+            .header("X-Vault-Token", "root")
+            .send()
+            .await
+            .map_err(|e| format!("{addr}: revoke-prefix {path}: {e}"))?;
+        if !answer.status().is_success() {
+            return Err(format!(
+                "{addr}: revoke-prefix {path}: HTTP {} {}",
+                answer.status(),
+                answer.text().await.unwrap_or_default()
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Both servers start at once; server start-up is most of a scenario's time.
 async fn start_both(ctx: &Context, kind: ServerKind, dir: PathBuf) -> Result<(Side, Side), String> {
-    let side = |flavor: Flavor| {
+    let side = |label: Flavor| {
+        // The Tresor side runs OpenBao too with TRESOR_COMPAT_BOTH_OPENBAO.
+        let flavor = if ctx.both_openbao {
+            Flavor::OpenBao
+        } else {
+            label
+        };
         let bao = ctx.bao.clone();
-        let dir = dir.join(flavor.label());
+        let dir = dir.join(label.label());
         tokio::task::spawn_blocking(move || -> Result<Side, String> {
             std::fs::create_dir_all(dir.join("home")).map_err(|e| e.to_string())?;
             let server = process::start(flavor, kind, &bao, &dir)
-                .map_err(|e| format!("{} did not start: {e}", flavor.label()))?;
+                .map_err(|e| format!("{} did not start: {e}", label.label()))?;
             let mut vars = Vars::new();
             vars.insert("addr".into(), server.addr.clone());
             if kind == ServerKind::Dev {
@@ -274,7 +380,7 @@ fn normalise_http(ctx: &Context, outcome: &HttpOutcome, request: &str, vars: &Va
     let mut out = outcome.clone();
     if let HttpOutcome::Answered { body, .. } = &mut out {
         match body {
-            Body::Json(v) => ctx.normaliser.json(v, request),
+            Body::Json(v) => ctx.normaliser.json(v, request, vars),
             Body::Text(t) => *t = ctx.normaliser.text(t, request, vars),
             Body::Empty => {}
         }
@@ -285,7 +391,7 @@ fn normalise_http(ctx: &Context, outcome: &HttpOutcome, request: &str, vars: &Va
 fn normalise_cli(ctx: &Context, outcome: &CliOutcome, request: &str, vars: &Vars) -> CliOutcome {
     let stdout = match compare::as_json(&outcome.stdout) {
         Some(mut v) => {
-            ctx.normaliser.json(&mut v, request);
+            ctx.normaliser.json(&mut v, request, vars);
             serde_json::to_string_pretty(&v).unwrap_or_default()
         }
         None => ctx.normaliser.text(&outcome.stdout, request, vars),
