@@ -316,6 +316,18 @@ pub trait SecretEngine: Send + Sync + std::fmt::Debug {
         ))
     }
 
+    /// The TTL a renewal without an `increment` asks for, as the engine's backend decides it in
+    /// Vault (the database engine: the role's *current* `default_ttl`). `Some(0)` means the
+    /// mount's default; `None` (the default) keeps the TTL the lease was last granted.
+    async fn renewal_default_ttl(
+        &self,
+        lease: &Lease,
+        storage: &dyn Storage,
+    ) -> EngineResult<Option<Duration>> {
+        let _ = (lease, storage);
+        Ok(None)
+    }
+
     /// Revokes a managed lease this engine issued: on expiry, on `sys/leases/revoke*`, when its
     /// token is revoked, or when the mount is disabled. A target that is already gone (a user
     /// dropped by hand) must be reported as `Ok`: it counts as revoked. An error makes the core

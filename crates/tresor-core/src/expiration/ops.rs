@@ -376,7 +376,20 @@ impl Core {
                 "past the max TTL, cannot renew".to_owned(),
             ));
         }
-        let wanted = increment.filter(|i| *i > 0).unwrap_or(record.ttl_secs);
+        let wanted = match increment.filter(|i| *i > 0) {
+            Some(i) => i,
+            None => {
+                let probe = engine_lease(&record, &secret, mounted.info.clone(), record.ttl_secs);
+                match engine
+                    .renewal_default_ttl(&probe, mounted.view.as_ref())
+                    .await?
+                {
+                    Some(d) if d.is_zero() => mounted.info.default_lease_ttl.as_secs(),
+                    Some(d) => d.as_secs(),
+                    None => record.ttl_secs,
+                }
+            }
+        };
         let mut warnings = Vec::new();
         let mut ttl = wanted;
         if ttl > remaining {

@@ -240,6 +240,17 @@ pub(crate) async fn renew(
     Ok(LeaseRenewal::default())
 }
 
+/// A renewal without an increment gets the role's current `default_ttl` (0: the mount's
+/// default), as Vault's database backend answers; a role deleted since keeps the lease's TTL.
+pub(crate) async fn renewal_default_ttl(
+    lease: &Lease,
+    storage: &dyn Storage,
+) -> EngineResult<Option<std::time::Duration>> {
+    Ok(role_of(storage, lease)
+        .await?
+        .map(|role| std::time::Duration::from_secs(role.default_ttl)))
+}
+
 /// Drops the lease's role.
 pub(crate) async fn revoke(
     inner: &Inner,

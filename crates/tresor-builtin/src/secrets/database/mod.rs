@@ -446,6 +446,14 @@ impl SecretEngine for Database {
         creds::renew(&self.inner, lease, storage).await
     }
 
+    async fn renewal_default_ttl(
+        &self,
+        lease: &Lease,
+        storage: &dyn Storage,
+    ) -> EngineResult<Option<Duration>> {
+        creds::renewal_default_ttl(lease, storage).await
+    }
+
     async fn revoke_lease(&self, lease: &Lease, storage: &dyn Storage) -> EngineResult<()> {
         creds::revoke(&self.inner, lease, storage).await
     }
