@@ -76,23 +76,10 @@ impl Core {
         let Some(token) = token.filter(|t| !t.is_empty()) else {
             return Err(CoreError::PermissionDenied);
         };
-        let resolved = active
-            .tokens
-            .lookup(token)
+        let resolved = self
+            .live_token(active, token)
             .await?
             .ok_or(CoreError::PermissionDenied)?;
-        // A stored login token is revoked when its auth mount is disabled; a batch token
-        // cannot be, so it is refused once its mount is gone.
-        if resolved.entry.batch
-            && let Some(login) = &resolved.entry.login
-            && !active
-                .mounts
-                .table(MountKind::Auth)
-                .all()
-                .any(|m| m.entry.accessor == login.mount_accessor)
-        {
-            return Err(CoreError::PermissionDenied);
-        }
         if !cidrs_allow(&resolved.entry.bound_cidrs, remote) {
             let from = remote.map_or_else(|| "an unknown address".to_owned(), |ip| ip.to_string());
             tracing::info!(accessor = %resolved.entry.accessor, client = %from, "token used outside its bound CIDRs");
@@ -105,6 +92,30 @@ impl Core {
             });
         }
         Ok(resolved)
+    }
+
+    /// A token that exists and may still act, whether it is presented or named in a request
+    /// body. A stored login token is revoked when its auth mount is disabled; a batch token
+    /// cannot be, so it counts as gone once that mount is.
+    pub(crate) async fn live_token(
+        &self,
+        active: &Active,
+        token: &str,
+    ) -> CoreResult<Option<Resolved>> {
+        let Some(resolved) = active.tokens.lookup(token).await? else {
+            return Ok(None);
+        };
+        if resolved.entry.batch
+            && let Some(login) = &resolved.entry.login
+            && !active
+                .mounts
+                .table(MountKind::Auth)
+                .all()
+                .any(|m| m.entry.accessor == login.mount_accessor)
+        {
+            return Ok(None);
+        }
+        Ok(Some(resolved))
     }
 
     /// Checks that `resolved` may perform `operation` on `path` (with `params` for writes).

@@ -670,6 +670,17 @@ async fn a_batch_login_token_is_not_stored_and_ends_with_its_mount() {
         .await
         .unwrap_err();
     assert!(matches!(err, CoreError::PermissionDenied), "{err:?}");
+    // Named in a body, it is just as unknown.
+    let err = h
+        .call(
+            Operation::Update,
+            "auth/token/lookup",
+            json!({"token": token}),
+            Some(&h.root),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, CoreError::BadToken), "{err:?}");
 }
 
 #[tokio::test]

@@ -130,7 +130,10 @@ impl Core {
                         caller.resolved.entry.lookup_data(own),
                     )));
                 }
-                let found = active.tokens.lookup(&token).await?.ok_or_else(bad_token)?;
+                let found = self
+                    .live_token(active, &token)
+                    .await?
+                    .ok_or_else(bad_token)?;
                 Ok(Some(LogicalResponse::data(found.entry.lookup_data(&token))))
             }
             "lookup-accessor" if writes => {
@@ -151,9 +154,8 @@ impl Core {
                 if token.is_empty() {
                     return Err(missing_token_id());
                 }
-                let found = active
-                    .tokens
-                    .lookup(&token)
+                let found = self
+                    .live_token(active, &token)
                     .await?
                     .ok_or_else(|| CoreError::InvalidRequest("token not found".to_owned()))?;
                 self.renew_endpoint(active, &found, &token, data).await
@@ -178,7 +180,7 @@ impl Core {
                 if token.is_empty() {
                     return Err(missing_token_id());
                 }
-                if let Some(found) = active.tokens.lookup(&token).await? {
+                if let Some(found) = self.live_token(active, &token).await? {
                     refuse_batch_revoke(&found)?;
                     self.revoke(active, &found.id_hash).await?;
                 }
@@ -205,7 +207,7 @@ impl Core {
                 if token.is_empty() {
                     return Err(missing_token_id());
                 }
-                if let Some(found) = active.tokens.lookup(&token).await? {
+                if let Some(found) = self.live_token(active, &token).await? {
                     refuse_batch_revoke(&found)?;
                     active.tokens.revoke_orphan(&found.id_hash).await?;
                     self.revoke_token_leases(active, &found.id_hash).await?;
