@@ -107,11 +107,11 @@ impl Core {
         };
         if resolved.entry.batch
             && let Some(login) = &resolved.entry.login
-            && !active
+            && active
                 .mounts
                 .table(MountKind::Auth)
-                .all()
-                .any(|m| m.entry.accessor == login.mount_accessor)
+                .by_accessor(&login.mount_accessor)
+                .is_none()
         {
             return Ok(None);
         }

@@ -310,11 +310,7 @@ impl Core {
             return Ok(None);
         };
         let table = active.mounts.table(MountKind::Auth);
-        let Some(mounted) = table
-            .all()
-            .find(|m| m.entry.accessor == record.mount_accessor)
-            .cloned()
-        else {
+        let Some(mounted) = table.by_accessor(&record.mount_accessor).cloned() else {
             return Err(CoreError::InvalidRequest(
                 "the auth method that issued this token is no longer mounted".to_owned(),
             ));

@@ -80,8 +80,7 @@ impl Core {
         let mounts = |accessor: &str| -> MountRef {
             let table = active.mounts.table(MountKind::Auth);
             table
-                .all()
-                .find(|m| m.entry.accessor == accessor)
+                .by_accessor(accessor)
                 .map(|m| MountRef {
                     path: format!("auth/{}", m.entry.path),
                     mount_type: m.entry.engine_type.clone(),

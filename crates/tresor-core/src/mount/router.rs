@@ -68,4 +68,9 @@ impl RouteTable {
     pub fn all(&self) -> impl Iterator<Item = &Arc<Mounted>> {
         self.mounts.values()
     }
+
+    /// The mount with this accessor (which survives a move of the mount), if still mounted.
+    pub fn by_accessor(&self, accessor: &str) -> Option<&Arc<Mounted>> {
+        self.all().find(|m| m.entry.accessor == accessor)
+    }
 }

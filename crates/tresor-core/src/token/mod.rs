@@ -18,6 +18,10 @@ pub mod store;
 pub use entry::TokenEntry;
 pub use store::{Resolved, TokenStore};
 
+/// The token types a token role or an auth mount may name (`default-*`: the role's or the
+/// request's choice, falling back to that type).
+pub const TOKEN_TYPES: [&str; 4] = ["service", "batch", "default-service", "default-batch"];
+
 /// Formats seconds the way Vault's messages do: `2h`, `1h30m`, `45s`.
 pub(crate) use tresor_sdk::duration::format_human as human_duration;
 

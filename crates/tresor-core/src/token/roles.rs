@@ -108,14 +108,12 @@ impl TokenRole {
             self.token_no_default_policy = v;
         }
         if let Some(t) = params::string(data, "token_type")? {
-            self.token_type = match t.as_str() {
-                "service" | "batch" | "default-service" | "default-batch" => t,
-                _ => {
-                    return Err(CoreError::InvalidRequest(format!(
-                        "invalid 'token_type' value {t:?}"
-                    )));
-                }
-            };
+            if !super::TOKEN_TYPES.contains(&t.as_str()) {
+                return Err(CoreError::InvalidRequest(format!(
+                    "invalid 'token_type' value {t:?}"
+                )));
+            }
+            self.token_type = t;
         }
         if let Some(n) = params::integer(data, "token_num_uses")? {
             self.token_num_uses = n;

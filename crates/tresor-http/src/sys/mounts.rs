@@ -131,14 +131,7 @@ fn token_type(data: &Map<String, Value>) -> Result<Option<String>, ApiError> {
     match params::string(data, "token_type")? {
         None => Ok(None),
         Some(v) if v.is_empty() => Ok(Some("default-service".to_owned())),
-        Some(v)
-            if matches!(
-                v.as_str(),
-                "service" | "batch" | "default-service" | "default-batch"
-            ) =>
-        {
-            Ok(Some(v))
-        }
+        Some(v) if tresor_core::token::TOKEN_TYPES.contains(&v.as_str()) => Ok(Some(v)),
         Some(_) => Err(ApiError::bad_request("invalid value for 'token_type'")),
     }
 }
