@@ -119,6 +119,17 @@ pub struct RenewDecision {
     pub period: u64,
 }
 
+impl RenewDecision {
+    /// The decision of a role that still exists: its current token settings apply.
+    pub fn from_settings(settings: &TokenSettings) -> Self {
+        Self {
+            ttl: settings.ttl,
+            max_ttl: settings.max_ttl,
+            period: settings.period,
+        }
+    }
+}
+
 /// An auth method mounted at some `auth/<path>/`.
 #[async_trait]
 pub trait AuthMethod: Send + Sync + std::fmt::Debug {

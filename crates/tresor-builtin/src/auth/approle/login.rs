@@ -258,9 +258,5 @@ pub(super) async fn renew(
         )
         .into());
     };
-    Ok(RenewDecision {
-        ttl: role.token.ttl,
-        max_ttl: role.token.max_ttl,
-        period: role.token.period,
-    })
+    Ok(RenewDecision::from_settings(&role.token))
 }

@@ -204,11 +204,7 @@ impl AuthMethod for JwtAuth {
                 "role {name} does not exist during renewal"
             )));
         };
-        Ok(RenewDecision {
-            ttl: role.token.ttl,
-            max_ttl: role.token.max_ttl,
-            period: role.token.period,
-        })
+        Ok(RenewDecision::from_settings(&role.token))
     }
 }
 

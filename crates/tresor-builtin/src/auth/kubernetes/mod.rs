@@ -179,10 +179,6 @@ impl AuthMethod for KubernetesAuth {
             }
             .into());
         };
-        Ok(RenewDecision {
-            ttl: role.token.ttl,
-            max_ttl: role.token.max_ttl,
-            period: role.token.period,
-        })
+        Ok(RenewDecision::from_settings(&role.token))
     }
 }
