@@ -329,6 +329,11 @@ def setup_login_jwt(setup: Setup) -> Prepared:
                     "none (RS256 JWT, bound claims)")
 
 
+# max_open_connections of the benchmark's database config: the largest client count of the
+# db-creds workloads.
+DB_POOL = 16
+
+
 def db_fixture(setup: Setup) -> dict:
     """Once per server: its own PostgreSQL database and admin role, a `database` mount with a
     `postgresql-database-plugin` connection to it, a dynamic role with the default revocation
@@ -347,12 +352,15 @@ def db_fixture(setup: Setup) -> dict:
             raise
         fixture = cluster.fixture(setup.server.name.lower())
         role = cluster.role_name(setup.server.name[0].lower())
-        # Defaults everywhere else (verify_connection, pool size), the same for both servers.
+        # The pool as large as the most clients a workload runs (the raw pgbench baseline opens
+        # one connection per client; the default of 4 would cap both servers at 4 statements
+        # in flight); defaults everywhere else (verify_connection, idle connections, lifetime).
+        # The same for both servers.
         root.post(f"{DB_MOUNT}/config/{DB_CONFIG}", {
             "plugin_name": "postgresql-database-plugin",
             "connection_url": cluster.connection_url(fixture),
             "username": fixture.admin, "password": fixture.password,
-            "allowed_roles": [role]})
+            "max_open_connections": DB_POOL, "allowed_roles": [role]})
         # revocation_statements left out: the default revocation (revoke privileges, drop).
         root.post(f"{DB_MOUNT}/roles/{role}", {
             "db_name": DB_CONFIG, "creation_statements": [database.CREATION],

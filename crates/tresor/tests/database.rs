@@ -68,6 +68,12 @@ impl Pg {
     /// A `CREATEROLE` admin (not a superuser) that owns its database and may end other
     /// roles' sessions (`pg_signal_backend`), or a superuser.
     async fn new(superuser_admin: bool) -> Pg {
+        Pg::with(superuser_admin, true).await
+    }
+
+    /// As [`Pg::new`]; `signal_backend` false leaves a `CREATEROLE` admin without
+    /// `pg_signal_backend`, so it may end a role's sessions only as a member of the role.
+    async fn with(superuser_admin: bool, signal_backend: bool) -> Pg {
         let tag = unique("");
         let admin = format!("{tag}_admin");
         let db = format!("{tag}_db");
@@ -79,11 +85,15 @@ impl Pg {
             "CREATEROLE"
         };
         sup.batch_execute(&format!(
-            "CREATE ROLE \"{admin}\" LOGIN {kind} PASSWORD '{password}'; \
-             GRANT pg_signal_backend TO \"{admin}\";"
+            "CREATE ROLE \"{admin}\" LOGIN {kind} PASSWORD '{password}'"
         ))
         .await
         .unwrap();
+        if signal_backend {
+            sup.batch_execute(&format!("GRANT pg_signal_backend TO \"{admin}\""))
+                .await
+                .unwrap();
+        }
         sup.batch_execute(&format!("CREATE DATABASE \"{db}\" OWNER \"{admin}\""))
             .await
             .unwrap();
@@ -439,8 +449,12 @@ async fn dynamic_credentials_issue_log_in_renew_and_revoke() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_default_revocation_drops_a_role_with_grants_objects_and_an_open_session() {
-    for superuser_admin in [false, true] {
-        let pg = Pg::new(superuser_admin).await;
+    // (superuser admin, admin in pg_signal_backend): a plain CREATEROLE admin must join the
+    // role to end its sessions and to reassign what it owns.
+    for (superuser_admin, signal_backend) in [(false, true), (true, false), (false, false)] {
+        let case =
+            format!("superuser admin: {superuser_admin}, pg_signal_backend: {signal_backend}");
+        let pg = Pg::with(superuser_admin, signal_backend).await;
         let (_dir, server) = start();
         setup(&server, &pg, "database", json!({})).await;
         // The issued role may create objects of its own in the admin's database.
@@ -454,38 +468,50 @@ async fn the_default_revocation_drops_a_role_with_grants_objects_and_an_open_ses
             ]})),
         )
         .await;
-        let (user, pw, lease, _) = issue(&server, "database/creds/owner", ROOT).await;
-        let session = connect(&format!(
-            "host=127.0.0.1 user={user} password={pw} dbname={}",
-            pg.db
-        ))
-        .await
-        .unwrap();
-        session
-            .batch_execute("CREATE TABLE mine (x int); INSERT INTO items VALUES (3);")
-            .await
-            .unwrap();
         ok(
             &server,
-            "PUT",
-            "sys/leases/revoke",
-            Some(json!({"lease_id": lease})),
+            "POST",
+            "database/roles/plain",
+            Some(json!({"db_name": "db", "creation_statements": creation(false)})),
         )
         .await;
-        assert!(
-            !pg.role_exists(&user).await,
-            "superuser admin: {superuser_admin}"
-        );
-        // Its open session was ended.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while session.query_one("SELECT 1", &[]).await.is_ok() {
-            assert!(
-                Instant::now() < deadline,
-                "the revoked role's session is still open"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
+        // One role that holds nothing but a session (dropped in one statement batch), one
+        // that owns a table and holds privileges (dropped the long way).
+        for (role, work) in [
+            ("plain", "SELECT 1"),
+            (
+                "owner",
+                "CREATE TABLE mine (x int); INSERT INTO items VALUES (3);",
+            ),
+        ] {
+            let (user, pw, lease, _) =
+                issue(&server, &format!("database/creds/{role}"), ROOT).await;
+            let session = connect(&format!(
+                "host=127.0.0.1 user={user} password={pw} dbname={}",
+                pg.db
+            ))
+            .await
+            .unwrap();
+            session.batch_execute(work).await.unwrap();
+            ok(
+                &server,
+                "PUT",
+                "sys/leases/revoke",
+                Some(json!({"lease_id": lease})),
+            )
+            .await;
+            assert!(!pg.role_exists(&user).await, "{case}, role {role}");
+            // Its open session was ended.
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while session.query_one("SELECT 1", &[]).await.is_ok() {
+                assert!(
+                    Instant::now() < deadline,
+                    "{case}, role {role}: the revoked role's session is still open"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
         }
-        assert!(pg.leftover_roles().await.is_empty());
+        assert!(pg.leftover_roles().await.is_empty(), "{case}");
         pg.cleanup().await;
     }
 }

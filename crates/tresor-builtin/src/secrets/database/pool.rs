@@ -180,8 +180,9 @@ pub(crate) struct Pool {
     settings: PoolSettings,
     open: Arc<Semaphore>,
     idle: Mutex<Vec<Idle>>,
-    /// PostgreSQL refused `REASSIGN OWNED`/`DROP OWNED` to this admin once: the default
-    /// revocation makes the admin a member of the role first (see `creds::drop_user`).
+    /// PostgreSQL refused to let this admin end a role's sessions or reassign what it owns
+    /// once: the default revocation makes the admin a member of the role first (see
+    /// `creds::drop_user`).
     needs_membership: AtomicBool,
 }
 
