@@ -76,7 +76,10 @@ impl Limiter {
     }
 
     pub fn take(&self, client: IpAddr) -> Decision {
-        let now = Instant::now();
+        self.take_at(client, Instant::now())
+    }
+
+    fn take_at(&self, client: IpAddr, now: Instant) -> Decision {
         let mut buckets = self
             .buckets
             .lock()
@@ -146,35 +149,36 @@ mod tests {
         IpAddr::from([10, 0, 0, last])
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn a_client_gets_rate_requests_per_interval_and_then_waits_for_the_next_window() {
+    #[test]
+    fn a_client_gets_rate_requests_per_interval_and_then_waits_for_the_next_window() {
         let limiter = Limiter::new(2.0, Duration::from_secs(10), None);
-        let first = limiter.take(ip(1));
+        let start = Instant::now();
+        let at = |ms: u64| start + Duration::from_millis(ms);
+        let first = limiter.take_at(ip(1), at(0));
         assert_eq!((first.allowed, first.limit, first.remaining), (true, 2, 1));
-        assert!(limiter.take(ip(1)).allowed);
-        let refused = limiter.take(ip(1));
+        assert!(limiter.take_at(ip(1), at(1)).allowed);
+        let refused = limiter.take_at(ip(1), at(2));
         assert!(!refused.allowed);
         assert_eq!(refused.remaining, 0);
         assert_eq!(refused.reset_secs, 9, "just under 10 s left, rounded down");
         // Another client has its own bucket.
-        assert!(limiter.take(ip(2)).allowed);
-        tokio::time::advance(Duration::from_secs(10)).await;
-        assert!(limiter.take(ip(1)).allowed);
+        assert!(limiter.take_at(ip(2), at(3)).allowed);
+        assert!(limiter.take_at(ip(1), at(10_000)).allowed);
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn a_block_interval_refuses_a_client_until_it_ends() {
+    #[test]
+    fn a_block_interval_refuses_a_client_until_it_ends() {
         let limiter = Limiter::new(1.0, Duration::from_secs(1), Some(Duration::from_secs(30)));
-        assert!(limiter.take(ip(1)).allowed);
-        let refused = limiter.take(ip(1));
+        let start = Instant::now();
+        let at = |secs: u64| start + Duration::from_secs(secs);
+        assert!(limiter.take_at(ip(1), at(0)).allowed);
+        let refused = limiter.take_at(ip(1), at(0));
         assert!(!refused.allowed);
         assert_eq!(refused.reset_secs, 30);
-        tokio::time::advance(Duration::from_secs(5)).await;
         assert!(
-            !limiter.take(ip(1)).allowed,
+            !limiter.take_at(ip(1), at(5)).allowed,
             "still blocked after the window"
         );
-        tokio::time::advance(Duration::from_secs(26)).await;
-        assert!(limiter.take(ip(1)).allowed);
+        assert!(limiter.take_at(ip(1), at(31)).allowed);
     }
 }

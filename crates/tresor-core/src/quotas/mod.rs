@@ -180,10 +180,10 @@ impl QuotaSet {
                 .unwrap_or("")
                 .trim_start_matches('/')
                 .trim_end_matches('/');
-            if !suffix.is_empty() {
-                if let Some(q) = lookup(mount, suffix) {
-                    return Some(q);
-                }
+            if !suffix.is_empty()
+                && let Some(q) = lookup(mount, suffix)
+            {
+                return Some(q);
             }
             if self.has_globs {
                 for end in (0..=suffix.len()).rev() {

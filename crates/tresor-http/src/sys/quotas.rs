@@ -105,7 +105,7 @@ pub async fn handle(
                     out.insert("name".into(), json!(quota.name));
                     out.insert("path".into(), json!(quota.path()));
                     out.insert("role".into(), json!(quota.role));
-                    out.insert("rate".into(), json!(quota.rate));
+                    out.insert("rate".into(), go_float(quota.rate));
                     out.insert("interval".into(), json!(quota.interval_secs));
                     out.insert("block_interval".into(), json!(quota.block_interval_secs));
                     out.insert("inheritable".into(), json!(quota.inheritable));
@@ -113,6 +113,17 @@ pub async fn handle(
                 }
             }
         }
+    }
+}
+
+/// A float as Go's JSON encoder writes it: a whole number without a fraction.
+fn go_float(value: f64) -> Value {
+    const EXACT: f64 = 9_007_199_254_740_992.0; // 2^53: integers up to here are exact
+    if value.fract() == 0.0 && value.abs() < EXACT {
+        // Exact by the check above.
+        json!(value as i64)
+    } else {
+        json!(value)
     }
 }
 
