@@ -3,7 +3,7 @@
 //! # Layout
 //! - [`parse`] / [`load`]: HCL text or a file to a [`ServerConfig`]; the only entry points.
 //! - `model`: the plain data the binary acts on ([`ServerConfig`], [`StorageConfig`],
-//!   [`ListenerConfig`], [`TlsFiles`]).
+//!   [`ListenerConfig`] with its [`ListenerLimits`], [`TlsFiles`]).
 //! - `parse` (module): the top level of the file and the rules shared by every section; its
 //!   children `storage` and `listener` read one block type each.
 //! - `value`: reading one attribute as a string, boolean, integer or duration, with Vault's
@@ -33,7 +33,9 @@ use std::path::Path;
 
 pub use duration::{InvalidDuration, parse_duration};
 pub use error::{ConfigError, Problem};
-pub use model::{DEFAULT_LISTEN_ADDRESS, ListenerConfig, ServerConfig, StorageConfig, TlsFiles};
+pub use model::{
+    DEFAULT_LISTEN_ADDRESS, ListenerConfig, ListenerLimits, ServerConfig, StorageConfig, TlsFiles,
+};
 pub use tls::load_tls;
 
 /// Parses config text. Errors carry a line number but no file name; see [`load`] for that.

@@ -76,6 +76,51 @@ pub struct ListenerConfig {
     /// Maximum request body in bytes. `None` means "use the server default", which is also what
     /// Vault does for an explicit `0`.
     pub max_request_size: Option<usize>,
+    /// How long a client may take over each phase of a connection, and how many connections
+    /// the listener holds at once.
+    pub limits: ListenerLimits,
+}
+
+/// Time and connection limits of one listener: a slow or stalled client cannot hold a
+/// connection (or a task, or a file descriptor) for ever. Defaults are OpenBao's; as there,
+/// `0` in the file means "the default" for every timeout but `http_write_timeout`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListenerLimits {
+    /// `http_read_header_timeout` (10s): from the first byte of a request (or from accepting
+    /// the connection, or from the start of a TLS handshake) to the end of its headers.
+    pub read_header_timeout: Duration,
+    /// `http_read_timeout` (30s): to read a request's whole body, counted from its headers.
+    pub read_timeout: Duration,
+    /// `http_write_timeout` (none): to write a response. `None` leaves it unbounded in total,
+    /// but a write that makes no progress at all is still cut after the idle timeout.
+    pub write_timeout: Option<Duration>,
+    /// `http_idle_timeout` (5m): how long a keep-alive connection may wait for its next request.
+    pub idle_timeout: Duration,
+    /// `max_request_duration` (90s): how long one request may run, body read included.
+    pub max_request_duration: Duration,
+    /// `max_connections` (Tresor's own key; none by default): connections the listener holds
+    /// at once. Beyond it, new connections wait in the kernel's backlog until one closes.
+    pub max_connections: Option<usize>,
+}
+
+impl ListenerLimits {
+    pub const DEFAULT_READ_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+    pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(30);
+    pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(5 * 60);
+    pub const DEFAULT_MAX_REQUEST_DURATION: Duration = Duration::from_secs(90);
+}
+
+impl Default for ListenerLimits {
+    fn default() -> Self {
+        Self {
+            read_header_timeout: Self::DEFAULT_READ_HEADER_TIMEOUT,
+            read_timeout: Self::DEFAULT_READ_TIMEOUT,
+            write_timeout: None,
+            idle_timeout: Self::DEFAULT_IDLE_TIMEOUT,
+            max_request_duration: Self::DEFAULT_MAX_REQUEST_DURATION,
+            max_connections: None,
+        }
+    }
 }
 
 /// The PEM files a TLS listener serves; load them with [`crate::load_tls`].

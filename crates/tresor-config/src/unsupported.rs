@@ -37,11 +37,6 @@ pub(crate) const TOP_LEVEL_BLOCKS: &[&str] = &[
 
 pub(crate) const LISTENER_KEYS: &[&str] = &[
     "cluster_address",
-    "http_idle_timeout",
-    "http_read_header_timeout",
-    "http_read_timeout",
-    "http_write_timeout",
-    "max_request_duration",
     "proxy_protocol_authorized_addrs",
     "proxy_protocol_behavior",
     "tls_cipher_suites",

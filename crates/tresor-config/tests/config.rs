@@ -11,8 +11,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use tresor_config::{
-    ConfigError, DEFAULT_LISTEN_ADDRESS, ListenerConfig, Problem, ServerConfig, StorageConfig,
-    TlsFiles, load, parse,
+    ConfigError, DEFAULT_LISTEN_ADDRESS, ListenerConfig, ListenerLimits, Problem, ServerConfig,
+    StorageConfig, TlsFiles, load, parse,
 };
 
 const FULL_EXAMPLE: &str = r#"storage "embedded" { path = "/var/lib/tresor/data.redb" }   # default store
@@ -71,6 +71,7 @@ fn full_example_parses() {
                 address: addr("127.0.0.1:8200"),
                 tls: None,
                 max_request_size: Some(33_554_432),
+                limits: Default::default(),
             }],
             api_addr: Some("https://tresor-0:8200".to_owned()),
             cluster_name: Some("prod".to_owned()),
@@ -131,11 +132,13 @@ max_lease_ttl     = 86400
                         key_file: PathBuf::from("/etc/tresor/tls.key"),
                     }),
                     max_request_size: Some(1_048_576),
+                    limits: Default::default(),
                 },
                 ListenerConfig {
                     address: addr("[::1]:8200"),
                     tls: None,
                     max_request_size: None,
+                    limits: Default::default(),
                 },
             ],
             api_addr: Some("https://tresor-0:8200".to_owned()),
@@ -179,6 +182,7 @@ fn defaults() {
             address: DEFAULT_LISTEN_ADDRESS,
             tls: None,
             max_request_size: None,
+            limits: Default::default(),
         }]
     );
     assert_eq!(DEFAULT_LISTEN_ADDRESS, addr("127.0.0.1:8200"));
@@ -705,4 +709,58 @@ fn lease_revocation_paused_is_a_top_level_boolean() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("line 2") || err.contains(":2"), "{err}");
+}
+
+#[test]
+fn listener_limits_default_to_openbao_and_read_vault_keys() {
+    let config = parse(&format!(
+        "{INMEM}listener \"tcp\" {{ tls_disable = true }}\n"
+    ))
+    .unwrap();
+    let limits = config.listeners[0].limits;
+    assert_eq!(limits.read_header_timeout, Duration::from_secs(10));
+    assert_eq!(limits.read_timeout, Duration::from_secs(30));
+    assert_eq!(limits.write_timeout, None);
+    assert_eq!(limits.idle_timeout, Duration::from_secs(300));
+    assert_eq!(limits.max_request_duration, Duration::from_secs(90));
+    assert_eq!(limits.max_connections, None);
+
+    let config = parse(&format!(
+        "{INMEM}listener \"tcp\" {{\n  tls_disable = true\n  http_read_header_timeout = \"2s\"\n  http_read_timeout = 3\n  http_write_timeout = \"4s\"\n  http_idle_timeout = \"1m\"\n  max_request_duration = \"500ms\"\n  max_connections = 64\n}}\n"
+    ))
+    .unwrap();
+    assert_eq!(
+        config.listeners[0].limits,
+        ListenerLimits {
+            read_header_timeout: Duration::from_secs(2),
+            read_timeout: Duration::from_secs(3),
+            write_timeout: Some(Duration::from_secs(4)),
+            idle_timeout: Duration::from_secs(60),
+            max_request_duration: Duration::from_millis(500),
+            max_connections: Some(64),
+        }
+    );
+
+    // As in OpenBao, 0 keeps the default (and leaves the write timeout off).
+    let config = parse(&format!(
+        "{INMEM}listener \"tcp\" {{\n  tls_disable = true\n  http_read_header_timeout = 0\n  http_write_timeout = \"0s\"\n  max_connections = 0\n}}\n"
+    ))
+    .unwrap();
+    assert_eq!(config.listeners[0].limits, ListenerLimits::default());
+
+    let (line, problem) = fail(&format!(
+        "{INMEM}listener \"tcp\" {{\n  tls_disable = true\n  http_idle_timeout = \"-5s\"\n}}\n"
+    ));
+    assert_eq!(line, 4);
+    assert!(matches!(problem, Problem::InvalidValue { ref key, .. } if key == "http_idle_timeout"));
+    let (line, problem) = fail(&format!(
+        "{INMEM}listener \"tcp\" {{\n  tls_disable = true\n  max_connections = \"many\"\n}}\n"
+    ));
+    assert_eq!(line, 4);
+    assert!(matches!(problem, Problem::InvalidValue { ref key, .. } if key == "max_connections"));
+    let (line, problem) = fail(&format!(
+        "{INMEM}listener \"tcp\" {{\n  tls_disable = true\n  http_read_timeout_s = 5\n}}\n"
+    ));
+    assert_eq!(line, 4);
+    assert!(matches!(problem, Problem::UnknownKey { ref key, .. } if key == "http_read_timeout_s"));
 }

@@ -59,6 +59,8 @@ pub struct Active {
     pub cluster: ClusterInfo,
     pub expiration: Arc<ExpirationManager>,
     pub identity: crate::identity::IdentityStore,
+    /// Rate-limit quotas, checked per request from memory.
+    pub quotas: crate::quotas::QuotaStore,
     /// Serialises unwrap and rewrap, so a wrapped response is handed out at most once.
     pub wrapping: Mutex<()>,
 }
@@ -390,6 +392,7 @@ impl Core {
         let mounts = MountTables::load(self.barrier.clone(), self.registry.clone()).await?;
         let expiration = Arc::new(ExpirationManager::new(queue, self.options.leases.clone()));
         let identity = crate::identity::IdentityStore::open(self.barrier.clone()).await?;
+        let quotas = crate::quotas::QuotaStore::open(self.barrier.clone()).await?;
         Ok(Active {
             tokens,
             policies,
@@ -397,6 +400,7 @@ impl Core {
             cluster,
             expiration,
             identity,
+            quotas,
             wrapping: Mutex::new(()),
         })
     }

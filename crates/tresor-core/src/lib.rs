@@ -18,6 +18,8 @@
 //! - [`logical`]: serving non-`sys/` requests through the router.
 //! - [`login`]: requests to auth methods; turning a method's [`tresor_sdk::auth::Login`] into a
 //!   token; renewal limits from the method; `verbose_denials`.
+//! - [`quotas`]: rate-limit quotas: persisted below the barrier, loaded at unseal, checked
+//!   per request from an in-memory set with one bucket per client address.
 //! - [`params`]: Vault-style parameter decoding (durations, string lists).
 //! - [`wrapping`]: response wrapping: single-use wrapping tokens, the response in their
 //!   cubbyhole, unwrap / lookup / rewrap.
@@ -39,6 +41,7 @@ pub mod mount;
 pub mod params;
 pub mod policy;
 pub mod policy_store;
+pub mod quotas;
 pub mod random;
 pub mod seal;
 pub mod shamir;

@@ -1,5 +1,6 @@
 //! The one entry point for `/v1/…`: the order of checks is Vault's.
 //!
+//! 0. Rate-limit quotas (`sys::quotas::check`), from the URI and the client address alone.
 //! 1. Unauthenticated `sys/` endpoints (health, seal-status, init, unseal, leader, generate-root)
 //!    answer first, sealed or not.
 //! 2. Everything else answers 503 while sealed.
@@ -19,13 +20,29 @@ use crate::response::{logical_response, no_content};
 use crate::sys;
 
 pub async fn handle(State(state): State<AppState>, request: http::Request<Body>) -> Response {
+    // Rate-limit quotas apply before anything else, the body included, as in OpenBao.
+    let quota_headers = match crate::request::quota_path(&request) {
+        Some((path, client)) => match sys::quotas::check(&state, &path, client) {
+            sys::quotas::Checked::Refused(response) => return response,
+            sys::quotas::Checked::Allowed(headers) => headers,
+        },
+        None => None,
+    };
+    let mut response = answer(&state, request).await;
+    if let Some(headers) = quota_headers {
+        response.headers_mut().extend(headers);
+    }
+    response
+}
+
+async fn answer(state: &AppState, request: http::Request<Body>) -> Response {
     let request = match ApiRequest::parse(request, state.max_request_size).await {
         Ok(r) => r,
         Err(err) => return err.into_response(),
     };
     let wrap = request.wrap_ttl.map(|ttl| (ttl, request.path.clone()));
-    let answer = match (route(&state, request).await, wrap) {
-        (Ok(response), Some((ttl, path))) => crate::wrap::wrap(&state, response, ttl, &path).await,
+    let answer = match (route(state, request).await, wrap) {
+        (Ok(response), Some((ttl, path))) => crate::wrap::wrap(state, response, ttl, &path).await,
         (other, _) => other,
     };
     match answer {

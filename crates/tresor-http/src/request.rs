@@ -43,6 +43,19 @@ pub struct ApiRequest {
     pub wrap_ttl: Option<u64>,
 }
 
+/// The API path (after `/v1/`, percent-decoded) and the client address a quota check needs,
+/// taken from the URI alone; `None` for anything that is not a well-formed `/v1/` path (its
+/// parse will refuse it anyway).
+pub fn quota_path(request: &http::Request<Body>) -> Option<(String, Option<std::net::IpAddr>)> {
+    let path = request.uri().path().strip_prefix("/v1/")?;
+    let path = percent_decode(path).ok()?;
+    let client = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip());
+    Some((path, client))
+}
+
 impl ApiRequest {
     pub async fn parse(request: http::Request<Body>, limit: usize) -> Result<Self, ApiError> {
         let (parts, body) = request.into_parts();

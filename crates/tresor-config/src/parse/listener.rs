@@ -7,7 +7,7 @@ use hcl_edit::structure::Block;
 
 use super::{Cx, Section};
 use crate::error::{Located, Problem};
-use crate::model::{DEFAULT_LISTEN_ADDRESS, ListenerConfig, TlsFiles};
+use crate::model::{DEFAULT_LISTEN_ADDRESS, ListenerConfig, ListenerLimits, TlsFiles};
 use crate::unsupported;
 use crate::value::Value;
 
@@ -17,6 +17,12 @@ const KEYS: &[&str] = &[
     "tls_cert_file",
     "tls_key_file",
     "max_request_size",
+    "http_read_header_timeout",
+    "http_read_timeout",
+    "http_write_timeout",
+    "http_idle_timeout",
+    "max_request_duration",
+    "max_connections",
 ];
 
 pub(super) fn read(cx: &Cx, block: &Block) -> Result<ListenerConfig, Located> {
@@ -42,6 +48,7 @@ pub(super) fn read(cx: &Cx, block: &Block) -> Result<ListenerConfig, Located> {
     let mut cert_file = None;
     let mut key_file = None;
     let mut max_request_size = None;
+    let mut limits = ListenerLimits::default();
     for attr in section.attributes(cx, &block.body)? {
         let value = cx.value(attr);
         match value.key() {
@@ -50,6 +57,24 @@ pub(super) fn read(cx: &Cx, block: &Block) -> Result<ListenerConfig, Located> {
             "tls_cert_file" => cert_file = Some(PathBuf::from(value.string()?)),
             "tls_key_file" => key_file = Some(PathBuf::from(value.string()?)),
             "max_request_size" => max_request_size = request_size(&value)?,
+            "http_read_header_timeout" => {
+                limits.read_header_timeout = timeout_or(&value, limits.read_header_timeout)?;
+            }
+            "http_read_timeout" => limits.read_timeout = timeout_or(&value, limits.read_timeout)?,
+            "http_write_timeout" => {
+                let timeout = value.duration()?;
+                limits.write_timeout = (!timeout.is_zero()).then_some(timeout);
+            }
+            "http_idle_timeout" => limits.idle_timeout = timeout_or(&value, limits.idle_timeout)?,
+            "max_request_duration" => {
+                limits.max_request_duration = timeout_or(&value, limits.max_request_duration)?;
+            }
+            "max_connections" => {
+                let count = value.unsigned()?;
+                let count =
+                    usize::try_from(count).map_err(|_| value.invalid("is too large".to_owned()))?;
+                limits.max_connections = (count != 0).then_some(count);
+            }
             _ => return Err(section.unknown_attribute(cx, attr)),
         }
     }
@@ -74,7 +99,18 @@ pub(super) fn read(cx: &Cx, block: &Block) -> Result<ListenerConfig, Located> {
         address,
         tls,
         max_request_size,
+        limits,
     })
+}
+
+/// A duration where `0` means "the default", as OpenBao reads its listener timeouts (it only
+/// overrides a default with a positive value).
+fn timeout_or(
+    value: &Value<'_>,
+    default: std::time::Duration,
+) -> Result<std::time::Duration, Located> {
+    let timeout = value.duration()?;
+    Ok(if timeout.is_zero() { default } else { timeout })
 }
 
 fn socket_addr(value: &Value<'_>) -> Result<SocketAddr, Located> {

@@ -429,7 +429,16 @@ impl Core {
                 MountKind::Auth => {}
             }
         }
-        active.mounts.disable(kind, path).await
+        let disabled = active.mounts.disable(kind, path).await?;
+        if let Some(entry) = &disabled {
+            // As in Vault, a mount's quotas go with it.
+            let api_path = match kind {
+                MountKind::Secret => entry.path.clone(),
+                MountKind::Auth => format!("auth/{}", entry.path),
+            };
+            active.quotas.mount_disabled(&api_path).await?;
+        }
+        Ok(disabled)
     }
 
     /// `sys/remount`. As in Vault, moving a secrets engine revokes its leases: their ids name

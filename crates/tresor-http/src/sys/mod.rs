@@ -9,6 +9,7 @@ pub mod leader;
 pub mod leases;
 pub mod mounts;
 pub mod policy;
+pub mod quotas;
 pub mod seal;
 pub mod wrapping;
 
@@ -55,6 +56,9 @@ pub async fn authenticated(state: &AppState, request: &ApiRequest) -> Result<Res
     // anything else is an unsupported path, as in OpenBao.
     if let Some(endpoint) = leases::endpoint(path) {
         return leases::handle(state, request, endpoint, &data).await;
+    }
+    if let Some(endpoint) = quotas::endpoint(path) {
+        return quotas::handle(state, request, endpoint, &data).await;
     }
     match path {
         "sys/rotate" | "sys/rotate/keyring" => keys::rotate(state, request).await,

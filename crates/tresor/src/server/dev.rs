@@ -34,6 +34,7 @@ pub fn config(args: &ServerArgs) -> Result<ServerConfig> {
             address,
             tls: None,
             max_request_size: None,
+            limits: Default::default(),
         }],
         api_addr: None,
         cluster_name: None,

@@ -1,17 +1,35 @@
 //! Listeners: plain or TLS (rustls), all sharing one router, all drained on shutdown.
+//!
+//! Each listener runs its own accept loop. With `max_connections`, the loop takes a permit
+//! before it accepts, so connections beyond the limit wait in the kernel's backlog instead of
+//! holding a file descriptor and a task. Each connection is served by [`connection`]: the TLS
+//! handshake under the header timeout, then HTTP/1.1 or h2 under the phase limits that
+//! [`super::watch`] enforces.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow};
 use axum::Router;
-use axum_server::Handle;
-use axum_server::tls_rustls::RustlsConfig;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
-use tresor_config::ListenerConfig;
+use tokio_rustls::TlsAcceptor;
+use tresor_config::{ListenerConfig, ListenerLimits};
+
+use super::service;
+use super::watch::{ConnState, Watched};
 
 /// How long in-flight requests get to finish after a shutdown signal.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Pause after a failed accept (e.g. out of file descriptors) before trying again, so the
+/// loop does not spin while the condition lasts.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
 #[derive(Debug)]
 pub struct Bound {
@@ -40,81 +58,207 @@ impl Bound {
 #[derive(Debug)]
 pub struct Servers {
     pub bound: Vec<Bound>,
-    handles: Vec<Handle<SocketAddr>>,
-    tasks: JoinSet<std::io::Result<()>>,
+    shutdown: watch::Sender<bool>,
+    tasks: JoinSet<()>,
 }
 
 /// Binds every listener; returns once all accept connections (or the first fails).
 pub async fn start(listeners: &[ListenerConfig], app: Router) -> Result<Servers> {
+    let (shutdown, _) = watch::channel(false);
     let mut servers = Servers {
         bound: Vec::new(),
-        handles: Vec::new(),
+        shutdown,
         tasks: JoinSet::new(),
     };
     for listener in listeners {
-        let handle = Handle::new();
-        // Connection info gives handlers the client address (CIDR-bound tokens and secret ids).
-        let service = app
-            .clone()
-            .into_make_service_with_connect_info::<SocketAddr>();
-        match &listener.tls {
-            None => {
-                let server = axum_server::bind(listener.address).handle(handle.clone());
-                servers
-                    .tasks
-                    .spawn(async move { server.serve(service).await });
-            }
-            Some(files) => {
-                let tls = tresor_config::load_tls(files)?;
-                let server =
-                    axum_server::bind_rustls(listener.address, RustlsConfig::from_config(tls))
-                        .handle(handle.clone());
-                servers
-                    .tasks
-                    .spawn(async move { server.serve(service).await });
-            }
-        }
-        let Some(addr) = handle.listening().await else {
-            // The task has finished with the bind error; report it.
-            let err = match servers.tasks.join_next().await {
-                Some(Ok(Err(e))) => anyhow!(e),
-                _ => anyhow!("listener stopped before accepting connections"),
-            };
-            return Err(err).with_context(|| format!("could not listen on {}", listener.address));
+        let tls = match &listener.tls {
+            None => None,
+            Some(files) => Some(TlsAcceptor::from(tresor_config::load_tls(files)?)),
         };
+        let socket = TcpListener::bind(listener.address)
+            .await
+            .with_context(|| format!("could not listen on {}", listener.address))?;
+        let addr = socket
+            .local_addr()
+            .with_context(|| format!("could not listen on {}", listener.address))?;
         servers.bound.push(Bound {
             addr,
-            tls: listener.tls.is_some(),
+            tls: tls.is_some(),
         });
-        servers.handles.push(handle);
+        let accept = AcceptLoop {
+            socket,
+            tls,
+            app: app.clone(),
+            limits: listener.limits,
+            shutdown: servers.shutdown.subscribe(),
+        };
+        servers.tasks.spawn(accept.run());
     }
     Ok(servers)
 }
 
 impl Servers {
-    /// Serves until SIGINT/SIGTERM (or a listener fails), then stops accepting and lets
-    /// in-flight requests finish.
+    /// Serves until SIGINT/SIGTERM, then stops accepting and lets in-flight requests finish.
     pub async fn run_until_shutdown(mut self) -> Result<()> {
         let outcome = tokio::select! {
             signal = shutdown_signal() => {
                 tracing::info!(signal, "shutting down: draining in-flight requests");
                 Ok(())
             }
-            Some(joined) = self.tasks.join_next() => match joined {
-                Ok(Ok(())) => Ok(()),
-                Ok(Err(e)) => Err(anyhow!(e).context("listener failed")),
-                Err(e) => Err(anyhow!(e).context("listener task failed")),
-            },
+            Some(joined) = self.tasks.join_next() => Err(match joined {
+                Ok(()) => anyhow!("a listener stopped"),
+                Err(e) => anyhow!(e).context("listener task failed"),
+            }),
         };
-        for handle in &self.handles {
-            handle.graceful_shutdown(Some(DRAIN_TIMEOUT));
+        let _ = self.shutdown.send(true);
+        while self.tasks.join_next().await.is_some() {}
+        outcome
+    }
+}
+
+struct AcceptLoop {
+    socket: TcpListener,
+    tls: Option<TlsAcceptor>,
+    app: Router,
+    limits: ListenerLimits,
+    shutdown: watch::Receiver<bool>,
+}
+
+impl AcceptLoop {
+    async fn run(mut self) {
+        let permits = self
+            .limits
+            .max_connections
+            .map(|n| Arc::new(Semaphore::new(n)));
+        let mut connections = JoinSet::new();
+        loop {
+            // Finished connections are reaped as we go, so the set holds only live ones.
+            while connections.try_join_next().is_some() {}
+            let permit = match &permits {
+                None => None,
+                Some(permits) => tokio::select! {
+                    permit = Arc::clone(permits).acquire_owned() => permit.ok(),
+                    _ = self.shutdown.changed() => break,
+                },
+            };
+            let accepted = tokio::select! {
+                accepted = self.socket.accept() => accepted,
+                _ = self.shutdown.changed() => break,
+            };
+            let (stream, remote) = match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accepting a connection failed");
+                    tokio::time::sleep(ACCEPT_BACKOFF).await;
+                    continue;
+                }
+            };
+            let _ = stream.set_nodelay(true);
+            let conn = Connection {
+                app: self.app.clone(),
+                limits: self.limits,
+                remote,
+                shutdown: self.shutdown.clone(),
+            };
+            let tls = self.tls.clone();
+            connections.spawn(async move {
+                conn.serve(stream, tls).await;
+                drop(permit);
+            });
         }
-        while let Some(joined) = self.tasks.join_next().await {
-            if let Ok(Err(e)) = joined {
-                tracing::warn!(error = %e, "listener ended with an error during shutdown");
+        let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
+            while connections.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!(
+                left = connections.len(),
+                "connections still busy after the drain timeout; closing them"
+            );
+            connections.shutdown().await;
+        }
+    }
+}
+
+struct Connection {
+    app: Router,
+    limits: ListenerLimits,
+    remote: SocketAddr,
+    shutdown: watch::Receiver<bool>,
+}
+
+impl Connection {
+    async fn serve(self, stream: TcpStream, tls: Option<TlsAcceptor>) {
+        match tls {
+            None => self.http(stream).await,
+            Some(acceptor) => {
+                // As in Go's server, a handshake gets the header timeout: a client that opens a
+                // TLS connection and stalls holds nothing for longer than one that stalls in
+                // plain HTTP.
+                let handshake =
+                    tokio::time::timeout(self.limits.read_header_timeout, acceptor.accept(stream))
+                        .await;
+                match handshake {
+                    Ok(Ok(stream)) => self.http(stream).await,
+                    Ok(Err(e)) => {
+                        tracing::debug!(remote = %self.remote, error = %e, "TLS handshake failed");
+                    }
+                    Err(_) => tracing::debug!(
+                        remote = %self.remote,
+                        "TLS handshake not completed within http_read_header_timeout"
+                    ),
+                }
             }
         }
-        outcome
+    }
+
+    async fn http<S>(mut self, stream: S)
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let state = ConnState::new(self.limits);
+        let io = TokioIo::new(Watched::new(stream, Arc::clone(&state)));
+        let (app, limits, remote) = (self.app.clone(), self.limits, self.remote);
+        let conn_state = Arc::clone(&state);
+        let handler = hyper::service::service_fn(move |request| {
+            service::serve(
+                app.clone(),
+                Arc::clone(&conn_state),
+                limits,
+                remote,
+                request,
+            )
+        });
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        // Header and idle time are enforced by the watchdog below; hyper's own header timer
+        // would also cut idle keep-alive connections at the header timeout.
+        builder.http1().header_read_timeout(None);
+        let conn = builder.serve_connection(io, handler);
+        tokio::pin!(conn);
+        let mut draining = *self.shutdown.borrow();
+        if draining {
+            conn.as_mut().graceful_shutdown();
+        }
+        loop {
+            tokio::select! {
+                result = conn.as_mut() => {
+                    if let Err(e) = result {
+                        tracing::debug!(remote = %self.remote, error = %e, "connection ended with an error");
+                    }
+                    return;
+                }
+                why = state.expired() => {
+                    tracing::debug!(remote = %self.remote, reason = why.describe(), "closing connection");
+                    return;
+                }
+                changed = self.shutdown.changed(), if !draining => {
+                    draining = true;
+                    if changed.is_ok() {
+                        conn.as_mut().graceful_shutdown();
+                    }
+                }
+            }
+        }
     }
 }
 

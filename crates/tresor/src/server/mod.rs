@@ -3,6 +3,8 @@
 
 mod dev;
 mod listen;
+mod service;
+mod watch;
 
 use std::path::PathBuf;
 use std::sync::Arc;

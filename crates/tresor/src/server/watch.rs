@@ -1,0 +1,259 @@
+//! What one connection is doing, and the single deadline that follows from it.
+//!
+//! A connection is either waiting for a request (idle), reading one (its headers have started
+//! to arrive), or serving requests (at least one in flight). Each phase has its own limit
+//! ([`ListenerLimits`]); the connection's task sleeps until the one deadline of its current
+//! phase and is woken early only when the phase changes. Nothing ticks per connection.
+//!
+//! - [`Watched`] wraps the socket: the first byte after an idle period starts the header
+//!   clock, a write that cannot proceed starts the write-stall clock.
+//! - [`RequestGuard`] is held by each request until its response body is finished (or
+//!   dropped): while any is alive, the header and idle clocks are off.
+//! - [`ConnState::expired`] waits for the deadline of whatever phase the connection is in.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::Notify;
+use tokio::time::Instant;
+use tresor_config::ListenerLimits;
+
+/// Why a connection was closed by its watchdog.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expired {
+    /// A request's headers did not arrive in `http_read_header_timeout`.
+    Headers,
+    /// No request came in `http_idle_timeout`.
+    Idle,
+    /// A response write made no progress in `http_write_timeout` (or the idle timeout).
+    WriteStalled,
+}
+
+impl Expired {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::Headers => "request headers not received within http_read_header_timeout",
+            Self::Idle => "no request within http_idle_timeout",
+            Self::WriteStalled => "response write stalled",
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Phase {
+    /// Requests whose response has not been fully handed to the connection yet.
+    in_flight: usize,
+    /// Set by the first HTTP/2 request: h2 has no header phase of its own (its frames,
+    /// pings included, flow while idle), so only the idle clock applies between requests.
+    http2: bool,
+    /// When the connection last became idle (accepted, or its last response finished).
+    idle_since: Instant,
+    /// When the first byte of the next request's headers arrived. A new connection starts
+    /// with it set, so a client that connects and says nothing gets the header timeout, as
+    /// Go's server (and so Vault) does.
+    head_started: Option<Instant>,
+    /// When a write last returned `Pending` without any progress since.
+    write_blocked_since: Option<Instant>,
+}
+
+/// Shared by the socket wrapper, the request guards and the connection's watchdog.
+#[derive(Debug)]
+pub struct ConnState {
+    phase: Mutex<Phase>,
+    changed: Notify,
+    limits: ListenerLimits,
+}
+
+impl ConnState {
+    pub fn new(limits: ListenerLimits) -> Arc<Self> {
+        let now = Instant::now();
+        Arc::new(Self {
+            phase: Mutex::new(Phase {
+                in_flight: 0,
+                http2: false,
+                idle_since: now,
+                head_started: Some(now),
+                write_blocked_since: None,
+            }),
+            changed: Notify::new(),
+            limits,
+        })
+    }
+
+    fn phase(&self) -> MutexGuard<'_, Phase> {
+        // A panic while holding this lock cannot leave the phase inconsistent (every update
+        // is a single field assignment), so a poisoned lock is still usable.
+        self.phase
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// A request's headers are in: the header and idle clocks stop until it is answered.
+    pub fn begin_request(self: &Arc<Self>, http2: bool) -> RequestGuard {
+        let mut phase = self.phase();
+        phase.in_flight = phase.in_flight.saturating_add(1);
+        phase.http2 |= http2;
+        phase.head_started = None;
+        drop(phase);
+        self.changed.notify_one();
+        RequestGuard {
+            state: Arc::clone(self),
+        }
+    }
+
+    fn end_request(&self) {
+        let mut phase = self.phase();
+        phase.in_flight = phase.in_flight.saturating_sub(1);
+        if phase.in_flight == 0 {
+            phase.idle_since = Instant::now();
+            phase.head_started = None;
+        }
+        drop(phase);
+        self.changed.notify_one();
+    }
+
+    fn bytes_read(&self) {
+        let mut phase = self.phase();
+        if phase.in_flight == 0 && phase.head_started.is_none() && !phase.http2 {
+            phase.head_started = Some(Instant::now());
+            drop(phase);
+            self.changed.notify_one();
+        }
+    }
+
+    fn write_blocked(&self, blocked: bool) {
+        let mut phase = self.phase();
+        match (blocked, phase.write_blocked_since.is_some()) {
+            (true, false) => {
+                phase.write_blocked_since = Some(Instant::now());
+                drop(phase);
+                self.changed.notify_one();
+            }
+            // Unblocking needs no wake-up: the watchdog re-reads the phase at its deadline.
+            (false, true) => phase.write_blocked_since = None,
+            _ => {}
+        }
+    }
+
+    /// The earliest deadline of the current phase, and what it stands for.
+    fn deadline(&self) -> Option<(Instant, Expired)> {
+        let phase = self.phase();
+        let limits = &self.limits;
+        let write = phase.write_blocked_since.map(|since| {
+            let limit = limits.write_timeout.unwrap_or(limits.idle_timeout);
+            (since + limit, Expired::WriteStalled)
+        });
+        let waiting = (phase.in_flight == 0).then(|| match phase.head_started {
+            Some(started) if !phase.http2 => {
+                (started + limits.read_header_timeout, Expired::Headers)
+            }
+            _ => (phase.idle_since + limits.idle_timeout, Expired::Idle),
+        });
+        match (write, waiting) {
+            (Some(a), Some(b)) => Some(if a.0 <= b.0 { a } else { b }),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Resolves when the connection has overrun the limit of the phase it is in.
+    pub async fn expired(&self) -> Expired {
+        loop {
+            let notified = self.changed.notified();
+            tokio::pin!(notified);
+            // Registered before the deadline is read, so a change in between still wakes us.
+            notified.as_mut().enable();
+            match self.deadline() {
+                Some((at, why)) if at <= Instant::now() => return why,
+                Some((at, _)) => {
+                    tokio::select! {
+                        () = &mut notified => {}
+                        () = tokio::time::sleep_until(at) => {}
+                    }
+                }
+                None => notified.await,
+            }
+        }
+    }
+}
+
+/// Marks one request in flight until dropped (with its response body, or with the
+/// connection).
+#[derive(Debug)]
+pub struct RequestGuard {
+    state: Arc<ConnState>,
+}
+
+impl Drop for RequestGuard {
+    fn drop(&mut self) {
+        self.state.end_request();
+    }
+}
+
+/// The connection's byte stream, reporting reads and stalled writes to its [`ConnState`].
+#[derive(Debug)]
+pub struct Watched<S> {
+    inner: S,
+    state: Arc<ConnState>,
+}
+
+impl<S> Watched<S> {
+    pub fn new(inner: S, state: Arc<ConnState>) -> Self {
+        Self { inner, state }
+    }
+
+    fn track_write<T>(&self, poll: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
+        self.state.write_blocked(poll.is_pending());
+        poll
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let poll = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if matches!(poll, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            self.state.bytes_read();
+        }
+        poll
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let poll = Pin::new(&mut self.inner).poll_write(cx, data);
+        self.track_write(poll)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let poll = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.track_write(poll)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let poll = Pin::new(&mut self.inner).poll_flush(cx);
+        self.track_write(poll)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
