@@ -59,6 +59,8 @@ pub struct Active {
     pub cluster: ClusterInfo,
     pub expiration: Arc<ExpirationManager>,
     pub identity: crate::identity::IdentityStore,
+    /// Password policies (`sys/policies/password/*`).
+    pub password_policies: crate::password_policy::PasswordPolicyStore,
     /// Serialises unwrap and rewrap, so a wrapped response is handed out at most once.
     pub wrapping: Mutex<()>,
 }
@@ -397,6 +399,9 @@ impl Core {
             cluster,
             expiration,
             identity,
+            password_policies: crate::password_policy::PasswordPolicyStore::new(
+                self.barrier.clone(),
+            ),
             wrapping: Mutex::new(()),
         })
     }

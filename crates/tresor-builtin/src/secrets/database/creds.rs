@@ -108,7 +108,7 @@ pub(crate) async fn issue(
         .filter(|p| !p.is_empty())
         .unwrap_or(&connection.stored.password_policy)
         .to_owned();
-    let password = password::generate(&policy)?;
+    let password = inner.password(&policy).await?;
     let in_statements = statement_password(&connection, &password);
 
     let undo = if role.rollback_statements.is_empty() {

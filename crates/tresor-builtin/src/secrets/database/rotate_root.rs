@@ -62,7 +62,7 @@ async fn apply(
     let (new_password, fresh) = match &stored.pending_password {
         Some(p) => (p.clone(), false),
         None => {
-            let p = password::generate(&stored.password_policy)?;
+            let p = inner.password(&stored.password_policy).await?;
             stored.pending_password = Some(p.clone());
             config::save(storage, name, &stored).await?;
             (p, true)

@@ -377,7 +377,7 @@ async fn rotate_locked(
                 .filter(|p| !p.is_empty())
                 .unwrap_or(&connection.stored.password_policy)
                 .to_owned();
-            let password = password::generate(&policy)?;
+            let password = inner.password(&policy).await?;
             role.pending = Some(Pending {
                 password: password.clone(),
                 started_ns: inner.clock.now(),
