@@ -830,8 +830,10 @@ async fn password_policies_shape_dynamic_static_and_root_passwords() {
         &server,
         "POST",
         "database/roles/pin",
-        Some(json!({"db_name": "db", "creation_statements": creation(false),
-                    "credential_config": {"password_policy": "digits"}})),
+        Some(
+            json!({"db_name": "db", "creation_statements": creation(false),
+                    "credential_config": {"password_policy": "digits"}}),
+        ),
     )
     .await;
 
@@ -840,8 +842,17 @@ async fn password_policies_shape_dynamic_static_and_root_passwords() {
     let mut secrets = Vec::new();
     for _ in 0..3 {
         let (user, password, ..) = issue(&server, "database/creds/app", ROOT).await;
-        assert!(follows(&password, 30, LOWER_DIGITS, "0123456789", 5), "{password}");
-        assert!(follows(&password, 30, LOWER_DIGITS, "abcdefghijklmnopqrstuvwxyz", 5));
+        assert!(
+            follows(&password, 30, LOWER_DIGITS, "0123456789", 5),
+            "{password}"
+        );
+        assert!(follows(
+            &password,
+            30,
+            LOWER_DIGITS,
+            "abcdefghijklmnopqrstuvwxyz",
+            5
+        ));
         assert!(pg.password_is(&user, &password).await);
         let login = connect(&format!(
             "host=127.0.0.1 user={user} password={password} dbname={}",
@@ -854,7 +865,10 @@ async fn password_policies_shape_dynamic_static_and_root_passwords() {
         secrets.push(password);
     }
     let (user, password, ..) = issue(&server, "database/creds/pin", ROOT).await;
-    assert!(follows(&password, 12, "0123456789", "0123456789", 12), "{password}");
+    assert!(
+        follows(&password, 12, "0123456789", "0123456789", 12),
+        "{password}"
+    );
     assert!(pg.password_is(&user, &password).await);
     secrets.push(password);
 
@@ -868,8 +882,10 @@ async fn password_policies_shape_dynamic_static_and_root_passwords() {
         &server,
         "POST",
         "database/static-roles/svc",
-        Some(json!({"db_name": "db", "username": account, "rotation_period": "1h",
-                    "credential_config": {"password_policy": "digits"}})),
+        Some(
+            json!({"db_name": "db", "username": account, "rotation_period": "1h",
+                    "credential_config": {"password_policy": "digits"}}),
+        ),
     )
     .await;
     for rotate in [false, true] {
@@ -878,7 +894,10 @@ async fn password_policies_shape_dynamic_static_and_root_passwords() {
         }
         let creds = ok(&server, "GET", "database/static-creds/svc", None).await;
         let password = creds["data"]["password"].as_str().unwrap().to_owned();
-        assert!(follows(&password, 12, "0123456789", "0123456789", 12), "{password}");
+        assert!(
+            follows(&password, 12, "0123456789", "0123456789", 12),
+            "{password}"
+        );
         assert!(pg.password_is(&account, &password).await);
         secrets.push(password);
     }
@@ -894,8 +913,10 @@ async fn password_policies_shape_dynamic_static_and_root_passwords() {
         &server,
         "POST",
         "database/roles/ghost",
-        Some(json!({"db_name": "db", "creation_statements": creation(false),
-                    "credential_config": {"password_policy": "missing"}})),
+        Some(
+            json!({"db_name": "db", "creation_statements": creation(false),
+                    "credential_config": {"password_policy": "missing"}}),
+        ),
     )
     .await;
     let (status, reply) = raw(&server, "GET", "database/creds/ghost", Some(ROOT), None).await;

@@ -70,7 +70,9 @@ fn satisfies(password: &str) -> bool {
         && count("ABCDEFGHIJKLMNOPQRSTUVWXYZ") >= 2
         && count("0123456789") >= 3
         && count("!@#$%^&*") >= 1
-        && password.chars().all(|c| c.is_ascii_alphanumeric() || "!@#$%^&*".contains(c))
+        && password
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "!@#$%^&*".contains(c))
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -96,7 +98,13 @@ async fn policies_are_written_read_listed_generated_from_and_deleted() {
 
     let mut seen = std::collections::HashSet::new();
     for _ in 0..50 {
-        let reply = ok(&server, "GET", "sys/policies/password/strong/generate", None).await;
+        let reply = ok(
+            &server,
+            "GET",
+            "sys/policies/password/strong/generate",
+            None,
+        )
+        .await;
         let password = reply["data"]["password"].as_str().unwrap().to_owned();
         assert!(satisfies(&password), "{password:?}");
         seen.insert(password);
@@ -116,7 +124,8 @@ async fn policies_are_written_read_listed_generated_from_and_deleted() {
         Some(json!({"policy": json_policy})),
     )
     .await;
-    let b64 = base64::engine::general_purpose::STANDARD.encode("length = 6\nrule \"charset\" {\n  charset = \"01\"\n}\n");
+    let b64 = base64::engine::general_purpose::STANDARD
+        .encode("length = 6\nrule \"charset\" {\n  charset = \"01\"\n}\n");
     ok(
         &server,
         "PUT",
@@ -125,32 +134,65 @@ async fn policies_are_written_read_listed_generated_from_and_deleted() {
     )
     .await;
     let read = ok(&server, "GET", "sys/policies/password/team/binary", None).await;
-    assert_eq!(read["data"]["policy"], "length = 6\nrule \"charset\" {\n  charset = \"01\"\n}\n");
-    let reply = ok(&server, "GET", "sys/policies/password/team/binary/generate", None).await;
+    assert_eq!(
+        read["data"]["policy"],
+        "length = 6\nrule \"charset\" {\n  charset = \"01\"\n}\n"
+    );
+    let reply = ok(
+        &server,
+        "GET",
+        "sys/policies/password/team/binary/generate",
+        None,
+    )
+    .await;
     let bits = reply["data"]["password"].as_str().unwrap();
-    assert!(bits.len() == 6 && bits.chars().all(|c| c == '0' || c == '1'), "{bits}");
+    assert!(
+        bits.len() == 6 && bits.chars().all(|c| c == '0' || c == '1'),
+        "{bits}"
+    );
     let reply = ok(&server, "GET", "sys/policies/password/json/generate", None).await;
     let xyz = reply["data"]["password"].as_str().unwrap();
-    assert!(xyz.len() == 8 && xyz.chars().all(|c| "xyz".contains(c)), "{xyz}");
+    assert!(
+        xyz.len() == 8 && xyz.chars().all(|c| "xyz".contains(c)),
+        "{xyz}"
+    );
 
     // LIST (both spellings): each level sorted, nested names after.
     let listed = ok(&server, "LIST", "sys/policies/password/", None).await;
-    assert_eq!(listed["data"]["keys"], json!(["json", "strong", "team/binary"]));
+    assert_eq!(
+        listed["data"]["keys"],
+        json!(["json", "strong", "team/binary"])
+    );
     let listed = ok(&server, "GET", "sys/policies/password?list=true", None).await;
-    assert_eq!(listed["data"]["keys"], json!(["json", "strong", "team/binary"]));
+    assert_eq!(
+        listed["data"]["keys"],
+        json!(["json", "strong", "team/binary"])
+    );
 
     // Unknown names; DELETE of a missing policy is a 204.
-    for path in ["sys/policies/password/nope", "sys/policies/password/nope/generate"] {
+    for path in [
+        "sys/policies/password/nope",
+        "sys/policies/password/nope/generate",
+    ] {
         assert_eq!(
             refused(&server, "GET", path, None).await,
             (404, coded("policy does not exist"))
         );
     }
-    let (status, _) = raw(&server, "DELETE", "sys/policies/password/nope", Some(ROOT), None).await;
+    let (status, _) = raw(
+        &server,
+        "DELETE",
+        "sys/policies/password/nope",
+        Some(ROOT),
+        None,
+    )
+    .await;
     assert_eq!(status, 204);
     ok(&server, "DELETE", "sys/policies/password/json", None).await;
     assert_eq!(
-        refused(&server, "GET", "sys/policies/password/json", None).await.0,
+        refused(&server, "GET", "sys/policies/password/json", None)
+            .await
+            .0,
         404
     );
     // Unsupported operations.
@@ -185,27 +227,43 @@ async fn bad_policies_are_refused_with_openbaos_messages() {
         ),
         (
             put("length = 4\nrule \"charset\" {\n charset = \"abc\"\n min-chars = 5\n}"),
-            coded("invalid password policy: 1 error occurred:\n\t* specified rules require at least 5 characters but 4 is specified\n\n"),
+            coded(
+                "invalid password policy: 1 error occurred:\n\t* specified rules require at least 5 characters but 4 is specified\n\n",
+            ),
         ),
         (
             put(" "),
-            coded("invalid password policy: 2 errors occurred:\n\t* length must be > 0\n\t* no charset specified\n\n"),
+            coded(
+                "invalid password policy: 2 errors occurred:\n\t* length must be > 0\n\t* no charset specified\n\n",
+            ),
         ),
         (
             put("length = 10\nrule \"foo\" {\n charset = \"abc\"\n}"),
-            coded("invalid password policy: unable to parse rules: unable to parse rule foo: unrecognized rule type foo"),
+            coded(
+                "invalid password policy: unable to parse rules: unable to parse rule foo: unrecognized rule type foo",
+            ),
         ),
         (
             put("length = 10\nrule \"charset\" {\n charset = \"a\\tb\"\n}"),
-            coded("invalid password policy: 1 error occurred:\n\t* non-printable character in charset\n\n"),
+            coded(
+                "invalid password policy: 1 error occurred:\n\t* non-printable character in charset\n\n",
+            ),
         ),
         (
             put("length = \"10\"\nrule \"charset\" {\n charset = \"abc\"\n}"),
-            coded("invalid password policy: failed to decode configuration: decoding failed due to the following error(s):\n\n'length' expected type 'int', got unconvertible type 'string'"),
+            coded(
+                "invalid password policy: failed to decode configuration: decoding failed due to the following error(s):\n\n'length' expected type 'int', got unconvertible type 'string'",
+            ),
         ),
     ];
     for (body, expected) in cases {
-        let got = refused(&server, "PUT", "sys/policies/password/bad", Some(body.clone())).await;
+        let got = refused(
+            &server,
+            "PUT",
+            "sys/policies/password/bad",
+            Some(body.clone()),
+        )
+        .await;
         assert_eq!(got, (400, expected), "{body}");
     }
     // Syntax errors keep OpenBao's prefix (the parser's own words follow).
@@ -228,12 +286,19 @@ async fn bad_policies_are_refused_with_openbaos_messages() {
         &server,
         "PUT",
         "sys/policies/password/huge",
-        Some(put(&format!("length = 8\nrule \"charset\" {{\n charset = \"{huge}\"\n}}"))),
+        Some(put(&format!(
+            "length = 8\nrule \"charset\" {{\n charset = \"{huge}\"\n}}"
+        ))),
     )
     .await;
     assert_eq!(
         refused(&server, "GET", "sys/policies/password/huge/generate", None).await,
-        (500, coded("failed to generate password from policy: unable to generate random characters: charset is too long: limited to 255 characters"))
+        (
+            500,
+            coded(
+                "failed to generate password from policy: unable to generate random characters: charset is too long: limited to 255 characters"
+            )
+        )
     );
     let (status, _) = refused(
         &server,
@@ -253,11 +318,21 @@ async fn bad_policies_are_refused_with_openbaos_messages() {
     .await;
     assert_eq!(
         refused(&server, "GET", "sys/policies/password/never/generate", None).await,
-        (500, coded("failed to generate password from policy: timed out generating string"))
+        (
+            500,
+            coded("failed to generate password from policy: timed out generating string")
+        )
     );
     // Names that are not storage keys.
     assert_eq!(
-        refused(&server, "PUT", "sys/policies/password/a//b", Some(put(POLICY))).await.0,
+        refused(
+            &server,
+            "PUT",
+            "sys/policies/password/a//b",
+            Some(put(POLICY))
+        )
+        .await
+        .0,
         400
     );
 }
@@ -267,10 +342,25 @@ async fn the_sys_paths_follow_the_acl_and_policies_survive_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let config = embedded_config(dir.path());
     let server = Server::start(&["server", "-config", config.to_str().unwrap()], dir.path());
-    let init = raw(&server, "PUT", "sys/init", None, Some(json!({"secret_shares": 1, "secret_threshold": 1}))).await.1;
+    let init = raw(
+        &server,
+        "PUT",
+        "sys/init",
+        None,
+        Some(json!({"secret_shares": 1, "secret_threshold": 1})),
+    )
+    .await
+    .1;
     let key = init["keys"][0].as_str().unwrap().to_owned();
     let root = init["root_token"].as_str().unwrap().to_owned();
-    raw(&server, "PUT", "sys/unseal", None, Some(json!({"key": key}))).await;
+    raw(
+        &server,
+        "PUT",
+        "sys/unseal",
+        None,
+        Some(json!({"key": key})),
+    )
+    .await;
 
     let as_root = |method: &'static str, path: &'static str, body: Option<Value>| {
         let root = root.clone();
@@ -278,18 +368,39 @@ async fn the_sys_paths_follow_the_acl_and_policies_survive_a_restart() {
         async move { raw(server, method, path, Some(&root), body).await }
     };
     assert_eq!(
-        as_root("PUT", "sys/policies/password/app", Some(json!({"policy": POLICY}))).await.0,
+        as_root(
+            "PUT",
+            "sys/policies/password/app",
+            Some(json!({"policy": POLICY}))
+        )
+        .await
+        .0,
         204
     );
     // A token that may only generate from `app`.
     let acl = r#"path "sys/policies/password/app/generate" { capabilities = ["read"] }"#;
     assert_eq!(
-        as_root("PUT", "sys/policies/acl/gen", Some(json!({"policy": acl}))).await.0,
+        as_root("PUT", "sys/policies/acl/gen", Some(json!({"policy": acl})))
+            .await
+            .0,
         204
     );
-    let token = as_root("POST", "auth/token/create", Some(json!({"policies": ["gen"]}))).await.1;
+    let token = as_root(
+        "POST",
+        "auth/token/create",
+        Some(json!({"policies": ["gen"]})),
+    )
+    .await
+    .1;
     let token = token["auth"]["client_token"].as_str().unwrap().to_owned();
-    let (status, reply) = raw(&server, "GET", "sys/policies/password/app/generate", Some(&token), None).await;
+    let (status, reply) = raw(
+        &server,
+        "GET",
+        "sys/policies/password/app/generate",
+        Some(&token),
+        None,
+    )
+    .await;
     assert_eq!(status, 200, "{reply}");
     assert!(satisfies(reply["data"]["password"].as_str().unwrap()));
     for (method, path) in [
@@ -302,16 +413,44 @@ async fn the_sys_paths_follow_the_acl_and_policies_survive_a_restart() {
         let (status, _) = raw(&server, method, path, Some(&token), body).await;
         assert_eq!(status, 403, "{method} {path}");
     }
-    let (status, _) = raw(&server, "GET", "sys/policies/password/app/generate", None, None).await;
+    let (status, _) = raw(
+        &server,
+        "GET",
+        "sys/policies/password/app/generate",
+        None,
+        None,
+    )
+    .await;
     assert_eq!(status, 403);
 
     // Stored under the barrier: back after a restart and unseal.
     let status = server.terminate();
     assert!(status.success());
     let server = Server::start(&["server", "-config", config.to_str().unwrap()], dir.path());
-    let (status, _) = raw(&server, "GET", "sys/policies/password/app", Some(&root), None).await;
+    let (status, _) = raw(
+        &server,
+        "GET",
+        "sys/policies/password/app",
+        Some(&root),
+        None,
+    )
+    .await;
     assert_eq!(status, 503);
-    raw(&server, "PUT", "sys/unseal", None, Some(json!({"key": key}))).await;
-    let (status, reply) = raw(&server, "GET", "sys/policies/password/app", Some(&root), None).await;
+    raw(
+        &server,
+        "PUT",
+        "sys/unseal",
+        None,
+        Some(json!({"key": key})),
+    )
+    .await;
+    let (status, reply) = raw(
+        &server,
+        "GET",
+        "sys/policies/password/app",
+        Some(&root),
+        None,
+    )
+    .await;
     assert_eq!((status, &reply["data"]["policy"]), (200, &json!(POLICY)));
 }

@@ -69,7 +69,10 @@ fn key(name: &str) -> CoreResult<String> {
     if name.is_empty() {
         return Err(CoreError::InvalidRequest("missing policy name".to_owned()));
     }
-    if name.split('/').any(|s| s.is_empty() || s == "." || s == "..") {
+    if name
+        .split('/')
+        .any(|s| s.is_empty() || s == "." || s == "..")
+    {
         return Err(CoreError::InvalidRequest(format!(
             "invalid password policy name {name:?}"
         )));
@@ -153,9 +156,9 @@ impl PasswordPolicyStore {
         let policy = PasswordPolicy::parse(&text).map_err(|_| {
             CoreError::EngineFailed("stored password policy configuration failed to parse".into())
         })?;
-        let password = draw(policy)
-            .await
-            .map_err(|e| CoreError::EngineFailed(format!("failed to generate password from policy: {e}")))?;
+        let password = draw(policy).await.map_err(|e| {
+            CoreError::EngineFailed(format!("failed to generate password from policy: {e}"))
+        })?;
         Ok(Generated::Password(password))
     }
 }
@@ -172,7 +175,9 @@ impl PasswordPolicies for PasswordPolicyStore {
     /// OpenBao's `GeneratePasswordFromPolicy` messages.
     async fn generate(&self, name: &str) -> Result<SecretString, PasswordPolicyError> {
         if name.is_empty() {
-            return Err(PasswordPolicyError("missing password policy name".to_owned()));
+            return Err(PasswordPolicyError(
+                "missing password policy name".to_owned(),
+            ));
         }
         let text = self
             .read(name)

@@ -158,7 +158,10 @@ fn printable(c: char) -> bool {
 }
 
 fn charset_of(rules: &[CharsetRule]) -> Vec<char> {
-    let mut all: Vec<char> = rules.iter().flat_map(|r| r.charset.iter().copied()).collect();
+    let mut all: Vec<char> = rules
+        .iter()
+        .flat_map(|r| r.charset.iter().copied())
+        .collect();
     all.sort_unstable();
     all.dedup();
     all
@@ -246,8 +249,8 @@ fn go_kind(value: &Value) -> &'static str {
 }
 
 fn json_document(text: &str) -> Result<RawDocument, ParseError> {
-    let value: Value = serde_json::from_str(text)
-        .map_err(|e| err(format!("unable to decode: {e}")))?;
+    let value: Value =
+        serde_json::from_str(text).map_err(|e| err(format!("unable to decode: {e}")))?;
     let Value::Object(mut map) = value else {
         return Err(err("unable to decode: the document is not an object"));
     };
@@ -453,7 +456,10 @@ rule "charset" {
         assert_eq!(p.rules.len(), 2);
         assert_eq!(p.charset, vec!['a', 'b', 'c', 'd']);
         let object = r#"{"length": 8, "rule": {"charset": {"charset": "xyz"}}}"#;
-        assert_eq!(PasswordPolicy::parse(object).unwrap().charset, vec!['x', 'y', 'z']);
+        assert_eq!(
+            PasswordPolicy::parse(object).unwrap().charset,
+            vec!['x', 'y', 'z']
+        );
     }
 
     #[test]
@@ -501,8 +507,10 @@ rule "charset" {
             message("length = \"10\"\nrule \"charset\" {\n charset = \"ab\"\n}\n"),
             "failed to decode configuration: decoding failed due to the following error(s):\n\n'length' expected type 'int', got unconvertible type 'string'"
         );
-        assert!(message("length = 10\nrule \"charset\" {\n min-chars = \"x\"\n}\n")
-            .contains("'min-chars' expected type 'int', got unconvertible type 'string'"));
+        assert!(
+            message("length = 10\nrule \"charset\" {\n min-chars = \"x\"\n}\n")
+                .contains("'min-chars' expected type 'int', got unconvertible type 'string'")
+        );
         assert!(message("length = {").starts_with("unable to decode: At 1:"));
         assert!(message("{\"length\": ").starts_with("unable to decode: "));
         assert!(message("length = \"${x}\"").starts_with("unable to decode: "));
@@ -513,7 +521,9 @@ rule "charset" {
         for c in ['a', ' ', '~', 'é', '€', '日'] {
             assert!(printable(c), "{c:?}");
         }
-        for c in ['\t', '\n', '\u{7f}', '\u{a0}', '\u{200b}', '\u{e000}', '\u{feff}'] {
+        for c in [
+            '\t', '\n', '\u{7f}', '\u{a0}', '\u{200b}', '\u{e000}', '\u{feff}',
+        ] {
             assert!(!printable(c), "{c:?}");
         }
     }

@@ -6,8 +6,8 @@
 
 use axum::response::Response;
 use serde_json::{Map, Value, json};
-use tresor_core::{CoreError, params};
 use tresor_core::password_policy::Generated;
+use tresor_core::{CoreError, params};
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -67,7 +67,11 @@ fn refusal(err: CoreError) -> ApiError {
     }
 }
 
-async fn generate(state: &AppState, request: &ApiRequest, name: &str) -> Result<Response, ApiError> {
+async fn generate(
+    state: &AppState,
+    request: &ApiRequest,
+    name: &str,
+) -> Result<Response, ApiError> {
     allow_logical(request, &[Operation::Read])?;
     let store = &state.core.active()?.password_policies;
     match store.generate(name).await.map_err(refusal)? {
@@ -89,7 +93,11 @@ async fn one(
     let store = &state.core.active()?.password_policies;
     match request.operation {
         Operation::Read => {
-            let text = store.read(name).await.map_err(refusal)?.ok_or_else(missing)?;
+            let text = store
+                .read(name)
+                .await
+                .map_err(refusal)?
+                .ok_or_else(missing)?;
             let mut out = Map::new();
             out.insert("policy".into(), json!(text));
             Ok(json_response(http::StatusCode::OK, &envelope(out, false)))

@@ -22,7 +22,7 @@ use super::config::Connection;
 use super::pool::{Pooled, QueryError};
 use super::statements::{self, ident, literal};
 use super::username::Data;
-use super::{Inner, password, roles, rollback};
+use super::{Inner, roles, rollback};
 
 /// Vault adds this much to `VALID UNTIL` beyond the lease, so the role never expires before
 /// the lease that revokes it.

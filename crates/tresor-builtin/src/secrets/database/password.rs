@@ -117,7 +117,10 @@ mod tests {
     async fn a_named_policy_comes_from_the_core() {
         let p = generate(Some(&Fixed), "known").await.unwrap();
         assert_eq!(p.expose(), "from-policy");
-        let err = generate(Some(&Fixed), "strict").await.unwrap_err().to_string();
+        let err = generate(Some(&Fixed), "strict")
+            .await
+            .unwrap_err()
+            .to_string();
         assert_eq!(err, "failed to generate password: no password policy found");
         let err = generate(None, "strict").await.unwrap_err().to_string();
         assert_eq!(err, "failed to generate password: no password policy found");

@@ -11,9 +11,9 @@ use tresor_sdk::engine::{EngineError, EngineResult, Response};
 use tresor_sdk::secret::SecretString;
 use tresor_sdk::storage::Storage;
 
+use super::Inner;
 use super::config::{self, Connection, StoredConfig};
 use super::statements::{self, ident, literal};
-use super::{Inner, password};
 
 fn failed(message: impl std::fmt::Display) -> EngineError {
     EngineError::Failed(format!("unable to rotate root credentials: {message}"))

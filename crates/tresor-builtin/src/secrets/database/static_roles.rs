@@ -18,7 +18,7 @@ use tresor_sdk::storage::Storage;
 use super::config::{Connection, statement_list};
 use super::schedule::Schedule;
 use super::statements::{self, ident, literal};
-use super::{Inner, password, roles, secret_serde};
+use super::{Inner, roles, secret_serde};
 use crate::clock::rfc3339_nano;
 use crate::common::fields;
 
