@@ -61,6 +61,8 @@ pub struct Active {
     pub identity: crate::identity::IdentityStore,
     /// Rate-limit quotas, checked per request from memory.
     pub quotas: crate::quotas::QuotaStore,
+    /// Password policies (`sys/policies/password/*`).
+    pub password_policies: crate::password_policy::PasswordPolicyStore,
     /// Serialises unwrap and rewrap, so a wrapped response is handed out at most once.
     pub wrapping: Mutex<()>,
 }
@@ -401,6 +403,9 @@ impl Core {
             expiration,
             identity,
             quotas,
+            password_policies: crate::password_policy::PasswordPolicyStore::new(
+                self.barrier.clone(),
+            ),
             wrapping: Mutex::new(()),
         })
     }

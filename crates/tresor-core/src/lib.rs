@@ -9,6 +9,8 @@
 //! - [`token`]: the token store (salted-HMAC keyed entries, cached lookups) and `auth/token/*`.
 //! - [`policy`]: HCL/JSON ACL policies and their compiled matcher; [`policy_store`]: stored
 //!   policies and the per-policy-set ACL cache.
+//! - [`password_policy`]: password policies (`sys/policies/password/*`): their language,
+//!   validation and generator, their store, and the handle engines generate passwords with.
 //! - [`authz`]: authentication and authorisation of every request.
 //! - [`expiration`]: the expiration manager: leases (secrets and tokens) persisted under the
 //!   barrier, a timer queue, background loading at unseal, paced and retried revocation.
@@ -39,6 +41,7 @@ pub mod logical;
 pub mod login;
 pub mod mount;
 pub mod params;
+pub mod password_policy;
 pub mod policy;
 pub mod policy_store;
 pub mod quotas;

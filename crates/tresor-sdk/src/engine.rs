@@ -57,6 +57,8 @@ pub struct MountInfo {
     pub max_lease_ttl: Duration,
     /// The mount's accessor (`auth_kubernetes_1a2b3c4d`): identity aliases name their mount by it.
     pub accessor: String,
+    /// The server's named password policies (`None` outside a server, e.g. in unit tests).
+    pub passwords: Option<Arc<dyn crate::password::PasswordPolicies>>,
 }
 
 /// One request, routed to an engine.

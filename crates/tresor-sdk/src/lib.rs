@@ -12,6 +12,8 @@
 //! - [`auth`]: the [`auth::AuthMethod`] trait (login paths are unauthenticated; a login
 //!   answers with an [`auth::Login`]: who logged in and the role's [`auth::TokenSettings`];
 //!   the core issues the token), its factory, and renewal checks.
+//! - [`password`]: [`password::PasswordPolicies`], how an engine asks the core for a password
+//!   from a named password policy (handed to engines in [`engine::MountInfo::passwords`]).
 //! - [`storage`]: the [`storage::Storage`] view an engine reads and writes through (already
 //!   encrypted by the barrier and scoped to the engine's mount), and its error type.
 //!
@@ -22,5 +24,6 @@ pub mod auth;
 pub mod duration;
 pub mod engine;
 pub mod locks;
+pub mod password;
 pub mod secret;
 pub mod storage;

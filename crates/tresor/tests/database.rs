@@ -2,7 +2,7 @@
 //! 127.0.0.1:5432: configs, dynamic credentials (issue, log in, renew, revoke, expiry,
 //! revoke-prefix, token revocation, unmount), allowed_roles, rotate-root, static roles,
 //! an unreachable server, a crash between CREATE ROLE and the lease write, hostile input,
-//! the CLI and vaultrs.
+//! password policies (`password_policy` on configs and roles), the CLI and vaultrs.
 //!
 //! Every test makes its own admin role and database with unique names and checks `pg_roles`
 //! for what it created. The local PostgreSQL trusts every TCP login, so "the password works"
@@ -812,6 +812,161 @@ async fn static_roles_rotate_on_schedule_and_on_demand() {
         assert!(!log.contains(secret.as_str()));
     }
     ok(&server, "DELETE", "database/static-roles/svc", None).await;
+    pg.cleanup().await;
+}
+
+/// A password policy's shape: `length` characters, all from `charset`, at least `min` of
+/// them from `required`.
+fn follows(password: &str, length: usize, charset: &str, required: &str, min: usize) -> bool {
+    password.chars().count() == length
+        && password.chars().all(|c| charset.contains(c))
+        && password.chars().filter(|c| required.contains(*c)).count() >= min
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn password_policies_shape_dynamic_static_and_root_passwords() {
+    const LOWER_DIGITS: &str = "abcdefghijklmnopqrstuvwxyz0123456789";
+    let pg = Pg::new(false).await;
+    let (_dir, server) = start();
+    ok(
+        &server,
+        "PUT",
+        "sys/policies/password/pg",
+        Some(json!({"policy": "length = 30\nrule \"charset\" {\n  charset = \"abcdefghijklmnopqrstuvwxyz\"\n  min-chars = 5\n}\nrule \"charset\" {\n  charset = \"0123456789\"\n  min-chars = 5\n}\n"})),
+    )
+    .await;
+    ok(
+        &server,
+        "PUT",
+        "sys/policies/password/digits",
+        Some(json!({"policy": "length = 12\nrule \"charset\" {\n  charset = \"0123456789\"\n}\n"})),
+    )
+    .await;
+    setup(&server, &pg, "database", json!({"password_policy": "pg"})).await;
+    let config = ok(&server, "GET", "database/config/db", None).await;
+    assert_eq!(config["data"]["password_policy"], "pg");
+    ok(
+        &server,
+        "POST",
+        "database/roles/app",
+        Some(json!({"db_name": "db", "creation_statements": creation(true)})),
+    )
+    .await;
+    ok(
+        &server,
+        "POST",
+        "database/roles/pin",
+        Some(
+            json!({"db_name": "db", "creation_statements": creation(false),
+                    "credential_config": {"password_policy": "digits"}}),
+        ),
+    )
+    .await;
+
+    // Dynamic credentials: the config's policy, or the role's own; PostgreSQL holds it and the
+    // user logs in with it.
+    let mut secrets = Vec::new();
+    for _ in 0..3 {
+        let (user, password, ..) = issue(&server, "database/creds/app", ROOT).await;
+        assert!(
+            follows(&password, 30, LOWER_DIGITS, "0123456789", 5),
+            "{password}"
+        );
+        assert!(follows(
+            &password,
+            30,
+            LOWER_DIGITS,
+            "abcdefghijklmnopqrstuvwxyz",
+            5
+        ));
+        assert!(pg.password_is(&user, &password).await);
+        let login = connect(&format!(
+            "host=127.0.0.1 user={user} password={password} dbname={}",
+            pg.db
+        ))
+        .await
+        .unwrap();
+        let rows = login.query("SELECT id FROM items", &[]).await.unwrap();
+        assert_eq!(rows.len(), 2);
+        secrets.push(password);
+    }
+    let (user, password, ..) = issue(&server, "database/creds/pin", ROOT).await;
+    assert!(
+        follows(&password, 12, "0123456789", "0123456789", 12),
+        "{password}"
+    );
+    assert!(pg.password_is(&user, &password).await);
+    secrets.push(password);
+
+    // Static roles: creation and on-demand rotation follow the role's policy.
+    let account = format!("{}_static", pg.tag);
+    pg.sup
+        .batch_execute(&format!("CREATE ROLE \"{account}\" LOGIN PASSWORD 'x'"))
+        .await
+        .unwrap();
+    ok(
+        &server,
+        "POST",
+        "database/static-roles/svc",
+        Some(
+            json!({"db_name": "db", "username": account, "rotation_period": "1h",
+                    "credential_config": {"password_policy": "digits"}}),
+        ),
+    )
+    .await;
+    for rotate in [false, true] {
+        if rotate {
+            ok(&server, "POST", "database/rotate-role/svc", None).await;
+        }
+        let creds = ok(&server, "GET", "database/static-creds/svc", None).await;
+        let password = creds["data"]["password"].as_str().unwrap().to_owned();
+        assert!(
+            follows(&password, 12, "0123456789", "0123456789", 12),
+            "{password}"
+        );
+        assert!(pg.password_is(&account, &password).await);
+        secrets.push(password);
+    }
+
+    // rotate-root uses the config's policy: the engine keeps working with the new password.
+    ok(&server, "POST", "database/rotate-root/db", None).await;
+    assert!(!pg.password_is(&pg.admin, &pg.password).await);
+    let (user, password, ..) = issue(&server, "database/creds/app", ROOT).await;
+    assert!(pg.password_is(&user, &password).await);
+
+    // A policy that does not exist: OpenBao's error, and nothing created.
+    ok(
+        &server,
+        "POST",
+        "database/roles/ghost",
+        Some(
+            json!({"db_name": "db", "creation_statements": creation(false),
+                    "credential_config": {"password_policy": "missing"}}),
+        ),
+    )
+    .await;
+    let (status, reply) = raw(&server, "GET", "database/creds/ghost", Some(ROOT), None).await;
+    assert_eq!(status, 500, "{reply}");
+    assert!(
+        reply["errors"][0]
+            .as_str()
+            .unwrap()
+            .contains("failed to generate password: no password policy found"),
+        "{reply}"
+    );
+    let log = server.log_text();
+    for secret in &secrets {
+        assert!(!log.contains(secret.as_str()), "a password reached the log");
+    }
+    ok(&server, "DELETE", "database/static-roles/svc", None).await;
+    ok(&server, "PUT", "sys/leases/revoke-prefix/database", None).await;
+    let left: Vec<String> = pg
+        .leftover_roles()
+        .await
+        .into_iter()
+        .filter(|r| *r != account)
+        .collect();
+    pg.wait_gone(&left, "revoke-prefix").await;
     pg.cleanup().await;
 }
 

@@ -113,6 +113,7 @@ impl Harness {
             default_lease_ttl: Duration::from_secs(2_764_800),
             max_lease_ttl: Duration::from_secs(2_764_800),
             accessor: "kv_0000".into(),
+            passwords: None,
         });
         let engine = factory.build(&mount).unwrap();
         Self {

@@ -16,6 +16,7 @@ use super::entry::{MountConfig, MountEntry, MountKind, normalise_mount_path};
 use super::router::{Mounted, RouteTable};
 use crate::barrier::{Barrier, BarrierOp, BarrierView};
 use crate::error::{CoreError, CoreResult};
+use crate::password_policy::PasswordPolicyStore;
 use crate::random;
 
 /// Vault's system-wide default and maximum lease TTL: 768h.
@@ -224,7 +225,7 @@ impl MountTables {
         slot.read().map(|t| t.clone()).unwrap_or_default()
     }
 
-    fn mount_info(entry: &MountEntry) -> MountInfo {
+    fn mount_info(&self, entry: &MountEntry) -> MountInfo {
         let ttl = |secs: u64| {
             if secs == 0 {
                 SYSTEM_DEFAULT_TTL
@@ -239,12 +240,13 @@ impl MountTables {
             default_lease_ttl: ttl(entry.config.default_lease_ttl),
             max_lease_ttl: ttl(entry.config.max_lease_ttl),
             accessor: entry.accessor.clone(),
+            passwords: Some(Arc::new(PasswordPolicyStore::new(self.barrier.clone()))),
         }
     }
 
     /// Builds the engine and view for an entry. Types the core serves itself get no engine.
     async fn instantiate(&self, entry: MountEntry, kind: MountKind) -> CoreResult<Arc<Mounted>> {
-        let info = Arc::new(Self::mount_info(&entry));
+        let info = Arc::new(self.mount_info(&entry));
         let view = Arc::new(BarrierView::new(
             self.barrier.clone(),
             entry.storage_prefix(kind),

@@ -8,6 +8,7 @@ pub mod keys;
 pub mod leader;
 pub mod leases;
 pub mod mounts;
+pub mod password_policy;
 pub mod policy;
 pub mod quotas;
 pub mod seal;
@@ -70,6 +71,9 @@ pub async fn authenticated(state: &AppState, request: &ApiRequest) -> Result<Res
         }
         "sys/policy" | "sys/policy/" => policy::list_legacy(state, request).await,
         "sys/policies/acl/" | "sys/policies/acl" => policy::list_acl(state, request).await,
+        p if p.starts_with(password_policy::PREFIX) || p == "sys/policies/password" => {
+            password_policy::handle(state, request, &data).await
+        }
         "sys/capabilities" | "sys/capabilities-self" | "sys/capabilities-accessor" => {
             capabilities::handle(state, request, &caller, &data).await
         }

@@ -22,7 +22,7 @@ use super::config::Connection;
 use super::pool::{Pooled, QueryError};
 use super::statements::{self, ident, literal};
 use super::username::Data;
-use super::{Inner, password, roles, rollback};
+use super::{Inner, roles, rollback};
 
 /// Vault adds this much to `VALID UNTIL` beyond the lease, so the role never expires before
 /// the lease that revokes it.
@@ -108,7 +108,7 @@ pub(crate) async fn issue(
         .filter(|p| !p.is_empty())
         .unwrap_or(&connection.stored.password_policy)
         .to_owned();
-    let password = password::generate(&policy)?;
+    let password = inner.password(&policy).await?;
     let in_statements = statement_password(&connection, &password);
 
     let undo = if role.rollback_statements.is_empty() {

@@ -13,7 +13,8 @@
 //! - `rotate_root`: `rotate-root/:name`, crash-safe like static rotation.
 //! - `statements`: splitting, `{{…}}` substitution and SQL quoting.
 //! - `username`: `username_template` (a Go-template subset with Vault's functions).
-//! - `password`: password generation (Vault's default policy).
+//! - `password`: password generation (Vault's default policy, or a named password policy
+//!   asked of the core).
 //! - `rollback`: records written before `CREATE ROLE`, and the sweep that undoes orphans.
 //!
 //! Storage (the mount's view): `config/<name>`, `role/<name>`, `static-role/<name>`,
@@ -80,10 +81,11 @@ impl EngineFactory for DatabaseFactory {
         &["database"]
     }
 
-    fn build(&self, _mount: &MountInfo) -> EngineResult<Arc<dyn SecretEngine>> {
+    fn build(&self, mount: &MountInfo) -> EngineResult<Arc<dyn SecretEngine>> {
         Ok(Arc::new(Database {
             inner: Arc::new(Inner {
                 clock: self.clock.clone(),
+                passwords: mount.passwords.clone(),
                 connections: RwLock::new(HashMap::new()),
                 generation: AtomicU64::new(0),
                 config_locks: KeyLocks::default(),
@@ -105,6 +107,8 @@ pub struct Database {
 #[derive(Debug)]
 pub(crate) struct Inner {
     clock: Arc<dyn Clock>,
+    /// The server's named password policies (from the mount info at build time).
+    passwords: Option<Arc<dyn tresor_sdk::password::PasswordPolicies>>,
     /// Checked configs with their pools, by config name.
     connections: RwLock<HashMap<String, Arc<Connection>>>,
     /// Bumped by every invalidation, so a config read before a write is not cached after it.
@@ -117,6 +121,14 @@ pub(crate) struct Inner {
 }
 
 impl Inner {
+    /// A password from the named policy (`""`: Vault's default policy).
+    pub(crate) async fn password(
+        &self,
+        policy: &str,
+    ) -> EngineResult<tresor_sdk::secret::SecretString> {
+        password::generate(self.passwords.as_deref(), policy).await
+    }
+
     /// The config `name` with its pool, from the cache or storage. A missing config is the
     /// OpenBao 500 `failed to find entry for connection with name`.
     pub(crate) async fn connection(

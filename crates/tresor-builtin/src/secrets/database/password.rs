@@ -1,13 +1,16 @@
 //! Passwords for the accounts the engine creates or rotates.
 //!
-//! Vault's default password policy: 20 characters from `[a-zA-Z0-9-]`, with at least one
-//! lowercase letter, one uppercase letter, one digit and one `-`. Drawn from the system CSPRNG
-//! by rejection sampling (no modulo bias). Tresor has no `sys/policies/password` yet, so a
-//! config or role that names a `password_policy` cannot get a password: issuing answers as
-//! OpenBao does for a policy that does not exist.
+//! Without a `password_policy`: Vault's default policy, 20 characters from `[a-zA-Z0-9-]`,
+//! with at least one lowercase letter, one uppercase letter, one digit and one `-`, drawn from
+//! the system CSPRNG by rejection sampling (no modulo bias). With one (on the config, or on a
+//! role's `credential_config`): a password from that named policy
+//! (`sys/policies/password/:name`), asked of the core through
+//! [`tresor_sdk::password::PasswordPolicies`]; its errors read as OpenBao's
+//! (`failed to generate password: no password policy found`).
 
 use ring::rand::SecureRandom as _;
 use tresor_sdk::engine::{EngineError, EngineResult};
+use tresor_sdk::password::{NO_SUCH_POLICY, PasswordPolicies};
 use tresor_sdk::secret::SecretString;
 
 const LOWER: &[u8] = b"abcdefghijklmnopqrstuvwxyz";
@@ -16,13 +19,22 @@ const DIGITS: &[u8] = b"0123456789";
 const CHARSET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-";
 const LENGTH: usize = 20;
 
-/// A password of Vault's default policy, or the OpenBao error for a named policy.
-pub(crate) fn generate(policy: &str) -> EngineResult<SecretString> {
-    if !policy.is_empty() {
-        return Err(EngineError::Failed(
-            "failed to generate password: no password policy found".to_owned(),
-        ));
+/// A password from the named policy, or of Vault's default policy when `policy` is empty.
+pub(crate) async fn generate(
+    policies: Option<&dyn PasswordPolicies>,
+    policy: &str,
+) -> EngineResult<SecretString> {
+    if policy.is_empty() {
+        return default_password();
     }
+    let generated = match policies {
+        Some(p) => p.generate(policy).await.map_err(|e| e.0),
+        None => Err(NO_SUCH_POLICY.to_owned()),
+    };
+    generated.map_err(|e| EngineError::Failed(format!("failed to generate password: {e}")))
+}
+
+fn default_password() -> EngineResult<SecretString> {
     loop {
         let candidate = random_from(CHARSET, LENGTH).map_err(EngineError::Internal)?;
         let has = |set: &[u8]| candidate.bytes().any(|b| set.contains(&b));
@@ -64,10 +76,29 @@ mod tests {
 
     use super::*;
 
-    #[test]
-    fn default_policy_shape() {
+    #[derive(Debug)]
+    struct Fixed;
+
+    #[async_trait::async_trait]
+    impl PasswordPolicies for Fixed {
+        async fn generate(
+            &self,
+            name: &str,
+        ) -> Result<SecretString, tresor_sdk::password::PasswordPolicyError> {
+            if name == "known" {
+                Ok(SecretString::new("from-policy".to_owned()))
+            } else {
+                Err(tresor_sdk::password::PasswordPolicyError(
+                    NO_SUCH_POLICY.to_owned(),
+                ))
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn default_policy_shape() {
         for _ in 0..200 {
-            let p = generate("").unwrap();
+            let p = generate(None, "").await.unwrap();
             let p = p.expose();
             assert_eq!(p.len(), 20);
             assert!(p.bytes().all(|b| CHARSET.contains(&b)));
@@ -76,12 +107,22 @@ mod tests {
             assert!(p.bytes().any(|b| b.is_ascii_digit()));
             assert!(p.contains('-'));
         }
-        assert_ne!(generate("").unwrap(), generate("").unwrap());
+        assert_ne!(
+            generate(None, "").await.unwrap(),
+            generate(None, "").await.unwrap()
+        );
     }
 
-    #[test]
-    fn a_named_policy_is_refused_as_openbao_refuses_a_missing_one() {
-        let err = generate("strict").unwrap_err().to_string();
+    #[tokio::test]
+    async fn a_named_policy_comes_from_the_core() {
+        let p = generate(Some(&Fixed), "known").await.unwrap();
+        assert_eq!(p.expose(), "from-policy");
+        let err = generate(Some(&Fixed), "strict")
+            .await
+            .unwrap_err()
+            .to_string();
+        assert_eq!(err, "failed to generate password: no password policy found");
+        let err = generate(None, "strict").await.unwrap_err().to_string();
         assert_eq!(err, "failed to generate password: no password policy found");
     }
 }

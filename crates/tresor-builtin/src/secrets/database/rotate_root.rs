@@ -11,9 +11,9 @@ use tresor_sdk::engine::{EngineError, EngineResult, Response};
 use tresor_sdk::secret::SecretString;
 use tresor_sdk::storage::Storage;
 
+use super::Inner;
 use super::config::{self, Connection, StoredConfig};
 use super::statements::{self, ident, literal};
-use super::{Inner, password};
 
 fn failed(message: impl std::fmt::Display) -> EngineError {
     EngineError::Failed(format!("unable to rotate root credentials: {message}"))
@@ -62,7 +62,7 @@ async fn apply(
     let (new_password, fresh) = match &stored.pending_password {
         Some(p) => (p.clone(), false),
         None => {
-            let p = password::generate(&stored.password_policy)?;
+            let p = inner.password(&stored.password_policy).await?;
             stored.pending_password = Some(p.clone());
             config::save(storage, name, &stored).await?;
             (p, true)

@@ -18,7 +18,7 @@ use tresor_sdk::storage::Storage;
 use super::config::{Connection, statement_list};
 use super::schedule::Schedule;
 use super::statements::{self, ident, literal};
-use super::{Inner, password, roles, secret_serde};
+use super::{Inner, roles, secret_serde};
 use crate::clock::rfc3339_nano;
 use crate::common::fields;
 
@@ -377,7 +377,7 @@ async fn rotate_locked(
                 .filter(|p| !p.is_empty())
                 .unwrap_or(&connection.stored.password_policy)
                 .to_owned();
-            let password = password::generate(&policy)?;
+            let password = inner.password(&policy).await?;
             role.pending = Some(Pending {
                 password: password.clone(),
                 started_ns: inner.clock.now(),
