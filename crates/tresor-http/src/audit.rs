@@ -51,7 +51,7 @@ pub async fn finish(
         && let Some(op) = seen.operation
         && let Err(err) = state
             .core
-            .audit_unlogged_request(&seen.path, op, None, error.as_deref())
+            .audit_unlogged_request(scope, &seen.path, op, None, error.as_deref())
     {
         return ApiError::from(err).into_response();
     }

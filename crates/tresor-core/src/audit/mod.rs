@@ -393,6 +393,10 @@ fn operation_name(op: Operation) -> &'static str {
 impl Core {
     /// The request hook: writes the request line for the request being served (once), with
     /// the caller when known. Fails closed: `Err` when devices are enabled and none wrote.
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "the request line's parts, each from a different place"
+    )]
     pub(crate) fn audit_request(
         &self,
         active: &Active,
@@ -406,6 +410,24 @@ impl Core {
         let Some(scope) = scope::current() else {
             return Ok(());
         };
+        self.audit_request_in(&scope, active, caller, allowed, path, operation, data, error)
+    }
+
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "the request line's parts, each from a different place"
+    )]
+    fn audit_request_in(
+        &self,
+        scope: &Scope,
+        active: &Active,
+        caller: Option<&TokenEntry>,
+        allowed: Option<bool>,
+        path: &str,
+        operation: Operation,
+        data: Option<&Map<String, Value>>,
+        error: Option<&str>,
+    ) -> CoreResult<()> {
         if scope.request_logged() {
             return Ok(());
         }
@@ -433,6 +455,7 @@ impl Core {
     /// unknown token): called by the HTTP layer when the core never wrote the request line.
     pub fn audit_unlogged_request(
         &self,
+        scope: &Scope,
         path: &str,
         operation: Operation,
         data: Option<&Map<String, Value>>,
@@ -441,7 +464,7 @@ impl Core {
         let Ok(active) = self.active() else {
             return Ok(());
         };
-        self.audit_request(&active, None, None, path, operation, data, error)
+        self.audit_request_in(scope, &active, None, None, path, operation, data, error)
     }
 
     /// `SIGHUP`: reopen every audit device's destination.
