@@ -34,7 +34,9 @@ use std::path::Path;
 pub use duration::{InvalidDuration, parse_duration};
 pub use error::{ConfigError, Problem};
 pub use model::{
-    AuditDeviceConfig, DEFAULT_LISTEN_ADDRESS, ListenerConfig, ServerConfig, StorageConfig, TlsFiles};
+    AuditDeviceConfig, DEFAULT_LISTEN_ADDRESS, ListenerConfig, ServerConfig, StorageConfig,
+    TlsFiles,
+};
 pub use tls::load_tls;
 
 /// Parses config text. Errors carry a line number but no file name; see [`load`] for that.

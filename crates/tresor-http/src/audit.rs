@@ -49,9 +49,10 @@ pub async fn finish(
     let error = answer.as_ref().err().map(message);
     if !scope.request_logged()
         && let Some(op) = seen.operation
-        && let Err(err) = state
-            .core
-            .audit_unlogged_request(scope, &seen.path, op, None, error.as_deref())
+        && let Err(err) =
+            state
+                .core
+                .audit_unlogged_request(scope, &seen.path, op, None, error.as_deref())
     {
         return ApiError::from(err).into_response();
     }

@@ -60,8 +60,9 @@ pub(super) fn read(cx: &Cx, block: &Block) -> Result<AuditDeviceConfig, Located>
                                         ));
                                     }
                                 };
-                                let text = scalar(item.expr())
-                                    .ok_or_else(|| value.invalid(format!("option {key:?} must be a string")))?;
+                                let text = scalar(item.expr()).ok_or_else(|| {
+                                    value.invalid(format!("option {key:?} must be a string"))
+                                })?;
                                 options.insert(key, text);
                             }
                         }
@@ -98,8 +99,12 @@ pub(super) fn read(cx: &Cx, block: &Block) -> Result<AuditDeviceConfig, Located>
             },
         )
     };
-    let device_type = device_type.filter(|t| !t.is_empty()).ok_or_else(|| missing("type"))?;
-    let path = path.filter(|p| !p.trim_matches('/').is_empty()).ok_or_else(|| missing("path"))?;
+    let device_type = device_type
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| missing("type"))?;
+    let path = path
+        .filter(|p| !p.trim_matches('/').is_empty())
+        .ok_or_else(|| missing("path"))?;
     Ok(AuditDeviceConfig {
         device_type,
         path,

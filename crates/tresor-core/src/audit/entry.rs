@@ -266,7 +266,13 @@ pub(crate) fn issued_auth(h: &Hasher<'_>, auth: &Value) -> Value {
     if let Some(a) = string("accessor") {
         out.insert("accessor".into(), Value::String(h.accessor(a)));
     }
-    for key in ["display_name", "policies", "token_policies", "identity_policies", "metadata"] {
+    for key in [
+        "display_name",
+        "policies",
+        "token_policies",
+        "identity_policies",
+        "metadata",
+    ] {
         if let Some(v) = src.get(key).filter(|v| !v.is_null()) {
             out.insert(key.into(), v.clone());
         }
@@ -276,7 +282,9 @@ pub(crate) fn issued_auth(h: &Hasher<'_>, auth: &Value) -> Value {
     }
     out.insert(
         "token_type".into(),
-        src.get("token_type").cloned().unwrap_or(Value::from("service")),
+        src.get("token_type")
+            .cloned()
+            .unwrap_or(Value::from("service")),
     );
     if let Some(ttl) = src.get("lease_duration").filter(|v| v.as_u64() != Some(0)) {
         out.insert("token_ttl".into(), ttl.clone());
@@ -303,7 +311,11 @@ pub(crate) fn render_response(
         if let Value::Object(map) = &mut w {
             for key in ["token", "accessor", "wrapped_accessor"] {
                 if let Some(Value::String(s)) = map.get_mut(key) {
-                    *s = if key == "token" { h.text(s) } else { h.accessor(s) };
+                    *s = if key == "token" {
+                        h.text(s)
+                    } else {
+                        h.accessor(s)
+                    };
                 }
             }
         }

@@ -64,7 +64,8 @@ mod tests {
     #[test]
     fn strings_are_hashed_and_other_values_stay_readable() {
         let salt = Salt::new(&SecretBytes::from(b"salt".to_vec()));
-        let mut v = serde_json::json!({"a": "x", "n": 5, "b": true, "l": ["y", 1], "o": {"z": "w"}});
+        let mut v =
+            serde_json::json!({"a": "x", "n": 5, "b": true, "l": ["y", 1], "o": {"z": "w"}});
         salt.hash_value(&mut v);
         assert_eq!(v["n"], 5);
         assert_eq!(v["b"], true);

@@ -139,7 +139,10 @@ impl AuditBroker {
         for spec in declared {
             // Validated here too: a bad config device must stop the unseal, not log nothing.
             options::parse(&spec.device_type, &spec.options).map_err(|e| {
-                CoreError::InvalidRequest(format!("audit device {:?} in the config: {e}", spec.path))
+                CoreError::InvalidRequest(format!(
+                    "audit device {:?} in the config: {e}",
+                    spec.path
+                ))
             })?;
             let path = with_slash(&spec.path);
             match table.iter_mut().find(|e| e.path == path) {
@@ -203,7 +206,9 @@ impl AuditBroker {
         let _guard = self.changes.lock().await;
         let path = with_slash(&spec.path);
         if path == "/" {
-            return Err(CoreError::InvalidRequest("backend path must be specified".to_owned()));
+            return Err(CoreError::InvalidRequest(
+                "backend path must be specified".to_owned(),
+            ));
         }
         let current = self.devices();
         if current
@@ -212,8 +217,8 @@ impl AuditBroker {
         {
             return Err(CoreError::InvalidRequest("path already in use".to_owned()));
         }
-        let parsed = options::parse(&spec.device_type, &spec.options)
-            .map_err(CoreError::InvalidRequest)?;
+        let parsed =
+            options::parse(&spec.device_type, &spec.options).map_err(CoreError::InvalidRequest)?;
         let entry = new_entry(spec, false);
         let salt = SecretBytes::from(random::bytes(hash::SALT_LEN));
         let device = Device {
@@ -322,7 +327,11 @@ fn new_entry(spec: &DeviceSpec, from_config: bool) -> TableEntry {
         options: spec.options.clone(),
         local: spec.local,
         uuid: random::uuid(),
-        accessor: format!("audit_{}_{}", spec.device_type, hex::encode(random::bytes(4))),
+        accessor: format!(
+            "audit_{}_{}",
+            spec.device_type,
+            hex::encode(random::bytes(4))
+        ),
         from_config,
     }
 }
@@ -372,10 +381,9 @@ fn test_device(device: &Device) -> CoreResult<()> {
     let a = entry::render_auth(&h, &auth);
     let r = entry::render_request(&h, &request, &auth);
     let line = entry::line(&device.options.format, "request", &a, &r, None, None);
-    device
-        .sink
-        .write(&line)
-        .map_err(|err| CoreError::InvalidRequest(format!("audit backend failed test message: {err}")))
+    device.sink.write(&line).map_err(|err| {
+        CoreError::InvalidRequest(format!("audit backend failed test message: {err}"))
+    })
 }
 
 fn operation_name(op: Operation) -> &'static str {
@@ -410,7 +418,9 @@ impl Core {
         let Some(scope) = scope::current() else {
             return Ok(());
         };
-        self.audit_request_in(&scope, active, caller, allowed, path, operation, data, error)
+        self.audit_request_in(
+            &scope, active, caller, allowed, path, operation, data, error,
+        )
     }
 
     #[allow(

@@ -41,29 +41,31 @@ pub struct DeviceOptions {
 }
 
 /// Reads a device's options. Errors are the caller's mistakes, worded as OpenBao words them.
-pub fn parse(device_type: &str, options: &BTreeMap<String, String>) -> Result<DeviceOptions, String> {
+pub fn parse(
+    device_type: &str,
+    options: &BTreeMap<String, String>,
+) -> Result<DeviceOptions, String> {
     let get = |key: &str| options.get(key).map(String::as_str);
     let target = match device_type {
         "file" => {
             let Some(path) = get("file_path").or_else(|| get("path")) else {
                 return Err("file_path is required".to_owned());
             };
+            // Checked whatever the destination, as OpenBao does.
+            let mode = match get("mode") {
+                None => Some(0o600),
+                Some(text) => match parse_uint_octal(text)? {
+                    0 => None,
+                    m => Some(m),
+                },
+            };
             match path {
                 "stdout" => Target::Stdout,
                 "discard" => Target::Discard,
-                _ => {
-                    let mode = match get("mode") {
-                        None => Some(0o600),
-                        Some(text) => match parse_uint_octal(text)? {
-                            0 => None,
-                            m => Some(m),
-                        },
-                    };
-                    Target::File {
-                        path: PathBuf::from(path),
-                        mode,
-                    }
-                }
+                _ => Target::File {
+                    path: PathBuf::from(path),
+                    mode,
+                },
             }
         }
         "socket" => {
@@ -123,14 +125,18 @@ fn parse_bool(text: &str) -> Result<bool, String> {
     match text {
         "1" | "t" | "T" | "TRUE" | "true" | "True" => Ok(true),
         "0" | "f" | "F" | "FALSE" | "false" | "False" => Ok(false),
-        _ => Err(format!("strconv.ParseBool: parsing {text:?}: invalid syntax")),
+        _ => Err(format!(
+            "strconv.ParseBool: parsing {text:?}: invalid syntax"
+        )),
     }
 }
 
 /// Go's `strconv.ParseUint(text, 8, 32)`.
 fn parse_uint_octal(text: &str) -> Result<u32, String> {
     if text.is_empty() || !text.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
-        return Err(format!("strconv.ParseUint: parsing {text:?}: invalid syntax"));
+        return Err(format!(
+            "strconv.ParseUint: parsing {text:?}: invalid syntax"
+        ));
     }
     u32::from_str_radix(text, 8)
         .map_err(|_| format!("strconv.ParseUint: parsing {text:?}: value out of range"))
@@ -149,8 +155,14 @@ mod tests {
 
     #[test]
     fn bad_values_are_refused_with_go_wording() {
-        assert_eq!(parse("file", &opts(&[])).unwrap_err(), "file_path is required");
-        assert_eq!(parse("nope", &opts(&[])).unwrap_err(), "unknown backend type: \"nope\"");
+        assert_eq!(
+            parse("file", &opts(&[])).unwrap_err(),
+            "file_path is required"
+        );
+        assert_eq!(
+            parse("nope", &opts(&[])).unwrap_err(),
+            "unknown backend type: \"nope\""
+        );
         assert_eq!(
             parse("file", &opts(&[("file_path", "/x"), ("mode", "abc")])).unwrap_err(),
             "strconv.ParseUint: parsing \"abc\": invalid syntax"
@@ -163,7 +175,10 @@ mod tests {
             parse("file", &opts(&[("file_path", "/x"), ("format", "xml")])).unwrap_err(),
             "unknown format type \"xml\""
         );
-        assert_eq!(parse("socket", &opts(&[])).unwrap_err(), "address is required");
+        assert_eq!(
+            parse("socket", &opts(&[])).unwrap_err(),
+            "address is required"
+        );
     }
 
     #[test]
@@ -178,6 +193,11 @@ mod tests {
         );
         assert!(o.format.hmac_accessor);
         assert!(!o.format.log_raw);
-        assert_eq!(parse("file", &opts(&[("file_path", "stdout")])).unwrap().target, Target::Stdout);
+        assert_eq!(
+            parse("file", &opts(&[("file_path", "stdout")]))
+                .unwrap()
+                .target,
+            Target::Stdout
+        );
     }
 }

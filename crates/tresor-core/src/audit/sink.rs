@@ -110,7 +110,11 @@ impl Sink {
                     .first()
                     .ok_or_else(|| io::Error::other(format!("no address for {address}")))?;
                 if *udp {
-                    let bind = if first.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" };
+                    let bind = if first.is_ipv4() {
+                        "0.0.0.0:0"
+                    } else {
+                        "[::]:0"
+                    };
                     let socket = UdpSocket::bind(bind)?;
                     socket.connect(first)?;
                     socket.set_write_timeout(Some(nonzero(*write_timeout)))?;
@@ -129,7 +133,11 @@ impl Sink {
 /// std refuses a zero timeout; Vault treats `0s` as "no timeout", which a second approximates
 /// without letting a dead peer hold a request for ever.
 fn nonzero(d: Duration) -> Duration {
-    if d.is_zero() { Duration::from_secs(1) } else { d }
+    if d.is_zero() {
+        Duration::from_secs(1)
+    } else {
+        d
+    }
 }
 
 fn poisoned() -> io::Error {
