@@ -176,7 +176,7 @@ impl Scope {
             let body = entry::render_response(&h, &state.request.mount, response, list);
             // A login's caller is the token it was just issued, as in Vault.
             let issued_auth = issued
-                .then(|| response.auth.as_ref())
+                .then_some(response.auth.as_ref())
                 .flatten()
                 .and_then(|a| serde_json::to_vec(&entry::issued_auth(&h, a)).ok());
             let auth = issued_auth.as_deref().unwrap_or(auth);
