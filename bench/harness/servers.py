@@ -99,8 +99,12 @@ def wait_active(server: Server, timeout: float = 60.0) -> None:
 def start_openbao(bao: str, storage: str, workdir: str, pin: str | None) -> Server:
     port = procs.free_port()
     if storage == "memory":
+        # OpenBao 2 refuses sys/audit/:path even in dev mode without this (kv2-read-1k-audit).
+        extra = os.path.join(workdir, "openbao-dev.hcl")
+        with open(extra, "w") as out:
+            out.write("unsafe_allow_api_audit_creation = true\n")
         argv = [bao, "server", "-dev", f"-dev-root-token-id={ROOT_TOKEN}",
-                f"-dev-listen-address=127.0.0.1:{port}"]
+                f"-dev-listen-address=127.0.0.1:{port}", f"-config={extra}"]
         proc, log = _launch("OpenBao", argv, pin, workdir)
         server = Server("OpenBao", f"http://127.0.0.1:{port}", ROOT_TOKEN, proc, log, "bao " + " ".join(argv[1:]))
         wait_active(server)
@@ -132,6 +136,7 @@ def _write_raft_config(workdir: str, port: int, cluster_port: int) -> str:
             }}
             api_addr     = "http://127.0.0.1:{port}"
             cluster_addr = "https://127.0.0.1:{cluster_port}"
+            unsafe_allow_api_audit_creation = true
             """))
     return path
 

@@ -211,6 +211,41 @@ def _kv_read(root: bool) -> Callable[[Setup], Prepared]:
     return setup_fn
 
 
+AUDIT_DEVICE = "bench-audit"
+
+
+def _kv_read_audited(setup: Setup) -> Prepared:
+    """kv2-read-1k (service token, read-only policy) with one file audit device enabled for the
+    duration of each wrk run only (hooks), so no other workload is audited. The audit file is
+    truncated before every run; the cell is comparable with kv2-read-1k of the same server."""
+    prepared = _kv_read(root=False)(setup)
+    log_dir = tempfile.mkdtemp(prefix=f"bench-audit-{setup.server.name.lower()}-")
+    atexit.register(lambda: subprocess.run(["rm", "-rf", log_dir], check=False))
+    log_path = os.path.join(log_dir, "audit.log")
+    root = setup.root
+
+    def enable() -> None:
+        open(log_path, "w").close()
+        root.request("PUT", f"sys/audit/{AUDIT_DEVICE}",
+                     {"type": "file", "options": {"file_path": log_path}})
+
+    def disable() -> list[str]:
+        root.request("DELETE", f"sys/audit/{AUDIT_DEVICE}")
+        return []
+
+    # Checked once now: the device can be enabled and records a read.
+    enable()
+    try:
+        setup.as_token(prepared.env["BENCH_TOKEN"]).get(prepared.env["BENCH_PATH"][len("/v1/"):] % 0)
+        with open(log_path) as log:
+            _expect(sum(1 for _ in log) >= 2, "the audit device recorded no request and response")
+    finally:
+        disable()
+    prepared.hooks = Hooks(before=enable, after=disable)
+    prepared.token_type = "service, read-only policy, 1 file audit device"
+    return prepared
+
+
 def setup_kv_write(setup: Setup) -> Prepared:
     template = kv_keys(setup)
     hcl = f'path "{KV_MOUNT}/data/*" {{ capabilities = ["create", "update"] }}\n'
@@ -422,6 +457,8 @@ WORKLOADS: list[Workload] = [
     Workload("token-lookup-self", "token-lookup-self.lua", "service, `default` policy", setup_lookup_self),
     Workload("kv2-read-1k", "kv2-read-1k.lua", "service, read-only policy", _kv_read(root=False)),
     Workload("kv2-read-1k-root", "kv2-read-1k.lua", "root", _kv_read(root=True)),
+    Workload("kv2-read-1k-audit", "kv2-read-1k.lua", "service, read-only policy, 1 file audit device",
+             _kv_read_audited),
     Workload("kv2-write-1k", "kv2-write-1k.lua", "service, create+update policy", setup_kv_write),
     Workload("transit-encrypt-1k", "transit-encrypt-1k.lua", "service, transit policy", setup_transit_encrypt),
     Workload("transit-decrypt-1k", "transit-decrypt-1k.lua", "service, transit policy", setup_transit_decrypt),

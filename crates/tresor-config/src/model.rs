@@ -28,6 +28,24 @@ pub struct ServerConfig {
     /// (expired tokens are still refused). For restoring a backup without revoking what it
     /// holds; the binary also honours `TRESOR_LEASE_REVOCATION_PAUSED=1`.
     pub lease_revocation_paused: bool,
+    /// `audit "<type>" "<path>" { … }` blocks, in file order.
+    pub audit_devices: Vec<AuditDeviceConfig>,
+    /// `unsafe_allow_api_audit_creation = true`: `sys/audit/:path` may enable devices (OpenBao
+    /// refuses otherwise, dev mode included).
+    pub unsafe_allow_api_audit_creation: bool,
+    /// `allow_audit_log_prefixing = true`: the API may set a device's `prefix` option.
+    pub allow_audit_log_prefixing: bool,
+}
+
+/// One declared audit device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditDeviceConfig {
+    pub device_type: String,
+    pub path: String,
+    pub description: String,
+    pub local: bool,
+    /// Vault's options map (`file_path`, `mode`, `log_raw`, `address`, …), as strings.
+    pub options: std::collections::BTreeMap<String, String>,
 }
 
 /// The physical store named by the `storage` block.

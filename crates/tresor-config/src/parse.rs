@@ -1,6 +1,7 @@
 //! From HCL text to [`ServerConfig`]: the top level of the file, and the shared machinery for
 //! rejecting keys and blocks a section does not know.
 
+mod audit;
 mod listener;
 mod storage;
 
@@ -150,10 +151,12 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "max_lease_ttl",
     "max_request_size",
     "lease_revocation_paused",
+    "unsafe_allow_api_audit_creation",
+    "allow_audit_log_prefixing",
 ];
 
 /// `backend` is Vault's older name for `storage`; accepted, but never suggested.
-const TOP_LEVEL_BLOCKS: &[&str] = &["storage", "listener"];
+const TOP_LEVEL_BLOCKS: &[&str] = &["storage", "listener", "audit"];
 
 #[derive(Default)]
 struct TopLevel {
@@ -169,6 +172,9 @@ struct TopLevel {
     max_lease_ttl: Option<Duration>,
     max_request_size: Option<usize>,
     lease_revocation_paused: bool,
+    audit_devices: Vec<crate::model::AuditDeviceConfig>,
+    unsafe_allow_api_audit_creation: bool,
+    allow_audit_log_prefixing: bool,
 }
 
 impl TopLevel {
@@ -201,6 +207,10 @@ impl TopLevel {
             "max_lease_ttl" => self.max_lease_ttl = Some(value.duration()?),
             "max_request_size" => self.max_request_size = listener::request_size(&value)?,
             "lease_revocation_paused" => self.lease_revocation_paused = value.boolean()?,
+            "unsafe_allow_api_audit_creation" => {
+                self.unsafe_allow_api_audit_creation = value.boolean()?;
+            }
+            "allow_audit_log_prefixing" => self.allow_audit_log_prefixing = value.boolean()?,
             _ => return Err(section.unknown_attribute(cx, attr)),
         }
         Ok(())
@@ -232,6 +242,25 @@ impl TopLevel {
                     ));
                 }
                 self.listeners.push((line, listener));
+            }
+            "audit" => {
+                let line = cx.block_line(block);
+                let device = audit::read(cx, block)?;
+                let path = device.path.trim_matches('/');
+                if self
+                    .audit_devices
+                    .iter()
+                    .any(|d| d.path.trim_matches('/') == path)
+                {
+                    return Err(Located::new(
+                        line,
+                        Problem::InvalidValue {
+                            key: "audit".to_owned(),
+                            message: format!("a second audit device at path {path:?}"),
+                        },
+                    ));
+                }
+                self.audit_devices.push(device);
             }
             _ => return Err(section.unknown_block(cx, block)),
         }
@@ -277,6 +306,9 @@ impl TopLevel {
             default_lease_ttl: self.default_lease_ttl.map(|(_, ttl)| ttl),
             max_lease_ttl: self.max_lease_ttl,
             lease_revocation_paused: self.lease_revocation_paused,
+            audit_devices: self.audit_devices,
+            unsafe_allow_api_audit_creation: self.unsafe_allow_api_audit_creation,
+            allow_audit_log_prefixing: self.allow_audit_log_prefixing,
         })
     }
 }

@@ -81,6 +81,9 @@ fn full_example_parses() {
             default_lease_ttl: Some(hours_768),
             max_lease_ttl: Some(hours_768),
             lease_revocation_paused: false,
+            audit_devices: Vec::new(),
+            unsafe_allow_api_audit_creation: false,
+            allow_audit_log_prefixing: false,
         }
     );
 }
@@ -149,6 +152,9 @@ max_lease_ttl     = 86400
             default_lease_ttl: Some(Duration::from_secs(5400)),
             max_lease_ttl: Some(Duration::from_secs(86400)),
             lease_revocation_paused: false,
+            audit_devices: Vec::new(),
+            unsafe_allow_api_audit_creation: false,
+            allow_audit_log_prefixing: false,
         }
     );
 }
@@ -169,6 +175,9 @@ fn defaults() {
             default_lease_ttl: None,
             max_lease_ttl: None,
             lease_revocation_paused: false,
+            audit_devices: Vec::new(),
+            unsafe_allow_api_audit_creation: false,
+            allow_audit_log_prefixing: false,
         }
     );
 

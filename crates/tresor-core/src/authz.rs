@@ -140,6 +140,17 @@ impl Core {
             wrap_ttl.map(std::time::Duration::from_secs),
         );
         if !decision.allowed || (needs_sudo(path) && !decision.sudo && !decision.is_root) {
+            // A refused request is audited too, with its error; if that fails the refusal
+            // becomes the audit failure.
+            self.audit_request(
+                active,
+                Some(&resolved.entry),
+                Some(false),
+                path,
+                operation,
+                params,
+                Some("permission denied"),
+            )?;
             // A refused request still spends a use of a limited-use token, as in OpenBao.
             self.spend_use(active, &resolved).await?;
             let reason = denial_reason(&acl, &decision, path, operation, &resolved.entry);
@@ -150,6 +161,16 @@ impl Core {
             return Err(CoreError::ForbiddenBecause(reason));
         }
         let sudo = decision.sudo || decision.is_root;
+        // The audit hook: the request line is written before any handler runs (fail closed).
+        self.audit_request(
+            active,
+            Some(&resolved.entry),
+            Some(true),
+            path,
+            operation,
+            params,
+            None,
+        )?;
         let entry = self.spend_use(active, &resolved).await?;
         let resolved = Resolved {
             id_hash: resolved.id_hash,

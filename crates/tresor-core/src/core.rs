@@ -41,6 +41,12 @@ pub struct CoreOptions {
     pub auth_methods: Vec<Arc<dyn tresor_sdk::auth::AuthMethodFactory>>,
     /// The expiration manager's pacing and the revocation pause switch.
     pub leases: LeaseOptions,
+    /// Audit devices declared in the config file (`audit "<type>" "<path>" { … }`).
+    pub audit_devices: Vec<crate::audit::DeviceSpec>,
+    /// `unsafe_allow_api_audit_creation`: `sys/audit/:path` may create devices.
+    pub allow_api_audit_creation: bool,
+    /// `allow_audit_log_prefixing`: `sys/audit/:path` may set a `prefix` option.
+    pub allow_audit_log_prefixing: bool,
 }
 
 /// The cluster's identity, created at initialisation and stored under the barrier.
@@ -63,6 +69,8 @@ pub struct Active {
     pub quotas: crate::quotas::QuotaStore,
     /// Password policies (`sys/policies/password/*`).
     pub password_policies: crate::password_policy::PasswordPolicyStore,
+    /// The enabled audit devices.
+    pub audit: crate::audit::AuditBroker,
     /// Serialises unwrap and rewrap, so a wrapped response is handed out at most once.
     pub wrapping: Mutex<()>,
 }
@@ -102,7 +110,7 @@ pub struct InitResult {
 #[derive(Debug)]
 pub struct Core {
     barrier: Arc<Barrier>,
-    options: CoreOptions,
+    pub(crate) options: CoreOptions,
     registry: Arc<EngineRegistry>,
     /// Cached copy of `core/seal-config`; `None` until initialised.
     seal_config: RwLock<Option<SealConfig>>,
@@ -395,7 +403,11 @@ impl Core {
         let expiration = Arc::new(ExpirationManager::new(queue, self.options.leases.clone()));
         let identity = crate::identity::IdentityStore::open(self.barrier.clone()).await?;
         let quotas = crate::quotas::QuotaStore::open(self.barrier.clone()).await?;
+        let audit =
+            crate::audit::AuditBroker::load(self.barrier.clone(), &self.options.audit_devices)
+                .await?;
         Ok(Active {
+            audit,
             tokens,
             policies,
             mounts,

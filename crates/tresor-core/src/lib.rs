@@ -25,11 +25,14 @@
 //! - [`params`]: Vault-style parameter decoding (durations, string lists).
 //! - [`wrapping`]: response wrapping: single-use wrapping tokens, the response in their
 //!   cubbyhole, unwrap / lookup / rewrap.
+//! - [`audit`]: audit devices (file, socket), the per-device salted HMAC, the device table,
+//!   and the request hook that fails closed.
 //! - [`error`]: [`CoreError`], the one error type callers see.
 //!
 //! This crate knows nothing of HTTP or Vault's JSON; `tresor-http` maps [`CoreError`] to
 //! status codes.
 
+pub mod audit;
 pub mod authz;
 pub mod barrier;
 pub mod core;

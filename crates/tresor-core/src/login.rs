@@ -172,6 +172,17 @@ impl Core {
                 wrap_ttl,
             )
             .await?;
+        } else {
+            // A login reaches no ACL check; it is audited here, before the method runs.
+            self.audit_request(
+                active,
+                None,
+                None,
+                &full_path,
+                sdk_request.operation,
+                Some(&sdk_request.data),
+                None,
+            )?;
         }
         let Some(r) = method
             .handle(&sdk_request, mounted.view.as_ref())

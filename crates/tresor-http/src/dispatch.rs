@@ -40,30 +40,62 @@ async fn answer(state: &AppState, request: http::Request<Body>) -> Response {
         Ok(r) => r,
         Err(err) => return err.into_response(),
     };
-    let wrap = request.wrap_ttl.map(|ttl| (ttl, request.path.clone()));
-    let answer = match (route(state, request).await, wrap) {
-        (Ok(response), Some((ttl, path))) => crate::wrap::wrap(state, response, ttl, &path).await,
-        (other, _) => other,
-    };
-    match answer {
-        Ok(response) => response,
-        Err(err) => err.into_response(),
+    if is_raw(&request) {
+        // Raw unauthenticated endpoints are not audited, as in OpenBao.
+        return match route(state, request).await {
+            Ok(response) => response,
+            Err(err) => err.into_response(),
+        };
     }
+    let scope = tresor_core::audit::Scope::new(
+        crate::response::new_request_id(),
+        request.token.clone(),
+        request.remote_socket,
+    );
+    let seen = crate::audit::Seen {
+        path: request.path.clone(),
+        operation: request.sdk_operation().ok(),
+        list: request.operation == crate::request::Operation::List,
+        wrapped: request.wrap_ttl.is_some(),
+    };
+    let wrap = request.wrap_ttl.map(|ttl| (ttl, request.path.clone()));
+    let answer = scope
+        .clone()
+        .run(async {
+            match (route(state, request).await, wrap) {
+                (Ok(response), Some((ttl, path))) => {
+                    crate::wrap::wrap(state, response, ttl, &path).await
+                }
+                (other, _) => other,
+            }
+        })
+        .await;
+    crate::audit::finish(state, &scope, &seen, answer).await
+}
+
+/// OpenBao serves these with raw HTTP handlers, outside its logical router (and its audit).
+const RAW: [&str; 8] = [
+    "sys/health",
+    "sys/seal-status",
+    "sys/init",
+    "sys/unseal",
+    "sys/seal",
+    "sys/leader",
+    "sys/generate-root/attempt",
+    "sys/generate-root/update",
+];
+
+fn is_raw(request: &ApiRequest) -> bool {
+    let bare = if request.operation == crate::request::Operation::List {
+        request.path.trim_end_matches('/')
+    } else {
+        request.path.as_str()
+    };
+    RAW.contains(&bare)
 }
 
 async fn route(state: &AppState, mut request: ApiRequest) -> Result<Response, ApiError> {
-    // OpenBao serves these with raw HTTP handlers, outside its logical router: a LIST method is
-    // a 405 there, but `?list=true` is simply ignored.
-    const RAW: [&str; 8] = [
-        "sys/health",
-        "sys/seal-status",
-        "sys/init",
-        "sys/unseal",
-        "sys/seal",
-        "sys/leader",
-        "sys/generate-root/attempt",
-        "sys/generate-root/update",
-    ];
+    // Raw endpoints: a LIST method is a 405 there, but `?list=true` is simply ignored.
     // Only a LIST gained its trailing slash from parsing; `sys/health/` asked as such is not the
     // raw endpoint (OpenBao sends it to the logical sys backend).
     let bare = if request.operation == crate::request::Operation::List {
@@ -134,7 +166,10 @@ async fn route(state: &AppState, mut request: ApiRequest) -> Result<Response, Ap
         other => other?,
     };
     match outcome {
-        Some(response) => Ok(logical_response(response, &request.path)),
+        Some(response) => {
+            crate::audit::stash(&response);
+            Ok(logical_response(response, &request.path))
+        }
         None => Ok(no_content()),
     }
 }

@@ -7,10 +7,12 @@
 //! - `response`: the response envelope, sys top-level mirroring, 204s, exact headers.
 //! - `error`: [`ApiError`], the `{"errors":[…]}` envelope, and the mapping from `CoreError`.
 //! - `dispatch`: unauthenticated sys paths, the sealed check, authentication, routing.
-//! - `sys`: the `sys/*` handlers (health, seal, init, keys, leader).
+//! - `audit`: the HTTP half of the audit hook (the per-request scope, the response line).
+//! - `sys`: the `sys/*` handlers (health, seal, init, keys, leader, audit, …).
 //!
 //! Only this crate knows status codes; the core reports errors as `CoreError`.
 
+mod audit;
 mod dispatch;
 mod error;
 mod request;

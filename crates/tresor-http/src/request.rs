@@ -39,6 +39,8 @@ pub struct ApiRequest {
     pub body: bytes::Bytes,
     /// The client's address (from the listener's connection info), for CIDR bindings.
     pub remote_addr: Option<std::net::IpAddr>,
+    /// The client's address and port, for audit lines.
+    pub remote_socket: Option<std::net::SocketAddr>,
     /// `X-Vault-Wrap-TTL` in whole seconds: wrap the response in a single-use token.
     pub wrap_ttl: Option<u64>,
 }
@@ -120,10 +122,11 @@ impl ApiRequest {
             .get(http::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        let remote_addr = parts
+        let remote_socket = parts
             .extensions
             .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-            .map(|c| c.0.ip());
+            .map(|c| c.0);
+        let remote_addr = remote_socket.map(|s| s.ip());
         let wrap_ttl = wrap_ttl_from(&parts.headers)?;
         Ok(Self {
             operation,
@@ -134,6 +137,7 @@ impl ApiRequest {
             content_type,
             body,
             remote_addr,
+            remote_socket,
             wrap_ttl,
         })
     }

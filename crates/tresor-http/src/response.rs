@@ -41,6 +41,15 @@ fn with_headers(status: StatusCode, body: Body) -> Response {
 /// A request id in UUID form. Drawn from the thread-local RNG: it must be unique, not secret,
 /// and a syscall per request would cost more than the rest of a cached read.
 pub fn request_id() -> String {
+    // Inside an audited request the envelope carries the id its audit lines carry.
+    if let Some(scope) = tresor_core::audit::current_scope() {
+        return scope.id().to_owned();
+    }
+    new_request_id()
+}
+
+/// A fresh request id.
+pub fn new_request_id() -> String {
     uuid::Builder::from_random_bytes(rand::rng().random())
         .into_uuid()
         .to_string()

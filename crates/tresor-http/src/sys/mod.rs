@@ -1,5 +1,6 @@
 //! Handlers for the `sys/` backend.
 
+pub mod audit;
 pub mod capabilities;
 pub mod generate_root;
 pub mod health;
@@ -65,6 +66,13 @@ pub async fn authenticated(state: &AppState, request: &ApiRequest) -> Result<Res
         "sys/rotate" | "sys/rotate/keyring" => keys::rotate(state, request).await,
         "sys/key-status" => keys::status(state, request),
         "sys/mounts" | "sys/auth" => mounts::list(state, request),
+        "sys/audit" => audit::list(state, request),
+        p if p.starts_with("sys/audit/") && !p.ends_with('/') => {
+            audit::one(state, request, &data).await
+        }
+        p if p.starts_with("sys/audit-hash/") && !p.ends_with('/') => {
+            audit::hash(state, request, &data)
+        }
         "sys/remount" => mounts::remount(state, request, &data).await,
         p if p.starts_with("sys/remount/status/") && !p.ends_with('/') => {
             mounts::remount_status(state, request, p.trim_start_matches("sys/remount/status/"))

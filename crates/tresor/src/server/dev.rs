@@ -44,6 +44,9 @@ pub fn config(args: &ServerArgs) -> Result<ServerConfig> {
         default_lease_ttl: None,
         max_lease_ttl: None,
         lease_revocation_paused: false,
+        audit_devices: Vec::new(),
+        unsafe_allow_api_audit_creation: false,
+        allow_audit_log_prefixing: false,
     })
 }
 

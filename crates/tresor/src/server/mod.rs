@@ -143,10 +143,15 @@ async fn serve(config: ServerConfig, args: ServerArgs, started: Instant) -> Resu
                 revocation_paused: paused,
                 ..Default::default()
             },
+            audit_devices: config.audit_devices.iter().map(audit_spec).collect(),
+            // Dev mode also allows it (OpenBao's dev mode does not; see docs/audit.md).
+            allow_api_audit_creation: config.unsafe_allow_api_audit_creation || args.dev,
+            allow_audit_log_prefixing: config.allow_audit_log_prefixing,
         },
     )
     .await
     .context("starting the core")?;
+    reopen_audit_on_sighup(&core);
     let dev_outcome = if args.dev {
         let outcome = dev::bootstrap(&core, &args, &config).await?;
         if !args.dev_no_store_token {
@@ -200,4 +205,38 @@ async fn serve(config: ServerConfig, args: ServerArgs, started: Instant) -> Resu
     backend.close().await.context("closing storage")?;
     tracing::info!("shutdown complete");
     Ok(())
+}
+
+fn audit_spec(device: &tresor_config::AuditDeviceConfig) -> tresor_core::audit::DeviceSpec {
+    tresor_core::audit::DeviceSpec {
+        path: device.path.clone(),
+        device_type: device.device_type.clone(),
+        description: device.description.clone(),
+        options: device.options.clone(),
+        local: device.local,
+    }
+}
+
+/// `SIGHUP` reopens every audit device's destination, so rotated files are followed (as
+/// Vault does). The task holds the core weakly: it ends with the server.
+fn reopen_audit_on_sighup(core: &Arc<Core>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let weak = Arc::downgrade(core);
+        match signal(SignalKind::hangup()) {
+            Ok(mut hangups) => {
+                tokio::spawn(async move {
+                    while hangups.recv().await.is_some() {
+                        let Some(core) = weak.upgrade() else { break };
+                        tracing::info!("SIGHUP: reopening audit devices");
+                        core.reopen_audit_devices();
+                    }
+                });
+            }
+            Err(err) => tracing::warn!(error = %err, "cannot listen for SIGHUP"),
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = core;
 }

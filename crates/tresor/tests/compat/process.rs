@@ -146,12 +146,17 @@ fn start_bao(
     command.arg("server");
     match kind {
         ServerKind::Dev => {
+            // OpenBao 2 refuses `sys/audit/:path` even in dev mode unless the config allows it;
+            // Tresor's dev mode allows it (docs/audit.md), so the dev servers agree.
+            let config = dir.join(format!("openbao-dev-{attempt}.hcl"));
+            write(&config, "unsafe_allow_api_audit_creation = true\n")?;
             command.args([
                 "-dev",
                 "-dev-root-token-id=root",
                 // Dev mode would otherwise write the token to ~/.vault-token.
                 "-dev-no-store-token",
                 &format!("-dev-listen-address={listen}"),
+                &format!("-config={}", config.display()),
             ]);
         }
         ServerKind::Fresh => {

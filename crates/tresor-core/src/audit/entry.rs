@@ -1,0 +1,397 @@
+//! One audit line in Vault's JSON format:
+//! `{"time","type","auth":{…},"request":{…},"response":{…},"error"}`.
+//!
+//! The `auth` and `request` blocks of a request are rendered once per device when the request
+//! line is written and reused verbatim in the response line, so a request costs one pass of
+//! hashing and formatting for each, not two.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use tresor_sdk::secret::SecretString;
+
+use super::hash::Salt;
+use super::options::Format;
+
+/// Who made the request, as known when it was authorised.
+#[derive(Debug, Clone, Default)]
+pub struct AuthInfo {
+    pub client_token: Option<SecretString>,
+    pub accessor: Option<String>,
+    pub display_name: String,
+    pub policies: Vec<String>,
+    pub token_policies: Vec<String>,
+    pub identity_policies: Vec<String>,
+    /// The ACL's verdict; `None` for requests that were never checked (logins).
+    pub allowed: Option<bool>,
+    pub metadata: Option<BTreeMap<String, String>>,
+    pub entity_id: String,
+    pub entity_created: bool,
+    /// `service` or `batch`; `default` when there is no token.
+    pub token_type: &'static str,
+    pub token_ttl: u64,
+    pub token_issue_time: Option<String>,
+}
+
+/// The mount a path belongs to.
+#[derive(Debug, Clone, Default)]
+pub struct MountFields {
+    pub point: String,
+    pub mount_type: String,
+    pub accessor: String,
+    pub class: &'static str,
+}
+
+/// What the request said.
+#[derive(Debug, Clone, Default)]
+pub struct RequestInfo {
+    pub id: String,
+    pub operation: &'static str,
+    pub mount: MountFields,
+    pub path: String,
+    pub data: Option<Map<String, Value>>,
+    pub remote_address: Option<String>,
+    pub remote_port: Option<u16>,
+}
+
+/// What the response said. `auth` is the envelope's `auth` block (a newly issued token).
+#[derive(Debug, Clone, Default)]
+pub struct ResponseInfo {
+    pub data: Option<Map<String, Value>>,
+    pub auth: Option<Value>,
+    pub lease_id: Option<String>,
+    pub wrap_info: Option<Value>,
+    pub warnings: Vec<String>,
+}
+
+/// Hashes strings unless the device logs raw.
+pub(crate) struct Hasher<'a> {
+    pub salt: &'a Salt,
+    pub format: &'a Format,
+}
+
+impl Hasher<'_> {
+    fn text(&self, s: &str) -> String {
+        if self.format.log_raw {
+            s.to_owned()
+        } else {
+            self.salt.hash(s)
+        }
+    }
+
+    fn accessor(&self, s: &str) -> String {
+        if self.format.log_raw || !self.format.hmac_accessor {
+            s.to_owned()
+        } else {
+            self.salt.hash(s)
+        }
+    }
+
+    fn value(&self, mut v: Value, keep: Option<&str>) -> Value {
+        if !self.format.log_raw {
+            match &mut v {
+                Value::Object(map) => self.salt.hash_map(map, keep),
+                other => self.salt.hash_value(other),
+            }
+        }
+        v
+    }
+
+    fn accessor_kept(&self) -> Option<&'static str> {
+        (!self.format.hmac_accessor).then_some("accessor")
+    }
+}
+
+#[derive(Serialize)]
+struct PolicyResults {
+    allowed: bool,
+}
+
+#[derive(Serialize)]
+struct AuthOut<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    accessor: Option<String>,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    display_name: &'a str,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    policies: &'a [String],
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    token_policies: &'a [String],
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    identity_policies: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    policy_results: Option<PolicyResults>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    metadata: Option<&'a BTreeMap<String, String>>,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    entity_id: &'a str,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    entity_created: bool,
+    token_type: &'a str,
+    #[serde(skip_serializing_if = "is_zero")]
+    token_ttl: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    token_issue_time: Option<&'a str>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+#[derive(Serialize)]
+struct Namespace {
+    id: &'static str,
+}
+
+#[derive(Serialize)]
+struct RequestOut<'a> {
+    id: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    client_id: &'a str,
+    operation: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    mount_point: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    mount_type: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    mount_accessor: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    mount_class: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_token_accessor: Option<String>,
+    namespace: Namespace,
+    path: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    remote_address: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    remote_port: Option<u16>,
+}
+
+#[derive(Serialize)]
+struct Secret<'a> {
+    lease_id: &'a str,
+}
+
+#[derive(Serialize)]
+struct ResponseOut<'a> {
+    #[serde(skip_serializing_if = "str::is_empty")]
+    mount_point: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    mount_type: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    mount_accessor: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    mount_class: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    auth: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    secret: Option<Secret<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<Value>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    warnings: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    wrap_info: Option<Value>,
+}
+
+/// The `auth` block of the caller.
+pub(crate) fn render_auth(h: &Hasher<'_>, auth: &AuthInfo) -> Vec<u8> {
+    let out = AuthOut {
+        client_token: auth.client_token.as_ref().map(|t| h.text(t.expose())),
+        accessor: auth.accessor.as_deref().map(|a| h.accessor(a)),
+        display_name: &auth.display_name,
+        policies: &auth.policies,
+        token_policies: &auth.token_policies,
+        identity_policies: &auth.identity_policies,
+        policy_results: auth.allowed.map(|allowed| PolicyResults { allowed }),
+        metadata: auth.metadata.as_ref(),
+        entity_id: &auth.entity_id,
+        entity_created: auth.entity_created,
+        token_type: if auth.token_type.is_empty() {
+            "default"
+        } else {
+            auth.token_type
+        },
+        token_ttl: auth.token_ttl,
+        token_issue_time: auth.token_issue_time.as_deref(),
+    };
+    serde_json::to_vec(&out).unwrap_or_else(|_| b"{}".to_vec())
+}
+
+/// The `request` block; `caller` supplies the token fields repeated there.
+pub(crate) fn render_request(h: &Hasher<'_>, req: &RequestInfo, caller: &AuthInfo) -> Vec<u8> {
+    let out = RequestOut {
+        id: &req.id,
+        client_id: &caller.entity_id,
+        operation: req.operation,
+        mount_point: &req.mount.point,
+        mount_type: &req.mount.mount_type,
+        mount_accessor: &req.mount.accessor,
+        mount_class: req.mount.class,
+        client_token: caller.client_token.as_ref().map(|t| h.text(t.expose())),
+        client_token_accessor: caller.accessor.as_deref().map(|a| h.accessor(a)),
+        namespace: Namespace { id: "root" },
+        path: &req.path,
+        data: req
+            .data
+            .as_ref()
+            .filter(|d| !d.is_empty())
+            .map(|d| h.value(Value::Object(d.clone()), None)),
+        remote_address: req.remote_address.as_deref(),
+        remote_port: req.remote_port,
+    };
+    serde_json::to_vec(&out).unwrap_or_else(|_| b"{}".to_vec())
+}
+
+/// The `auth` block of a newly issued token, from the response envelope's `auth`: only the
+/// token and its accessor are secrets; the rest is logged as is (as Vault does).
+pub(crate) fn issued_auth(h: &Hasher<'_>, auth: &Value) -> Value {
+    let Value::Object(src) = auth else {
+        return Value::Null;
+    };
+    let mut out = Map::new();
+    let string = |k: &str| src.get(k).and_then(Value::as_str);
+    if let Some(t) = string("client_token") {
+        out.insert("client_token".into(), Value::String(h.text(t)));
+    }
+    if let Some(a) = string("accessor") {
+        out.insert("accessor".into(), Value::String(h.accessor(a)));
+    }
+    for key in [
+        "display_name",
+        "policies",
+        "token_policies",
+        "identity_policies",
+        "metadata",
+    ] {
+        if let Some(v) = src.get(key).filter(|v| !v.is_null()) {
+            out.insert(key.into(), v.clone());
+        }
+    }
+    if let Some(e) = string("entity_id").filter(|e| !e.is_empty()) {
+        out.insert("entity_id".into(), Value::String(e.to_owned()));
+    }
+    out.insert(
+        "token_type".into(),
+        src.get("token_type")
+            .cloned()
+            .unwrap_or(Value::from("service")),
+    );
+    if let Some(ttl) = src.get("lease_duration").filter(|v| v.as_u64() != Some(0)) {
+        out.insert("token_ttl".into(), ttl.clone());
+    }
+    Value::Object(out)
+}
+
+/// The `response` block.
+pub(crate) fn render_response(
+    h: &Hasher<'_>,
+    mount: &MountFields,
+    resp: &ResponseInfo,
+    list: bool,
+) -> Vec<u8> {
+    let data = resp.data.as_ref().map(|d| {
+        let mut d = d.clone();
+        if list && h.format.elide_list_responses {
+            elide(&mut d);
+        }
+        h.value(Value::Object(d), h.accessor_kept())
+    });
+    let wrap_info = resp.wrap_info.as_ref().map(|w| {
+        let mut w = w.clone();
+        if let Value::Object(map) = &mut w {
+            for key in ["token", "accessor", "wrapped_accessor"] {
+                if let Some(Value::String(s)) = map.get_mut(key) {
+                    *s = if key == "token" {
+                        h.text(s)
+                    } else {
+                        h.accessor(s)
+                    };
+                }
+            }
+        }
+        w
+    });
+    let out = ResponseOut {
+        mount_point: &mount.point,
+        mount_type: &mount.mount_type,
+        mount_accessor: &mount.accessor,
+        mount_class: mount.class,
+        auth: resp
+            .auth
+            .as_ref()
+            .filter(|a| !a.is_null())
+            .map(|a| issued_auth(h, a)),
+        secret: resp
+            .lease_id
+            .as_deref()
+            .filter(|l| !l.is_empty())
+            .map(|lease_id| Secret { lease_id }),
+        data,
+        warnings: &resp.warnings,
+        wrap_info,
+    };
+    serde_json::to_vec(&out).unwrap_or_else(|_| b"{}".to_vec())
+}
+
+/// `elide_list_responses`: a list answer's `keys` and `key_info` become their lengths.
+fn elide(data: &mut Map<String, Value>) {
+    for key in ["keys", "key_info"] {
+        let len = match data.get(key) {
+            Some(Value::Array(a)) => a.len(),
+            Some(Value::Object(o)) => o.len(),
+            _ => continue,
+        };
+        data.insert(key.to_owned(), Value::from(len));
+    }
+}
+
+/// Joins the pre-rendered blocks into one line (with the device's prefix and a newline).
+pub(crate) fn line(
+    format: &Format,
+    kind: &str,
+    auth: &[u8],
+    request: &[u8],
+    response: Option<&[u8]>,
+    error: Option<&str>,
+) -> Vec<u8> {
+    let mut out = Vec::with_capacity(
+        format.prefix.len() + 64 + auth.len() + request.len() + response.map_or(0, <[u8]>::len),
+    );
+    out.extend_from_slice(format.prefix.as_bytes());
+    out.extend_from_slice(b"{\"time\":\"");
+    out.extend_from_slice(now().as_bytes());
+    out.extend_from_slice(b"\",\"type\":\"");
+    out.extend_from_slice(kind.as_bytes());
+    out.extend_from_slice(b"\",\"auth\":");
+    out.extend_from_slice(auth);
+    out.extend_from_slice(b",\"request\":");
+    out.extend_from_slice(request);
+    if let Some(response) = response {
+        out.extend_from_slice(b",\"response\":");
+        out.extend_from_slice(response);
+    }
+    if let Some(error) = error {
+        out.extend_from_slice(b",\"error\":");
+        // A string always serialises; the fallback only keeps the line well-formed.
+        let quoted = serde_json::to_vec(error).unwrap_or_else(|_| b"\"\"".to_vec());
+        out.extend_from_slice(&quoted);
+    }
+    out.extend_from_slice(b"}\n");
+    out
+}
+
+fn now() -> String {
+    OffsetDateTime::now_utc()
+        .format(&Rfc3339)
+        .unwrap_or_default()
+}
