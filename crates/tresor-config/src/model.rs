@@ -76,6 +76,9 @@ pub struct ListenerConfig {
     /// Maximum request body in bytes. `None` means "use the server default", which is also what
     /// Vault does for an explicit `0`.
     pub max_request_size: Option<usize>,
+    /// `disable_unauthed_rekey_endpoints` (default `true`, as in OpenBao ≥ 2.5): whether the
+    /// legacy unauthenticated `sys/rekey/*` endpoints are refused on this listener.
+    pub disable_unauthed_rekey_endpoints: bool,
 }
 
 /// The PEM files a TLS listener serves; load them with [`crate::load_tls`].

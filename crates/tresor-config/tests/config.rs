@@ -71,6 +71,7 @@ fn full_example_parses() {
                 address: addr("127.0.0.1:8200"),
                 tls: None,
                 max_request_size: Some(33_554_432),
+                disable_unauthed_rekey_endpoints: true,
             }],
             api_addr: Some("https://tresor-0:8200".to_owned()),
             cluster_name: Some("prod".to_owned()),
@@ -131,11 +132,13 @@ max_lease_ttl     = 86400
                         key_file: PathBuf::from("/etc/tresor/tls.key"),
                     }),
                     max_request_size: Some(1_048_576),
+                    disable_unauthed_rekey_endpoints: true,
                 },
                 ListenerConfig {
                     address: addr("[::1]:8200"),
                     tls: None,
                     max_request_size: None,
+                    disable_unauthed_rekey_endpoints: true,
                 },
             ],
             api_addr: Some("https://tresor-0:8200".to_owned()),
@@ -179,6 +182,7 @@ fn defaults() {
             address: DEFAULT_LISTEN_ADDRESS,
             tls: None,
             max_request_size: None,
+            disable_unauthed_rekey_endpoints: true,
         }]
     );
     assert_eq!(DEFAULT_LISTEN_ADDRESS, addr("127.0.0.1:8200"));
@@ -706,3 +710,21 @@ fn lease_revocation_paused_is_a_top_level_boolean() {
         .to_string();
     assert!(err.contains("line 2") || err.contains(":2"), "{err}");
 }
+
+#[test]
+fn unauthenticated_rekey_endpoints_are_off_unless_a_listener_enables_them() {
+    let config = parse(&format!(
+        "{INMEM}listener \"tcp\" {{\n  tls_disable = true\n}}\nlistener \"tcp\" {{\n  address = \"127.0.0.1:8201\"\n  tls_disable = true\n  disable_unauthed_rekey_endpoints = false\n}}\n"
+    ))
+    .unwrap();
+    assert!(config.listeners[0].disable_unauthed_rekey_endpoints);
+    assert!(!config.listeners[1].disable_unauthed_rekey_endpoints);
+    let err = parse(&format!(
+        "{INMEM}listener \"tcp\" {{\n  tls_disable = true\n  disable_unauthed_rekey_endpoints = \"maybe\"\n}}\n"
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("line 5"), "{err}");
+    assert!(err.contains("not a boolean"), "{err}");
+}
+

@@ -1,7 +1,7 @@
 //! The one entry point for `/v1/…`: the order of checks is Vault's.
 //!
-//! 1. Unauthenticated `sys/` endpoints (health, seal-status, init, unseal, leader, generate-root)
-//!    answer first, sealed or not.
+//! 1. Unauthenticated `sys/` endpoints (health, seal-status, init, unseal, leader, generate-root,
+//!    and the legacy `sys/rekey/*` where the listener enables them) answer first, sealed or not.
 //! 2. Everything else answers 503 while sealed.
 //! 3. Then the token and the ACL are checked (403), inside the core, for `sys/` and logical
 //!    paths alike.
@@ -19,12 +19,17 @@ use crate::response::{logical_response, no_content};
 use crate::sys;
 
 pub async fn handle(State(state): State<AppState>, request: http::Request<Body>) -> Response {
+    let listener = request
+        .extensions()
+        .get::<crate::ListenerOptions>()
+        .copied()
+        .unwrap_or_default();
     let request = match ApiRequest::parse(request, state.max_request_size).await {
         Ok(r) => r,
         Err(err) => return err.into_response(),
     };
     let wrap = request.wrap_ttl.map(|ttl| (ttl, request.path.clone()));
-    let answer = match (route(&state, request).await, wrap) {
+    let answer = match (route(&state, request, listener).await, wrap) {
         (Ok(response), Some((ttl, path))) => crate::wrap::wrap(&state, response, ttl, &path).await,
         (other, _) => other,
     };
@@ -34,10 +39,14 @@ pub async fn handle(State(state): State<AppState>, request: http::Request<Body>)
     }
 }
 
-async fn route(state: &AppState, mut request: ApiRequest) -> Result<Response, ApiError> {
+async fn route(
+    state: &AppState,
+    mut request: ApiRequest,
+    listener: crate::ListenerOptions,
+) -> Result<Response, ApiError> {
     // OpenBao serves these with raw HTTP handlers, outside its logical router: a LIST method is
     // a 405 there, but `?list=true` is simply ignored.
-    const RAW: [&str; 8] = [
+    const RAW: [&str; 11] = [
         "sys/health",
         "sys/seal-status",
         "sys/init",
@@ -46,6 +55,9 @@ async fn route(state: &AppState, mut request: ApiRequest) -> Result<Response, Ap
         "sys/leader",
         "sys/generate-root/attempt",
         "sys/generate-root/update",
+        "sys/rekey/init",
+        "sys/rekey/update",
+        "sys/rekey/verify",
     ];
     // Only a LIST gained its trailing slash from parsing; `sys/health/` asked as such is not the
     // raw endpoint (OpenBao sends it to the logical sys backend).
@@ -55,6 +67,12 @@ async fn route(state: &AppState, mut request: ApiRequest) -> Result<Response, Ap
         request.path.as_str()
     };
     if RAW.contains(&bare) {
+        if bare.starts_with("sys/rekey/") && !listener.unauthed_rekey {
+            // OpenBao ≥ 2.5 registers no raw handler then: the logical sys backend answers,
+            // without asking for a token.
+            state.core.active()?;
+            return Err(ApiError::unsupported_operation());
+        }
         if request.list_from_query {
             request.operation = crate::request::Operation::Read;
         }
@@ -67,6 +85,9 @@ async fn route(state: &AppState, mut request: ApiRequest) -> Result<Response, Ap
             "sys/leader" => sys::leader::handle(state, &request),
             "sys/generate-root/attempt" => sys::generate_root::attempt(state, &request).await,
             "sys/generate-root/update" => sys::generate_root::update(state, &request).await,
+            "sys/rekey/init" => sys::rekey::legacy_init(state, &request).await,
+            "sys/rekey/update" => sys::rekey::legacy_update(state, &request).await,
+            "sys/rekey/verify" => sys::rekey::legacy_verify(state, &request).await,
             _ => sys::seal::seal(state, &request).await,
         };
     }

@@ -7,7 +7,7 @@
 //! - `response`: the response envelope, sys top-level mirroring, 204s, exact headers.
 //! - `error`: [`ApiError`], the `{"errors":[…]}` envelope, and the mapping from `CoreError`.
 //! - `dispatch`: unauthenticated sys paths, the sealed check, authentication, routing.
-//! - `sys`: the `sys/*` handlers (health, seal, init, keys, leader).
+//! - `sys`: the `sys/*` handlers (health, seal, init, keys, leader, rekey, …).
 //!
 //! Only this crate knows status codes; the core reports errors as `CoreError`.
 
@@ -42,6 +42,15 @@ impl AppState {
             max_request_size: DEFAULT_MAX_REQUEST_SIZE,
         }
     }
+}
+
+/// Settings of one listener that change what the dispatcher serves; each listener's router
+/// carries its own as a request extension (`axum::Extension`). Absent means the defaults.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ListenerOptions {
+    /// Serve the legacy unauthenticated `sys/rekey/*` endpoints
+    /// (`disable_unauthed_rekey_endpoints = false`); off by default, as in OpenBao ≥ 2.5.
+    pub unauthed_rekey: bool,
 }
 
 /// The complete HTTP application.

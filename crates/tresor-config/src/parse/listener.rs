@@ -17,6 +17,7 @@ const KEYS: &[&str] = &[
     "tls_cert_file",
     "tls_key_file",
     "max_request_size",
+    "disable_unauthed_rekey_endpoints",
 ];
 
 pub(super) fn read(cx: &Cx, block: &Block) -> Result<ListenerConfig, Located> {
@@ -42,6 +43,7 @@ pub(super) fn read(cx: &Cx, block: &Block) -> Result<ListenerConfig, Located> {
     let mut cert_file = None;
     let mut key_file = None;
     let mut max_request_size = None;
+    let mut disable_unauthed_rekey_endpoints = true;
     for attr in section.attributes(cx, &block.body)? {
         let value = cx.value(attr);
         match value.key() {
@@ -50,6 +52,9 @@ pub(super) fn read(cx: &Cx, block: &Block) -> Result<ListenerConfig, Located> {
             "tls_cert_file" => cert_file = Some(PathBuf::from(value.string()?)),
             "tls_key_file" => key_file = Some(PathBuf::from(value.string()?)),
             "max_request_size" => max_request_size = request_size(&value)?,
+            "disable_unauthed_rekey_endpoints" => {
+                disable_unauthed_rekey_endpoints = value.boolean()?;
+            }
             _ => return Err(section.unknown_attribute(cx, attr)),
         }
     }
@@ -74,6 +79,7 @@ pub(super) fn read(cx: &Cx, block: &Block) -> Result<ListenerConfig, Located> {
         address,
         tls,
         max_request_size,
+        disable_unauthed_rekey_endpoints,
     })
 }
 

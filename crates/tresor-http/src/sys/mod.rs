@@ -9,6 +9,7 @@ pub mod leader;
 pub mod leases;
 pub mod mounts;
 pub mod policy;
+pub mod rekey;
 pub mod seal;
 pub mod wrapping;
 
@@ -56,8 +57,12 @@ pub async fn authenticated(state: &AppState, request: &ApiRequest) -> Result<Res
     if let Some(endpoint) = leases::endpoint(path) {
         return leases::handle(state, request, endpoint, &data).await;
     }
+    if let Some((target, endpoint)) = rekey::rotate_endpoint(path) {
+        return rekey::rotate(state, request, target, endpoint, &data).await;
+    }
     match path {
         "sys/rotate" | "sys/rotate/keyring" => keys::rotate(state, request).await,
+        "sys/rekey/backup" => rekey::backup(state, request).await,
         "sys/key-status" => keys::status(state, request),
         "sys/mounts" | "sys/auth" => mounts::list(state, request),
         "sys/remount" => mounts::remount(state, request, &data).await,

@@ -34,6 +34,8 @@ pub fn config(args: &ServerArgs) -> Result<ServerConfig> {
             address,
             tls: None,
             max_request_size: None,
+            // As OpenBao's dev listener: the legacy unauthenticated endpoints stay off.
+            disable_unauthed_rekey_endpoints: true,
         }],
         api_addr: None,
         cluster_name: None,

@@ -54,8 +54,12 @@ pub async fn start(listeners: &[ListenerConfig], app: Router) -> Result<Servers>
     for listener in listeners {
         let handle = Handle::new();
         // Connection info gives handlers the client address (CIDR-bound tokens and secret ids).
+        let options = tresor_http::ListenerOptions {
+            unauthed_rekey: !listener.disable_unauthed_rekey_endpoints,
+        };
         let service = app
             .clone()
+            .layer(axum::Extension(options))
             .into_make_service_with_connect_info::<SocketAddr>();
         match &listener.tls {
             None => {
