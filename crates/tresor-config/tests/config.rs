@@ -727,4 +727,3 @@ fn unauthenticated_rekey_endpoints_are_off_unless_a_listener_enables_them() {
     assert!(err.contains("line 5"), "{err}");
     assert!(err.contains("not a boolean"), "{err}");
 }
-

@@ -559,7 +559,10 @@ pub(crate) async fn create_root_token(
 fn crash_failpoint(point: &str) {
     #[cfg(debug_assertions)]
     if std::env::var_os(format!("TRESOR_FAILPOINT_REKEY_CRASH_{point}")).is_some() {
-        tracing::error!(point, "failpoint: aborting while installing a rekeyed unseal key");
+        tracing::error!(
+            point,
+            "failpoint: aborting while installing a rekeyed unseal key"
+        );
         std::process::abort();
     }
     #[cfg(not(debug_assertions))]

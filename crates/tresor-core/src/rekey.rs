@@ -159,7 +159,9 @@ pub struct VerifyStatus {
 pub enum VerifyUpdate {
     Progress(VerifyStatus),
     /// The new shares are installed; `nonce` is the verification nonce that completed.
-    Complete { nonce: String },
+    Complete {
+        nonce: String,
+    },
 }
 
 /// The in-memory attempts, one per API family and target.
@@ -308,7 +310,11 @@ impl Core {
     }
 
     /// `GET …/init`.
-    pub async fn rekey_status(&self, api: RekeyApi, target: RekeyTarget) -> CoreResult<RekeyStatus> {
+    pub async fn rekey_status(
+        &self,
+        api: RekeyApi,
+        target: RekeyTarget,
+    ) -> CoreResult<RekeyStatus> {
         let current = self.rekey_ready(target)?;
         let attempts = self.rekeys.attempts.lock().await;
         Ok(match attempts.get(&(api, target)) {
@@ -568,7 +574,11 @@ mod tests {
         let cases = [
             (0, 0, "shares must be at least one"),
             (3, 0, "threshold must be at least one"),
-            (3, 1, "threshold must be greater than one for multiple shares"),
+            (
+                3,
+                1,
+                "threshold must be greater than one for multiple shares",
+            ),
             (300, 2, "shares must be less than 256"),
             (3, 5, "threshold cannot be larger than shares"),
             (255, 256, "threshold must be less than 256"),
@@ -593,7 +603,9 @@ mod tests {
     fn pgp_keys_are_counted_then_refused() {
         let mut r = req(2, 2);
         r.pgp_keys = vec!["a".into()];
-        assert!(matches!(r.validate(), Err(RekeyError::InvalidConfig(m)) if m.contains("count mismatch")));
+        assert!(
+            matches!(r.validate(), Err(RekeyError::InvalidConfig(m)) if m.contains("count mismatch"))
+        );
         r.pgp_keys = vec!["a".into(), "b".into()];
         assert_eq!(r.validate(), Err(RekeyError::PgpUnsupported));
     }
@@ -650,7 +662,10 @@ mod tests {
         let api = RekeyApi::Rotate;
         core.barrier().put("kept", b"value").await.unwrap();
         let status = core.rekey_start(api, B, &req(3, 2)).await.unwrap();
-        assert_eq!((status.shares, status.threshold, status.required), (3, 2, 3));
+        assert_eq!(
+            (status.shares, status.threshold, status.required),
+            (3, 2, 3)
+        );
         let nonce = status.nonce;
         for (i, k) in old[..2].iter().enumerate() {
             match core.rekey_update(api, B, k.clone(), &nonce).await.unwrap() {
@@ -658,8 +673,10 @@ mod tests {
                 RekeyUpdate::Complete(_) => panic!("too early"),
             }
         }
-        let RekeyUpdate::Complete(result) =
-            core.rekey_update(api, B, old[4].clone(), &nonce).await.unwrap()
+        let RekeyUpdate::Complete(result) = core
+            .rekey_update(api, B, old[4].clone(), &nonce)
+            .await
+            .unwrap()
         else {
             panic!("the third share completes");
         };
@@ -671,7 +688,10 @@ mod tests {
 
         assert!(reunseal(&core, &old[..3]).await.is_err(), "old shares");
         reunseal(&core, &result.keys[1..]).await.unwrap();
-        assert_eq!(core.barrier().get("kept").await.unwrap().unwrap().expose(), b"value");
+        assert_eq!(
+            core.barrier().get("kept").await.unwrap().unwrap().expose(),
+            b"value"
+        );
     }
 
     #[tokio::test]
@@ -689,9 +709,13 @@ mod tests {
         );
         assert_eq!(
             rekey_err(core.rekey_update(api, B, old[0].clone(), "x").await),
-            RekeyError::WrongNonce { expected: nonce.clone() }
+            RekeyError::WrongNonce {
+                expected: nonce.clone()
+            }
         );
-        core.rekey_update(api, B, old[0].clone(), &nonce).await.unwrap();
+        core.rekey_update(api, B, old[0].clone(), &nonce)
+            .await
+            .unwrap();
         assert_eq!(
             rekey_err(core.rekey_update(api, B, old[0].clone(), &nonce).await),
             RekeyError::DuplicateKey
@@ -705,7 +729,9 @@ mod tests {
             RekeyError::InvalidKey
         );
         let short = SecretBytes::new(vec![9; 20]);
-        core.rekey_update(api, B, old[1].clone(), &nonce).await.unwrap();
+        core.rekey_update(api, B, old[1].clone(), &nonce)
+            .await
+            .unwrap();
         assert!(matches!(
             rekey_err(core.rekey_update(api, B, short, &nonce).await),
             RekeyError::Combine(d) if d == "all parts must be the same length"
@@ -716,11 +742,17 @@ mod tests {
         let legacy = RekeyApi::Legacy;
         let n = core.rekey_start(legacy, B, &req(1, 1)).await.unwrap().nonce;
         assert_eq!(
-            rekey_err(core.rekey_update(legacy, B, SecretBytes::new(vec![1; 4]), &n).await),
+            rekey_err(
+                core.rekey_update(legacy, B, SecretBytes::new(vec![1; 4]), &n)
+                    .await
+            ),
             RekeyError::KeyTooShort
         );
         assert_eq!(
-            rekey_err(core.rekey_update(legacy, B, SecretBytes::new(vec![1; 40]), &n).await),
+            rekey_err(
+                core.rekey_update(legacy, B, SecretBytes::new(vec![1; 40]), &n)
+                    .await
+            ),
             RekeyError::KeyTooLong
         );
         // The two families' attempts are independent.
@@ -738,9 +770,13 @@ mod tests {
         let mut request = req(3, 2);
         request.require_verification = true;
         let nonce = core.rekey_start(api, B, &request).await.unwrap().nonce;
-        core.rekey_update(api, B, old[0].clone(), &nonce).await.unwrap();
-        let RekeyUpdate::Complete(result) =
-            core.rekey_update(api, B, old[2].clone(), &nonce).await.unwrap()
+        core.rekey_update(api, B, old[0].clone(), &nonce)
+            .await
+            .unwrap();
+        let RekeyUpdate::Complete(result) = core
+            .rekey_update(api, B, old[2].clone(), &nonce)
+            .await
+            .unwrap()
         else {
             panic!("complete");
         };
@@ -752,7 +788,10 @@ mod tests {
             RekeyError::VerificationPending { .. }
         ));
         let new = result.keys;
-        let s = core.rekey_verify(api, B, new[0].clone(), &vnonce).await.unwrap();
+        let s = core
+            .rekey_verify(api, B, new[0].clone(), &vnonce)
+            .await
+            .unwrap();
         assert!(matches!(s, VerifyUpdate::Progress(ref v) if v.progress == 1));
         assert_eq!(
             rekey_err(core.rekey_verify(api, B, new[0].clone(), &vnonce).await),
@@ -762,19 +801,29 @@ mod tests {
         let mut wrong = new[1].expose().to_vec();
         wrong[0] ^= 1;
         assert_eq!(
-            rekey_err(core.rekey_verify(api, B, SecretBytes::new(wrong), &vnonce).await),
+            rekey_err(
+                core.rekey_verify(api, B, SecretBytes::new(wrong), &vnonce)
+                    .await
+            ),
             RekeyError::VerificationMismatch
         );
         let v = core.rekey_verify_status(api, B).await.unwrap();
         assert!(v.started && v.progress == 0 && v.nonce != vnonce);
         let restarted = core.rekey_verify_restart(api, B).await.unwrap();
         assert_ne!(restarted.nonce, v.nonce);
-        core.rekey_verify(api, B, new[2].clone(), &restarted.nonce).await.unwrap();
+        core.rekey_verify(api, B, new[2].clone(), &restarted.nonce)
+            .await
+            .unwrap();
         let done = core
             .rekey_verify(api, B, new[1].clone(), &restarted.nonce)
             .await
             .unwrap();
-        assert_eq!(done, VerifyUpdate::Complete { nonce: restarted.nonce });
+        assert_eq!(
+            done,
+            VerifyUpdate::Complete {
+                nonce: restarted.nonce
+            }
+        );
         assert!(reunseal(&core, &old[..2]).await.is_err());
         reunseal(&core, &new[..2]).await.unwrap();
     }
@@ -786,8 +835,12 @@ mod tests {
         let mut request = req(2, 2);
         request.require_verification = true;
         let nonce = core.rekey_start(api, B, &request).await.unwrap().nonce;
-        core.rekey_update(api, B, old[0].clone(), &nonce).await.unwrap();
-        core.rekey_update(api, B, old[1].clone(), &nonce).await.unwrap();
+        core.rekey_update(api, B, old[0].clone(), &nonce)
+            .await
+            .unwrap();
+        core.rekey_update(api, B, old[1].clone(), &nonce)
+            .await
+            .unwrap();
         core.rekey_cancel(api, B).await.unwrap();
         assert_eq!(
             rekey_err(core.rekey_verify_status(api, B).await),
@@ -795,9 +848,15 @@ mod tests {
         );
         core.rekey_start(api, B, &req(2, 2)).await.unwrap();
         core.seal_now().await;
-        assert!(matches!(core.rekey_status(api, B).await, Err(CoreError::Sealed)));
+        assert!(matches!(
+            core.rekey_status(api, B).await,
+            Err(CoreError::Sealed)
+        ));
         reunseal(&core, &old[1..]).await.unwrap();
-        assert!(!core.rekey_status(api, B).await.unwrap().started, "sealing forgot it");
+        assert!(
+            !core.rekey_status(api, B).await.unwrap().started,
+            "sealing forgot it"
+        );
     }
 
     #[test]

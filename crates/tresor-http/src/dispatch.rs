@@ -68,15 +68,21 @@ async fn route(
     };
     if RAW.contains(&bare) {
         if bare.starts_with("sys/rekey/") && !listener.unauthed_rekey {
-            // OpenBao ≥ 2.5 registers no raw handler then: the logical sys backend answers,
-            // without asking for a token.
+            // OpenBao ≥ 2.5 registers no raw handler then: its logical sys backend answers,
+            // without asking for a token, with a plain (not multi-error) message.
             state.core.active()?;
-            return Err(ApiError::unsupported_operation());
+            return Err(ApiError::new(
+                http::StatusCode::METHOD_NOT_ALLOWED,
+                "unsupported operation",
+            ));
         }
         if request.list_from_query {
             request.operation = crate::request::Operation::Read;
         }
         request.path = bare.to_owned();
+        if request.path.starts_with("sys/rekey/") {
+            sys::rekey::legacy_patch_check(&request)?;
+        }
         return match request.path.as_str() {
             "sys/health" => sys::health::handle(state, &request),
             "sys/seal-status" => sys::seal::status(state, &request).await,

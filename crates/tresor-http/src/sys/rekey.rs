@@ -112,7 +112,11 @@ fn word(err: CoreError, api: RekeyApi, endpoint: Endpoint) -> ApiError {
             format!(
                 "{} already finished; verification must be performed; nonce for the \
                  verification operation is {nonce:?}",
-                if legacy { "rekey operation" } else { "rotation" }
+                if legacy {
+                    "rekey operation"
+                } else {
+                    "rotation"
+                }
             ),
         ),
         RekeyError::WrongNonce { expected } => (
@@ -193,7 +197,11 @@ fn word(err: CoreError, api: RekeyApi, endpoint: Endpoint) -> ApiError {
 
 fn encode_keys(result: &RekeyResult) -> (Vec<String>, Vec<String>) {
     let b64 = base64::engine::general_purpose::STANDARD;
-    let hex_keys = result.keys.iter().map(|k| hex::encode(k.expose())).collect();
+    let hex_keys = result
+        .keys
+        .iter()
+        .map(|k| hex::encode(k.expose()))
+        .collect();
     let b64_keys = result.keys.iter().map(|k| b64.encode(k.expose())).collect();
     (hex_keys, b64_keys)
 }
@@ -460,8 +468,9 @@ fn legacy_verify_status(status: &VerifyStatus) -> Value {
     })
 }
 
-/// The legacy status read: OpenBao names an uninitialised server before a sealed one.
+/// The legacy status read (an uninitialised server is sealed: 503 first, as OpenBao answers).
 async fn legacy_read(state: &AppState, api: RekeyApi) -> Result<Response, ApiError> {
+    state.core.active()?;
     if !state.core.is_initialized() {
         return Err(ApiError::bad_request("server is not yet initialized"));
     }
@@ -474,6 +483,7 @@ async fn legacy_read(state: &AppState, api: RekeyApi) -> Result<Response, ApiErr
 }
 
 async fn legacy_verify_read(state: &AppState, api: RekeyApi) -> Result<Response, ApiError> {
+    state.core.active()?;
     if !state.core.is_initialized() {
         return Err(ApiError::bad_request("server is not yet initialized"));
     }
@@ -482,7 +492,10 @@ async fn legacy_verify_read(state: &AppState, api: RekeyApi) -> Result<Response,
         .rekey_verify_status(api, RekeyTarget::Barrier)
         .await
         .map_err(|e| word(e, api, Endpoint::Verify))?;
-    Ok(json_response(StatusCode::OK, &legacy_verify_status(&status)))
+    Ok(json_response(
+        StatusCode::OK,
+        &legacy_verify_status(&status),
+    ))
 }
 
 fn legacy_key(body: KeyBody) -> Result<(SecretBytes, String), ApiError> {
@@ -491,6 +504,26 @@ fn legacy_key(body: KeyBody) -> Result<(SecretBytes, String), ApiError> {
         .filter(|k| !k.is_empty())
         .ok_or_else(|| ApiError::bad_request("'key' must be specified in request body as JSON"))?;
     Ok((decode_share(key.expose())?, body.nonce.unwrap_or_default()))
+}
+
+/// OpenBao audits these endpoints through its logical request builder, which checks a PATCH's
+/// content type before the handler sees it.
+pub fn legacy_patch_check(request: &ApiRequest) -> Result<(), ApiError> {
+    if request.operation != Operation::Patch {
+        return Ok(());
+    }
+    let ct = request.content_type.as_deref().unwrap_or_default();
+    let media = ct.split(';').next().unwrap_or_default().trim();
+    if media.is_empty() {
+        return Err(ApiError::bad_request("mime: no media type"));
+    }
+    if !media.eq_ignore_ascii_case("application/merge-patch+json") {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!("PATCH requires Content-Type of application/merge-patch+json, provided {ct}"),
+        ));
+    }
+    Ok(())
 }
 
 /// `sys/rekey/init`.

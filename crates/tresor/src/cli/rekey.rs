@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use super::Format;
 use super::flags::{failed, usage};
-use super::output::{print_json, print_table, scalar, wrap};
+use super::output::{print_json, print_table, scalar, wrap_with_padding};
 use crate::client::{Client, ClientArgs};
 
 #[derive(Debug, Args)]
@@ -162,6 +162,12 @@ async fn status(client: &Client, base: &str, verify: bool, format: &Format) -> E
         Ok(s) => print_status(&status_value(&s), false, format),
         Err(e) => failed("Error reading rekey status", &e),
     }
+}
+
+/// The status as the Go client's `RotateStatusResponse` marshals it.
+/// `bao`'s `wrapAtLength`: 78 columns (`maxLineLength`), no padding.
+fn wrap(text: &str) -> String {
+    wrap_with_padding(text, 2).replace("\n  ", "\n")
 }
 
 /// The status as the Go client's `RotateStatusResponse` marshals it.

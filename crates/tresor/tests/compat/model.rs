@@ -265,7 +265,9 @@ fn load(file: &Path) -> Result<Scenario, String> {
         }
     }
     if !raw.listener.is_empty() && raw.server != ServerKind::Fresh {
-        return Err(at("listener settings apply to \"fresh\" servers only".into()));
+        return Err(at(
+            "listener settings apply to \"fresh\" servers only".into()
+        ));
     }
     let listener = raw
         .listener
