@@ -724,6 +724,6 @@ fn unauthenticated_rekey_endpoints_are_off_unless_a_listener_enables_them() {
     ))
     .unwrap_err()
     .to_string();
-    assert!(err.contains("line 5"), "{err}");
+    assert!(err.contains("line 4"), "{err}");
     assert!(err.contains("not a boolean"), "{err}");
 }
