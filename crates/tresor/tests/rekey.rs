@@ -2,6 +2,14 @@
 //! verification, cancel, errors, restart, crash safety, the legacy `sys/rekey/*` endpoints and
 //! their listener option, and `tresor operator rekey`.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "tests"
+)]
+
 mod common;
 
 use std::path::Path;

@@ -165,6 +165,11 @@ async fn status(client: &Client, base: &str, verify: bool, format: &Format) -> E
 }
 
 /// The status as the Go client's `RotateStatusResponse` marshals it.
+/// `value[key]` without indexing: `Null` when absent.
+fn field<'a>(value: &'a Value, key: &str) -> &'a Value {
+    value.get(key).unwrap_or(&Value::Null)
+}
+
 /// `bao`'s `wrapAtLength`: 78 columns (`maxLineLength`), no padding.
 fn wrap(text: &str) -> String {
     wrap_with_padding(text, 2).replace("\n  ", "\n")
@@ -218,7 +223,7 @@ fn print_status(status: &Value, verification: bool, format: &Format) -> ExitCode
     } else {
         rows.push(("Nonce", get("nonce")));
         rows.push(("Started", get("started")));
-        if status["started"] == json!(true) {
+        if *field(status, "started") == json!(true) {
             let (progress, required) = (get("progress"), get("required"));
             if progress == required {
                 rows.push((
@@ -228,14 +233,14 @@ fn print_status(status: &Value, verification: bool, format: &Format) -> ExitCode
             } else {
                 rows.push(("Progress", format!("{progress}/{required}")));
             }
-            if status["n"].as_i64().unwrap_or(0) > 0 {
+            if field(status, "n").as_i64().unwrap_or(0) > 0 {
                 rows.push(("New Shares", get("n")));
             }
-            if status["t"].as_i64().unwrap_or(0) > 0 {
+            if field(status, "t").as_i64().unwrap_or(0) > 0 {
                 rows.push(("New Threshold", get("t")));
             }
             rows.push(("Verification Required", get("verification_required")));
-            if status["verification_nonce"]
+            if field(status, "verification_nonce")
                 .as_str()
                 .is_some_and(|n| !n.is_empty())
             {
@@ -254,7 +259,7 @@ async fn provide(client: &Client, args: RekeyArgs, base: &str, format: &Format) 
         Ok(s) => s,
         Err(e) => return failed("Error getting rekey status", &e),
     };
-    if current["started"] != json!(true) {
+    if *field(&current, "started") != json!(true) {
         return usage(wrap(
             "No rekey is in progress. Start a rekey process by running \"tresor operator \
              rekey -init\".",
@@ -274,7 +279,10 @@ async fn provide(client: &Client, args: RekeyArgs, base: &str, format: &Format) 
             (text, args.nonce.clone())
         }
         "" => {
-            let nonce = current["nonce"].as_str().unwrap_or_default().to_owned();
+            let nonce = field(&current, "nonce")
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
             eprintln!("Rekey operation nonce: {nonce}");
             match rpassword::prompt_password("Unseal Key (will be hidden): ") {
                 Ok(k) => (k, nonce),
@@ -301,7 +309,7 @@ async fn provide(client: &Client, args: RekeyArgs, base: &str, format: &Format) 
         Ok(a) => a,
         Err(e) => return failed("Error posting unseal key", &e),
     };
-    if answer["complete"] != json!(true) {
+    if *field(&answer, "complete") != json!(true) {
         return status(client, base, args.verify, format).await;
     }
     if args.verify {
@@ -326,7 +334,7 @@ async fn provide(client: &Client, args: RekeyArgs, base: &str, format: &Format) 
     });
     if *format != Format::Table {
         let mut update = update;
-        if update["verification_nonce"] == json!("")
+        if *field(&update, "verification_nonce") == json!("")
             && let Some(obj) = update.as_object_mut()
         {
             obj.remove("verification_nonce");
@@ -334,20 +342,20 @@ async fn provide(client: &Client, args: RekeyArgs, base: &str, format: &Format) 
         return super::output::print_structured(format, &update);
     }
     println!();
-    let keys: Vec<&str> = update["keys_base64"]
+    let keys: Vec<&str> = field(&update, "keys_base64")
         .as_array()
         .map(|a| a.iter().filter_map(Value::as_str).collect())
         .unwrap_or_default();
     for (i, k) in keys.iter().enumerate() {
         println!("Key {}: {k}", i + 1);
     }
-    if let Some(n) = update["nonce"].as_str().filter(|n| !n.is_empty()) {
+    if let Some(n) = field(&update, "nonce").as_str().filter(|n| !n.is_empty()) {
         println!();
         println!("Operation nonce: {n}");
     }
     let (n, t) = (scalar(current.get("n")), scalar(current.get("t")));
     println!();
-    if current["verification_required"] == json!(true) {
+    if *field(&current, "verification_required") == json!(true) {
         println!(
             "{}",
             wrap(&format!(
