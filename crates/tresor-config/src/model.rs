@@ -97,6 +97,9 @@ pub struct ListenerConfig {
     /// How long a client may take over each phase of a connection, and how many connections
     /// the listener holds at once.
     pub limits: ListenerLimits,
+    /// `disable_unauthed_rekey_endpoints` (default `true`, as in OpenBao ≥ 2.5): whether the
+    /// legacy unauthenticated `sys/rekey/*` endpoints are refused on this listener.
+    pub disable_unauthed_rekey_endpoints: bool,
 }
 
 /// Time and connection limits of one listener: a slow or stalled client cannot hold a

@@ -72,6 +72,7 @@ fn full_example_parses() {
                 tls: None,
                 max_request_size: Some(33_554_432),
                 limits: Default::default(),
+                disable_unauthed_rekey_endpoints: true,
             }],
             api_addr: Some("https://tresor-0:8200".to_owned()),
             cluster_name: Some("prod".to_owned()),
@@ -136,12 +137,14 @@ max_lease_ttl     = 86400
                     }),
                     max_request_size: Some(1_048_576),
                     limits: Default::default(),
+                    disable_unauthed_rekey_endpoints: true,
                 },
                 ListenerConfig {
                     address: addr("[::1]:8200"),
                     tls: None,
                     max_request_size: None,
                     limits: Default::default(),
+                    disable_unauthed_rekey_endpoints: true,
                 },
             ],
             api_addr: Some("https://tresor-0:8200".to_owned()),
@@ -192,6 +195,7 @@ fn defaults() {
             tls: None,
             max_request_size: None,
             limits: Default::default(),
+            disable_unauthed_rekey_endpoints: true,
         }]
     );
     assert_eq!(DEFAULT_LISTEN_ADDRESS, addr("127.0.0.1:8200"));
@@ -772,4 +776,21 @@ fn listener_limits_default_to_openbao_and_read_vault_keys() {
     ));
     assert_eq!(line, 4);
     assert!(matches!(problem, Problem::UnknownKey { ref key, .. } if key == "http_read_timeout_s"));
+}
+
+#[test]
+fn unauthenticated_rekey_endpoints_are_off_unless_a_listener_enables_them() {
+    let config = parse(&format!(
+        "{INMEM}listener \"tcp\" {{\n  tls_disable = true\n}}\nlistener \"tcp\" {{\n  address = \"127.0.0.1:8201\"\n  tls_disable = true\n  disable_unauthed_rekey_endpoints = false\n}}\n"
+    ))
+    .unwrap();
+    assert!(config.listeners[0].disable_unauthed_rekey_endpoints);
+    assert!(!config.listeners[1].disable_unauthed_rekey_endpoints);
+    let err = parse(&format!(
+        "{INMEM}listener \"tcp\" {{\n  tls_disable = true\n  disable_unauthed_rekey_endpoints = \"maybe\"\n}}\n"
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("line 4"), "{err}");
+    assert!(err.contains("not a boolean"), "{err}");
 }

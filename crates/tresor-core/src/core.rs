@@ -118,6 +118,8 @@ pub struct Core {
     transition: Mutex<UnsealProgress>,
     active: RwLock<Option<Arc<Active>>>,
     pub(crate) generate_root: crate::generate_root::GenerateRoot,
+    /// Rekey attempts. Lock order: `rekeys` before `transition`.
+    pub(crate) rekeys: crate::rekey::Rekeys,
     /// Lets background tasks (lease expiry) hold the core without keeping it alive.
     self_ref: Weak<Core>,
 }
@@ -137,6 +139,7 @@ impl Core {
             transition: Mutex::new(UnsealProgress::default()),
             active: RwLock::new(None),
             generate_root: crate::generate_root::GenerateRoot::default(),
+            rekeys: crate::rekey::Rekeys::default(),
             self_ref: weak.clone(),
         }))
     }
@@ -435,6 +438,9 @@ impl Core {
     /// Seals the server: drops the active state and every key. Callers authorise first
     /// (`sys/seal` needs `sudo`).
     pub async fn seal_now(&self) {
+        // Rekey attempts hold shares and a root key: they go too (lock order: rekeys first).
+        let mut rekeys = self.rekeys.lock_all().await;
+        rekeys.clear();
         let mut progress = self.transition.lock().await;
         let previous = self.active.write().ok().and_then(|mut slot| slot.take());
         // The expiration tasks stop before the keys go: nothing is revoked half-sealed.
@@ -444,6 +450,46 @@ impl Core {
         self.barrier.seal();
         progress.reset();
         tracing::info!("sealed");
+    }
+
+    /// Installs a rekeyed unseal key: the root key wrapped under it and the new seal
+    /// configuration are written in one storage transaction, so a crash leaves either the old
+    /// pair or the new one. Called with the rekey attempts locked (lock order: rekeys, then
+    /// transition).
+    pub(crate) async fn install_unseal_key(
+        &self,
+        unseal_key: &SecretBytes,
+        root_key: &SecretBytes,
+        config: SealConfig,
+    ) -> CoreResult<()> {
+        let _transition = self.transition.lock().await;
+        self.active()?;
+        let wrapped = seal::wrap_root_key(unseal_key, root_key)?;
+        let record = serde_json::to_vec(&config)?;
+        crash_failpoint("BEFORE_COMMIT");
+        self.barrier
+            .backend()
+            .transaction(vec![
+                tresor_storage::TxnOp::Put {
+                    key: seal::ROOT_KEY_PATH.to_owned(),
+                    value: wrapped,
+                },
+                tresor_storage::TxnOp::Put {
+                    key: seal::SEAL_CONFIG_PATH.to_owned(),
+                    value: record,
+                },
+            ])
+            .await?;
+        crash_failpoint("AFTER_COMMIT");
+        if let Ok(mut c) = self.seal_config.write() {
+            *c = Some(config);
+        }
+        tracing::info!(
+            shares = config.secret_shares,
+            threshold = config.secret_threshold,
+            "unseal key rekeyed"
+        );
+        Ok(())
     }
 
     /// `sys/rotate`: adds a keyring term used for every new write.
@@ -525,4 +571,21 @@ pub(crate) async fn create_root_token(
     };
     tokens.insert(token.expose(), entry).await?;
     Ok(token)
+}
+
+/// Tests of crash safety (debug builds only): with `TRESOR_FAILPOINT_REKEY_CRASH_<point>` set,
+/// the process aborts at that point of installing a rekeyed unseal key: `BEFORE_COMMIT` (new
+/// key made, nothing written) or `AFTER_COMMIT` (written, not yet answered). Release builds
+/// contain none of this.
+fn crash_failpoint(point: &str) {
+    #[cfg(debug_assertions)]
+    if std::env::var_os(format!("TRESOR_FAILPOINT_REKEY_CRASH_{point}")).is_some() {
+        tracing::error!(
+            point,
+            "failpoint: aborting while installing a rekeyed unseal key"
+        );
+        std::process::abort();
+    }
+    #[cfg(not(debug_assertions))]
+    let _ = point;
 }

@@ -40,6 +40,9 @@ pub enum CoreError {
     /// 404: no mount or handler serves this path.
     #[error("no handler for route {0:?}. route entry not found.")]
     NoHandler(String),
+    /// A rekey operation was refused; the HTTP layer words it for the API family.
+    #[error("{0}")]
+    Rekey(crate::rekey::RekeyError),
     /// 405.
     #[error("unsupported operation")]
     UnsupportedOperation,

@@ -5,6 +5,8 @@
 //! - [`barrier`]: AES-256-GCM encryption of every stored value under a versioned keyring;
 //!   the storage path is bound as associated data.
 //! - [`seal`]: the Shamir seal: unseal key shares, the wrapped root key, unseal progress.
+//! - [`rekey`]: replacing the unseal key shares (`sys/rotate/root/*`, legacy `sys/rekey/*`):
+//!   in-memory attempts, the new key installed in one storage transaction.
 //! - [`shamir`]: Shamir secret sharing over GF(2^8).
 //! - [`token`]: the token store (salted-HMAC keyed entries, cached lookups) and `auth/token/*`.
 //! - [`policy`]: HCL/JSON ACL policies and their compiled matcher; [`policy_store`]: stored
@@ -49,6 +51,7 @@ pub mod policy;
 pub mod policy_store;
 pub mod quotas;
 pub mod random;
+pub mod rekey;
 pub mod seal;
 pub mod shamir;
 pub mod token;

@@ -1,8 +1,8 @@
 //! The one entry point for `/v1/…`: the order of checks is Vault's.
 //!
 //! 0. Rate-limit quotas (`sys::quotas::check`), from the URI and the client address alone.
-//! 1. Unauthenticated `sys/` endpoints (health, seal-status, init, unseal, leader, generate-root)
-//!    answer first, sealed or not.
+//! 1. Unauthenticated `sys/` endpoints (health, seal-status, init, unseal, leader, generate-root,
+//!    and the legacy `sys/rekey/*` where the listener enables them) answer first, sealed or not.
 //! 2. Everything else answers 503 while sealed.
 //! 3. Then the token and the ACL are checked (403), inside the core, for `sys/` and logical
 //!    paths alike.
@@ -36,13 +36,18 @@ pub async fn handle(State(state): State<AppState>, request: http::Request<Body>)
 }
 
 async fn answer(state: &AppState, request: http::Request<Body>) -> Response {
+    let listener = request
+        .extensions()
+        .get::<crate::ListenerOptions>()
+        .copied()
+        .unwrap_or_default();
     let request = match ApiRequest::parse(request, state.max_request_size).await {
         Ok(r) => r,
         Err(err) => return err.into_response(),
     };
     if is_raw(&request) {
         // Raw unauthenticated endpoints are not audited, as in OpenBao.
-        return match route(state, request).await {
+        return match route(state, request, listener).await {
             Ok(response) => response,
             Err(err) => err.into_response(),
         };
@@ -62,7 +67,7 @@ async fn answer(state: &AppState, request: http::Request<Body>) -> Response {
     let answer = scope
         .clone()
         .run(async {
-            match (route(state, request).await, wrap) {
+            match (route(state, request, listener).await, wrap) {
                 (Ok(response), Some((ttl, path))) => {
                     crate::wrap::wrap(state, response, ttl, &path).await
                 }
@@ -74,7 +79,7 @@ async fn answer(state: &AppState, request: http::Request<Body>) -> Response {
 }
 
 /// OpenBao serves these with raw HTTP handlers, outside its logical router (and its audit).
-const RAW: [&str; 8] = [
+const RAW: [&str; 11] = [
     "sys/health",
     "sys/seal-status",
     "sys/init",
@@ -83,6 +88,9 @@ const RAW: [&str; 8] = [
     "sys/leader",
     "sys/generate-root/attempt",
     "sys/generate-root/update",
+    "sys/rekey/init",
+    "sys/rekey/update",
+    "sys/rekey/verify",
 ];
 
 fn is_raw(request: &ApiRequest) -> bool {
@@ -94,7 +102,11 @@ fn is_raw(request: &ApiRequest) -> bool {
     RAW.contains(&bare)
 }
 
-async fn route(state: &AppState, mut request: ApiRequest) -> Result<Response, ApiError> {
+async fn route(
+    state: &AppState,
+    mut request: ApiRequest,
+    listener: crate::ListenerOptions,
+) -> Result<Response, ApiError> {
     // Raw endpoints: a LIST method is a 405 there, but `?list=true` is simply ignored.
     // Only a LIST gained its trailing slash from parsing; `sys/health/` asked as such is not the
     // raw endpoint (OpenBao sends it to the logical sys backend).
@@ -104,10 +116,22 @@ async fn route(state: &AppState, mut request: ApiRequest) -> Result<Response, Ap
         request.path.as_str()
     };
     if RAW.contains(&bare) {
+        if bare.starts_with("sys/rekey/") && !listener.unauthed_rekey {
+            // OpenBao ≥ 2.5 registers no raw handler then: its logical sys backend answers,
+            // without asking for a token, with a plain (not multi-error) message.
+            state.core.active()?;
+            return Err(ApiError::new(
+                http::StatusCode::METHOD_NOT_ALLOWED,
+                "unsupported operation",
+            ));
+        }
         if request.list_from_query {
             request.operation = crate::request::Operation::Read;
         }
         request.path = bare.to_owned();
+        if request.path.starts_with("sys/rekey/") {
+            sys::rekey::legacy_patch_check(&request)?;
+        }
         return match request.path.as_str() {
             "sys/health" => sys::health::handle(state, &request),
             "sys/seal-status" => sys::seal::status(state, &request).await,
@@ -116,6 +140,9 @@ async fn route(state: &AppState, mut request: ApiRequest) -> Result<Response, Ap
             "sys/leader" => sys::leader::handle(state, &request),
             "sys/generate-root/attempt" => sys::generate_root::attempt(state, &request).await,
             "sys/generate-root/update" => sys::generate_root::update(state, &request).await,
+            "sys/rekey/init" => sys::rekey::legacy_init(state, &request).await,
+            "sys/rekey/update" => sys::rekey::legacy_update(state, &request).await,
+            "sys/rekey/verify" => sys::rekey::legacy_verify(state, &request).await,
             _ => sys::seal::seal(state, &request).await,
         };
     }

@@ -92,6 +92,8 @@ impl From<CoreError> for ApiError {
             ),
             CoreError::NotFound => Self::bare(StatusCode::NOT_FOUND),
             CoreError::NoHandler(path) => Self::no_handler(&path),
+            // The rekey handlers word these per API family before they get here.
+            CoreError::Rekey(err) => Self::bad_request(err.to_string()),
             CoreError::UnsupportedOperation => Self::unsupported_operation(),
             CoreError::UnsupportedPath => Self::unsupported_path(),
             CoreError::Upstream(msg) => Self::new(StatusCode::BAD_GATEWAY, msg),

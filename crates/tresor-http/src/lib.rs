@@ -8,7 +8,7 @@
 //! - `error`: [`ApiError`], the `{"errors":[…]}` envelope, and the mapping from `CoreError`.
 //! - `dispatch`: unauthenticated sys paths, the sealed check, authentication, routing.
 //! - `audit`: the HTTP half of the audit hook (the per-request scope, the response line).
-//! - `sys`: the `sys/*` handlers (health, seal, init, keys, leader, audit, …).
+//! - `sys`: the `sys/*` handlers (health, seal, init, keys, leader, audit, rekey, …).
 //!
 //! Only this crate knows status codes; the core reports errors as `CoreError`.
 
@@ -44,6 +44,15 @@ impl AppState {
             max_request_size: DEFAULT_MAX_REQUEST_SIZE,
         }
     }
+}
+
+/// Settings of one listener that change what the dispatcher serves; each listener's router
+/// carries its own as a request extension (`axum::Extension`). Absent means the defaults.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ListenerOptions {
+    /// Serve the legacy unauthenticated `sys/rekey/*` endpoints
+    /// (`disable_unauthed_rekey_endpoints = false`); off by default, as in OpenBao ≥ 2.5.
+    pub unauthed_rekey: bool,
 }
 
 /// The complete HTTP application.

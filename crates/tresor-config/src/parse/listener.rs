@@ -23,6 +23,7 @@ const KEYS: &[&str] = &[
     "http_idle_timeout",
     "max_request_duration",
     "max_connections",
+    "disable_unauthed_rekey_endpoints",
 ];
 
 pub(super) fn read(cx: &Cx, block: &Block) -> Result<ListenerConfig, Located> {
@@ -49,6 +50,7 @@ pub(super) fn read(cx: &Cx, block: &Block) -> Result<ListenerConfig, Located> {
     let mut key_file = None;
     let mut max_request_size = None;
     let mut limits = ListenerLimits::default();
+    let mut disable_unauthed_rekey_endpoints = true;
     for attr in section.attributes(cx, &block.body)? {
         let value = cx.value(attr);
         match value.key() {
@@ -75,6 +77,9 @@ pub(super) fn read(cx: &Cx, block: &Block) -> Result<ListenerConfig, Located> {
                     usize::try_from(count).map_err(|_| value.invalid("is too large".to_owned()))?;
                 limits.max_connections = (count != 0).then_some(count);
             }
+            "disable_unauthed_rekey_endpoints" => {
+                disable_unauthed_rekey_endpoints = value.boolean()?;
+            }
             _ => return Err(section.unknown_attribute(cx, attr)),
         }
     }
@@ -100,6 +105,7 @@ pub(super) fn read(cx: &Cx, block: &Block) -> Result<ListenerConfig, Located> {
         tls,
         max_request_size,
         limits,
+        disable_unauthed_rekey_endpoints,
     })
 }
 

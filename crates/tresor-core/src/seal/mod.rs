@@ -62,16 +62,20 @@ pub(crate) fn combine_shares(
     }
     let parts: Vec<&[u8]> = shares.iter().map(SecretBytes::expose).collect();
     shamir::combine(&parts).map_err(|e| {
-        let detail = match e {
-            shamir::ShamirError::ShareLengthMismatch => {
-                "all parts must be the same length".to_owned()
-            }
-            other => other.to_string(),
-        };
         CoreError::InvalidRequest(format!(
-            "invalid key: failed to compute combined key: {detail}"
+            "invalid key: failed to compute combined key: {}",
+            combine_failure(&e)
         ))
     })
+}
+
+/// Why shares did not combine, in the words of OpenBao's Shamir package where they differ.
+pub(crate) fn combine_failure(err: &shamir::ShamirError) -> String {
+    match err {
+        shamir::ShamirError::ShareLengthMismatch => "all parts must be the same length".to_owned(),
+        shamir::ShamirError::DuplicateShare => "duplicate part detected".to_owned(),
+        other => other.to_string(),
+    }
 }
 
 /// Encrypts the root key under the unseal key, bound to its storage path.

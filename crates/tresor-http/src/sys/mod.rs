@@ -12,6 +12,7 @@ pub mod mounts;
 pub mod password_policy;
 pub mod policy;
 pub mod quotas;
+pub mod rekey;
 pub mod seal;
 pub mod wrapping;
 
@@ -62,8 +63,12 @@ pub async fn authenticated(state: &AppState, request: &ApiRequest) -> Result<Res
     if let Some(endpoint) = quotas::endpoint(path) {
         return quotas::handle(state, request, endpoint, &data).await;
     }
+    if let Some((target, endpoint)) = rekey::rotate_endpoint(path) {
+        return rekey::rotate(state, request, target, endpoint, &data).await;
+    }
     match path {
         "sys/rotate" | "sys/rotate/keyring" => keys::rotate(state, request).await,
+        "sys/rekey/backup" => rekey::backup(state, request).await,
         "sys/key-status" => keys::status(state, request),
         "sys/mounts" | "sys/auth" => mounts::list(state, request),
         "sys/audit" => audit::list(state, request),

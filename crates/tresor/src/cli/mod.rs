@@ -7,7 +7,7 @@
 //! # Layout
 //! - Command groups, one module each: `token`, `policy` (+ `policy_fmt`), `mounts` (`secrets`
 //!   and `auth`), `lease`, `login` (auth-method dispatch; `login_oidc`: `-method=jwt|oidc` and the OIDC callback listener; `login_workload`: `-method=approle|kubernetes`), `generic` (`read`, `write`, `list`,
-//!   `delete`), `kv`, `operator`.
+//!   `delete`), `kv`, `operator` (+ `rekey`).
 //! - Output as Vault's Go client prints it: `secret` (the `api.Secret` shape, tables,
 //!   `-field`), `output` (tables, Go's `%v`, durations, JSON), `yaml` (go-yaml's YAML).
 //! - Shared argument handling: `flags` (argument counts, durations, exit codes), `args_data`
@@ -26,6 +26,7 @@ mod operator;
 mod output;
 mod policy;
 mod policy_fmt;
+mod rekey;
 mod secret;
 mod token;
 mod yaml;

@@ -1,4 +1,4 @@
-//! `tresor operator init|unseal|seal|status`.
+//! `tresor operator init|unseal|seal|status` (and `rekey`, in `cli::rekey`).
 
 use std::io::BufRead;
 use std::process::ExitCode;
@@ -37,9 +37,14 @@ pub enum OperatorCommand {
     Seal,
     /// Show the seal status; exit code 2 when sealed.
     Status,
+    /// Replace the unseal key shares (new count and threshold), with a quorum of current ones.
+    Rekey(super::rekey::RekeyArgs),
 }
 
 pub fn run(command: OperatorCommand, args: &ClientArgs) -> Result<ExitCode> {
+    if let OperatorCommand::Rekey(rekey) = command {
+        return Ok(super::rekey::run(rekey, args));
+    }
     let client = Client::new(args)?;
     let json_out = args.output_format() == super::Format::Json;
     block_on(async move {
@@ -60,6 +65,7 @@ pub fn run(command: OperatorCommand, args: &ClientArgs) -> Result<ExitCode> {
                 print_status(&status, json_out);
                 Ok(sealed_exit_code(&status))
             }
+            OperatorCommand::Rekey(_) => Ok(ExitCode::from(1)),
         }
     })?
 }

@@ -35,6 +35,8 @@ pub fn config(args: &ServerArgs) -> Result<ServerConfig> {
             tls: None,
             max_request_size: None,
             limits: Default::default(),
+            // As OpenBao's dev listener: the legacy unauthenticated endpoints stay off.
+            disable_unauthed_rekey_endpoints: true,
         }],
         api_addr: None,
         cluster_name: None,

@@ -71,6 +71,10 @@ pub async fn start(listeners: &[ListenerConfig], app: Router) -> Result<Servers>
         tasks: JoinSet::new(),
     };
     for listener in listeners {
+        // Per-listener options reach the dispatcher as a request extension.
+        let options = tresor_http::ListenerOptions {
+            unauthed_rekey: !listener.disable_unauthed_rekey_endpoints,
+        };
         let tls = match &listener.tls {
             None => None,
             Some(files) => Some(TlsAcceptor::from(tresor_config::load_tls(files)?)),
@@ -88,7 +92,7 @@ pub async fn start(listeners: &[ListenerConfig], app: Router) -> Result<Servers>
         let accept = AcceptLoop {
             socket,
             tls,
-            app: app.clone(),
+            app: app.clone().layer(axum::Extension(options)),
             limits: listener.limits,
             shutdown: servers.shutdown.subscribe(),
         };

@@ -16,6 +16,9 @@
 //!   "postgres": true,                      // optional: a database, admin role and static
 //!                                          // user per server in the real PostgreSQL, and the
 //!                                          // `pg_*` variables (`postgres.rs`); "dev" only
+//!   "listener": {"key": "value"},          // optional: extra `listener "tcp"` settings for
+//!                                          // both servers (e.g. `disable_unauthed_rekey_endpoints`);
+//!                                          // "fresh" only
 //!   "steps": [ STEP, … ]
 //! }
 //! ```
@@ -67,6 +70,8 @@ pub struct Scenario {
     pub kube_apiserver: Option<Value>,
     /// Whether the scenario gets PostgreSQL fixtures (`postgres.rs`).
     pub postgres: bool,
+    /// Extra HCL lines for the `listener "tcp"` block of both fresh servers.
+    pub listener: String,
     pub steps: Vec<Step>,
 }
 
@@ -171,6 +176,8 @@ struct ScenarioFile {
     kube_apiserver: Option<Value>,
     #[serde(default)]
     postgres: bool,
+    #[serde(default)]
+    listener: BTreeMap<String, String>,
     steps: Vec<StepFile>,
 }
 
@@ -257,8 +264,19 @@ fn load(file: &Path) -> Result<Scenario, String> {
             }
         }
     }
+    if !raw.listener.is_empty() && raw.server != ServerKind::Fresh {
+        return Err(at(
+            "listener settings apply to \"fresh\" servers only".into()
+        ));
+    }
+    let listener = raw
+        .listener
+        .iter()
+        .map(|(k, v)| format!("  {k} = {v}\n"))
+        .collect();
     Ok(Scenario {
         name: raw.name,
+        listener,
         server: raw.server,
         client: raw.client,
         kube_apiserver: raw.kube_apiserver,

@@ -80,19 +80,21 @@ impl ServerProcess {
     }
 }
 
-/// Starts a server of `flavor` and `kind`; `dir` holds its config and log.
+/// Starts a server of `flavor` and `kind`; `dir` holds its config and log. `listener`: extra
+/// HCL lines for a fresh server's listener block.
 pub fn start(
     flavor: Flavor,
     kind: ServerKind,
     bao: &Path,
     dir: &Path,
+    listener: &str,
 ) -> Result<ServerProcess, String> {
     match flavor {
-        Flavor::Tresor => start_tresor(kind, dir),
+        Flavor::Tresor => start_tresor(kind, dir, listener),
         Flavor::OpenBao => {
             let mut last = String::new();
             for attempt in 1..=BAO_ATTEMPTS {
-                match start_bao(kind, bao, dir, attempt) {
+                match start_bao(kind, bao, dir, attempt, listener) {
                     Ok(server) => return Ok(server),
                     Err(e) => last = e,
                 }
@@ -103,7 +105,7 @@ pub fn start(
 }
 
 /// Tresor binds port 0 and prints the address it got, so no port needs choosing.
-fn start_tresor(kind: ServerKind, dir: &Path) -> Result<ServerProcess, String> {
+fn start_tresor(kind: ServerKind, dir: &Path, listener: &str) -> Result<ServerProcess, String> {
     let mut args = vec!["server".to_owned()];
     match kind {
         ServerKind::Dev => args.extend([
@@ -115,7 +117,7 @@ fn start_tresor(kind: ServerKind, dir: &Path) -> Result<ServerProcess, String> {
         ]),
         ServerKind::Fresh => {
             let config = dir.join("tresor.hcl");
-            write(&config, &fresh_config("127.0.0.1:0", None))?;
+            write(&config, &fresh_config("127.0.0.1:0", None, listener))?;
             args.push(format!("-config={}", config.display()));
         }
     }
@@ -139,6 +141,7 @@ fn start_bao(
     bao: &Path,
     dir: &Path,
     attempt: usize,
+    listener: &str,
 ) -> Result<ServerProcess, String> {
     let port = free_port_pair()?;
     let listen = format!("127.0.0.1:{port}");
@@ -161,7 +164,10 @@ fn start_bao(
         }
         ServerKind::Fresh => {
             let config = dir.join(format!("openbao-{attempt}.hcl"));
-            write(&config, &fresh_config(&listen, Some("127.0.0.1:0")))?;
+            write(
+                &config,
+                &fresh_config(&listen, Some("127.0.0.1:0"), listener),
+            )?;
             command.arg(format!("-config={}", config.display()));
         }
     }
@@ -183,12 +189,12 @@ fn start_bao(
 }
 
 /// The HCL both servers accept for an uninitialised in-memory server.
-fn fresh_config(address: &str, cluster_address: Option<&str>) -> String {
+fn fresh_config(address: &str, cluster_address: Option<&str>, listener: &str) -> String {
     let cluster = cluster_address
         .map(|c| format!("  cluster_address = \"{c}\"\n"))
         .unwrap_or_default();
     format!(
-        "storage \"inmem\" {{}}\n\nlistener \"tcp\" {{\n  address = \"{address}\"\n{cluster}  tls_disable = true\n}}\n"
+        "storage \"inmem\" {{}}\n\nlistener \"tcp\" {{\n  address = \"{address}\"\n{cluster}  tls_disable = true\n{listener}}}\n"
     )
 }
 

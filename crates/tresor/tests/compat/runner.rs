@@ -96,7 +96,14 @@ pub async fn run(ctx: Arc<Context>, scenario: Arc<Scenario>) -> Outcome {
     } else {
         None
     };
-    match start_both(&ctx, scenario.server, dir.path().to_path_buf()).await {
+    match start_both(
+        &ctx,
+        scenario.server,
+        dir.path().to_path_buf(),
+        &scenario.listener,
+    )
+    .await
+    {
         Ok((mut openbao, mut tresor)) => {
             if let Some(fake) = &fake {
                 openbao.vars.extend(fake.vars.clone());
@@ -220,7 +227,12 @@ async fn revoke_database_leases(client: &reqwest::Client, addr: &str) -> Result<
 }
 
 /// Both servers start at once; server start-up is most of a scenario's time.
-async fn start_both(ctx: &Context, kind: ServerKind, dir: PathBuf) -> Result<(Side, Side), String> {
+async fn start_both(
+    ctx: &Context,
+    kind: ServerKind,
+    dir: PathBuf,
+    listener: &str,
+) -> Result<(Side, Side), String> {
     let side = |label: Flavor| {
         // The Tresor side runs OpenBao too with TRESOR_COMPAT_BOTH_OPENBAO.
         let flavor = if ctx.both_openbao {
@@ -230,9 +242,10 @@ async fn start_both(ctx: &Context, kind: ServerKind, dir: PathBuf) -> Result<(Si
         };
         let bao = ctx.bao.clone();
         let dir = dir.join(label.label());
+        let listener = listener.to_owned();
         tokio::task::spawn_blocking(move || -> Result<Side, String> {
             std::fs::create_dir_all(dir.join("home")).map_err(|e| e.to_string())?;
-            let server = process::start(flavor, kind, &bao, &dir)
+            let server = process::start(flavor, kind, &bao, &dir, &listener)
                 .map_err(|e| format!("{} did not start: {e}", label.label()))?;
             let mut vars = Vars::new();
             vars.insert("addr".into(), server.addr.clone());
