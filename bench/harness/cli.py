@@ -452,7 +452,8 @@ def db_meta(cluster, raw, db_chosen) -> str:
     clients = ", ".join(str(w.clients) for w in db_chosen)
     statements = raw.statements().replace("\n", " ") if raw else "?"
     return (f"Database workloads: {cluster.describe()}; each server has its own database and "
-            f"admin role (CREATEROLE), `postgresql-database-plugin` with default pool settings, "
+            f"admin role (CREATEROLE), `postgresql-database-plugin` with "
+            f"`max_open_connections = {workloads.DB_POOL}` (other pool settings default), "
             f"a role with `creation_statements = [{database.CREATION}]`, default revocation, "
             f"default_ttl 1h; one cycle = `GET creds` + `PUT sys/leases/revoke` (wrk, {clients} "
             f"connections); raw SQL baseline: pgbench `-n -c N -j min(threads, N)` running "
