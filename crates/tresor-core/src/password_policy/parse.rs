@@ -7,7 +7,7 @@
 //! known type is `charset` (`charset` string, `min-chars` integer). HCL is read with
 //! `hcl-edit` (HCL2): a literal `${` or `%{` in a charset must be written `$${` / `%%{`.
 
-use hcl_edit::expr::{Expression, ObjectKey, UnaryOperator};
+use hcl_edit::expr::Expression;
 use hcl_edit::structure::{Block, Structure};
 use serde_json::{Map, Value};
 
@@ -348,62 +348,10 @@ fn block_body(block: &Block) -> Result<Value, ParseError> {
     Ok(Value::Object(map))
 }
 
-/// A literal HCL value as JSON; anything needing evaluation is refused with its description.
+/// A literal HCL value as JSON (the ACL policy reader's); a template gets a hint on writing
+/// `${` and `%{` literally.
 fn literal(expr: &Expression) -> Result<Value, &'static str> {
-    Ok(match expr {
-        Expression::Null(_) => Value::Null,
-        Expression::Bool(b) => Value::Bool(*b.value()),
-        Expression::Number(n) => {
-            let n = n.value();
-            if let Some(u) = n.as_u64() {
-                Value::Number(u.into())
-            } else if let Some(i) = n.as_i64() {
-                Value::Number(i.into())
-            } else {
-                n.as_f64()
-                    .and_then(serde_json::Number::from_f64)
-                    .map(Value::Number)
-                    .ok_or("a number out of range")?
-            }
-        }
-        Expression::String(s) => Value::String(s.value().clone()),
-        Expression::Array(array) => {
-            Value::Array(array.iter().map(literal).collect::<Result<_, _>>()?)
-        }
-        Expression::Object(object) => {
-            let mut map = Map::new();
-            for (key, value) in object.iter() {
-                let key = match key {
-                    ObjectKey::Ident(ident) => ident.as_str().to_owned(),
-                    ObjectKey::Expression(Expression::String(s)) => s.value().clone(),
-                    ObjectKey::Expression(_) => return Err("an object key that is not a string"),
-                };
-                map.insert(key, literal(value.expr())?);
-            }
-            Value::Object(map)
-        }
-        Expression::Parenthesis(inner) => literal(inner.inner())?,
-        Expression::UnaryOp(op) if *op.operator.value() == UnaryOperator::Neg => {
-            match literal(&op.expr)? {
-                Value::Number(n) => {
-                    if let Some(i) = n.as_i64() {
-                        Value::Number(i.checked_neg().ok_or("a number out of range")?.into())
-                    } else {
-                        n.as_f64()
-                            .and_then(|f| serde_json::Number::from_f64(-f))
-                            .map(Value::Number)
-                            .ok_or("a number out of range")?
-                    }
-                }
-                _ => return Err("an expression"),
-            }
-        }
-        Expression::StringTemplate(_) | Expression::HeredocTemplate(_) => {
-            return Err("a template (write a literal ${ as $${ and %{ as %%{)");
-        }
-        Expression::Variable(_) => return Err("an unquoted word"),
-        _ => return Err("an expression"),
-    })
+    crate::policy::literal_json(expr, "a template (write a literal ${ as $${ and %{ as %%{)")
 }
 
 #[cfg(test)]

@@ -36,3 +36,4 @@ pub use acl::{Acl, AclRequest, Decision, DenyReason};
 pub use cache::{AclCache, PolicySetKey};
 pub use error::{PolicyError, PolicyErrorKind};
 pub use model::{Capabilities, Capability, ParameterMap, PathRule, Permissions, Policy};
+pub(crate) use parse::literal_json;

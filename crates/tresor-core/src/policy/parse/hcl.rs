@@ -142,13 +142,23 @@ fn path_block(lines: &Lines, block: &Block) -> Result<RawRule, PolicyError> {
 /// Literal HCL values as JSON values, so the rule reader handles both formats alike. Anything
 /// that would need evaluation (variables, templates, calls) is refused with its description.
 fn to_json(expr: &Expression) -> Result<Value, &'static str> {
+    literal_json(expr, "a template (interpolation is not supported)")
+}
+
+/// A literal HCL value as JSON (also the password policy reader's); anything needing evaluation
+/// is refused with its description, a template with `template`, the caller's hint.
+pub(crate) fn literal_json(
+    expr: &Expression,
+    template: &'static str,
+) -> Result<Value, &'static str> {
+    let inner = |e: &Expression| literal_json(e, template);
     Ok(match expr {
         Expression::Null(_) => Value::Null,
         Expression::Bool(b) => Value::Bool(*b.value()),
         Expression::Number(n) => number(n.value()).ok_or("a number out of range")?,
         Expression::String(s) => Value::String(s.value().clone()),
         Expression::Array(array) => {
-            Value::Array(array.iter().map(to_json).collect::<Result<_, _>>()?)
+            Value::Array(array.iter().map(inner).collect::<Result<_, _>>()?)
         }
         Expression::Object(object) => {
             let mut map = Map::new();
@@ -158,17 +168,18 @@ fn to_json(expr: &Expression) -> Result<Value, &'static str> {
                     ObjectKey::Expression(Expression::String(s)) => s.value().clone(),
                     ObjectKey::Expression(_) => return Err("an object key that is not a string"),
                 };
-                map.insert(key, to_json(value.expr())?);
+                map.insert(key, inner(value.expr())?);
             }
             Value::Object(map)
         }
-        Expression::Parenthesis(inner) => to_json(inner.inner())?,
+        Expression::Parenthesis(paren) => inner(paren.inner())?,
         Expression::UnaryOp(op) if *op.operator.value() == UnaryOperator::Neg => {
-            match to_json(&op.expr)? {
+            match inner(&op.expr)? {
                 Value::Number(n) => negate(&n).ok_or("a number out of range")?,
                 _ => return Err("an expression"),
             }
         }
+        Expression::StringTemplate(_) | Expression::HeredocTemplate(_) => return Err(template),
         other => return Err(describe(other)),
     })
 }

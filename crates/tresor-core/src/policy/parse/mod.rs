@@ -11,6 +11,8 @@ mod json;
 mod rule;
 mod values;
 
+pub(crate) use hcl::literal_json;
+
 use serde_json::Value;
 
 use super::error::PolicyError;
