@@ -387,14 +387,7 @@ impl Core {
         nonce: &str,
     ) -> CoreResult<RekeyUpdate> {
         let current = self.rekey_ready(target)?;
-        if api == RekeyApi::Legacy {
-            if key.len() < MIN_KEY_LEN {
-                return Err(rekey_error(RekeyError::KeyTooShort));
-            }
-            if key.len() > MAX_KEY_LEN {
-                return Err(rekey_error(RekeyError::KeyTooLong));
-            }
-        }
+        check_legacy_key_len(api, &key)?;
         let mut attempts = self.rekeys.attempts.lock().await;
         let Some(attempt) = attempts.get_mut(&(api, target)) else {
             return Err(rekey_error(RekeyError::NotInProgress));
@@ -495,14 +488,7 @@ impl Core {
         nonce: &str,
     ) -> CoreResult<VerifyUpdate> {
         self.rekey_ready(target)?;
-        if api == RekeyApi::Legacy {
-            if key.len() < MIN_KEY_LEN {
-                return Err(rekey_error(RekeyError::KeyTooShort));
-            }
-            if key.len() > MAX_KEY_LEN {
-                return Err(rekey_error(RekeyError::KeyTooLong));
-            }
-        }
+        check_legacy_key_len(api, &key)?;
         let mut attempts = self.rekeys.attempts.lock().await;
         let Some(attempt) = attempts.get_mut(&(api, target)) else {
             return Err(rekey_error(RekeyError::NotInProgress));
@@ -555,6 +541,20 @@ impl Core {
         aead::decrypt(unseal_key, seal::ROOT_KEY_PATH, &wrapped)
             .map_err(|_| rekey_error(RekeyError::InvalidKey))
     }
+}
+
+/// The legacy endpoints refuse a share of the wrong length up front, with their own errors
+/// (OpenBao's wording); `rekey_update` and `rekey_verify` share this check.
+fn check_legacy_key_len(api: RekeyApi, key: &SecretBytes) -> CoreResult<()> {
+    if api == RekeyApi::Legacy {
+        if key.len() < MIN_KEY_LEN {
+            return Err(rekey_error(RekeyError::KeyTooShort));
+        }
+        if key.len() > MAX_KEY_LEN {
+            return Err(rekey_error(RekeyError::KeyTooLong));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
