@@ -1356,6 +1356,40 @@ async fn hostile_and_malformed_input_is_refused_with_vault_errors() {
         "{r}"
     );
     assert!(pg.leftover_roles().await.is_empty());
+    // COMMIT goes out behind the statements without waiting for their answer: after a refused
+    // creation, the one pooled connection is back outside any transaction, and the next issue
+    // on it commits a role that can log in.
+    ok(
+        &server,
+        "POST",
+        "database/config/db",
+        Some(json!({
+        "plugin_name": "postgresql-database-plugin", "connection_url": pg.url(),
+        "username": pg.admin, "password": pg.password, "allowed_roles": "*",
+        "max_open_connections": 1,
+        "username_template": format!("{}-{{{{.RoleName}}}}-{{{{random 10}}}}", pg.tag)})),
+    )
+    .await;
+    ok(
+        &server,
+        "POST",
+        "database/roles/good",
+        Some(json!({"db_name": "db",
+        "creation_statements": creation(false)})),
+    )
+    .await;
+    for _ in 0..2 {
+        let (s, _) = raw(&server, "GET", "database/creds/broken", Some(ROOT), None).await;
+        assert_eq!(s, 500);
+        let (user, password, _, _) = issue(&server, "database/creds/good", ROOT).await;
+        assert!(pg.role_exists(&user).await, "{user} was not committed");
+        connect(&format!(
+            "host=127.0.0.1 user={user} password={password} dbname={}",
+            pg.db
+        ))
+        .await
+        .expect("the issued user logs in");
+    }
     pg.cleanup().await;
 }
 

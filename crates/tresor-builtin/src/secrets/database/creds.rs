@@ -19,7 +19,7 @@ use tresor_sdk::secret::SecretString;
 use tresor_sdk::storage::Storage;
 
 use super::config::Connection;
-use super::pool::{Pooled, QueryError};
+use super::pool::{Committed, Pooled, QueryError};
 use super::statements::{self, ident, literal};
 use super::username::Data;
 use super::{Inner, roles, rollback};
@@ -131,32 +131,27 @@ pub(crate) async fn issue(
     };
     let mut conn = connection.pool.get().await?;
     // The statements run in an explicit transaction while the rollback record is being made
-    // durable; COMMIT waits for both. So the role exists (is committed) only once its record
-    // is on disk, without the record's fsync adding to the request's latency. If anything
-    // fails before COMMIT, PostgreSQL rolls back (also when Tresor dies: the connection drops).
+    // durable; COMMIT is sent once the record is on disk. So the role exists (is committed)
+    // only once its record is, without the record's fsync adding to the request's latency,
+    // and without waiting for the statements' answer before sending COMMIT. If anything fails
+    // before COMMIT, PostgreSQL rolls back (also when Tresor dies: the connection drops).
     let open = SecretString::new(format!("BEGIN;\n{}", creation.expose()));
-    let (recorded, executed) =
-        tokio::join!(rollback::record(storage, record), conn.batch(open.expose()));
-    let rollback_key = match recorded {
-        Ok(key) => key,
-        Err(err) => {
-            let _ = conn.batch("ROLLBACK").await;
-            return Err(err);
+    let rollback_key = match conn
+        .commit_after(open.expose(), rollback::record(storage, record))
+        .await
+    {
+        Committed::Done(key) => key,
+        Committed::NotStarted(err) => return Err(fail(err)),
+        Committed::GateFailed(err) => return Err(err),
+        Committed::Failed(key, err) => {
+            if err.is_definite() {
+                // PostgreSQL refused: nothing was committed, nothing to undo.
+                let _ = storage.delete(&key).await;
+            }
+            // Otherwise the commit may have happened: the record stays for the rollback sweep.
+            return Err(fail(err));
         }
     };
-    if let Err(err) = executed {
-        let _ = conn.batch("ROLLBACK").await;
-        // Not committed: nothing to undo. (A lost connection aborts the transaction too.)
-        let _ = storage.delete(&rollback_key).await;
-        return Err(fail(err));
-    }
-    if let Err(err) = conn.batch("COMMIT").await {
-        if err.is_definite() {
-            let _ = storage.delete(&rollback_key).await;
-        }
-        // Otherwise the commit may have happened: the record stays for the rollback sweep.
-        return Err(fail(err));
-    }
     drop(conn);
 
     super::crash_failpoint("CREATE");

@@ -12,6 +12,7 @@
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -350,6 +351,122 @@ impl Pooled {
             Err(_) => {
                 self.client = None;
                 Err(QueryError::Timeout)
+            }
+        }
+    }
+}
+
+impl Pooled {
+    /// Runs `open` (statements that begin with `BEGIN`), then `COMMIT` once `gate` has
+    /// succeeded, or `ROLLBACK` if it failed. `COMMIT` is sent as soon as the gate passes,
+    /// without waiting for `open`'s answer: PostgreSQL runs the two messages in order, and if
+    /// `open` failed its transaction is aborted, so the `COMMIT` behind it rolls back. This
+    /// saves a round trip per issue when the gate (a durable storage write) finishes first.
+    ///
+    /// Ordering relies on `tokio-postgres` queueing a query's message on the connection the
+    /// first time its future is polled (`batch_execute` sends before it awaits an answer);
+    /// `open` is polled once before the gate starts, so it is always ahead of `COMMIT`.
+    pub(crate) async fn commit_after<T, G>(&mut self, open: &str, gate: G) -> Committed<T>
+    where
+        G: Future<Output = EngineResult<T>>,
+    {
+        let (outcome, broken) = {
+            let Some(client) = self.client.as_ref() else {
+                return Committed::NotStarted(QueryError::Closed);
+            };
+            pipeline(client, open, gate).await
+        };
+        if broken {
+            // A lost connection or a timeout: never hand it out again.
+            self.client = None;
+        }
+        outcome
+    }
+}
+
+/// What [`Pooled::commit_after`] did.
+pub(crate) enum Committed<T> {
+    /// The gate passed and PostgreSQL committed.
+    Done(T),
+    /// Nothing was sent: the connection was already unusable. The gate did not run.
+    NotStarted(QueryError),
+    /// The gate failed; the transaction was rolled back (or the connection dropped, which
+    /// rolls it back too).
+    GateFailed(EngineError),
+    /// The gate passed and `COMMIT` was sent, but the statements or the commit failed. When
+    /// the error [`is_definite`](QueryError::is_definite), nothing was committed; otherwise
+    /// the outcome is unknown.
+    Failed(T, QueryError),
+}
+
+type Answer = Result<Result<(), tokio_postgres::Error>, tokio::time::error::Elapsed>;
+
+fn answer(result: Answer) -> Result<(), QueryError> {
+    match result {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(QueryError::Postgres(e)),
+        Err(_) => Err(QueryError::Timeout),
+    }
+}
+
+/// Whether a failed answer leaves the connection unusable.
+fn breaks(result: &Result<(), QueryError>) -> bool {
+    matches!(result, Err(e) if !e.is_definite())
+}
+
+async fn pipeline<T, G>(client: &Client, open: &str, gate: G) -> (Committed<T>, bool)
+where
+    G: Future<Output = EngineResult<T>>,
+{
+    let deadline = tokio::time::Instant::now() + STATEMENT_TIMEOUT;
+    let mut statements = std::pin::pin!(tokio::time::timeout_at(
+        deadline,
+        client.batch_execute(open)
+    ));
+    // The first poll puts `open` on the wire.
+    let mut early = match std::future::poll_fn(|cx| Poll::Ready(statements.as_mut().poll(cx))).await
+    {
+        Poll::Ready(result) => Some(answer(result)),
+        Poll::Pending => None,
+    };
+    if let Some(Err(err)) = early {
+        let broken = !err.is_definite();
+        return (Committed::NotStarted(err), broken);
+    }
+    let mut gate = std::pin::pin!(gate);
+    let passed = loop {
+        tokio::select! {
+            biased;
+            result = &mut gate => break result,
+            result = &mut statements, if early.is_none() => early = Some(answer(result)),
+        }
+    };
+    match passed {
+        Err(err) => {
+            // `open` may still be running: wait for its answer, then undo it.
+            let ran = match early {
+                Some(result) => result,
+                None => answer(statements.await),
+            };
+            let undo =
+                answer(tokio::time::timeout_at(deadline, client.batch_execute("ROLLBACK")).await);
+            (Committed::GateFailed(err), breaks(&ran) || breaks(&undo))
+        }
+        Ok(value) => {
+            let commit = tokio::time::timeout_at(deadline, client.batch_execute("COMMIT"));
+            let (ran, committed) = match early {
+                Some(result) => (result, answer(commit.await)),
+                None => {
+                    let (ran, committed) = tokio::join!(statements, commit);
+                    (answer(ran), answer(committed))
+                }
+            };
+            let broken = breaks(&ran) || breaks(&committed);
+            match (ran, committed) {
+                (Ok(()), Ok(())) => (Committed::Done(value), broken),
+                // A definite failure of the statements aborted the transaction: the COMMIT
+                // behind them rolled back whatever its own answer says.
+                (Err(err), _) | (Ok(()), Err(err)) => (Committed::Failed(value, err), broken),
             }
         }
     }
