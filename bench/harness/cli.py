@@ -51,6 +51,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--no-build", action="store_true", help="use target/release/tresor as it is")
     p.add_argument("--tresor-bin", help="Tresor binary to use instead of building")
     p.add_argument("--bao-bin", help="bao binary to use instead of scripts/install-peers.sh")
+    p.add_argument("--hello-bin", help="hello-world yardstick binary (bench/hello) to use instead of building")
     p.add_argument("--keep-tmp", action="store_true", help="keep the temp dir (server logs, stores)")
     p.add_argument("--postgres", default="127.0.0.1:5432", metavar="HOST:PORT",
                    help="the PostgreSQL of the database workloads (default 127.0.0.1:5432)")
@@ -78,19 +79,33 @@ def target_dir() -> str:
     return os.path.join(ROOT, os.environ.get("CARGO_TARGET_DIR") or "target")
 
 
-def build_tresor(args) -> tuple[str, str]:
-    """The Tresor binary, and how it was obtained (for the report)."""
+HELLO_PACKAGE = "tresor-bench-hello"
+
+
+def build_tresor(args) -> tuple[str, str, str]:
+    """The Tresor binary, the hello-world yardstick's binary (bench/hello), and how Tresor was
+    obtained (for the report). Both are built by one cargo command with the same release
+    profile unless --no-build; --tresor-bin / --hello-bin name existing binaries instead."""
+    release = os.path.join(target_dir(), "release")
+    hello = os.path.abspath(args.hello_bin) if args.hello_bin else os.path.join(release, HELLO_PACKAGE)
     if args.tresor_bin:
-        return os.path.abspath(args.tresor_bin), f"`{args.tresor_bin}` (given with --tresor-bin)"
-    binary = os.path.join(target_dir(), "release", "tresor")
-    origin = f"`{os.path.relpath(binary, ROOT)}` as found (--no-build)"
-    if not args.no_build:
-        origin = "built by this run from the working tree (`cargo build --release -p tresor`)"
-        log("==> cargo build --release -p tresor (fat LTO: minutes on 2 cores)")
-        subprocess.run(["cargo", "build", "--release", "-p", "tresor"], cwd=ROOT, check=True)
+        binary = os.path.abspath(args.tresor_bin)
+        origin = f"`{args.tresor_bin}` (given with --tresor-bin)"
+    else:
+        binary = os.path.join(release, "tresor")
+        origin = f"`{os.path.relpath(binary, ROOT)}` as found (--no-build)"
+    packages = ([] if args.tresor_bin else ["-p", "tresor"]) + ([] if args.hello_bin else ["-p", HELLO_PACKAGE])
+    if not args.no_build and packages:
+        if not args.tresor_bin:
+            origin = "built by this run from the working tree (`cargo build --release -p tresor`)"
+        log(f"==> cargo build --release {' '.join(packages)} (fat LTO: minutes on 2 cores)")
+        subprocess.run(["cargo", "build", "--release", *packages], cwd=ROOT, check=True)
     if not os.access(binary, os.X_OK):
         raise SystemExit(f"no Tresor binary at {binary}")
-    return binary, origin
+    if not os.access(hello, os.X_OK):
+        raise SystemExit(f"no hello-world yardstick at {hello}: build it with "
+                         f"`cargo build --release -p {HELLO_PACKAGE}` or give --hello-bin")
+    return binary, hello, origin
 
 
 BATCH_WORKLOAD = "transit-encrypt-batch-100x1k"
@@ -187,6 +202,10 @@ def git_commit() -> str:
     return head + (" (with uncommitted changes to tracked files)" if dirty else "")
 
 
+def hide(text: str, tmp: str) -> str:
+    return text.replace(tmp, "$TMP")
+
+
 def metadata(args, argv, versions, pair, load, tmp, fsync) -> list[str]:
     bao_version, tresor_version, wrk_version = versions
     openbao, tresor = pair
@@ -233,22 +252,31 @@ def set_up(server, chosen, keys, cells, postgres) -> None:
             log(f"    {server.name:8} {workload.name:20} n/a: {err}")
 
 
-def run_rounds(pair, chosen, cells, load, rounds, raw=None) -> None:
+def run_rounds(pair, chosen, cells, load, rounds, raw=None, hello=None) -> None:
     """Each round runs every workload on both servers, one after the other; who goes first
     alternates. A database workload also runs its raw SQL baseline (pgbench) in the same round,
-    first in odd rounds and last in even ones, so it sits next to each server equally often."""
+    and a yardstick workload (sys-health at each concurrency) the hello-world server, first in
+    odd rounds and last in even ones, so it sits next to each server equally often."""
     for round_no in range(1, rounds + 1):
         order = pair if round_no % 2 else pair[::-1]
         for workload in chosen:
             wl_load = load
-            if workload.is_database:
-                wl_load = dataclasses.replace(load, connections=workload.clients,
-                                              threads=max(1, min(load.threads, workload.clients)))
+            fixed = workload.clients or workload.connections
+            if fixed:
+                wl_load = dataclasses.replace(load, connections=fixed,
+                                              threads=max(1, min(load.threads, fixed)))
             sequence = list(order)
             raw_cell = cells.get((workload.name, report.RAW))
             if raw_cell is not None and not raw_cell.unavailable:
                 sequence = ([report.RAW] + sequence) if round_no % 2 else (sequence + [report.RAW])
+            if hello is not None and (workload.name, report.HELLO) in cells:
+                sequence = ([hello] + sequence) if round_no % 2 else (sequence + [hello])
             for server in sequence:
+                if server is hello:
+                    run = measure(hello, workload.name, round_no, workload.script, {}, wl_load)
+                    cells[(workload.name, report.HELLO)].runs.append(run)
+                    _log_run(round_no, rounds, workload, report.HELLO, run)
+                    continue
                 if server == report.RAW:
                     run = measure_raw(raw, workload.name, round_no, workload.clients, wl_load,
                                       raw.cluster.cpu_ticks)
@@ -294,7 +322,7 @@ def start_pair(storage: str, bao: str, tresor_bin: str, tmp: str, pin: str | Non
 
 
 def main_restart(args, argv) -> int:
-    tresor_bin, tresor_origin = build_tresor(args)
+    tresor_bin, _, tresor_origin = build_tresor(args)
     bao = ensure_openbao(args)
     procs.install_signal_handlers()
     tmp = tempfile.mkdtemp(prefix="tresor-bench-restart-")
@@ -335,7 +363,7 @@ def main(argv: list[str]) -> int:
     if args.mode == "B" and (os.cpu_count() or 1) < 2:
         raise SystemExit("mode B needs at least 2 CPUs")
     chosen = workloads.select(args.workloads.split(",") if args.workloads else None)
-    tresor_bin, tresor_origin = build_tresor(args)
+    tresor_bin, hello_bin, tresor_origin = build_tresor(args)
     baseline = aead_baseline(args) if any(w.name == BATCH_WORKLOAD for w in chosen) else None
     wrk_version = _first_line([ensure_wrk(), "-v"])
     bao = ensure_openbao(args)
@@ -348,6 +376,10 @@ def main(argv: list[str]) -> int:
     server_pin = "0" if args.mode == "B" else None
     cells = {(w.name, s): report.Cell([], noise_limit=args.max_noise / 100)
              for w in chosen for s in report.SERVERS}
+    for w in chosen:
+        if w.name in workloads.HELLO_WORKLOADS:
+            cells[(w.name, report.HELLO)] = report.Cell([], noise_limit=args.max_noise / 100,
+                                                        token_type="none")
     db_chosen = [w for w in chosen if w.is_database]
     for w in db_chosen:
         cells[(w.name, report.RAW)] = report.Cell([], noise_limit=args.max_noise / 100,
@@ -362,6 +394,9 @@ def main(argv: list[str]) -> int:
             postgres, raw = connect_postgres(args, db_chosen, cells)
         log(f"==> starting OpenBao and Tresor ({args.storage} storage, mode {args.mode}) in {tmp}")
         pair = start_pair(args.storage, bao, tresor_bin, tmp, server_pin)
+        hello_dir = os.path.join(tmp, "hello")
+        os.makedirs(hello_dir)
+        hello = servers.start_hello(hello_bin, hello_dir, server_pin)
         fsync = fsync_probe(os.path.join(tmp, "tresor")) if args.storage == "persistent" else None
 
         log("==> setting up workloads through the HTTP API")
@@ -370,9 +405,9 @@ def main(argv: list[str]) -> int:
         per_run = load.duration + load.warmup
         measured = sum(1 for c in cells.values() if not c.unavailable) * args.rounds
         log(f"==> {measured} measured runs of {per_run} s each: about {measured * per_run / 60:.1f} min")
-        run_rounds(pair, chosen, cells, load, args.rounds, raw)
+        run_rounds(pair, chosen, cells, load, args.rounds, raw, hello)
 
-        for server in pair:
+        for server in (*pair, hello):
             if not server.alive():
                 log(f"!! {server.name} exited with {server.proc.returncode}; log tail:\n{server.log_tail()}")
         title = (f"{'In-memory' if args.storage == 'memory' else 'Persistent'} storage, mode {args.mode} "
@@ -380,13 +415,18 @@ def main(argv: list[str]) -> int:
         if only_database(chosen):
             title = "Dynamic PostgreSQL credentials: " + title[0].lower() + title[1:]
         meta = metadata(args, argv, versions, pair, load, tmp, fsync)
+        meta.append(f"Yardstick: `{hide(hello.command, tmp)}` (bench/hello: axum, GET "
+                    f"/v1/sys/health with a fixed 41-byte JSON body, same release profile and "
+                    f"allocator as Tresor), measured in every round next to both servers at the "
+                    f"same concurrency; **÷ hello** is a server's rate over it, paired per round")
         note = batch_note(cells, baseline)
         if note:
             meta.append(note)
         if isinstance(postgres, database.Cluster):
             meta.append(db_meta(postgres, raw, db_chosen))
-        block = report.render(title, meta, [w.name for w in chosen if not w.is_database], cells,
-                              workloads.BASELINE, args.max_noise / 100)
+        http = [w for w in chosen if not w.is_database]
+        block = report.render(title, meta, [w.name for w in http], cells,
+                              {w.name: w.hello for w in http}, args.max_noise / 100)
         if db_chosen:
             block += "\n" + report.render_database([w.name for w in db_chosen],
                                                    {w.name: w.clients for w in db_chosen}, cells)

@@ -18,6 +18,7 @@ from .measure import Run
 
 SERVERS = ("OpenBao", "Tresor")
 RAW = "raw SQL"  # the pgbench baseline of the database workloads, measured like a third server
+HELLO = "hello"  # the hello-world yardstick (bench/hello), measured on the sys-health workloads
 
 
 @dataclass
@@ -115,21 +116,36 @@ def _token_column(openbao: Cell, tresor: Cell) -> str:
     return f"OpenBao: {a}; Tresor: {b}"
 
 
-def table(workload_names: list[str], cells: dict[tuple[str, str], Cell], baseline: str,
+def table(workload_names: list[str], cells: dict[tuple[str, str], Cell], yardsticks: dict[str, str],
           noise_limit: float) -> str:
+    """One row per HTTP workload. `yardsticks` maps a workload to the sys-health workload at its
+    concurrency: the hello-world server's run of it (÷ hello, the machine's limit) and the
+    server's own run of it (÷ own sys-health) are the two ratio columns, each paired per round."""
     header = ("| Workload | Token | OpenBao req/s | p50 ms | p99 ms | Tresor req/s | p50 ms | p99 ms "
-              "| **Tresor / OpenBao** | Tresor ÷ own sys-health | OpenBao ÷ own sys-health | max noise |")
-    lines = [header, "|" + "---|" * 12]
+              "| **Tresor / OpenBao** | **Tresor ÷ hello** | OpenBao ÷ hello "
+              "| Tresor ÷ own sys-health | OpenBao ÷ own sys-health | max noise |")
+    lines = [header, "|" + "---|" * 14]
     for name in workload_names:
         ob, tr = cells[(name, "OpenBao")], cells[(name, "Tresor")]
+        yardstick = yardsticks.get(name, "sys-health")
+        hello = cells.get((yardstick, HELLO))
         row = [f"`{name}`", _token_column(ob, tr)]
         row += _server_columns(ob, "OpenBao") + _server_columns(tr, "Tresor")
         versus = _ratio(paired_ratio(tr, ob))
         row.append(f"**{versus}**" if versus != "–" else versus)
-        row.append(_ratio(paired_ratio(tr, cells[(baseline, "Tresor")])))
-        row.append(_ratio(paired_ratio(ob, cells[(baseline, "OpenBao")])))
-        row.append(_noise_column([ob, tr], noise_limit))
+        to_hello = _ratio(paired_ratio(tr, hello)) if hello else "–"
+        row.append(f"**{to_hello}**" if to_hello != "–" else to_hello)
+        row.append(_ratio(paired_ratio(ob, hello)) if hello else "–")
+        row.append(_ratio(paired_ratio(tr, cells[(yardstick, "Tresor")])))
+        row.append(_ratio(paired_ratio(ob, cells[(yardstick, "OpenBao")])))
+        row.append(_noise_column([ob, tr] + ([hello] if hello else []), noise_limit))
         lines.append("| " + " | ".join(row) + " |")
+    hellos = [(n, cells[(n, HELLO)]) for n in workload_names if (n, HELLO) in cells]
+    if hellos:
+        lines += ["", "| Yardstick | hello req/s | p50 ms | p99 ms | max noise |", "|---|---|---|---|---|"]
+        for n, cell in hellos:
+            lines.append(f"| `{n}` on hello | " + " | ".join(_server_columns(cell, HELLO))
+                         + f" | {_noise_column([cell], noise_limit)} |")
     return "\n".join(lines)
 
 
@@ -137,8 +153,10 @@ def notes(workload_names: list[str], cells: dict[tuple[str, str], Cell]) -> list
     """Why cells are n/a, and any errors or failed runs: nothing is silently dropped."""
     out = []
     for name in workload_names:
-        for server in SERVERS:
-            cell = cells[(name, server)]
+        for server in (*SERVERS, HELLO):
+            cell = cells.get((name, server))
+            if cell is None:
+                continue
             if cell.unavailable:
                 out.append(f"`{name}` on {server}: n/a because setup failed: {cell.unavailable}")
             for run in cell.runs:
@@ -154,7 +172,8 @@ def notes(workload_names: list[str], cells: dict[tuple[str, str], Cell]) -> list
 def run_details(workload_names: list[str], cells: dict[tuple[str, str], Cell]) -> str:
     lines = ["| Round | Workload | Server | req/s | p50 ms | p99 ms | server CPU | wrk CPU | noise |",
              "|---|---|---|---|---|---|---|---|---|"]
-    runs = [r for name in workload_names for s in SERVERS for r in cells[(name, s)].runs]
+    runs = [r for name in workload_names for s in (*SERVERS, HELLO)
+            for r in (cells[(name, s)].runs if (name, s) in cells else [])]
     for r in sorted(runs, key=lambda r: (r.round, workload_names.index(r.workload))):
         if r.failure:
             lines.append(f"| {r.round} | {r.workload} | {r.server} | failed | | | | | |")
@@ -166,9 +185,9 @@ def run_details(workload_names: list[str], cells: dict[tuple[str, str], Cell]) -
 
 
 def render(title: str, meta: list[str], workload_names: list[str],
-           cells: dict[tuple[str, str], Cell], baseline: str, noise_limit: float) -> str:
+           cells: dict[tuple[str, str], Cell], yardsticks: dict[str, str], noise_limit: float) -> str:
     parts = [f"### {title}", "", *[f"- {line}" for line in meta], "",
-             table(workload_names, cells, baseline, noise_limit), ""]
+             table(workload_names, cells, yardsticks, noise_limit), ""]
     extra = notes(workload_names, cells)
     if extra:
         parts += ["Notes:", "", *[f"- {n}" for n in extra], ""]

@@ -171,6 +171,17 @@ def start_tresor(binary: str, storage: str, workdir: str, pin: str | None) -> Se
     return server
 
 
+def start_hello(binary: str, workdir: str, pin: str | None) -> Server:
+    """The hello-world yardstick (bench/hello): GET /v1/sys/health with a fixed body, nothing else."""
+    port = procs.free_port()
+    argv = [binary, f"127.0.0.1:{port}"]
+    proc, log = _launch("hello", argv, pin, workdir)
+    server = Server("hello", f"http://127.0.0.1:{port}", "", proc, log,
+                    "tresor-bench-hello " + " ".join(argv[1:]))
+    wait_active(server)
+    return server
+
+
 def fill_version(server: Server) -> None:
     """The version the server reports itself (sys/health), as run."""
     health = server.client().get("sys/health") or {}

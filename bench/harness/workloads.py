@@ -65,6 +65,11 @@ class Workload:
     # Database workloads: the fixed number of clients (wrk connections, pgbench clients); they
     # are reported in their own table, as cycles/s against the raw SQL baseline.
     clients: int | None = None
+    # HTTP workloads at a fixed concurrency (the c=1 latency runs) instead of --connections.
+    connections: int | None = None
+    # The yardstick workload: the one the hello-world server runs in the same round at the same
+    # concurrency, and the server's own sys/health at it (the second ratio column).
+    hello: str = "sys-health"
 
     @property
     def is_database(self) -> bool:
@@ -450,6 +455,11 @@ def _db_creds(setup: Setup) -> Prepared:
 
 
 BASELINE = "sys-health"
+# Latency at one connection (one wrk thread): p50/p99 of a lone client, against the hello-world
+# server and the server's own sys/health at one connection.
+BASELINE_C1 = "sys-health-c1"
+# The yardsticks: the only workloads the hello-world server runs (it answers nothing else).
+HELLO_WORKLOADS = (BASELINE, BASELINE_C1)
 
 WORKLOADS: list[Workload] = [
     Workload("sys-health", "sys-health.lua", "none", _unauthenticated("sys/health")),
@@ -466,6 +476,14 @@ WORKLOADS: list[Workload] = [
              setup_transit_encrypt_batch),
     Workload("login-approle", "login-approle.lua", "none (role_id + secret_id)", setup_login_approle),
     Workload("login-jwt", "login-jwt.lua", "none (RS256 JWT, bound claims)", setup_login_jwt),
+    Workload(BASELINE_C1, "sys-health.lua", "none", _unauthenticated("sys/health"), connections=1,
+             hello=BASELINE_C1),
+    Workload("kv2-read-1k-c1", "kv2-read-1k.lua", "service, read-only policy", _kv_read(root=False),
+             connections=1, hello=BASELINE_C1),
+    Workload("token-lookup-self-c1", "token-lookup-self.lua", "service, `default` policy",
+             setup_lookup_self, connections=1, hello=BASELINE_C1),
+    Workload("transit-encrypt-1k-c1", "transit-encrypt-1k.lua", "service, transit policy",
+             setup_transit_encrypt, connections=1, hello=BASELINE_C1),
     Workload("db-creds-c4", "db-creds-cycle.lua", "service, creds + revoke policy", _db_creds, clients=4),
     Workload("db-creds-c16", "db-creds-cycle.lua", "service, creds + revoke policy", _db_creds, clients=16),
 ]
@@ -480,4 +498,5 @@ def select(names: list[str] | None) -> list[Workload]:
     if unknown:
         raise SystemExit(f"unknown workload(s): {', '.join(unknown)}; known: {', '.join(sorted(known))}")
     wanted = set(names) | {BASELINE}
+    wanted |= {w.hello for w in WORKLOADS if w.name in wanted}
     return [w for w in WORKLOADS if w.name in wanted]
