@@ -125,6 +125,31 @@ impl AuthMethod for JwtAuth {
         &["login", "oidc/auth_url", "oidc/callback"]
     }
 
+    /// OpenBao's `pathResolveRole`: the login's `role` (or the configured `default_role`),
+    /// as sent, when the mount is configured and the role exists.
+    async fn resolve_role(
+        &self,
+        data: &serde_json::Map<String, serde_json::Value>,
+        storage: &dyn Storage,
+    ) -> EngineResult<Option<String>> {
+        let Some(config) = config::load(storage).await? else {
+            return Ok(None);
+        };
+        let mut name = match data.get("role") {
+            Some(serde_json::Value::String(s)) => s.clone(),
+            _ => String::new(),
+        };
+        if name.is_empty() {
+            name.clone_from(&config.default_role);
+        }
+        if name.is_empty() || !role::valid_name(&name.to_lowercase()) {
+            return Ok(None);
+        }
+        Ok(role::load(storage, &name.to_lowercase())
+            .await?
+            .map(|_| name))
+    }
+
     async fn handle(
         &self,
         request: &Request,
