@@ -216,6 +216,18 @@ async fn role_quotas_limit_the_logins_of_their_role_only() {
             429
         );
     }
+    // Hostile role names resolve no role (and never reach storage as a path).
+    for (mount, role) in [
+        ("kubernetes", json!("../../limited")),
+        ("kubernetes", json!(["limited"])),
+        ("jwt", json!("../limited")),
+        ("jwt", json!({"a": 1})),
+    ] {
+        for _ in 0..2 {
+            let s = login(&server, mount, json!({"role": role, "jwt": "x"})).await;
+            assert!(s != 429 && s < 500, "{mount} {role}: {s}");
+        }
+    }
 
     // A mount quota beside a role quota still limits the other roles' requests.
     ok(

@@ -135,9 +135,14 @@ impl AuthMethod for JwtAuth {
         let Some(config) = config::load(storage).await? else {
             return Ok(None);
         };
+        // A `role` that is not a string fails OpenBao's field validation: no role at all
+        // (not the default one).
         let mut name = match data.get("role") {
+            None | Some(serde_json::Value::Null) => String::new(),
             Some(serde_json::Value::String(s)) => s.clone(),
-            _ => String::new(),
+            Some(serde_json::Value::Number(n)) => n.to_string(),
+            Some(serde_json::Value::Bool(b)) => b.to_string(),
+            Some(_) => return Ok(None),
         };
         if name.is_empty() {
             name.clone_from(&config.default_role);
