@@ -150,7 +150,8 @@ impl Core {
                 operation,
                 params,
                 Some("permission denied"),
-            )?;
+            )
+            .await?;
             // A refused request still spends a use of a limited-use token, as in OpenBao.
             self.spend_use(active, &resolved).await?;
             let reason = denial_reason(&acl, &decision, path, operation, &resolved.entry);
@@ -170,7 +171,8 @@ impl Core {
             operation,
             params,
             None,
-        )?;
+        )
+        .await?;
         let entry = self.spend_use(active, &resolved).await?;
         let resolved = Resolved {
             id_hash: resolved.id_hash,

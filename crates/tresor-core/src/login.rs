@@ -182,7 +182,8 @@ impl Core {
                 sdk_request.operation,
                 Some(&sdk_request.data),
                 None,
-            )?;
+            )
+            .await?;
         }
         let Some(r) = method
             .handle(&sdk_request, mounted.view.as_ref())

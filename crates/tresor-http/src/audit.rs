@@ -49,10 +49,10 @@ pub async fn finish(
     let error = answer.as_ref().err().map(message);
     if !scope.request_logged()
         && let Some(op) = seen.operation
-        && let Err(err) =
-            state
-                .core
-                .audit_unlogged_request(scope, &seen.path, op, None, error.as_deref())
+        && let Err(err) = state
+            .core
+            .audit_unlogged_request(scope, &seen.path, op, None, error.as_deref())
+            .await
     {
         return ApiError::from(err).into_response();
     }
@@ -68,6 +68,7 @@ pub async fn finish(
     };
     if scope
         .log_response(&info, seen.list, error.as_deref())
+        .await
         .is_err()
     {
         return ApiError::from(tresor_core::CoreError::Internal(

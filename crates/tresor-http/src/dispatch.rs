@@ -1,6 +1,7 @@
 //! The one entry point for `/v1/…`: the order of checks is Vault's.
 //!
-//! 0. Rate-limit quotas (`sys::quotas::check`), from the URI and the client address alone.
+//! 0. Rate-limit quotas (`sys::quotas::check`), from the URI and the client address (and the
+//!    login role in the body, for auth mounts with role quotas).
 //! 1. Unauthenticated `sys/` endpoints (health, seal-status, init, unseal, leader, generate-root,
 //!    and the legacy `sys/rekey/*` where the listener enables them) answer first, sealed or not.
 //! 2. Everything else answers 503 while sealed.
@@ -20,19 +21,47 @@ use crate::response::{logical_response, no_content};
 use crate::sys;
 
 pub async fn handle(State(state): State<AppState>, request: http::Request<Body>) -> Response {
-    // Rate-limit quotas apply before anything else, the body included, as in OpenBao.
-    let quota_headers = match crate::request::quota_path(&request) {
-        Some((path, client)) => match sys::quotas::check(&state, &path, client) {
-            sys::quotas::Checked::Refused(response) => return response,
-            sys::quotas::Checked::Allowed(headers) => headers,
-        },
-        None => None,
+    // Rate-limit quotas apply before anything else, as in OpenBao: from the URI alone, or,
+    // when the request's auth mount has role quotas, with the login role read from its body.
+    let (quota_headers, request) = match crate::request::quota_path(&request) {
+        Some((path, client)) => {
+            let (request, role) = if state.core.quota_needs_role(&path) {
+                match login_role(&state, &path, request).await {
+                    Ok(resolved) => resolved,
+                    Err(err) => return err.into_response(),
+                }
+            } else {
+                (request, String::new())
+            };
+            match sys::quotas::check(&state, &path, client, &role) {
+                sys::quotas::Checked::Refused(response) => return response,
+                sys::quotas::Checked::Allowed(headers) => (headers, request),
+            }
+        }
+        None => (None, request),
     };
     let mut response = answer(&state, request).await;
     if let Some(headers) = quota_headers {
         response.headers_mut().extend(headers);
     }
     response
+}
+
+/// Reads the body (bounded as every body is: 413 beyond `max_request_size`) to resolve the
+/// login role for role quotas, and puts it back for the request's own parsing. A body that is
+/// not a JSON object resolves no role, as in OpenBao.
+async fn login_role(
+    state: &AppState,
+    path: &str,
+    request: http::Request<Body>,
+) -> Result<(http::Request<Body>, String), ApiError> {
+    let (parts, body) = request.into_parts();
+    let bytes = crate::request::read_bounded(body, state.max_request_size).await?;
+    let role = match serde_json::from_slice::<serde_json::Value>(&bytes) {
+        Ok(serde_json::Value::Object(data)) => state.core.quota_login_role(path, &data).await,
+        _ => String::new(),
+    };
+    Ok((http::Request::from_parts(parts, Body::from(bytes)), role))
 }
 
 async fn answer(state: &AppState, request: http::Request<Body>) -> Response {

@@ -243,7 +243,7 @@ fn json_type(v: &Value) -> &'static str {
 const DRAIN_LIMIT: usize = 64 * 1024 * 1024;
 
 /// Reads at most `limit` bytes of body; beyond it, drains (up to [`DRAIN_LIMIT`]) and answers 413.
-async fn read_bounded(body: Body, limit: usize) -> Result<bytes::Bytes, ApiError> {
+pub(crate) async fn read_bounded(body: Body, limit: usize) -> Result<bytes::Bytes, ApiError> {
     use http_body_util::BodyExt;
     let too_large = || {
         ApiError::new(

@@ -169,6 +169,18 @@ pub trait AuthMethod: Send + Sync + std::fmt::Debug {
         Ok(RenewDecision::default())
     }
 
+    /// The login role a login body names, for role-based rate-limit quotas (OpenBao's
+    /// `ResolveRoleOperation`): `None` when the method has no roles or the body names no
+    /// existing one. Called before the login itself, so it must not change anything.
+    async fn resolve_role(
+        &self,
+        data: &serde_json::Map<String, serde_json::Value>,
+        storage: &dyn Storage,
+    ) -> EngineResult<Option<String>> {
+        let _ = (data, storage);
+        Ok(None)
+    }
+
     /// Called by the core about once a minute while unsealed (tidying expired secret ids).
     async fn periodic(&self, storage: &dyn Storage) -> EngineResult<()> {
         let _ = storage;

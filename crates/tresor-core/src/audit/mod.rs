@@ -5,6 +5,7 @@
 //! - `options`: a device's `options` map (type-specific target, format flags), Go's wording
 //!   for bad values.
 //! - `sink`: where lines go (file, stdout, discard, TCP/UDP socket); reopen on `SIGHUP`.
+//! - `socket`: a socket device's writer thread (bounded waits, reconnects).
 //! - `hash`: the per-device salt (an HMAC-SHA256 key precomputed at load) and hashing of
 //!   JSON values.
 //! - `entry`: the line format.
@@ -22,6 +23,7 @@ mod hash;
 mod options;
 mod scope;
 mod sink;
+mod socket;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
@@ -84,8 +86,8 @@ pub struct Device {
 
 impl Device {
     /// Writes a line; a failure is logged (never with the line) and reported as `false`.
-    fn write(&self, line: &[u8]) -> bool {
-        match self.sink.write(line) {
+    async fn write(&self, line: Vec<u8>) -> bool {
+        match self.sink.write(line).await {
             Ok(()) => true,
             Err(err) => {
                 tracing::error!(path = %self.entry.path, error = %err, "audit device failed to write");
@@ -177,7 +179,7 @@ impl AuditBroker {
             let device = open_device(&barrier, entry).await?;
             // A device that cannot open now keeps trying on every write: requests are refused
             // (fail closed) until it can, rather than the unseal failing.
-            if let Err(err) = device.sink.open() {
+            if let Err(err) = device.sink.reopen() {
                 tracing::error!(path = %device.entry.path, error = %err, "audit device cannot open its destination");
             }
             devices.push(Arc::new(device));
@@ -223,12 +225,12 @@ impl AuditBroker {
         let salt = SecretBytes::from(random::bytes(hash::SALT_LEN));
         let device = Device {
             salt: Salt::new(&salt),
-            sink: sink::Sink::new(parsed.target.clone()),
+            sink: new_sink(&parsed.target)?,
             options: parsed,
             entry: entry.clone(),
         };
         if spec.options.get("skip_test").map(String::as_str) != Some("true") {
-            test_device(&device)?;
+            test_device(&device).await?;
         }
         let mut table: Vec<TableEntry> = current.iter().map(|d| d.entry.clone()).collect();
         table.push(entry.clone());
@@ -306,7 +308,7 @@ impl AuditBroker {
     /// device retries on its next write.
     pub fn reopen(&self) {
         for device in self.devices().iter() {
-            if let Err(err) = device.sink.open() {
+            if let Err(err) = device.sink.reopen() {
                 tracing::error!(path = %device.entry.path, error = %err, "audit device cannot reopen its destination");
             }
         }
@@ -349,16 +351,24 @@ async fn open_device(barrier: &Barrier, entry: TableEntry) -> CoreResult<Device>
     };
     Ok(Device {
         salt: Salt::new(&salt),
-        sink: sink::Sink::new(parsed.target.clone()),
+        sink: new_sink(&parsed.target)?,
         options: parsed,
         entry,
     })
 }
 
+fn new_sink(target: &Target) -> CoreResult<sink::Sink> {
+    sink::Sink::new(target.clone())
+        .map_err(|e| CoreError::Internal(format!("cannot start an audit device writer: {e}")))
+}
+
 /// Vault's test probe at enable time: a request line for `sys/audit/test`. A device that
 /// cannot write it is refused (400), with OpenBao's wording.
-fn test_device(device: &Device) -> CoreResult<()> {
-    if let Err(err) = device.sink.open() {
+async fn test_device(device: &Device) -> CoreResult<()> {
+    // A socket connects when the line is written, as OpenBao's does (its errors then come
+    // back as that write's); a file is opened first, for OpenBao's "sanity check" wording.
+    let is_socket = matches!(device.options.target, Target::Socket { .. });
+    if !is_socket && let Err(err) = device.sink.open().await {
         return Err(CoreError::InvalidRequest(match &device.options.target {
             Target::File { path, .. } => format!(
                 "sanity check failed; unable to open {:?} for writing: {err}",
@@ -381,7 +391,7 @@ fn test_device(device: &Device) -> CoreResult<()> {
     let a = entry::render_auth(&h, &auth);
     let r = entry::render_request(&h, &request, &auth);
     let line = entry::line(&device.options.format, "request", &a, &r, None, None);
-    device.sink.write(&line).map_err(|err| {
+    device.sink.write(line).await.map_err(|err| {
         CoreError::InvalidRequest(format!("audit backend failed test message: {err}"))
     })
 }
@@ -405,7 +415,7 @@ impl Core {
         clippy::too_many_arguments,
         reason = "the request line's parts, each from a different place"
     )]
-    pub(crate) fn audit_request(
+    pub(crate) async fn audit_request(
         &self,
         active: &Active,
         caller: Option<&TokenEntry>,
@@ -421,13 +431,14 @@ impl Core {
         self.audit_request_in(
             &scope, active, caller, allowed, path, operation, data, error,
         )
+        .await
     }
 
     #[allow(
         clippy::too_many_arguments,
         reason = "the request line's parts, each from a different place"
     )]
-    fn audit_request_in(
+    async fn audit_request_in(
         &self,
         scope: &Scope,
         active: &Active,
@@ -458,12 +469,13 @@ impl Core {
         };
         scope
             .log_request(devices, auth, request, error)
+            .await
             .map_err(|e| CoreError::Internal(e.to_string()))
     }
 
     /// The request hook for requests refused before authorisation could name a caller (an
     /// unknown token): called by the HTTP layer when the core never wrote the request line.
-    pub fn audit_unlogged_request(
+    pub async fn audit_unlogged_request(
         &self,
         scope: &Scope,
         path: &str,
@@ -475,6 +487,7 @@ impl Core {
             return Ok(());
         };
         self.audit_request_in(scope, &active, None, None, path, operation, data, error)
+            .await
     }
 
     /// `SIGHUP`: reopen every audit device's destination.

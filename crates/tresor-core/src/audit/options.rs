@@ -3,7 +3,6 @@
 //! Go's wording (OpenBao passes those errors through).
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -20,7 +19,8 @@ pub enum Target {
     /// A `socket` device.
     Socket {
         address: String,
-        udp: bool,
+        /// `socket_type` as given: `tcp` (default), `tcp4`, `tcp6`, `udp`, `udp4`, `udp6`, `unix`.
+        network: String,
         write_timeout: Duration,
     },
 }
@@ -72,34 +72,39 @@ pub fn parse(
             let Some(address) = get("address") else {
                 return Err("address is required".to_owned());
             };
+            // OpenBao's `parseutil.ParseDurationSecond`: a number is seconds, "" is zero. A
+            // zero or negative timeout is accepted here and makes every dial time out at once
+            // (Go's deadline already passed), so such a device fails its test line.
             let write_timeout = match get("write_timeout") {
                 None => Duration::from_secs(2),
-                Some(text) => tresor_sdk::duration::parse_go(text)
-                    .ok()
-                    .and_then(|n| tresor_sdk::duration::to_std(n).ok())
-                    .ok_or_else(|| format!("time: invalid duration {text:?}"))?,
-            };
-            let udp = match get("socket_type").unwrap_or("tcp") {
-                "tcp" => false,
-                "udp" => true,
-                other => {
-                    return Err(format!(
-                        "audit backend failed test message: dial {other}: unknown network {other}"
-                    ));
+                Some(text) => {
+                    let nanos = tresor_sdk::duration::parse_str(text).map_err(|e| match e {
+                        tresor_sdk::duration::DurationError::MissingUnit => {
+                            format!("time: missing unit in duration {text:?}")
+                        }
+                        _ => format!("time: invalid duration {text:?}"),
+                    })?;
+                    tresor_sdk::duration::to_std(nanos.max(0))
+                        .map_err(|_| format!("time: invalid duration {text:?}"))?
                 }
             };
+            // Go's network names; anything else fails at dial time, with Go's wording, as in
+            // OpenBao (the test line is refused).
+            let network = get("socket_type").unwrap_or("tcp").to_owned();
             Target::Socket {
                 address: address.to_owned(),
-                udp,
+                network,
                 write_timeout,
             }
         }
         other => return Err(format!("unknown backend type: {other:?}")),
     };
-    if let Some(format) = get("format")
-        && format != "json"
-    {
-        return Err(format!("unknown format type {format:?}"));
+    match get("format") {
+        None | Some("json") => {}
+        Some("jsonx") => {
+            return Err("jsonx formatting has been removed, consider switching to json by omitting \"format\" or setting it to \"json\"".to_owned());
+        }
+        Some(format) => return Err(format!("unknown format type {format:?}")),
     }
     let flag = |key: &str, default: bool| match get(key) {
         None => Ok(default),
@@ -112,12 +117,6 @@ pub fn parse(
         prefix: get("prefix").unwrap_or_default().to_owned(),
     };
     Ok(DeviceOptions { target, format })
-}
-
-/// The socket address of a target, resolved at connect time (names are allowed).
-pub(crate) fn resolve(address: &str) -> std::io::Result<Vec<SocketAddr>> {
-    use std::net::ToSocketAddrs;
-    Ok(address.to_socket_addrs()?.collect())
 }
 
 /// Go's `strconv.ParseBool`.
@@ -179,6 +178,28 @@ mod tests {
             parse("socket", &opts(&[])).unwrap_err(),
             "address is required"
         );
+        let socket = |k: &str, v: &str| parse("socket", &opts(&[("address", "a:1"), (k, v)]));
+        assert_eq!(
+            socket("write_timeout", "1h5").unwrap_err(),
+            "time: missing unit in duration \"1h5\""
+        );
+        assert_eq!(
+            socket("write_timeout", "zz").unwrap_err(),
+            "time: invalid duration \"zz\""
+        );
+        assert!(
+            socket("format", "jsonx")
+                .unwrap_err()
+                .starts_with("jsonx formatting has been removed")
+        );
+        let timeout = |v: &str| match socket("write_timeout", v).unwrap().target {
+            Target::Socket { write_timeout, .. } => write_timeout,
+            _ => Duration::MAX,
+        };
+        assert_eq!(timeout("5"), Duration::from_secs(5));
+        assert_eq!(timeout("250ms"), Duration::from_millis(250));
+        assert_eq!(timeout("-5s"), Duration::ZERO);
+        assert_eq!(timeout(""), Duration::ZERO);
     }
 
     #[test]

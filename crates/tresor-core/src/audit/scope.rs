@@ -93,47 +93,55 @@ impl Scope {
 
     /// Writes the request line to every device in `devices`, once per request. `caller` is
     /// `None` before a token is known (logins, unknown tokens).
-    pub(crate) fn log_request(
+    pub(crate) async fn log_request(
         &self,
         devices: Arc<[Arc<Device>]>,
         mut auth: AuthInfo,
         mut request: RequestInfo,
         error: Option<&str>,
     ) -> Result<(), AuditFailed> {
-        let Ok(mut state) = self.state.lock() else {
-            return Err(AuditFailed("request"));
-        };
-        if state.logged {
-            return Ok(());
-        }
-        state.logged = true;
-        if devices.is_empty() {
-            return Ok(());
-        }
-        auth.client_token = self.token.clone().filter(|t| !t.expose().is_empty());
-        request.id.clone_from(&self.id);
-        if let Some(addr) = self.remote {
-            request.remote_address = Some(addr.ip().to_string());
-            request.remote_port = Some(addr.port());
-        }
-        let mut written = 0;
-        for device in devices.iter() {
-            let h = Hasher {
-                salt: &device.salt,
-                format: &device.options.format,
+        // Rendered under the lock, written after it: a socket device's write is awaited.
+        let lines = {
+            let Ok(mut state) = self.state.lock() else {
+                return Err(AuditFailed("request"));
             };
-            let a = entry::render_auth(&h, &auth);
-            let r = entry::render_request(&h, &request, &auth);
-            let line = entry::line(&device.options.format, "request", &a, &r, None, error);
-            if device.write(&line) {
-                written += 1;
+            if state.logged {
+                return Ok(());
             }
-            state.rendered.push((a, r));
-        }
-        state.auth = auth;
-        state.request = request;
-        state.devices = Some(devices);
-        if written == 0 {
+            state.logged = true;
+            if devices.is_empty() {
+                return Ok(());
+            }
+            auth.client_token = self.token.clone().filter(|t| !t.expose().is_empty());
+            request.id.clone_from(&self.id);
+            if let Some(addr) = self.remote {
+                request.remote_address = Some(addr.ip().to_string());
+                request.remote_port = Some(addr.port());
+            }
+            let mut lines = Vec::with_capacity(devices.len());
+            for device in devices.iter() {
+                let h = Hasher {
+                    salt: &device.salt,
+                    format: &device.options.format,
+                };
+                let a = entry::render_auth(&h, &auth);
+                let r = entry::render_request(&h, &request, &auth);
+                lines.push(entry::line(
+                    &device.options.format,
+                    "request",
+                    &a,
+                    &r,
+                    None,
+                    error,
+                ));
+                state.rendered.push((a, r));
+            }
+            state.auth = auth;
+            state.request = request;
+            state.devices = Some(Arc::clone(&devices));
+            lines
+        };
+        if write_all(&devices, lines).await == 0 {
             return Err(AuditFailed("request"));
         }
         Ok(())
@@ -141,62 +149,74 @@ impl Scope {
 
     /// Writes the response line. `list` says the request was a LIST (for
     /// `elide_list_responses`).
-    pub fn log_response(
+    pub async fn log_response(
         &self,
         response: &ResponseInfo,
         list: bool,
         error: Option<&str>,
     ) -> Result<(), AuditFailed> {
-        let Ok(state) = self.state.lock() else {
-            return Err(AuditFailed("response"));
-        };
-        let Some(devices) = state.devices.as_ref().filter(|d| !d.is_empty()) else {
-            return Ok(());
-        };
-        let mut error_data = None;
-        let response = match error {
-            // OpenBao's answer to a failed request carries the error as its data.
-            Some(e) if response.data.is_none() => {
-                let mut data = Map::new();
-                data.insert("error".into(), Value::String(e.to_owned()));
-                error_data.insert(ResponseInfo {
-                    data: Some(data),
-                    ..response.clone()
-                })
-            }
-            _ => response,
-        };
-        let issued = state.auth.client_token.is_none() && response.auth.is_some();
-        let mut written = 0;
-        for (device, (auth, request)) in devices.iter().zip(state.rendered.iter()) {
-            let h = Hasher {
-                salt: &device.salt,
-                format: &device.options.format,
+        let (devices, lines) = {
+            let Ok(state) = self.state.lock() else {
+                return Err(AuditFailed("response"));
             };
-            let body = entry::render_response(&h, &state.request.mount, response, list);
-            // A login's caller is the token it was just issued, as in Vault.
-            let issued_auth = issued
-                .then_some(response.auth.as_ref())
-                .flatten()
-                .and_then(|a| serde_json::to_vec(&entry::issued_auth(&h, a)).ok());
-            let auth = issued_auth.as_deref().unwrap_or(auth);
-            let line = entry::line(
-                &device.options.format,
-                "response",
-                auth,
-                request,
-                Some(&body),
-                error,
-            );
-            if device.write(&line) {
-                written += 1;
+            let Some(devices) = state.devices.as_ref().filter(|d| !d.is_empty()) else {
+                return Ok(());
+            };
+            let mut error_data = None;
+            let response = match error {
+                // OpenBao's answer to a failed request carries the error as its data.
+                Some(e) if response.data.is_none() => {
+                    let mut data = Map::new();
+                    data.insert("error".into(), Value::String(e.to_owned()));
+                    error_data.insert(ResponseInfo {
+                        data: Some(data),
+                        ..response.clone()
+                    })
+                }
+                _ => response,
+            };
+            let issued = state.auth.client_token.is_none() && response.auth.is_some();
+            let mut lines = Vec::with_capacity(devices.len());
+            for (device, (auth, request)) in devices.iter().zip(state.rendered.iter()) {
+                let h = Hasher {
+                    salt: &device.salt,
+                    format: &device.options.format,
+                };
+                let body = entry::render_response(&h, &state.request.mount, response, list);
+                // A login's caller is the token it was just issued, as in Vault.
+                let issued_auth = issued
+                    .then_some(response.auth.as_ref())
+                    .flatten()
+                    .and_then(|a| serde_json::to_vec(&entry::issued_auth(&h, a)).ok());
+                let auth = issued_auth.as_deref().unwrap_or(auth);
+                lines.push(entry::line(
+                    &device.options.format,
+                    "response",
+                    auth,
+                    request,
+                    Some(&body),
+                    error,
+                ));
             }
-        }
-        if written == 0 {
+            (Arc::clone(devices), lines)
+        };
+        if write_all(&devices, lines).await == 0 {
             return Err(AuditFailed("response"));
         }
         Ok(())
     }
+}
+
+/// Writes each device's line and counts the devices that recorded theirs. One after the
+/// other: each socket wait is bounded, and files do not wait at all.
+async fn write_all(devices: &[Arc<Device>], lines: Vec<Vec<u8>>) -> usize {
+    let mut written = 0;
+    for (device, line) in devices.iter().zip(lines) {
+        if device.write(line).await {
+            written += 1;
+        }
+    }
+    written
 }
 
 /// The scope of the request being served on this task, if the HTTP layer set one.

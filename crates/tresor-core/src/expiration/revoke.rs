@@ -449,6 +449,17 @@ impl Core {
         let active = self.active()?;
         let id = active.mounts.remount(from, to).await?;
         let mut warnings = Vec::new();
+        // The mount's rate-limit quotas follow it, as in OpenBao (`HandleRemount`).
+        if let (Ok(old), Ok(new)) = (
+            crate::mount::normalise_mount_path(from),
+            crate::mount::normalise_mount_path(to),
+        ) && let Err(err) = active.quotas.mount_moved(&old, &new).await
+        {
+            tracing::warn!(mount = %old, error = %err, "quotas of a moved mount not updated");
+            warnings.push(format!(
+                "the rate-limit quotas of {old} could not be moved to {new}: {err}"
+            ));
+        }
         if let Ok(old) = crate::mount::normalise_mount_path(from)
             && let Err(err) = self.revoke_mount_leases(&old).await
         {

@@ -14,14 +14,53 @@ use crate::params;
 
 impl Core {
     /// The rate-limit decision for a request, or `None` when no quota applies (or sealed).
-    pub fn check_rate_limit(&self, path: &str, client: IpAddr) -> Option<QuotaOutcome> {
+    /// `role` is what [`Core::quota_login_role`] resolved (empty when nothing was resolved).
+    pub fn check_rate_limit(&self, path: &str, client: IpAddr, role: &str) -> Option<QuotaOutcome> {
         let active = self.active().ok()?;
         let mount = mount_of(self, path);
         active.quotas.check(&QuotaRequest {
             path,
             mount_path: mount.as_deref(),
+            role,
             client,
         })
+    }
+
+    /// Whether the request needs its login role resolved before the quota check: its mount
+    /// is an auth method with role quotas (OpenBao's `ResolveRoleForQuotas`). Cheap: memory
+    /// only; callers read the body only when this says so.
+    pub fn quota_needs_role(&self, path: &str) -> bool {
+        let Ok(active) = self.active() else {
+            return false;
+        };
+        path.starts_with("auth/")
+            && mount_of(self, path).is_some_and(|mount| active.quotas.needs_role(&mount))
+    }
+
+    /// The login role of a request body, for role quotas, as the auth method resolves it
+    /// (OpenBao asks the method with `ResolveRoleOperation` on `login`, whatever the path).
+    /// Empty when the method cannot tell (no role, an unknown one, a malformed body).
+    pub async fn quota_login_role(&self, path: &str, data: &Map<String, Value>) -> String {
+        let Ok(active) = self.active() else {
+            return String::new();
+        };
+        let Some(rest) = path.strip_prefix("auth/") else {
+            return String::new();
+        };
+        let Some((mounted, _)) = active.mounts.table(MountKind::Auth).route(rest) else {
+            return String::new();
+        };
+        let Some(method) = mounted.method.as_ref() else {
+            return String::new();
+        };
+        match method.resolve_role(data, mounted.view.as_ref()).await {
+            Ok(Some(role)) => role,
+            Ok(None) => String::new(),
+            Err(err) => {
+                tracing::debug!(mount = %mounted.entry.path, error = %err, "no login role for the quota check");
+                String::new()
+            }
+        }
     }
 
     pub fn rate_limit_quota(&self, name: &str) -> CoreResult<Option<RateLimitQuota>> {

@@ -24,12 +24,17 @@ const SWEEP_ABOVE: usize = 1024;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Decision {
     pub allowed: bool,
+    /// The client was already blocked: no bucket was consulted, so OpenBao sends only
+    /// `Retry-After`, without the `X-Ratelimit-*` numbers.
+    pub blocked: bool,
     /// Requests per interval.
     pub limit: u64,
     pub remaining: u64,
-    /// Whole seconds until the client's window resets (or its block ends), rounded down as
-    /// Vault does.
+    /// Whole seconds until the client's window resets, rounded down as Vault does.
     pub reset_secs: u64,
+    /// For a refusal: whole seconds until the client may try again (the window's reset, or
+    /// the end of its block), rounded down as OpenBao rounds it.
+    pub retry_after_secs: u64,
 }
 
 #[derive(Debug)]
@@ -102,11 +107,14 @@ impl Limiter {
         bucket.last_seen = now;
         if let Some(until) = bucket.blocked_until {
             if until > now {
+                let left = until.duration_since(now).as_secs();
                 return Decision {
                     allowed: false,
+                    blocked: true,
                     limit: self.limit,
                     remaining: 0,
-                    reset_secs: until.duration_since(now).as_secs(),
+                    reset_secs: left,
+                    retry_after_secs: left,
                 };
             }
             bucket.blocked_until = None;
@@ -126,16 +134,21 @@ impl Limiter {
         if allowed {
             bucket.taken += 1;
         }
-        let mut reset_secs = reset_at.duration_since(now).as_secs();
+        let reset_secs = reset_at.duration_since(now).as_secs();
+        let mut retry_after_secs = reset_secs;
         if !allowed && let Some(block) = self.block {
             bucket.blocked_until = Some(now + block);
-            reset_secs = block.as_secs();
+            // OpenBao measures the block's end from a clock that has already moved on, so a
+            // whole-second block reads one second short (30s → 29).
+            retry_after_secs = block.saturating_sub(Duration::from_nanos(1)).as_secs();
         }
         Decision {
             allowed,
+            blocked: false,
             limit: self.limit,
             remaining: self.limit.saturating_sub(bucket.taken),
             reset_secs,
+            retry_after_secs,
         }
     }
 }
@@ -161,6 +174,7 @@ mod tests {
         assert!(!refused.allowed);
         assert_eq!(refused.remaining, 0);
         assert_eq!(refused.reset_secs, 9, "just under 10 s left, rounded down");
+        assert_eq!(refused.retry_after_secs, 9);
         // Another client has its own bucket.
         assert!(limiter.take_at(ip(2), at(3)).allowed);
         assert!(limiter.take_at(ip(1), at(10_000)).allowed);
@@ -174,11 +188,13 @@ mod tests {
         assert!(limiter.take_at(ip(1), at(0)).allowed);
         let refused = limiter.take_at(ip(1), at(0));
         assert!(!refused.allowed);
-        assert_eq!(refused.reset_secs, 30);
-        assert!(
-            !limiter.take_at(ip(1), at(5)).allowed,
-            "still blocked after the window"
-        );
+        assert!(!refused.blocked, "this refusal consulted the bucket");
+        assert_eq!(refused.retry_after_secs, 29);
+        assert_eq!(refused.reset_secs, 1, "the window's own reset");
+        let blocked = limiter.take_at(ip(1), at(5));
+        assert!(!blocked.allowed, "still blocked after the window");
+        assert!(blocked.blocked);
+        assert_eq!(blocked.retry_after_secs, 25);
         assert!(limiter.take_at(ip(1), at(31)).allowed);
     }
 }

@@ -8,8 +8,13 @@
 //!   bucket lock: no storage read on the request path.
 //!
 //! Which quota applies is Vault's rule: the most specific one wins. A role quota on the
-//! request's auth mount, then a quota on the exact path suffix within the mount, then a
-//! suffix glob (`data/app*`), longest first, then the mount's own quota, then the global one.
+//! request's auth mount (the role the auth method resolves from the login body), then a quota
+//! on the exact path suffix within the mount, then a suffix glob (`data/app*`), longest
+//! first, then the mount's own quota, then the global one.
+//!
+//! Exempt paths match as OpenBao's path manager matches them: every entry is a prefix (a
+//! trailing `*` is dropped), a leading `!` makes an exception, and the longest matching entry
+//! decides.
 
 mod api;
 mod limiter;
@@ -63,12 +68,12 @@ impl RateLimitQuota {
         format!("{}{}", self.mount_path, self.path_suffix)
     }
 
-    fn limiter(&self) -> Limiter {
-        Limiter::new(
+    fn limiter(&self) -> Arc<Limiter> {
+        Arc::new(Limiter::new(
             self.rate,
             Duration::from_secs(self.interval_secs.max(1)),
             (self.block_interval_secs > 0).then(|| Duration::from_secs(self.block_interval_secs)),
-        )
+        ))
     }
 }
 
@@ -113,6 +118,9 @@ pub struct QuotaRequest<'a> {
     pub path: &'a str,
     /// The API path of the mount serving it (`secret/`, `auth/approle/`, `sys/`), if any.
     pub mount_path: Option<&'a str>,
+    /// The login role the auth method resolved from the body, when the mount has role
+    /// quotas (empty otherwise).
+    pub role: &'a str,
     pub client: IpAddr,
 }
 
@@ -127,31 +135,78 @@ pub struct QuotaOutcome {
 #[derive(Debug)]
 struct ActiveQuota {
     record: RateLimitQuota,
-    limiter: Limiter,
+    /// Shared with the quota's next version when only its mount path changes (a remount).
+    limiter: Arc<Limiter>,
 }
 
 /// Everything a request check needs, immutable; replaced as a whole on any change.
 #[derive(Debug, Default)]
 pub struct QuotaSet {
     config: QuotaConfig,
-    exempt: HashSet<String>,
+    exempt: Exempt,
     by_name: BTreeMap<String, Arc<ActiveQuota>>,
     /// (mount path, path suffix) → quota, for every quota without a role.
     by_scope: HashMap<(String, String), Arc<ActiveQuota>>,
+    /// (auth mount path, role) → quota.
+    by_role: HashMap<(String, String), Arc<ActiveQuota>>,
+    /// The mounts with role quotas: only their requests need the role resolved.
+    role_mounts: HashSet<String>,
     /// Whether any quota has a glob suffix, so the common case skips the glob walk.
     has_globs: bool,
 }
 
+/// `rate_limit_exempt_paths`, matched as OpenBao's `pathmanager.HasPath`: the longest entry
+/// that is a prefix of the path decides; `!` entries are exceptions.
+#[derive(Debug, Default)]
+struct Exempt {
+    /// (prefix, exception), longest prefix first.
+    entries: Vec<(String, bool)>,
+}
+
+impl Exempt {
+    fn new(paths: &[String]) -> Self {
+        let mut entries: Vec<(String, bool)> = Vec::new();
+        for path in paths {
+            if path.is_empty() {
+                continue;
+            }
+            let (path, exception) = match path.strip_prefix('!') {
+                Some(rest) => (rest, true),
+                None => (path.as_str(), false),
+            };
+            let prefix = path.strip_suffix('*').unwrap_or(path).to_owned();
+            // A later entry for the same prefix replaces an earlier one, as a radix insert.
+            entries.retain(|(p, _)| *p != prefix);
+            entries.push((prefix, exception));
+        }
+        entries.sort_by_key(|e| std::cmp::Reverse(e.0.len()));
+        Self { entries }
+    }
+
+    fn contains(&self, path: &str) -> bool {
+        self.entries
+            .iter()
+            .find(|(prefix, _)| path.starts_with(prefix.as_str()))
+            .is_some_and(|(_, exception)| !exception)
+    }
+}
+
 impl QuotaSet {
     fn build(config: QuotaConfig, quotas: Vec<Arc<ActiveQuota>>) -> Self {
-        let exempt = config.rate_limit_exempt_paths.iter().cloned().collect();
+        let exempt = Exempt::new(&config.rate_limit_exempt_paths);
         let mut set = QuotaSet {
             config,
             exempt,
             ..QuotaSet::default()
         };
         for quota in quotas {
-            if quota.record.role.is_empty() {
+            if !quota.record.role.is_empty() {
+                set.role_mounts.insert(quota.record.mount_path.clone());
+                set.by_role.insert(
+                    (quota.record.mount_path.clone(), quota.record.role.clone()),
+                    Arc::clone(&quota),
+                );
+            } else {
                 set.has_globs |= quota.record.path_suffix.ends_with('*');
                 set.by_scope.insert(
                     (
@@ -166,14 +221,26 @@ impl QuotaSet {
         set
     }
 
-    /// The most specific quota for the request (role quotas are not applied: see the docs).
+    /// Whether any quota applies to anything.
+    fn is_empty(&self) -> bool {
+        self.by_scope.is_empty() && self.by_role.is_empty()
+    }
+
+    /// The most specific quota for the request.
     fn find(&self, request: &QuotaRequest<'_>) -> Option<&Arc<ActiveQuota>> {
-        if self.by_scope.is_empty() {
+        if self.is_empty() {
             return None;
         }
         let lookup =
             |mount: &str, suffix: &str| self.by_scope.get(&(mount.to_owned(), suffix.to_owned()));
         if let Some(mount) = request.mount_path {
+            if !request.role.is_empty()
+                && let Some(q) = self
+                    .by_role
+                    .get(&(mount.to_owned(), request.role.to_owned()))
+            {
+                return Some(q);
+            }
             let suffix = request
                 .path
                 .strip_prefix(mount.trim_end_matches('/'))
@@ -253,7 +320,7 @@ impl QuotaStore {
     /// path is exempt).
     pub fn check(&self, request: &QuotaRequest<'_>) -> Option<QuotaOutcome> {
         let set = self.snapshot();
-        if set.by_scope.is_empty() || set.exempt.contains(request.path.trim_end_matches('/')) {
+        if set.is_empty() || set.exempt.contains(request.path) {
             return None;
         }
         let quota = set.find(request)?;
@@ -261,6 +328,12 @@ impl QuotaStore {
             decision: quota.limiter.take(request.client),
             response_headers: set.config.enable_rate_limit_response_headers,
         })
+    }
+
+    /// Whether a request to `mount_path` needs its login role resolved: some quota on that
+    /// mount names a role (OpenBao's `QueryResolveRoleQuotas`).
+    pub fn needs_role(&self, mount_path: &str) -> bool {
+        self.snapshot().role_mounts.contains(mount_path)
     }
 
     pub fn config(&self) -> QuotaConfig {
@@ -348,6 +421,39 @@ impl QuotaStore {
         Ok(())
     }
 
+    /// A mount moved (`sys/remount`): its quotas follow it, as OpenBao's `HandleRemount` does
+    /// (every quota on the mount: with or without a path suffix or a role). Each moved record
+    /// is stored again under its name with the new mount path, so the move survives a restart.
+    pub async fn mount_moved(&self, from: &str, to: &str) -> CoreResult<()> {
+        let _guard = self.changes.lock().await;
+        let current = self.snapshot();
+        let mut quotas = Vec::with_capacity(current.by_name.len());
+        let mut ops = Vec::new();
+        for quota in current.by_name.values() {
+            if quota.record.mount_path != from {
+                quotas.push(Arc::clone(quota));
+                continue;
+            }
+            let mut record = quota.record.clone();
+            record.mount_path = to.to_owned();
+            ops.push(crate::barrier::BarrierOp::Put {
+                path: format!("{QUOTA_PREFIX}{}", record.name),
+                value: tresor_sdk::secret::SecretBytes::from(serde_json::to_vec(&record)?),
+            });
+            // The buckets move with the quota: a remount is no reason to forgive clients.
+            quotas.push(Arc::new(ActiveQuota {
+                limiter: Arc::clone(&quota.limiter),
+                record,
+            }));
+        }
+        if ops.is_empty() {
+            return Ok(());
+        }
+        self.barrier.transaction(ops).await?;
+        self.swap(QuotaSet::build(current.config.clone(), quotas));
+        Ok(())
+    }
+
     /// A mount was disabled: its quotas go with it, as in Vault.
     pub async fn mount_disabled(&self, mount_path: &str) -> CoreResult<()> {
         let doomed: Vec<String> = self
@@ -387,12 +493,76 @@ mod tests {
     }
 
     fn found(set: &QuotaSet, path: &str, mount: Option<&str>) -> Option<String> {
+        found_role(set, path, mount, "")
+    }
+
+    fn found_role(set: &QuotaSet, path: &str, mount: Option<&str>, role: &str) -> Option<String> {
         set.find(&QuotaRequest {
             path,
             mount_path: mount,
+            role,
             client: IpAddr::from([127, 0, 0, 1]),
         })
         .map(|q| q.record.name.clone())
+    }
+
+    fn role_quota(name: &str, mount: &str, role: &str) -> Arc<ActiveQuota> {
+        let q = quota(name, mount, "");
+        let mut record = q.record.clone();
+        record.role = role.to_owned();
+        Arc::new(ActiveQuota {
+            limiter: record.limiter(),
+            record,
+        })
+    }
+
+    #[test]
+    fn a_role_quota_wins_on_its_mount_for_its_role_only() {
+        let set = QuotaSet::build(
+            QuotaConfig::default(),
+            vec![
+                quota("mount", "auth/approle/", ""),
+                quota("login", "auth/approle/", "login"),
+                role_quota("app", "auth/approle/", "app"),
+            ],
+        );
+        let m = Some("auth/approle/");
+        let path = "auth/approle/login";
+        assert_eq!(found_role(&set, path, m, "app").unwrap(), "app");
+        assert_eq!(found_role(&set, path, m, "other").unwrap(), "login");
+        assert_eq!(found_role(&set, path, m, "").unwrap(), "login");
+        assert_eq!(
+            found_role(&set, "auth/approle/role/x", m, "").unwrap(),
+            "mount"
+        );
+        assert!(set.role_mounts.contains("auth/approle/"));
+        // A role quota alone still makes the set non-empty.
+        let only = QuotaSet::build(
+            QuotaConfig::default(),
+            vec![role_quota("app", "auth/approle/", "app")],
+        );
+        assert_eq!(found_role(&only, path, m, "app").unwrap(), "app");
+        assert_eq!(found_role(&only, path, m, "b"), None);
+    }
+
+    #[test]
+    fn exempt_paths_match_as_prefixes_with_exceptions() {
+        let exempt = Exempt::new(&[
+            "sys/health".to_owned(),
+            "secret/data/open*".to_owned(),
+            "secret/".to_owned(),
+            "!secret/data/closed".to_owned(),
+            String::new(),
+        ]);
+        assert!(exempt.contains("sys/health"));
+        assert!(exempt.contains("sys/healthz"), "a prefix, glob or not");
+        assert!(exempt.contains("secret/data/open/x"));
+        assert!(exempt.contains("secret/data/x"));
+        assert!(!exempt.contains("secret/data/closed"));
+        assert!(!exempt.contains("secret/data/closed/deeper"));
+        assert!(!exempt.contains("sys/mounts"));
+        assert!(!exempt.contains("secret"), "shorter than the entry");
+        assert!(!Exempt::new(&[]).contains("sys/health"));
     }
 
     #[test]

@@ -127,53 +127,55 @@ fn go_float(value: f64) -> Value {
     }
 }
 
-/// The rate-limit check, before the body is read (as OpenBao's HTTP wrapper does): a 429 to
-/// send, or the headers to add to the response when they are enabled.
+/// The rate-limit check, before the body is parsed (as OpenBao's HTTP wrapper does): a 429
+/// to send, or the headers to add to the response when they are enabled. `role` is the login
+/// role resolved from the body when the mount has role quotas (empty otherwise).
 pub enum Checked {
     Refused(Response),
     Allowed(Option<HeaderMap>),
 }
 
-pub fn check(state: &AppState, path: &str, client: Option<IpAddr>) -> Checked {
+pub fn check(state: &AppState, path: &str, client: Option<IpAddr>, role: &str) -> Checked {
     // Without an address (in-process calls) there is no bucket to charge; OpenBao refuses
     // such a request with a 500, which no real listener can produce.
     let Some(client) = client else {
         return Checked::Allowed(None);
     };
-    let Some(outcome) = state.core.check_rate_limit(path, client) else {
+    let Some(outcome) = state.core.check_rate_limit(path, client, role) else {
         return Checked::Allowed(None);
     };
-    let headers = headers(&outcome);
+    // Every rate-limit header, Retry-After included, only with
+    // `enable_rate_limit_response_headers`, as in OpenBao.
+    let headers = outcome.response_headers.then(|| headers(&outcome));
     if outcome.decision.allowed {
-        return Checked::Allowed(outcome.response_headers.then_some(headers));
+        return Checked::Allowed(headers);
     }
     let mut response = ApiError::new(
         StatusCode::TOO_MANY_REQUESTS,
         format!("request path {path:?}: rate limit quota exceeded"),
     )
     .into_response();
-    let out = response.headers_mut();
-    if outcome.response_headers {
-        out.extend(headers);
-    } else if let Some(retry) = headers.get(http::header::RETRY_AFTER) {
-        // Retry-After is always sent with a 429 (OpenBao sends it only with the other
-        // headers enabled; see docs/quotas.md).
-        out.insert(http::header::RETRY_AFTER, retry.clone());
+    if let Some(headers) = headers {
+        response.headers_mut().extend(headers);
     }
     Checked::Refused(response)
 }
 
+/// OpenBao's headers: the bucket's numbers whenever it was consulted, and `Retry-After` with
+/// a refusal; a client already blocked gets `Retry-After` alone.
 fn headers(outcome: &QuotaOutcome) -> HeaderMap {
     let d = &outcome.decision;
     let mut headers = HeaderMap::new();
     let mut set = |name: &'static str, value: u64| {
         headers.insert(name, HeaderValue::from(value));
     };
-    set("x-ratelimit-limit", d.limit);
-    set("x-ratelimit-remaining", d.remaining);
-    set("x-ratelimit-reset", d.reset_secs);
+    if !d.blocked {
+        set("x-ratelimit-limit", d.limit);
+        set("x-ratelimit-remaining", d.remaining);
+        set("x-ratelimit-reset", d.reset_secs);
+    }
     if !d.allowed {
-        set("retry-after", d.reset_secs);
+        set("retry-after", d.retry_after_secs);
     }
     headers
 }

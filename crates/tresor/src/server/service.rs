@@ -1,6 +1,8 @@
 //! The per-request wrapper between hyper and the router: client address, the body read
 //! deadline (`http_read_timeout`), the request deadline (`max_request_duration`), and the
 //! connection's in-flight count (through a [`RequestGuard`] carried by the response body).
+//! The handler runs in a task of its own, so a deadline or a vanished client never cancels
+//! it half-way through a change.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -43,10 +45,20 @@ pub async fn serve(
         )),
         timed_out: Arc::clone(&timed_out),
     });
-    let call = app.oneshot(Request::from_parts(parts, body));
-    let response = match tokio::time::timeout(limits.max_request_duration, call).await {
-        Ok(Ok(response)) => response,
-        Ok(Err(never)) => match never {},
+    // The handler runs as its own task, so it always runs to completion: neither this
+    // deadline nor a client that hangs up (hyper then drops this future) can cancel it at an
+    // await in the middle of a change (storage written but a cache or routing table not yet
+    // updated, half of a multi-step cleanup). Past the deadline the client gets its 503 and
+    // the task finishes on its own; its answer is dropped. See docs/configuration.md.
+    let mut call = tokio::spawn(app.oneshot(Request::from_parts(parts, body)));
+    let response = match tokio::time::timeout(limits.max_request_duration, &mut call).await {
+        Ok(Ok(Ok(response))) => response,
+        Ok(Ok(Err(never))) => match never {},
+        Ok(Err(join)) => {
+            // A panic in a handler: the task is gone, the client hears a plain 500.
+            tracing::error!(panicked = join.is_panic(), "request handler task failed");
+            error_response(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+        }
         Err(_) => error_response(
             StatusCode::SERVICE_UNAVAILABLE,
             &format!(

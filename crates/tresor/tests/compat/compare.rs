@@ -22,6 +22,8 @@ pub enum Kind {
     ContentType,
     /// The `Location` header (redirects).
     Location,
+    /// Which rate-limit headers came (`Retry-After`, `X-Ratelimit-*`).
+    RateLimitHeaders,
     /// One side JSON, the other text or empty.
     BodyFormat,
     MissingKeyInTresor,
@@ -121,12 +123,14 @@ pub fn http(openbao: &HttpOutcome, tresor: &HttpOutcome, content: bool) -> Vec<M
             status: s1,
             content_type: c1,
             location: l1,
+            rate_limit_headers: r1,
             body: b1,
         },
         HttpOutcome::Answered {
             status: s2,
             content_type: c2,
             location: l2,
+            rate_limit_headers: r2,
             body: b2,
         },
     ) = (openbao, tresor)
@@ -157,6 +161,13 @@ pub fn http(openbao: &HttpOutcome, tresor: &HttpOutcome, content: bool) -> Vec<M
             Kind::ContentType,
             c1.clone().map_or(Value::Null, Value::String),
             c2.clone().map_or(Value::Null, Value::String),
+        ));
+    }
+    if r1 != r2 {
+        out.push(whole(
+            Kind::RateLimitHeaders,
+            Value::from(r1.clone()),
+            Value::from(r2.clone()),
         ));
     }
     if l1 != l2 {
@@ -345,6 +356,7 @@ mod tests {
             status,
             content_type: Some("application/json".into()),
             location: None,
+            rate_limit_headers: Vec::new(),
             body: Body::Json(body),
         }
     }

@@ -13,6 +13,9 @@ pub enum HttpOutcome {
         content_type: Option<String>,
         /// Redirect target: for a 3xx it is the answer.
         location: Option<String>,
+        /// Which rate-limit headers (`Retry-After`, `X-Ratelimit-*`) came, by name: their
+        /// values are clock readings, their presence is behaviour.
+        rate_limit_headers: Vec<&'static str>,
         body: Body,
     },
     /// No HTTP answer at all (connection reset, …); compared as text.
@@ -76,6 +79,10 @@ pub async fn send(
     };
     let content_type = header(reqwest::header::CONTENT_TYPE);
     let location = header(reqwest::header::LOCATION);
+    let rate_limit_headers = RATE_LIMIT_HEADERS
+        .into_iter()
+        .filter(|name| response.headers().contains_key(*name))
+        .collect();
     let bytes = match response.bytes().await {
         Ok(b) => b,
         Err(e) => return Ok(HttpOutcome::Failed(error_chain(&e))),
@@ -91,9 +98,18 @@ pub async fn send(
         status,
         content_type,
         location,
+        rate_limit_headers,
         body,
     })
 }
+
+/// The rate-limit quota headers OpenBao may send.
+const RATE_LIMIT_HEADERS: [&str; 4] = [
+    "retry-after",
+    "x-ratelimit-limit",
+    "x-ratelimit-remaining",
+    "x-ratelimit-reset",
+];
 
 /// reqwest's top-level message hides the cause ("error sending request"); the chain does not.
 fn error_chain(e: &dyn std::error::Error) -> String {

@@ -16,6 +16,7 @@ pub fn http_answer(outcome: &HttpOutcome) -> String {
             status,
             content_type,
             location,
+            rate_limit_headers,
             body,
         } => {
             let body = match body {
@@ -23,10 +24,13 @@ pub fn http_answer(outcome: &HttpOutcome) -> String {
                 Body::Json(v) => serde_json::to_string_pretty(v).unwrap_or_default(),
                 Body::Text(t) => format!("(text) {t}"),
             };
-            let location = location
+            let mut location = location
                 .as_deref()
                 .map(|l| format!("Location: {l}\n"))
                 .unwrap_or_default();
+            for name in rate_limit_headers {
+                location.push_str(&format!("{name}: (present)\n"));
+            }
             format!(
                 "HTTP {status}\nContent-Type: {}\n{location}\n{body}",
                 content_type.as_deref().unwrap_or("(none)")

@@ -34,6 +34,28 @@ fn client(req: &Request) -> EngineResult<IpAddr> {
         .ok_or_else(|| EngineError::Internal("failed to get connection information".into()))
 }
 
+/// The role a login's `role_id` belongs to, for role quotas (OpenBao's
+/// `pathLoginResolveRole`): `None` for a missing or unknown role id, or a deleted role.
+pub(super) async fn resolve_role(
+    m: &AppRole,
+    data: &Map<String, serde_json::Value>,
+    storage: &dyn Storage,
+) -> EngineResult<Option<String>> {
+    let role_id = match data.get("role_id") {
+        Some(serde_json::Value::String(s)) => s.trim().to_owned(),
+        Some(serde_json::Value::Number(n)) => n.to_string(),
+        _ => return Ok(None),
+    };
+    if role_id.is_empty() {
+        return Ok(None);
+    }
+    let hasher = m.hasher(storage).await?;
+    let Some(name) = store::role_name_by_id(storage, hasher, &role_id).await? else {
+        return Ok(None);
+    };
+    Ok(store::load_role(storage, &name).await?.map(|_| name))
+}
+
 pub(super) async fn login(
     m: &AppRole,
     req: &Request,

@@ -152,6 +152,14 @@ impl AuthMethod for AppRole {
         &["login"]
     }
 
+    async fn resolve_role(
+        &self,
+        data: &serde_json::Map<String, serde_json::Value>,
+        storage: &dyn Storage,
+    ) -> EngineResult<Option<String>> {
+        login::resolve_role(self, data, storage).await
+    }
+
     async fn handle(&self, req: &Request, storage: &dyn Storage) -> EngineResult<Option<Response>> {
         // Vault reads a DELETE's parameters from the query string only; a body is ignored
         // (`secret-id/destroy` by DELETE needs `?secret_id=`).

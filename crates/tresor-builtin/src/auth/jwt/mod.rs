@@ -125,6 +125,36 @@ impl AuthMethod for JwtAuth {
         &["login", "oidc/auth_url", "oidc/callback"]
     }
 
+    /// OpenBao's `pathResolveRole`: the login's `role` (or the configured `default_role`),
+    /// as sent, when the mount is configured and the role exists.
+    async fn resolve_role(
+        &self,
+        data: &serde_json::Map<String, serde_json::Value>,
+        storage: &dyn Storage,
+    ) -> EngineResult<Option<String>> {
+        let Some(config) = config::load(storage).await? else {
+            return Ok(None);
+        };
+        // A `role` that is not a string fails OpenBao's field validation: no role at all
+        // (not the default one).
+        let mut name = match data.get("role") {
+            None | Some(serde_json::Value::Null) => String::new(),
+            Some(serde_json::Value::String(s)) => s.clone(),
+            Some(serde_json::Value::Number(n)) => n.to_string(),
+            Some(serde_json::Value::Bool(b)) => b.to_string(),
+            Some(_) => return Ok(None),
+        };
+        if name.is_empty() {
+            name.clone_from(&config.default_role);
+        }
+        if name.is_empty() || !role::valid_name(&name.to_lowercase()) {
+            return Ok(None);
+        }
+        Ok(role::load(storage, &name.to_lowercase())
+            .await?
+            .map(|_| name))
+    }
+
     async fn handle(
         &self,
         request: &Request,

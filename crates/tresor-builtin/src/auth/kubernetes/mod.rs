@@ -102,6 +102,21 @@ impl AuthMethod for KubernetesAuth {
         &["login"]
     }
 
+    /// OpenBao's `pathResolveRole`: the login's `role`, as sent, when it exists.
+    async fn resolve_role(
+        &self,
+        data: &serde_json::Map<String, Value>,
+        storage: &dyn Storage,
+    ) -> EngineResult<Option<String>> {
+        let Some(Value::String(name)) = data.get("role") else {
+            return Ok(None);
+        };
+        if name.is_empty() || name.split('/').any(|segment| segment == "..") {
+            return Ok(None);
+        }
+        Ok(role::load(storage, name).await?.map(|_| name.clone()))
+    }
+
     async fn handle(
         &self,
         request: &Request,
