@@ -88,6 +88,7 @@ impl Device {
         match self.sink.write(line) {
             Ok(()) => true,
             Err(err) => {
+                crate::metrics::incr(&crate::metrics::global().audit_device_failure);
                 tracing::error!(path = %self.entry.path, error = %err, "audit device failed to write");
                 false
             }

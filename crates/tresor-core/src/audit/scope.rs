@@ -134,6 +134,7 @@ impl Scope {
         state.request = request;
         state.devices = Some(devices);
         if written == 0 {
+            crate::metrics::incr(&crate::metrics::global().audit_request_failure);
             return Err(AuditFailed("request"));
         }
         Ok(())
@@ -193,6 +194,7 @@ impl Scope {
             }
         }
         if written == 0 {
+            crate::metrics::incr(&crate::metrics::global().audit_response_failure);
             return Err(AuditFailed("response"));
         }
         Ok(())
