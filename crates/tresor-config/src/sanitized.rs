@@ -127,9 +127,11 @@ fn storage_type(storage: &StorageConfig) -> &'static str {
     }
 }
 
-/// OpenBao shows the listener block as written; Tresor shows the settings it parsed from it
-/// (TLS file paths are not secret; key material never appears in the config).
+/// OpenBao shows the listener block as written; Tresor shows the settings it parsed from it,
+/// leaving out those at their default (so a plain block looks as it was written). TLS file paths
+/// are not secret; key material never appears in the config.
 fn listener(l: &ListenerConfig) -> Value {
+    use crate::model::ListenerLimits as D;
     let mut config = Map::new();
     config.insert("address".into(), json!(l.address.to_string()));
     match &l.tls {
@@ -151,27 +153,43 @@ fn listener(l: &ListenerConfig) -> Value {
         config.insert("max_request_size".into(), json!(size));
     }
     let limits = &l.limits;
-    let secs = |d: std::time::Duration| json!(format!("{}s", d.as_secs()));
-    config.insert(
-        "http_read_header_timeout".into(),
-        secs(limits.read_header_timeout),
+    let mut duration = |key: &str, value: std::time::Duration, default: std::time::Duration| {
+        if value != default {
+            config.insert(key.into(), json!(format!("{}s", value.as_secs())));
+        }
+    };
+    duration(
+        "http_read_header_timeout",
+        limits.read_header_timeout,
+        D::DEFAULT_READ_HEADER_TIMEOUT,
     );
-    config.insert("http_read_timeout".into(), secs(limits.read_timeout));
+    duration(
+        "http_read_timeout",
+        limits.read_timeout,
+        D::DEFAULT_READ_TIMEOUT,
+    );
+    duration(
+        "http_idle_timeout",
+        limits.idle_timeout,
+        D::DEFAULT_IDLE_TIMEOUT,
+    );
+    duration(
+        "max_request_duration",
+        limits.max_request_duration,
+        D::DEFAULT_MAX_REQUEST_DURATION,
+    );
     if let Some(w) = limits.write_timeout {
-        config.insert("http_write_timeout".into(), secs(w));
+        config.insert(
+            "http_write_timeout".into(),
+            json!(format!("{}s", w.as_secs())),
+        );
     }
-    config.insert("http_idle_timeout".into(), secs(limits.idle_timeout));
-    config.insert(
-        "max_request_duration".into(),
-        secs(limits.max_request_duration),
-    );
     if let Some(n) = limits.max_connections {
         config.insert("max_connections".into(), json!(n));
     }
-    config.insert(
-        "disable_unauthed_rekey_endpoints".into(),
-        json!(l.disable_unauthed_rekey_endpoints),
-    );
+    if !l.disable_unauthed_rekey_endpoints {
+        config.insert("disable_unauthed_rekey_endpoints".into(), json!(false));
+    }
     if l.telemetry.unauthenticated_metrics_access {
         config.insert(
             "telemetry".into(),

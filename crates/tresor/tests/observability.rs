@@ -3,6 +3,13 @@
 //! with traffic, the gauges that follow the seal state, who may read metrics, request ids on
 //! log lines and no secret in the log at the most verbose level, `sys/in-flight-req`,
 //! `sys/host-info` and `sys/config/state/sanitized`.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "tests"
+)]
 
 mod common;
 
@@ -760,4 +767,74 @@ async fn host_info_and_the_sanitized_config_have_openbaos_shape_and_no_secret() 
         }),
         "no audit line with id {id}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hostile_formats_headers_and_queries_are_answered_safely() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::dev(dir.path(), "root");
+    // A format with quotes, a newline and markup is echoed quoted, in plain text.
+    let (s, content_type, body) =
+        get_text(&server, "sys/metrics?format=%22%0A%3Cscript%3E", None).await;
+    assert_eq!(
+        (s, content_type.as_str(), body.as_str()),
+        (
+            400,
+            "text/plain",
+            "metric response format \"\\\"\\n<script>\" unknown"
+        )
+    );
+    // An empty format is the default one.
+    let (s, content_type, _) = get_text(&server, "sys/metrics?format=", None).await;
+    assert_eq!((s, content_type.as_str()), (200, "application/json"));
+    // A long garbage Accept header changes nothing.
+    let resp = http()
+        .get(server.url("sys/metrics"))
+        .header("Accept", "x".repeat(8000))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    assert!(serde_json::from_str::<Value>(&resp.text().await.unwrap()).is_ok());
+    // A forged X-Forwarded-For is shown as sent, inside a well-formed JSON string.
+    let forged = "1.2.3.4\", \"injected\": \"x";
+    let resp = http()
+        .get(server.url("sys/in-flight-req"))
+        .header("X-Vault-Token", "root")
+        .header("X-Forwarded-For", forged)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let map: Value = resp.json().await.unwrap();
+    let entry = map
+        .as_object()
+        .unwrap()
+        .values()
+        .find(|e| e["request_path"] == "/v1/sys/in-flight-req")
+        .unwrap();
+    assert_eq!(entry["client_remote_address"], forged);
+    assert!(entry.get("injected").is_none());
+    // Query parameters and a body on the reads are ignored.
+    let (s, _) = raw(
+        &server,
+        "GET",
+        "sys/host-info?cpu=0&disk=%2F",
+        Some("root"),
+        Some(json!({"x": "y".repeat(10_000)})),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let (s, _) = raw(
+        &server,
+        "GET",
+        "sys/config/state/sanitized?storage=1",
+        Some("root"),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200);
+    // A path under host-info that is not host-info.
+    let (s, _) = raw(&server, "GET", "sys/host-info/extra", Some("root"), None).await;
+    assert_eq!(s, 404);
 }

@@ -37,6 +37,9 @@ pub async fn read(_state: &AppState, request: &ApiRequest) -> Result<Response, A
     ))
 }
 
+/// One part of the answer; its error names what could not be read.
+type Collector = fn() -> Result<Value, String>;
+
 fn collect() -> (Map<String, Value>, Vec<String>) {
     let mut data = Map::new();
     let mut warnings = Vec::new();
@@ -44,7 +47,7 @@ fn collect() -> (Map<String, Value>, Vec<String>) {
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default();
     data.insert("timestamp".into(), Value::String(timestamp));
-    let parts: [(&str, fn() -> Result<Value, String>); 5] = [
+    let parts: [(&str, Collector); 5] = [
         ("host", host),
         ("memory", memory),
         ("disk", disk),

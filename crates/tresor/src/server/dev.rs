@@ -52,7 +52,8 @@ pub fn config(args: &ServerArgs) -> Result<ServerConfig> {
         max_lease_ttl: None,
         lease_revocation_paused: false,
         audit_devices: Vec::new(),
-        unsafe_allow_api_audit_creation: false,
+        // OpenBao's dev config sets it too (its sys/config/state/sanitized shows true).
+        unsafe_allow_api_audit_creation: true,
         allow_audit_log_prefixing: false,
         log_format: None,
         // As OpenBao's dev config: Prometheus on, no host name in metric names.
