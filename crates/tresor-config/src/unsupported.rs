@@ -16,7 +16,6 @@ pub(crate) const TOP_LEVEL_KEYS: &[&str] = &[
     "introspection_endpoint",
     "license_path",
     "log_file",
-    "log_format",
     "pid_file",
     "plugin_directory",
     "raw_storage_endpoint",
@@ -31,7 +30,6 @@ pub(crate) const TOP_LEVEL_BLOCKS: &[&str] = &[
     "seal",
     "sentinel",
     "service_registration",
-    "telemetry",
     "user_lockout",
 ];
 
@@ -51,9 +49,42 @@ pub(crate) const LISTENER_KEYS: &[&str] = &[
     "x_forwarded_for_reject_not_present",
 ];
 
-pub(crate) const LISTENER_BLOCKS: &[&str] = &[
-    "custom_response_headers",
-    "inflight_requests_logging",
-    "profiling",
-    "telemetry",
+pub(crate) const LISTENER_BLOCKS: &[&str] = &["custom_response_headers", "profiling"];
+
+/// OpenBao's `telemetry` keys for sinks and gauges Tresor does not have.
+pub(crate) const TELEMETRY_KEYS: &[&str] = &[
+    "add_lease_metrics_namespace_labels",
+    "circonus_api_app",
+    "circonus_api_token",
+    "circonus_api_url",
+    "circonus_broker_id",
+    "circonus_broker_select_tag",
+    "circonus_check_display_name",
+    "circonus_check_force_metric_activation",
+    "circonus_check_id",
+    "circonus_check_instance_id",
+    "circonus_check_search_tag",
+    "circonus_check_tags",
+    "circonus_submission_interval",
+    "circonus_submission_url",
+    "dogstatsd_addr",
+    "dogstatsd_tags",
+    "enable_hostname_label",
+    "filter_default",
+    "lease_metrics_epsilon",
+    "maximum_gauge_cardinality",
+    "metrics_prefix",
+    "num_lease_metrics_buckets",
+    "prefix_filter",
+    "stackdriver_debug_logs",
+    "stackdriver_location",
+    "stackdriver_namespace",
+    "stackdriver_project_id",
+    "statsd_address",
+    "statsite_address",
+    "usage_gauge_period",
 ];
+
+/// A listener's `telemetry` keys Tresor does not implement.
+pub(crate) const LISTENER_TELEMETRY_KEYS: &[&str] =
+    &["disallow_metrics", "metrics_only", "metrics_path"];

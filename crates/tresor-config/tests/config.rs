@@ -11,8 +11,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use tresor_config::{
-    ConfigError, DEFAULT_LISTEN_ADDRESS, ListenerConfig, ListenerLimits, Problem, ServerConfig,
-    StorageConfig, TlsFiles, load, parse,
+    ConfigError, DEFAULT_LISTEN_ADDRESS, ListenerConfig, ListenerLimits, ListenerTelemetry,
+    LogFormat, Problem, ServerConfig, StorageConfig, TelemetryConfig, TlsFiles, load, parse,
 };
 
 const FULL_EXAMPLE: &str = r#"storage "embedded" { path = "/var/lib/tresor/data.redb" }   # default store
@@ -73,6 +73,7 @@ fn full_example_parses() {
                 max_request_size: Some(33_554_432),
                 limits: Default::default(),
                 disable_unauthed_rekey_endpoints: true,
+                telemetry: Default::default(),
             }],
             api_addr: Some("https://tresor-0:8200".to_owned()),
             cluster_name: Some("prod".to_owned()),
@@ -85,6 +86,8 @@ fn full_example_parses() {
             audit_devices: Vec::new(),
             unsafe_allow_api_audit_creation: false,
             allow_audit_log_prefixing: false,
+            log_format: None,
+            telemetry: None,
         }
     );
 }
@@ -138,6 +141,7 @@ max_lease_ttl     = 86400
                     max_request_size: Some(1_048_576),
                     limits: Default::default(),
                     disable_unauthed_rekey_endpoints: true,
+                    telemetry: Default::default(),
                 },
                 ListenerConfig {
                     address: addr("[::1]:8200"),
@@ -145,6 +149,7 @@ max_lease_ttl     = 86400
                     max_request_size: None,
                     limits: Default::default(),
                     disable_unauthed_rekey_endpoints: true,
+                    telemetry: Default::default(),
                 },
             ],
             api_addr: Some("https://tresor-0:8200".to_owned()),
@@ -158,6 +163,8 @@ max_lease_ttl     = 86400
             audit_devices: Vec::new(),
             unsafe_allow_api_audit_creation: false,
             allow_audit_log_prefixing: false,
+            log_format: None,
+            telemetry: None,
         }
     );
 }
@@ -181,6 +188,8 @@ fn defaults() {
             audit_devices: Vec::new(),
             unsafe_allow_api_audit_creation: false,
             allow_audit_log_prefixing: false,
+            log_format: None,
+            telemetry: None,
         }
     );
 
@@ -196,6 +205,7 @@ fn defaults() {
             max_request_size: None,
             limits: Default::default(),
             disable_unauthed_rekey_endpoints: true,
+            telemetry: Default::default(),
         }]
     );
     assert_eq!(DEFAULT_LISTEN_ADDRESS, addr("127.0.0.1:8200"));
@@ -793,4 +803,86 @@ fn unauthenticated_rekey_endpoints_are_off_unless_a_listener_enables_them() {
     .to_string();
     assert!(err.contains("line 4"), "{err}");
     assert!(err.contains("not a boolean"), "{err}");
+}
+
+// ---------------------------------------------------------------- telemetry and logs
+
+#[test]
+fn telemetry_and_log_format_are_read() {
+    let config = parse(&format!(
+        "{INMEM}log_format = \"JSON\"\ntelemetry {{\n  prometheus_retention_time = \"1h\"\n  disable_hostname = true\n}}\nlistener \"tcp\" {{\n  tls_disable = true\n  telemetry {{\n    unauthenticated_metrics_access = true\n  }}\n  inflight_requests_logging {{\n    unauthenticated_in_flight_requests_access = \"true\"\n  }}\n}}\n"
+    ))
+    .unwrap();
+    assert_eq!(config.log_format, Some(LogFormat::Json));
+    assert_eq!(
+        config.telemetry,
+        Some(TelemetryConfig {
+            prometheus_retention_time: Duration::from_secs(3600),
+            disable_hostname: true,
+        })
+    );
+    assert_eq!(
+        config.listeners[0].telemetry,
+        ListenerTelemetry {
+            unauthenticated_metrics_access: true,
+            unauthenticated_in_flight_requests_access: true,
+        }
+    );
+    // An empty block turns Prometheus on with OpenBao's default retention.
+    let config = parse(&format!("{INMEM}telemetry {{}}\n")).unwrap();
+    assert_eq!(
+        config.telemetry.map(|t| t.prometheus_retention_time),
+        Some(Duration::from_secs(24 * 3600))
+    );
+    assert_eq!(parse(INMEM).unwrap().telemetry, None);
+    let config = parse(&format!(
+        "{INMEM}telemetry {{\n  prometheus_retention_time = 0\n}}\n"
+    ))
+    .unwrap();
+    assert_eq!(
+        config.telemetry.map(|t| t.prometheus_retention_time),
+        Some(Duration::ZERO)
+    );
+}
+
+#[test]
+fn telemetry_mistakes_name_their_line() {
+    let (line, problem) = fail(&format!("{INMEM}log_format = \"xml\"\n"));
+    assert_eq!(line, 2);
+    assert!(
+        matches!(problem, Problem::InvalidValue { ref key, ref message } if key == "log_format" && message.contains("standard or json"))
+    );
+    // A sink Tresor does not have.
+    let (line, problem) = fail(&format!(
+        "{INMEM}telemetry {{\n  statsd_address = \"x:8125\"\n}}\n"
+    ));
+    assert_eq!(line, 3);
+    assert!(matches!(problem, Problem::Unsupported { ref name, .. } if name == "statsd_address"));
+    // Vault reads this one per listener: say so.
+    let (line, problem) = fail(&format!(
+        "{INMEM}telemetry {{\n  unauthenticated_metrics_access = true\n}}\n"
+    ));
+    assert_eq!(line, 3);
+    assert!(
+        matches!(problem, Problem::InvalidValue { ref message, .. } if message.contains("belongs in a listener"))
+    );
+    let (line, _) = fail(&format!("{INMEM}telemetry {{}}\ntelemetry {{}}\n"));
+    assert_eq!(line, 3);
+    let (line, problem) = fail(&format!(
+        "{INMEM}listener \"tcp\" {{\n  tls_disable = true\n  telemetry {{\n    metrics_only = true\n  }}\n}}\n"
+    ));
+    assert_eq!(line, 5);
+    assert!(matches!(problem, Problem::Unsupported { ref name, .. } if name == "metrics_only"));
+    let (line, problem) = fail(&format!(
+        "{INMEM}listener \"tcp\" {{\n  tls_disable = true\n  inflight_requests_logging {{\n    typo = true\n  }}\n}}\n"
+    ));
+    assert_eq!(line, 5);
+    assert!(matches!(problem, Problem::UnknownKey { ref key, .. } if key == "typo"));
+    let (line, problem) = fail(&format!(
+        "{INMEM}telemetry {{\n  prometheus_retention_time = \"soon\"\n}}\n"
+    ));
+    assert_eq!(line, 3);
+    assert!(
+        matches!(problem, Problem::InvalidValue { ref key, .. } if key == "prometheus_retention_time")
+    );
 }

@@ -29,6 +29,8 @@
 //!   cubbyhole, unwrap / lookup / rewrap.
 //! - [`audit`]: audit devices (file, socket), the per-device salted HMAC, the device table,
 //!   and the request hook that fails closed.
+//! - [`metrics`]: the process-wide counters and latency histograms, the state gauges read at
+//!   scrape time, and the Prometheus and JSON renderings of `sys/metrics`.
 //! - [`error`]: [`CoreError`], the one error type callers see.
 //!
 //! This crate knows nothing of HTTP or Vault's JSON; `tresor-http` maps [`CoreError`] to
@@ -44,6 +46,7 @@ pub mod generate_root;
 pub mod identity;
 pub mod logical;
 pub mod login;
+pub mod metrics;
 pub mod mount;
 pub mod params;
 pub mod password_policy;

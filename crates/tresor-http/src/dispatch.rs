@@ -9,9 +9,12 @@
 //!    paths alike.
 //! 4. Then the path is routed; an unknown path is a 404.
 
+use std::time::Instant;
+
 use axum::body::Body;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
+use tracing::Instrument;
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -21,6 +24,16 @@ use crate::response::{logical_response, no_content};
 use crate::sys;
 
 pub async fn handle(State(state): State<AppState>, request: http::Request<Body>) -> Response {
+    // Every line logged while serving the request carries its id; the id is also its audit id
+    // and its envelope's `request_id`.
+    let id = crate::response::new_request_id();
+    let span = tracing::info_span!("request", id = %id);
+    serve(state, request, id).instrument(span).await
+}
+
+async fn serve(state: AppState, request: http::Request<Body>, id: String) -> Response {
+    let started = Instant::now();
+    let _in_flight = crate::observe::register(&state, &id, &request);
     // Rate-limit quotas apply before anything else, as in OpenBao: from the URI alone, or,
     // when the request's auth mount has role quotas, with the login role read from its body.
     let (quota_headers, request) = match crate::request::quota_path(&request) {
@@ -40,7 +53,7 @@ pub async fn handle(State(state): State<AppState>, request: http::Request<Body>)
         }
         None => (None, request),
     };
-    let mut response = answer(&state, request).await;
+    let mut response = answer(&state, request, id, started).await;
     if let Some(headers) = quota_headers {
         response.headers_mut().extend(headers);
     }
@@ -64,7 +77,12 @@ async fn login_role(
     Ok((http::Request::from_parts(parts, Body::from(bytes)), role))
 }
 
-async fn answer(state: &AppState, request: http::Request<Body>) -> Response {
+async fn answer(
+    state: &AppState,
+    request: http::Request<Body>,
+    id: String,
+    started: Instant,
+) -> Response {
     let listener = request
         .extensions()
         .get::<crate::ListenerOptions>()
@@ -74,18 +92,15 @@ async fn answer(state: &AppState, request: http::Request<Body>) -> Response {
         Ok(r) => r,
         Err(err) => return err.into_response(),
     };
-    if is_raw(&request) {
+    if is_raw(&request, listener) {
         // Raw unauthenticated endpoints are not audited, as in OpenBao.
         return match route(state, request, listener).await {
             Ok(response) => response,
             Err(err) => err.into_response(),
         };
     }
-    let scope = tresor_core::audit::Scope::new(
-        crate::response::new_request_id(),
-        request.token.clone(),
-        request.remote_socket,
-    );
+    let operation = request.operation;
+    let scope = tresor_core::audit::Scope::new(id, request.token.clone(), request.remote_socket);
     let seen = crate::audit::Seen {
         path: request.path.clone(),
         operation: request.sdk_operation().ok(),
@@ -104,7 +119,15 @@ async fn answer(state: &AppState, request: http::Request<Body>) -> Response {
             }
         })
         .await;
-    crate::audit::finish(state, &scope, &seen, answer).await
+    let response = crate::audit::finish(state, &scope, &seen, answer).await;
+    crate::observe::record(
+        state,
+        &seen.path,
+        operation,
+        response.status().as_u16(),
+        started.elapsed(),
+    );
+    response
 }
 
 /// OpenBao serves these with raw HTTP handlers, outside its logical router (and its audit).
@@ -122,13 +145,20 @@ const RAW: [&str; 11] = [
     "sys/rekey/verify",
 ];
 
-fn is_raw(request: &ApiRequest) -> bool {
+fn is_raw(request: &ApiRequest, listener: crate::ListenerOptions) -> bool {
     let bare = if request.operation == crate::request::Operation::List {
         request.path.trim_end_matches('/')
     } else {
         request.path.as_str()
     };
-    RAW.contains(&bare)
+    RAW.contains(&bare) || unauthenticated(bare, listener)
+}
+
+/// `sys/metrics` and `sys/in-flight-req` on a listener that serves them without a token: raw
+/// handlers then, as in OpenBao (not audited, answered sealed or not).
+fn unauthenticated(path: &str, listener: crate::ListenerOptions) -> bool {
+    (path == "sys/metrics" && listener.unauthenticated_metrics)
+        || (path == "sys/in-flight-req" && listener.unauthenticated_in_flight)
 }
 
 async fn route(
@@ -144,6 +174,17 @@ async fn route(
     } else {
         request.path.as_str()
     };
+    if unauthenticated(bare, listener) {
+        // As for the other raw endpoints, `?list=true` is not a LIST here.
+        if request.list_from_query {
+            request.operation = crate::request::Operation::Read;
+        }
+        return if bare == "sys/metrics" {
+            sys::metrics::unauthenticated(state, &request)
+        } else {
+            sys::in_flight::unauthenticated(state, &request)
+        };
+    }
     if RAW.contains(&bare) {
         if bare.starts_with("sys/rekey/") && !listener.unauthed_rekey {
             // OpenBao ≥ 2.5 registers no raw handler then: its logical sys backend answers,

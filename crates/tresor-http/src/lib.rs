@@ -8,13 +8,19 @@
 //! - `error`: [`ApiError`], the `{"errors":[…]}` envelope, and the mapping from `CoreError`.
 //! - `dispatch`: unauthenticated sys paths, the sealed check, authentication, routing.
 //! - `audit`: the HTTP half of the audit hook (the per-request scope, the response line).
-//! - `sys`: the `sys/*` handlers (health, seal, init, keys, leader, audit, rekey, …).
+//! - `inflight`: the requests being served (`sys/in-flight-req`, the in-flight gauge).
+//! - `observe`: what every request gets on arrival: its id, the log span carrying it, its
+//!   in-flight entry, and its latency in the metrics registry.
+//! - `sys`: the `sys/*` handlers (health, seal, init, keys, leader, audit, rekey, metrics,
+//!   host-info, in-flight-req, config/state, …).
 //!
 //! Only this crate knows status codes; the core reports errors as `CoreError`.
 
 mod audit;
 mod dispatch;
 mod error;
+mod inflight;
+mod observe;
 mod request;
 mod response;
 mod sys;
@@ -35,6 +41,8 @@ pub const DEFAULT_MAX_REQUEST_SIZE: usize = 32 * 1024 * 1024;
 pub struct AppState {
     pub core: Arc<Core>,
     pub max_request_size: usize,
+    /// Telemetry settings, the in-flight requests and the sanitized configuration.
+    pub observability: Arc<Observability>,
 }
 
 impl AppState {
@@ -42,8 +50,22 @@ impl AppState {
         Self {
             core,
             max_request_size: DEFAULT_MAX_REQUEST_SIZE,
+            observability: Arc::new(Observability::default()),
         }
     }
+}
+
+/// The server-wide state behind `sys/metrics`, `sys/in-flight-req` and
+/// `sys/config/state/sanitized`.
+#[derive(Debug, Default)]
+pub struct Observability {
+    /// `telemetry { prometheus_retention_time }`; `None` (no telemetry block, or a zero
+    /// retention) turns the Prometheus format off, as in OpenBao.
+    pub prometheus_retention: Option<std::time::Duration>,
+    /// The configuration as `sys/config/state/sanitized` shows it.
+    pub sanitized_config: serde_json::Map<String, serde_json::Value>,
+    /// The requests being served.
+    pub in_flight: inflight::InFlight,
 }
 
 /// Settings of one listener that change what the dispatcher serves; each listener's router
@@ -53,6 +75,11 @@ pub struct ListenerOptions {
     /// Serve the legacy unauthenticated `sys/rekey/*` endpoints
     /// (`disable_unauthed_rekey_endpoints = false`); off by default, as in OpenBao ≥ 2.5.
     pub unauthed_rekey: bool,
+    /// `telemetry { unauthenticated_metrics_access = true }`: `sys/metrics` without a token.
+    pub unauthenticated_metrics: bool,
+    /// `inflight_requests_logging { unauthenticated_in_flight_requests_access = true }`:
+    /// `sys/in-flight-req` without a token.
+    pub unauthenticated_in_flight: bool,
 }
 
 /// The complete HTTP application.

@@ -43,6 +43,8 @@ pub struct ApiRequest {
     pub remote_socket: Option<std::net::SocketAddr>,
     /// `X-Vault-Wrap-TTL` in whole seconds: wrap the response in a single-use token.
     pub wrap_ttl: Option<u64>,
+    /// Every `Accept` header value, in order (`sys/metrics` picks its format from them).
+    pub accept: Vec<String>,
 }
 
 /// The API path (after `/v1/`, percent-decoded) and the client address a quota check needs,
@@ -128,6 +130,13 @@ impl ApiRequest {
             .map(|c| c.0);
         let remote_addr = remote_socket.map(|s| s.ip());
         let wrap_ttl = wrap_ttl_from(&parts.headers)?;
+        let accept = parts
+            .headers
+            .get_all(http::header::ACCEPT)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .map(str::to_owned)
+            .collect();
         Ok(Self {
             operation,
             path,
@@ -139,6 +148,7 @@ impl ApiRequest {
             remote_addr,
             remote_socket,
             wrap_ttl,
+            accept,
         })
     }
 

@@ -3,11 +3,13 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use hcl_edit::structure::Block;
+use hcl_edit::structure::{Block, Structure};
 
 use super::{Cx, Section};
 use crate::error::{Located, Problem};
-use crate::model::{DEFAULT_LISTEN_ADDRESS, ListenerConfig, ListenerLimits, TlsFiles};
+use crate::model::{
+    DEFAULT_LISTEN_ADDRESS, ListenerConfig, ListenerLimits, ListenerTelemetry, TlsFiles,
+};
 use crate::unsupported;
 use crate::value::Value;
 
@@ -26,6 +28,8 @@ const KEYS: &[&str] = &[
     "disable_unauthed_rekey_endpoints",
 ];
 
+const BLOCKS: &[&str] = &["telemetry", "inflight_requests_logging"];
+
 pub(super) fn read(cx: &Cx, block: &Block) -> Result<ListenerConfig, Located> {
     let (kind, label_line) = cx.label(block)?;
     if kind != "tcp" {
@@ -39,7 +43,7 @@ pub(super) fn read(cx: &Cx, block: &Block) -> Result<ListenerConfig, Located> {
     let section = Section {
         place: "in listener \"tcp\"".to_owned(),
         keys: KEYS,
-        blocks: &[],
+        blocks: BLOCKS,
         unsupported_keys: unsupported::LISTENER_KEYS,
         unsupported_blocks: unsupported::LISTENER_BLOCKS,
     };
@@ -51,7 +55,23 @@ pub(super) fn read(cx: &Cx, block: &Block) -> Result<ListenerConfig, Located> {
     let mut max_request_size = None;
     let mut limits = ListenerLimits::default();
     let mut disable_unauthed_rekey_endpoints = true;
-    for attr in section.attributes(cx, &block.body)? {
+    let mut telemetry = ListenerTelemetry::default();
+    for structure in block.body.iter() {
+        let attr = match structure {
+            Structure::Attribute(attr) => attr,
+            Structure::Block(inner) => {
+                match inner.ident.as_str() {
+                    "telemetry" => {
+                        super::telemetry::read_listener_telemetry(cx, inner, &mut telemetry)?;
+                    }
+                    "inflight_requests_logging" => {
+                        super::telemetry::read_listener_in_flight(cx, inner, &mut telemetry)?;
+                    }
+                    _ => return Err(section.unknown_block(cx, inner)),
+                }
+                continue;
+            }
+        };
         let value = cx.value(attr);
         match value.key() {
             "address" => address = socket_addr(&value)?,
@@ -106,6 +126,7 @@ pub(super) fn read(cx: &Cx, block: &Block) -> Result<ListenerConfig, Located> {
         max_request_size,
         limits,
         disable_unauthed_rekey_endpoints,
+        telemetry,
     })
 }
 

@@ -90,6 +90,7 @@ impl Device {
         match self.sink.write(line).await {
             Ok(()) => true,
             Err(err) => {
+                crate::metrics::incr(&crate::metrics::global().audit_device_failure);
                 tracing::error!(path = %self.entry.path, error = %err, "audit device failed to write");
                 false
             }

@@ -142,6 +142,7 @@ impl Scope {
             lines
         };
         if write_all(&devices, lines).await == 0 {
+            crate::metrics::incr(&crate::metrics::global().audit_request_failure);
             return Err(AuditFailed("request"));
         }
         Ok(())
@@ -201,6 +202,7 @@ impl Scope {
             (Arc::clone(devices), lines)
         };
         if write_all(&devices, lines).await == 0 {
+            crate::metrics::incr(&crate::metrics::global().audit_response_failure);
             return Err(AuditFailed("response"));
         }
         Ok(())

@@ -204,6 +204,7 @@ impl Barrier {
     }
 
     pub async fn get(&self, path: &str) -> Result<Option<SecretBytes>, BarrierError> {
+        let _timer = crate::metrics::time_barrier(crate::metrics::StorageOp::Get);
         check_path(path)?;
         self.unsealed()?;
         let Some(ciphertext) = self.backend.get(path).await? else {
@@ -215,12 +216,14 @@ impl Barrier {
     }
 
     pub async fn put(&self, path: &str, plaintext: &[u8]) -> Result<(), BarrierError> {
+        let _timer = crate::metrics::time_barrier(crate::metrics::StorageOp::Put);
         check_path(path)?;
         let ciphertext = self.unsealed()?.encrypt(path, plaintext)?;
         Ok(self.backend.put(path, ciphertext).await?)
     }
 
     pub async fn delete(&self, path: &str) -> Result<(), BarrierError> {
+        let _timer = crate::metrics::time_barrier(crate::metrics::StorageOp::Delete);
         check_path(path)?;
         self.unsealed()?;
         Ok(self.backend.delete(path).await?)
@@ -247,12 +250,14 @@ impl Barrier {
 
     /// Immediate children of `prefix` (keys are not secret, so nothing is decrypted).
     pub async fn list(&self, prefix: &str) -> Result<Vec<String>, BarrierError> {
+        let _timer = crate::metrics::time_barrier(crate::metrics::StorageOp::List);
         self.unsealed()?;
         Ok(self.backend.list(prefix).await?)
     }
 
     /// Encrypts every op first, then applies them in one backend transaction: all or nothing.
     pub async fn transaction(&self, ops: Vec<BarrierOp>) -> Result<(), BarrierError> {
+        let _timer = crate::metrics::time_barrier(crate::metrics::StorageOp::Transaction);
         let state = self.unsealed()?;
         let mut txn = Vec::with_capacity(ops.len());
         for op in ops {

@@ -15,9 +15,54 @@ use tokio::sync::Notify;
 /// with 100,000 outstanding leases this set is most of the manager's memory.
 type Key = (i64, Box<str>);
 
+/// Token leases are named under `auth/` (no secrets mount may be), which is how the queue
+/// tells them apart for the token gauge without a scan.
+const TOKEN_PREFIX: &str = "auth/";
+
+#[derive(Debug, Default)]
+struct Entries {
+    set: BTreeSet<Key>,
+    /// Entries whose lease id is a token's, kept with every insert and removal.
+    tokens: usize,
+}
+
+impl Entries {
+    fn insert(&mut self, key: Key) {
+        let token = key.1.starts_with(TOKEN_PREFIX);
+        if self.set.insert(key) && token {
+            self.tokens += 1;
+        }
+    }
+
+    fn remove(&mut self, key: &Key) {
+        if self.set.remove(key) && key.1.starts_with(TOKEN_PREFIX) {
+            self.tokens = self.tokens.saturating_sub(1);
+        }
+    }
+
+    fn pop_first(&mut self) -> Option<Key> {
+        let key = self.set.pop_first()?;
+        if key.1.starts_with(TOKEN_PREFIX) {
+            self.tokens = self.tokens.saturating_sub(1);
+        }
+        Some(key)
+    }
+}
+
+/// What the metrics gauges read from the queue.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueueCounts {
+    pub total: usize,
+    /// Entries for token leases.
+    pub tokens: usize,
+    /// Entries due within one hour, and within a day.
+    pub within_hour: usize,
+    pub within_day: usize,
+}
+
 #[derive(Debug, Default)]
 pub struct TimerQueue {
-    set: Mutex<BTreeSet<Key>>,
+    set: Mutex<Entries>,
     /// Woken when an entry is inserted before the current head, or on pause/stop changes.
     pub(crate) changed: Notify,
 }
@@ -33,7 +78,7 @@ impl TimerQueue {
             let Ok(mut set) = self.set.lock() else {
                 return;
             };
-            let head = set.first().map(|(t, _)| *t);
+            let head = set.set.first().map(|(t, _)| *t);
             set.insert((expire_ns, lease_id.into()));
             head.is_none_or(|h| expire_ns < h)
         };
@@ -58,7 +103,7 @@ impl TimerQueue {
 
     /// The earliest expiry time queued.
     pub fn next_due(&self) -> Option<i64> {
-        self.set.lock().ok()?.first().map(|(t, _)| *t)
+        self.set.lock().ok()?.set.first().map(|(t, _)| *t)
     }
 
     /// Takes up to `max` entries due at or before `now_ns`, earliest first.
@@ -68,7 +113,7 @@ impl TimerQueue {
         };
         let mut out = Vec::new();
         while out.len() < max {
-            match set.first() {
+            match set.set.first() {
                 Some((t, _)) if *t <= now_ns => {}
                 _ => break,
             }
@@ -80,7 +125,7 @@ impl TimerQueue {
     }
 
     pub fn len(&self) -> usize {
-        self.set.lock().map_or(0, |s| s.len())
+        self.set.lock().map_or(0, |s| s.set.len())
     }
 
     pub fn is_empty(&self) -> bool {
@@ -90,7 +135,32 @@ impl TimerQueue {
     /// Forgets everything (sealing).
     pub fn clear(&self) {
         if let Ok(mut set) = self.set.lock() {
-            set.clear();
+            *set = Entries::default();
+        }
+    }
+
+    /// Counts for the metrics gauges. The token count is kept as entries come and go; the
+    /// "expiring" counts walk only the entries due within a day (a range of the ordered set).
+    pub fn counts(&self, now_ns: i64) -> QueueCounts {
+        const HOUR_NS: i64 = 3_600 * 1_000_000_000;
+        let Ok(set) = self.set.lock() else {
+            return QueueCounts::default();
+        };
+        let hour = now_ns.saturating_add(HOUR_NS);
+        let day = now_ns.saturating_add(24 * HOUR_NS);
+        let mut within_hour = 0;
+        let mut within_day = 0;
+        for (t, _) in set.set.iter().take_while(|(t, _)| *t < day) {
+            within_day += 1;
+            if *t < hour {
+                within_hour += 1;
+            }
+        }
+        QueueCounts {
+            total: set.set.len(),
+            tokens: set.tokens,
+            within_hour,
+            within_day,
         }
     }
 
@@ -141,6 +211,33 @@ mod tests {
         assert_eq!(q.len(), 1);
         assert!(q.pop_due(20, 10).is_empty());
         assert_eq!(q.pop_due(50, 10), vec!["a"]);
+    }
+
+    #[test]
+    fn counts_follow_token_entries_and_expiry_horizons() {
+        let hour = 3_600 * 1_000_000_000i64;
+        let q = TimerQueue::new();
+        q.schedule(10, "auth/token/create/aaa");
+        q.schedule(10, "auth/token/create/aaa"); // the same entry twice counts once
+        q.schedule(2 * hour, "auth/approle/login/bbb");
+        q.schedule(30 * hour, "secret/creds/x/ccc");
+        let c = q.counts(0);
+        assert_eq!(
+            c,
+            QueueCounts {
+                total: 3,
+                tokens: 2,
+                within_hour: 1,
+                within_day: 2
+            }
+        );
+        q.remove(2 * hour, "auth/approle/login/bbb");
+        assert_eq!(q.pop_due(10, 10), vec!["auth/token/create/aaa"]);
+        let c = q.counts(0);
+        assert_eq!((c.total, c.tokens), (1, 0));
+        q.schedule(5, "auth/token/create/ddd");
+        q.clear();
+        assert_eq!(q.counts(0), QueueCounts::default());
     }
 
     #[test]

@@ -2,12 +2,16 @@
 
 pub mod audit;
 pub mod capabilities;
+pub mod config_state;
 pub mod generate_root;
 pub mod health;
+pub mod host_info;
+pub mod in_flight;
 pub mod init;
 pub mod keys;
 pub mod leader;
 pub mod leases;
+pub mod metrics;
 pub mod mounts;
 pub mod password_policy;
 pub mod policy;
@@ -70,6 +74,10 @@ pub async fn authenticated(state: &AppState, request: &ApiRequest) -> Result<Res
         "sys/rotate" | "sys/rotate/keyring" => keys::rotate(state, request).await,
         "sys/rekey/backup" => rekey::backup(state, request).await,
         "sys/key-status" => keys::status(state, request),
+        "sys/metrics" => metrics::read(state, request),
+        "sys/in-flight-req" => in_flight::read(state, request),
+        "sys/host-info" | "sys/host-info/" => host_info::read(state, request).await,
+        "sys/config/state/sanitized" => config_state::sanitized(state, request),
         "sys/mounts" | "sys/auth" => mounts::list(state, request),
         "sys/audit" => audit::list(state, request),
         p if p.starts_with("sys/audit/") && !p.ends_with('/') => {

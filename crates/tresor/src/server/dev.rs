@@ -37,6 +37,11 @@ pub fn config(args: &ServerArgs) -> Result<ServerConfig> {
             limits: Default::default(),
             // As OpenBao's dev listener: the legacy unauthenticated endpoints stay off.
             disable_unauthed_rekey_endpoints: true,
+            // OpenBao's dev mode serves sys/metrics without a token.
+            telemetry: tresor_config::ListenerTelemetry {
+                unauthenticated_metrics_access: true,
+                unauthenticated_in_flight_requests_access: false,
+            },
         }],
         api_addr: None,
         cluster_name: None,
@@ -47,8 +52,15 @@ pub fn config(args: &ServerArgs) -> Result<ServerConfig> {
         max_lease_ttl: None,
         lease_revocation_paused: false,
         audit_devices: Vec::new(),
-        unsafe_allow_api_audit_creation: false,
+        // OpenBao's dev config sets it too (its sys/config/state/sanitized shows true).
+        unsafe_allow_api_audit_creation: true,
         allow_audit_log_prefixing: false,
+        log_format: None,
+        // As OpenBao's dev config: Prometheus on, no host name in metric names.
+        telemetry: Some(tresor_config::TelemetryConfig {
+            prometheus_retention_time: tresor_config::TelemetryConfig::DEFAULT_PROMETHEUS_RETENTION,
+            disable_hostname: true,
+        }),
     })
 }
 

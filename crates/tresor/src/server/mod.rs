@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use tresor_config::{ListenerConfig, ServerConfig, StorageConfig};
+use tresor_config::{ListenerConfig, LogFormat, ServerConfig, StorageConfig};
 use tresor_core::{Core, CoreOptions};
 use tresor_http::{AppState, DEFAULT_MAX_REQUEST_SIZE};
 use tresor_storage::{Backend, EmbeddedBackend, MemoryBackend};
@@ -40,9 +40,14 @@ pub struct ServerArgs {
     /// Dev mode: `inmem` (default) or `embedded:PATH` for a store that survives restarts.
     #[arg(long = "dev-store", default_value = "inmem")]
     dev_store: String,
-    /// Log level or filter (error, warn, info, debug, trace, or a tracing filter).
+    /// Log level or filter (error, warn, info, debug, trace, or a tracing filter). Also
+    /// TRESOR_LOG_LEVEL, VAULT_LOG_LEVEL or BAO_LOG_LEVEL; beats `log_level` in the config.
     #[arg(long = "log-level", env = "TRESOR_LOG_LEVEL")]
     log_level: Option<String>,
+    /// Log format: standard or json. Also TRESOR_LOG_FORMAT, VAULT_LOG_FORMAT or
+    /// BAO_LOG_FORMAT; beats `log_format` in the config.
+    #[arg(long = "log-format", env = "TRESOR_LOG_FORMAT")]
+    log_format: Option<String>,
 }
 
 pub fn run(args: ServerArgs) -> Result<()> {
@@ -61,12 +66,22 @@ pub fn run(args: ServerArgs) -> Result<()> {
              listener \"tcp\" {{ address = \"127.0.0.1:8200\" }}"
         );
     }
-    init_logging(
-        args.log_level
-            .as_deref()
-            .or(config.log_level.as_deref())
-            .unwrap_or("info"),
-    )?;
+    let level = args
+        .log_level
+        .clone()
+        .or_else(|| env_first(&["VAULT_LOG_LEVEL", "BAO_LOG_LEVEL"]))
+        .or_else(|| config.log_level.clone())
+        .unwrap_or_else(|| "info".to_owned());
+    let format = match args
+        .log_format
+        .clone()
+        .or_else(|| env_first(&["VAULT_LOG_FORMAT", "BAO_LOG_FORMAT"]))
+    {
+        Some(name) => LogFormat::from_name(&name)
+            .with_context(|| format!("invalid log format {name:?}: use standard or json"))?,
+        None => config.log_format.unwrap_or(LogFormat::Standard),
+    };
+    init_logging(&level, format)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -90,23 +105,72 @@ fn revocation_paused(config: &ServerConfig) -> Result<bool> {
 /// Environment variable that pauses lease revocation (see `lease_revocation_paused`).
 const PAUSE_ENV: &str = "TRESOR_LEASE_REVOCATION_PAUSED";
 
-fn init_logging(level: &str) -> Result<()> {
-    // tokio-postgres logs every statement it sends at debug level, and the database engine's
-    // statements carry passwords (CREATE ROLE … PASSWORD …): its output is capped at info,
-    // whatever level was asked for.
-    let filter = tracing_subscriber::EnvFilter::try_new(level)
-        .with_context(|| format!("invalid log level {level:?}"))?
-        .add_directive(
-            "tokio_postgres=info"
-                .parse()
-                .context("the tokio_postgres log directive")?,
-        );
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(ansi)
-        .with_writer(std::io::stderr)
-        .init();
+/// The first of these environment variables that is set and not empty.
+fn env_first(names: &[&str]) -> Option<String> {
+    names
+        .iter()
+        .find_map(|n| std::env::var(n).ok().filter(|v| !v.trim().is_empty()))
+}
+
+/// Vault's level names (`warning`, `err`, `notice`) as `tracing`'s; anything else (a tracing
+/// filter such as `tresor_core=debug`) is passed through.
+fn normalise_level(level: &str) -> String {
+    match level.trim().to_ascii_lowercase().as_str() {
+        "warning" => "warn".to_owned(),
+        "err" => "error".to_owned(),
+        "notice" => "info".to_owned(),
+        _ => level.trim().to_owned(),
+    }
+}
+
+fn init_logging(level: &str, format: LogFormat) -> Result<()> {
+    let level = normalise_level(level);
+    // Libraries that would log secrets at their most verbose levels are capped, whatever level
+    // was asked for: tokio-postgres logs every statement it sends at debug level, and the
+    // database engine's statements carry passwords (CREATE ROLE … PASSWORD …); hyper and h2
+    // log raw request bytes and headers (tokens) at trace level.
+    use tracing_subscriber::filter::LevelFilter;
+    let mut filter = tracing_subscriber::EnvFilter::try_new(&level)
+        .with_context(|| format!("invalid log level {level:?}"))?;
+    // A cap is only added when the filter would go beyond it: a target directive also raises
+    // that target's level, and `info` must not turn on hyper's debug lines.
+    let most_verbose = filter.max_level_hint();
+    for (target, cap) in [
+        ("tokio_postgres", LevelFilter::INFO),
+        ("hyper", LevelFilter::DEBUG),
+        ("hyper_util", LevelFilter::DEBUG),
+        ("h2", LevelFilter::DEBUG),
+    ] {
+        if most_verbose.is_none_or(|v| v > cap) {
+            let directive = format!("{target}={cap}");
+            filter = filter.add_directive(
+                directive
+                    .parse()
+                    .with_context(|| format!("the {directive} log directive"))?,
+            );
+        }
+    }
+    match format {
+        LogFormat::Standard => {
+            let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+            tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_ansi(ansi)
+                .with_writer(std::io::stderr)
+                .init();
+        }
+        LogFormat::Json => {
+            // One object per line; the request span (its id) is flattened into each line
+            // logged while serving that request.
+            tracing_subscriber::fmt()
+                .json()
+                .with_current_span(true)
+                .with_span_list(false)
+                .with_env_filter(filter)
+                .with_writer(std::io::stderr)
+                .init();
+        }
+    }
     Ok(())
 }
 
@@ -170,6 +234,14 @@ async fn serve(config: ServerConfig, args: ServerArgs, started: Instant) -> Resu
     let app = tresor_http::router(AppState {
         core: core.clone(),
         max_request_size,
+        observability: Arc::new(tresor_http::Observability {
+            prometheus_retention: config
+                .telemetry
+                .map(|t| t.prometheus_retention_time)
+                .filter(|r| !r.is_zero()),
+            sanitized_config: config.sanitized(),
+            in_flight: Default::default(),
+        }),
     });
     let servers = listen::start(&config.listeners, app).await?;
 
