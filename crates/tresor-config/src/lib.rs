@@ -5,7 +5,7 @@
 //! - `model`: the plain data the binary acts on ([`ServerConfig`], [`StorageConfig`],
 //!   [`ListenerConfig`] with its [`ListenerLimits`], [`TlsFiles`]).
 //! - `parse` (module): the top level of the file and the rules shared by every section; its
-//!   children `storage`, `listener` and `audit` read one block type each.
+//!   children `storage`, `listener`, `audit` and `seal` read one block type each.
 //! - `value`: reading one attribute as a string, boolean, integer or duration, with Vault's
 //!   tolerance for quoted booleans and numbers.
 //! - [`duration`]: Vault's duration syntax (`"768h"`, `"1h30m"`, bare seconds).
@@ -34,8 +34,8 @@ use std::path::Path;
 pub use duration::{InvalidDuration, parse_duration};
 pub use error::{ConfigError, Problem};
 pub use model::{
-    AuditDeviceConfig, DEFAULT_LISTEN_ADDRESS, ListenerConfig, ListenerLimits, ServerConfig,
-    StorageConfig, TlsFiles,
+    AuditDeviceConfig, DEFAULT_LISTEN_ADDRESS, ListenerConfig, ListenerLimits, SealStanza,
+    ServerConfig, StorageConfig, TlsFiles,
 };
 pub use tls::load_tls;
 

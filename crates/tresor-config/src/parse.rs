@@ -3,6 +3,7 @@
 
 mod audit;
 mod listener;
+mod seal;
 mod storage;
 
 use std::time::Duration;
@@ -156,7 +157,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
 ];
 
 /// `backend` is Vault's older name for `storage`; accepted, but never suggested.
-const TOP_LEVEL_BLOCKS: &[&str] = &["storage", "listener", "audit"];
+const TOP_LEVEL_BLOCKS: &[&str] = &["storage", "listener", "audit", "seal"];
 
 #[derive(Default)]
 struct TopLevel {
@@ -175,6 +176,7 @@ struct TopLevel {
     audit_devices: Vec<crate::model::AuditDeviceConfig>,
     unsafe_allow_api_audit_creation: bool,
     allow_audit_log_prefixing: bool,
+    seals: Vec<crate::model::SealStanza>,
 }
 
 impl TopLevel {
@@ -262,6 +264,7 @@ impl TopLevel {
                 }
                 self.audit_devices.push(device);
             }
+            "seal" => self.seals.push(seal::read(cx, block)?),
             _ => return Err(section.unknown_block(cx, block)),
         }
         Ok(())
@@ -284,6 +287,7 @@ impl TopLevel {
                 },
             ));
         }
+        seal::check_all(&self.seals)?;
         let top_level_size = self.max_request_size;
         let listeners = self
             .listeners
@@ -309,6 +313,7 @@ impl TopLevel {
             audit_devices: self.audit_devices,
             unsafe_allow_api_audit_creation: self.unsafe_allow_api_audit_creation,
             allow_audit_log_prefixing: self.allow_audit_log_prefixing,
+            seals: self.seals,
         })
     }
 }

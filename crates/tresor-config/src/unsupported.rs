@@ -28,7 +28,6 @@ pub(crate) const TOP_LEVEL_BLOCKS: &[&str] = &[
     "hsm",
     "kms_library",
     "replication",
-    "seal",
     "sentinel",
     "service_registration",
     "telemetry",

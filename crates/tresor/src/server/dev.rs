@@ -49,6 +49,7 @@ pub fn config(args: &ServerArgs) -> Result<ServerConfig> {
         audit_devices: Vec::new(),
         unsafe_allow_api_audit_creation: false,
         allow_audit_log_prefixing: false,
+        seals: Vec::new(),
     })
 }
 
