@@ -323,6 +323,7 @@ impl Core {
             key: seal::SEAL_CONFIG_PATH.to_owned(),
             value: serde_json::to_vec(&config)?,
         });
+        failpoint("TRESOR_FAILPOINT_INIT_CRASH_BEFORE_SEAL_CONFIG");
         self.barrier.backend().transaction(ops).await?;
         if let Ok(mut c) = self.recovery_config.write() {
             *c = init.recovery;
@@ -675,4 +676,17 @@ fn crash_failpoint(point: &str) {
     }
     #[cfg(not(debug_assertions))]
     let _ = point;
+}
+
+/// As [`crash_failpoint`], for `sys/init`: with `TRESOR_FAILPOINT_INIT_CRASH_BEFORE_SEAL_CONFIG`
+/// set, the process aborts after the keys and the barrier's first records are written and
+/// before the final seal-configuration transaction (debug builds only).
+fn failpoint(variable: &str) {
+    #[cfg(debug_assertions)]
+    if std::env::var_os(variable).is_some() {
+        tracing::error!(variable, "failpoint: aborting during initialization");
+        std::process::abort();
+    }
+    #[cfg(not(debug_assertions))]
+    let _ = variable;
 }

@@ -599,3 +599,37 @@ async fn b_auto_unseals_with_openbao_s_transit_key() {
         "{warning}"
     );
 }
+
+#[tokio::test]
+async fn a_crash_before_the_seal_configuration_leaves_an_uninitialised_store_that_inits_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let stanza = format!(
+        "seal \"static\" {{\n  current_key_id = \"k1\"\n  current_key    = \"{}\"\n}}\n",
+        hex::encode([5u8; 32])
+    );
+    let config = config_with(dir.path(), "s", &stanza);
+    let server = Server::start_with_env(
+        &["server", &format!("-config={}", config.display())],
+        &[("TRESOR_FAILPOINT_INIT_CRASH_BEFORE_SEAL_CONFIG", "1")],
+        dir.path(),
+    );
+    let answer = common::http()
+        .put(server.url("sys/init"))
+        .json(&json!({"recovery_shares": 1, "recovery_threshold": 1}))
+        .send()
+        .await;
+    assert!(answer.is_err(), "the process aborted before answering");
+    drop(server);
+
+    let server = start(&config, dir.path());
+    let status = seal_status(&server).await;
+    assert_eq!(status["initialized"], false, "{status}");
+    assert_eq!(status["type"], "static");
+    let (_, root) = init_recovery(&server, 1, 1).await;
+    wait_unsealed(&server).await;
+    write_secret(&server, &root).await;
+    drop(server);
+    let server = start(&config, dir.path());
+    wait_unsealed(&server).await;
+    assert_eq!(read_secret(&server, &root).await, "kept-across-restarts");
+}
