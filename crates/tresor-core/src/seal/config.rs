@@ -83,12 +83,6 @@ impl InitRequest {
         let invalid =
             |msg: &str| CoreError::InvalidRequest(format!("invalid recovery configuration: {msg}"));
         let (n, t) = (self.recovery_shares, self.recovery_threshold);
-        if n < 0 {
-            return Err(invalid("shares must not be negative"));
-        }
-        if t < 0 {
-            return Err(invalid("threshold must not be negative"));
-        }
         if n > 1 && t < 2 {
             return Err(invalid(
                 "threshold must be greater than one for multiple shares",
@@ -102,6 +96,11 @@ impl InitRequest {
         }
         if t > n {
             return Err(invalid("threshold cannot be larger than shares"));
+        }
+        // OpenBao accepts negative counts here (and makes no recovery key); Tresor refuses
+        // them, after OpenBao's own checks so their messages come first.
+        if n < 0 || t < 0 {
+            return Err(invalid("shares and threshold must not be negative"));
         }
         if !self.recovery_pgp_keys.is_empty() {
             if self.recovery_pgp_keys.len() as i64 != n {
@@ -283,6 +282,8 @@ mod tests {
             (2, 3, "threshold cannot be larger than shares"),
             (300, 2, "shares must be less than 256"),
             (0, 1, "threshold cannot be larger than shares"),
+            (-1, 0, "threshold cannot be larger than shares"),
+            (-1, -1, "shares and threshold must not be negative"),
         ] {
             assert_eq!(
                 auto(n, t)
