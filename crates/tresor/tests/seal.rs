@@ -633,3 +633,54 @@ async fn a_crash_before_the_seal_configuration_leaves_an_uninitialised_store_tha
     wait_unsealed(&server).await;
     assert_eq!(read_secret(&server, &root).await, "kept-across-restarts");
 }
+
+#[tokio::test]
+async fn the_transit_seal_renews_its_token_so_a_short_ttl_outlives_its_first_ttl() {
+    let dir = tempfile::tempdir().unwrap();
+    let a_config = config_with(dir.path(), "a", "");
+    let (a, _a_key, a_root) = transit_server_a(dir.path(), &a_config).await;
+    let (code, body) = raw(
+        &a,
+        "PUT",
+        "sys/policies/acl/transit-seal",
+        Some(&a_root),
+        Some(json!({"policy": "path \"transit/encrypt/autounseal\" { capabilities = [\"update\"] }\npath \"transit/decrypt/autounseal\" { capabilities = [\"update\"] }\n"})),
+    )
+    .await;
+    assert_eq!(code, 204, "{body}");
+    let (code, body) = raw(
+        &a,
+        "POST",
+        "auth/token/create",
+        Some(&a_root),
+        Some(json!({"policies": ["transit-seal"], "ttl": "3s", "renewable": true})),
+    )
+    .await;
+    assert_eq!(code, 200, "{body}");
+    let token = body["auth"]["client_token"].as_str().unwrap().to_owned();
+
+    let b_config = config_with(dir.path(), "b", &transit_stanza(&a.addr, &token));
+    let b = start(&b_config, dir.path());
+    init_recovery(&b, 1, 1).await;
+    wait_unsealed(&b).await;
+    // Without renewal the token dies 3 s after its creation; B renews it at 2/3 of its TTL.
+    let until = Instant::now() + Duration::from_secs(7);
+    while Instant::now() < until {
+        let (code, body) = raw(&a, "GET", "auth/token/lookup-self", Some(&token), None).await;
+        assert_eq!(
+            code,
+            200,
+            "the seal token expired: {body}\n{}",
+            b.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let (_, body) = raw(&a, "GET", "auth/token/lookup-self", Some(&token), None).await;
+    assert!(
+        !body["data"]["last_renewal_time"].is_null(),
+        "renewed by the seal: {body}"
+    );
+    drop(b);
+    let b = start(&b_config, dir.path());
+    wait_unsealed(&b).await;
+}
