@@ -86,6 +86,8 @@ pub struct SealStatus {
     pub recovery_seal: bool,
     /// Why the last auto-unseal attempt failed, while the server is sealed because of it.
     pub seal_error: Option<String>,
+    /// A seal migration waits for `sys/unseal` with `migrate`.
+    pub migration: bool,
     pub initialized: bool,
     pub sealed: bool,
     pub threshold: u8,
@@ -208,14 +210,21 @@ impl Core {
     pub(crate) fn status_with(&self, progress: &UnsealProgress) -> SealStatus {
         let config = self.seal_config();
         let active = self.active().ok();
-        let seal_type = config.map_or_else(|| self.configured_seal_kind(), |c| c.kind);
+        let migration = self.migration_pending();
+        // During a migration to an auto seal OpenBao reports the new seal's type, with the
+        // unseal key shares (the future recovery shares) as t/n.
+        let seal_type = match config {
+            Some(c) if !migration => c.kind,
+            _ => self.configured_seal_kind(),
+        };
         // With an auto-unseal seal, operators hold recovery shares: those are what t/n count.
-        let quorum = if seal_type.is_auto() {
+        let quorum = if seal_type.is_auto() && !migration {
             self.recovery_config_value()
         } else {
             config
         };
         SealStatus {
+            migration,
             seal_type,
             recovery_seal: seal_type.is_auto(),
             seal_error: if active.is_none() {
@@ -402,12 +411,29 @@ impl Core {
 
     /// `sys/unseal` with one key share (already decoded from hex or base64).
     pub async fn unseal(&self, key: SecretBytes) -> CoreResult<SealStatus> {
+        self.unseal_with(key, false).await
+    }
+
+    /// `sys/unseal`, with its `migrate` flag: required while a seal migration is pending,
+    /// refused otherwise (OpenBao's words).
+    pub async fn unseal_with(&self, key: SecretBytes, migrate: bool) -> CoreResult<SealStatus> {
         let mut progress = self.transition.lock().await;
         let Some(barrier_config) = self.seal_config() else {
             return Err(CoreError::NotInitialized);
         };
         if !self.is_sealed() {
             return Ok(self.status_with(&progress));
+        }
+        let migrating = self.migration_pending();
+        if migrate && !migrating {
+            return Err(CoreError::InvalidRequest(
+                "can't perform a seal migration, no migration seal found".to_owned(),
+            ));
+        }
+        if !migrate && migrating {
+            return Err(CoreError::InvalidRequest(
+                "migrate option not provided and seal migration is pending".to_owned(),
+            ));
         }
         // With an auto-unseal seal the shares are recovery shares.
         let config = self.quorum_config().ok_or(CoreError::NotInitialized)?;
@@ -430,7 +456,9 @@ impl Core {
         if progress.progress() < usize::from(config.secret_threshold) {
             return Ok(self.status_with(&progress));
         }
-        let outcome = if barrier_config.kind.is_auto() {
+        let outcome = if migrating {
+            self.migrate_to_auto(progress.shares(), &config).await
+        } else if barrier_config.kind.is_auto() {
             self.unseal_with_recovery_shares(progress.shares(), &config)
                 .await
         } else {

@@ -684,3 +684,122 @@ async fn the_transit_seal_renews_its_token_so_a_short_ttl_outlives_its_first_ttl
     let b = start(&b_config, dir.path());
     wait_unsealed(&b).await;
 }
+
+#[tokio::test]
+async fn migration_from_shamir_to_transit_keeps_every_secret_and_turns_unseal_keys_into_recovery_keys()
+ {
+    let dir = tempfile::tempdir().unwrap();
+    let a_config = config_with(dir.path(), "a", "");
+    let (a, _a_key, a_root) = transit_server_a(dir.path(), &a_config).await;
+
+    // B starts as a Shamir server with data.
+    let shamir = config_with(dir.path(), "b", "");
+    let b = start(&shamir, dir.path());
+    let (code, body) = raw(
+        &b,
+        "PUT",
+        "sys/init",
+        None,
+        Some(json!({"secret_shares": 3, "secret_threshold": 2})),
+    )
+    .await;
+    assert_eq!(code, 200, "{body}");
+    let keys: Vec<String> = body["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k.as_str().unwrap().to_owned())
+        .collect();
+    let root = body["root_token"].as_str().unwrap().to_owned();
+    for k in &keys[..2] {
+        let (code, body) = raw(&b, "PUT", "sys/unseal", None, Some(json!({"key": k}))).await;
+        assert_eq!(code, 200, "{body}");
+    }
+    write_secret(&b, &root).await;
+    let (code, body) = raw(
+        &b,
+        "PUT",
+        "sys/unseal",
+        None,
+        Some(json!({"key": keys[0], "migrate": true})),
+    )
+    .await;
+    assert_eq!(code, 200, "already unsealed: {body}");
+    drop(b);
+
+    // Restarted with a transit seal: migration mode, nothing unseals by itself.
+    let transit = config_with(dir.path(), "b", &transit_stanza(&a.addr, &a_root));
+    let b = start(&transit, dir.path());
+    let status = seal_status(&b).await;
+    assert_eq!(status["migration"], true, "{status}");
+    assert_eq!(status["sealed"], true);
+    assert_eq!(status["type"], "transit");
+    assert_eq!(
+        (status["t"].clone(), status["n"].clone()),
+        (json!(2), json!(3))
+    );
+    let (code, body) = raw(&b, "PUT", "sys/unseal", None, Some(json!({"key": keys[0]}))).await;
+    assert_eq!(code, 400);
+    assert_eq!(
+        body["errors"][0],
+        "migrate option not provided and seal migration is pending"
+    );
+    let (code, body) = raw(
+        &b,
+        "PUT",
+        "sys/unseal",
+        None,
+        Some(json!({"key": keys[1], "migrate": true})),
+    )
+    .await;
+    assert_eq!((code, body["progress"].clone()), (200, json!(1)), "{body}");
+    let (code, body) = raw(
+        &b,
+        "PUT",
+        "sys/unseal",
+        None,
+        Some(json!({"key": keys[2], "migrate": true})),
+    )
+    .await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["sealed"], false, "{body}");
+    assert_eq!(body["migration"], false);
+    assert_eq!(body["type"], "transit");
+    assert_eq!(body["recovery_seal"], true);
+    assert_eq!(read_secret(&b, &root).await, "kept-across-restarts");
+    let (code, _) = raw(
+        &b,
+        "PUT",
+        "sys/unseal",
+        None,
+        Some(json!({"key": keys[0], "migrate": true})),
+    )
+    .await;
+    assert_eq!(code, 200, "unsealed: answered with the status");
+
+    // Restart: unsealed by the transit seal; the data is all there.
+    drop(b);
+    let b = start(&transit, dir.path());
+    let status = wait_unsealed(&b).await;
+    assert_eq!(status["migration"], false);
+    assert_eq!(read_secret(&b, &root).await, "kept-across-restarts");
+
+    // The old unseal key shares are now the recovery shares.
+    let (code, _) = raw(&b, "PUT", "sys/seal", Some(&root), None).await;
+    assert_eq!(code, 204);
+    for k in &keys[1..] {
+        let (code, body) = raw(&b, "PUT", "sys/unseal", None, Some(json!({"key": k}))).await;
+        assert_eq!(code, 200, "{body}");
+    }
+    assert_eq!(seal_status(&b).await["sealed"], false);
+
+    // And the store no longer opens as a Shamir store (same file, no seal stanza).
+    drop(b);
+    let shamir = config_with(dir.path(), "b", "");
+    let out = Command::new(common::BIN)
+        .args(["server", &format!("-config={}", shamir.display())])
+        .env("HOME", dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+}

@@ -35,6 +35,15 @@ pub(crate) fn check_configured_seal(
     if stored.kind == configured_kind {
         return Ok(());
     }
+    // As in OpenBao, migrating away from Shamir needs no disabled stanza: the store is
+    // migrated by `sys/unseal` with `migrate` and the unseal key shares.
+    if stored.kind == SealKind::Shamir {
+        tracing::warn!(
+            to = configured_kind.as_str(),
+            "entering seal migration mode: unseal with the unseal keys and migrate=true"
+        );
+        return Ok(());
+    }
     Err(CoreError::SealMismatch(
         if configured_kind == SealKind::Shamir {
             format!(
@@ -53,6 +62,85 @@ pub(crate) fn check_configured_seal(
 }
 
 impl Core {
+    /// A Shamir store under a configured auto-unseal seal: `sys/unseal` must say `migrate`.
+    pub(crate) fn migration_pending(&self) -> bool {
+        self.seal_config_value()
+            .is_some_and(|c| c.kind == SealKind::Shamir)
+            && self.configured_seal_kind().is_auto()
+    }
+
+    /// Seal migration Shamir → auto, with a quorum of unseal key shares (`transition` held):
+    /// the barrier is unsealed with the old root key, a **new** root key is made (so the old
+    /// unseal key, which becomes the recovery key, cannot decrypt the data any more), and the
+    /// keyring under it, the new root key and the recovery key wrapped by the seal, the
+    /// recovery and seal configurations, and the removal of the Shamir-wrapped root key are
+    /// written in one transaction. Then the server is unsealed.
+    pub(crate) async fn migrate_to_auto(
+        &self,
+        shares: &[SecretBytes],
+        config: &SealConfig,
+    ) -> CoreResult<()> {
+        let unseal_key = combine_shares(shares, config)?;
+        let wrapped = self
+            .barrier()
+            .backend()
+            .get(super::ROOT_KEY_PATH)
+            .await?
+            .ok_or_else(|| CoreError::Internal("root key missing from storage".to_owned()))?;
+        let old_root = super::unwrap_root_key(&unseal_key, &wrapped)?;
+        let kind = self.configured_seal_kind();
+        self.barrier().unseal(&old_root).await?;
+        let new_root = SecretBytes::new(random::bytes(super::KEY_LEN));
+        let recovery = SealConfig::shamir(config.secret_shares, config.secret_threshold);
+        let barrier = SealConfig {
+            kind,
+            secret_shares: 1,
+            secret_threshold: 1,
+        };
+        let written = async {
+            let ops = vec![
+                TxnOp::Put {
+                    key: SEALED_ROOT_KEY_PATH.to_owned(),
+                    value: self.seal_encrypt(&new_root, SEALED_ROOT_KEY_PATH).await?,
+                },
+                TxnOp::Put {
+                    key: RECOVERY_KEY_PATH.to_owned(),
+                    value: self.seal_encrypt(&unseal_key, RECOVERY_KEY_PATH).await?,
+                },
+                TxnOp::Put {
+                    key: RECOVERY_CONFIG_PATH.to_owned(),
+                    value: serde_json::to_vec(&recovery)?,
+                },
+                TxnOp::Put {
+                    key: super::SEAL_CONFIG_PATH.to_owned(),
+                    value: serde_json::to_vec(&barrier)?,
+                },
+                TxnOp::Delete {
+                    key: super::ROOT_KEY_PATH.to_owned(),
+                },
+            ];
+            self.barrier().replace_root_key(&new_root, ops).await?;
+            CoreResult::Ok(())
+        }
+        .await;
+        if let Err(err) = written {
+            // Nothing was written: the store is still the Shamir one.
+            self.barrier().seal();
+            return Err(err);
+        }
+        if let Ok(mut c) = self.recovery_config.write() {
+            *c = Some(recovery);
+        }
+        if let Ok(mut c) = self.seal_config.write() {
+            *c = Some(barrier);
+        }
+        tracing::info!(
+            to = kind.as_str(),
+            "seal migration complete: the unseal key shares are now recovery key shares"
+        );
+        self.unseal_with_root_key(&new_root).await
+    }
+
     /// The seal type `sys/init` would set up: the configured auto-unseal seal's, or Shamir.
     pub(crate) fn configured_seal_kind(&self) -> SealKind {
         self.options

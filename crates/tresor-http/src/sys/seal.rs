@@ -29,7 +29,7 @@ pub fn seal_status_json(status: &SealStatus) -> Value {
         "recovery_seal": status.recovery_seal,
         "version": status.version,
         "commit_date": COMMIT_DATE,
-        "migration": false,
+        "migration": status.migration,
         "storage_type": status.storage_type,
     });
     let Some(obj) = body.as_object_mut() else {
@@ -61,10 +61,6 @@ pub async fn status(state: &AppState, request: &ApiRequest) -> Result<Response, 
 struct UnsealBody {
     key: Option<SecretString>,
     reset: Option<bool>,
-    #[allow(
-        dead_code,
-        reason = "accepted for compatibility; seal migration is not supported"
-    )]
     migrate: Option<bool>,
 }
 
@@ -79,7 +75,10 @@ pub async fn unseal(state: &AppState, request: &ApiRequest) -> Result<Response, 
                 "'key' must be specified in request body as JSON, or 'reset' set to true",
             )
         })?;
-        state.core.unseal(decode_key(key.expose())?).await?
+        state
+            .core
+            .unseal_with(decode_key(key.expose())?, body.migrate == Some(true))
+            .await?
     };
     Ok(json_response(StatusCode::OK, &seal_status_json(&status)))
 }
