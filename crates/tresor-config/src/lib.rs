@@ -5,7 +5,7 @@
 //! - `model`: the plain data the binary acts on ([`ServerConfig`], [`StorageConfig`],
 //!   [`ListenerConfig`] with its [`ListenerLimits`], [`TlsFiles`]).
 //! - `parse` (module): the top level of the file and the rules shared by every section; its
-//!   children `storage`, `listener`, `audit` and `telemetry` read one block type each.
+//!   children `storage`, `listener`, `audit`, `telemetry` and `seal` read one block type each.
 //! - `sanitized`: [`ServerConfig::sanitized`], the configuration as `sys/config/state/sanitized`
 //!   shows it (OpenBao's keys, nothing secret).
 //! - `value`: reading one attribute as a string, boolean, integer or duration, with Vault's
@@ -38,7 +38,7 @@ pub use duration::{InvalidDuration, parse_duration};
 pub use error::{ConfigError, Problem};
 pub use model::{
     AuditDeviceConfig, DEFAULT_LISTEN_ADDRESS, ListenerConfig, ListenerLimits, ListenerTelemetry,
-    LogFormat, ServerConfig, StorageConfig, TelemetryConfig, TlsFiles,
+    LogFormat, SealStanza, ServerConfig, StorageConfig, TelemetryConfig, TlsFiles,
 };
 pub use tls::load_tls;
 

@@ -39,6 +39,9 @@ pub struct ServerConfig {
     pub log_format: Option<LogFormat>,
     /// The top-level `telemetry { … }` block; `None` when the file has none.
     pub telemetry: Option<TelemetryConfig>,
+    /// `seal "<type>"` blocks, in file order: at most one active seal and one disabled one
+    /// (the seal being migrated away from).
+    pub seals: Vec<SealStanza>,
 }
 
 /// `log_format = "standard" | "json"`.
@@ -103,6 +106,45 @@ pub struct ListenerTelemetry {
     /// `inflight_requests_logging { unauthenticated_in_flight_requests_access = true }`:
     /// `sys/in-flight-req` needs no token on this listener.
     pub unauthenticated_in_flight_requests_access: bool,
+}
+
+/// One `seal "<type>"` block, its values as strings (OpenBao's reading); see `docs/seal.md`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SealStanza {
+    /// `transit` or `static`.
+    pub seal_type: String,
+    /// `disabled = "true"`: the old seal of a seal migration.
+    pub disabled: bool,
+    /// Every other key, e.g. `address`, `key_name`, `current_key`.
+    pub options: std::collections::BTreeMap<String, String>,
+    /// Where the block starts, for error messages.
+    pub line: usize,
+}
+
+/// Keys whose values may be secrets: a token, or a literal key.
+const SECRET_SEAL_KEYS: &[&str] = &["token", "current_key", "previous_key"];
+
+// Hand-written so that logging the config never shows the transit token or a literal key.
+impl fmt::Debug for SealStanza {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let options: std::collections::BTreeMap<&str, &str> = self
+            .options
+            .iter()
+            .map(|(k, v)| {
+                let shown = if SECRET_SEAL_KEYS.contains(&k.as_str()) {
+                    "<redacted>"
+                } else {
+                    v.as_str()
+                };
+                (k.as_str(), shown)
+            })
+            .collect();
+        f.debug_struct("SealStanza")
+            .field("seal_type", &self.seal_type)
+            .field("disabled", &self.disabled)
+            .field("options", &options)
+            .finish()
+    }
 }
 
 /// One declared audit device.

@@ -3,6 +3,7 @@
 
 mod audit;
 mod listener;
+mod seal;
 mod storage;
 mod telemetry;
 
@@ -158,7 +159,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
 ];
 
 /// `backend` is Vault's older name for `storage`; accepted, but never suggested.
-const TOP_LEVEL_BLOCKS: &[&str] = &["storage", "listener", "audit", "telemetry"];
+const TOP_LEVEL_BLOCKS: &[&str] = &["storage", "listener", "audit", "telemetry", "seal"];
 
 #[derive(Default)]
 struct TopLevel {
@@ -180,6 +181,7 @@ struct TopLevel {
     log_format: Option<crate::model::LogFormat>,
     /// With the line of the block, to point at it if a second one turns up.
     telemetry: Option<(usize, crate::model::TelemetryConfig)>,
+    seals: Vec<crate::model::SealStanza>,
 }
 
 impl TopLevel {
@@ -290,6 +292,7 @@ impl TopLevel {
                 }
                 self.telemetry = Some((line, telemetry::read(cx, block)?));
             }
+            "seal" => self.seals.push(seal::read(cx, block)?),
             _ => return Err(section.unknown_block(cx, block)),
         }
         Ok(())
@@ -312,6 +315,7 @@ impl TopLevel {
                 },
             ));
         }
+        seal::check_all(&self.seals)?;
         let top_level_size = self.max_request_size;
         let listeners = self
             .listeners
@@ -339,6 +343,7 @@ impl TopLevel {
             allow_audit_log_prefixing: self.allow_audit_log_prefixing,
             log_format: self.log_format,
             telemetry: self.telemetry.map(|(_, t)| t),
+            seals: self.seals,
         })
     }
 }

@@ -93,8 +93,17 @@ impl ServerConfig {
                 Value::Array(self.listeners.iter().map(listener).collect()),
             );
         }
-        // Tresor's only seal today is Shamir's.
-        put("seals", json!([{"type": "shamir", "disabled": false}]));
+        // The configured seal stanzas (type and `disabled` only, as OpenBao shows them: their
+        // options may hold a token or a key); none means Shamir.
+        let seals: Vec<Value> = if self.seals.is_empty() {
+            vec![json!({"type": "shamir", "disabled": false})]
+        } else {
+            self.seals
+                .iter()
+                .map(|s| json!({"type": s.seal_type, "disabled": s.disabled}))
+                .collect()
+        };
+        put("seals", Value::Array(seals));
         if !self.audit_devices.is_empty() {
             put(
                 "audits",
@@ -259,6 +268,11 @@ audit "file" "main" {
 }
 telemetry { prometheus_retention_time = "1h" }
 log_format = "json"
+seal "transit" {
+  address = "https://kms.example:8200"
+  token = "s.transit-token"
+  key_name = "unseal"
+}
 "#,
         )
         .unwrap();
@@ -266,6 +280,11 @@ log_format = "json"
         let text = s.to_string();
         assert!(!text.contains("hunter2"), "{text}");
         assert!(!text.contains("/secret/place.log"), "{text}");
+        assert!(!text.contains("s.transit-token"), "{text}");
+        assert_eq!(
+            s["seals"],
+            serde_json::json!([{"type": "transit", "disabled": false}])
+        );
         assert_eq!(s["storage"]["type"], "postgresql");
         assert_eq!(s["log_format"], "json");
         assert_eq!(

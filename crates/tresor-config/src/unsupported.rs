@@ -27,7 +27,6 @@ pub(crate) const TOP_LEVEL_BLOCKS: &[&str] = &[
     "hsm",
     "kms_library",
     "replication",
-    "seal",
     "sentinel",
     "service_registration",
     "user_lockout",

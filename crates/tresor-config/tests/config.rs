@@ -88,6 +88,7 @@ fn full_example_parses() {
             allow_audit_log_prefixing: false,
             log_format: None,
             telemetry: None,
+            seals: Vec::new(),
         }
     );
 }
@@ -165,6 +166,7 @@ max_lease_ttl     = 86400
             allow_audit_log_prefixing: false,
             log_format: None,
             telemetry: None,
+            seals: Vec::new(),
         }
     );
 }
@@ -190,6 +192,7 @@ fn defaults() {
             allow_audit_log_prefixing: false,
             log_format: None,
             telemetry: None,
+            seals: Vec::new(),
         }
     );
 
@@ -433,12 +436,12 @@ fn unknown_blocks() {
 
 #[test]
 fn vault_settings_tresor_lacks_are_called_out() {
-    let (line, problem) = fail(&format!("{INMEM}seal \"transit\" {{}}\n"));
+    let (line, problem) = fail(&format!("{INMEM}hsm \"pkcs11\" {{}}\n"));
     assert_eq!(line, 2);
     assert_eq!(
         problem,
         Problem::Unsupported {
-            name: "seal".to_owned(),
+            name: "hsm".to_owned(),
             place: "at the top level".to_owned(),
         }
     );
@@ -884,5 +887,55 @@ fn telemetry_mistakes_name_their_line() {
     assert_eq!(line, 3);
     assert!(
         matches!(problem, Problem::InvalidValue { ref key, .. } if key == "prometheus_retention_time")
+    );
+}
+
+#[test]
+fn seal_stanzas_are_read_with_their_options_and_secrets_stay_out_of_debug() {
+    let config = tresor_config::parse(&format!(
+        "{INMEM}seal \"transit\" {{\n  address = \"http://127.0.0.1:8200\"\n  token = \"s.secret\"\n  key_name = \"unseal\"\n  mount_path = \"transit/\"\n  tls_skip_verify = true\n}}\nseal \"static\" {{\n  current_key_id = \"k1\"\n  current_key = \"env://KEY\"\n  disabled = \"true\"\n}}\n"
+    ))
+    .unwrap();
+    assert_eq!(config.seals.len(), 2);
+    let transit = &config.seals[0];
+    assert_eq!(transit.seal_type, "transit");
+    assert!(!transit.disabled);
+    assert_eq!(transit.options["key_name"], "unseal");
+    assert_eq!(transit.options["tls_skip_verify"], "true");
+    assert_eq!(transit.line, 2);
+    assert!(config.seals[1].disabled);
+    let debug = format!("{config:?}");
+    assert!(!debug.contains("s.secret"), "{debug}");
+    assert!(!debug.contains("env://KEY"), "{debug}");
+}
+
+#[test]
+fn bad_seal_stanzas_name_their_line() {
+    let (line, problem) = fail(&format!(
+        "{INMEM}seal \"transit\" {{\n  adress = \"x\"\n}}\n"
+    ));
+    assert_eq!(line, 3);
+    assert!(
+        matches!(problem, Problem::UnknownKey { ref key, ref suggestion, .. }
+        if key == "adress" && suggestion.as_deref() == Some("address"))
+    );
+    let (line, problem) = fail(&format!(
+        "{INMEM}seal \"static\" {{\n  current_key_id = \"a\"\n}}\n"
+    ));
+    assert_eq!(line, 2);
+    assert!(matches!(problem, Problem::MissingKey { ref key, .. } if key == "current_key"));
+    let (_, problem) = fail(&format!("{INMEM}seal \"awskms\" {{}}\n"));
+    assert!(problem.to_string().contains("not supported"), "{problem}");
+    let (_, problem) = fail(&format!("{INMEM}seal \"trnsit\" {{}}\n"));
+    assert!(
+        problem.to_string().contains("did you mean \"transit\""),
+        "{problem}"
+    );
+    let two = "seal \"static\" {\n  current_key_id = \"a\"\n  current_key = \"b\"\n}\n";
+    let (line, problem) = fail(&format!("{INMEM}{two}{two}"));
+    assert_eq!(line, 6);
+    assert!(
+        problem.to_string().contains("more than one active seal"),
+        "{problem}"
     );
 }

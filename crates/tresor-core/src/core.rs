@@ -47,6 +47,8 @@ pub struct CoreOptions {
     pub allow_api_audit_creation: bool,
     /// `allow_audit_log_prefixing`: `sys/audit/:path` may set a `prefix` option.
     pub allow_audit_log_prefixing: bool,
+    /// The configured auto-unseal seal (`seal "transit"`, `seal "static"`); `None`: Shamir.
+    pub seal: Option<Arc<dyn crate::seal::AutoSeal>>,
 }
 
 /// The cluster's identity, created at initialisation and stored under the barrier.
@@ -78,6 +80,14 @@ pub struct Active {
 /// The answer of `sys/seal-status` and `sys/unseal`, independent of the wire format.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SealStatus {
+    /// The barrier seal's type (the stored one once initialised, else the configured one).
+    pub seal_type: crate::seal::SealKind,
+    /// An auto-unseal seal: `threshold`/`shares` describe the recovery key shares.
+    pub recovery_seal: bool,
+    /// Why the last auto-unseal attempt failed, while the server is sealed because of it.
+    pub seal_error: Option<String>,
+    /// A seal migration waits for `sys/unseal` with `migrate`.
+    pub migration: bool,
     pub initialized: bool,
     pub sealed: bool,
     pub threshold: u8,
@@ -103,7 +113,10 @@ pub struct HealthStatus {
 /// What `sys/init` hands back exactly once.
 #[derive(Debug)]
 pub struct InitResult {
+    /// Unseal key shares (Shamir seal); empty with an auto-unseal seal.
     pub keys: Vec<SecretBytes>,
+    /// Recovery key shares (auto-unseal seal); empty with the Shamir seal.
+    pub recovery_keys: Vec<SecretBytes>,
     pub root_token: SecretString,
 }
 
@@ -113,9 +126,13 @@ pub struct Core {
     pub(crate) options: CoreOptions,
     registry: Arc<EngineRegistry>,
     /// Cached copy of `core/seal-config`; `None` until initialised.
-    seal_config: RwLock<Option<SealConfig>>,
+    pub(crate) seal_config: RwLock<Option<SealConfig>>,
+    /// Cached copy of `core/recovery-config` (auto-unseal seals only).
+    pub(crate) recovery_config: RwLock<Option<SealConfig>>,
+    /// Why the last auto-unseal attempt failed; cleared when one succeeds.
+    pub(crate) seal_error: RwLock<Option<String>>,
     /// Serialises init, unseal and seal; holds the shares collected so far.
-    transition: Mutex<UnsealProgress>,
+    pub(crate) transition: Mutex<UnsealProgress>,
     active: RwLock<Option<Arc<Active>>>,
     pub(crate) generate_root: crate::generate_root::GenerateRoot,
     /// Rekey attempts. Lock order: `rekeys` before `transition`.
@@ -127,6 +144,8 @@ pub struct Core {
 impl Core {
     pub async fn new(backend: Arc<dyn Backend>, options: CoreOptions) -> CoreResult<Arc<Self>> {
         let config = seal::read_config(backend.as_ref()).await?;
+        let recovery = seal::read_recovery_config(backend.as_ref()).await?;
+        seal::check_configured_seal(config.as_ref(), options.seal.as_deref())?;
         let registry = Arc::new(EngineRegistry::new(
             options.engines.clone(),
             options.auth_methods.clone(),
@@ -136,6 +155,8 @@ impl Core {
             options,
             registry,
             seal_config: RwLock::new(config),
+            recovery_config: RwLock::new(recovery),
+            seal_error: RwLock::new(None),
             transition: Mutex::new(UnsealProgress::default()),
             active: RwLock::new(None),
             generate_root: crate::generate_root::GenerateRoot::default(),
@@ -164,10 +185,6 @@ impl Core {
         self.seal_config()
     }
 
-    pub(crate) fn seal_threshold(&self) -> u8 {
-        self.seal_config().map_or(0, |c| c.secret_threshold)
-    }
-
     pub fn is_initialized(&self) -> bool {
         self.seal_config().is_some()
     }
@@ -190,14 +207,35 @@ impl Core {
         self.status_with(&progress)
     }
 
-    fn status_with(&self, progress: &UnsealProgress) -> SealStatus {
+    pub(crate) fn status_with(&self, progress: &UnsealProgress) -> SealStatus {
         let config = self.seal_config();
         let active = self.active().ok();
+        let migration = self.migration_pending();
+        // During a migration to an auto seal OpenBao reports the new seal's type, with the
+        // unseal key shares (the future recovery shares) as t/n.
+        let seal_type = match config {
+            Some(c) if !migration => c.kind,
+            _ => self.configured_seal_kind(),
+        };
+        // With an auto-unseal seal, operators hold recovery shares: those are what t/n count.
+        let quorum = if seal_type.is_auto() && !migration {
+            self.recovery_config_value()
+        } else {
+            config
+        };
         SealStatus {
+            migration,
+            seal_type,
+            recovery_seal: seal_type.is_auto(),
+            seal_error: if active.is_none() {
+                self.seal_error.read().ok().and_then(|e| e.clone())
+            } else {
+                None
+            },
             initialized: config.is_some(),
             sealed: active.is_none(),
-            threshold: config.map_or(0, |c| c.secret_threshold),
-            shares: config.map_or(0, |c| c.secret_shares),
+            threshold: quorum.map_or(0, |c| c.secret_threshold),
+            shares: quorum.map_or(0, |c| c.secret_shares),
             progress: progress.progress(),
             nonce: progress.nonce().to_owned(),
             version: version::reported_version(),
@@ -222,8 +260,18 @@ impl Core {
     /// `sys/init`: creates the keys, the keyring and the root token, then leaves the server
     /// sealed. The seal configuration is written last, so a crash part-way leaves a store that
     /// still reads as uninitialised and can be initialised again.
+    ///
+    /// With an auto-unseal seal the server then unseals itself, as OpenBao does; if that fails
+    /// the keys are still returned (they are shown only once) and unsealing is retried in the
+    /// background.
     pub async fn initialize(&self, request: &InitRequest) -> CoreResult<InitResult> {
-        self.initialize_with_root_token(request, None, false).await
+        let result = self
+            .initialize_with_root_token(request, None, false)
+            .await?;
+        if self.seal_config().is_some_and(|c| c.kind.is_auto()) {
+            self.start_auto_unseal().await;
+        }
+        Ok(result)
     }
 
     /// As [`Core::initialize`], with a chosen root token id (for `--dev-root-token-id`).
@@ -236,43 +284,75 @@ impl Core {
     ) -> CoreResult<InitResult> {
         let mut progress = self.transition.lock().await;
         // OpenBao checks the parameters before the state.
-        let config = request.validate()?;
+        let init = request.validate_for(self.configured_seal_kind())?;
+        let config = init.barrier;
         if self.is_initialized() {
             return Err(CoreError::AlreadyInitialized);
         }
         self.wipe_aborted_init().await?;
 
-        let unseal_key = SecretBytes::new(random::bytes(seal::KEY_LEN));
         let root_key = SecretBytes::new(random::bytes(seal::KEY_LEN));
-        let keys = seal::split_unseal_key(&unseal_key, &config)?;
-
         self.barrier.initialize(&root_key).await?;
-        let wrapped = seal::wrap_root_key(&unseal_key, &root_key)?;
-        self.barrier
-            .backend()
-            .put(seal::ROOT_KEY_PATH, wrapped)
-            .await?;
+        let keys = match self.options.seal.as_ref().filter(|_| config.kind.is_auto()) {
+            Some(auto) => {
+                let sealed = auto
+                    .encrypt(&root_key, seal::SEALED_ROOT_KEY_PATH)
+                    .await
+                    .map_err(|e| CoreError::Seal(e.to_string()))?;
+                self.barrier
+                    .backend()
+                    .put(seal::SEALED_ROOT_KEY_PATH, sealed)
+                    .await?;
+                Vec::new()
+            }
+            None => {
+                let unseal_key = SecretBytes::new(random::bytes(seal::KEY_LEN));
+                let keys = seal::split_unseal_key(&unseal_key, &config)?;
+                let wrapped = seal::wrap_root_key(&unseal_key, &root_key)?;
+                self.barrier
+                    .backend()
+                    .put(seal::ROOT_KEY_PATH, wrapped)
+                    .await?;
+                keys
+            }
+        };
 
         self.barrier.unseal(&root_key).await?;
         let setup = self.first_unseal_setup(root_token_id, dev).await;
         self.barrier.seal();
         let root_token = setup?;
 
-        let record = serde_json::to_vec(&config)?;
-        self.barrier
-            .backend()
-            .put(seal::SEAL_CONFIG_PATH, record)
-            .await?;
+        // The seal configuration goes last, in one transaction with the recovery records: a
+        // crash before it leaves a store that reads as uninitialised.
+        let (mut ops, recovery_keys) = match init.recovery {
+            Some(recovery) => self.recovery_records(&recovery).await?,
+            None => (Vec::new(), Vec::new()),
+        };
+        ops.push(tresor_storage::TxnOp::Put {
+            key: seal::SEAL_CONFIG_PATH.to_owned(),
+            value: serde_json::to_vec(&config)?,
+        });
+        failpoint("TRESOR_FAILPOINT_INIT_CRASH_BEFORE_SEAL_CONFIG");
+        self.barrier.backend().transaction(ops).await?;
+        if let Ok(mut c) = self.recovery_config.write() {
+            *c = init.recovery;
+        }
         if let Ok(mut c) = self.seal_config.write() {
             *c = Some(config);
         }
         progress.reset();
         tracing::info!(
+            seal = config.kind.as_str(),
             shares = config.secret_shares,
             threshold = config.secret_threshold,
+            recovery_shares = init.recovery.map(|r| r.secret_shares),
             "initialized"
         );
-        Ok(InitResult { keys, root_token })
+        Ok(InitResult {
+            keys,
+            recovery_keys,
+            root_token,
+        })
     }
 
     /// Creates what an initialised barrier holds from the start.
@@ -331,12 +411,36 @@ impl Core {
 
     /// `sys/unseal` with one key share (already decoded from hex or base64).
     pub async fn unseal(&self, key: SecretBytes) -> CoreResult<SealStatus> {
+        self.unseal_with(key, false).await
+    }
+
+    /// `sys/unseal`, with its `migrate` flag: required while a seal migration is pending,
+    /// refused otherwise (OpenBao's words).
+    pub async fn unseal_with(&self, key: SecretBytes, migrate: bool) -> CoreResult<SealStatus> {
         let mut progress = self.transition.lock().await;
-        let Some(config) = self.seal_config() else {
+        let Some(barrier_config) = self.seal_config() else {
             return Err(CoreError::NotInitialized);
         };
         if !self.is_sealed() {
             return Ok(self.status_with(&progress));
+        }
+        let migrating = self.migration_pending();
+        if migrate && !migrating {
+            return Err(CoreError::InvalidRequest(
+                "can't perform a seal migration, no migration seal found".to_owned(),
+            ));
+        }
+        if !migrate && migrating {
+            return Err(CoreError::InvalidRequest(
+                "migrate option not provided and seal migration is pending".to_owned(),
+            ));
+        }
+        // With an auto-unseal seal the shares are recovery shares.
+        let config = self.quorum_config().ok_or(CoreError::NotInitialized)?;
+        if barrier_config.kind.is_auto() && config.secret_threshold == 0 {
+            return Err(CoreError::InvalidRequest(
+                "this server has no recovery keys: it unseals through its seal only".to_owned(),
+            ));
         }
         if key.len() < MIN_KEY_LEN {
             return Err(CoreError::InvalidRequest(format!(
@@ -352,7 +456,14 @@ impl Core {
         if progress.progress() < usize::from(config.secret_threshold) {
             return Ok(self.status_with(&progress));
         }
-        let outcome = self.try_unseal(progress.shares(), &config).await;
+        let outcome = if migrating {
+            self.migrate_to_auto(progress.shares(), &config).await
+        } else if barrier_config.kind.is_auto() {
+            self.unseal_with_recovery_shares(progress.shares(), &config)
+                .await
+        } else {
+            self.try_unseal(progress.shares(), &config).await
+        };
         // Whatever happened, this attempt is over: the shares are forgotten.
         progress.reset();
         outcome?;
@@ -368,7 +479,12 @@ impl Core {
             .await?
             .ok_or_else(|| CoreError::Internal("root key missing from storage".to_owned()))?;
         let root_key = seal::unwrap_root_key(&unseal_key, &wrapped)?;
-        self.barrier.unseal(&root_key).await.map_err(|e| match e {
+        self.unseal_with_root_key(&root_key).await
+    }
+
+    /// Loads the keyring with the root key and starts the active state.
+    pub(crate) async fn unseal_with_root_key(&self, root_key: &SecretBytes) -> CoreResult<()> {
+        self.barrier.unseal(root_key).await.map_err(|e| match e {
             crate::barrier::BarrierError::InvalidRootKey => {
                 CoreError::InvalidRequest("unable to retrieve stored keys: invalid key".to_owned())
             }
@@ -588,4 +704,17 @@ fn crash_failpoint(point: &str) {
     }
     #[cfg(not(debug_assertions))]
     let _ = point;
+}
+
+/// As [`crash_failpoint`], for `sys/init`: with `TRESOR_FAILPOINT_INIT_CRASH_BEFORE_SEAL_CONFIG`
+/// set, the process aborts after the keys and the barrier's first records are written and
+/// before the final seal-configuration transaction (debug builds only).
+fn failpoint(variable: &str) {
+    #[cfg(debug_assertions)]
+    if std::env::var_os(variable).is_some() {
+        tracing::error!(variable, "failpoint: aborting during initialization");
+        std::process::abort();
+    }
+    #[cfg(not(debug_assertions))]
+    let _ = variable;
 }

@@ -49,6 +49,14 @@ pub enum CoreError {
     /// 404: the mount exists but serves no such path.
     #[error("unsupported path")]
     UnsupportedPath,
+    /// The auto-unseal seal could not encrypt or decrypt; the message names the seal and says
+    /// why (it holds no key material). 500, shown to the caller.
+    #[error("{0}")]
+    Seal(String),
+    /// The configured seal does not match the one the store was initialised with: the
+    /// server refuses to start.
+    #[error("{0}")]
+    SealMismatch(String),
     /// 502: an upstream system failed.
     #[error("{0}")]
     Upstream(String),

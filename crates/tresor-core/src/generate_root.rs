@@ -68,7 +68,7 @@ impl Core {
         attempt: Option<&Attempt>,
         otp: Option<String>,
     ) -> GenerateRootStatus {
-        let required = self.seal_threshold();
+        let required = self.quorum_config().map_or(0, |c| c.secret_threshold);
         match attempt {
             None => GenerateRootStatus {
                 started: false,
@@ -133,7 +133,8 @@ impl Core {
         nonce: &str,
     ) -> CoreResult<GenerateRootStatus> {
         self.require_unsealed_and_initialized()?;
-        let config = self.seal_config_value().ok_or(CoreError::NotInitialized)?;
+        // With an auto-unseal seal, recovery shares authorise a new root token.
+        let config = self.quorum_config().ok_or(CoreError::NotInitialized)?;
         let mut guard = self.generate_root.attempt.lock().await;
         let Some(attempt) = guard.as_mut() else {
             return Err(CoreError::InvalidRequest(
@@ -154,7 +155,7 @@ impl Core {
             return Ok(self.generate_root_status(Some(attempt), None));
         }
         let verified = self
-            .verify_unseal_shares(attempt.shares.shares(), &config)
+            .verify_quorum_shares(attempt.shares.shares(), &config)
             .await;
         attempt.shares.reset();
         verified?;
@@ -173,7 +174,7 @@ impl Core {
     }
 
     /// Checks that shares combine into the unseal key by unwrapping the stored root key.
-    async fn verify_unseal_shares(
+    pub(crate) async fn verify_unseal_shares(
         &self,
         shares: &[SecretBytes],
         config: &seal::SealConfig,

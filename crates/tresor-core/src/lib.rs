@@ -4,8 +4,10 @@
 //! - [`core`]: the server state machine (uninitialised → sealed → unsealed) and its entry points.
 //! - [`barrier`]: AES-256-GCM encryption of every stored value under a versioned keyring;
 //!   the storage path is bound as associated data.
-//! - [`seal`]: the Shamir seal: unseal key shares, the wrapped root key, unseal progress.
-//! - [`rekey`]: replacing the unseal key shares (`sys/rotate/root/*`, legacy `sys/rekey/*`):
+//! - [`seal`]: the seals: Shamir (unseal key shares, the wrapped root key, unseal progress) and
+//!   auto-unseal ([`seal::AutoSeal`], the `static` seal, stored keys, recovery keys).
+//! - [`rekey`]: replacing the unseal key shares (`sys/rotate/root/*`, legacy `sys/rekey/*`) or
+//!   the recovery key shares (`sys/rotate/recovery/*`, legacy `sys/rekey-recovery-key/*`):
 //!   in-memory attempts, the new key installed in one storage transaction.
 //! - [`shamir`]: Shamir secret sharing over GF(2^8).
 //! - [`token`]: the token store (salted-HMAC keyed entries, cached lookups) and `auth/token/*`.

@@ -13,8 +13,11 @@
 //! Attempts live in memory only (sealing forgets them). There is one slot per
 //! [`RekeyApi`] × [`RekeyTarget`]: OpenBao keeps the legacy unauthenticated `sys/rekey/*`
 //! attempt apart from the authenticated `sys/rotate/root/*` one, so an unauthenticated caller
-//! can never cancel or disturb the authenticated attempt. [`RekeyTarget::Recovery`] is the
-//! place for recovery keys once an auto-unseal seal exists; it is refused today.
+//! can never cancel or disturb the authenticated attempt. [`RekeyTarget::Recovery`] replaces
+//! the recovery key shares of an auto-unseal seal (`sys/rotate/recovery/*`,
+//! `sys/rekey-recovery-key/*`): the quorum is checked against the recovery key, and the new
+//! recovery key (wrapped by the seal) and recovery configuration are written in one
+//! transaction.
 
 use std::collections::HashMap;
 
@@ -47,8 +50,8 @@ pub enum RekeyApi {
 pub enum RekeyTarget {
     /// The unseal key shares of the Shamir seal.
     Barrier,
-    /// Recovery key shares (auto-unseal seals). Not supported yet: every operation on it is
-    /// refused with [`RekeyError::RecoveryUnsupported`].
+    /// Recovery key shares (auto-unseal seals only; the Shamir seal refuses it with
+    /// [`RekeyError::RecoveryUnsupported`]).
     Recovery,
 }
 
@@ -72,6 +75,9 @@ pub enum RekeyError {
     PgpUnsupported,
     #[error("recovery keys are not supported by the Shamir seal")]
     RecoveryUnsupported,
+    /// With an auto-unseal seal there are no unseal key shares to replace.
+    #[error("the barrier key of an auto-unseal seal cannot be rekeyed with shares")]
+    AutoSealBarrier,
     #[error("rekey already in progress")]
     AlreadyInProgress,
     /// `update` or `verify` without an attempt.
@@ -197,8 +203,9 @@ pub(crate) struct Attempt {
 struct Pending {
     nonce: String,
     unseal_key: SecretBytes,
-    /// The root key, unwrapped with the current shares, to re-wrap under `unseal_key`.
-    root_key: SecretBytes,
+    /// The root key, unwrapped with the current shares, to re-wrap under `unseal_key`
+    /// (barrier rekeys only: a recovery rekey touches no root key).
+    root_key: Option<SecretBytes>,
     /// Distinct new shares submitted so far.
     progress: Vec<SecretBytes>,
 }
@@ -274,10 +281,7 @@ impl RekeyRequest {
         let shares = u8::try_from(n).map_err(|_| invalid("shares must be less than 256"))?;
         let threshold =
             u8::try_from(t).map_err(|_| invalid("threshold cannot be larger than shares"))?;
-        Ok(SealConfig {
-            secret_shares: shares,
-            secret_threshold: threshold,
-        })
+        Ok(SealConfig::shamir(shares, threshold))
     }
 }
 
@@ -298,15 +302,24 @@ fn rekey_error(err: RekeyError) -> CoreError {
 }
 
 impl Core {
-    /// Unsealed, initialised, and a target this seal supports.
+    /// Unsealed, initialised, and a target this seal supports; the configuration of the
+    /// shares being replaced.
     fn rekey_ready(&self, target: RekeyTarget) -> CoreResult<SealConfig> {
         // Sealed first: an uninitialised server is sealed too, and OpenBao says so.
         self.active()?;
         let config = self.seal_config_value().ok_or(CoreError::NotInitialized)?;
-        if target == RekeyTarget::Recovery {
-            return Err(rekey_error(RekeyError::RecoveryUnsupported));
+        match target {
+            RekeyTarget::Recovery if !config.kind.is_auto() => {
+                Err(rekey_error(RekeyError::RecoveryUnsupported))
+            }
+            RekeyTarget::Recovery => self
+                .recovery_config_value()
+                .ok_or(CoreError::NotInitialized),
+            RekeyTarget::Barrier if config.kind.is_auto() => {
+                Err(rekey_error(RekeyError::AutoSealBarrier))
+            }
+            RekeyTarget::Barrier => Ok(config),
         }
-        Ok(config)
     }
 
     /// `GET …/init`.
@@ -416,7 +429,13 @@ impl Core {
         let unseal_key = combine(&shares, current.secret_threshold)
             .map_err(|detail| rekey_error(RekeyError::Combine(detail)))?;
         drop(shares);
-        let root_key = self.unwrap_stored_root_key(&unseal_key).await?;
+        let root_key = match target {
+            RekeyTarget::Barrier => Some(self.unwrap_stored_root_key(&unseal_key).await?),
+            RekeyTarget::Recovery => {
+                self.check_recovery_key(&unseal_key).await?;
+                None
+            }
+        };
 
         let new_key = SecretBytes::new(random::bytes(seal::KEY_LEN));
         let keys = seal::split_unseal_key(&new_key, &attempt.config)?;
@@ -440,7 +459,8 @@ impl Core {
             return Ok(RekeyUpdate::Complete(result));
         }
         let config = attempt.config;
-        self.install_unseal_key(&new_key, &root_key, config).await?;
+        self.install_rekeyed(target, &new_key, root_key.as_ref(), config)
+            .await?;
         attempts.remove(&(api, target));
         Ok(RekeyUpdate::Complete(result))
     }
@@ -524,10 +544,34 @@ impl Core {
             return Err(rekey_error(err));
         }
         let completed = pending.nonce.clone();
-        self.install_unseal_key(&pending.unseal_key, &pending.root_key, config)
-            .await?;
+        self.install_rekeyed(
+            target,
+            &pending.unseal_key,
+            pending.root_key.as_ref(),
+            config,
+        )
+        .await?;
         attempts.remove(&(api, target));
         Ok(VerifyUpdate::Complete { nonce: completed })
+    }
+
+    /// Installs the new key of a completed attempt.
+    async fn install_rekeyed(
+        &self,
+        target: RekeyTarget,
+        new_key: &SecretBytes,
+        root_key: Option<&SecretBytes>,
+        config: SealConfig,
+    ) -> CoreResult<()> {
+        match (target, root_key) {
+            (RekeyTarget::Barrier, Some(root_key)) => {
+                self.install_unseal_key(new_key, root_key, config).await
+            }
+            (RekeyTarget::Recovery, _) => self.install_recovery_key(new_key, config).await,
+            (RekeyTarget::Barrier, None) => Err(CoreError::Internal(
+                "a barrier rekey lost its root key".to_owned(),
+            )),
+        }
     }
 
     /// Decrypts `core/root-key` with a candidate unseal key.

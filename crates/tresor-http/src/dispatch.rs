@@ -131,7 +131,7 @@ async fn answer(
 }
 
 /// OpenBao serves these with raw HTTP handlers, outside its logical router (and its audit).
-const RAW: [&str; 11] = [
+const RAW: [&str; 14] = [
     "sys/health",
     "sys/seal-status",
     "sys/init",
@@ -143,6 +143,9 @@ const RAW: [&str; 11] = [
     "sys/rekey/init",
     "sys/rekey/update",
     "sys/rekey/verify",
+    "sys/rekey-recovery-key/init",
+    "sys/rekey-recovery-key/update",
+    "sys/rekey-recovery-key/verify",
 ];
 
 fn is_raw(request: &ApiRequest, listener: crate::ListenerOptions) -> bool {
@@ -186,10 +189,19 @@ async fn route(
         };
     }
     if RAW.contains(&bare) {
-        if bare.starts_with("sys/rekey/") && !listener.unauthed_rekey {
+        let legacy_rekey =
+            bare.starts_with("sys/rekey/") || bare.starts_with("sys/rekey-recovery-key/");
+        if legacy_rekey && !listener.unauthed_rekey {
             // OpenBao ≥ 2.5 registers no raw handler then: its logical sys backend answers,
-            // without asking for a token, with a plain (not multi-error) message.
+            // without asking for a token, with a plain (not multi-error) message. It knows
+            // `sys/rekey/*` (405) but has no `sys/rekey-recovery-key/*` path at all (404).
             state.core.active()?;
+            if bare.starts_with("sys/rekey-recovery-key/") {
+                return Err(ApiError::new(
+                    http::StatusCode::NOT_FOUND,
+                    "unsupported path",
+                ));
+            }
             return Err(ApiError::new(
                 http::StatusCode::METHOD_NOT_ALLOWED,
                 "unsupported operation",
@@ -199,7 +211,7 @@ async fn route(
             request.operation = crate::request::Operation::Read;
         }
         request.path = bare.to_owned();
-        if request.path.starts_with("sys/rekey/") {
+        if legacy_rekey {
             sys::rekey::legacy_patch_check(&request)?;
         }
         return match request.path.as_str() {
@@ -210,9 +222,15 @@ async fn route(
             "sys/leader" => sys::leader::handle(state, &request),
             "sys/generate-root/attempt" => sys::generate_root::attempt(state, &request).await,
             "sys/generate-root/update" => sys::generate_root::update(state, &request).await,
-            "sys/rekey/init" => sys::rekey::legacy_init(state, &request).await,
-            "sys/rekey/update" => sys::rekey::legacy_update(state, &request).await,
-            "sys/rekey/verify" => sys::rekey::legacy_verify(state, &request).await,
+            "sys/rekey/init" | "sys/rekey-recovery-key/init" => {
+                sys::rekey::legacy_init(state, &request).await
+            }
+            "sys/rekey/update" | "sys/rekey-recovery-key/update" => {
+                sys::rekey::legacy_update(state, &request).await
+            }
+            "sys/rekey/verify" | "sys/rekey-recovery-key/verify" => {
+                sys::rekey::legacy_verify(state, &request).await
+            }
             _ => sys::seal::seal(state, &request).await,
         };
     }

@@ -97,6 +97,10 @@ impl From<CoreError> for ApiError {
             CoreError::UnsupportedOperation => Self::unsupported_operation(),
             CoreError::UnsupportedPath => Self::unsupported_path(),
             CoreError::Upstream(msg) => Self::new(StatusCode::BAD_GATEWAY, msg),
+            // The seal's failure names the seal and the reason, never key material.
+            CoreError::Seal(msg) | CoreError::SealMismatch(msg) => {
+                Self::new(StatusCode::INTERNAL_SERVER_ERROR, msg)
+            }
             // Worded as OpenBao wraps a backend's error: a one-item Go multi-error.
             CoreError::EngineFailed(msg) => Self::new(
                 StatusCode::INTERNAL_SERVER_ERROR,

@@ -85,6 +85,16 @@ impl Keyring {
         &self.root_key
     }
 
+    /// The same terms under another root key (a seal migration replaces the root key).
+    pub fn with_root_key(&self, root_key: SecretBytes) -> Result<Self, BarrierError> {
+        check_key_len(&root_key)?;
+        Ok(Self {
+            root_key,
+            terms: self.terms.clone(),
+            active_term: self.active_term,
+        })
+    }
+
     pub fn active_term(&self) -> u32 {
         self.active_term
     }

@@ -295,6 +295,36 @@ impl Barrier {
         Ok(status)
     }
 
+    /// Re-encrypts the keyring under `new_root` and writes it in **one** backend transaction
+    /// with `extra` (the records that make the new root key recoverable), then uses it. A
+    /// crash leaves the old keyring and records or the new ones, never a mix.
+    pub async fn replace_root_key(
+        &self,
+        new_root: &SecretBytes,
+        extra: Vec<TxnOp>,
+    ) -> Result<(), BarrierError> {
+        let _lifecycle = self.lifecycle.lock().await;
+        let keyring = self.unsealed()?.keyring.with_root_key(new_root.clone())?;
+        let plaintext = keyring.to_bytes()?;
+        let ciphertext = aead::encrypt(
+            keyring.root_key(),
+            ROOT_KEY_TERM,
+            KEYRING_PATH,
+            plaintext.expose(),
+        )?;
+        let mut ops = vec![TxnOp::Put {
+            key: KEYRING_PATH.to_owned(),
+            value: ciphertext,
+        }];
+        ops.extend(extra);
+        self.backend.transaction(ops).await?;
+        let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
+        if state.is_some() {
+            *state = Some(Unsealed::new(keyring));
+        }
+        Ok(())
+    }
+
     pub fn key_status(&self) -> Result<KeyStatus, BarrierError> {
         status_of(&*self.unsealed()?)
     }

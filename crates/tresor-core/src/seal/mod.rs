@@ -1,17 +1,31 @@
-//! The Shamir seal: how the root key is protected at rest and recovered at unseal.
+//! Seals: how the root key is protected at rest and recovered at unseal.
 //!
-//! Key hierarchy: the *unseal key* (split into shares, never stored) encrypts the *root key*
-//! (stored at `core/root-key`); the root key encrypts the barrier's keyring; keyring terms
-//! encrypt every value. Sealing forgets all of them.
+//! Key hierarchy with the Shamir seal: the *unseal key* (split into shares, never stored)
+//! encrypts the *root key* (stored at `core/root-key`); the root key encrypts the barrier's
+//! keyring; keyring terms encrypt every value. Sealing forgets all of them.
 //!
-//! The seal configuration (`core/seal-config`) is the one record stored in plaintext: it must be
-//! read before any key exists, and it holds only the share count and threshold.
+//! With an auto-unseal seal ([`AutoSeal`]: `transit`, `static`) the seal itself wraps the root
+//! key (`core/sealed-root-key`), so the server unseals without operators. Operators hold
+//! *recovery key* shares instead: the recovery key is wrapped by the seal too
+//! (`core/recovery-key`) and authorises generate-root and recovery rekeys, but it cannot
+//! decrypt anything.
+//!
+//! The seal configurations (`core/seal-config`, `core/recovery-config`) are the only records
+//! stored in plaintext: they must be read before any key exists, and hold only the seal type,
+//! share count and threshold.
 
+mod auto;
 mod config;
 mod progress;
+mod static_key;
+mod unseal;
 
-pub use config::{InitRequest, SealConfig};
+pub use auto::{AutoSeal, SealError, SealKind};
+pub use config::{InitConfig, InitRequest, SealConfig};
 pub use progress::UnsealProgress;
+pub use static_key::{StaticKey, StaticSeal};
+pub(crate) use unseal::check_configured_seal;
+pub use unseal::has_sealed_root_key;
 
 use tresor_sdk::secret::SecretBytes;
 use tresor_storage::Backend;
@@ -22,12 +36,25 @@ use crate::shamir;
 
 pub(crate) const SEAL_CONFIG_PATH: &str = "core/seal-config";
 pub(crate) const ROOT_KEY_PATH: &str = "core/root-key";
+/// The root key wrapped by an auto-unseal seal (OpenBao's "stored keys").
+pub(crate) const SEALED_ROOT_KEY_PATH: &str = "core/sealed-root-key";
+pub(crate) const RECOVERY_CONFIG_PATH: &str = "core/recovery-config";
+/// The recovery key wrapped by the auto-unseal seal.
+pub(crate) const RECOVERY_KEY_PATH: &str = "core/recovery-key";
 
 /// Size of the unseal and root keys (AES-256).
 pub(crate) const KEY_LEN: usize = 32;
 
 pub(crate) async fn read_config(backend: &dyn Backend) -> CoreResult<Option<SealConfig>> {
-    match backend.get(SEAL_CONFIG_PATH).await? {
+    read_config_at(backend, SEAL_CONFIG_PATH).await
+}
+
+pub(crate) async fn read_recovery_config(backend: &dyn Backend) -> CoreResult<Option<SealConfig>> {
+    read_config_at(backend, RECOVERY_CONFIG_PATH).await
+}
+
+async fn read_config_at(backend: &dyn Backend, path: &str) -> CoreResult<Option<SealConfig>> {
+    match backend.get(path).await? {
         None => Ok(None),
         Some(raw) => Ok(Some(serde_json::from_slice(&raw)?)),
     }

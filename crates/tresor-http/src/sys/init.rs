@@ -21,10 +21,6 @@ struct InitBody {
     root_token_pgp_key: Option<String>,
     recovery_shares: Option<i64>,
     recovery_threshold: Option<i64>,
-    #[allow(
-        dead_code,
-        reason = "accepted for compatibility; only useful with recovery shares"
-    )]
     recovery_pgp_keys: Option<Vec<String>>,
     stored_shares: Option<i64>,
 }
@@ -60,12 +56,27 @@ async fn initialize(state: &AppState, request: &ApiRequest) -> Result<Response, 
         .map(|k| hex::encode(k.expose()))
         .collect();
     let keys_base64: Vec<String> = result.keys.iter().map(|k| b64.encode(k.expose())).collect();
-    Ok(json_response(
-        StatusCode::OK,
-        &json!({
-            "keys": keys,
-            "keys_base64": keys_base64,
-            "root_token": result.root_token.expose(),
-        }),
-    ))
+    let mut body = json!({
+        "keys": keys,
+        "keys_base64": keys_base64,
+        "root_token": result.root_token.expose(),
+    });
+    // As OpenBao: present only when recovery shares were made (omitempty).
+    if !result.recovery_keys.is_empty()
+        && let Some(obj) = body.as_object_mut()
+    {
+        let hex_keys: Vec<String> = result
+            .recovery_keys
+            .iter()
+            .map(|k| hex::encode(k.expose()))
+            .collect();
+        let b64_keys: Vec<String> = result
+            .recovery_keys
+            .iter()
+            .map(|k| b64.encode(k.expose()))
+            .collect();
+        obj.insert("recovery_keys".into(), hex_keys.into());
+        obj.insert("recovery_keys_base64".into(), b64_keys.into());
+    }
+    Ok(json_response(StatusCode::OK, &body))
 }

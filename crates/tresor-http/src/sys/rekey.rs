@@ -80,6 +80,12 @@ fn word(err: CoreError, api: RekeyApi, endpoint: Endpoint) -> ApiError {
             StatusCode::BAD_REQUEST,
             "recovery rekeying not supported".to_owned(),
         ),
+        RekeyError::AutoSealBarrier => (
+            StatusCode::BAD_REQUEST,
+            "this server uses an auto-unseal seal and has no unseal key shares to rotate; \
+             rotate the recovery keys instead"
+                .to_owned(),
+        ),
         RekeyError::AlreadyInProgress => (
             StatusCode::BAD_REQUEST,
             if legacy {
@@ -211,8 +217,53 @@ fn encode_keys(result: &RekeyResult) -> (Vec<String>, Vec<String>) {
 
 /// The target named by an authenticated rotate path, and the endpoint under it.
 pub fn rotate_endpoint(path: &str) -> Option<(RekeyTarget, &str)> {
-    let rest = path.strip_prefix("sys/rotate/root/")?;
-    matches!(rest, "init" | "update" | "verify" | "backup").then_some((RekeyTarget::Barrier, rest))
+    let (target, rest) = if let Some(rest) = path.strip_prefix("sys/rotate/root/") {
+        (RekeyTarget::Barrier, rest)
+    } else {
+        (
+            RekeyTarget::Recovery,
+            path.strip_prefix("sys/rotate/recovery/")?,
+        )
+    };
+    matches!(rest, "init" | "update" | "verify" | "backup").then_some((target, rest))
+}
+
+/// The target of a legacy path: `sys/rekey/*` (the barrier) or `sys/rekey-recovery-key/*`.
+pub fn legacy_target(path: &str) -> RekeyTarget {
+    if path.starts_with("sys/rekey-recovery-key/") {
+        RekeyTarget::Recovery
+    } else {
+        RekeyTarget::Barrier
+    }
+}
+
+/// [`word`], with OpenBao's wording for a recovery quorum that does not match.
+fn word_for(err: CoreError, api: RekeyApi, endpoint: Endpoint, target: RekeyTarget) -> ApiError {
+    let legacy = api == RekeyApi::Legacy;
+    match (target, &err) {
+        (RekeyTarget::Recovery, CoreError::Rekey(RekeyError::InvalidConfig(m))) => ApiError::new(
+            if legacy {
+                StatusCode::INTERNAL_SERVER_ERROR
+            } else {
+                StatusCode::BAD_REQUEST
+            },
+            format!("invalid recovery configuration: {m}"),
+        ),
+        (RekeyTarget::Recovery, CoreError::Rekey(RekeyError::NotInProgress))
+            if legacy && endpoint != Endpoint::Verify =>
+        {
+            ApiError::bad_request("no recovery rekey in progress")
+        }
+        (RekeyTarget::Recovery, CoreError::Rekey(RekeyError::InvalidKey)) => ApiError::new(
+            if legacy {
+                StatusCode::INTERNAL_SERVER_ERROR
+            } else {
+                StatusCode::BAD_REQUEST
+            },
+            "recovery key verification failed: recovery key does not match submitted values",
+        ),
+        _ => word(err, api, endpoint),
+    }
 }
 
 fn data_response(data: Map<String, Value>) -> Response {
@@ -311,7 +362,7 @@ pub async fn rotate(
                 request,
                 &[Operation::Read, Operation::Update, Operation::Delete],
             )?;
-            let wording = |e| word(e, api, Endpoint::Init);
+            let wording = |e| word_for(e, api, Endpoint::Init, target);
             let status = match request.operation {
                 Operation::Read => core.rekey_status(api, target).await.map_err(wording)?,
                 Operation::Delete => {
@@ -342,7 +393,7 @@ pub async fn rotate(
             match core
                 .rekey_update(api, target, key, &nonce)
                 .await
-                .map_err(|e| word(e, api, Endpoint::Update))?
+                .map_err(|e| word_for(e, api, Endpoint::Update, target))?
             {
                 RekeyUpdate::Progress(status) => Ok(data_response(rotate_status(&status))),
                 RekeyUpdate::Complete(result) => {
@@ -365,7 +416,7 @@ pub async fn rotate(
                 request,
                 &[Operation::Read, Operation::Update, Operation::Delete],
             )?;
-            let wording = |e| word(e, api, Endpoint::Verify);
+            let wording = |e| word_for(e, api, Endpoint::Verify, target);
             let status = match request.operation {
                 Operation::Read => core
                     .rekey_verify_status(api, target)
@@ -469,29 +520,37 @@ fn legacy_verify_status(status: &VerifyStatus) -> Value {
 }
 
 /// The legacy status read (an uninitialised server is sealed: 503 first, as OpenBao answers).
-async fn legacy_read(state: &AppState, api: RekeyApi) -> Result<Response, ApiError> {
+async fn legacy_read(
+    state: &AppState,
+    api: RekeyApi,
+    target: RekeyTarget,
+) -> Result<Response, ApiError> {
     state.core.active()?;
     if !state.core.is_initialized() {
         return Err(ApiError::bad_request("server is not yet initialized"));
     }
     let status = state
         .core
-        .rekey_status(api, RekeyTarget::Barrier)
+        .rekey_status(api, target)
         .await
-        .map_err(|e| word(e, api, Endpoint::Init))?;
+        .map_err(|e| word_for(e, api, Endpoint::Init, target))?;
     Ok(json_response(StatusCode::OK, &legacy_status(&status)))
 }
 
-async fn legacy_verify_read(state: &AppState, api: RekeyApi) -> Result<Response, ApiError> {
+async fn legacy_verify_read(
+    state: &AppState,
+    api: RekeyApi,
+    target: RekeyTarget,
+) -> Result<Response, ApiError> {
     state.core.active()?;
     if !state.core.is_initialized() {
         return Err(ApiError::bad_request("server is not yet initialized"));
     }
     let status = state
         .core
-        .rekey_verify_status(api, RekeyTarget::Barrier)
+        .rekey_verify_status(api, target)
         .await
-        .map_err(|e| word(e, api, Endpoint::Verify))?;
+        .map_err(|e| word_for(e, api, Endpoint::Verify, target))?;
     Ok(json_response(
         StatusCode::OK,
         &legacy_verify_status(&status),
@@ -526,12 +585,12 @@ pub fn legacy_patch_check(request: &ApiRequest) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// `sys/rekey/init`.
+/// `sys/rekey/init` and `sys/rekey-recovery-key/init`.
 pub async fn legacy_init(state: &AppState, request: &ApiRequest) -> Result<Response, ApiError> {
     let api = RekeyApi::Legacy;
-    let target = RekeyTarget::Barrier;
+    let target = legacy_target(&request.path);
     match request.operation {
-        Operation::Read => legacy_read(state, api).await,
+        Operation::Read => legacy_read(state, api, target).await,
         Operation::Update => {
             let body: InitBody = request.json_go()?;
             let pgp_keys = body.pgp_keys.unwrap_or_default();
@@ -557,32 +616,34 @@ pub async fn legacy_init(state: &AppState, request: &ApiRequest) -> Result<Respo
                 .core
                 .rekey_start(api, target, &start)
                 .await
-                .map_err(|e| word(e, api, Endpoint::Init))?;
-            legacy_read(state, api).await
+                .map_err(|e| word_for(e, api, Endpoint::Init, target))?;
+            legacy_read(state, api, target).await
         }
         Operation::Delete => {
             state
                 .core
                 .rekey_cancel(api, target)
                 .await
-                .map_err(|e| word(e, api, Endpoint::Init))?;
+                .map_err(|e| word_for(e, api, Endpoint::Init, target))?;
             Ok(no_content())
         }
         _ => Err(ApiError::method_not_allowed()),
     }
 }
 
-/// `sys/rekey/update`: OpenBao's handler serves every method.
+/// `sys/rekey/update` and `sys/rekey-recovery-key/update`: OpenBao's handler serves every
+/// method.
 pub async fn legacy_update(state: &AppState, request: &ApiRequest) -> Result<Response, ApiError> {
     let api = RekeyApi::Legacy;
+    let target = legacy_target(&request.path);
     let (key, nonce) = legacy_key(request.json_go()?)?;
     match state
         .core
-        .rekey_update(api, RekeyTarget::Barrier, key, &nonce)
+        .rekey_update(api, target, key, &nonce)
         .await
-        .map_err(|e| word(e, api, Endpoint::Update))?
+        .map_err(|e| word_for(e, api, Endpoint::Update, target))?
     {
-        RekeyUpdate::Progress(_) => legacy_read(state, api).await,
+        RekeyUpdate::Progress(_) => legacy_read(state, api, target).await,
         RekeyUpdate::Complete(result) => {
             let (keys, keys_base64) = encode_keys(&result);
             let mut body = json!({
@@ -607,19 +668,19 @@ pub async fn legacy_update(state: &AppState, request: &ApiRequest) -> Result<Res
     }
 }
 
-/// `sys/rekey/verify`.
+/// `sys/rekey/verify` and `sys/rekey-recovery-key/verify`.
 pub async fn legacy_verify(state: &AppState, request: &ApiRequest) -> Result<Response, ApiError> {
     let api = RekeyApi::Legacy;
-    let target = RekeyTarget::Barrier;
+    let target = legacy_target(&request.path);
     match request.operation {
-        Operation::Read => legacy_verify_read(state, api).await,
+        Operation::Read => legacy_verify_read(state, api, target).await,
         Operation::Delete => {
             state
                 .core
                 .rekey_verify_restart(api, target)
                 .await
-                .map_err(|e| word(e, api, Endpoint::Verify))?;
-            legacy_verify_read(state, api).await
+                .map_err(|e| word_for(e, api, Endpoint::Verify, target))?;
+            legacy_verify_read(state, api, target).await
         }
         Operation::Update => {
             let (key, nonce) = legacy_key(request.json_go()?)?;
@@ -627,9 +688,9 @@ pub async fn legacy_verify(state: &AppState, request: &ApiRequest) -> Result<Res
                 .core
                 .rekey_verify(api, target, key, &nonce)
                 .await
-                .map_err(|e| word(e, api, Endpoint::Verify))?
+                .map_err(|e| word_for(e, api, Endpoint::Verify, target))?
             {
-                VerifyUpdate::Progress(_) => legacy_verify_read(state, api).await,
+                VerifyUpdate::Progress(_) => legacy_verify_read(state, api, target).await,
                 VerifyUpdate::Complete { nonce } => Ok(json_response(
                     StatusCode::OK,
                     &json!({"nonce": nonce, "complete": true}),

@@ -19,22 +19,34 @@ const COMMIT_DATE: &str = env!("TRESOR_COMMIT_DATE");
 
 pub fn seal_status_json(status: &SealStatus) -> Value {
     let mut body = json!({
-        "type": "shamir",
+        "type": status.seal_type.as_str(),
         "initialized": status.initialized,
         "sealed": status.sealed,
         "t": status.threshold,
         "n": status.shares,
         "progress": status.progress,
         "nonce": status.nonce,
-        "recovery_seal": false,
+        "recovery_seal": status.recovery_seal,
         "version": status.version,
         "commit_date": COMMIT_DATE,
-        "migration": false,
+        "migration": status.migration,
         "storage_type": status.storage_type,
     });
-    if let (Some(cluster), Some(obj)) = (&status.cluster, body.as_object_mut()) {
+    let Some(obj) = body.as_object_mut() else {
+        return body;
+    };
+    if let Some(cluster) = &status.cluster {
         obj.insert("cluster_name".into(), cluster.name.clone().into());
         obj.insert("cluster_id".into(), cluster.id.clone().into());
+    }
+    if status.recovery_seal {
+        // OpenBao's recovery shares are always Shamir shares.
+        obj.insert("recovery_seal_type".into(), "shamir".into());
+    }
+    // OpenBao keeps `warnings` (omitempty) for compatibility; Tresor says there why an
+    // auto-unseal seal left the server sealed.
+    if let Some(error) = &status.seal_error {
+        obj.insert("warnings".into(), json!([error]));
     }
     body
 }
@@ -49,10 +61,6 @@ pub async fn status(state: &AppState, request: &ApiRequest) -> Result<Response, 
 struct UnsealBody {
     key: Option<SecretString>,
     reset: Option<bool>,
-    #[allow(
-        dead_code,
-        reason = "accepted for compatibility; seal migration is not supported"
-    )]
     migrate: Option<bool>,
 }
 
@@ -67,7 +75,10 @@ pub async fn unseal(state: &AppState, request: &ApiRequest) -> Result<Response, 
                 "'key' must be specified in request body as JSON, or 'reset' set to true",
             )
         })?;
-        state.core.unseal(decode_key(key.expose())?).await?
+        state
+            .core
+            .unseal_with(decode_key(key.expose())?, body.migrate == Some(true))
+            .await?
     };
     Ok(json_response(StatusCode::OK, &seal_status_json(&status)))
 }

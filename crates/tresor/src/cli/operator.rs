@@ -9,19 +9,26 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use super::block_on;
-use super::output::{print_json, print_table, scalar};
+use super::output::{print_json, print_table, scalar, wrap};
 use crate::client::{Client, ClientArgs};
 
 #[derive(Debug, Subcommand)]
 pub enum OperatorCommand {
     /// Initialise the server: create the unseal key shares and the root token.
     Init {
-        /// Number of key shares to split the unseal key into.
-        #[arg(long = "key-shares", default_value_t = 5)]
-        key_shares: u32,
-        /// Number of shares required to unseal.
-        #[arg(long = "key-threshold", default_value_t = 3)]
-        key_threshold: u32,
+        /// Number of key shares to split the unseal key into (5 with the Shamir seal; none
+        /// with an auto-unseal seal).
+        #[arg(long = "key-shares")]
+        key_shares: Option<u32>,
+        /// Number of shares required to unseal (3 with the Shamir seal).
+        #[arg(long = "key-threshold")]
+        key_threshold: Option<u32>,
+        /// Auto-unseal seals: number of recovery key shares.
+        #[arg(long = "recovery-shares", default_value_t = 5)]
+        recovery_shares: u32,
+        /// Auto-unseal seals: number of recovery key shares required to use the recovery key.
+        #[arg(long = "recovery-threshold", default_value_t = 3)]
+        recovery_threshold: u32,
         /// Only report whether the server is initialised (exit 0 yes, 2 no).
         #[arg(long = "status")]
         status: bool,
@@ -52,8 +59,18 @@ pub fn run(command: OperatorCommand, args: &ClientArgs) -> Result<ExitCode> {
             OperatorCommand::Init {
                 key_shares,
                 key_threshold,
+                recovery_shares,
+                recovery_threshold,
                 status,
-            } => init(&client, key_shares, key_threshold, status, json_out).await,
+            } => {
+                let request = InitFlags {
+                    shares: key_shares,
+                    threshold: key_threshold,
+                    recovery_shares,
+                    recovery_threshold,
+                };
+                init(&client, request, status, json_out).await
+            }
             OperatorCommand::Unseal { key, reset } => unseal(&client, key, reset, json_out).await,
             OperatorCommand::Seal => {
                 client.call(Method::PUT, "sys/seal", None).await?;
@@ -70,13 +87,43 @@ pub fn run(command: OperatorCommand, args: &ClientArgs) -> Result<ExitCode> {
     })?
 }
 
+/// `operator init`'s share flags, as given.
+struct InitFlags {
+    shares: Option<u32>,
+    threshold: Option<u32>,
+    recovery_shares: u32,
+    recovery_threshold: u32,
+}
+
 async fn init(
     client: &Client,
-    shares: u32,
-    threshold: u32,
+    flags: InitFlags,
     status_only: bool,
     json_out: bool,
 ) -> Result<ExitCode> {
+    // As bao: the seal decides the defaults. With the Shamir seal the unseal shares default
+    // to 5/3 and recovery flags are dropped; with an auto-unseal seal only given unseal share
+    // flags are sent (and refused by the server).
+    let seal_status = client.call(Method::GET, "sys/seal-status", None).await?;
+    let recovery_seal = seal_status
+        .get("recovery_seal")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let (shares, threshold, recovery_shares, recovery_threshold) = if recovery_seal {
+        (
+            flags.shares.unwrap_or(0),
+            flags.threshold.unwrap_or(0),
+            flags.recovery_shares,
+            flags.recovery_threshold,
+        )
+    } else {
+        (
+            flags.shares.filter(|n| *n != 0).unwrap_or(5),
+            flags.threshold.filter(|n| *n != 0).unwrap_or(3),
+            0,
+            0,
+        )
+    };
     if status_only {
         let body = client.call(Method::GET, "sys/init", None).await?;
         let initialized = body
@@ -94,7 +141,12 @@ async fn init(
         .call(
             Method::PUT,
             "sys/init",
-            Some(&json!({ "secret_shares": shares, "secret_threshold": threshold })),
+            Some(&json!({
+                "secret_shares": shares,
+                "secret_threshold": threshold,
+                "recovery_shares": recovery_shares,
+                "recovery_threshold": recovery_threshold,
+            })),
         )
         .await?;
     let strings = |key: &str| -> Vec<String> {
@@ -110,20 +162,28 @@ async fn init(
     };
     let keys_b64 = strings("keys_base64");
     let keys_hex = strings("keys");
+    let recovery_b64 = strings("recovery_keys_base64");
+    let recovery_hex = strings("recovery_keys");
     let root = body
         .get("root_token")
         .and_then(Value::as_str)
         .unwrap_or_default();
     if json_out {
+        // bao's machineInit: without unseal keys (an auto-unseal seal) it reports 1/1.
+        let (unseal_shares, unseal_threshold) = if keys_hex.is_empty() {
+            (1, 1)
+        } else {
+            (shares, threshold)
+        };
         print_json(&json!({
             "unseal_keys_b64": keys_b64,
             "unseal_keys_hex": keys_hex,
-            "unseal_shares": shares,
-            "unseal_threshold": threshold,
-            "recovery_keys_b64": [],
-            "recovery_keys_hex": [],
-            "recovery_keys_shares": 0,
-            "recovery_keys_threshold": 0,
+            "unseal_shares": unseal_shares,
+            "unseal_threshold": unseal_threshold,
+            "recovery_keys_b64": recovery_b64,
+            "recovery_keys_hex": recovery_hex,
+            "recovery_keys_shares": recovery_shares,
+            "recovery_keys_threshold": recovery_threshold,
             "root_token": root,
         }));
         return Ok(ExitCode::SUCCESS);
@@ -131,15 +191,53 @@ async fn init(
     for (i, key) in keys_b64.iter().enumerate() {
         println!("Unseal Key {}: {key}", i + 1);
     }
+    for (i, key) in recovery_b64.iter().enumerate() {
+        println!("Recovery Key {}: {key}", i + 1);
+    }
     println!();
     println!("Initial Root Token: {root}");
-    println!();
-    println!(
-        "Vault initialized with {shares} key shares and a key threshold of {threshold}. Please\n\
-         securely distribute the key shares printed above. When the Vault is re-sealed,\n\
-         restarted, or stopped, you must supply at least {threshold} of these keys to unseal it\n\
-         before it can start servicing requests."
-    );
+    if keys_b64.is_empty() {
+        println!();
+        println!("Success! Vault is initialized");
+    } else {
+        println!();
+        println!(
+            "{}",
+            wrap(&format!(
+                "Vault initialized with {shares} key shares and a key threshold of {threshold}. \
+                 Please securely distribute the key shares printed above. When the Vault is \
+                 re-sealed, restarted, or stopped, you must supply at least {threshold} of these \
+                 keys to unseal it before it can start servicing requests."
+            ))
+        );
+        println!();
+        println!(
+            "{}",
+            wrap(&format!(
+                "Vault does not store the generated root key. Without at least {threshold} keys \
+                 to reconstruct the root key, Vault will remain permanently sealed!"
+            ))
+        );
+        println!();
+        println!(
+            "{}",
+            wrap(
+                "It is possible to generate new unseal keys, provided you have a quorum of \
+                 existing unseal keys shares. See \"bao operator rotate-keys\" for more \
+                 information."
+            )
+        );
+    }
+    if !recovery_b64.is_empty() {
+        println!();
+        println!(
+            "{}",
+            wrap(&format!(
+                "Recovery key initialized with {recovery_shares} key shares and a key threshold \
+                 of {recovery_threshold}. Please securely distribute the key shares printed above."
+            ))
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -196,19 +294,34 @@ fn print_status(status: &Value, json_out: bool) {
         .get("sealed")
         .and_then(Value::as_bool)
         .unwrap_or(true);
-    let mut rows = vec![
-        ("Seal Type", get("type")),
-        ("Initialized", get("initialized")),
-        ("Sealed", get("sealed")),
-        ("Total Shares", get("n")),
-        ("Threshold", get("t")),
-    ];
+    let recovery = status
+        .get("recovery_seal")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let mut rows = vec![("Seal Type", get("type"))];
+    if recovery {
+        rows.push(("Recovery Seal Type", get("recovery_seal_type")));
+    }
+    rows.push(("Initialized", get("initialized")));
+    rows.push(("Sealed", get("sealed")));
+    rows.push((
+        if recovery {
+            "Total Recovery Shares"
+        } else {
+            "Total Shares"
+        },
+        get("n"),
+    ));
+    rows.push(("Threshold", get("t")));
     if sealed {
         rows.push((
             "Unseal Progress",
             format!("{}/{}", get("progress"), get("t")),
         ));
         rows.push(("Unseal Nonce", get("nonce")));
+    }
+    if status.get("migration").and_then(Value::as_bool) == Some(true) {
+        rows.push(("Seal Migration in Progress", "true".to_owned()));
     }
     rows.push(("Version", get("version")));
     rows.push(("Build Date", get("commit_date")));

@@ -354,28 +354,41 @@ async fn provide(client: &Client, args: RekeyArgs, base: &str, format: &Format) 
         println!("Operation nonce: {n}");
     }
     let (n, t) = (scalar(current.get("n")), scalar(current.get("t")));
+    // bao words the recovery target's messages on its own.
+    let recovery = base == "sys/rotate/recovery";
     println!();
     if *field(&current, "verification_required") == json!(true) {
-        println!(
-            "{}",
-            wrap(&format!(
+        let created = if recovery {
+            format!(
+                "OpenBao has created a new recovery key, split into {n} key shares and a key \
+                 threshold of {t}. These will not be active until after verification is \
+                 complete. Please securely distribute the key shares printed above."
+            )
+        } else {
+            format!(
                 "OpenBao has created a new unseal key, split into {n} key shares and a key \
                  threshold of {t}. These will not be active until after verification is \
                  complete. Please securely distribute the key shares printed above. When  \
                  OpenBao is re-sealed, restarted, or stopped, you must supply at least {t} of \
                  these keys to unseal it before it can start servicing requests."
-            ))
-        );
+            )
+        };
+        println!("{}", wrap(&created));
         println!();
         eprintln!(
             "{}",
-            wrap(
+            wrap(&format!(
                 "Again, these key shares are _not_ valid until verification is performed. Do \
                  not lose or discard your current key shares until after verification is \
-                 complete or you will be unable to unseal OpenBao. If you cancel the rekey \
+                 complete or you will be unable to {} OpenBao. If you cancel the rekey \
                  process or seal OpenBao before verification is complete the new shares will \
-                 be discarded and the current shares will remain valid."
-            )
+                 be discarded and the current shares will remain valid.",
+                if recovery {
+                    "authenticate with"
+                } else {
+                    "unseal"
+                }
+            ))
         );
         println!();
         eprintln!(
@@ -385,14 +398,19 @@ async fn provide(client: &Client, args: RekeyArgs, base: &str, format: &Format) 
         println!();
         return status(client, base, true, format).await;
     }
-    println!(
-        "{}",
-        wrap(&format!(
+    let done = if recovery {
+        format!(
+            "OpenBao recovery keys rekeyed to {n} key shares and a key threshold of {t}. Please \
+             securely distribute the key shares printed above."
+        )
+    } else {
+        format!(
             "OpenBao unseal keys rekeyed to {n} key shares and a key threshold of {t}. Please \
              securely distribute the key shares printed above. When OpenBao is re-sealed, \
              restarted, or stopped, you must supply at least {t} of these keys to unseal it \
              before it can start servicing requests."
-        ))
-    );
+        )
+    };
+    println!("{}", wrap(&done));
     ExitCode::SUCCESS
 }

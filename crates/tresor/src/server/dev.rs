@@ -61,6 +61,7 @@ pub fn config(args: &ServerArgs) -> Result<ServerConfig> {
             prometheus_retention_time: tresor_config::TelemetryConfig::DEFAULT_PROMETHEUS_RETENTION,
             disable_hostname: true,
         }),
+        seals: Vec::new(),
     })
 }
 

@@ -3,6 +3,8 @@
 
 mod dev;
 mod listen;
+mod seal;
+mod seal_transit;
 mod service;
 mod watch;
 
@@ -197,6 +199,8 @@ async fn serve(config: ServerConfig, args: ServerArgs, started: Instant) -> Resu
             "lease revocation is paused (lease_revocation_paused / {PAUSE_ENV}): expired leases and tokens are kept until it is lifted"
         );
     }
+    let auto_seal = seal::configured(&config.seals)?;
+    let seal_type = auto_seal.as_ref().map_or("shamir", |s| s.kind().as_str());
     let core = Core::new(
         backend.clone(),
         CoreOptions {
@@ -211,10 +215,15 @@ async fn serve(config: ServerConfig, args: ServerArgs, started: Instant) -> Resu
             // Dev mode also allows it (OpenBao's dev mode does not; see docs/audit.md).
             allow_api_audit_creation: config.unsafe_allow_api_audit_creation || args.dev,
             allow_audit_log_prefixing: config.allow_audit_log_prefixing,
+            seal: auto_seal,
         },
     )
     .await
     .context("starting the core")?;
+    // Auto-unseal runs beside the listeners: while the seal fails, sys/seal-status already
+    // answers and says why.
+    let unsealer = core.clone();
+    tokio::spawn(async move { unsealer.start_auto_unseal().await });
     reopen_audit_on_sighup(&core);
     let dev_outcome = if args.dev {
         let outcome = dev::bootstrap(&core, &args, &config).await?;
@@ -260,6 +269,7 @@ async fn serve(config: ServerConfig, args: ServerArgs, started: Instant) -> Resu
             bound.describe()
         );
     }
+    println!("{:>24}: {}", "Seal Type", seal_type);
     println!("{:>24}: {}", "Storage", backend.storage_type());
     println!("{:>24}: Tresor v{}", "Version", env!("CARGO_PKG_VERSION"));
     println!("\n==> Tresor server started! Log data will stream in below:\n");

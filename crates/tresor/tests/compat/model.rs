@@ -19,6 +19,9 @@
 //!   "listener": {"key": "value"},          // optional: extra `listener "tcp"` settings for
 //!                                          // both servers (e.g. `disable_unauthed_rekey_endpoints`);
 //!                                          // "fresh" only
+//!   "seal": "static",                      // optional: both fresh servers auto-unseal with the
+//!                                          // same `seal "static"` key (recovery keys instead
+//!                                          // of unseal keys); "fresh" only
 //!   "steps": [ STEP, … ]
 //! }
 //! ```
@@ -72,6 +75,8 @@ pub struct Scenario {
     pub postgres: bool,
     /// Extra HCL lines for the `listener "tcp"` block of both fresh servers.
     pub listener: String,
+    /// Extra top-level HCL for both fresh servers (a `seal` block).
+    pub config: String,
     pub steps: Vec<Step>,
 }
 
@@ -178,6 +183,8 @@ struct ScenarioFile {
     postgres: bool,
     #[serde(default)]
     listener: BTreeMap<String, String>,
+    #[serde(default)]
+    seal: Option<String>,
     steps: Vec<StepFile>,
 }
 
@@ -274,9 +281,19 @@ fn load(file: &Path) -> Result<Scenario, String> {
         .iter()
         .map(|(k, v)| format!("  {k} = {v}\n"))
         .collect();
+    let config = match raw.seal.as_deref() {
+        None => String::new(),
+        Some(_) if raw.server != ServerKind::Fresh => {
+            return Err(at("a seal applies to \"fresh\" servers only".into()));
+        }
+        // A fixed test key: both servers wrap their root keys with it.
+        Some("static") => "seal \"static\" {\n  current_key_id = \"compat-1\"\n  current_key    = \"000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\"\n}\n".to_owned(),
+        Some(other) => return Err(at(format!("unknown seal {other:?}; only \"static\""))),
+    };
     Ok(Scenario {
         name: raw.name,
         listener,
+        config,
         server: raw.server,
         client: raw.client,
         kube_apiserver: raw.kube_apiserver,

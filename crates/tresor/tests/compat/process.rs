@@ -81,20 +81,21 @@ impl ServerProcess {
 }
 
 /// Starts a server of `flavor` and `kind`; `dir` holds its config and log. `listener`: extra
-/// HCL lines for a fresh server's listener block.
+/// HCL lines for a fresh server's listener block; `config`: extra top-level HCL for it.
 pub fn start(
     flavor: Flavor,
     kind: ServerKind,
     bao: &Path,
     dir: &Path,
     listener: &str,
+    config: &str,
 ) -> Result<ServerProcess, String> {
     match flavor {
-        Flavor::Tresor => start_tresor(kind, dir, listener),
+        Flavor::Tresor => start_tresor(kind, dir, listener, config),
         Flavor::OpenBao => {
             let mut last = String::new();
             for attempt in 1..=BAO_ATTEMPTS {
-                match start_bao(kind, bao, dir, attempt, listener) {
+                match start_bao(kind, bao, dir, attempt, listener, config) {
                     Ok(server) => return Ok(server),
                     Err(e) => last = e,
                 }
@@ -105,7 +106,12 @@ pub fn start(
 }
 
 /// Tresor binds port 0 and prints the address it got, so no port needs choosing.
-fn start_tresor(kind: ServerKind, dir: &Path, listener: &str) -> Result<ServerProcess, String> {
+fn start_tresor(
+    kind: ServerKind,
+    dir: &Path,
+    listener: &str,
+    extra: &str,
+) -> Result<ServerProcess, String> {
     let mut args = vec!["server".to_owned()];
     match kind {
         ServerKind::Dev => args.extend([
@@ -117,7 +123,7 @@ fn start_tresor(kind: ServerKind, dir: &Path, listener: &str) -> Result<ServerPr
         ]),
         ServerKind::Fresh => {
             let config = dir.join("tresor.hcl");
-            write(&config, &fresh_config("127.0.0.1:0", None, listener))?;
+            write(&config, &fresh_config("127.0.0.1:0", None, listener, extra))?;
             args.push(format!("-config={}", config.display()));
         }
     }
@@ -142,6 +148,7 @@ fn start_bao(
     dir: &Path,
     attempt: usize,
     listener: &str,
+    extra: &str,
 ) -> Result<ServerProcess, String> {
     let port = free_port_pair()?;
     let listen = format!("127.0.0.1:{port}");
@@ -166,7 +173,7 @@ fn start_bao(
             let config = dir.join(format!("openbao-{attempt}.hcl"));
             write(
                 &config,
-                &fresh_config(&listen, Some("127.0.0.1:0"), listener),
+                &fresh_config(&listen, Some("127.0.0.1:0"), listener, extra),
             )?;
             command.arg(format!("-config={}", config.display()));
         }
@@ -189,12 +196,17 @@ fn start_bao(
 }
 
 /// The HCL both servers accept for an uninitialised in-memory server.
-fn fresh_config(address: &str, cluster_address: Option<&str>, listener: &str) -> String {
+fn fresh_config(
+    address: &str,
+    cluster_address: Option<&str>,
+    listener: &str,
+    extra: &str,
+) -> String {
     let cluster = cluster_address
         .map(|c| format!("  cluster_address = \"{c}\"\n"))
         .unwrap_or_default();
     format!(
-        "storage \"inmem\" {{}}\n\nlistener \"tcp\" {{\n  address = \"{address}\"\n{cluster}  tls_disable = true\n{listener}}}\n"
+        "storage \"inmem\" {{}}\n\nlistener \"tcp\" {{\n  address = \"{address}\"\n{cluster}  tls_disable = true\n{listener}}}\n{extra}"
     )
 }
 

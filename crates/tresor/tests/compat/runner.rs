@@ -101,6 +101,7 @@ pub async fn run(ctx: Arc<Context>, scenario: Arc<Scenario>) -> Outcome {
         scenario.server,
         dir.path().to_path_buf(),
         &scenario.listener,
+        &scenario.config,
     )
     .await
     {
@@ -232,6 +233,7 @@ async fn start_both(
     kind: ServerKind,
     dir: PathBuf,
     listener: &str,
+    config: &str,
 ) -> Result<(Side, Side), String> {
     let side = |label: Flavor| {
         // The Tresor side runs OpenBao too with TRESOR_COMPAT_BOTH_OPENBAO.
@@ -243,9 +245,10 @@ async fn start_both(
         let bao = ctx.bao.clone();
         let dir = dir.join(label.label());
         let listener = listener.to_owned();
+        let config = config.to_owned();
         tokio::task::spawn_blocking(move || -> Result<Side, String> {
             std::fs::create_dir_all(dir.join("home")).map_err(|e| e.to_string())?;
-            let server = process::start(flavor, kind, &bao, &dir, &listener)
+            let server = process::start(flavor, kind, &bao, &dir, &listener, &config)
                 .map_err(|e| format!("{} did not start: {e}", label.label()))?;
             let mut vars = Vars::new();
             vars.insert("addr".into(), server.addr.clone());

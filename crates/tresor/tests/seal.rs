@@ -1,0 +1,805 @@
+//! Auto-unseal against real processes: server B's root key wrapped by server A's transit key
+//! (A a Tresor, then the real OpenBao), restarts without operator action, a sealed or
+//! unreachable A (B starts sealed and says which seal failed and why, then recovers by
+//! itself), the static seal, recovery keys for generate-root, and `operator init
+//! -recovery-shares`.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "tests"
+)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Server, raw};
+use serde_json::{Value, json};
+
+const ROOT: &str = "root";
+
+/// A config for a server with an embedded store in `dir` and extra top-level HCL (a seal).
+fn config_with(dir: &Path, name: &str, extra: &str) -> PathBuf {
+    let path = dir.join(format!("{name}.hcl"));
+    std::fs::write(
+        &path,
+        format!(
+            "storage \"embedded\" {{\n  path = \"{}\"\n}}\n\nlistener \"tcp\" {{\n  address     = \"127.0.0.1:0\"\n  tls_disable = true\n}}\n\n{extra}",
+            dir.join(format!("{name}.redb")).display()
+        ),
+    )
+    .unwrap();
+    path
+}
+
+fn start(config: &Path, dir: &Path) -> Server {
+    Server::start(&["server", &format!("-config={}", config.display())], dir)
+}
+
+fn transit_stanza(address: &str, token: &str) -> String {
+    format!(
+        "seal \"transit\" {{\n  address    = \"{address}\"\n  token      = \"{token}\"\n  key_name   = \"autounseal\"\n  mount_path = \"transit/\"\n}}\n"
+    )
+}
+
+async fn seal_status(server: &Server) -> Value {
+    let (status, body) = raw(server, "GET", "sys/seal-status", None, None).await;
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+/// Polls `sys/seal-status` until `done` holds (20 s at most); returns the last answer.
+async fn wait_status(server: &Server, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let status = seal_status(server).await;
+        if done(&status) {
+            return status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}: {status}\nlog:\n{}",
+            server.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn wait_unsealed(server: &Server) -> Value {
+    wait_status(server, "unsealed", |s| s["sealed"] == false).await
+}
+
+/// Waits until a failed auto-unseal attempt is reported.
+async fn wait_seal_warning(server: &Server) -> String {
+    let status = wait_status(server, "a seal warning", |s| s["warnings"].is_array()).await;
+    assert_eq!(status["sealed"], true);
+    status["warnings"][0].as_str().unwrap().to_owned()
+}
+
+/// `sys/init` with recovery shares: (recovery keys in hex, root token).
+async fn init_recovery(server: &Server, n: u8, t: u8) -> (Vec<String>, String) {
+    let (status, body) = raw(
+        server,
+        "PUT",
+        "sys/init",
+        None,
+        Some(json!({"recovery_shares": n, "recovery_threshold": t})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["keys"],
+        json!([]),
+        "an auto seal hands out no unseal keys"
+    );
+    assert_eq!(body["keys_base64"], json!([]));
+    let keys: Vec<String> = body["recovery_keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k.as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(keys.len(), usize::from(n));
+    assert_eq!(
+        body["recovery_keys_base64"].as_array().unwrap().len(),
+        usize::from(n)
+    );
+    (keys, body["root_token"].as_str().unwrap().to_owned())
+}
+
+/// A transit engine at `transit/` with the key `autounseal`, on any Vault-API server.
+async fn transit_key(http: &reqwest::Client, addr: &str, token: &str) {
+    let mount = http
+        .post(format!("{addr}/v1/sys/mounts/transit"))
+        .header("X-Vault-Token", token)
+        .json(&json!({"type": "transit"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        mount.status().is_success(),
+        "{}",
+        mount.text().await.unwrap()
+    );
+    let key = http
+        .post(format!("{addr}/v1/transit/keys/autounseal"))
+        .header("X-Vault-Token", token)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert!(key.status().is_success(), "{}", key.text().await.unwrap());
+}
+
+/// A Tresor server A with its own Shamir seal (one share), initialised and unsealed, with
+/// the transit key: (server, its unseal key, its root token).
+async fn transit_server_a(dir: &Path, config: &Path) -> (Server, String, String) {
+    let a = start(config, dir);
+    let (status, body) = raw(
+        &a,
+        "PUT",
+        "sys/init",
+        None,
+        Some(json!({"secret_shares": 1, "secret_threshold": 1})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let key = body["keys"][0].as_str().unwrap().to_owned();
+    let root = body["root_token"].as_str().unwrap().to_owned();
+    let (status, body) = raw(&a, "PUT", "sys/unseal", None, Some(json!({"key": key}))).await;
+    assert_eq!(status, 200, "{body}");
+    transit_key(&common::http(), &a.addr, &root).await;
+    (a, key, root)
+}
+
+async fn write_secret(server: &Server, token: &str) {
+    let (status, body) = raw(
+        server,
+        "POST",
+        "sys/mounts/kv",
+        Some(token),
+        Some(json!({"type": "kv", "options": {"version": "1"}})),
+    )
+    .await;
+    assert_eq!(status, 204, "{body}");
+    let (status, body) = raw(
+        server,
+        "PUT",
+        "kv/app",
+        Some(token),
+        Some(json!({"password": "kept-across-restarts"})),
+    )
+    .await;
+    assert_eq!(status, 204, "{body}");
+}
+
+async fn read_secret(server: &Server, token: &str) -> Value {
+    let (status, body) = raw(server, "GET", "kv/app", Some(token), None).await;
+    assert_eq!(status, 200, "{body}");
+    body["data"]["password"].clone()
+}
+
+#[tokio::test]
+async fn b_auto_unseals_with_a_tresors_transit_key_restarts_unsealed_and_waits_out_a_sealed_a() {
+    let dir = tempfile::tempdir().unwrap();
+    let a_config = config_with(dir.path(), "a", "");
+    let (a, a_key, a_root) = transit_server_a(dir.path(), &a_config).await;
+
+    let b_config = config_with(dir.path(), "b", &transit_stanza(&a.addr, &a_root));
+    let b = start(&b_config, dir.path());
+    assert!(
+        b.stdout_containing("Seal Type")
+            .contains("Seal Type: transit")
+    );
+    let status = seal_status(&b).await;
+    assert_eq!(status["type"], "transit");
+    assert_eq!(status["initialized"], false);
+    assert_eq!(status["recovery_seal"], true);
+
+    // Share parameters belong to Shamir seals.
+    let (code, body) = raw(
+        &b,
+        "PUT",
+        "sys/init",
+        None,
+        Some(json!({"secret_shares": 5, "secret_threshold": 3})),
+    )
+    .await;
+    assert_eq!(code, 400);
+    assert_eq!(
+        body["errors"][0],
+        "parameters secret_shares,secret_threshold not applicable to seal type transit"
+    );
+    let (code, body) = raw(
+        &b,
+        "PUT",
+        "sys/init",
+        None,
+        Some(json!({"recovery_shares": 2, "recovery_threshold": 3})),
+    )
+    .await;
+    assert_eq!(code, 400);
+    assert_eq!(
+        body["errors"][0],
+        "invalid recovery configuration: threshold cannot be larger than shares"
+    );
+
+    let (_recovery, root) = init_recovery(&b, 3, 2).await;
+    let status = wait_unsealed(&b).await;
+    assert_eq!(status["type"], "transit");
+    assert_eq!(status["recovery_seal"], true);
+    assert_eq!(status["recovery_seal_type"], "shamir");
+    assert_eq!(
+        (status["t"].clone(), status["n"].clone()),
+        (json!(2), json!(3))
+    );
+    write_secret(&b, &root).await;
+
+    // Restart: unsealed again with no operator action, data intact.
+    drop(b);
+    let b = start(&b_config, dir.path());
+    wait_unsealed(&b).await;
+    assert_eq!(read_secret(&b, &root).await, "kept-across-restarts");
+
+    // A sealed: B starts sealed and says which seal failed and why …
+    drop(b);
+    let (code, body) = raw(&a, "PUT", "sys/seal", Some(&a_root), None).await;
+    assert_eq!(code, 204, "{body}");
+    let b = start(&b_config, dir.path());
+    let warning = wait_seal_warning(&b).await;
+    assert!(warning.contains("transit seal"), "{warning}");
+    assert!(warning.contains(&a.addr), "{warning}");
+    assert!(warning.contains("503"), "{warning}");
+    assert!(warning.contains("sealed"), "{warning}");
+    let (code, _) = raw(&b, "GET", "kv/app", Some(&root), None).await;
+    assert_eq!(code, 503, "B is sealed");
+    assert!(
+        b.log_text().contains("auto-unseal failed"),
+        "{}",
+        b.log_text()
+    );
+    assert!(
+        !b.log_text().contains(&a_root),
+        "the seal token is never logged"
+    );
+
+    // … and unseals by itself once A is back.
+    let (code, body) = raw(&a, "PUT", "sys/unseal", None, Some(json!({"key": a_key}))).await;
+    assert_eq!(code, 200, "{body}");
+    let status = wait_unsealed(&b).await;
+    assert!(status.get("warnings").is_none(), "{status}");
+    assert_eq!(read_secret(&b, &root).await, "kept-across-restarts");
+
+    // A gone: B starts sealed and says it cannot reach A.
+    drop(b);
+    drop(a);
+    let b = start(&b_config, dir.path());
+    let warning = wait_seal_warning(&b).await;
+    assert!(warning.contains("transit seal"), "{warning}");
+    assert!(warning.contains("cannot reach"), "{warning}");
+}
+
+#[tokio::test]
+async fn a_bad_seal_token_is_reported_and_the_configuration_must_match_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let a_config = config_with(dir.path(), "a", "");
+    let (a, _a_key, a_root) = transit_server_a(dir.path(), &a_config).await;
+    let b_config = config_with(dir.path(), "b", &transit_stanza(&a.addr, &a_root));
+    let b = start(&b_config, dir.path());
+    init_recovery(&b, 1, 1).await;
+    wait_unsealed(&b).await;
+    drop(b);
+
+    let bad = config_with(dir.path(), "b", &transit_stanza(&a.addr, "s.not-a-token"));
+    let b = start(&bad, dir.path());
+    let warning = wait_seal_warning(&b).await;
+    assert!(warning.contains("403"), "{warning}");
+    assert!(warning.contains("token"), "{warning}");
+    drop(b);
+
+    // The store is transit-sealed: a config without the stanza is refused at start.
+    let shamir = config_with(dir.path(), "b", "");
+    let out = Command::new(common::BIN)
+        .args(["server", &format!("-config={}", shamir.display())])
+        .env("HOME", dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("sealed by a transit seal") && stderr.contains("no seal stanza"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn recovery_keys_generate_a_root_token_and_unseal_after_a_manual_seal() {
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("unseal.key");
+    std::fs::write(&key_file, [42u8; 32]).unwrap();
+    let stanza = format!(
+        "seal \"static\" {{\n  current_key_id = \"k1\"\n  current_key    = \"file://{}\"\n}}\n",
+        key_file.display()
+    );
+    let config = config_with(dir.path(), "s", &stanza);
+    let server = start(&config, dir.path());
+    let (recovery, root) = init_recovery(&server, 3, 2).await;
+    let status = wait_unsealed(&server).await;
+    assert_eq!(status["type"], "static");
+
+    // generate-root takes recovery shares.
+    let (code, body) = raw(
+        &server,
+        "PUT",
+        "sys/generate-root/attempt",
+        None,
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["required"], 2);
+    let nonce = body["nonce"].as_str().unwrap().to_owned();
+    let otp = body["otp"].as_str().unwrap().to_owned();
+    let (code, body) = raw(
+        &server,
+        "PUT",
+        "sys/generate-root/update",
+        None,
+        Some(json!({"key": recovery[0], "nonce": nonce})),
+    )
+    .await;
+    assert_eq!((code, body["progress"].clone()), (200, json!(1)), "{body}");
+    let (code, body) = raw(
+        &server,
+        "PUT",
+        "sys/generate-root/update",
+        None,
+        Some(json!({"key": recovery[2], "nonce": nonce})),
+    )
+    .await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["complete"], true);
+    let token =
+        tresor_core::generate_root::decode_token(body["encoded_token"].as_str().unwrap(), &otp)
+            .unwrap();
+    let (code, body) = raw(&server, "GET", "auth/token/lookup-self", Some(&token), None).await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["data"]["policies"], json!(["root"]));
+
+    // Wrong recovery shares are refused.
+    let (code, _) = raw(&server, "DELETE", "sys/generate-root/attempt", None, None).await;
+    assert_eq!(code, 204);
+    let (code, body) = raw(
+        &server,
+        "PUT",
+        "sys/generate-root/attempt",
+        None,
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(code, 200, "{body}");
+    let nonce = body["nonce"].as_str().unwrap().to_owned();
+    let mut forged = hex::decode(&recovery[1]).unwrap();
+    forged[0] ^= 1;
+    let (code, _) = raw(
+        &server,
+        "PUT",
+        "sys/generate-root/update",
+        None,
+        Some(json!({"key": recovery[0], "nonce": nonce})),
+    )
+    .await;
+    assert_eq!(code, 200);
+    let (code, body) = raw(
+        &server,
+        "PUT",
+        "sys/generate-root/update",
+        None,
+        Some(json!({"key": hex::encode(forged), "nonce": nonce})),
+    )
+    .await;
+    assert_eq!(code, 400, "{body}");
+    let (_, body) = raw(&server, "GET", "sys/generate-root/attempt", None, None).await;
+    assert_eq!(body["complete"], false, "{body}");
+    let (code, _) = raw(&server, "DELETE", "sys/generate-root/attempt", None, None).await;
+    assert_eq!(code, 204);
+
+    // Sealed by hand, the server stays sealed until a quorum of recovery shares comes.
+    let (code, body) = raw(&server, "PUT", "sys/seal", Some(&root), None).await;
+    assert_eq!(code, 204, "{body}");
+    let status = seal_status(&server).await;
+    assert_eq!(status["sealed"], true);
+    let (code, body) = raw(
+        &server,
+        "PUT",
+        "sys/unseal",
+        None,
+        Some(json!({"key": recovery[1]})),
+    )
+    .await;
+    assert_eq!((code, body["progress"].clone()), (200, json!(1)), "{body}");
+    let (code, body) = raw(
+        &server,
+        "PUT",
+        "sys/unseal",
+        None,
+        Some(json!({"key": recovery[0]})),
+    )
+    .await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["sealed"], false);
+
+    // Restart: unsealed by the static key.
+    drop(server);
+    let server = start(&config, dir.path());
+    wait_unsealed(&server).await;
+
+    // The same id with another key: sealed, and the log and status say why.
+    drop(server);
+    std::fs::write(&key_file, [7u8; 32]).unwrap();
+    let server = start(&config, dir.path());
+    let warning = wait_seal_warning(&server).await;
+    assert!(warning.contains("static seal"), "{warning}");
+    assert!(
+        warning.contains("message authentication failed"),
+        "{warning}"
+    );
+    assert!(server.log_text().contains("static seal"));
+}
+
+#[tokio::test]
+async fn operator_init_takes_recovery_flags_and_prints_bao_s_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let stanza = format!(
+        "seal \"static\" {{\n  current_key_id = \"k1\"\n  current_key    = \"{}\"\n}}\n",
+        hex::encode([3u8; 32])
+    );
+    let config = config_with(dir.path(), "s", &stanza);
+    let server = start(&config, dir.path());
+    let out = Command::new(common::BIN)
+        .args([
+            "operator",
+            "init",
+            "-recovery-shares=2",
+            "-recovery-threshold=2",
+        ])
+        .env("VAULT_ADDR", &server.addr)
+        .env("HOME", dir.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("Recovery Key 1: "), "{text}");
+    assert!(text.contains("Recovery Key 2: "), "{text}");
+    assert!(!text.contains("Unseal Key"), "{text}");
+    assert!(text.contains("Success! Vault is initialized"), "{text}");
+    assert!(
+        text.contains("Recovery key initialized with 2 key shares and a key threshold of 2."),
+        "{text}"
+    );
+    wait_unsealed(&server).await;
+    let out = Command::new(common::BIN)
+        .args(["status"])
+        .env("VAULT_ADDR", &server.addr)
+        .env("HOME", dir.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("Recovery Seal Type"), "{text}");
+    assert!(text.contains("Total Recovery Shares"), "{text}");
+}
+
+/// OpenBao in dev mode on a port of this helper's range (its cluster port is the next one).
+struct Bao {
+    child: Child,
+    addr: String,
+}
+
+impl Drop for Bao {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn bao_bin() -> PathBuf {
+    let path = std::env::var_os("TRESOR_BAO_BIN").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.build/venv/bin/bao"),
+        PathBuf::from,
+    );
+    assert!(
+        path.exists(),
+        "OpenBao is needed for this test: run scripts/install-peers.sh or set TRESOR_BAO_BIN (looked at {})",
+        path.display()
+    );
+    path
+}
+
+async fn start_bao(dir: &Path) -> Bao {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    let addr = format!("127.0.0.1:{port}");
+    let log = std::fs::File::create(dir.join("bao.log")).unwrap();
+    let child = Command::new(bao_bin())
+        .args([
+            "server",
+            "-dev",
+            &format!("-dev-root-token-id={ROOT}"),
+            "-dev-no-store-token",
+            &format!("-dev-listen-address={addr}"),
+        ])
+        .env_clear()
+        .env("HOME", dir)
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let bao = Bao {
+        child,
+        addr: format!("http://{addr}"),
+    };
+    let http = common::http();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(r) = http.get(format!("{}/v1/sys/health", bao.addr)).send().await
+            && r.status() == 200
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "OpenBao did not start: {}",
+            std::fs::read_to_string(dir.join("bao.log")).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    bao
+}
+
+#[tokio::test]
+async fn b_auto_unseals_with_openbao_s_transit_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let bao = start_bao(dir.path()).await;
+    transit_key(&common::http(), &bao.addr, ROOT).await;
+    let b_config = config_with(dir.path(), "b", &transit_stanza(&bao.addr, ROOT));
+    let b = start(&b_config, dir.path());
+    let (_, root) = init_recovery(&b, 1, 1).await;
+    wait_unsealed(&b).await;
+    write_secret(&b, &root).await;
+    drop(b);
+    let b = start(&b_config, dir.path());
+    wait_unsealed(&b).await;
+    assert_eq!(read_secret(&b, &root).await, "kept-across-restarts");
+
+    // OpenBao sealed: B names the seal and the 503.
+    drop(b);
+    let seal = common::http()
+        .put(format!("{}/v1/sys/seal", bao.addr))
+        .header("X-Vault-Token", ROOT)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(seal.status(), 204);
+    let b = start(&b_config, dir.path());
+    let warning = wait_seal_warning(&b).await;
+    assert!(
+        warning.contains("transit seal") && warning.contains("503"),
+        "{warning}"
+    );
+}
+
+#[tokio::test]
+async fn a_crash_before_the_seal_configuration_leaves_an_uninitialised_store_that_inits_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let stanza = format!(
+        "seal \"static\" {{\n  current_key_id = \"k1\"\n  current_key    = \"{}\"\n}}\n",
+        hex::encode([5u8; 32])
+    );
+    let config = config_with(dir.path(), "s", &stanza);
+    let server = Server::start_with_env(
+        &["server", &format!("-config={}", config.display())],
+        &[("TRESOR_FAILPOINT_INIT_CRASH_BEFORE_SEAL_CONFIG", "1")],
+        dir.path(),
+    );
+    let answer = common::http()
+        .put(server.url("sys/init"))
+        .json(&json!({"recovery_shares": 1, "recovery_threshold": 1}))
+        .send()
+        .await;
+    assert!(answer.is_err(), "the process aborted before answering");
+    drop(server);
+
+    let server = start(&config, dir.path());
+    let status = seal_status(&server).await;
+    assert_eq!(status["initialized"], false, "{status}");
+    assert_eq!(status["type"], "static");
+    let (_, root) = init_recovery(&server, 1, 1).await;
+    wait_unsealed(&server).await;
+    write_secret(&server, &root).await;
+    drop(server);
+    let server = start(&config, dir.path());
+    wait_unsealed(&server).await;
+    assert_eq!(read_secret(&server, &root).await, "kept-across-restarts");
+}
+
+#[tokio::test]
+async fn the_transit_seal_renews_its_token_so_a_short_ttl_outlives_its_first_ttl() {
+    let dir = tempfile::tempdir().unwrap();
+    let a_config = config_with(dir.path(), "a", "");
+    let (a, _a_key, a_root) = transit_server_a(dir.path(), &a_config).await;
+    let (code, body) = raw(
+        &a,
+        "PUT",
+        "sys/policies/acl/transit-seal",
+        Some(&a_root),
+        Some(json!({"policy": "path \"transit/encrypt/autounseal\" { capabilities = [\"update\"] }\npath \"transit/decrypt/autounseal\" { capabilities = [\"update\"] }\n"})),
+    )
+    .await;
+    assert_eq!(code, 204, "{body}");
+    let (code, body) = raw(
+        &a,
+        "POST",
+        "auth/token/create",
+        Some(&a_root),
+        Some(json!({"policies": ["transit-seal"], "ttl": "3s", "renewable": true})),
+    )
+    .await;
+    assert_eq!(code, 200, "{body}");
+    let token = body["auth"]["client_token"].as_str().unwrap().to_owned();
+
+    let b_config = config_with(dir.path(), "b", &transit_stanza(&a.addr, &token));
+    let b = start(&b_config, dir.path());
+    init_recovery(&b, 1, 1).await;
+    wait_unsealed(&b).await;
+    // Without renewal the token dies 3 s after its creation; B renews it at 2/3 of its TTL.
+    let until = Instant::now() + Duration::from_secs(7);
+    while Instant::now() < until {
+        let (code, body) = raw(&a, "GET", "auth/token/lookup-self", Some(&token), None).await;
+        assert_eq!(
+            code,
+            200,
+            "the seal token expired: {body}\n{}",
+            b.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let (_, body) = raw(&a, "GET", "auth/token/lookup-self", Some(&token), None).await;
+    assert!(
+        !body["data"]["last_renewal_time"].is_null(),
+        "renewed by the seal: {body}"
+    );
+    drop(b);
+    let b = start(&b_config, dir.path());
+    wait_unsealed(&b).await;
+}
+
+#[tokio::test]
+async fn migration_from_shamir_to_transit_keeps_every_secret_and_turns_unseal_keys_into_recovery_keys()
+ {
+    let dir = tempfile::tempdir().unwrap();
+    let a_config = config_with(dir.path(), "a", "");
+    let (a, _a_key, a_root) = transit_server_a(dir.path(), &a_config).await;
+
+    // B starts as a Shamir server with data.
+    let shamir = config_with(dir.path(), "b", "");
+    let b = start(&shamir, dir.path());
+    let (code, body) = raw(
+        &b,
+        "PUT",
+        "sys/init",
+        None,
+        Some(json!({"secret_shares": 3, "secret_threshold": 2})),
+    )
+    .await;
+    assert_eq!(code, 200, "{body}");
+    let keys: Vec<String> = body["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k.as_str().unwrap().to_owned())
+        .collect();
+    let root = body["root_token"].as_str().unwrap().to_owned();
+    for k in &keys[..2] {
+        let (code, body) = raw(&b, "PUT", "sys/unseal", None, Some(json!({"key": k}))).await;
+        assert_eq!(code, 200, "{body}");
+    }
+    write_secret(&b, &root).await;
+    let (code, body) = raw(
+        &b,
+        "PUT",
+        "sys/unseal",
+        None,
+        Some(json!({"key": keys[0], "migrate": true})),
+    )
+    .await;
+    assert_eq!(code, 200, "already unsealed: {body}");
+    drop(b);
+
+    // Restarted with a transit seal: migration mode, nothing unseals by itself.
+    let transit = config_with(dir.path(), "b", &transit_stanza(&a.addr, &a_root));
+    let b = start(&transit, dir.path());
+    let status = seal_status(&b).await;
+    assert_eq!(status["migration"], true, "{status}");
+    assert_eq!(status["sealed"], true);
+    assert_eq!(status["type"], "transit");
+    assert_eq!(
+        (status["t"].clone(), status["n"].clone()),
+        (json!(2), json!(3))
+    );
+    let (code, body) = raw(&b, "PUT", "sys/unseal", None, Some(json!({"key": keys[0]}))).await;
+    assert_eq!(code, 400);
+    assert_eq!(
+        body["errors"][0],
+        "migrate option not provided and seal migration is pending"
+    );
+    let (code, body) = raw(
+        &b,
+        "PUT",
+        "sys/unseal",
+        None,
+        Some(json!({"key": keys[1], "migrate": true})),
+    )
+    .await;
+    assert_eq!((code, body["progress"].clone()), (200, json!(1)), "{body}");
+    let (code, body) = raw(
+        &b,
+        "PUT",
+        "sys/unseal",
+        None,
+        Some(json!({"key": keys[2], "migrate": true})),
+    )
+    .await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["sealed"], false, "{body}");
+    assert_eq!(body["migration"], false);
+    assert_eq!(body["type"], "transit");
+    assert_eq!(body["recovery_seal"], true);
+    assert_eq!(read_secret(&b, &root).await, "kept-across-restarts");
+    let (code, _) = raw(
+        &b,
+        "PUT",
+        "sys/unseal",
+        None,
+        Some(json!({"key": keys[0], "migrate": true})),
+    )
+    .await;
+    assert_eq!(code, 200, "unsealed: answered with the status");
+
+    // Restart: unsealed by the transit seal; the data is all there.
+    drop(b);
+    let b = start(&transit, dir.path());
+    let status = wait_unsealed(&b).await;
+    assert_eq!(status["migration"], false);
+    assert_eq!(read_secret(&b, &root).await, "kept-across-restarts");
+
+    // The old unseal key shares are now the recovery shares.
+    let (code, _) = raw(&b, "PUT", "sys/seal", Some(&root), None).await;
+    assert_eq!(code, 204);
+    for k in &keys[1..] {
+        let (code, body) = raw(&b, "PUT", "sys/unseal", None, Some(json!({"key": k}))).await;
+        assert_eq!(code, 200, "{body}");
+    }
+    assert_eq!(seal_status(&b).await["sealed"], false);
+
+    // And the store no longer opens as a Shamir store (same file, no seal stanza).
+    drop(b);
+    let shamir = config_with(dir.path(), "b", "");
+    let out = Command::new(common::BIN)
+        .args(["server", &format!("-config={}", shamir.display())])
+        .env("HOME", dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+}
