@@ -256,20 +256,7 @@ impl RekeyRequest {
         if t < 1 {
             return Err(invalid("threshold must be at least one"));
         }
-        if n > 1 && t < 2 {
-            return Err(invalid(
-                "threshold must be greater than one for multiple shares",
-            ));
-        }
-        if n > 255 {
-            return Err(invalid("shares must be less than 256"));
-        }
-        if t > 255 {
-            return Err(invalid("threshold must be less than 256"));
-        }
-        if t > n {
-            return Err(invalid("threshold cannot be larger than shares"));
-        }
+        crate::seal::split_limits(n, t).map_err(invalid)?;
         if !self.pgp_keys.is_empty() {
             if self.pgp_keys.len() as i64 != n {
                 return Err(invalid(

@@ -83,20 +83,7 @@ impl InitRequest {
         let invalid =
             |msg: &str| CoreError::InvalidRequest(format!("invalid recovery configuration: {msg}"));
         let (n, t) = (self.recovery_shares, self.recovery_threshold);
-        if n > 1 && t < 2 {
-            return Err(invalid(
-                "threshold must be greater than one for multiple shares",
-            ));
-        }
-        if n > 255 {
-            return Err(invalid("shares must be less than 256"));
-        }
-        if t > 255 {
-            return Err(invalid("threshold must be less than 256"));
-        }
-        if t > n {
-            return Err(invalid("threshold cannot be larger than shares"));
-        }
+        split_limits(n, t).map_err(invalid)?;
         // OpenBao accepts negative counts here (and makes no recovery key); Tresor refuses
         // them, after OpenBao's own checks so their messages come first.
         if n < 0 || t < 0 {
@@ -194,6 +181,25 @@ impl InitRequest {
             .map_err(|_| invalid("threshold cannot be larger than shares"))?;
         Ok(SealConfig::shamir(shares, threshold))
     }
+}
+
+/// The limits OpenBao's seal configuration check puts on a Shamir split after its own
+/// minimums, in its order (shared by the recovery configuration and rekeys): the message of the
+/// first one broken.
+pub(crate) fn split_limits(shares: i64, threshold: i64) -> Result<(), &'static str> {
+    if shares > 1 && threshold < 2 {
+        return Err("threshold must be greater than one for multiple shares");
+    }
+    if shares > 255 {
+        return Err("shares must be less than 256");
+    }
+    if threshold > 255 {
+        return Err("threshold must be less than 256");
+    }
+    if threshold > shares {
+        return Err("threshold cannot be larger than shares");
+    }
+    Ok(())
 }
 
 #[cfg(test)]

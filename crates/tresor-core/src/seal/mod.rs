@@ -21,6 +21,7 @@ mod static_key;
 mod unseal;
 
 pub use auto::{AutoSeal, SealError, SealKind};
+pub(crate) use config::split_limits;
 pub use config::{InitConfig, InitRequest, SealConfig};
 pub use progress::UnsealProgress;
 pub use static_key::{StaticKey, StaticSeal};
