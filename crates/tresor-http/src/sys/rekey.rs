@@ -519,16 +519,23 @@ fn legacy_verify_status(status: &VerifyStatus) -> Value {
     })
 }
 
+/// What both legacy status reads check first: an active server (503 while sealed, which an
+/// uninitialised server is), then an initialised one, as OpenBao answers.
+fn legacy_ready(state: &AppState) -> Result<(), ApiError> {
+    state.core.active()?;
+    if !state.core.is_initialized() {
+        return Err(ApiError::bad_request("server is not yet initialized"));
+    }
+    Ok(())
+}
+
 /// The legacy status read (an uninitialised server is sealed: 503 first, as OpenBao answers).
 async fn legacy_read(
     state: &AppState,
     api: RekeyApi,
     target: RekeyTarget,
 ) -> Result<Response, ApiError> {
-    state.core.active()?;
-    if !state.core.is_initialized() {
-        return Err(ApiError::bad_request("server is not yet initialized"));
-    }
+    legacy_ready(state)?;
     let status = state
         .core
         .rekey_status(api, target)
@@ -542,10 +549,7 @@ async fn legacy_verify_read(
     api: RekeyApi,
     target: RekeyTarget,
 ) -> Result<Response, ApiError> {
-    state.core.active()?;
-    if !state.core.is_initialized() {
-        return Err(ApiError::bad_request("server is not yet initialized"));
-    }
+    legacy_ready(state)?;
     let status = state
         .core
         .rekey_verify_status(api, target)
