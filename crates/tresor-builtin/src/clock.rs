@@ -6,8 +6,6 @@
 
 use std::fmt::Debug;
 
-use time::OffsetDateTime;
-
 /// Nanoseconds since the Unix epoch, UTC. `i64` covers the years 1677–2262.
 pub type UnixNanos = i64;
 
@@ -23,35 +21,12 @@ pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now(&self) -> UnixNanos {
-        // Saturate instead of failing: the clock would have to be past 2262.
-        i64::try_from(OffsetDateTime::now_utc().unix_timestamp_nanos()).unwrap_or(i64::MAX)
+        tresor_sdk::timestamp::now_nanos()
     }
 }
 
-/// Formats like Go's `t.UTC().Format(time.RFC3339Nano)`: `2024-01-02T03:04:05.123456789Z`
-/// with trailing zeros (and a then-empty `.`) removed.
-pub fn rfc3339_nano(nanos: UnixNanos) -> String {
-    let Ok(t) = OffsetDateTime::from_unix_timestamp_nanos(i128::from(nanos)) else {
-        return String::new();
-    };
-    let mut out = format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    );
-    let fraction = t.nanosecond();
-    if fraction != 0 {
-        let digits = format!("{fraction:09}");
-        out.push('.');
-        out.push_str(digits.trim_end_matches('0'));
-    }
-    out.push('Z');
-    out
-}
+/// Go's `t.UTC().Format(time.RFC3339Nano)`; the formatter is shared with the core.
+pub use tresor_sdk::timestamp::rfc3339_nano;
 
 /// Formats a whole number of seconds like Go's `time.Duration.String()`: `0s`, `45s`,
 /// `1m30s`, `1h0m0s`, `-1s`.

@@ -13,8 +13,9 @@ use crate::AppState;
 use crate::error::ApiError;
 
 /// Keeps the core's answer for the response line (only when a device will record it), so the
-/// hot path never re-parses the body it just serialised.
-pub fn stash(response: &LogicalResponse) {
+/// hot path never re-parses the body it just serialised. Takes the answer once it has been
+/// serialised for the client, so nothing is copied.
+pub fn stash(response: LogicalResponse) {
     let Some(scope) = tresor_core::audit::current_scope() else {
         return;
     };
@@ -22,11 +23,11 @@ pub fn stash(response: &LogicalResponse) {
         return;
     }
     scope.stash_response(ResponseInfo {
-        data: response.data.clone(),
-        auth: response.auth.clone(),
-        lease_id: Some(response.lease_id.clone()).filter(|l| !l.is_empty()),
+        data: response.data,
+        auth: response.auth,
+        lease_id: Some(response.lease_id).filter(|l| !l.is_empty()),
         wrap_info: None,
-        warnings: response.warnings.clone(),
+        warnings: response.warnings,
     });
 }
 

@@ -19,7 +19,7 @@ use tracing::Instrument;
 use crate::AppState;
 use crate::error::ApiError;
 use crate::request::ApiRequest;
-use crate::response::{logical_response, no_content};
+use crate::response::no_content;
 
 use crate::sys;
 
@@ -282,8 +282,9 @@ async fn route(
     };
     match outcome {
         Some(response) => {
-            crate::audit::stash(&response);
-            Ok(logical_response(response, &request.path))
+            let answer = crate::response::logical_response_ref(&response, &request.path);
+            crate::audit::stash(response);
+            Ok(answer)
         }
         None => Ok(no_content()),
     }

@@ -15,7 +15,8 @@ const SHARDS: usize = 16;
 /// What `sys/in-flight-req` shows of one request (OpenBao's `InFlightReqData`).
 #[derive(Debug, Clone)]
 struct Entry {
-    start_time: String,
+    /// Unix nanoseconds; formatted only when someone asks (`sys/in-flight-req`), not per request.
+    start_nanos: i64,
     client_remote_address: String,
     request_path: String,
     request_method: String,
@@ -51,12 +52,6 @@ impl Drop for Registered<'_> {
     }
 }
 
-fn now_rfc3339() -> String {
-    time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
-}
-
 impl InFlight {
     fn shard(&self, id: &str) -> &Mutex<HashMap<String, Entry>> {
         // Request ids are random UUIDs: their last hex digit spreads them evenly.
@@ -70,7 +65,7 @@ impl InFlight {
     /// URL path as sent (`/v1/…`).
     pub fn register(&self, id: &str, remote: String, path: &str, method: &str) -> Registered<'_> {
         let entry = Entry {
-            start_time: now_rfc3339(),
+            start_nanos: tresor_sdk::timestamp::now_nanos(),
             client_remote_address: remote,
             request_path: path.to_owned(),
             request_method: method.to_owned(),
@@ -106,7 +101,7 @@ impl InFlight {
                 out.insert(
                     id.clone(),
                     json!({
-                        "start_time": e.start_time,
+                        "start_time": tresor_sdk::timestamp::rfc3339_nano(e.start_nanos),
                         "client_remote_address": e.client_remote_address,
                         "request_path": e.request_path,
                         "request_method": e.request_method,

@@ -7,6 +7,7 @@ use axum::body::Body;
 use axum::response::Response;
 use http::{HeaderValue, StatusCode, header};
 use rand::Rng;
+use serde::Serialize;
 use serde_json::{Map, Value};
 use tresor_core::logical::LogicalResponse;
 
@@ -61,45 +62,78 @@ pub fn envelope(data: Map<String, Value>, mirror_at_top_level: bool) -> Value {
     logical_envelope(LogicalResponse::data(data), mirror_at_top_level)
 }
 
-/// The full envelope of a logical response: every key always present. Takes the response by
-/// value: on the hot read path the data is moved, not copied.
-pub fn logical_envelope(response: LogicalResponse, mirror_at_top_level: bool) -> Value {
-    let mut out = Map::new();
-    if mirror_at_top_level && let Some(data) = &response.data {
-        for (k, v) in data {
-            out.insert(k.clone(), v.clone());
+/// The envelope of a logical response: every key always present, in the sorted order
+/// clients have always seen (serde_json's map order). Serialised from a borrow, so the hot read
+/// path neither copies the data nor builds a map for it.
+#[derive(Serialize)]
+struct Envelope<'a> {
+    auth: &'a Option<Value>,
+    data: &'a Option<Map<String, Value>>,
+    lease_duration: u64,
+    lease_id: &'a str,
+    renewable: bool,
+    request_id: String,
+    /// `null` when there are none, as OpenBao sends.
+    warnings: Option<&'a [String]>,
+    wrap_info: (),
+}
+
+impl<'a> Envelope<'a> {
+    fn of(response: &'a LogicalResponse) -> Self {
+        Self {
+            auth: &response.auth,
+            data: &response.data,
+            lease_duration: response.lease_duration,
+            lease_id: &response.lease_id,
+            renewable: response.renewable,
+            request_id: request_id(),
+            warnings: Some(response.warnings.as_slice()).filter(|w| !w.is_empty()),
+            wrap_info: (),
         }
     }
-    out.insert("request_id".into(), Value::String(request_id()));
-    out.insert("lease_id".into(), Value::String(response.lease_id));
-    out.insert("renewable".into(), Value::Bool(response.renewable));
-    out.insert(
-        "lease_duration".into(),
-        Value::from(response.lease_duration),
-    );
-    out.insert(
-        "data".into(),
-        response.data.map_or(Value::Null, Value::Object),
-    );
-    out.insert("wrap_info".into(), Value::Null);
-    let warnings = if response.warnings.is_empty() {
-        Value::Null
-    } else {
-        Value::Array(response.warnings.into_iter().map(Value::String).collect())
+}
+
+/// The full envelope of a logical response as a JSON value, with the data keys also at the
+/// top level when `mirror_at_top_level` (see [`mirrors_data`]).
+pub fn logical_envelope(response: LogicalResponse, mirror_at_top_level: bool) -> Value {
+    let mut out = match serde_json::to_value(Envelope::of(&response)) {
+        Ok(Value::Object(map)) => map,
+        _ => Map::new(),
     };
-    out.insert("warnings".into(), warnings);
-    out.insert("auth".into(), response.auth.unwrap_or(Value::Null));
+    if mirror_at_top_level && let Some(data) = response.data {
+        for (k, v) in data {
+            // The envelope's own keys win, as in Vault.
+            out.entry(k).or_insert(v);
+        }
+    }
     Value::Object(out)
 }
 
 /// Serialises a logical response (200, or its status override), mirroring data keys at the
 /// top level on the sys paths where Vault does.
 pub fn logical_response(response: LogicalResponse, path: &str) -> Response {
-    let status = response
+    if mirrors_data(path) {
+        let status = status_of(&response);
+        return json_response(status, &logical_envelope(response, true));
+    }
+    logical_response_ref(&response, path)
+}
+
+/// [`logical_response`] from a borrow: the caller keeps the response (for the audit line).
+pub fn logical_response_ref(response: &LogicalResponse, path: &str) -> Response {
+    let status = status_of(response);
+    if mirrors_data(path) {
+        return json_response(status, &logical_envelope(response.clone(), true));
+    }
+    let body = serde_json::to_vec(&Envelope::of(response)).unwrap_or_else(|_| b"{}".to_vec());
+    with_headers(status, Body::from(body))
+}
+
+fn status_of(response: &LogicalResponse) -> StatusCode {
+    response
         .status
         .and_then(|s| StatusCode::from_u16(s).ok())
-        .unwrap_or(StatusCode::OK);
-    json_response(status, &logical_envelope(response, mirrors_data(path)))
+        .unwrap_or(StatusCode::OK)
 }
 
 /// The `sys/` paths whose data Vault also copies to the top level (its `injectDataIntoTopRoutes`;

@@ -14,6 +14,8 @@
 //!   the core issues the token), its factory, and renewal checks.
 //! - [`password`]: [`password::PasswordPolicies`], how an engine asks the core for a password
 //!   from a named password policy (handed to engines in [`engine::MountInfo::passwords`]).
+//! - [`timestamp`]: the one RFC 3339 formatter (Go's `RFC3339Nano`, UTC) for the wire and audit
+//!   lines, and the current time in Unix nanoseconds.
 //! - [`storage`]: the [`storage::Storage`] view an engine reads and writes through (already
 //!   encrypted by the barrier and scoped to the engine's mount), and its error type.
 //!
@@ -27,3 +29,4 @@ pub mod locks;
 pub mod password;
 pub mod secret;
 pub mod storage;
+pub mod timestamp;

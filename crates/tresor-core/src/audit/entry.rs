@@ -9,11 +9,9 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 use serde_json::{Map, Value};
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 use tresor_sdk::secret::SecretString;
 
-use super::hash::Salt;
+use super::hash::{Hashed, Salt};
 use super::options::Format;
 
 /// Who made the request, as known when it was authorised.
@@ -90,18 +88,46 @@ impl Hasher<'_> {
         }
     }
 
-    fn value(&self, mut v: Value, keep: Option<&str>) -> Value {
-        if !self.format.log_raw {
-            match &mut v {
-                Value::Object(map) => self.salt.hash_map(map, keep),
-                other => self.salt.hash_value(other),
-            }
+    /// `map` as this device logs it, borrowed: hashed while it is serialised, or raw.
+    fn map<'m>(&'m self, map: &'m Map<String, Value>, keep: Option<&'m str>) -> Logged<'m> {
+        if self.format.log_raw {
+            Logged::Raw(map)
+        } else {
+            Logged::Hashed(self.salt.hashed_map(map, keep))
         }
-        v
     }
 
     fn accessor_kept(&self) -> Option<&'static str> {
         (!self.format.hmac_accessor).then_some("accessor")
+    }
+}
+
+/// A data object in a line: see [`Hasher::map`].
+enum Logged<'a> {
+    Raw(&'a Map<String, Value>),
+    Hashed(Hashed<'a>),
+}
+
+impl Serialize for Logged<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Logged::Raw(map) => map.serialize(serializer),
+            Logged::Hashed(hashed) => hashed.serialize(serializer),
+        }
+    }
+}
+
+/// The caller's token and accessor as a device logs them. Both the `auth` and the `request`
+/// block carry them; they are hashed once per request and device.
+pub(crate) struct CallerIds {
+    token: Option<String>,
+    accessor: Option<String>,
+}
+
+pub(crate) fn caller_ids(h: &Hasher<'_>, auth: &AuthInfo) -> CallerIds {
+    CallerIds {
+        token: auth.client_token.as_ref().map(|t| h.text(t.expose())),
+        accessor: auth.accessor.as_deref().map(|a| h.accessor(a)),
     }
 }
 
@@ -113,9 +139,9 @@ struct PolicyResults {
 #[derive(Serialize)]
 struct AuthOut<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
-    client_token: Option<String>,
+    client_token: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    accessor: Option<String>,
+    accessor: Option<&'a str>,
     #[serde(skip_serializing_if = "str::is_empty")]
     display_name: &'a str,
     #[serde(skip_serializing_if = "<[String]>::is_empty")]
@@ -163,13 +189,13 @@ struct RequestOut<'a> {
     #[serde(skip_serializing_if = "str::is_empty")]
     mount_class: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
-    client_token: Option<String>,
+    client_token: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    client_token_accessor: Option<String>,
+    client_token_accessor: Option<&'a str>,
     namespace: Namespace,
     path: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
-    data: Option<Value>,
+    data: Option<Logged<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     remote_address: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -196,7 +222,7 @@ struct ResponseOut<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     secret: Option<Secret<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    data: Option<Value>,
+    data: Option<Logged<'a>>,
     #[serde(skip_serializing_if = "<[String]>::is_empty")]
     warnings: &'a [String],
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -204,10 +230,10 @@ struct ResponseOut<'a> {
 }
 
 /// The `auth` block of the caller.
-pub(crate) fn render_auth(h: &Hasher<'_>, auth: &AuthInfo) -> Vec<u8> {
+pub(crate) fn render_auth(auth: &AuthInfo, ids: &CallerIds) -> Vec<u8> {
     let out = AuthOut {
-        client_token: auth.client_token.as_ref().map(|t| h.text(t.expose())),
-        accessor: auth.accessor.as_deref().map(|a| h.accessor(a)),
+        client_token: ids.token.as_deref(),
+        accessor: ids.accessor.as_deref(),
         display_name: &auth.display_name,
         policies: &auth.policies,
         token_policies: &auth.token_policies,
@@ -227,8 +253,13 @@ pub(crate) fn render_auth(h: &Hasher<'_>, auth: &AuthInfo) -> Vec<u8> {
     serde_json::to_vec(&out).unwrap_or_else(|_| b"{}".to_vec())
 }
 
-/// The `request` block; `caller` supplies the token fields repeated there.
-pub(crate) fn render_request(h: &Hasher<'_>, req: &RequestInfo, caller: &AuthInfo) -> Vec<u8> {
+/// The `request` block; `caller` and `ids` supply the token fields repeated there.
+pub(crate) fn render_request(
+    h: &Hasher<'_>,
+    req: &RequestInfo,
+    caller: &AuthInfo,
+    ids: &CallerIds,
+) -> Vec<u8> {
     let out = RequestOut {
         id: &req.id,
         client_id: &caller.entity_id,
@@ -237,15 +268,15 @@ pub(crate) fn render_request(h: &Hasher<'_>, req: &RequestInfo, caller: &AuthInf
         mount_type: &req.mount.mount_type,
         mount_accessor: &req.mount.accessor,
         mount_class: req.mount.class,
-        client_token: caller.client_token.as_ref().map(|t| h.text(t.expose())),
-        client_token_accessor: caller.accessor.as_deref().map(|a| h.accessor(a)),
+        client_token: ids.token.as_deref(),
+        client_token_accessor: ids.accessor.as_deref(),
         namespace: Namespace { id: "root" },
         path: &req.path,
         data: req
             .data
             .as_ref()
             .filter(|d| !d.is_empty())
-            .map(|d| h.value(Value::Object(d.clone()), None)),
+            .map(|d| h.map(d, None)),
         remote_address: req.remote_address.as_deref(),
         remote_port: req.remote_port,
     };
@@ -299,13 +330,20 @@ pub(crate) fn render_response(
     resp: &ResponseInfo,
     list: bool,
 ) -> Vec<u8> {
-    let data = resp.data.as_ref().map(|d| {
-        let mut d = d.clone();
-        if list && h.format.elide_list_responses {
+    // Only an elided list answer needs a changed copy; every other answer is logged borrowed.
+    let elided = resp
+        .data
+        .as_ref()
+        .filter(|_| list && h.format.elide_list_responses)
+        .map(|d| {
+            let mut d = d.clone();
             elide(&mut d);
-        }
-        h.value(Value::Object(d), h.accessor_kept())
-    });
+            d
+        });
+    let data = elided
+        .as_ref()
+        .or(resp.data.as_ref())
+        .map(|d| h.map(d, h.accessor_kept()));
     let wrap_info = resp.wrap_info.as_ref().map(|w| {
         let mut w = w.clone();
         if let Value::Object(map) = &mut w {
@@ -391,7 +429,5 @@ pub(crate) fn line(
 }
 
 fn now() -> String {
-    OffsetDateTime::now_utc()
-        .format(&Rfc3339)
-        .unwrap_or_default()
+    tresor_sdk::timestamp::rfc3339_nano(tresor_sdk::timestamp::now_nanos())
 }

@@ -2,6 +2,7 @@
 //! leaf of a JSON value (keys and non-string values stay readable, as in Vault).
 
 use ring::hmac;
+use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 use serde_json::{Map, Value};
 use tresor_sdk::secret::SecretBytes;
 
@@ -19,6 +20,9 @@ impl std::fmt::Debug for Salt {
     }
 }
 
+/// `hmac-sha256:` and 64 hex digits.
+const HASHED_LEN: usize = 12 + 64;
+
 impl Salt {
     pub(crate) fn new(bytes: &SecretBytes) -> Self {
         Self {
@@ -28,31 +32,98 @@ impl Salt {
 
     /// `hmac-sha256:<hex of HMAC-SHA256(salt, input)>`, Vault's identified HMAC.
     pub fn hash(&self, input: &str) -> String {
-        let tag = hmac::sign(&self.key, input.as_bytes());
-        let mut out = String::with_capacity(12 + 64);
-        out.push_str("hmac-sha256:");
-        out.push_str(&hex::encode(tag.as_ref()));
-        out
+        let mut out = [0u8; HASHED_LEN];
+        self.hash_into(input, &mut out).to_owned()
     }
 
-    /// Every string inside `value` replaced by its hash, in place.
-    pub fn hash_value(&self, value: &mut Value) {
-        match value {
-            Value::String(s) => *s = self.hash(s),
-            Value::Array(items) => items.iter_mut().for_each(|v| self.hash_value(v)),
-            Value::Object(map) => self.hash_map(map, None),
-            Value::Null | Value::Bool(_) | Value::Number(_) => {}
+    /// [`Salt::hash`] into a buffer on the stack: audit lines hash a dozen strings per request,
+    /// and serialise them straight from here.
+    fn hash_into<'b>(&self, input: &str, out: &'b mut [u8; HASHED_LEN]) -> &'b str {
+        let tag = hmac::sign(&self.key, input.as_bytes());
+        let (prefix, digits) = out.split_at_mut(12);
+        prefix.copy_from_slice(b"hmac-sha256:");
+        // A 32-byte tag always fills the 64 digits exactly, and hex digits are ASCII.
+        if hex::encode_to_slice(tag.as_ref(), digits).is_err() {
+            return "hmac-sha256:";
+        }
+        std::str::from_utf8(out).unwrap_or("hmac-sha256:")
+    }
+
+    /// `value` serialised with every string replaced by its hash (keys and non-string values
+    /// stay readable, as in Vault), without copying it. At the top level of an object, the key
+    /// `keep` (if any) is written as is: `hmac_accessor = false` leaves `accessor` readable.
+    pub(crate) fn hashed<'a>(&'a self, value: &'a Value, keep: Option<&'a str>) -> Hashed<'a> {
+        Hashed {
+            salt: self,
+            node: Node::Value(value),
+            keep,
         }
     }
 
-    /// Every string in `map` hashed, except top-level keys listed in `keep` (used for
-    /// `hmac_accessor = false`, which leaves `accessor` readable).
-    pub fn hash_map(&self, map: &mut Map<String, Value>, keep: Option<&str>) {
-        for (key, v) in map.iter_mut() {
-            if Some(key.as_str()) == keep {
-                continue;
+    /// [`Salt::hashed`] for an object held as a map.
+    pub(crate) fn hashed_map<'a>(
+        &'a self,
+        map: &'a Map<String, Value>,
+        keep: Option<&'a str>,
+    ) -> Hashed<'a> {
+        Hashed {
+            salt: self,
+            node: Node::Map(map),
+            keep,
+        }
+    }
+}
+
+/// See [`Salt::hashed`].
+pub(crate) struct Hashed<'a> {
+    salt: &'a Salt,
+    node: Node<'a>,
+    keep: Option<&'a str>,
+}
+
+enum Node<'a> {
+    Value(&'a Value),
+    Map(&'a Map<String, Value>),
+}
+
+impl Hashed<'_> {
+    fn serialize_map<S: Serializer>(
+        &self,
+        map: &Map<String, Value>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        let mut out = serializer.serialize_map(Some(map.len()))?;
+        for (key, v) in map {
+            if Some(key.as_str()) == self.keep {
+                out.serialize_entry(key, v)?;
+            } else {
+                out.serialize_entry(key, &self.salt.hashed(v, None))?;
             }
-            self.hash_value(v);
+        }
+        out.end()
+    }
+}
+
+impl Serialize for Hashed<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let value = match self.node {
+            Node::Map(map) => return self.serialize_map(map, serializer),
+            Node::Value(value) => value,
+        };
+        match value {
+            Value::String(s) => {
+                let mut out = [0u8; HASHED_LEN];
+                serializer.serialize_str(self.salt.hash_into(s, &mut out))
+            }
+            Value::Array(items) => {
+                let mut seq = serializer.serialize_seq(Some(items.len()))?;
+                for item in items {
+                    seq.serialize_element(&self.salt.hashed(item, None))?;
+                }
+                seq.end()
+            }
+            Value::Object(map) => self.serialize_map(map, serializer),
+            Value::Null | Value::Bool(_) | Value::Number(_) => value.serialize(serializer),
         }
     }
 }
@@ -64,9 +135,8 @@ mod tests {
     #[test]
     fn strings_are_hashed_and_other_values_stay_readable() {
         let salt = Salt::new(&SecretBytes::from(b"salt".to_vec()));
-        let mut v =
-            serde_json::json!({"a": "x", "n": 5, "b": true, "l": ["y", 1], "o": {"z": "w"}});
-        salt.hash_value(&mut v);
+        let v = serde_json::json!({"a": "x", "n": 5, "b": true, "l": ["y", 1], "o": {"z": "w"}});
+        let v = serde_json::to_value(salt.hashed(&v, None)).unwrap();
         assert_eq!(v["n"], 5);
         assert_eq!(v["b"], true);
         assert_eq!(v["l"][1], 1);
@@ -75,6 +145,26 @@ mod tests {
         assert_eq!(v["o"]["z"], salt.hash("w"));
         assert!(salt.hash("x").starts_with("hmac-sha256:"));
         assert_eq!(salt.hash("x").len(), 12 + 64);
+    }
+
+    #[test]
+    fn the_hash_is_hex_hmac_sha256_of_the_input() {
+        let salt = Salt::new(&SecretBytes::from(b"key".to_vec()));
+        // RFC 4231-style check with a key and message of our own, computed independently.
+        let tag = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, b"key"), b"message");
+        assert_eq!(
+            salt.hash("message"),
+            format!("hmac-sha256:{}", hex::encode(tag.as_ref()))
+        );
+    }
+
+    #[test]
+    fn a_kept_top_level_key_stays_readable_but_nested_ones_do_not() {
+        let salt = Salt::new(&SecretBytes::from(b"salt".to_vec()));
+        let v = serde_json::json!({"accessor": "a", "o": {"accessor": "b"}});
+        let out = serde_json::to_value(salt.hashed(&v, Some("accessor"))).unwrap();
+        assert_eq!(out["accessor"], "a");
+        assert_eq!(out["o"]["accessor"], salt.hash("b"));
     }
 
     #[test]

@@ -389,8 +389,9 @@ async fn test_device(device: &Device) -> CoreResult<()> {
         path: "sys/audit/test".to_owned(),
         ..RequestInfo::default()
     };
-    let a = entry::render_auth(&h, &auth);
-    let r = entry::render_request(&h, &request, &auth);
+    let ids = entry::caller_ids(&h, &auth);
+    let a = entry::render_auth(&auth, &ids);
+    let r = entry::render_request(&h, &request, &auth, &ids);
     let line = entry::line(&device.options.format, "request", &a, &r, None, None);
     device.sink.write(line).await.map_err(|err| {
         CoreError::InvalidRequest(format!("audit backend failed test message: {err}"))

@@ -124,8 +124,9 @@ impl Scope {
                     salt: &device.salt,
                     format: &device.options.format,
                 };
-                let a = entry::render_auth(&h, &auth);
-                let r = entry::render_request(&h, &request, &auth);
+                let ids = entry::caller_ids(&h, &auth);
+                let a = entry::render_auth(&auth, &ids);
+                let r = entry::render_request(&h, &request, &auth, &ids);
                 lines.push(entry::line(
                     &device.options.format,
                     "request",

@@ -4,8 +4,6 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 /// A stored token entry, keyed by the salted HMAC of the token.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -73,14 +71,11 @@ pub struct LoginRecord {
 }
 
 pub(crate) fn now_ns() -> i64 {
-    i64::try_from(OffsetDateTime::now_utc().unix_timestamp_nanos()).unwrap_or(i64::MAX)
+    tresor_sdk::timestamp::now_nanos()
 }
 
 pub(crate) fn rfc3339(ns: i64) -> Value {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ns))
-        .ok()
-        .and_then(|t| t.format(&Rfc3339).ok())
-        .map_or(Value::Null, Value::String)
+    Value::String(tresor_sdk::timestamp::rfc3339_nano(ns))
 }
 
 impl TokenEntry {

@@ -3,8 +3,6 @@
 use axum::response::Response;
 use base64::Engine;
 use serde_json::{Map, Value, json};
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 use tresor_core::params;
 use tresor_core::policy_store::StoredPolicy;
 
@@ -71,10 +69,7 @@ fn policy_text(data: &Map<String, Value>, legacy: bool) -> Result<(String, bool)
 }
 
 fn rfc3339(ns: i64) -> String {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ns))
-        .ok()
-        .and_then(|t| t.format(&Rfc3339).ok())
-        .unwrap_or_default()
+    tresor_sdk::timestamp::rfc3339_nano(ns)
 }
 
 /// The fields OpenBao returns for a stored policy (the built-in `root` has no `modified`).
