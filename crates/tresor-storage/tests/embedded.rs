@@ -244,7 +244,10 @@ async fn cache_after_reading_8_mib(cache_size: usize) -> usize {
 async fn the_configured_cache_size_bounds_redbs_page_cache() {
     const MIB: usize = 1 << 20;
     let small = cache_after_reading_8_mib(MIB).await;
-    assert!(small > 0 && small <= MIB, "a 1 MiB cache holds {small} bytes");
+    assert!(
+        small > 0 && small <= MIB,
+        "a 1 MiB cache holds {small} bytes"
+    );
     let large = cache_after_reading_8_mib(64 * MIB).await;
     assert!(
         large > 4 * MIB,
