@@ -209,3 +209,26 @@ fn two_stores_named_at_once_are_refused() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("both name a store"), "{stderr}");
 }
+
+#[test]
+fn a_seal_block_is_refused_with_dev() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("seal.hcl");
+    std::fs::write(
+        &config,
+        "seal \"static\" {\n  current_key_id = \"k1\"\n  current_key = \"env://TRESOR_TEST_NO_SUCH_KEY\"\n}\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_tresor"))
+        .args(["server", "-dev", "-dev-listen-address=127.0.0.1:0"])
+        .arg(format!("-config={}", config.display()))
+        .env("HOME", dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("seal blocks cannot be combined with -dev"),
+        "{stderr}"
+    );
+}
