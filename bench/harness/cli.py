@@ -14,7 +14,7 @@ import subprocess
 import sys
 import tempfile
 
-from . import database, procs, report, restart, servers, workloads
+from . import database, kvload, procs, report, restart, restart_kv, servers, workloads
 from .measure import LoadOptions, fsync_probe, measure, measure_raw
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -44,7 +44,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--quiet-wait", type=float, default=0, metavar="S",
                    help="before each run, wait up to S seconds for other processes to use less "
                         "than --max-noise of the CPU (default 0: do not wait)")
-    p.add_argument("--workloads", help="comma-separated subset (sys-health is always run)")
+    p.add_argument("--workloads",
+                   help="comma-separated subset (sys-health is always run); the heavy scale "
+                        "workloads (kv2-read-random-small/-large, kv2-read-fresh/-churned) run "
+                        "only when named here, and restart-kv (restart and memory with a large "
+                        "store) only on its own")
     p.add_argument("--out", help="also write the markdown results to this file")
     p.add_argument("--update-benchmarks", action="store_true",
                    help="rewrite this storage+mode's results block in BENCHMARKS.md")
@@ -62,13 +66,34 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    help="instead of the load workloads: create N service tokens with a TTL (leases) "
                         "on persistent OpenBao and Tresor, restart each --rounds times, and time "
                         "unseal -> first authenticated answer (issue 8, section 1.6)")
+    add_scale_args(p)
     args = p.parse_args(argv)
     if args.rounds < 1 or args.duration < 1 or args.connections < 1 or args.keys < 1:
         p.error("--rounds, --duration, --connections and --keys must be at least 1")
+    if min(args.scale_keys, args.scale_keys_compared, args.churn_keys, args.churn_versions) < 1:
+        p.error("--scale-keys, --scale-keys-compared, --churn-keys and --churn-versions must be at least 1")
     host, _, port = args.postgres.rpartition(":")
     if not host or not port.isdigit():
         p.error("--postgres must be HOST:PORT")
     return args
+
+
+def add_scale_args(p: argparse.ArgumentParser) -> None:
+    """The sizes of the heavy workloads (never run unless named in --workloads)."""
+    p.add_argument("--scale-keys", type=int, default=1_000_000, metavar="N",
+                   help="secrets of 1 KiB in Tresor's large store: kv2-read-random-large, and "
+                        "restart-kv for Tresor alone (default 1,000,000)")
+    p.add_argument("--scale-keys-compared", type=int, default=100_000, metavar="N",
+                   help="the same for OpenBao, and restart-kv side by side (default 100,000)")
+    p.add_argument("--churn-keys", type=int, default=100_000, metavar="N",
+                   help="keys of kv2-read-fresh and kv2-read-churned (default 100,000)")
+    p.add_argument("--churn-versions", type=int, default=10, metavar="V",
+                   help="versions written per key for kv2-read-churned (default 10)")
+
+
+def scale_options(args) -> kvload.ScaleOptions:
+    return kvload.ScaleOptions(keys=args.scale_keys, keys_compared=args.scale_keys_compared,
+                               churn_keys=args.churn_keys, churn_versions=args.churn_versions)
 
 
 # ---- tools ----
@@ -148,6 +173,19 @@ def batch_note(cells, baseline: float | None) -> str | None:
     raw = (f"raw AES-256-GCM of `ring` on one core, 1 KiB messages, measured in this run: "
            f"{baseline / 2**20:,.0f} MiB/s" if baseline else "raw AES-256-GCM baseline not measured")
     return f"`{BATCH_WORKLOAD}` ({workloads.BATCH_ITEMS} × 1 KiB per request): " + "; ".join(parts) + f"; {raw}."
+
+
+def scale_note(cells) -> str | None:
+    """Random reads over the large store against the small one, and over churned keys against
+    fresh ones, per server, paired per round."""
+    parts = []
+    for top, bottom, what in workloads.SCALE_PAIRS:
+        for server in report.SERVERS:
+            a, b = cells.get((top, server)), cells.get((bottom, server))
+            ratio = report.paired_ratio(a, b) if a and b else None
+            if ratio is not None:
+                parts.append(f"{server} {what} {ratio:.2f}")
+    return ("Scale (reads per second, paired per round): " + "; ".join(parts) + ".") if parts else None
 
 
 def ensure_wrk() -> str:
@@ -238,8 +276,8 @@ def metadata(args, argv, versions, pair, load, tmp, fsync) -> list[str]:
 
 # ---- the run ----
 
-def set_up(server, chosen, keys, cells, postgres) -> None:
-    setup = workloads.Setup(server, keys, postgres)
+def set_up(server, chosen, keys, cells, postgres, scale) -> None:
+    setup = workloads.Setup(server, keys, postgres, scale)
     for workload in chosen:
         cell = cells[(workload.name, server.name)]
         try:
@@ -273,7 +311,8 @@ def run_rounds(pair, chosen, cells, load, rounds, raw=None, hello=None) -> None:
                 sequence = ([hello] + sequence) if round_no % 2 else (sequence + [hello])
             for server in sequence:
                 if server is hello:
-                    run = measure(hello, workload.name, round_no, workload.script, {}, wl_load)
+                    run = measure(endpoint(hello, workload), workload.name, round_no,
+                                  workload.script, {}, wl_load)
                     cells[(workload.name, report.HELLO)].runs.append(run)
                     _log_run(round_no, rounds, workload, report.HELLO, run)
                     continue
@@ -286,10 +325,19 @@ def run_rounds(pair, chosen, cells, load, rounds, raw=None, hello=None) -> None:
                 cell = cells[(workload.name, server.name)]
                 if cell.unavailable:
                     continue
-                run = measure(server, workload.name, round_no, workload.script, cell.env, wl_load,
-                              cell.hooks)
+                run = measure(endpoint(server, workload), workload.name, round_no, workload.script,
+                              cell.env, wl_load, cell.hooks)
                 cell.runs.append(run)
                 _log_run(round_no, rounds, workload, server.name, run)
+
+
+def endpoint(server, workload):
+    """The server as the workload reaches it: its TLS listener for a TLS workload."""
+    if workload.tls:
+        if server.tls is None:
+            raise RuntimeError(f"{server.name} was started without a TLS listener")
+        return server.tls
+    return server
 
 
 def _log_run(round_no, rounds, workload, name, run) -> None:
@@ -309,16 +357,66 @@ def _log_run(round_no, rounds, workload, name, run) -> None:
     log(f"    round {round_no}/{rounds} {workload.name:20} {name:8} {detail}")
 
 
-def start_pair(storage: str, bao: str, tresor_bin: str, tmp: str, pin: str | None) -> tuple:
-    """Both servers, each in its own directory (log; store in persistent mode), both active."""
+def start_pair(storage: str, bao: str, tresor_bin: str, tmp: str, pin: str | None,
+               tls: "servers.Tls | None" = None) -> tuple:
+    """Both servers, each in its own directory (log; store in persistent mode), both active;
+    with `tls`, each also has a TLS listener serving that certificate."""
     dirs = {name: os.path.join(tmp, name) for name in ("openbao", "tresor")}
     for path in dirs.values():
         os.makedirs(path)
-    openbao = servers.start_openbao(bao, storage, dirs["openbao"], pin)
-    tresor = servers.start_tresor(tresor_bin, storage, dirs["tresor"], pin)
+    openbao = servers.start_openbao(bao, storage, dirs["openbao"], pin, tls)
+    tresor = servers.start_tresor(tresor_bin, storage, dirs["tresor"], pin, tls)
     for server in (openbao, tresor):
         servers.fill_version(server)
     return openbao, tresor
+
+
+def scenario_meta(argv) -> list[str]:
+    return [
+        f"Date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; commit {git_commit()}",
+        f"Machine: {machine()}",
+        f"Command: `bench/run {shlex.join(argv)}`",
+    ]
+
+
+def emit(args, block: str, key: str) -> None:
+    """Print the block; write it to --out and BENCHMARKS.md (under `key`) if asked."""
+    print(block)
+    if args.out:
+        with open(args.out, "w") as out:
+            out.write(block)
+    if args.update_benchmarks:
+        report.update_benchmarks(os.path.join(ROOT, "BENCHMARKS.md"), key, block)
+        log("==> BENCHMARKS.md updated")
+
+
+def main_restart_kv(args, argv) -> int:
+    tresor_bin, _, tresor_origin = build_tresor(args)
+    bao = ensure_openbao(args)
+    procs.install_signal_handlers()
+    tmp = tempfile.mkdtemp(prefix="tresor-bench-restart-kv-")
+    scale = scale_options(args)
+    body = restart_kv.secret_body(workloads.secret_1k())
+    try:
+        log(f"==> {restart_kv.NAME}: N={scale.keys_compared:,} both, N={scale.keys:,} Tresor alone, "
+            f"{args.rounds} restart(s) each, in {tmp}")
+        results = restart_kv.run(bao, tresor_bin, tmp, scale, args.rounds, body, log)
+    finally:
+        procs.cleanup()
+        if args.keep_tmp:
+            log(f"==> kept {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+    meta = scenario_meta(argv) + [
+        f"OpenBao: {_first_line([bao, 'version']).split(',')[0]}, `bao server -config` on integrated raft",
+        f"Tresor: {_first_line([tresor_bin, 'version'])}, {tresor_origin}, `tresor server -config` "
+        f"on the embedded store (default `cache_size`)",
+        "Secrets: KV v2, 1 KiB each (8 fields × 120 characters), loaded with the root token by 8 "
+        "keep-alive connections pipelining 64 requests each; the probe reads the middle key with "
+        "the root token",
+    ]
+    emit(args, restart_kv.render(results, meta), restart_kv.NAME)
+    return 0
 
 
 def main_restart(args, argv) -> int:
@@ -335,24 +433,14 @@ def main_restart(args, argv) -> int:
             log(f"==> kept {tmp}")
         else:
             shutil.rmtree(tmp, ignore_errors=True)
-    meta = [
-        f"Date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; commit {git_commit()}",
-        f"Machine: {machine()}",
-        f"Command: `bench/run {shlex.join(argv)}`",
+    meta = scenario_meta(argv) + [
         f"OpenBao: {_first_line([bao, 'version']).split(',')[0]}, `bao server -config` on integrated raft",
         f"Tresor: {_first_line([tresor_bin, 'version'])}, {tresor_origin}, `tresor server -config` "
         f"on the embedded store",
         "Leases: service tokens with ttl=24h and the `default` policy, created over HTTP by 32 "
         "keep-alive clients; the probe is `auth/token/lookup-self` with one of them",
     ]
-    block = restart.render(results, args.restart_leases, meta)
-    print(block)
-    if args.out:
-        with open(args.out, "w") as out:
-            out.write(block)
-    if args.update_benchmarks:
-        report.update_benchmarks(os.path.join(ROOT, "BENCHMARKS.md"), "restart-leases", block)
-        log("==> BENCHMARKS.md updated")
+    emit(args, restart.render(results, args.restart_leases, meta), "restart-leases")
     return 0
 
 
@@ -360,9 +448,14 @@ def main(argv: list[str]) -> int:
     args = parse_args(argv)
     if args.restart_leases:
         return main_restart(args, argv)
+    names = args.workloads.split(",") if args.workloads else None
+    if names and restart_kv.NAME in names:
+        if len(names) > 1:
+            raise SystemExit(f"{restart_kv.NAME} runs on its own: give it alone to --workloads")
+        return main_restart_kv(args, argv)
     if args.mode == "B" and (os.cpu_count() or 1) < 2:
         raise SystemExit("mode B needs at least 2 CPUs")
-    chosen = workloads.select(args.workloads.split(",") if args.workloads else None)
+    chosen = workloads.select(names)
     tresor_bin, hello_bin, tresor_origin = build_tresor(args)
     baseline = aead_baseline(args) if any(w.name == BATCH_WORKLOAD for w in chosen) else None
     wrk_version = _first_line([ensure_wrk(), "-v"])
@@ -393,21 +486,22 @@ def main(argv: list[str]) -> int:
         if db_chosen:
             postgres, raw = connect_postgres(args, db_chosen, cells)
         log(f"==> starting OpenBao and Tresor ({args.storage} storage, mode {args.mode}) in {tmp}")
-        pair = start_pair(args.storage, bao, tresor_bin, tmp, server_pin)
+        tls = servers.self_signed(os.path.join(tmp, "tls")) if any(w.tls for w in chosen) else None
+        pair = start_pair(args.storage, bao, tresor_bin, tmp, server_pin, tls)
         hello_dir = os.path.join(tmp, "hello")
         os.makedirs(hello_dir)
-        hello = servers.start_hello(hello_bin, hello_dir, server_pin)
+        hello = servers.start_hello(hello_bin, hello_dir, server_pin, tls)
         fsync = fsync_probe(os.path.join(tmp, "tresor")) if args.storage == "persistent" else None
 
         log("==> setting up workloads through the HTTP API")
         for server in pair:
-            set_up(server, chosen, args.keys, cells, postgres)
+            set_up(server, chosen, args.keys, cells, postgres, scale_options(args))
         per_run = load.duration + load.warmup
         measured = sum(1 for c in cells.values() if not c.unavailable) * args.rounds
         log(f"==> {measured} measured runs of {per_run} s each: about {measured * per_run / 60:.1f} min")
         run_rounds(pair, chosen, cells, load, args.rounds, raw, hello)
 
-        for server in (*pair, hello):
+        for server in (*pair, hello, *([hello.tls] if hello.tls else [])):
             if not server.alive():
                 log(f"!! {server.name} exited with {server.proc.returncode}; log tail:\n{server.log_tail()}")
         title = (f"{'In-memory' if args.storage == 'memory' else 'Persistent'} storage, mode {args.mode} "
@@ -419,9 +513,11 @@ def main(argv: list[str]) -> int:
                     f"/v1/sys/health with a fixed 41-byte JSON body, same release profile and "
                     f"allocator as Tresor), measured in every round next to both servers at the "
                     f"same concurrency; **÷ hello** is a server's rate over it, paired per round")
-        note = batch_note(cells, baseline)
-        if note:
-            meta.append(note)
+        if tls is not None:
+            meta.append(tls_meta(pair, hello, tmp))
+        for note in (batch_note(cells, baseline), scale_note(cells)):
+            if note:
+                meta.append(note)
         if isinstance(postgres, database.Cluster):
             meta.append(db_meta(postgres, raw, db_chosen))
         http = [w for w in chosen if not w.is_database]
@@ -460,6 +556,15 @@ def main(argv: list[str]) -> int:
             + "\n  ".join(leaks))
         return 1
     return 0
+
+
+def tls_meta(pair, hello, tmp) -> str:
+    return (f"TLS workloads (`*-tls`): one self-signed P-256 certificate made by openssl for this "
+            f"run, served by OpenBao's and Tresor's second listener (OpenBao: a `listener \"tcp\"` "
+            f"block with `tls_cert_file`/`tls_key_file` in its config file; Tresor: the same block in "
+            f"`-dev -config=FILE`) and by `{hide(hello.tls.command, tmp)}`; wrk connects over "
+            f"https (keep-alive, so handshakes are amortised); **÷ hello** of a TLS "
+            f"workload is over the hello-world server with TLS (`{workloads.BASELINE_TLS}`)")
 
 
 def only_database(chosen) -> bool:

@@ -119,11 +119,15 @@ class Node:
 
     def first_authenticated(self, token: str, timeout: float = 300) -> float:
         """Polls lookup-self until 200; returns the monotonic time of the 200."""
+        return self.first_ok(token, "auth/token/lookup-self", timeout)
+
+    def first_ok(self, token: str, path: str, timeout: float = 300) -> float:
+        """Polls GET `path` until 200; returns the monotonic time of the 200."""
         client = Client(self.url, token, timeout=timeout)
         deadline = time.monotonic() + timeout
         while True:
             try:
-                client.get("auth/token/lookup-self")
+                client.get(path)
                 return time.monotonic()
             except (ApiError, OSError):
                 if time.monotonic() > deadline:

@@ -8,6 +8,7 @@ numbers are compared knowingly (issue 3, item 6).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import textwrap
@@ -49,6 +50,8 @@ class Server:
     command: str
     version: str = "?"
     extra: dict = field(default_factory=dict)
+    # The same server seen through its TLS listener (the TLS workloads), if it has one.
+    tls: "Server | None" = None
 
     @property
     def pid(self) -> int:
@@ -96,30 +99,74 @@ def wait_active(server: Server, timeout: float = 60.0) -> None:
     raise RuntimeError(f"{server.name} not active after {timeout:.0f}s ({last}):\n{server.log_tail()}")
 
 
-def start_openbao(bao: str, storage: str, workdir: str, pin: str | None) -> Server:
-    port = procs.free_port()
+@dataclass(frozen=True)
+class Tls:
+    """The run's self-signed certificate (PEM files), served by every TLS listener."""
+    cert: str
+    key: str
+
+
+def self_signed(directory: str) -> Tls:
+    """A P-256 certificate for 127.0.0.1, made with openssl in `directory` (the run's temp dir)."""
+    os.makedirs(directory, exist_ok=True)
+    cert, key = os.path.join(directory, "cert.pem"), os.path.join(directory, "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                    "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
+                    "-keyout", key, "-out", cert], check=True, capture_output=True)
+    return Tls(cert, key)
+
+
+def tls_listener(tls: Tls | None, port: int) -> str:
+    """An HCL listener block on `port` serving the run's certificate (empty without TLS)."""
+    if tls is None:
+        return ""
+    return textwrap.dedent(f"""\
+        listener "tcp" {{
+          address       = "127.0.0.1:{port}"
+          tls_cert_file = "{tls.cert}"
+          tls_key_file  = "{tls.key}"
+        }}
+        """)
+
+
+def _attach_tls(server: Server, tls: Tls | None, port: int) -> None:
+    """Point server.tls at its TLS listener and check that it answers."""
+    if tls is None:
+        return
+    server.tls = dataclasses.replace(server, url=f"https://127.0.0.1:{port}", tls=None)
+    wait_active(server.tls)
+
+
+def start_openbao(bao: str, storage: str, workdir: str, pin: str | None,
+                  tls: Tls | None = None) -> Server:
+    port, tls_port = procs.free_port(), procs.free_port()
     if storage == "memory":
-        # OpenBao 2 refuses sys/audit/:path even in dev mode without this (kv2-read-1k-audit).
+        # OpenBao 2 refuses sys/audit/:path even in dev mode without this (kv2-read-1k-audit);
+        # the file's listener is added to the dev listener.
         extra = os.path.join(workdir, "openbao-dev.hcl")
         with open(extra, "w") as out:
-            out.write("unsafe_allow_api_audit_creation = true\n")
+            out.write("unsafe_allow_api_audit_creation = true\n" + tls_listener(tls, tls_port))
         argv = [bao, "server", "-dev", f"-dev-root-token-id={ROOT_TOKEN}",
                 f"-dev-listen-address=127.0.0.1:{port}", f"-config={extra}"]
         proc, log = _launch("OpenBao", argv, pin, workdir)
         server = Server("OpenBao", f"http://127.0.0.1:{port}", ROOT_TOKEN, proc, log, "bao " + " ".join(argv[1:]))
         wait_active(server)
+        _attach_tls(server, tls, tls_port)
         return server
-    config = _write_raft_config(workdir, port, procs.free_port({port}))
+    config = _write_raft_config(workdir, port, procs.free_port({port, tls_port}),
+                                tls_listener(tls, tls_port))
     argv = [bao, "server", f"-config={config}"]
     proc, log = _launch("OpenBao", argv, pin, workdir)
     server = Server("OpenBao", f"http://127.0.0.1:{port}", "", proc, log,
                     "bao " + " ".join(argv[1:]) + " (raft; init 1/1 + unseal over HTTP)")
     server.token = _init_and_unseal(server)
     wait_active(server)
+    _attach_tls(server, tls, tls_port)
     return server
 
 
-def _write_raft_config(workdir: str, port: int, cluster_port: int) -> str:
+def _write_raft_config(workdir: str, port: int, cluster_port: int, more: str = "") -> str:
     raft_dir = os.path.join(workdir, "openbao-raft")
     os.makedirs(raft_dir, exist_ok=True)
     path = os.path.join(workdir, "openbao.hcl")
@@ -137,7 +184,7 @@ def _write_raft_config(workdir: str, port: int, cluster_port: int) -> str:
             api_addr     = "http://127.0.0.1:{port}"
             cluster_addr = "https://127.0.0.1:{cluster_port}"
             unsafe_allow_api_audit_creation = true
-            """))
+            """) + more)
     return path
 
 
@@ -159,26 +206,41 @@ def _init_and_unseal(server: Server, timeout: float = 60.0) -> str:
     return init["root_token"]
 
 
-def start_tresor(binary: str, storage: str, workdir: str, pin: str | None) -> Server:
-    port = procs.free_port()
+def start_tresor(binary: str, storage: str, workdir: str, pin: str | None,
+                 tls: Tls | None = None) -> Server:
+    port, tls_port = procs.free_port(), procs.free_port()
     argv = [binary, "server", "-dev", f"-dev-root-token-id={ROOT_TOKEN}",
             f"-dev-listen-address=127.0.0.1:{port}"]
     if storage == "persistent":
         argv.append(f"-dev-store=embedded:{os.path.join(workdir, 'tresor.redb')}")
+    if tls is not None:  # -dev -config: the file's TLS listener beside the dev listener
+        extra = os.path.join(workdir, "tresor-tls.hcl")
+        with open(extra, "w") as out:
+            out.write(tls_listener(tls, tls_port))
+        argv.append(f"-config={extra}")
     proc, log = _launch("Tresor", argv, pin, workdir)
     server = Server("Tresor", f"http://127.0.0.1:{port}", ROOT_TOKEN, proc, log, "tresor " + " ".join(argv[1:]))
     wait_active(server)
+    _attach_tls(server, tls, tls_port)
     return server
 
 
-def start_hello(binary: str, workdir: str, pin: str | None) -> Server:
-    """The hello-world yardstick (bench/hello): GET /v1/sys/health with a fixed body, nothing else."""
+def start_hello(binary: str, workdir: str, pin: str | None, tls: Tls | None = None) -> Server:
+    """The hello-world yardstick (bench/hello): GET /v1/sys/health with a fixed body, nothing
+    else. With `tls`, a second hello process serving it over TLS is its `tls` view."""
     port = procs.free_port()
     argv = [binary, f"127.0.0.1:{port}"]
     proc, log = _launch("hello", argv, pin, workdir)
     server = Server("hello", f"http://127.0.0.1:{port}", "", proc, log,
                     "tresor-bench-hello " + " ".join(argv[1:]))
     wait_active(server)
+    if tls is not None:
+        tls_port = procs.free_port()
+        argv = [binary, f"127.0.0.1:{tls_port}", tls.cert, tls.key]
+        proc, log = _launch("hello-tls", argv, pin, workdir)
+        server.tls = Server("hello", f"https://127.0.0.1:{tls_port}", "", proc, log,
+                            "tresor-bench-hello " + " ".join(argv[1:]))
+        wait_active(server.tls)
     return server
 
 

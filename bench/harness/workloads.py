@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from . import database
+from . import database, kvload
 from .api import ApiError, Client
 from .measure import Hooks
 
@@ -70,6 +70,11 @@ class Workload:
     # The yardstick workload: the one the hello-world server runs in the same round at the same
     # concurrency, and the server's own sys/health at it (the second ratio column).
     hello: str = "sys-health"
+    # Slow to set up (millions of writes): left out unless named in --workloads.
+    heavy: bool = False
+    # Sent to the server's TLS listener (the run's self-signed certificate) instead of its plain
+    # one; the yardstick is then the hello-world server with TLS.
+    tls: bool = False
 
     @property
     def is_database(self) -> bool:
@@ -81,10 +86,12 @@ class Setup:
     (the KV keys serve three workloads), each made once. A fixture that failed fails again with
     the same reason rather than being retried."""
 
-    def __init__(self, server, keys: int, postgres: "database.Cluster | str | None" = None):
+    def __init__(self, server, keys: int, postgres: "database.Cluster | str | None" = None,
+                 scale: kvload.ScaleOptions = kvload.ScaleOptions()):
         self.server = server
         self.root: Client = server.client()
         self.keys = keys
+        self.scale = scale
         # The PostgreSQL cluster of the database workloads, or why it cannot be used.
         self.postgres = postgres
         self._fixtures: dict[str, object] = {}
@@ -214,6 +221,35 @@ def _kv_read(root: bool) -> Callable[[Setup], Prepared]:
         return Prepared({"BENCH_TOKEN": token, "BENCH_PATH": "/v1/" + template,
                          "BENCH_KEYS": str(setup.keys)}, label)
     return setup_fn
+
+
+def _kv_scale(mount: str, keys_of: Callable[[Setup], int],
+              versions_of: Callable[[Setup], int]) -> Callable[[Setup], Prepared]:
+    """Random reads over a large KV v2 store of its own (the heavy workloads): `keys_of` keys of
+    1 KiB, each written `versions_of` times, bulk-loaded once per server."""
+    def setup_fn(setup: Setup) -> Prepared:
+        keys, versions = keys_of(setup), versions_of(setup)
+        template = setup.once(mount, lambda: _fill_scale(setup, mount, keys, versions))
+        hcl = f'path "{mount}/data/*" {{ capabilities = ["read"] }}\n'
+        token = _policy_token(setup, f"bench-{mount}", hcl)
+        answer = setup.as_token(token).get(template % (keys - 1))
+        _expect(answer["data"]["data"] == secret_1k(), "KV v2 read returned other data")
+        _expect(answer["data"]["metadata"]["version"] == versions,
+                f"the last key has version {answer['data']['metadata']['version']}, not {versions}")
+        return Prepared({"BENCH_TOKEN": token, "BENCH_PATH": "/v1/" + template,
+                         "BENCH_KEYS": str(keys)},
+                        f"service, read-only policy; {keys:,} keys × {versions} version(s)")
+    return setup_fn
+
+
+def _fill_scale(setup: Setup, mount: str, keys: int, versions: int) -> str:
+    kvload.mount(setup.root, mount)
+    body = json.dumps({"data": secret_1k()}).encode()
+    kvload.fill(setup.server.name, setup.server.url, setup.server.token, mount, keys, versions, body)
+    return f"{mount}/data/key-%d"
+
+
+SCALE_MOUNT, FRESH_MOUNT, CHURN_MOUNT = "bench-kv-scale", "bench-kv-fresh", "bench-kv-churn"
 
 
 AUDIT_DEVICE = "bench-audit"
@@ -459,7 +495,9 @@ BASELINE = "sys-health"
 # server and the server's own sys/health at one connection.
 BASELINE_C1 = "sys-health-c1"
 # The yardsticks: the only workloads the hello-world server runs (it answers nothing else).
-HELLO_WORKLOADS = (BASELINE, BASELINE_C1)
+# The same over TLS: every server's TLS listener, and the hello-world server with TLS.
+BASELINE_TLS = "sys-health-tls"
+HELLO_WORKLOADS = (BASELINE, BASELINE_C1, BASELINE_TLS)
 
 WORKLOADS: list[Workload] = [
     Workload("sys-health", "sys-health.lua", "none", _unauthenticated("sys/health")),
@@ -484,19 +522,45 @@ WORKLOADS: list[Workload] = [
              setup_lookup_self, connections=1, hello=BASELINE_C1),
     Workload("transit-encrypt-1k-c1", "transit-encrypt-1k.lua", "service, transit policy",
              setup_transit_encrypt, connections=1, hello=BASELINE_C1),
+    Workload(BASELINE_TLS, "sys-health.lua", "none", _unauthenticated("sys/health"), tls=True,
+             hello=BASELINE_TLS),
+    Workload("kv2-read-1k-tls", "kv2-read-1k.lua", "service, read-only policy", _kv_read(root=False),
+             tls=True, hello=BASELINE_TLS),
+    Workload("transit-encrypt-1k-tls", "transit-encrypt-1k.lua", "service, transit policy",
+             setup_transit_encrypt, tls=True, hello=BASELINE_TLS),
+    # Scale (issue 12): random reads over a large store vs a small one, and over keys with many
+    # versions vs keys with one. Heavy: only when named.
+    Workload("kv2-read-random-small", "kv2-read-random.lua", "service, read-only policy",
+             _kv_read(root=False), heavy=True),
+    Workload("kv2-read-random-large", "kv2-read-random.lua", "service, read-only policy",
+             _kv_scale(SCALE_MOUNT, lambda s: s.scale.keys_for(s.server.name), lambda s: 1),
+             heavy=True),
+    Workload("kv2-read-fresh", "kv2-read-random.lua", "service, read-only policy",
+             _kv_scale(FRESH_MOUNT, lambda s: s.scale.churn_keys, lambda s: 1), heavy=True),
+    Workload("kv2-read-churned", "kv2-read-random.lua", "service, read-only policy",
+             _kv_scale(CHURN_MOUNT, lambda s: s.scale.churn_keys, lambda s: s.scale.churn_versions),
+             heavy=True),
     Workload("db-creds-c4", "db-creds-cycle.lua", "service, creds + revoke policy", _db_creds, clients=4),
     Workload("db-creds-c16", "db-creds-cycle.lua", "service, creds + revoke policy", _db_creds, clients=16),
 ]
 
 
+# Issue 12's scale ratios: (workload, the workload it is divided by, what the ratio says).
+# Naming one side in --workloads runs the other too.
+SCALE_PAIRS = [("kv2-read-random-large", "kv2-read-random-small", "large store ÷ small store"),
+               ("kv2-read-churned", "kv2-read-fresh", "churned keys ÷ fresh keys")]
+
+
 def select(names: list[str] | None) -> list[Workload]:
-    """The chosen workloads in table order; the sys-health baseline is always included."""
+    """The chosen workloads in table order; the sys-health baseline is always included. With no
+    names: every workload but the heavy ones."""
     if not names:
-        return list(WORKLOADS)
+        return [w for w in WORKLOADS if not w.heavy]
     known = {w.name for w in WORKLOADS}
     unknown = [n for n in names if n not in known]
     if unknown:
         raise SystemExit(f"unknown workload(s): {', '.join(unknown)}; known: {', '.join(sorted(known))}")
     wanted = set(names) | {BASELINE}
+    wanted |= {b for a, b, _ in SCALE_PAIRS if a in wanted} | {a for a, b, _ in SCALE_PAIRS if b in wanted}
     wanted |= {w.hello for w in WORKLOADS if w.name in wanted}
     return [w for w in WORKLOADS if w.name in wanted]

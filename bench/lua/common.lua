@@ -71,4 +71,18 @@ function M.rotate(method, template, count, body)
   end
 end
 
+-- A uniformly random one of `count` paths built from `template`, formatted per request: a
+-- table of every request would not fit in memory for a million keys. Each thread seeds its
+-- own generator, so threads do not walk the same sequence.
+function M.random(method, template, count)
+  local headers
+  init = function(args)
+    headers = M.headers(false)
+    math.randomseed(os.time() + (bench_thread_id or 0) * 7919)
+  end
+  request = function()
+    return wrk.format(method, string.format(template, math.random(0, count - 1)), headers)
+  end
+end
+
 return M

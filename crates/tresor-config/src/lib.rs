@@ -2,6 +2,8 @@
 //!
 //! # Layout
 //! - [`parse`] / [`load`]: HCL text or a file to a [`ServerConfig`]; the only entry points.
+//! - [`parse_overlay`] / [`load_overlay`]: a file for `-dev -config`, where storage is optional;
+//!   `overlay` lays it over dev mode's configuration ([`ServerConfig::overlaid`], OpenBao's merge).
 //! - `model`: the plain data the binary acts on ([`ServerConfig`], [`StorageConfig`],
 //!   [`ListenerConfig`] with its [`ListenerLimits`], [`TlsFiles`]).
 //! - `parse` (module): the top level of the file and the rules shared by every section; its
@@ -11,6 +13,7 @@
 //! - `value`: reading one attribute as a string, boolean, integer or duration, with Vault's
 //!   tolerance for quoted booleans and numbers.
 //! - [`duration`]: Vault's duration syntax (`"768h"`, `"1h30m"`, bare seconds).
+//! - [`size`]: Vault's byte sizes (`"256MiB"`, `"1GB"`, bare bytes).
 //! - `error`: [`ConfigError`] (where) and [`Problem`] (what).
 //! - `lines`, `suggest`, `unsupported`: byte offset to line number, "did you mean",
 //!   and the Vault settings Tresor deliberately rejects.
@@ -25,8 +28,10 @@ pub mod duration;
 mod error;
 mod lines;
 mod model;
+mod overlay;
 mod parse;
 mod sanitized;
+pub mod size;
 mod suggest;
 mod tls;
 mod unsupported;
@@ -40,6 +45,8 @@ pub use model::{
     AuditDeviceConfig, DEFAULT_LISTEN_ADDRESS, ListenerConfig, ListenerLimits, ListenerTelemetry,
     LogFormat, SealStanza, ServerConfig, StorageConfig, TelemetryConfig, TlsFiles,
 };
+pub use overlay::Overlay;
+pub use size::{InvalidSize, parse_size};
 pub use tls::load_tls;
 
 /// Parses config text. Errors carry a line number but no file name; see [`load`] for that.
@@ -49,9 +56,24 @@ pub fn parse(source: &str) -> Result<ServerConfig, ConfigError> {
 
 /// Reads and parses a config file; errors read `path:line: ...`.
 pub fn load(path: &Path) -> Result<ServerConfig, ConfigError> {
-    let source = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+    let source = read_source(path)?;
+    parse::parse_source(&source).map_err(|located| located.in_file(Some(path.to_path_buf())))
+}
+
+/// Parses config text meant for `-dev` (see [`Overlay`]): the storage block may be left out.
+pub fn parse_overlay(source: &str) -> Result<Overlay, ConfigError> {
+    parse::parse_overlay(source).map_err(|located| located.in_file(None))
+}
+
+/// Reads a config file meant for `-dev` (see [`Overlay`]); errors read `path:line: ...`.
+pub fn load_overlay(path: &Path) -> Result<Overlay, ConfigError> {
+    let source = read_source(path)?;
+    parse::parse_overlay(&source).map_err(|located| located.in_file(Some(path.to_path_buf())))
+}
+
+fn read_source(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
         path: path.to_path_buf(),
         source,
-    })?;
-    parse::parse_source(&source).map_err(|located| located.in_file(Some(path.to_path_buf())))
+    })
 }

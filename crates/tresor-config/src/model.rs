@@ -162,7 +162,12 @@ pub struct AuditDeviceConfig {
 #[derive(Clone, PartialEq, Eq)]
 pub enum StorageConfig {
     /// The default single-file store.
-    Embedded { path: PathBuf },
+    Embedded {
+        path: PathBuf,
+        /// `cache_size`: the most memory, in bytes, the store keeps as page cache
+        /// ([`StorageConfig::DEFAULT_CACHE_SIZE`] unless the block sets it).
+        cache_size: u64,
+    },
     /// Nothing survives a restart; for development and tests.
     Inmem,
     /// Parsed so Vault-style configs validate, although the backend may not exist yet.
@@ -174,12 +179,31 @@ pub enum StorageConfig {
     },
 }
 
+impl StorageConfig {
+    /// The embedded store's page cache when `cache_size` is not set: 256 MiB.
+    pub const DEFAULT_CACHE_SIZE: u64 = 256 << 20;
+    /// The smallest `cache_size` accepted: 1 MiB (a bare `256`, meant as MiB, is refused).
+    pub const MIN_CACHE_SIZE: u64 = 1 << 20;
+
+    /// An embedded store at `path` with the default cache.
+    pub fn embedded(path: impl Into<PathBuf>) -> Self {
+        Self::Embedded {
+            path: path.into(),
+            cache_size: Self::DEFAULT_CACHE_SIZE,
+        }
+    }
+}
+
 // Hand-written so that logging the config never leaks the database password embedded in
 // `connection_url`.
 impl fmt::Debug for StorageConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Embedded { path } => f.debug_struct("Embedded").field("path", path).finish(),
+            Self::Embedded { path, cache_size } => f
+                .debug_struct("Embedded")
+                .field("path", path)
+                .field("cache_size", cache_size)
+                .finish(),
             Self::Inmem => f.write_str("Inmem"),
             Self::Postgresql {
                 connection_url: _,

@@ -15,11 +15,24 @@ use hcl_edit::structure::{Attribute, Block, Body, Structure};
 use crate::error::{Located, Problem};
 use crate::lines::Lines;
 use crate::model::{ListenerConfig, ServerConfig, StorageConfig};
+use crate::overlay::Overlay;
 use crate::suggest::closest;
 use crate::unsupported;
 use crate::value::Value;
 
 pub(crate) fn parse_source(source: &str) -> Result<ServerConfig, Located> {
+    match parse_overlay(source)? {
+        // Nothing in the file to point at; line 1 is where a storage block would go.
+        Overlay { storage: None, .. } => Err(Located::new(1, Problem::MissingStorage)),
+        Overlay {
+            storage: Some(storage),
+            rest,
+        } => Ok(ServerConfig { storage, ..rest }),
+    }
+}
+
+/// The file as `-dev` reads it: every section optional, the storage block included.
+pub(crate) fn parse_overlay(source: &str) -> Result<Overlay, Located> {
     let body = hcl_edit::parser::parse_body(source).map_err(|err| {
         Located::new(
             err.location().line(),
@@ -185,7 +198,7 @@ struct TopLevel {
 }
 
 impl TopLevel {
-    fn read(mut self, cx: &Cx, body: &Body) -> Result<ServerConfig, Located> {
+    fn read(mut self, cx: &Cx, body: &Body) -> Result<Overlay, Located> {
         let section = Section {
             place: "at the top level".to_owned(),
             keys: TOP_LEVEL_KEYS,
@@ -298,11 +311,7 @@ impl TopLevel {
         Ok(())
     }
 
-    fn finish(self) -> Result<ServerConfig, Located> {
-        // Nothing in the file to point at; line 1 is where a storage block would go.
-        let Some((_, storage)) = self.storage else {
-            return Err(Located::new(1, Problem::MissingStorage));
-        };
+    fn finish(self) -> Result<Overlay, Located> {
         if let (Some((line, default)), Some(max)) = (self.default_lease_ttl, self.max_lease_ttl)
             && default > max
         {
@@ -327,23 +336,27 @@ impl TopLevel {
                 listener
             })
             .collect();
-        Ok(ServerConfig {
-            storage,
-            listeners,
-            api_addr: self.api_addr,
-            cluster_name: self.cluster_name,
-            disable_mlock: self.disable_mlock,
-            ui: self.ui,
-            log_level: self.log_level,
-            default_lease_ttl: self.default_lease_ttl.map(|(_, ttl)| ttl),
-            max_lease_ttl: self.max_lease_ttl,
-            lease_revocation_paused: self.lease_revocation_paused,
-            audit_devices: self.audit_devices,
-            unsafe_allow_api_audit_creation: self.unsafe_allow_api_audit_creation,
-            allow_audit_log_prefixing: self.allow_audit_log_prefixing,
-            log_format: self.log_format,
-            telemetry: self.telemetry.map(|(_, t)| t),
-            seals: self.seals,
+        Ok(Overlay {
+            storage: self.storage.map(|(_, storage)| storage),
+            // Replaced by the file's storage, or by dev mode's: never used as it is.
+            rest: ServerConfig {
+                storage: StorageConfig::Inmem,
+                listeners,
+                api_addr: self.api_addr,
+                cluster_name: self.cluster_name,
+                disable_mlock: self.disable_mlock,
+                ui: self.ui,
+                log_level: self.log_level,
+                default_lease_ttl: self.default_lease_ttl.map(|(_, ttl)| ttl),
+                max_lease_ttl: self.max_lease_ttl,
+                lease_revocation_paused: self.lease_revocation_paused,
+                audit_devices: self.audit_devices,
+                unsafe_allow_api_audit_creation: self.unsafe_allow_api_audit_creation,
+                allow_audit_log_prefixing: self.allow_audit_log_prefixing,
+                log_format: self.log_format,
+                telemetry: self.telemetry.map(|(_, t)| t),
+                seals: self.seals,
+            },
         })
     }
 }

@@ -11,6 +11,7 @@ use hcl_edit::structure::Attribute;
 use crate::duration::parse_duration;
 use crate::error::{Located, Problem};
 use crate::lines::Lines;
+use crate::size::parse_size;
 
 /// An attribute plus what is needed to report on it.
 pub(crate) struct Value<'a> {
@@ -100,6 +101,15 @@ impl Value<'_> {
             other => {
                 Err(self.wrong_type("a duration such as \"768h\" or a number of seconds", other))
             }
+        }
+    }
+
+    /// A size in bytes: a bare integer, or a string with a unit (see [`parse_size`]).
+    pub(crate) fn size(&self) -> Result<u64, Located> {
+        match &self.attr.value {
+            Expression::Number(_) | Expression::UnaryOp(_) => self.unsigned(),
+            Expression::String(s) => parse_size(s.value()).map_err(|e| self.invalid(e.to_string())),
+            other => Err(self.wrong_type("a size such as \"256MiB\" or a number of bytes", other)),
         }
     }
 

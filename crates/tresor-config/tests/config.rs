@@ -66,6 +66,7 @@ fn full_example_parses() {
         ServerConfig {
             storage: StorageConfig::Embedded {
                 path: PathBuf::from("/var/lib/tresor/data.redb"),
+                cache_size: StorageConfig::DEFAULT_CACHE_SIZE,
             },
             listeners: vec![ListenerConfig {
                 address: addr("127.0.0.1:8200"),

@@ -22,7 +22,7 @@ pub mod embedded;
 mod list;
 pub mod memory;
 
-pub use embedded::EmbeddedBackend;
+pub use embedded::{EmbeddedBackend, EmbeddedOptions};
 pub use memory::MemoryBackend;
 
 /// Why a physical storage operation failed.

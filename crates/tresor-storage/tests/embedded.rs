@@ -209,3 +209,52 @@ async fn close_finishes_writes_already_queued() {
         );
     }
 }
+
+/// Writes 8 MiB in 4 KiB values and reads them all back; returns the page cache's size then.
+async fn cache_after_reading_8_mib(cache_size: usize) -> usize {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tresor.redb");
+    let options = tresor_storage::EmbeddedOptions { cache_size };
+    let backend = EmbeddedBackend::open_with(&path, options).unwrap();
+    let value = vec![7u8; 4096];
+    for chunk in 0..16 {
+        let ops = (0..128)
+            .map(|i| TxnOp::Put {
+                key: format!("k/{chunk}-{i}"),
+                value: value.clone(),
+            })
+            .collect();
+        backend.transaction(ops).await.unwrap();
+    }
+    backend.close().await.unwrap();
+    // Reopened: the cache starts empty and only reads fill it.
+    let backend = EmbeddedBackend::open_with(&path, options).unwrap();
+    for chunk in 0..16 {
+        for i in 0..128 {
+            let got = backend.get(&format!("k/{chunk}-{i}")).await.unwrap();
+            assert_eq!(got.as_deref(), Some(value.as_slice()));
+        }
+    }
+    let used = backend.cache_used_bytes();
+    backend.close().await.unwrap();
+    used
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_configured_cache_size_bounds_redbs_page_cache() {
+    const MIB: usize = 1 << 20;
+    let small = cache_after_reading_8_mib(MIB).await;
+    assert!(
+        small > 0 && small <= MIB,
+        "a 1 MiB cache holds {small} bytes"
+    );
+    let large = cache_after_reading_8_mib(64 * MIB).await;
+    assert!(
+        large > 4 * MIB,
+        "a 64 MiB cache holds only {large} bytes after reading 8 MiB"
+    );
+    assert_eq!(
+        tresor_storage::EmbeddedOptions::default().cache_size,
+        256 * MIB
+    );
+}

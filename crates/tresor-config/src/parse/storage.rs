@@ -17,7 +17,7 @@ const REPLACED_BY_EMBEDDED: &[&str] = &["raft", "file"];
 pub(super) fn read(cx: &Cx, block: &Block) -> Result<StorageConfig, Located> {
     let (kind, label_line) = cx.label(block)?;
     let keys: &'static [&'static str] = match kind {
-        "embedded" => &["path"],
+        "embedded" => &["path", "cache_size"],
         "inmem" => &[],
         "postgresql" => &["connection_url", "table", "ha_enabled", "max_parallel"],
         _ if REPLACED_BY_EMBEDDED.contains(&kind) => {
@@ -59,15 +59,18 @@ pub(super) fn read(cx: &Cx, block: &Block) -> Result<StorageConfig, Located> {
     match kind {
         "embedded" => {
             let mut path = None;
+            let mut cache_size = StorageConfig::DEFAULT_CACHE_SIZE;
             for attr in attributes {
                 match attr.key.as_str() {
                     "path" => path = Some(non_empty(cx, attr)?),
+                    "cache_size" => cache_size = cache_size_of(cx, attr)?,
                     _ => return Err(section.unknown_attribute(cx, attr)),
                 }
             }
             let path = path.ok_or_else(|| missing("path"))?;
             Ok(StorageConfig::Embedded {
                 path: PathBuf::from(path),
+                cache_size,
             })
         }
         "postgresql" => {
@@ -102,6 +105,24 @@ pub(super) fn read(cx: &Cx, block: &Block) -> Result<StorageConfig, Located> {
             Ok(StorageConfig::Inmem)
         }
     }
+}
+
+/// The embedded store's `cache_size`: at least [`StorageConfig::MIN_CACHE_SIZE`], and
+/// addressable on this machine.
+fn cache_size_of(cx: &Cx, attr: &Attribute) -> Result<u64, Located> {
+    let value = cx.value(attr);
+    let bytes = value.size()?;
+    if bytes < StorageConfig::MIN_CACHE_SIZE {
+        return Err(value.invalid(format!(
+            "{bytes} bytes is below the minimum of 1MiB; give a unit, e.g. \"256MiB\""
+        )));
+    }
+    if usize::try_from(bytes).is_err() {
+        return Err(value.invalid(format!(
+            "{bytes} bytes is more than this machine can address"
+        )));
+    }
+    Ok(bytes)
 }
 
 fn non_empty(cx: &Cx, attr: &Attribute) -> Result<String, Located> {

@@ -2,7 +2,8 @@
 //!
 //! In-memory by default. With `-dev-store=embedded:PATH` the store survives restarts; the dev
 //! unseal key is then kept beside it (`PATH.dev-unseal-key`, mode 0600) so a restarted dev
-//! server unseals itself. That file makes the store's encryption moot: dev mode only.
+//! server unseals itself. That file makes the store's encryption moot: dev mode only. The same
+//! holds for an embedded store named by a config file given with `-dev -config=FILE`.
 
 use std::path::{Path, PathBuf};
 
@@ -22,9 +23,7 @@ pub fn config(args: &ServerArgs) -> Result<ServerConfig> {
     let storage = match args.dev_store.as_str() {
         "inmem" => StorageConfig::Inmem,
         other => match other.strip_prefix("embedded:") {
-            Some(path) if !path.is_empty() => StorageConfig::Embedded {
-                path: PathBuf::from(path),
-            },
+            Some(path) if !path.is_empty() => StorageConfig::embedded(path),
             _ => bail!("invalid -dev-store {other:?}: use inmem or embedded:PATH"),
         },
     };
@@ -65,9 +64,32 @@ pub fn config(args: &ServerArgs) -> Result<ServerConfig> {
     })
 }
 
+/// `-dev -config=FILE`: dev mode's configuration with the file laid over it, as OpenBao
+/// merges them (see `tresor_config::Overlay`): dev mode's listener first, then the file's; the
+/// file's storage, if it names one, instead of the in-memory store.
+pub fn config_with_file(args: &ServerArgs, path: &Path) -> Result<ServerConfig> {
+    let overlay = tresor_config::load_overlay(path)?;
+    if overlay.storage.is_some() && args.dev_store != "inmem" {
+        bail!(
+            "-dev-store={} and the storage block of {} both name a store; keep one",
+            args.dev_store,
+            path.display()
+        );
+    }
+    if !overlay.seals().is_empty() {
+        // Dev mode initialises with a single Shamir key; an auto-unseal seal would need its
+        // own bootstrap.
+        bail!(
+            "{}: seal blocks cannot be combined with -dev; start without -dev to use an auto-unseal seal",
+            path.display()
+        );
+    }
+    Ok(config(args)?.overlaid(overlay))
+}
+
 fn key_file(config: &ServerConfig) -> Option<PathBuf> {
     match &config.storage {
-        StorageConfig::Embedded { path } => {
+        StorageConfig::Embedded { path, .. } => {
             let mut name = path.as_os_str().to_owned();
             name.push(".dev-unseal-key");
             Some(PathBuf::from(name))

@@ -16,11 +16,13 @@ use anyhow::{Context, Result, bail};
 use tresor_config::{ListenerConfig, LogFormat, ServerConfig, StorageConfig};
 use tresor_core::{Core, CoreOptions};
 use tresor_http::{AppState, DEFAULT_MAX_REQUEST_SIZE};
-use tresor_storage::{Backend, EmbeddedBackend, MemoryBackend};
+use tresor_storage::{Backend, EmbeddedBackend, EmbeddedOptions, MemoryBackend};
 
 #[derive(Debug, clap::Args)]
 pub struct ServerArgs {
-    /// HCL configuration file (Vault's shape: storage, listener, api_addr, …).
+    /// HCL configuration file (Vault's shape: storage, listener, api_addr, …). With -dev, it
+    /// is laid over dev mode's configuration: its listeners are added, its storage replaces
+    /// the in-memory one.
     #[arg(long = "config")]
     config: Option<PathBuf>,
     /// Development mode: in-memory store, initialised and unsealed, root token printed.
@@ -57,7 +59,7 @@ pub fn run(args: ServerArgs) -> Result<()> {
     let config = match (&args.config, args.dev) {
         (Some(path), false) => tresor_config::load(path)?,
         (None, true) => dev::config(&args)?,
-        (Some(_), true) => bail!("-dev and -config cannot be combined yet: use one or the other"),
+        (Some(path), true) => dev::config_with_file(&args, path)?,
         (None, false) => {
             bail!("a configuration file is required: tresor server -config=FILE (or -dev)")
         }
@@ -179,10 +181,16 @@ fn init_logging(level: &str, format: LogFormat) -> Result<()> {
 fn open_backend(storage: &StorageConfig) -> Result<Arc<dyn Backend>> {
     Ok(match storage {
         StorageConfig::Inmem => Arc::new(MemoryBackend::new()),
-        StorageConfig::Embedded { path } => Arc::new(
-            EmbeddedBackend::open(path)
-                .with_context(|| format!("opening the embedded store {}", path.display()))?,
-        ),
+        StorageConfig::Embedded { path, cache_size } => {
+            let options = EmbeddedOptions {
+                // The config refuses sizes this machine cannot address.
+                cache_size: usize::try_from(*cache_size).unwrap_or(usize::MAX),
+            };
+            Arc::new(
+                EmbeddedBackend::open_with(path, options)
+                    .with_context(|| format!("opening the embedded store {}", path.display()))?,
+            )
+        }
         StorageConfig::Postgresql { .. } => {
             bail!(
                 "the postgresql storage backend is not available in this build yet; use storage \"embedded\""
