@@ -1325,3 +1325,65 @@ async fn migration_from_static_to_shamir_answers_as_openbao_does() {
         assert_eq!(body, bao_body, "{step}");
     }
 }
+
+/// A root rotation on an auto seal, with recovery shares, in a process that aborts at
+/// `failpoint`.
+async fn rotate_root_and_crash(dir: &Path, config: &Path, failpoint: &str, shares: &[String]) {
+    let mut server = Server::start_with_env(
+        &["server", &format!("-config={}", config.display())],
+        &[(failpoint, "1")],
+        dir,
+    );
+    wait_unsealed(&server).await;
+    let root = std::fs::read_to_string(dir.join("root-token")).unwrap();
+    let (code, body) = raw(
+        &server,
+        "PUT",
+        "sys/rotate/root/init",
+        Some(&root),
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(code, 200, "{body}");
+    let nonce = body["data"]["nonce"].as_str().unwrap().to_owned();
+    let (code, body) = raw(
+        &server,
+        "PUT",
+        "sys/rotate/root/update",
+        Some(&root),
+        Some(json!({"key": shares[0], "nonce": nonce})),
+    )
+    .await;
+    assert_eq!(code, 200, "{body}");
+    let answer = common::http()
+        .put(server.url("sys/rotate/root/update"))
+        .header("X-Vault-Token", &root)
+        .json(&json!({"key": shares[1], "nonce": nonce}))
+        .send()
+        .await;
+    assert!(answer.is_err(), "the process aborts before answering");
+    assert!(!server.child.wait().unwrap().success());
+}
+
+#[tokio::test]
+async fn a_crash_during_a_root_rotation_with_recovery_keys_leaves_a_store_that_unseals() {
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("unseal.key");
+    std::fs::write(&key_file, [11u8; 32]).unwrap();
+    let config = config_with(dir.path(), "r", &static_stanza(&key_file));
+    let server = start(&config, dir.path());
+    let (recovery, root) = init_recovery(&server, 3, 2).await;
+    wait_unsealed(&server).await;
+    write_secret(&server, &root).await;
+    drop(server);
+    std::fs::write(dir.path().join("root-token"), &root).unwrap();
+    for failpoint in [
+        "TRESOR_FAILPOINT_REKEY_CRASH_BEFORE_COMMIT",
+        "TRESOR_FAILPOINT_REKEY_CRASH_AFTER_COMMIT",
+    ] {
+        rotate_root_and_crash(dir.path(), &config, failpoint, &recovery).await;
+        let server = start(&config, dir.path());
+        wait_unsealed(&server).await;
+        assert_eq!(read_secret(&server, &root).await, "kept-across-restarts");
+    }
+}
