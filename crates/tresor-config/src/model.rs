@@ -234,6 +234,10 @@ pub struct ListenerConfig {
     /// `disable_unauthed_rekey_endpoints` (default `true`, as in OpenBao ≥ 2.5): whether the
     /// legacy unauthenticated `sys/rekey/*` endpoints are refused on this listener.
     pub disable_unauthed_rekey_endpoints: bool,
+    /// `disable_unauthed_generate_root_endpoints` (default `true`, as in OpenBao ≥ 2.5.3):
+    /// whether the unauthenticated `sys/generate-root/*` endpoints are refused on this
+    /// listener (anyone could otherwise cancel an operator's root token generation).
+    pub disable_unauthed_generate_root_endpoints: bool,
     /// Unauthenticated access to `sys/metrics` and `sys/in-flight-req` on this listener.
     pub telemetry: ListenerTelemetry,
 }

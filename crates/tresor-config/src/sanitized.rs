@@ -199,6 +199,12 @@ fn listener(l: &ListenerConfig) -> Value {
     if !l.disable_unauthed_rekey_endpoints {
         config.insert("disable_unauthed_rekey_endpoints".into(), json!(false));
     }
+    if !l.disable_unauthed_generate_root_endpoints {
+        config.insert(
+            "disable_unauthed_generate_root_endpoints".into(),
+            json!(false),
+        );
+    }
     if l.telemetry.unauthenticated_metrics_access {
         config.insert(
             "telemetry".into(),

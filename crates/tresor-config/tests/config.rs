@@ -74,6 +74,7 @@ fn full_example_parses() {
                 max_request_size: Some(33_554_432),
                 limits: Default::default(),
                 disable_unauthed_rekey_endpoints: true,
+                disable_unauthed_generate_root_endpoints: true,
                 telemetry: Default::default(),
             }],
             api_addr: Some("https://tresor-0:8200".to_owned()),
@@ -143,6 +144,7 @@ max_lease_ttl     = 86400
                     max_request_size: Some(1_048_576),
                     limits: Default::default(),
                     disable_unauthed_rekey_endpoints: true,
+                    disable_unauthed_generate_root_endpoints: true,
                     telemetry: Default::default(),
                 },
                 ListenerConfig {
@@ -151,6 +153,7 @@ max_lease_ttl     = 86400
                     max_request_size: None,
                     limits: Default::default(),
                     disable_unauthed_rekey_endpoints: true,
+                    disable_unauthed_generate_root_endpoints: true,
                     telemetry: Default::default(),
                 },
             ],
@@ -209,6 +212,7 @@ fn defaults() {
             max_request_size: None,
             limits: Default::default(),
             disable_unauthed_rekey_endpoints: true,
+            disable_unauthed_generate_root_endpoints: true,
             telemetry: Default::default(),
         }]
     );
@@ -802,6 +806,24 @@ fn unauthenticated_rekey_endpoints_are_off_unless_a_listener_enables_them() {
     assert!(!config.listeners[1].disable_unauthed_rekey_endpoints);
     let err = parse(&format!(
         "{INMEM}listener \"tcp\" {{\n  tls_disable = true\n  disable_unauthed_rekey_endpoints = \"maybe\"\n}}\n"
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("line 4"), "{err}");
+    assert!(err.contains("not a boolean"), "{err}");
+}
+
+#[test]
+fn unauthenticated_generate_root_endpoints_are_off_unless_a_listener_enables_them() {
+    let config = parse(&format!(
+        "{INMEM}listener \"tcp\" {{\n  tls_disable = true\n}}\nlistener \"tcp\" {{\n  address = \"127.0.0.1:8201\"\n  tls_disable = true\n  disable_unauthed_generate_root_endpoints = \"false\"\n}}\n"
+    ))
+    .unwrap();
+    assert!(config.listeners[0].disable_unauthed_generate_root_endpoints);
+    assert!(!config.listeners[1].disable_unauthed_generate_root_endpoints);
+    assert!(config.listeners[1].disable_unauthed_rekey_endpoints);
+    let err = parse(&format!(
+        "{INMEM}listener \"tcp\" {{\n  tls_disable = true\n  disable_unauthed_generate_root_endpoints = \"maybe\"\n}}\n"
     ))
     .unwrap_err()
     .to_string();

@@ -18,7 +18,7 @@ use crate::expiration::{ExpirationManager, LeaseOptions, TimerQueue};
 use crate::mount::{EngineRegistry, MountKind, MountTables};
 use crate::policy_store::PolicyStore;
 use crate::random;
-use crate::seal::{self, InitRequest, SealConfig, UnsealProgress};
+use crate::seal::{self, InitRequest, SealConfig, SealKind, UnsealProgress};
 use crate::token::TokenStore;
 use crate::token::entry::{TokenEntry, now_ns};
 use crate::version;
@@ -49,6 +49,8 @@ pub struct CoreOptions {
     pub allow_audit_log_prefixing: bool,
     /// The configured auto-unseal seal (`seal "transit"`, `seal "static"`); `None`: Shamir.
     pub seal: Option<Arc<dyn crate::seal::AutoSeal>>,
+    /// The old seal of a migration away from an auto seal (its stanza says `disabled`).
+    pub migration_seal: Option<Arc<dyn crate::seal::AutoSeal>>,
 }
 
 /// The cluster's identity, created at initialisation and stored under the barrier.
@@ -131,6 +133,8 @@ pub struct Core {
     pub(crate) recovery_config: RwLock<Option<SealConfig>>,
     /// Why the last auto-unseal attempt failed; cleared when one succeeds.
     pub(crate) seal_error: RwLock<Option<String>>,
+    /// Seal migration mode, decided at start from the stored and configured seals.
+    pub(crate) migration: seal::SealMigration,
     /// Serialises init, unseal and seal; holds the shares collected so far.
     pub(crate) transition: Mutex<UnsealProgress>,
     active: RwLock<Option<Arc<Active>>>,
@@ -145,7 +149,13 @@ impl Core {
     pub async fn new(backend: Arc<dyn Backend>, options: CoreOptions) -> CoreResult<Arc<Self>> {
         let config = seal::read_config(backend.as_ref()).await?;
         let recovery = seal::read_recovery_config(backend.as_ref()).await?;
-        seal::check_configured_seal(config.as_ref(), options.seal.as_deref())?;
+        let migration = seal::plan_migration(
+            backend.as_ref(),
+            config.as_ref(),
+            options.seal.as_deref(),
+            options.migration_seal.as_deref(),
+        )
+        .await?;
         let registry = Arc::new(EngineRegistry::new(
             options.engines.clone(),
             options.auth_methods.clone(),
@@ -157,6 +167,7 @@ impl Core {
             seal_config: RwLock::new(config),
             recovery_config: RwLock::new(recovery),
             seal_error: RwLock::new(None),
+            migration,
             transition: Mutex::new(UnsealProgress::default()),
             active: RwLock::new(None),
             generate_root: crate::generate_root::GenerateRoot::default(),
@@ -211,17 +222,18 @@ impl Core {
         let config = self.seal_config();
         let active = self.active().ok();
         let migration = self.migration_pending();
-        // During a migration to an auto seal OpenBao reports the new seal's type, with the
-        // unseal key shares (the future recovery shares) as t/n.
+        // During a migration OpenBao reports the new seal's type, with the shares the
+        // operators hold (those of the old seal, which the new one keeps) as t/n.
         let seal_type = match config {
             Some(c) if !migration => c.kind,
             _ => self.configured_seal_kind(),
         };
         // With an auto-unseal seal, operators hold recovery shares: those are what t/n count.
-        let quorum = if seal_type.is_auto() && !migration {
-            self.recovery_config_value()
-        } else {
-            config
+        let quorum = match self.migration_from() {
+            Some(SealKind::Shamir) => config,
+            Some(_) => self.recovery_config_value(),
+            None if seal_type.is_auto() => self.recovery_config_value(),
+            None => config,
         };
         SealStatus {
             migration,
@@ -424,20 +436,34 @@ impl Core {
         if !self.is_sealed() {
             return Ok(self.status_with(&progress));
         }
-        let migrating = self.migration_pending();
-        if migrate && !migrating {
+        // Once the migration is done (a disabled stanza left in the configuration), OpenBao
+        // still accepts `migrate`; unsealing then goes the ordinary way.
+        if migrate && !self.in_migration_mode() {
             return Err(CoreError::InvalidRequest(
                 "can't perform a seal migration, no migration seal found".to_owned(),
             ));
         }
-        if !migrate && migrating {
+        let migrating = self.migration_from();
+        if !migrate && migrating.is_some() {
             return Err(CoreError::InvalidRequest(
                 "migrate option not provided and seal migration is pending".to_owned(),
             ));
         }
-        // With an auto-unseal seal the shares are recovery shares.
-        let config = self.quorum_config().ok_or(CoreError::NotInitialized)?;
-        if barrier_config.kind.is_auto() && config.secret_threshold == 0 {
+        // The shares are the old seal's while migrating: unseal key shares leaving Shamir,
+        // recovery shares leaving an auto seal.
+        let (config, recovery_shares) = match migrating {
+            Some(SealKind::Shamir) => (barrier_config, false),
+            Some(_) => (
+                self.recovery_config_value()
+                    .ok_or(CoreError::NotInitialized)?,
+                true,
+            ),
+            None => (
+                self.quorum_config().ok_or(CoreError::NotInitialized)?,
+                barrier_config.kind.is_auto(),
+            ),
+        };
+        if recovery_shares && config.secret_threshold == 0 {
             return Err(CoreError::InvalidRequest(
                 "this server has no recovery keys: it unseals through its seal only".to_owned(),
             ));
@@ -456,8 +482,10 @@ impl Core {
         if progress.progress() < usize::from(config.secret_threshold) {
             return Ok(self.status_with(&progress));
         }
-        let outcome = if migrating {
+        let outcome = if migrating == Some(SealKind::Shamir) {
             self.migrate_to_auto(progress.shares(), &config).await
+        } else if migrating.is_some() {
+            self.migrate_from_auto(progress.shares(), &config).await
         } else if barrier_config.kind.is_auto() {
             self.unseal_with_recovery_shares(progress.shares(), &config)
                 .await
@@ -605,6 +633,32 @@ impl Core {
             threshold = config.secret_threshold,
             "unseal key rekeyed"
         );
+        Ok(())
+    }
+
+    /// A root key rotation on an auto-unseal seal (a quorum of recovery shares was checked):
+    /// a new root key, the keyring re-encrypted under it and the new root key wrapped by the
+    /// seal are written in one transaction (`Barrier::replace_root_key`), so a crash leaves
+    /// the old pair or the new one. OpenBao writes them one after the other.
+    pub(crate) async fn rotate_auto_root_key(&self) -> CoreResult<()> {
+        let _transition = self.transition.lock().await;
+        self.active()?;
+        let new_root = SecretBytes::new(random::bytes(seal::KEY_LEN));
+        let wrapped = self
+            .seal_encrypt(&new_root, seal::SEALED_ROOT_KEY_PATH)
+            .await?;
+        crash_failpoint("BEFORE_COMMIT");
+        self.barrier
+            .replace_root_key(
+                &new_root,
+                vec![tresor_storage::TxnOp::Put {
+                    key: seal::SEALED_ROOT_KEY_PATH.to_owned(),
+                    value: wrapped,
+                }],
+            )
+            .await?;
+        crash_failpoint("AFTER_COMMIT");
+        tracing::info!("root key rotated with recovery keys");
         Ok(())
     }
 

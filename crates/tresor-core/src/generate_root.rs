@@ -105,7 +105,7 @@ impl Core {
         let mut attempt = self.generate_root.attempt.lock().await;
         if attempt.is_some() {
             return Err(CoreError::InvalidRequest(
-                "root generation already in progress".to_owned(),
+                "root generation already in progress for this namespace".to_owned(),
             ));
         }
         let otp = random::base62(OTP_LENGTH);
@@ -143,7 +143,7 @@ impl Core {
         };
         if attempt.nonce != nonce {
             return Err(CoreError::InvalidRequest(format!(
-                "incorrect nonce supplied; nonce for this root generation operation is {}",
+                "incorrect nonce supplied; nonce for this root generation operation is {:?}",
                 attempt.nonce
             )));
         }
@@ -189,10 +189,9 @@ impl Core {
         seal::unwrap_root_key(&unseal_key, &wrapped).map(|_| ())
     }
 
+    /// OpenBao 2.7 answers `Vault is sealed` (503) before anything else, an uninitialised
+    /// server included.
     fn require_unsealed_and_initialized(&self) -> CoreResult<()> {
-        if !self.is_initialized() {
-            return Err(CoreError::NotInitialized);
-        }
         self.active().map(|_| ())
     }
 }

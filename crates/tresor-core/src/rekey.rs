@@ -75,9 +75,14 @@ pub enum RekeyError {
     PgpUnsupported,
     #[error("recovery keys are not supported by the Shamir seal")]
     RecoveryUnsupported,
-    /// With an auto-unseal seal there are no unseal key shares to replace.
-    #[error("the barrier key of an auto-unseal seal cannot be rekeyed with shares")]
-    AutoSealBarrier,
+    /// Rotating the root key of an auto-unseal seal makes no shares: this option has nothing
+    /// to act on (OpenBao refuses it too, with per-family wording).
+    #[error("{0:?} is not supported when rotating the root key of an auto-unseal seal")]
+    AutoSealOption(AutoSealOption),
+    /// The recovery shares of an auto-unseal root rotation do not combine into the recovery
+    /// key.
+    #[error("recovery key verification failed")]
+    RecoveryKeyMismatch,
     #[error("rekey already in progress")]
     AlreadyInProgress,
     /// `update` or `verify` without an attempt.
@@ -113,6 +118,14 @@ pub enum RekeyError {
     /// The new shares submitted to `verify` do not combine into the new key.
     #[error("rekey verification failed; incorrect key shares supplied")]
     VerificationMismatch,
+}
+
+/// A start option an auto-unseal root rotation refuses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AutoSealOption {
+    PgpKeys,
+    Backup,
+    RequireVerification,
 }
 
 /// What `init` (read, start) and an unfinished `update` report.
@@ -302,11 +315,64 @@ impl Core {
             RekeyTarget::Recovery => self
                 .recovery_config_value()
                 .ok_or(CoreError::NotInitialized),
-            RekeyTarget::Barrier if config.kind.is_auto() => {
-                Err(rekey_error(RekeyError::AutoSealBarrier))
-            }
+            // The root key of an auto seal rotates with a quorum of recovery shares.
+            RekeyTarget::Barrier if config.kind.is_auto() => self
+                .recovery_config_value()
+                .ok_or(CoreError::NotInitialized),
             RekeyTarget::Barrier => Ok(config),
         }
+    }
+
+    /// A root key rotation on an auto-unseal seal: recovery shares in, no shares out.
+    fn auto_barrier(&self, target: RekeyTarget) -> bool {
+        target == RekeyTarget::Barrier && self.seal_config_value().is_some_and(|c| c.kind.is_auto())
+    }
+
+    /// `PUT …/init` of a root rotation on an auto-unseal seal, in OpenBao's order: the rotate
+    /// family checks for a running attempt before the options, the legacy one after. The new
+    /// configuration is forced (1/1 on `sys/rotate/root`, 0/0 on the legacy `sys/rekey`) and
+    /// the requested shares are ignored, as there.
+    async fn rekey_start_auto(
+        &self,
+        api: RekeyApi,
+        request: &RekeyRequest,
+    ) -> CoreResult<RekeyStatus> {
+        let refuse =
+            |option| -> CoreResult<()> { Err(rekey_error(RekeyError::AutoSealOption(option))) };
+        let check_options = || {
+            if !request.pgp_keys.is_empty() {
+                return refuse(AutoSealOption::PgpKeys);
+            }
+            if request.backup {
+                return refuse(AutoSealOption::Backup);
+            }
+            if request.require_verification {
+                return refuse(AutoSealOption::RequireVerification);
+            }
+            Ok(())
+        };
+        if api == RekeyApi::Legacy {
+            check_options()?;
+        }
+        let current = self.rekey_ready(RekeyTarget::Barrier)?;
+        let mut attempts = self.rekeys.attempts.lock().await;
+        if attempts.contains_key(&(api, RekeyTarget::Barrier)) {
+            return Err(rekey_error(RekeyError::AlreadyInProgress));
+        }
+        check_options()?;
+        let forced = u8::from(api == RekeyApi::Rotate);
+        let attempt = Attempt {
+            nonce: random::uuid(),
+            config: SealConfig::shamir(forced, forced),
+            backup: false,
+            verification_required: false,
+            progress: Vec::new(),
+            pending: None,
+        };
+        let status = attempt.status(current.secret_threshold);
+        tracing::info!(nonce = %attempt.nonce, "root key rotation with recovery keys initialized");
+        attempts.insert((api, RekeyTarget::Barrier), attempt);
+        Ok(status)
     }
 
     /// `GET …/init`.
@@ -333,6 +399,9 @@ impl Core {
         target: RekeyTarget,
         request: &RekeyRequest,
     ) -> CoreResult<RekeyStatus> {
+        if self.auto_barrier(target) {
+            return self.rekey_start_auto(api, request).await;
+        }
         // OpenBao validates before it looks at the state.
         let config = request.validate().map_err(rekey_error)?;
         let current = self.rekey_ready(target)?;
@@ -416,6 +485,26 @@ impl Core {
         let unseal_key = combine(&shares, current.secret_threshold)
             .map_err(|detail| rekey_error(RekeyError::Combine(detail)))?;
         drop(shares);
+        if self.auto_barrier(target) {
+            self.check_recovery_key(&unseal_key)
+                .await
+                .map_err(|e| match e {
+                    CoreError::Rekey(RekeyError::InvalidKey) => {
+                        rekey_error(RekeyError::RecoveryKeyMismatch)
+                    }
+                    other => other,
+                })?;
+            self.rotate_auto_root_key().await?;
+            let result = RekeyResult {
+                nonce: attempt.nonce.clone(),
+                keys: Vec::new(),
+                backup: false,
+                verification_required: false,
+                verification_nonce: String::new(),
+            };
+            attempts.remove(&(api, target));
+            return Ok(RekeyUpdate::Complete(result));
+        }
         let root_key = match target {
             RekeyTarget::Barrier => Some(self.unwrap_stored_root_key(&unseal_key).await?),
             RekeyTarget::Recovery => {

@@ -191,6 +191,15 @@ async fn route(
     if RAW.contains(&bare) {
         let legacy_rekey =
             bare.starts_with("sys/rekey/") || bare.starts_with("sys/rekey-recovery-key/");
+        if bare.starts_with("sys/generate-root/") && !listener.unauthed_generate_root {
+            // OpenBao ≥ 2.5.3 registers no raw handler then: its logical sys backend
+            // answers, without asking for a token (the paths are unauthenticated there).
+            state.core.active()?;
+            return Err(ApiError::new(
+                http::StatusCode::METHOD_NOT_ALLOWED,
+                "unsupported operation",
+            ));
+        }
         if legacy_rekey && !listener.unauthed_rekey {
             // OpenBao ≥ 2.5 registers no raw handler then: its logical sys backend answers,
             // without asking for a token, with a plain (not multi-error) message. It knows

@@ -75,6 +75,10 @@ pub struct ListenerOptions {
     /// Serve the legacy unauthenticated `sys/rekey/*` endpoints
     /// (`disable_unauthed_rekey_endpoints = false`); off by default, as in OpenBao ≥ 2.5.
     pub unauthed_rekey: bool,
+    /// Serve the unauthenticated `sys/generate-root/*` endpoints
+    /// (`disable_unauthed_generate_root_endpoints = false`); off by default, as in OpenBao
+    /// ≥ 2.5.3.
+    pub unauthed_generate_root: bool,
     /// `telemetry { unauthenticated_metrics_access = true }`: `sys/metrics` without a token.
     pub unauthenticated_metrics: bool,
     /// `inflight_requests_logging { unauthenticated_in_flight_requests_access = true }`:

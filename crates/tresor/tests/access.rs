@@ -780,10 +780,40 @@ async fn cubbyholes_are_private_and_die_with_their_token() {
 #[tokio::test(flavor = "multi_thread")]
 async fn generate_root_end_to_end_mints_a_working_root_token() {
     let dir = tempfile::tempdir().unwrap();
-    let config = common::embedded_config(dir.path());
+    // The first listener serves the unauthenticated endpoints; the second keeps OpenBao's
+    // default (off).
+    let config = dir.path().join("two.hcl");
+    std::fs::write(
+        &config,
+        format!(
+            "storage \"embedded\" {{\n  path = \"{}\"\n}}\n\nlistener \"tcp\" {{\n  address = \"127.0.0.1:0\"\n  tls_disable = true\n  disable_unauthed_generate_root_endpoints = false\n}}\n\nlistener \"tcp\" {{\n  address = \"127.0.0.2:0\"\n  tls_disable = true\n}}\n",
+            dir.path().join("data.redb").display()
+        ),
+    )
+    .unwrap();
     let server = Server::start(
         &["server", &format!("-config={}", config.display())],
         dir.path(),
+    );
+    let banner = server.stdout_containing("Listener 2:");
+    let off = Server {
+        child: std::process::Command::new("true").spawn().unwrap(),
+        addr: banner
+            .lines()
+            .find_map(|l| {
+                l.trim()
+                    .strip_prefix("Listener 2: tcp (addr: \"")
+                    .and_then(|r| r.split('"').next())
+                    .map(|a| format!("http://{a}"))
+            })
+            .expect("the banner names the second listener"),
+        log: server.log.clone(),
+        stdout_lines: Default::default(),
+    };
+    let (status, body) = raw(&off, "GET", "sys/generate-root/attempt", None, None).await;
+    assert_eq!(
+        (status, body["errors"][0].clone()),
+        (503, json!("Vault is sealed"))
     );
     let anon = vault_client(&server.addr, "");
     let init = vaultrs::sys::start_initialization(&anon, 3, 2, None)
@@ -793,6 +823,20 @@ async fn generate_root_end_to_end_mints_a_working_root_token() {
         vaultrs::sys::unseal(&anon, Some(key.clone()), None, None)
             .await
             .unwrap();
+    }
+    // As OpenBao ≥ 2.5.3 where the listener does not enable them: 405 without a token.
+    for (method, path) in [
+        ("GET", "sys/generate-root/attempt"),
+        ("PUT", "sys/generate-root/attempt"),
+        ("DELETE", "sys/generate-root/attempt"),
+        ("PUT", "sys/generate-root/update"),
+    ] {
+        let (status, body) = raw(&off, method, path, None, Some(json!({}))).await;
+        assert_eq!(
+            (status, body["errors"][0].clone()),
+            (405, json!("unsupported operation")),
+            "{method} {path}"
+        );
     }
     // The operator revokes the initial root token after setup.
     let (status, _) = raw(

@@ -26,6 +26,7 @@ const KEYS: &[&str] = &[
     "max_request_duration",
     "max_connections",
     "disable_unauthed_rekey_endpoints",
+    "disable_unauthed_generate_root_endpoints",
 ];
 
 const BLOCKS: &[&str] = &["telemetry", "inflight_requests_logging"];
@@ -55,6 +56,7 @@ pub(super) fn read(cx: &Cx, block: &Block) -> Result<ListenerConfig, Located> {
     let mut max_request_size = None;
     let mut limits = ListenerLimits::default();
     let mut disable_unauthed_rekey_endpoints = true;
+    let mut disable_unauthed_generate_root_endpoints = true;
     let mut telemetry = ListenerTelemetry::default();
     for structure in block.body.iter() {
         let attr = match structure {
@@ -100,6 +102,9 @@ pub(super) fn read(cx: &Cx, block: &Block) -> Result<ListenerConfig, Located> {
             "disable_unauthed_rekey_endpoints" => {
                 disable_unauthed_rekey_endpoints = value.boolean()?;
             }
+            "disable_unauthed_generate_root_endpoints" => {
+                disable_unauthed_generate_root_endpoints = value.boolean()?;
+            }
             _ => return Err(section.unknown_attribute(cx, attr)),
         }
     }
@@ -126,6 +131,7 @@ pub(super) fn read(cx: &Cx, block: &Block) -> Result<ListenerConfig, Located> {
         max_request_size,
         limits,
         disable_unauthed_rekey_endpoints,
+        disable_unauthed_generate_root_endpoints,
         telemetry,
     })
 }

@@ -10,12 +10,16 @@
 //! (`core/recovery-key`) and authorises generate-root and recovery rekeys, but it cannot
 //! decrypt anything.
 //!
+//! Seal migration ([`migrate`]) moves a store from one seal to another (Shamir ↔ auto,
+//! auto → auto) in one storage transaction, driven by `sys/unseal` with `migrate`.
+//!
 //! The seal configurations (`core/seal-config`, `core/recovery-config`) are the only records
 //! stored in plaintext: they must be read before any key exists, and hold only the seal type,
 //! share count and threshold.
 
 mod auto;
 mod config;
+mod migrate;
 mod progress;
 mod static_key;
 mod unseal;
@@ -23,9 +27,9 @@ mod unseal;
 pub use auto::{AutoSeal, SealError, SealKind};
 pub(crate) use config::split_limits;
 pub use config::{InitConfig, InitRequest, SealConfig};
+pub(crate) use migrate::{SealMigration, plan as plan_migration};
 pub use progress::UnsealProgress;
 pub use static_key::{StaticKey, StaticSeal};
-pub(crate) use unseal::check_configured_seal;
 pub use unseal::has_sealed_root_key;
 
 use tresor_sdk::secret::SecretBytes;

@@ -21,126 +21,7 @@ use crate::random;
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
-/// Refuses a configuration that does not match what the store was initialised with, before
-/// anything starts: unsealing with the wrong seal can only fail, and silently ignoring the
-/// stanza would leave an operator believing the server auto-unseals.
-pub(crate) fn check_configured_seal(
-    stored: Option<&SealConfig>,
-    configured: Option<&dyn AutoSeal>,
-) -> CoreResult<()> {
-    let Some(stored) = stored else {
-        return Ok(());
-    };
-    let configured_kind = configured.map_or(SealKind::Shamir, AutoSeal::kind);
-    if stored.kind == configured_kind {
-        return Ok(());
-    }
-    // As in OpenBao, migrating away from Shamir needs no disabled stanza: the store is
-    // migrated by `sys/unseal` with `migrate` and the unseal key shares.
-    if stored.kind == SealKind::Shamir {
-        tracing::warn!(
-            to = configured_kind.as_str(),
-            "entering seal migration mode: unseal with the unseal keys and migrate=true"
-        );
-        return Ok(());
-    }
-    Err(CoreError::SealMismatch(
-        if configured_kind == SealKind::Shamir {
-            format!(
-                "the store is sealed by a {} seal but the configuration has no seal stanza: add the \
-             seal \"{}\" stanza back (seal migration to Shamir is not supported yet)",
-                stored.kind, stored.kind
-            )
-        } else {
-            format!(
-                "the store is sealed by a {} seal but the configuration has a seal \"{}\" stanza \
-             (seal migration is not supported yet)",
-                stored.kind, configured_kind
-            )
-        },
-    ))
-}
-
 impl Core {
-    /// A Shamir store under a configured auto-unseal seal: `sys/unseal` must say `migrate`.
-    pub(crate) fn migration_pending(&self) -> bool {
-        self.seal_config_value()
-            .is_some_and(|c| c.kind == SealKind::Shamir)
-            && self.configured_seal_kind().is_auto()
-    }
-
-    /// Seal migration Shamir → auto, with a quorum of unseal key shares (`transition` held):
-    /// the barrier is unsealed with the old root key, a **new** root key is made (so the old
-    /// unseal key, which becomes the recovery key, cannot decrypt the data any more), and the
-    /// keyring under it, the new root key and the recovery key wrapped by the seal, the
-    /// recovery and seal configurations, and the removal of the Shamir-wrapped root key are
-    /// written in one transaction. Then the server is unsealed.
-    pub(crate) async fn migrate_to_auto(
-        &self,
-        shares: &[SecretBytes],
-        config: &SealConfig,
-    ) -> CoreResult<()> {
-        let unseal_key = combine_shares(shares, config)?;
-        let wrapped = self
-            .barrier()
-            .backend()
-            .get(super::ROOT_KEY_PATH)
-            .await?
-            .ok_or_else(|| CoreError::Internal("root key missing from storage".to_owned()))?;
-        let old_root = super::unwrap_root_key(&unseal_key, &wrapped)?;
-        let kind = self.configured_seal_kind();
-        self.barrier().unseal(&old_root).await?;
-        let new_root = SecretBytes::new(random::bytes(super::KEY_LEN));
-        let recovery = SealConfig::shamir(config.secret_shares, config.secret_threshold);
-        let barrier = SealConfig {
-            kind,
-            secret_shares: 1,
-            secret_threshold: 1,
-        };
-        let written = async {
-            let ops = vec![
-                TxnOp::Put {
-                    key: SEALED_ROOT_KEY_PATH.to_owned(),
-                    value: self.seal_encrypt(&new_root, SEALED_ROOT_KEY_PATH).await?,
-                },
-                TxnOp::Put {
-                    key: RECOVERY_KEY_PATH.to_owned(),
-                    value: self.seal_encrypt(&unseal_key, RECOVERY_KEY_PATH).await?,
-                },
-                TxnOp::Put {
-                    key: RECOVERY_CONFIG_PATH.to_owned(),
-                    value: serde_json::to_vec(&recovery)?,
-                },
-                TxnOp::Put {
-                    key: super::SEAL_CONFIG_PATH.to_owned(),
-                    value: serde_json::to_vec(&barrier)?,
-                },
-                TxnOp::Delete {
-                    key: super::ROOT_KEY_PATH.to_owned(),
-                },
-            ];
-            self.barrier().replace_root_key(&new_root, ops).await?;
-            CoreResult::Ok(())
-        }
-        .await;
-        if let Err(err) = written {
-            // Nothing was written: the store is still the Shamir one.
-            self.barrier().seal();
-            return Err(err);
-        }
-        if let Ok(mut c) = self.recovery_config.write() {
-            *c = Some(recovery);
-        }
-        if let Ok(mut c) = self.seal_config.write() {
-            *c = Some(barrier);
-        }
-        tracing::info!(
-            to = kind.as_str(),
-            "seal migration complete: the unseal key shares are now recovery key shares"
-        );
-        self.unseal_with_root_key(&new_root).await
-    }
-
     /// The seal type `sys/init` would set up: the configured auto-unseal seal's, or Shamir.
     pub(crate) fn configured_seal_kind(&self) -> SealKind {
         self.options
@@ -211,6 +92,11 @@ impl Core {
         if !config.kind.is_auto() || !self.is_sealed() {
             return Ok(());
         }
+        if self.migration_pending() {
+            return Err(CoreError::InvalidRequest(
+                "cannot auto-unseal during seal migration".to_owned(),
+            ));
+        }
         self.unseal_with_stored_keys_locked().await
     }
 
@@ -220,18 +106,14 @@ impl Core {
         self.unseal_with_root_key(&root_key).await
     }
 
-    /// Reads a record the seal wrapped and unwraps it.
+    /// Reads a record the seal wrapped and unwraps it: with the old (disabled) seal while a
+    /// migration away from it is pending, with the configured one otherwise.
     async fn stored_key(&self, path: &str) -> CoreResult<SecretBytes> {
-        let blob = self
-            .barrier()
-            .backend()
-            .get(path)
-            .await?
-            .ok_or_else(|| CoreError::Internal(format!("{path} is missing from storage")))?;
-        self.auto_seal()?
-            .decrypt(&blob, path)
-            .await
-            .map_err(|e| CoreError::Seal(e.to_string()))
+        let seal = match self.migration_from() {
+            Some(from) if from.is_auto() => self.migration_seal()?,
+            _ => self.auto_seal()?,
+        };
+        self.unwrap_with(seal.as_ref(), path).await
     }
 
     /// Checks recovery shares: they must combine into the recovery key the seal wraps.
@@ -328,6 +210,10 @@ impl Core {
         let Some(seal) = self.options.seal.clone() else {
             return;
         };
+        // As in OpenBao, a server in seal migration mode waits for the operators.
+        if self.in_migration_mode() {
+            return;
+        }
         if self.attempt_auto_unseal(seal.as_ref()).await {
             return;
         }
@@ -460,17 +346,27 @@ mod tests {
         core.unseal(init.recovery_keys[0].clone()).await.unwrap();
         assert!(!core.is_sealed());
 
-        // Recovery rekey 3/2 → 2/2; the barrier target has no shares with an auto seal.
+        // Recovery rekey 3/2 → 2/2; a root rotation makes no shares and refuses verification.
         let api = RekeyApi::Rotate;
         let request = RekeyRequest {
             secret_shares: 2,
             secret_threshold: 2,
             ..Default::default()
         };
+        let verified = RekeyRequest {
+            require_verification: true,
+            ..request.clone()
+        };
         assert!(matches!(
-            core.rekey_start(api, RekeyTarget::Barrier, &request).await,
-            Err(CoreError::Rekey(RekeyError::AutoSealBarrier))
+            core.rekey_start(api, RekeyTarget::Barrier, &verified).await,
+            Err(CoreError::Rekey(RekeyError::AutoSealOption(_)))
         ));
+        let rotation = core
+            .rekey_start(api, RekeyTarget::Barrier, &request)
+            .await
+            .unwrap();
+        assert_eq!((rotation.shares, rotation.required), (1, 2));
+        core.rekey_cancel(api, RekeyTarget::Barrier).await.unwrap();
         let nonce = core
             .rekey_start(api, RekeyTarget::Recovery, &request)
             .await
@@ -498,6 +394,46 @@ mod tests {
         };
         assert_eq!(result.keys.len(), 2);
         assert_eq!(core.seal_status().await.shares, 2);
+
+        // A root rotation with the new recovery shares: a new root key the seal wraps, the
+        // keyring re-encrypted under it; wrong shares are refused first.
+        let sealed_before = backend.get(SEALED_ROOT_KEY_PATH).await.unwrap();
+        let keyring_before = backend.get("core/keyring").await.unwrap();
+        let nonce = core
+            .rekey_start(api, RekeyTarget::Barrier, &request)
+            .await
+            .unwrap()
+            .nonce;
+        let mut forged = result.keys[0].expose().to_vec();
+        forged[0] ^= 1;
+        core.rekey_update(api, RekeyTarget::Barrier, SecretBytes::new(forged), &nonce)
+            .await
+            .unwrap();
+        assert!(matches!(
+            core.rekey_update(api, RekeyTarget::Barrier, result.keys[1].clone(), &nonce)
+                .await,
+            Err(CoreError::Rekey(RekeyError::RecoveryKeyMismatch))
+        ));
+        core.rekey_update(api, RekeyTarget::Barrier, result.keys[0].clone(), &nonce)
+            .await
+            .unwrap();
+        let RekeyUpdate::Complete(rotated) = core
+            .rekey_update(api, RekeyTarget::Barrier, result.keys[1].clone(), &nonce)
+            .await
+            .unwrap()
+        else {
+            panic!("the second recovery share completes the rotation");
+        };
+        assert!(rotated.keys.is_empty());
+        assert_ne!(
+            backend.get(SEALED_ROOT_KEY_PATH).await.unwrap(),
+            sealed_before
+        );
+        assert_ne!(backend.get("core/keyring").await.unwrap(), keyring_before);
+        assert_eq!(
+            core.barrier().get("kept").await.unwrap().unwrap().expose(),
+            b"value"
+        );
 
         // A restart with the same seal: unsealed with no shares; old recovery shares are spent.
         drop(core);
@@ -539,6 +475,6 @@ mod tests {
         let err = Core::new(backend, CoreOptions::default())
             .await
             .unwrap_err();
-        assert!(err.to_string().contains("no seal stanza"), "{err}");
+        assert!(err.to_string().contains("no disabled seal"), "{err}");
     }
 }

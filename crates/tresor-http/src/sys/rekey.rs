@@ -17,8 +17,8 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use tresor_core::CoreError;
 use tresor_core::rekey::{
-    RekeyApi, RekeyError, RekeyRequest, RekeyResult, RekeyStatus, RekeyTarget, RekeyUpdate,
-    VerifyStatus, VerifyUpdate,
+    AutoSealOption, RekeyApi, RekeyError, RekeyRequest, RekeyResult, RekeyStatus, RekeyTarget,
+    RekeyUpdate, VerifyStatus, VerifyUpdate,
 };
 use tresor_sdk::secret::{SecretBytes, SecretString};
 
@@ -80,10 +80,12 @@ fn word(err: CoreError, api: RekeyApi, endpoint: Endpoint) -> ApiError {
             StatusCode::BAD_REQUEST,
             "recovery rekeying not supported".to_owned(),
         ),
-        RekeyError::AutoSealBarrier => (
+        RekeyError::AutoSealOption(option) => {
+            (StatusCode::BAD_REQUEST, auto_seal_option(option, legacy))
+        }
+        RekeyError::RecoveryKeyMismatch => (
             StatusCode::BAD_REQUEST,
-            "this server uses an auto-unseal seal and has no unseal key shares to rotate; \
-             rotate the recovery keys instead"
+            "recovery key verification failed: recovery key does not match submitted values"
                 .to_owned(),
         ),
         RekeyError::AlreadyInProgress => (
@@ -199,6 +201,25 @@ fn word(err: CoreError, api: RekeyApi, endpoint: Endpoint) -> ApiError {
         ),
     };
     ApiError::new(status, message)
+}
+
+/// OpenBao's refusals of options a root rotation with recovery keys has no use for; the two
+/// families word them differently.
+fn auto_seal_option(option: AutoSealOption, legacy: bool) -> String {
+    let what = match option {
+        AutoSealOption::PgpKeys => "PGP key encryption",
+        AutoSealOption::Backup => "key backup",
+        AutoSealOption::RequireVerification => "requiring verification",
+    };
+    match (legacy, option) {
+        (true, _) => {
+            format!("{what} not supported when rekeying the barrier key with recovery keys")
+        }
+        (false, AutoSealOption::RequireVerification) => {
+            format!("{what} not supported when rotating the barrier key with recovery keys")
+        }
+        (false, _) => format!("{what} not supported when using stored keys"),
+    }
 }
 
 fn encode_keys(result: &RekeyResult) -> (Vec<String>, Vec<String>) {

@@ -39,6 +39,10 @@ pub enum OperatorCommand {
         /// Discard the shares submitted so far.
         #[arg(long = "reset")]
         reset: bool,
+        /// The share is for a seal migration (the old seal's share), as `bao operator unseal
+        /// -migrate`.
+        #[arg(long = "migrate")]
+        migrate: bool,
     },
     /// Seal the server (needs a root token).
     Seal,
@@ -71,7 +75,11 @@ pub fn run(command: OperatorCommand, args: &ClientArgs) -> Result<ExitCode> {
                 };
                 init(&client, request, status, json_out).await
             }
-            OperatorCommand::Unseal { key, reset } => unseal(&client, key, reset, json_out).await,
+            OperatorCommand::Unseal {
+                key,
+                reset,
+                migrate,
+            } => unseal(&client, key, reset, migrate, json_out).await,
             OperatorCommand::Seal => {
                 client.call(Method::PUT, "sys/seal", None).await?;
                 println!("Success! Vault is sealed.");
@@ -245,6 +253,7 @@ async fn unseal(
     client: &Client,
     key: Option<String>,
     reset: bool,
+    migrate: bool,
     json_out: bool,
 ) -> Result<ExitCode> {
     let body = if reset {
@@ -265,7 +274,11 @@ async fn unseal(
         if key.is_empty() {
             bail!("no unseal key given");
         }
-        json!({ "key": key })
+        if migrate {
+            json!({ "key": key, "migrate": true })
+        } else {
+            json!({ "key": key })
+        }
     };
     let status = client.call(Method::PUT, "sys/unseal", Some(&body)).await?;
     print_status(&status, json_out);

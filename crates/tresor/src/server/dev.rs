@@ -36,6 +36,7 @@ pub fn config(args: &ServerArgs) -> Result<ServerConfig> {
             limits: Default::default(),
             // As OpenBao's dev listener: the legacy unauthenticated endpoints stay off.
             disable_unauthed_rekey_endpoints: true,
+            disable_unauthed_generate_root_endpoints: true,
             // OpenBao's dev mode serves sys/metrics without a token.
             telemetry: tresor_config::ListenerTelemetry {
                 unauthenticated_metrics_access: true,

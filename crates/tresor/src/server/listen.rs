@@ -74,6 +74,7 @@ pub async fn start(listeners: &[ListenerConfig], app: Router) -> Result<Servers>
         // Per-listener options reach the dispatcher as a request extension.
         let options = tresor_http::ListenerOptions {
             unauthed_rekey: !listener.disable_unauthed_rekey_endpoints,
+            unauthed_generate_root: !listener.disable_unauthed_generate_root_endpoints,
             unauthenticated_metrics: listener.telemetry.unauthenticated_metrics_access,
             unauthenticated_in_flight: listener.telemetry.unauthenticated_in_flight_requests_access,
         };

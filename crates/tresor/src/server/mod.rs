@@ -207,8 +207,11 @@ async fn serve(config: ServerConfig, args: ServerArgs, started: Instant) -> Resu
             "lease revocation is paused (lease_revocation_paused / {PAUSE_ENV}): expired leases and tokens are kept until it is lifted"
         );
     }
-    let auto_seal = seal::configured(&config.seals)?;
-    let seal_type = auto_seal.as_ref().map_or("shamir", |s| s.kind().as_str());
+    let seals = seal::configured(&config.seals)?;
+    let seal_type = seals
+        .active
+        .as_ref()
+        .map_or("shamir", |s| s.kind().as_str());
     let core = Core::new(
         backend.clone(),
         CoreOptions {
@@ -223,7 +226,8 @@ async fn serve(config: ServerConfig, args: ServerArgs, started: Instant) -> Resu
             // Dev mode also allows it (OpenBao's dev mode does not; see docs/audit.md).
             allow_api_audit_creation: config.unsafe_allow_api_audit_creation || args.dev,
             allow_audit_log_prefixing: config.allow_audit_log_prefixing,
-            seal: auto_seal,
+            seal: seals.active,
+            migration_seal: seals.disabled,
         },
     )
     .await

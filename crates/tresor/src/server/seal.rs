@@ -11,19 +11,29 @@ use tresor_sdk::secret::{SecretBytes, SecretString};
 
 use super::seal_transit::{TransitSeal, TransitSettings};
 
-/// The active seal of the configuration, if any. A disabled stanza (the old seal of a seal
-/// migration) is refused: migration is not supported yet.
-pub fn configured(stanzas: &[SealStanza]) -> Result<Option<Arc<dyn AutoSeal>>> {
-    if let Some(disabled) = stanzas.iter().find(|s| s.disabled) {
-        bail!(
-            "seal {:?} (line {}) is disabled: seal migration is not supported by Tresor yet",
-            disabled.seal_type,
-            disabled.line
-        );
-    }
-    let Some(stanza) = stanzas.iter().find(|s| !s.disabled) else {
-        return Ok(None);
+/// The seals of the configuration: the active one (`None`: Shamir) and the old one of a seal
+/// migration away from an auto seal (`disabled = "true"`).
+pub struct Seals {
+    pub active: Option<Arc<dyn AutoSeal>>,
+    pub disabled: Option<Arc<dyn AutoSeal>>,
+}
+
+/// Builds the configured seals. The parser has already refused more than one of each.
+pub fn configured(stanzas: &[SealStanza]) -> Result<Seals> {
+    let pick = |disabled: bool| -> Result<Option<Arc<dyn AutoSeal>>> {
+        stanzas
+            .iter()
+            .find(|s| s.disabled == disabled)
+            .map(build)
+            .transpose()
     };
+    Ok(Seals {
+        active: pick(false)?,
+        disabled: pick(true)?,
+    })
+}
+
+fn build(stanza: &SealStanza) -> Result<Arc<dyn AutoSeal>> {
     let seal: Arc<dyn AutoSeal> = match stanza.seal_type.as_str() {
         "static" => Arc::new(static_seal(stanza)?),
         "transit" => {
@@ -43,7 +53,7 @@ pub fn configured(stanzas: &[SealStanza]) -> Result<Option<Arc<dyn AutoSeal>>> {
         }
         other => bail!("seal {other:?} is not supported"),
     };
-    Ok(Some(seal))
+    Ok(seal)
 }
 
 fn env_first(names: &[&str]) -> Option<String> {
