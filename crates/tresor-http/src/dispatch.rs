@@ -47,7 +47,10 @@ async fn serve(state: AppState, request: http::Request<Body>, id: String) -> Res
                 (request, String::new())
             };
             match sys::quotas::check(&state, &path, client, &role) {
-                sys::quotas::Checked::Refused(response) => return response,
+                sys::quotas::Checked::Refused(response, message) => {
+                    audit_refusal(&state, request, id, &message).await;
+                    return response;
+                }
                 sys::quotas::Checked::Allowed(headers) => (headers, request),
             }
         }
@@ -58,6 +61,37 @@ async fn serve(state: AppState, request: http::Request<Body>, id: String) -> Res
         response.headers_mut().extend(headers);
     }
     response
+}
+
+/// `enable_rate_limit_audit_logging`: a request refused by a quota leaves a request line with
+/// no caller and the refusal as its error, as in OpenBao. The 429 is decided already, so a
+/// device that cannot record the line is logged, not answered (OpenBao only warns too).
+async fn audit_refusal(state: &AppState, request: http::Request<Body>, id: String, error: &str) {
+    if !state
+        .core
+        .quota_config()
+        .is_ok_and(|c| c.enable_rate_limit_audit_logging)
+    {
+        return;
+    }
+    let Ok(parsed) = ApiRequest::parse(request, state.max_request_size).await else {
+        return;
+    };
+    let Ok(operation) = parsed.sdk_operation() else {
+        return;
+    };
+    let scope = tresor_core::audit::Scope::new(id, None, parsed.remote_socket);
+    let data = parsed.data().ok();
+    if let Err(err) = state
+        .core
+        .audit_unlogged_request(&scope, &parsed.path, operation, data.as_ref(), Some(error))
+        .await
+    {
+        tracing::warn!(
+            error = %err,
+            "failed to audit log a request refused by a rate limit quota"
+        );
+    }
 }
 
 /// Reads the body (bounded as every body is: 413 beyond `max_request_size`) to resolve the

@@ -414,3 +414,78 @@ async fn quotas_follow_their_mount_through_a_remount_and_a_restart() {
     assert_eq!(call(&server, "GET", "kvr/y", None).await.0, 404);
     assert_eq!(call(&server, "GET", "kvr/y", None).await.0, 429);
 }
+
+/// `enable_rate_limit_audit_logging`: a request refused by a quota leaves a request line with
+/// no caller and the refusal as its error, only while the switch is on; its data is hashed.
+#[tokio::test(flavor = "multi_thread")]
+async fn refused_requests_are_audited_only_with_rate_limit_audit_logging() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::dev(dir.path(), ROOT);
+    let log = dir.path().join("quota-audit.log");
+    ok(
+        &server,
+        "PUT",
+        "sys/audit/file",
+        json!({"type": "file", "options": {"file_path": log}}),
+    )
+    .await;
+    ok(
+        &server,
+        "PUT",
+        "sys/quotas/rate-limit/cubby",
+        json!({"rate": 1, "interval": "1h", "path": "cubbyhole"}),
+    )
+    .await;
+    let put = async |path: &str, value: &str| {
+        raw(
+            &server,
+            "PUT",
+            path,
+            Some(ROOT),
+            Some(json!({"secret": value})),
+        )
+        .await
+        .0
+    };
+    assert!(put("cubbyhole/first", "allowed-value-1").await < 300);
+    assert_eq!(put("cubbyhole/off", "refused-value-off").await, 429);
+    ok(
+        &server,
+        "PUT",
+        "sys/quotas/config",
+        json!({"enable_rate_limit_audit_logging": true}),
+    )
+    .await;
+    assert_eq!(put("cubbyhole/on", "refused-value-on").await, 429);
+
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        !text.contains("refused-value"),
+        "a refused request's data is hashed"
+    );
+    let refusals: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|l| {
+            l["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("rate limit quota exceeded"))
+        })
+        .collect();
+    assert_eq!(refusals.len(), 1, "only the refusal with the switch on");
+    let line = &refusals[0];
+    assert_eq!(line["type"], "request");
+    assert_eq!(line["request"]["path"], "cubbyhole/on");
+    assert_eq!(line["request"]["operation"], "update");
+    assert_eq!(
+        line["error"],
+        "request path \"cubbyhole/on\": rate limit quota exceeded"
+    );
+    assert!(line["auth"]["client_token"].is_null(), "no caller: {line}");
+    assert!(
+        line["request"]["data"]["secret"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("hmac-sha256:")),
+        "{line}"
+    );
+}

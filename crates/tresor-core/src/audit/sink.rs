@@ -1,13 +1,12 @@
 //! Where a device's lines go. File writes are plain `write(2)` calls of whole lines, without
 //! fsync (Vault does not fsync audit files either): a line is in the kernel before its request
 //! goes on, which is what "fail closed" needs, at the cost of a syscall rather than a disk
-//! flush; lines of concurrent requests share one call, on the device's own thread
-//! ([`FileSink`]). Socket devices write on their own thread (`socket`), so a slow or dead
+//! flush; lines of concurrent requests share one call ([`FileSink`]). Socket devices write on their own thread (`socket`), so a slow or dead
 //! peer costs a request at most its bounded wait, never a runtime worker.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
-use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use tokio::sync::Notify;
 
@@ -23,24 +22,21 @@ pub enum Sink {
     Socket(SocketSink),
 }
 
-/// A file device. One OS thread per device appends the lines with plain `write(2)` calls:
-/// lines that arrive while it writes are queued and go out together in its next call, so under
-/// load a request costs a share of one syscall instead of one of its own (the cost that
-/// dominated an audited read), and a runtime worker never blocks on the file. A request goes on
-/// only once the batch holding its line is in the kernel, and refuses itself when that batch
-/// failed: batching changes the cost, not the guarantee.
+/// A file device. Lines are appended with plain `write(2)` calls, and the lines of requests
+/// that arrive while one is in progress share the next: the first request to find no write
+/// in progress writes everything queued so far, its own line included, in one call, and
+/// settles every line of that batch. A request goes on only once the batch holding its line is
+/// in the kernel, and refuses itself when that batch failed: batching changes the cost, not
+/// the guarantee. (A writer thread per device batched more lines per call, but the handoffs
+/// cost more than the calls saved: 0.45–0.50× of an unaudited read against 0.56–0.70× this
+/// way, measured on 2 CPUs.)
 #[derive(Debug)]
 pub struct FileSink {
-    shared: Arc<FileShared>,
-}
-
-#[derive(Debug)]
-struct FileShared {
     path: std::path::PathBuf,
     mode: Option<u32>,
     state: Mutex<FileState>,
-    /// Wakes the writer thread when the queue stops being empty, or the sink closes.
-    work: Condvar,
+    /// Wakes the requests waiting for a batch to be settled.
+    settled: Notify,
 }
 
 #[derive(Debug, Default)]
@@ -52,15 +48,14 @@ struct FileState {
     /// Lines waiting for the next write, and the batch whose outcome they will share.
     queue: Vec<u8>,
     batch: Arc<Batch>,
-    /// The sink was dropped (the device disabled): the writer settles what is queued and ends.
-    closed: bool,
+    /// A request is writing a batch (outside the lock).
+    writing: bool,
 }
 
 /// The outcome of one write, shared by every line in it.
 #[derive(Debug, Default)]
 struct Batch {
     outcome: OnceLock<Result<(), (io::ErrorKind, String)>>,
-    settled: Notify,
 }
 
 impl Sink {
@@ -70,7 +65,7 @@ impl Sink {
         Ok(match target {
             Target::Discard => Sink::Discard,
             Target::Stdout => Sink::Stdout,
-            Target::File { path, mode } => Sink::File(FileSink::spawn(path, mode)?),
+            Target::File { path, mode } => Sink::File(FileSink::new(path, mode)),
             Target::Socket {
                 address,
                 network,
@@ -116,25 +111,18 @@ impl Sink {
 }
 
 impl FileSink {
-    /// Starts the device's writer thread; it ends when the sink is dropped.
-    fn spawn(path: std::path::PathBuf, mode: Option<u32>) -> io::Result<Self> {
-        let shared = Arc::new(FileShared {
+    fn new(path: std::path::PathBuf, mode: Option<u32>) -> Self {
+        Self {
             path,
             mode,
             state: Mutex::new(FileState::default()),
-            work: Condvar::new(),
-        });
-        let writer = Arc::clone(&shared);
-        std::thread::Builder::new()
-            .name("tresor-audit-file".to_owned())
-            .spawn(move || writer.run())?;
-        Ok(Self { shared })
+            settled: Notify::new(),
+        }
     }
 
     fn open(&self) -> io::Result<()> {
-        let shared = &self.shared;
-        let opened = shared.connect();
-        let mut state = shared.state.lock().map_err(|_| poisoned())?;
+        let opened = self.connect();
+        let mut state = self.state.lock().map_err(|_| poisoned())?;
         state.generation += 1;
         match opened {
             Ok(opened) => {
@@ -150,55 +138,34 @@ impl FileSink {
 
     async fn write(&self, line: &[u8]) -> io::Result<()> {
         let batch = {
-            let mut state = self.shared.state.lock().map_err(|_| poisoned())?;
-            let idle = state.queue.is_empty();
+            let mut state = self.state.lock().map_err(|_| poisoned())?;
             state.queue.extend_from_slice(line);
-            if idle {
-                // Only an empty queue can have a sleeping writer behind it.
-                self.shared.work.notify_one();
-            }
             Arc::clone(&state.batch)
         };
-        let settled = batch.settled.notified();
-        tokio::pin!(settled);
-        // Registered before the check, so an outcome set in between still wakes us.
-        settled.as_mut().enable();
-        if batch.outcome.get().is_none() {
-            settled.await;
-        }
-        match batch.outcome.get() {
-            Some(Ok(())) => Ok(()),
-            Some(Err((kind, msg))) => Err(io::Error::new(*kind, msg.clone())),
-            None => Err(io::Error::other("audit file writer stopped")),
-        }
-    }
-}
-
-impl Drop for FileSink {
-    fn drop(&mut self) {
-        if let Ok(mut state) = self.shared.state.lock() {
-            state.closed = true;
-        }
-        self.shared.work.notify_one();
-    }
-}
-
-impl FileShared {
-    /// The writer thread: takes whatever is queued, writes it in one call, settles its batch.
-    fn run(&self) {
         loop {
-            let Ok(mut state) = self.state.lock() else {
-                return;
-            };
-            while state.queue.is_empty() && !state.closed {
-                state = match self.work.wait(state) {
-                    Ok(state) => state,
-                    Err(_) => return,
-                };
+            // Registered before the checks, so a batch settled in between still wakes us.
+            let settled = self.settled.notified();
+            tokio::pin!(settled);
+            settled.as_mut().enable();
+            match batch.outcome.get() {
+                Some(Ok(())) => return Ok(()),
+                Some(Err((kind, msg))) => return Err(io::Error::new(*kind, msg.clone())),
+                None => {}
             }
-            if state.queue.is_empty() {
-                return;
+            if !self.write_queued()? {
+                settled.await;
             }
+        }
+    }
+
+    /// Writes the queued batch unless a write is in progress (then `false`).
+    fn write_queued(&self) -> io::Result<bool> {
+        let (bytes, batch, file, generation) = {
+            let mut state = self.state.lock().map_err(|_| poisoned())?;
+            if state.writing {
+                return Ok(false);
+            }
+            state.writing = true;
             let file = match &state.file {
                 Some(file) => Ok(Arc::clone(file)),
                 None => self.connect().map(Arc::new),
@@ -206,24 +173,32 @@ impl FileShared {
             if let Ok(file) = &file {
                 state.file = Some(Arc::clone(file));
             }
-            let bytes = std::mem::take(&mut state.queue);
-            let batch = std::mem::take(&mut state.batch);
-            let generation = state.generation;
-            drop(state);
-
-            let outcome = file.and_then(|file| (&*file).write_all(&bytes));
-            if outcome.is_err()
-                && let Ok(mut state) = self.state.lock()
-                && state.generation == generation
-            {
+            (
+                std::mem::take(&mut state.queue),
+                std::mem::take(&mut state.batch),
+                file,
+                state.generation,
+            )
+        };
+        let outcome = file.and_then(|file| (&*file).write_all(&bytes));
+        let failed = outcome.is_err();
+        // Settled before `writing` is cleared: whoever then finds no write in progress knows
+        // every earlier batch is settled. Only this call can settle the batch it took.
+        let _ = batch
+            .outcome
+            .set(outcome.map_err(|e| (e.kind(), e.to_string())));
+        {
+            let mut state = self.state.lock().map_err(|_| poisoned())?;
+            state.writing = false;
+            if failed && state.generation == generation {
                 // The next batch tries to open the file again.
                 state.file = None;
             }
-            let _ = batch
-                .outcome
-                .set(outcome.map_err(|e| (e.kind(), e.to_string())));
-            batch.settled.notify_waiters();
         }
+        // Everyone waiting wakes: those whose line was in this batch return, the others find
+        // no write in progress and one of them writes the next batch.
+        self.settled.notify_waiters();
+        Ok(true)
     }
 
     fn connect(&self) -> io::Result<File> {

@@ -131,7 +131,8 @@ fn go_float(value: f64) -> Value {
 /// to send, or the headers to add to the response when they are enabled. `role` is the login
 /// role resolved from the body when the mount has role quotas (empty otherwise).
 pub enum Checked {
-    Refused(Response),
+    /// The 429, and its error message (for the audit line).
+    Refused(Response, String),
     Allowed(Option<HeaderMap>),
 }
 
@@ -150,15 +151,13 @@ pub fn check(state: &AppState, path: &str, client: Option<IpAddr>, role: &str) -
     if outcome.decision.allowed {
         return Checked::Allowed(headers);
     }
-    let mut response = ApiError::new(
-        StatusCode::TOO_MANY_REQUESTS,
-        format!("request path {path:?}: rate limit quota exceeded"),
-    )
-    .into_response();
+    let message = format!("request path {path:?}: rate limit quota exceeded");
+    let mut response =
+        ApiError::new(StatusCode::TOO_MANY_REQUESTS, message.clone()).into_response();
     if let Some(headers) = headers {
         response.headers_mut().extend(headers);
     }
-    Checked::Refused(response)
+    Checked::Refused(response, message)
 }
 
 /// OpenBao's headers: the bucket's numbers whenever it was consulted, and `Retry-After` with
