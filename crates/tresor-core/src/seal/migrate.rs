@@ -409,20 +409,8 @@ mod tests {
 
     use super::*;
     use crate::core::CoreOptions;
-    use crate::seal::{InitRequest, StaticKey, StaticSeal};
-
-    fn static_seal(byte: u8) -> Arc<dyn AutoSeal> {
-        Arc::new(
-            StaticSeal::new(
-                StaticKey {
-                    id: "k1".to_owned(),
-                    key: SecretBytes::new(vec![byte; 32]),
-                },
-                None,
-            )
-            .unwrap(),
-        )
-    }
+    use crate::seal::InitRequest;
+    use crate::seal::static_key::test_seal as static_seal;
 
     async fn core_with(
         backend: &Arc<dyn Backend>,

@@ -107,6 +107,22 @@ impl AutoSeal for StaticSeal {
     }
 }
 
+/// A static seal with the 32-byte key `[byte; 32]` (id `k1`), for the seal's unit tests.
+#[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "tests")]
+pub(crate) fn test_seal(byte: u8) -> std::sync::Arc<dyn super::AutoSeal> {
+    std::sync::Arc::new(
+        StaticSeal::new(
+            StaticKey {
+                id: "k1".to_owned(),
+                key: SecretBytes::new(vec![byte; 32]),
+            },
+            None,
+        )
+        .unwrap(),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -275,20 +275,8 @@ mod tests {
     use super::*;
     use crate::core::CoreOptions;
     use crate::rekey::{RekeyApi, RekeyError, RekeyRequest, RekeyTarget, RekeyUpdate};
-    use crate::seal::{InitRequest, StaticKey, StaticSeal};
-
-    fn static_seal(byte: u8) -> Arc<dyn AutoSeal> {
-        Arc::new(
-            StaticSeal::new(
-                StaticKey {
-                    id: "k1".to_owned(),
-                    key: SecretBytes::new(vec![byte; 32]),
-                },
-                None,
-            )
-            .unwrap(),
-        )
-    }
+    use crate::seal::InitRequest;
+    use crate::seal::static_key::test_seal as static_seal;
 
     async fn auto_core(
         backend: Arc<dyn tresor_storage::Backend>,
