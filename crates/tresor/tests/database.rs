@@ -815,6 +815,85 @@ async fn static_roles_rotate_on_schedule_and_on_demand() {
     pg.cleanup().await;
 }
 
+/// Another client altering the same PostgreSQL role at the same moment makes PostgreSQL refuse
+/// one of the two `ALTER ROLE`s with `tuple concurrently updated`; the rotation tries again
+/// instead of failing the request (seen once in CI, as a 500 from `static-roles` creation).
+///
+/// The race is made deterministic: another session alters the role in an open transaction,
+/// Tresor's `ALTER ROLE` waits behind it, and the other session commits; PostgreSQL then
+/// refuses Tresor's statement.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rotation_that_meets_a_concurrent_alter_role_is_tried_again() {
+    let pg = Pg::new(false).await;
+    let (_dir, server) = start();
+    setup(&server, &pg, "database", json!({})).await;
+    let account = format!("{}_busy", pg.tag);
+    pg.sup
+        .batch_execute(&format!("CREATE ROLE \"{account}\" LOGIN PASSWORD 'before'"))
+        .await
+        .unwrap();
+    ok(
+        &server,
+        "POST",
+        "database/static-roles/busy",
+        Some(json!({"db_name": "db", "username": account, "rotation_period": "1h"})),
+    )
+    .await;
+    let before = ok(&server, "GET", "database/static-creds/busy", None).await;
+
+    let other = superuser().await;
+    other
+        .batch_execute(&format!(
+            "BEGIN; ALTER ROLE \"{account}\" PASSWORD 'from-another-client'"
+        ))
+        .await
+        .unwrap();
+    let rotation = {
+        let addr = server.addr.clone();
+        tokio::spawn(async move {
+            common::http()
+                .post(format!("{addr}/v1/database/rotate-role/busy"))
+                .header("X-Vault-Token", ROOT)
+                .send()
+                .await
+                .unwrap()
+        })
+    };
+    // Tresor's ALTER ROLE is waiting for the open transaction.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let waiting: i64 = pg
+            .sup
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' \
+                 AND query LIKE $1",
+                &[&format!("ALTER ROLE \"{account}\"%")],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if waiting > 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "Tresor's ALTER ROLE never waited");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    other.batch_execute("COMMIT").await.unwrap();
+
+    let answer = rotation.await.unwrap();
+    let status = answer.status();
+    assert_eq!(status, 204, "{}", answer.text().await.unwrap());
+    let after = ok(&server, "GET", "database/static-creds/busy", None).await;
+    let password = after["data"]["password"].as_str().unwrap().to_owned();
+    assert_ne!(password, before["data"]["password"].as_str().unwrap());
+    assert!(
+        pg.password_is(&account, &password).await,
+        "the retried rotation's password is the one PostgreSQL holds"
+    );
+    ok(&server, "DELETE", "database/static-roles/busy", None).await;
+    pg.cleanup().await;
+}
+
 /// A password policy's shape: `length` characters, all from `charset`, at least `min` of
 /// them from `required`.
 fn follows(password: &str, length: usize, charset: &str, required: &str, min: usize) -> bool {

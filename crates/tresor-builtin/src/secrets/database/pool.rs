@@ -354,7 +354,31 @@ impl Pooled {
             }
         }
     }
+
+    /// As [`batch`](Self::batch), but a refusal that only says another session was changing
+    /// the same catalog row (see [`QueryError::is_transient`]) is tried again, a few times
+    /// with a short pause. Such a refusal rolled the statements back, so sending them again
+    /// cannot apply them twice.
+    pub(crate) async fn batch_retrying(&mut self, sql: &str) -> Result<(), QueryError> {
+        let mut pause = TRANSIENT_FIRST_PAUSE;
+        for _ in 1..TRANSIENT_ATTEMPTS {
+            match self.batch(sql).await {
+                Err(err) if err.is_transient() => {
+                    tracing::debug!(code = ?err.code(), "transient PostgreSQL refusal; trying again");
+                    tokio::time::sleep(pause).await;
+                    pause *= 2;
+                }
+                other => return other,
+            }
+        }
+        self.batch(sql).await
+    }
 }
+
+/// How often [`Pooled::batch_retrying`] sends its statements at most.
+const TRANSIENT_ATTEMPTS: u32 = 5;
+/// The first pause between two attempts; it doubles each time (25, 50, 100, 200 ms).
+const TRANSIENT_FIRST_PAUSE: Duration = Duration::from_millis(25);
 
 impl Pooled {
     /// Runs `open` (statements that begin with `BEGIN`), then `COMMIT` once `gate` has
@@ -505,6 +529,24 @@ impl QueryError {
         match self {
             QueryError::Postgres(e) => e.as_db_error().map(|d| d.code().code()),
             _ => None,
+        }
+    }
+
+    /// Whether PostgreSQL refused the statements only because of another session, so the
+    /// same statements may well succeed a moment later: a serialization failure (`40001`), a
+    /// deadlock (`40P01`), or `tuple concurrently updated` (`XX000`), which two `ALTER ROLE`s
+    /// of one role at the same moment produce (PostgreSQL takes no lock on the role's row).
+    pub(crate) fn is_transient(&self) -> bool {
+        let QueryError::Postgres(e) = self else {
+            return false;
+        };
+        let Some(db) = e.as_db_error() else {
+            return false;
+        };
+        match db.code().code() {
+            "40001" | "40P01" => true,
+            "XX000" => db.message() == "tuple concurrently updated",
+            _ => false,
         }
     }
 

@@ -111,7 +111,7 @@ async fn apply(
             return Err(failed(err));
         }
     };
-    match conn.batch(sql.expose()).await {
+    match conn.batch_retrying(sql.expose()).await {
         Ok(()) => {
             super::crash_failpoint("ROTATE_ROOT");
             drop(conn);

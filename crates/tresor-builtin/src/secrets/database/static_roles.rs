@@ -426,7 +426,7 @@ async fn rotate_locked(
             return Err(failed(err.to_string()));
         }
     };
-    match conn.batch(sql.expose()).await {
+    match conn.batch_retrying(sql.expose()).await {
         Ok(()) => {
             super::crash_failpoint("ROTATE");
             role.password = new_password;
