@@ -13,32 +13,14 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::Server;
+use common::{Server, listener_addr};
 use serde_json::json;
 
 const ROOT: &str = "dev-config-root";
 
 /// A self-signed certificate for 127.0.0.1 in `dir`: (cert, key).
 fn self_signed(dir: &Path) -> (PathBuf, PathBuf) {
-    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-    let made = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
-        .args(["ec_paramgen_curve:P-256", "-nodes", "-days", "1"])
-        .args(["-subj", "/CN=127.0.0.1"])
-        .args(["-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"])
-        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .expect("openssl is installed (.ci/run installs it)");
-    assert!(
-        made.status.success(),
-        "{}",
-        String::from_utf8_lossy(&made.stderr)
-    );
-    (cert, key)
+    common::self_signed(dir, "IP:127.0.0.1,DNS:localhost")
 }
 
 fn dev_with(config: &Path, dir: &Path) -> Server {
@@ -52,21 +34,6 @@ fn dev_with(config: &Path, dir: &Path) -> Server {
         ],
         dir,
     )
-}
-
-/// The address of listener `n` (1-based) as the start-up banner shows it.
-fn listener_addr(server: &Server, n: usize) -> String {
-    let prefix = format!("Listener {n}: tcp (addr: \"");
-    server
-        .stdout_containing(&format!("Listener {n}:"))
-        .lines()
-        .find_map(|l| {
-            l.trim()
-                .strip_prefix(prefix.as_str())
-                .and_then(|r| r.split('"').next())
-                .map(str::to_owned)
-        })
-        .unwrap_or_else(|| panic!("the banner names listener {n}"))
 }
 
 async fn health(client: &reqwest::Client, base: &str) -> serde_json::Value {

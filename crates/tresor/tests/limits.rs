@@ -220,17 +220,7 @@ async fn h2_connections_that_stall_are_closed() {
 #[tokio::test]
 async fn a_stalled_tls_handshake_is_cut_at_the_header_timeout() {
     let dir = tempfile::tempdir().unwrap();
-    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-    let made = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
-        .args(["ec_paramgen_curve:P-256", "-nodes", "-days", "1"])
-        .args(["-subj", "/CN=127.0.0.1", "-keyout"])
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .expect("openssl is installed");
-    assert!(made.status.success());
+    let (cert, key) = common::self_signed(dir.path(), "IP:127.0.0.1");
     let config = dir.path().join("tls.hcl");
     std::fs::write(
         &config,

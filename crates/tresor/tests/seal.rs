@@ -299,6 +299,75 @@ async fn b_auto_unseals_with_a_tresors_transit_key_restarts_unsealed_and_waits_o
     assert!(warning.contains("cannot reach"), "{warning}");
 }
 
+/// `tls_server_name`: the transit server is reached by IP, and its certificate names only
+/// `transit.internal`. The seal trusts it when it names that name, and refuses it otherwise.
+#[tokio::test]
+async fn the_transit_seal_checks_the_certificate_against_tls_server_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = common::self_signed(dir.path(), "DNS:transit.internal");
+    let extra = dir.path().join("a-tls.hcl");
+    std::fs::write(
+        &extra,
+        format!(
+            "listener \"tcp\" {{\n  address = \"127.0.0.1:0\"\n  tls_cert_file = \"{}\"\n  tls_key_file = \"{}\"\n}}\n",
+            cert.display(),
+            key.display()
+        ),
+    )
+    .unwrap();
+    let a = Server::start(
+        &[
+            "server",
+            "-dev",
+            "-dev-listen-address=127.0.0.1:0",
+            "-dev-root-token-id=a-root",
+            &format!("-config={}", extra.display()),
+        ],
+        dir.path(),
+    );
+    transit_key(&common::http(), &a.addr, "a-root").await;
+    let address = format!("https://{}", common::listener_addr(&a, 2));
+    let stanza = |name: Option<&str>| {
+        let mut text = transit_stanza(&address, "a-root");
+        text.truncate(text.len() - 2);
+        text.push_str(&format!("  tls_ca_cert = \"{}\"\n", cert.display()));
+        if let Some(name) = name {
+            text.push_str(&format!("  tls_server_name = \"{name}\"\n"));
+        }
+        text.push_str("}\n");
+        text
+    };
+
+    // 127.0.0.1 is not on the certificate, and neither is another name.
+    for (store, name) in [("unnamed", None), ("misnamed", Some("other.internal"))] {
+        let b = start(&config_with(dir.path(), store, &stanza(name)), dir.path());
+        let (code, body) = raw(
+            &b,
+            "PUT",
+            "sys/init",
+            None,
+            Some(json!({"recovery_shares": 1, "recovery_threshold": 1})),
+        )
+        .await;
+        assert!(code >= 400, "{store}: {code} {body}");
+        let error = body["errors"][0].as_str().unwrap_or_default();
+        assert!(error.contains("certificate"), "{store}: {body}");
+        assert!(!error.contains("a-root"), "the seal token is never shown");
+        assert_eq!(seal_status(&b).await["initialized"], false, "{store}");
+    }
+
+    // With the certificate's name: init, and after a restart an unseal, both over TLS.
+    let config = config_with(dir.path(), "named", &stanza(Some("transit.internal")));
+    let b = start(&config, dir.path());
+    let (_recovery, root) = init_recovery(&b, 1, 1).await;
+    wait_unsealed(&b).await;
+    write_secret(&b, &root).await;
+    drop(b);
+    let b = start(&config, dir.path());
+    wait_unsealed(&b).await;
+    assert_eq!(read_secret(&b, &root).await, "kept-across-restarts");
+}
+
 #[tokio::test]
 async fn a_bad_seal_token_is_reported_and_the_configuration_must_match_the_store() {
     let dir = tempfile::tempdir().unwrap();

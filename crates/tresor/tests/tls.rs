@@ -9,45 +9,12 @@
 
 mod common;
 
-use std::process::Command;
-
 use common::Server;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn tls_listener_serves_health_to_a_client_that_trusts_the_certificate() {
     let dir = tempfile::tempdir().unwrap();
-    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-    let made = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=127.0.0.1",
-        ])
-        .args([
-            "-addext",
-            "subjectAltName=IP:127.0.0.1,DNS:localhost",
-            "-addext",
-            "basicConstraints=critical,CA:FALSE",
-        ])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .expect("openssl is installed (.ci/run installs it)");
-    assert!(
-        made.status.success(),
-        "{}",
-        String::from_utf8_lossy(&made.stderr)
-    );
+    let (cert, key) = common::self_signed(dir.path(), "IP:127.0.0.1,DNS:localhost");
     let config = dir.path().join("tls.hcl");
     std::fs::write(
         &config,

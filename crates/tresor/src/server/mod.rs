@@ -5,6 +5,7 @@ mod dev;
 mod listen;
 mod seal;
 mod seal_transit;
+mod seal_transit_tls;
 mod service;
 mod watch;
 

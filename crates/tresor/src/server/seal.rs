@@ -91,20 +91,6 @@ fn transit_seal(stanza: &SealStanza) -> Result<TransitSeal> {
             )
         })
     };
-    if option_or_env(
-        stanza,
-        "tls_server_name",
-        &["BAO_TLS_SERVER_NAME", "VAULT_TLS_SERVER_NAME"],
-        false,
-    )
-    .is_some()
-    {
-        bail!(
-            "seal \"transit\" (line {}): tls_server_name is not supported by Tresor yet; \
-             address the transit server by the name on its certificate",
-            stanza.line
-        );
-    }
     let settings = TransitSettings {
         address: required("address", &["BAO_ADDR", "VAULT_ADDR"], false)?,
         token: SecretString::new(required("token", &["BAO_TOKEN", "VAULT_TOKEN"], false)?),
@@ -151,6 +137,12 @@ fn transit_seal(stanza: &SealStanza) -> Result<TransitSeal> {
             &["BAO_SKIP_VERIFY", "VAULT_SKIP_VERIFY"],
             false,
         )),
+        tls_server_name: option_or_env(
+            stanza,
+            "tls_server_name",
+            &["BAO_TLS_SERVER_NAME", "VAULT_TLS_SERVER_NAME"],
+            false,
+        ),
     };
     TransitSeal::new(settings).with_context(|| format!("seal \"transit\" (line {})", stanza.line))
 }

@@ -26,6 +26,8 @@ pub struct TransitSettings {
     pub tls_client_cert: Option<String>,
     pub tls_client_key: Option<String>,
     pub tls_skip_verify: bool,
+    /// The name the transit server's certificate must carry, when not the address's host.
+    pub tls_server_name: Option<String>,
 }
 
 #[derive(Debug)]
@@ -44,10 +46,25 @@ impl TransitSeal {
         let mut builder = reqwest::Client::builder()
             .timeout(REQUEST_TIMEOUT)
             .connect_timeout(CONNECT_TIMEOUT);
+        let named = settings
+            .tls_server_name
+            .as_deref()
+            .filter(|n| !n.is_empty() && !settings.tls_skip_verify);
         if settings.tls_skip_verify {
             builder = builder.danger_accept_invalid_certs(true);
         }
-        if let Some(ca) = &settings.tls_ca_cert {
+        if let Some(name) = named {
+            let client = match (&settings.tls_client_cert, &settings.tls_client_key) {
+                (Some(cert), Some(key)) => Some((cert.as_str(), key.as_str())),
+                (None, None) => None,
+                _ => anyhow::bail!("tls_client_cert and tls_client_key go together"),
+            };
+            builder = builder.tls_backend_preconfigured(super::seal_transit_tls::client_config(
+                name,
+                settings.tls_ca_cert.as_deref(),
+                client,
+            )?);
+        } else if let Some(ca) = &settings.tls_ca_cert {
             let pem = std::fs::read(ca).with_context(|| format!("reading tls_ca_cert {ca}"))?;
             for cert in reqwest::Certificate::from_pem_bundle(&pem)
                 .with_context(|| format!("parsing tls_ca_cert {ca}"))?
@@ -56,6 +73,7 @@ impl TransitSeal {
             }
         }
         match (&settings.tls_client_cert, &settings.tls_client_key) {
+            _ if named.is_some() => {}
             (Some(cert), Some(key)) => {
                 let mut pem = std::fs::read(cert)
                     .with_context(|| format!("reading tls_client_cert {cert}"))?;

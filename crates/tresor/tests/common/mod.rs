@@ -169,6 +169,45 @@ pub fn embedded_config(dir: &Path) -> PathBuf {
     path
 }
 
+/// A self-signed P-256 certificate in `dir` (`cert.pem`, `key.pem`) whose subject alternative
+/// names are `san` (openssl's syntax, e.g. `IP:127.0.0.1,DNS:localhost`): (cert, key).
+pub fn self_signed(dir: &Path, san: &str) -> (PathBuf, PathBuf) {
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let made = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
+        .args(["ec_paramgen_curve:P-256", "-nodes", "-days", "1"])
+        .args(["-subj", "/CN=tresor-test"])
+        .args(["-addext", &format!("subjectAltName={san}")])
+        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl is installed (.ci/run installs it)");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    (cert, key)
+}
+
+/// The address of listener `n` (1-based) as the start-up banner shows it.
+pub fn listener_addr(server: &Server, n: usize) -> String {
+    let prefix = format!("Listener {n}: tcp (addr: \"");
+    server
+        .stdout_containing(&format!("Listener {n}:"))
+        .lines()
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix(prefix.as_str())
+                .and_then(|r| r.split('"').next())
+                .map(str::to_owned)
+        })
+        .unwrap_or_else(|| panic!("the banner names listener {n}"))
+}
+
 /// reqwest is built without a default crypto provider (the binary picks ring); tests do too.
 fn install_crypto_provider() {
     static ONCE: std::sync::Once = std::sync::Once::new();
