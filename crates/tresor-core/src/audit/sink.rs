@@ -1,8 +1,9 @@
 //! Where a device's lines go. File writes are plain `write(2)` calls of whole lines, without
 //! fsync (Vault does not fsync audit files either): a line is in the kernel before its request
 //! goes on, which is what "fail closed" needs, at the cost of a syscall rather than a disk
-//! flush; lines of concurrent requests share one call ([`FileSink`]). Socket devices write on their own thread (`socket`), so a slow or dead
-//! peer costs a request at most its bounded wait, never a runtime worker.
+//! flush; lines of concurrent requests share one call ([`FileSink`]). Socket devices write on
+//! their own thread (`socket`), so a slow or dead peer costs a request at most its bounded
+//! wait, never a runtime worker.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
@@ -27,9 +28,11 @@ pub enum Sink {
 /// in progress writes everything queued so far, its own line included, in one call, and
 /// settles every line of that batch. A request goes on only once the batch holding its line is
 /// in the kernel, and refuses itself when that batch failed: batching changes the cost, not
-/// the guarantee. (A writer thread per device batched more lines per call, but the handoffs
-/// cost more than the calls saved: 0.45–0.50× of an unaudited read against 0.56–0.70× this
-/// way, measured on 2 CPUs.)
+/// the guarantee. Each request yields to the runtime once after queueing its line, so the
+/// requests ready on the same worker queue theirs before the write: under load one call
+/// carries some twenty lines (1.1 without the yield; 206,672 lines in 8,998 calls at 64
+/// connections on 2 CPUs). (A writer thread per device batched lines too, but its handoffs
+/// cost more than the calls saved: 0.45–0.50× of an unaudited read.)
 #[derive(Debug)]
 pub struct FileSink {
     path: std::path::PathBuf,
@@ -50,6 +53,8 @@ struct FileState {
     batch: Arc<Batch>,
     /// A request is writing a batch (outside the lock).
     writing: bool,
+    /// Batches written since the device was loaded (each one `write(2)` call).
+    batches: u64,
 }
 
 /// The outcome of one write, shared by every line in it.
@@ -142,6 +147,9 @@ impl FileSink {
             state.queue.extend_from_slice(line);
             Arc::clone(&state.batch)
         };
+        // Before writing, let the other requests ready on this worker run up to their own
+        // lines: they join this batch, and one `write(2)` carries them all.
+        tokio::task::yield_now().await;
         loop {
             // Registered before the checks, so a batch settled in between still wakes us.
             let settled = self.settled.notified();
@@ -166,6 +174,7 @@ impl FileSink {
                 return Ok(false);
             }
             state.writing = true;
+            state.batches += 1;
             let file = match &state.file {
                 Some(file) => Ok(Arc::clone(file)),
                 None => self.connect().map(Arc::new),
@@ -199,6 +208,12 @@ impl FileSink {
         // no write in progress and one of them writes the next batch.
         self.settled.notify_waiters();
         Ok(true)
+    }
+
+    /// How many batches were written so far.
+    #[cfg(test)]
+    fn batches(&self) -> u64 {
+        self.state.lock().map(|s| s.batches).unwrap_or(0)
     }
 
     fn connect(&self) -> io::Result<File> {
@@ -259,6 +274,34 @@ mod tests {
             assert!(seen.insert((v["t"].as_u64().unwrap(), v["i"].as_u64().unwrap())));
         }
         assert_eq!(seen.len(), 16 * 200);
+    }
+
+    /// Requests ready at the same time share a write: each yields once before writing, so
+    /// the others queue their lines behind its own.
+    #[tokio::test]
+    async fn lines_of_requests_ready_together_share_one_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.log");
+        let sink = file_sink(path.clone());
+        let tasks: Vec<_> = (0..50)
+            .map(|i| {
+                let sink = Arc::clone(&sink);
+                tokio::spawn(async move { sink.write(format!("{i}\n").into_bytes()).await })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap().unwrap();
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text.lines().count(), 50);
+        let Sink::File(file) = &*sink else {
+            unreachable!()
+        };
+        assert!(
+            file.batches() <= 5,
+            "50 lines took {} writes",
+            file.batches()
+        );
     }
 
     #[tokio::test]
