@@ -829,7 +829,9 @@ async fn a_rotation_that_meets_a_concurrent_alter_role_is_tried_again() {
     setup(&server, &pg, "database", json!({})).await;
     let account = format!("{}_busy", pg.tag);
     pg.sup
-        .batch_execute(&format!("CREATE ROLE \"{account}\" LOGIN PASSWORD 'before'"))
+        .batch_execute(&format!(
+            "CREATE ROLE \"{account}\" LOGIN PASSWORD 'before'"
+        ))
         .await
         .unwrap();
     ok(
@@ -875,7 +877,10 @@ async fn a_rotation_that_meets_a_concurrent_alter_role_is_tried_again() {
         if waiting > 0 {
             break;
         }
-        assert!(Instant::now() < deadline, "Tresor's ALTER ROLE never waited");
+        assert!(
+            Instant::now() < deadline,
+            "Tresor's ALTER ROLE never waited"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     other.batch_execute("COMMIT").await.unwrap();

@@ -55,7 +55,13 @@ struct FileState {
     writing: bool,
     /// Batches written since the device was loaded (each one `write(2)` call).
     batches: u64,
+    /// The buffer of the last batch written, emptied, for the next queue: a batch of twenty
+    /// lines is tens of KiB, too much to allocate, grow and page in afresh every time.
+    spare: Vec<u8>,
 }
+
+/// The largest emptied batch buffer kept for reuse.
+const MAX_SPARE: usize = 1 << 20;
 
 /// The outcome of one write, shared by every line in it.
 #[derive(Debug, Default)]
@@ -182,8 +188,9 @@ impl FileSink {
             if let Ok(file) = &file {
                 state.file = Some(Arc::clone(file));
             }
+            let spare = std::mem::take(&mut state.spare);
             (
-                std::mem::take(&mut state.queue),
+                std::mem::replace(&mut state.queue, spare),
                 std::mem::take(&mut state.batch),
                 file,
                 state.generation,
@@ -196,9 +203,14 @@ impl FileSink {
         let _ = batch
             .outcome
             .set(outcome.map_err(|e| (e.kind(), e.to_string())));
+        let mut bytes = bytes;
+        bytes.clear();
         {
             let mut state = self.state.lock().map_err(|_| poisoned())?;
             state.writing = false;
+            if bytes.capacity() <= MAX_SPARE && bytes.capacity() > state.spare.capacity() {
+                state.spare = bytes;
+            }
             if failed && state.generation == generation {
                 // The next batch tries to open the file again.
                 state.file = None;

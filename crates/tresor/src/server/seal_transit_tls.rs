@@ -66,8 +66,9 @@ pub fn client_config(
     ca_cert: Option<&str>,
     client_cert: Option<(&str, &str)>,
 ) -> anyhow::Result<rustls::ClientConfig> {
-    let name = ServerName::try_from(server_name.to_owned())
-        .with_context(|| format!("tls_server_name {server_name:?} is not a DNS name or an IP address"))?;
+    let name = ServerName::try_from(server_name.to_owned()).with_context(|| {
+        format!("tls_server_name {server_name:?} is not a DNS name or an IP address")
+    })?;
     let mut roots = rustls::RootCertStore::empty();
     match ca_cert {
         Some(path) => {
