@@ -52,6 +52,7 @@ class Run:
     errors: dict = field(default_factory=dict)
     noise: float = 0.0       # share of all CPU time used by other processes
     server_cpu: float = 0.0  # share of all CPU time used by the server
+    server_cpu_s: float = 0.0  # CPU seconds (user + system) the server used during the run
     wrk_cpu: float = 0.0
     mean_ms: float | None = None
     pg_cpu: float | None = None  # database workloads: PostgreSQL's share of all CPU time
@@ -64,6 +65,12 @@ class Run:
     @property
     def error_count(self) -> int:
         return sum(self.errors.values())
+
+    @property
+    def server_us_per_request(self) -> float | None:
+        """Server CPU per request answered: steadier than req/s on a machine whose speed
+        varies from run to run (a busy host slows both, but CPU time is only charged for work)."""
+        return self.server_cpu_s / self.requests * 1e6 if self.requests and self.server_cpu_s else None
 
 
 def _machine_ticks() -> tuple[int, int]:
@@ -160,6 +167,7 @@ def measure(server, workload: str, round_no: int, script: str, env: dict[str, st
     pg_ticks = max(pg1 - pg0, 0) if pg0 is not None and pg1 is not None else 0
     run.noise = max(busy1 - busy0 - server_ticks - wrk_ticks - pg_ticks, 0) / total
     run.server_cpu = server_ticks / total
+    run.server_cpu_s = server_ticks / CLOCK_TICKS
     run.wrk_cpu = wrk_ticks / total
     run.pg_cpu = pg_ticks / total if pg0 is not None and pg1 is not None else None
     run.requests = result["requests"]

@@ -140,6 +140,11 @@ def table(workload_names: list[str], cells: dict[tuple[str, str], Cell], yardsti
         row.append(_ratio(paired_ratio(ob, cells[(yardstick, "OpenBao")])))
         row.append(_noise_column([ob, tr] + ([hello] if hello else []), noise_limit))
         lines.append("| " + " | ".join(row) + " |")
+    lines += ["", "| Workload | OpenBao server CPU µs / request | Tresor server CPU µs / request |",
+              "|---|---|---|"]
+    for name in workload_names:
+        lines.append(f"| `{name}` | {_cpu_per_request(cells[(name, 'OpenBao')])} | "
+                     f"{_cpu_per_request(cells[(name, 'Tresor')])} |")
     hellos = [(n, cells[(n, HELLO)]) for n in workload_names if (n, HELLO) in cells]
     if hellos:
         lines += ["", "| Yardstick | hello req/s | p50 ms | p99 ms | max noise |", "|---|---|---|---|---|"]
@@ -147,6 +152,12 @@ def table(workload_names: list[str], cells: dict[tuple[str, str], Cell], yardsti
             lines.append(f"| `{n}` on hello | " + " | ".join(_server_columns(cell, HELLO))
                          + f" | {_noise_column([cell], noise_limit)} |")
     return "\n".join(lines)
+
+
+def _cpu_per_request(cell: Cell) -> str:
+    """The median over usable runs of the server's CPU time per request answered."""
+    values = [v for v in (r.server_us_per_request for r in cell.usable()) if v is not None]
+    return _num(statistics.median(values), 1) if values else "–"
 
 
 def notes(workload_names: list[str], cells: dict[tuple[str, str], Cell]) -> list[str]:
@@ -170,17 +181,18 @@ def notes(workload_names: list[str], cells: dict[tuple[str, str], Cell]) -> list
 
 
 def run_details(workload_names: list[str], cells: dict[tuple[str, str], Cell]) -> str:
-    lines = ["| Round | Workload | Server | req/s | p50 ms | p99 ms | server CPU | wrk CPU | noise |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| Round | Workload | Server | req/s | p50 ms | p99 ms | server CPU | server µs / req | wrk CPU "
+             "| noise |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     runs = [r for name in workload_names for s in (*SERVERS, HELLO)
             for r in (cells[(name, s)].runs if (name, s) in cells else [])]
     for r in sorted(runs, key=lambda r: (r.round, workload_names.index(r.workload))):
         if r.failure:
-            lines.append(f"| {r.round} | {r.workload} | {r.server} | failed | | | | | |")
+            lines.append(f"| {r.round} | {r.workload} | {r.server} | failed | | | | | | |")
             continue
         lines.append(f"| {r.round} | {r.workload} | {r.server} | {_num(r.rps)} | {_ms(r.p50_ms)} | "
-                     f"{_ms(r.p99_ms)} | {r.server_cpu * 100:.0f} % | {r.wrk_cpu * 100:.0f} % | "
-                     f"{r.noise * 100:.1f} % |")
+                     f"{_ms(r.p99_ms)} | {r.server_cpu * 100:.0f} % | {_num(r.server_us_per_request, 1)} | "
+                     f"{r.wrk_cpu * 100:.0f} % | {r.noise * 100:.1f} % |")
     return "\n".join(lines)
 
 
