@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import datetime
 import json
@@ -390,23 +391,31 @@ def emit(args, block: str, key: str) -> None:
         log("==> BENCHMARKS.md updated")
 
 
-def main_restart_kv(args, argv) -> int:
-    tresor_bin, _, tresor_origin = build_tresor(args)
-    bao = ensure_openbao(args)
+@contextlib.contextmanager
+def scratch(prefix: str, keep: bool):
+    """A temp dir for the servers of a restart scenario: signal handlers installed first, every
+    started process stopped on the way out, the dir removed unless `keep` (--keep-tmp)."""
     procs.install_signal_handlers()
-    tmp = tempfile.mkdtemp(prefix="tresor-bench-restart-kv-")
-    scale = scale_options(args)
-    body = restart_kv.secret_body(workloads.secret_1k())
+    tmp = tempfile.mkdtemp(prefix=prefix)
     try:
-        log(f"==> {restart_kv.NAME}: N={scale.keys_compared:,} both, N={scale.keys:,} Tresor alone, "
-            f"{args.rounds} restart(s) each, in {tmp}")
-        results = restart_kv.run(bao, tresor_bin, tmp, scale, args.rounds, body, log)
+        yield tmp
     finally:
         procs.cleanup()
-        if args.keep_tmp:
+        if keep:
             log(f"==> kept {tmp}")
         else:
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def main_restart_kv(args, argv) -> int:
+    tresor_bin, _, tresor_origin = build_tresor(args)
+    bao = ensure_openbao(args)
+    scale = scale_options(args)
+    body = restart_kv.secret_body(workloads.secret_1k())
+    with scratch("tresor-bench-restart-kv-", args.keep_tmp) as tmp:
+        log(f"==> {restart_kv.NAME}: N={scale.keys_compared:,} both, N={scale.keys:,} Tresor alone, "
+            f"{args.rounds} restart(s) each, in {tmp}")
+        results = restart_kv.run(bao, tresor_bin, tmp, scale, args.rounds, body, log)
     meta = scenario_meta(argv) + [
         f"OpenBao: {_first_line([bao, 'version']).split(',')[0]}, `bao server -config` on integrated raft",
         f"Tresor: {_first_line([tresor_bin, 'version'])}, {tresor_origin}, `tresor server -config` "
@@ -422,17 +431,9 @@ def main_restart_kv(args, argv) -> int:
 def main_restart(args, argv) -> int:
     tresor_bin, _, tresor_origin = build_tresor(args)
     bao = ensure_openbao(args)
-    procs.install_signal_handlers()
-    tmp = tempfile.mkdtemp(prefix="tresor-bench-restart-")
-    try:
+    with scratch("tresor-bench-restart-", args.keep_tmp) as tmp:
         log(f"==> restart with {args.restart_leases:,} leases, {args.rounds} restart(s) each, in {tmp}")
         results = restart.run(bao, tresor_bin, tmp, args.restart_leases, args.rounds, log)
-    finally:
-        procs.cleanup()
-        if args.keep_tmp:
-            log(f"==> kept {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
     meta = scenario_meta(argv) + [
         f"OpenBao: {_first_line([bao, 'version']).split(',')[0]}, `bao server -config` on integrated raft",
         f"Tresor: {_first_line([tresor_bin, 'version'])}, {tresor_origin}, `tresor server -config` "
