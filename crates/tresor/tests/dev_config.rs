@@ -13,7 +13,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{Server, listener_addr};
+use common::{Server, listener_addr, raw};
 use serde_json::json;
 
 const ROOT: &str = "dev-config-root";
@@ -92,15 +92,8 @@ async fn a_dev_server_also_serves_the_tls_listener_of_its_config_file() {
         .await
         .unwrap();
     assert_eq!(written.status(), 200);
-    let read: serde_json::Value = plain
-        .get(format!("{}/v1/secret/data/both", server.addr))
-        .header("X-Vault-Token", ROOT)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (status, read) = raw(&server, "GET", "secret/data/both", Some(ROOT), None).await;
+    assert_eq!(status, 200, "{read}");
     assert_eq!(read["data"]["data"], json!({"via": "tls"}));
 }
 
@@ -123,30 +116,23 @@ async fn the_storage_of_the_config_file_replaces_the_in_memory_store() {
         "{}",
         server.stdout_text()
     );
-    let client = common::http();
-    let written = client
-        .post(server.url("secret/data/kept"))
-        .header("X-Vault-Token", ROOT)
-        .json(&json!({"data": {"survives": "restart"}}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(written.status(), 200);
+    let (status, written) = raw(
+        &server,
+        "POST",
+        "secret/data/kept",
+        Some(ROOT),
+        Some(json!({"data": {"survives": "restart"}})),
+    )
+    .await;
+    assert_eq!(status, 200, "{written}");
     assert!(server.terminate().success());
     assert!(store.exists(), "the file's store was used");
 
     // A restart reopens the same store (and unseals it with the dev key kept beside it): the
     // secret is still there, so it never lived in memory only.
     let again = dev_with(&config, dir.path());
-    let read: serde_json::Value = client
-        .get(again.url("secret/data/kept"))
-        .header("X-Vault-Token", ROOT)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (status, read) = raw(&again, "GET", "secret/data/kept", Some(ROOT), None).await;
+    assert_eq!(status, 200, "{read}");
     assert_eq!(read["data"]["data"], json!({"survives": "restart"}));
 }
 
