@@ -290,6 +290,15 @@ pub trait SecretEngine: Send + Sync + std::fmt::Debug {
         storage: &dyn Storage,
     ) -> EngineResult<Option<Response>>;
 
+    /// Whether this engine's reads, lists and scans change nothing: no storage write, no
+    /// effect outside. Then the audit hook may hold such a request's line and write it with
+    /// the response line, in one write, still before any answer leaves (a device that cannot
+    /// write refuses the answer as before). `false` unless the engine knows it: a read that
+    /// creates something (database credentials) must be recorded before it happens.
+    fn pure_reads(&self) -> bool {
+        false
+    }
+
     /// Whether the target of a write exists, so the router can tell `create` from `update`.
     /// `None` (the default) means the engine makes no such distinction: writes are `update`.
     async fn exists(&self, request: &Request, storage: &dyn Storage) -> EngineResult<Option<bool>> {

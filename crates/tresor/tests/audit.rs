@@ -441,6 +441,65 @@ async fn requests_are_refused_while_no_device_can_write_and_sighup_follows_a_rot
     assert!(log.exists());
 }
 
+/// A read by a limited-use token spends a use, so its request line is written before it goes
+/// on (not held for the response line as other KV reads are): a read refused because no device
+/// can write leaves the token's uses as they were.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_read_refused_for_want_of_a_device_spends_no_use_of_a_limited_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::dev(dir.path(), ROOT);
+    let logs = dir.path().join("logs");
+    let log = logs.join("audit.log");
+    let (s, b) = enable_file(&server, "file", json!({"file_path": log.to_str().unwrap()})).await;
+    assert_eq!(s, 204, "{b}");
+    let (s, _) = raw(
+        &server,
+        "POST",
+        "secret/data/x",
+        Some(ROOT),
+        Some(json!({"data": {"a": "b"}})),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let (s, created) = raw(
+        &server,
+        "POST",
+        "auth/token/create",
+        Some(ROOT),
+        Some(json!({"num_uses": 2})),
+    )
+    .await;
+    assert_eq!(s, 200, "{created}");
+    let limited = created["auth"]["client_token"].as_str().unwrap().to_owned();
+
+    // No device can write: the directory is replaced by a plain file.
+    std::fs::remove_dir_all(&logs).unwrap();
+    std::fs::write(&logs, b"not a directory").unwrap();
+    std::process::Command::new("kill")
+        .args(["-HUP", &server.child.id().to_string()])
+        .status()
+        .unwrap();
+    eventually("requests refused with 500", async || {
+        raw(&server, "GET", "secret/data/x", Some(ROOT), None)
+            .await
+            .0
+            == 500
+    })
+    .await;
+    let (s, _) = raw(&server, "GET", "secret/data/x", Some(&limited), None).await;
+    assert_eq!(s, 500);
+
+    // The device writes again: both uses are still there.
+    std::fs::remove_file(&logs).unwrap();
+    for use_ in 1..=2 {
+        let (s, b) = raw(&server, "GET", "secret/data/x", Some(&limited), None).await;
+        assert_eq!(s, 200, "use {use_}: {b}");
+        assert_eq!(b["data"]["data"]["a"], "b");
+    }
+    let (s, _) = raw(&server, "GET", "secret/data/x", Some(&limited), None).await;
+    assert_eq!(s, 403, "two uses, then the token is gone");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_config_declared_device_is_there_after_restart_and_api_creation_needs_the_unsafe_flag() {
     let dir = tempfile::tempdir().unwrap();

@@ -48,6 +48,11 @@ pub fn storage_prefix(client_token_key: &str) -> EngineResult<String> {
 
 #[async_trait]
 impl SecretEngine for Cubbyhole {
+    /// Reads and lists only look storage up.
+    fn pure_reads(&self) -> bool {
+        true
+    }
+
     async fn handle(&self, req: &Request, storage: &dyn Storage) -> EngineResult<Option<Response>> {
         let prefix = storage_prefix(&req.client_token_key)?;
         let path = req.path.as_str();

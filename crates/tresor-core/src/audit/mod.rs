@@ -87,7 +87,16 @@ pub struct Device {
 impl Device {
     /// Writes a line; a failure is logged (never with the line) and reported as `false`.
     async fn write(&self, line: Vec<u8>) -> bool {
-        match self.sink.write(line).await {
+        self.outcome(self.sink.write(line).await)
+    }
+
+    /// Writes a held request line and its response line together (see [`Sink::write_pair`]).
+    async fn write_pair(&self, request: Vec<u8>, response: Vec<u8>) -> bool {
+        self.outcome(self.sink.write_pair(request, response).await)
+    }
+
+    fn outcome(&self, written: std::io::Result<()>) -> bool {
+        match written {
             Ok(()) => true,
             Err(err) => {
                 crate::metrics::incr(&crate::metrics::global().audit_device_failure);
@@ -455,22 +464,31 @@ impl Core {
             return Ok(());
         }
         let devices = active.audit.devices();
-        let (auth, request) = if devices.is_empty() {
-            (AuthInfo::default(), RequestInfo::default())
+        let (auth, request, pure) = if devices.is_empty() {
+            (AuthInfo::default(), RequestInfo::default(), false)
         } else {
             let mut auth = caller.map(auth_info).unwrap_or_default();
             auth.allowed = allowed;
+            let (mount, pure_reads) = mount_fields(active, path);
             let request = RequestInfo {
                 operation: operation_name(operation),
-                mount: mount_fields(active, path),
+                mount,
                 path: path.to_owned(),
                 data: data.cloned(),
                 ..RequestInfo::default()
             };
-            (auth, request)
+            // A request that changes nothing may have its line written with the response line
+            // (see `Scope::log_request`). Spending a use of a limited-use token is a change.
+            let pure = pure_reads
+                && matches!(
+                    operation,
+                    Operation::Read | Operation::List | Operation::Scan
+                )
+                && caller.is_none_or(|c| c.num_uses == 0);
+            (auth, request, pure)
         };
         scope
-            .log_request(devices, auth, request, error)
+            .log_request(devices, auth, request, error, pure)
             .await
             .map_err(|e| CoreError::Internal(e.to_string()))
     }
@@ -529,27 +547,35 @@ fn auth_info(entry: &TokenEntry) -> AuthInfo {
     }
 }
 
-/// The mount a request path belongs to, as the audit line names it.
-fn mount_fields(active: &Active, path: &str) -> MountFields {
+/// The mount a request path belongs to, as the audit line names it, and whether its engine's
+/// reads are pure ([`tresor_sdk::engine::SecretEngine::pure_reads`]; never for auth methods and
+/// the core's own paths).
+fn mount_fields(active: &Active, path: &str) -> (MountFields, bool) {
     if let Some(rest) = path.strip_prefix("auth/") {
         if let Some((mounted, _)) = active.mounts.table(MountKind::Auth).route(rest) {
-            return MountFields {
+            let fields = MountFields {
                 point: format!("auth/{}", mounted.entry.path),
                 mount_type: mounted.entry.engine_type.clone(),
                 accessor: mounted.entry.accessor.clone(),
                 class: "auth",
             };
+            return (fields, false);
         }
-        return MountFields::default();
+        return (MountFields::default(), false);
     }
     match active.mounts.table(MountKind::Secret).route(path) {
-        Some((mounted, _)) => MountFields {
-            point: mounted.entry.path.clone(),
-            mount_type: mounted.entry.engine_type.clone(),
-            accessor: mounted.entry.accessor.clone(),
-            class: "secret",
-        },
-        None if path == "sys" || path.starts_with("sys/") => scope::system_mount(String::new()),
-        None => MountFields::default(),
+        Some((mounted, _)) => (
+            MountFields {
+                point: mounted.entry.path.clone(),
+                mount_type: mounted.entry.engine_type.clone(),
+                accessor: mounted.entry.accessor.clone(),
+                class: "secret",
+            },
+            mounted.engine.as_ref().is_some_and(|e| e.pure_reads()),
+        ),
+        None if path == "sys" || path.starts_with("sys/") => {
+            (scope::system_mount(String::new()), false)
+        }
+        None => (MountFields::default(), false),
     }
 }

@@ -115,8 +115,27 @@ impl Sink {
         match self {
             Sink::Discard => Ok(()),
             Sink::Stdout => io::stdout().lock().write_all(&line),
-            Sink::File(f) => f.write(&line).await,
+            Sink::File(f) => f.write(&[&line]).await,
             Sink::Socket(s) => s.write(line).await,
+        }
+    }
+
+    /// Writes a request line held back until its response, then that response line: in the
+    /// same `write(2)` for a file or stdout (so the pair stays adjacent and shares one
+    /// outcome), as two messages for a socket (a collector reads one entry per message).
+    pub async fn write_pair(&self, request: Vec<u8>, response: Vec<u8>) -> io::Result<()> {
+        match self {
+            Sink::Discard => Ok(()),
+            Sink::Stdout => {
+                let mut out = io::stdout().lock();
+                out.write_all(&request)?;
+                out.write_all(&response)
+            }
+            Sink::File(f) => f.write(&[&request, &response]).await,
+            Sink::Socket(s) => {
+                s.write(request).await?;
+                s.write(response).await
+            }
         }
     }
 }
@@ -147,10 +166,14 @@ impl FileSink {
         }
     }
 
-    async fn write(&self, line: &[u8]) -> io::Result<()> {
+    /// Queues `parts` (whole lines) back to back and returns once the batch holding them is
+    /// written.
+    async fn write(&self, parts: &[&[u8]]) -> io::Result<()> {
         let batch = {
             let mut state = self.state.lock().map_err(|_| poisoned())?;
-            state.queue.extend_from_slice(line);
+            for part in parts {
+                state.queue.extend_from_slice(part);
+            }
             Arc::clone(&state.batch)
         };
         // Before writing, let the other requests ready on this worker run up to their own

@@ -34,6 +34,11 @@ impl KvV1 {
 
 #[async_trait]
 impl SecretEngine for KvV1 {
+    /// Reads and lists only look storage up.
+    fn pure_reads(&self) -> bool {
+        true
+    }
+
     async fn handle(&self, req: &Request, storage: &dyn Storage) -> EngineResult<Option<Response>> {
         let path = req.path.as_str();
         keypath::check_write_target(req.operation, path)?;

@@ -67,6 +67,11 @@ impl KvV2 {
 
 #[async_trait]
 impl SecretEngine for KvV2 {
+    /// Reads and lists only look storage up.
+    fn pure_reads(&self) -> bool {
+        true
+    }
+
     async fn handle(&self, req: &Request, storage: &dyn Storage) -> EngineResult<Option<Response>> {
         let op = req.operation;
         keypath::check_write_target(op, &req.path)?;
