@@ -6,6 +6,7 @@
 //! hashing and formatting for each, not two.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -118,16 +119,29 @@ impl Serialize for Logged<'_> {
 }
 
 /// The caller's token and accessor as a device logs them. Both the `auth` and the `request`
-/// block carry them; they are hashed once per request and device.
+/// block carry them; they are hashed once per device and token ([`Salt::caller`]).
 pub(crate) struct CallerIds {
-    token: Option<String>,
-    accessor: Option<String>,
+    token: Option<Arc<str>>,
+    accessor: Option<Arc<str>>,
 }
 
 pub(crate) fn caller_ids(h: &Hasher<'_>, auth: &AuthInfo) -> CallerIds {
+    let token = auth.client_token.as_ref().map(SecretString::expose);
+    let accessor = auth.accessor.as_deref();
+    if let (Some(token), Some(accessor), false) = (token, accessor, h.format.log_raw) {
+        let hashed = h.salt.caller(token, accessor);
+        return CallerIds {
+            token: Some(Arc::clone(&hashed.token)),
+            accessor: Some(if h.format.hmac_accessor {
+                Arc::clone(&hashed.accessor)
+            } else {
+                Arc::from(accessor)
+            }),
+        };
+    }
     CallerIds {
-        token: auth.client_token.as_ref().map(|t| h.text(t.expose())),
-        accessor: auth.accessor.as_deref().map(|a| h.accessor(a)),
+        token: token.map(|t| Arc::from(h.text(t))),
+        accessor: accessor.map(|a| Arc::from(h.accessor(a))),
     }
 }
 

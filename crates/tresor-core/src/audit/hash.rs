@@ -1,6 +1,9 @@
 //! The per-device salt and what it hashes: `hmac-sha256:<hex>` of a string, and every string
 //! leaf of a JSON value (keys and non-string values stay readable, as in Vault).
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
 use ring::hmac;
 use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 use serde_json::{Map, Value};
@@ -12,7 +15,18 @@ pub(crate) const SALT_LEN: usize = 32;
 /// A device's HMAC key, precomputed once when the device is loaded.
 pub struct Salt {
     key: hmac::Key,
+    /// Callers' hashed tokens and accessors, by accessor (see [`Salt::caller`]).
+    callers: Mutex<HashMap<String, Arc<CallerHashes>>>,
 }
+
+/// A caller's token and accessor, hashed.
+pub(crate) struct CallerHashes {
+    pub token: Arc<str>,
+    pub accessor: Arc<str>,
+}
+
+/// Callers remembered per device before the memo starts over.
+const MAX_CALLERS: usize = 4096;
 
 impl std::fmt::Debug for Salt {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -27,7 +41,32 @@ impl Salt {
     pub(crate) fn new(bytes: &SecretBytes) -> Self {
         Self {
             key: hmac::Key::new(hmac::HMAC_SHA256, bytes.expose()),
+            callers: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The hashes of a caller's `token` and `accessor`. Every line carries them, and a client
+    /// sends the same token request after request, so they are hashed once per device and
+    /// token, then remembered by accessor: a token has one accessor and an accessor one token,
+    /// for ever, and their hashes under this salt never change, so nothing can go stale. Only
+    /// hashes are kept (they are in the log anyway), never a token.
+    pub(crate) fn caller(&self, token: &str, accessor: &str) -> Arc<CallerHashes> {
+        if let Ok(callers) = self.callers.lock()
+            && let Some(known) = callers.get(accessor)
+        {
+            return Arc::clone(known);
+        }
+        let hashes = Arc::new(CallerHashes {
+            token: Arc::from(self.hash(token)),
+            accessor: Arc::from(self.hash(accessor)),
+        });
+        if let Ok(mut callers) = self.callers.lock() {
+            if callers.len() >= MAX_CALLERS {
+                callers.clear();
+            }
+            callers.insert(accessor.to_owned(), Arc::clone(&hashes));
+        }
+        hashes
     }
 
     /// `hmac-sha256:<hex of HMAC-SHA256(salt, input)>`, Vault's identified HMAC.
@@ -165,6 +204,28 @@ mod tests {
         let out = serde_json::to_value(salt.hashed(&v, Some("accessor"))).unwrap();
         assert_eq!(out["accessor"], "a");
         assert_eq!(out["o"]["accessor"], salt.hash("b"));
+    }
+
+    #[test]
+    fn a_remembered_caller_hashes_as_its_token_and_accessor_and_the_memo_stays_bounded() {
+        let salt = Salt::new(&SecretBytes::from(b"salt".to_vec()));
+        for round in 0..2 {
+            let c = salt.caller("s.token-1", "accessor-1");
+            assert_eq!(&*c.token, salt.hash("s.token-1"), "round {round}");
+            assert_eq!(&*c.accessor, salt.hash("accessor-1"), "round {round}");
+        }
+        let other = salt.caller("s.token-2", "accessor-2");
+        assert_eq!(&*other.token, salt.hash("s.token-2"));
+        for i in 0..MAX_CALLERS + 10 {
+            salt.caller("t", &format!("a{i}"));
+        }
+        let held = salt.callers.lock().unwrap().len();
+        assert!(held <= MAX_CALLERS, "{held} callers remembered");
+        // Still right after the memo started over.
+        assert_eq!(
+            &*salt.caller("s.token-1", "accessor-1").token,
+            salt.hash("s.token-1")
+        );
     }
 
     #[test]
