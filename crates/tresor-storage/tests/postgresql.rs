@@ -583,3 +583,205 @@ async fn an_existing_table_of_another_shape_is_refused_at_open() {
         "{err}"
     );
 }
+
+/// A PostgreSQL of the test's own (the machine's `initdb`), on a free port, that checks
+/// passwords with SCRAM: the shared server trusts every login, so it cannot refuse a wrong
+/// password. Stopped and deleted when dropped.
+struct PasswordCluster {
+    dir: std::path::PathBuf,
+    bin: std::path::PathBuf,
+    port: u16,
+}
+
+impl PasswordCluster {
+    const ADMIN_PASSWORD: &str = "Adm1n-pw-for-test";
+
+    fn start() -> PasswordCluster {
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .expect("PostgreSQL's server binaries under /usr/lib/postgresql")
+            .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
+            .filter(|b| b.join("initdb").exists())
+            .max()
+            .expect("initdb under /usr/lib/postgresql/*/bin");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let dir =
+            std::env::temp_dir().join(format!("pgstore-cluster-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let pwfile = dir.join("pw");
+        std::fs::write(&pwfile, Self::ADMIN_PASSWORD).unwrap();
+        let cluster = PasswordCluster { dir, bin, port };
+        // initdb refuses to run as root: as root, run the cluster as `postgres`.
+        cluster.chown_to_runner();
+        cluster.run(
+            "initdb",
+            &[
+                "-D",
+                &cluster.data(),
+                "-U",
+                "postgres",
+                "--auth=scram-sha-256",
+                &format!("--pwfile={}", pwfile.display()),
+                "-E",
+                "UTF8",
+                "--locale=C.UTF-8",
+            ],
+        );
+        cluster.run(
+            "pg_ctl",
+            &[
+                "-D",
+                &cluster.data(),
+                "-o",
+                &format!(
+                    "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+                    cluster.dir.display()
+                ),
+                "-l",
+                &cluster.dir.join("log").display().to_string(),
+                "-w",
+                "start",
+            ],
+        );
+        cluster
+    }
+
+    fn data(&self) -> String {
+        self.dir.join("data").display().to_string()
+    }
+
+    fn as_root() -> bool {
+        std::process::Command::new("id")
+            .arg("-u")
+            .output()
+            .map(|o| o.stdout.trim_ascii() == b"0")
+            .unwrap_or(false)
+    }
+
+    fn chown_to_runner(&self) {
+        if Self::as_root() {
+            let status = std::process::Command::new("chown")
+                .args(["-R", "postgres"])
+                .arg(&self.dir)
+                .status()
+                .unwrap();
+            assert!(status.success());
+        }
+    }
+
+    fn run(&self, tool: &str, args: &[&str]) {
+        let program = self.bin.join(tool);
+        let mut command = if Self::as_root() {
+            let mut c = std::process::Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(&program);
+            c
+        } else {
+            std::process::Command::new(&program)
+        };
+        let output = command.args(args).output().unwrap();
+        assert!(
+            output.status.success(),
+            "{tool} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
+    fn url(&self, password: &str) -> String {
+        format!(
+            "postgres://postgres:{password}@127.0.0.1:{}/postgres",
+            self.port
+        )
+    }
+}
+
+impl Drop for PasswordCluster {
+    fn drop(&mut self) {
+        let program = self.bin.join("pg_ctl");
+        let data = self.data();
+        let args = ["-D", data.as_str(), "-m", "immediate", "-w", "stop"];
+        let _ = if Self::as_root() {
+            std::process::Command::new("runuser")
+                .args(["-u", "postgres", "--"])
+                .arg(&program)
+                .args(args)
+                .output()
+        } else {
+            std::process::Command::new(&program).args(args).output()
+        };
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wrong_password_is_refused_and_never_shown() {
+    let cluster = PasswordCluster::start();
+    let wrong = "Wr0ng-Pa$$:w/rd@x";
+    let encoded = "Wr0ng-Pa%24%24%3Aw%2Frd%40x";
+    for url in [
+        cluster.url(encoded),
+        format!(
+            "host=127.0.0.1 port={} user=postgres dbname=postgres password='{}'",
+            cluster.port,
+            wrong.replace('\'', "\\'")
+        ),
+    ] {
+        let err = PostgresqlBackend::open(PostgresqlOptions::new(url.clone()))
+            .await
+            .unwrap_err();
+        let message = err.to_string();
+        assert!(
+            message.contains("password authentication failed"),
+            "{url}: {message}"
+        );
+        for shown in [message, format!("{err:?}")] {
+            for secret in [wrong, encoded, "Wr0ng"] {
+                assert!(!shown.contains(secret), "{url}: {shown}");
+            }
+        }
+    }
+
+    // The right password works, so the refusals above were about the password.
+    let backend = PostgresqlBackend::open(PostgresqlOptions::new(
+        cluster.url(PasswordCluster::ADMIN_PASSWORD),
+    ))
+    .await
+    .unwrap();
+    backend.put("k", b"v".to_vec()).await.unwrap();
+
+    // The password changes under a running backend: its next connection is refused, and the
+    // error does not show the password it used.
+    let (admin, connection) = tokio_postgres::connect(
+        &cluster.url(PasswordCluster::ADMIN_PASSWORD),
+        tokio_postgres::NoTls,
+    )
+    .await
+    .unwrap();
+    tokio::spawn(connection);
+    admin
+        .batch_execute("ALTER ROLE postgres PASSWORD 'Another-pw-2'")
+        .await
+        .unwrap();
+    admin
+        .execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE application_name = 'tresor'",
+            &[],
+        )
+        .await
+        .unwrap();
+    let err = backend.get("k").await.unwrap_err();
+    let message = err.to_string();
+    assert!(matches!(err, StorageError::Io(_)), "{err:?}");
+    assert!(
+        message.contains("password authentication failed"),
+        "{message}"
+    );
+    assert!(
+        !message.contains(PasswordCluster::ADMIN_PASSWORD),
+        "{message}"
+    );
+    assert!(!message.contains("Adm1n"), "{message}");
+}
