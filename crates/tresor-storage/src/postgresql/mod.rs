@@ -242,6 +242,10 @@ impl Backend for PostgresqlBackend {
                 // BEGIN, every op and COMMIT leave on the first poll, in this order: one
                 // round trip. If an op fails, PostgreSQL ignores the rest of the block and
                 // turns the COMMIT into a ROLLBACK; the op's error is what is reported.
+                // BEGIN itself cannot be refused on a pooled connection: the pool never holds
+                // one inside a transaction (every block ends in COMMIT, and a connection whose
+                // block did not finish is dropped), so BEGIN fails only with the connection,
+                // and then every op behind it fails too.
                 let mut requests: Vec<Request<'_, ()>> = Vec::with_capacity(rows.len() + 2);
                 requests.push(Box::pin(client.batch_execute("BEGIN")));
                 for (path, name, value) in rows {

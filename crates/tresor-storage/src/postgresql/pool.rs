@@ -85,7 +85,8 @@ impl Pool {
         Self {
             connection,
             sql,
-            slots: Semaphore::new(max_parallel),
+            // `Semaphore::new` panics above its maximum; no PostgreSQL takes that many anyway.
+            slots: Semaphore::new(max_parallel.min(Semaphore::MAX_PERMITS)),
             idle: Mutex::new(Vec::new()),
             max_idle,
             closed: AtomicBool::new(false),
@@ -104,11 +105,13 @@ impl Pool {
             .connect(NoTls)
             .await
             .map_err(|e| self.redact(&describe(&e)))?;
+        let redactor = self.connection.redactor.clone();
         tokio::spawn(async move {
             // Ends when the client is dropped or the server goes away; either way the client
             // then reports itself closed.
             if let Err(err) = connection.await {
-                tracing::debug!(error = %err, "a PostgreSQL storage connection ended");
+                let reason = redactor.redact(&describe(&err));
+                tracing::debug!(%reason, "a PostgreSQL storage connection ended");
             }
         });
         Ok(client)
