@@ -491,7 +491,14 @@ async fn max_parallel_bounds_the_connections() {
         let backend = backend.clone();
         writers.spawn(async move { backend.put(&format!("w/{i}"), b"w".to_vec()).await });
     }
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    // Wait until three writes are blocked, then give the other nine time to (wrongly) open
+    // connections of their own.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while backend_pids(&admin, &db.name).await.len() < 3 {
+        assert!(std::time::Instant::now() < deadline, "writes never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
     let open = backend_pids(&admin, &db.name).await.len();
     assert_eq!(open, 3, "connections while 12 writes wait");
     locker.batch_execute("COMMIT").await.unwrap();
