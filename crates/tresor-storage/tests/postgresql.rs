@@ -592,18 +592,19 @@ async fn an_existing_table_of_another_shape_is_refused_at_open() {
 }
 
 /// A PostgreSQL of the test's own (the machine's `initdb`), on a free port, that checks
-/// passwords with SCRAM: the shared server trusts every login, so it cannot refuse a wrong
-/// password. Stopped and deleted when dropped.
-struct PasswordCluster {
+/// passwords with SCRAM (the shared server trusts every login, so it cannot refuse a wrong
+/// password) and that a test may stop and restart (the shared one is everyone's). Stopped and
+/// deleted when dropped.
+struct PrivateCluster {
     dir: std::path::PathBuf,
     bin: std::path::PathBuf,
     port: u16,
 }
 
-impl PasswordCluster {
+impl PrivateCluster {
     const ADMIN_PASSWORD: &str = "Adm1n-pw-for-test";
 
-    fn start() -> PasswordCluster {
+    fn start() -> PrivateCluster {
         let bin = std::fs::read_dir("/usr/lib/postgresql")
             .expect("PostgreSQL's server binaries under /usr/lib/postgresql")
             .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
@@ -620,7 +621,7 @@ impl PasswordCluster {
         std::fs::create_dir_all(&dir).unwrap();
         let pwfile = dir.join("pw");
         std::fs::write(&pwfile, Self::ADMIN_PASSWORD).unwrap();
-        let cluster = PasswordCluster { dir, bin, port };
+        let cluster = PrivateCluster { dir, bin, port };
         // initdb refuses to run as root: as root, run the cluster as `postgres`.
         cluster.chown_to_runner();
         cluster.run(
@@ -637,23 +638,25 @@ impl PasswordCluster {
                 "--locale=C.UTF-8",
             ],
         );
-        cluster.run(
-            "pg_ctl",
-            &[
-                "-D",
-                &cluster.data(),
-                "-o",
-                &format!(
-                    "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
-                    cluster.dir.display()
-                ),
-                "-l",
-                &cluster.dir.join("log").display().to_string(),
-                "-w",
-                "start",
-            ],
-        );
+        cluster.pg_ctl("start");
         cluster
+    }
+
+    /// `pg_ctl start`, `stop` (fast: sessions are ended, as in a restart) or `restart`.
+    fn pg_ctl(&self, action: &str) {
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+            self.port,
+            self.dir.display()
+        );
+        let log = self.dir.join("log").display().to_string();
+        let data = self.data();
+        let mut args = vec!["-D", data.as_str(), "-w", "-m", "fast"];
+        if action != "stop" {
+            args.extend(["-o", options.as_str(), "-l", log.as_str()]);
+        }
+        args.push(action);
+        self.run("pg_ctl", &args);
     }
 
     fn data(&self) -> String {
@@ -704,7 +707,7 @@ impl PasswordCluster {
     }
 }
 
-impl Drop for PasswordCluster {
+impl Drop for PrivateCluster {
     fn drop(&mut self) {
         let program = self.bin.join("pg_ctl");
         let data = self.data();
@@ -724,7 +727,7 @@ impl Drop for PasswordCluster {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_wrong_password_is_refused_and_never_shown() {
-    let cluster = PasswordCluster::start();
+    let cluster = PrivateCluster::start();
     let wrong = "Wr0ng-Pa$$:w/rd@x";
     let encoded = "Wr0ng-Pa%24%24%3Aw%2Frd%40x";
     for url in [
@@ -752,7 +755,7 @@ async fn a_wrong_password_is_refused_and_never_shown() {
 
     // The right password works, so the refusals above were about the password.
     let backend = PostgresqlBackend::open(PostgresqlOptions::new(
-        cluster.url(PasswordCluster::ADMIN_PASSWORD),
+        cluster.url(PrivateCluster::ADMIN_PASSWORD),
     ))
     .await
     .unwrap();
@@ -761,7 +764,7 @@ async fn a_wrong_password_is_refused_and_never_shown() {
     // The password changes under a running backend: its next connection is refused, and the
     // error does not show the password it used.
     let (admin, connection) = tokio_postgres::connect(
-        &cluster.url(PasswordCluster::ADMIN_PASSWORD),
+        &cluster.url(PrivateCluster::ADMIN_PASSWORD),
         tokio_postgres::NoTls,
     )
     .await
@@ -787,8 +790,50 @@ async fn a_wrong_password_is_refused_and_never_shown() {
         "{message}"
     );
     assert!(
-        !message.contains(PasswordCluster::ADMIN_PASSWORD),
+        !message.contains(PrivateCluster::ADMIN_PASSWORD),
         "{message}"
     );
     assert!(!message.contains("Adm1n"), "{message}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_backend_rides_out_a_postgresql_restart_and_an_outage() {
+    let cluster = PrivateCluster::start();
+    let backend = Arc::new(
+        PostgresqlBackend::open(PostgresqlOptions::new(
+            cluster.url(PrivateCluster::ADMIN_PASSWORD),
+        ))
+        .await
+        .unwrap(),
+    );
+    // A few connections open and idle.
+    let mut writes = tokio::task::JoinSet::new();
+    for i in 0..6 {
+        let backend = backend.clone();
+        writes.spawn(async move { backend.put(&format!("k/{i}"), vec![i]).await });
+    }
+    while let Some(result) = writes.join_next().await {
+        result.unwrap().unwrap();
+    }
+
+    // A restart: every pooled connection is dead; the next operations still succeed.
+    cluster.pg_ctl("restart");
+    assert_eq!(backend.get("k/2").await.unwrap(), Some(vec![2]));
+    backend.put("after-restart", b"x".to_vec()).await.unwrap();
+    assert_eq!(backend.list("k/").await.unwrap().len(), 6);
+
+    // An outage: operations fail with the reason (never the password) while it lasts...
+    cluster.pg_ctl("stop");
+    let err = backend.get("k/2").await.unwrap_err();
+    let message = err.to_string();
+    assert!(matches!(err, StorageError::Io(_)), "{err:?}");
+    assert!(message.contains("Connection refused"), "{message}");
+    assert!(!message.contains("Adm1n"), "{message}");
+    // ...and work again once PostgreSQL is back, without reopening the backend.
+    cluster.pg_ctl("start");
+    assert_eq!(backend.get("k/2").await.unwrap(), Some(vec![2]));
+    assert_eq!(
+        backend.get("after-restart").await.unwrap(),
+        Some(b"x".to_vec())
+    );
 }
