@@ -89,8 +89,12 @@ impl PostgresqlBackend {
     /// statements once, so a wrong URL, a missing privilege or a table of another shape is
     /// an error now rather than on the first request.
     pub async fn open(options: PostgresqlOptions) -> Result<Self, StorageError> {
-        let open_error = |path: &str, reason: String| StorageError::Open {
-            path: format!("postgresql {path}"),
+        let open_error = |target: &str, reason: String| StorageError::Open {
+            path: if target.is_empty() {
+                "postgresql".to_owned()
+            } else {
+                format!("postgresql {target}")
+            },
             reason,
         };
         let table = TableName::parse(&options.table).map_err(|r| open_error("", r))?;
@@ -130,7 +134,7 @@ impl PostgresqlBackend {
             .run("checking the table", |_| async { Ok(()) })
             .await
             .map_err(|e| open_error(&target, e.to_string()))?;
-        tracing::info!(target = %backend.pool.target(), table = %backend.table, "opened the postgresql storage");
+        tracing::info!(connection = %backend.pool.target(), table = %backend.table, "opened the postgresql storage");
         Ok(backend)
     }
 
