@@ -170,12 +170,19 @@ pub enum StorageConfig {
     },
     /// Nothing survives a restart; for development and tests.
     Inmem,
-    /// Parsed so Vault-style configs validate, although the backend may not exist yet.
-    /// `max_parallel` is accepted and ignored.
+    /// A table in PostgreSQL, with Vault's `storage "postgresql"` settings. Defaults (table
+    /// name, pool sizes) are the storage crate's: `None` means "not set in the file".
     Postgresql {
-        connection_url: String,
+        /// `None`: the server takes `TRESOR_PG_CONNECTION_URL` (or Vault's
+        /// `VAULT_PG_CONNECTION_URL`) at start. Holds the password: never logged.
+        connection_url: Option<String>,
         table: Option<String>,
+        /// The most storage operations (so connections) in flight at once; at least 1.
+        max_parallel: Option<u64>,
+        max_idle_connections: Option<u64>,
+        /// Parsed for a later step (leader election); the server refuses to start with it set.
         ha_enabled: bool,
+        ha_table: Option<String>,
     },
 }
 
@@ -208,12 +215,18 @@ impl fmt::Debug for StorageConfig {
             Self::Postgresql {
                 connection_url: _,
                 table,
+                max_parallel,
+                max_idle_connections,
                 ha_enabled,
+                ha_table,
             } => f
                 .debug_struct("Postgresql")
                 .field("connection_url", &"<redacted>")
                 .field("table", table)
+                .field("max_parallel", max_parallel)
+                .field("max_idle_connections", max_idle_connections)
                 .field("ha_enabled", ha_enabled)
+                .field("ha_table", ha_table)
                 .finish(),
         }
     }

@@ -100,10 +100,12 @@ fn every_documented_key() {
     let config = parse(
         r#"
 storage "postgresql" {
-  connection_url = "postgres://tresor:hunter2@db:5432/tresor"
-  table          = "tresor_kv"
-  ha_enabled     = "true"
-  max_parallel   = "128"
+  connection_url       = "postgres://tresor:hunter2@db:5432/tresor"
+  table                = "tresor_kv"
+  ha_enabled           = "true"
+  ha_table             = "tresor_locks"
+  max_parallel         = "64"
+  max_idle_connections = 8
 }
 listener "tcp" {
   address          = "0.0.0.0:8443"
@@ -130,9 +132,12 @@ max_lease_ttl     = 86400
         config,
         ServerConfig {
             storage: StorageConfig::Postgresql {
-                connection_url: "postgres://tresor:hunter2@db:5432/tresor".to_owned(),
+                connection_url: Some("postgres://tresor:hunter2@db:5432/tresor".to_owned()),
                 table: Some("tresor_kv".to_owned()),
+                max_parallel: Some(64),
+                max_idle_connections: Some(8),
                 ha_enabled: true,
+                ha_table: Some("tresor_locks".to_owned()),
             },
             listeners: vec![
                 ListenerConfig {
@@ -665,9 +670,54 @@ fn required_storage_keys() {
             place: "in storage \"embedded\"".to_owned(),
         }
     );
-    let (line, problem) = fail("\n\nstorage \"postgresql\" {\n  table = \"t\"\n}\n");
+}
+
+#[test]
+fn postgresql_settings_left_out_stay_unset() {
+    // Without connection_url the server reads TRESOR_PG_CONNECTION_URL at start.
+    let config = parse("storage \"postgresql\" {\n  table = \"t\"\n}\n").unwrap();
+    assert_eq!(
+        config.storage,
+        StorageConfig::Postgresql {
+            connection_url: None,
+            table: Some("t".to_owned()),
+            max_parallel: None,
+            max_idle_connections: None,
+            ha_enabled: false,
+            ha_table: None,
+        }
+    );
+}
+
+#[test]
+fn postgresql_mistakes_name_their_line() {
+    let (line, problem) = fail(
+        "storage \"postgresql\" {\n  connection_url = \"postgres://db/x\"\n  max_paralel = 4\n}\n",
+    );
     assert_eq!(line, 3);
-    assert!(matches!(problem, Problem::MissingKey { ref key, .. } if key == "connection_url"));
+    assert_eq!(
+        problem,
+        Problem::UnknownKey {
+            key: "max_paralel".to_owned(),
+            place: "in storage \"postgresql\"".to_owned(),
+            suggestion: Some("max_parallel".to_owned()),
+        }
+    );
+    for (text, key) in [
+        ("max_parallel = 0", "max_parallel"),
+        ("max_parallel = \"lots\"", "max_parallel"),
+        ("max_idle_connections = -1", "max_idle_connections"),
+        ("ha_enabled = \"maybe\"", "ha_enabled"),
+        ("table = \"  \"", "table"),
+        ("connection_url = \"\"", "connection_url"),
+    ] {
+        let (line, problem) = fail(&format!("\nstorage \"postgresql\" {{\n  {text}\n}}\n"));
+        assert_eq!(line, 3, "{text}");
+        assert!(
+            matches!(problem, Problem::InvalidValue { key: ref k, .. } if k == key),
+            "{text}: {problem:?}"
+        );
+    }
 }
 
 #[test]

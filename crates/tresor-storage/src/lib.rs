@@ -6,6 +6,10 @@
 //!   value before it reaches them.
 //! - [`memory`]: an in-memory backend for `--dev` and tests.
 //! - [`embedded`]: the default single-file store on redb, with group commit.
+//! - [`postgresql`]: one table in PostgreSQL (`path`/`key`/`value`, primary key `(path, key)`),
+//!   over a bounded pool of `tokio-postgres` connections; lists through the primary key's
+//!   index only, runs a transaction as one `BEGIN … COMMIT` block. No HA lock yet.
+//! - `list`: Vault's `List` semantics, shared by every backend.
 //! - `conformance` (feature `conformance`): one test suite every backend must pass.
 //!
 //! # Key semantics (shared by all backends)
@@ -21,9 +25,11 @@ pub mod conformance;
 pub mod embedded;
 mod list;
 pub mod memory;
+pub mod postgresql;
 
 pub use embedded::{EmbeddedBackend, EmbeddedOptions};
 pub use memory::MemoryBackend;
+pub use postgresql::{PostgresqlBackend, PostgresqlOptions};
 
 /// Why a physical storage operation failed.
 #[derive(Debug, thiserror::Error)]

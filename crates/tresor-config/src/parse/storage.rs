@@ -19,7 +19,14 @@ pub(super) fn read(cx: &Cx, block: &Block) -> Result<StorageConfig, Located> {
     let keys: &'static [&'static str] = match kind {
         "embedded" => &["path", "cache_size"],
         "inmem" => &[],
-        "postgresql" => &["connection_url", "table", "ha_enabled", "max_parallel"],
+        "postgresql" => &[
+            "connection_url",
+            "table",
+            "max_parallel",
+            "max_idle_connections",
+            "ha_enabled",
+            "ha_table",
+        ],
         _ if REPLACED_BY_EMBEDDED.contains(&kind) => {
             return Err(Located::new(
                 label_line,
@@ -76,25 +83,36 @@ pub(super) fn read(cx: &Cx, block: &Block) -> Result<StorageConfig, Located> {
         "postgresql" => {
             let mut connection_url = None;
             let mut table = None;
+            let mut max_parallel = None;
+            let mut max_idle_connections = None;
             let mut ha_enabled = false;
+            let mut ha_table = None;
             for attr in attributes {
                 let value = cx.value(attr);
                 match value.key() {
                     "connection_url" => connection_url = Some(non_empty(cx, attr)?),
                     "table" => table = Some(non_empty(cx, attr)?),
-                    "ha_enabled" => ha_enabled = value.boolean()?,
-                    // Only validated: pool sizing is the backend's business once it exists.
                     "max_parallel" => {
-                        value.unsigned()?;
+                        let n = value.unsigned()?;
+                        if n == 0 {
+                            return Err(value.invalid("must be at least 1".to_owned()));
+                        }
+                        max_parallel = Some(n);
                     }
+                    "max_idle_connections" => max_idle_connections = Some(value.unsigned()?),
+                    "ha_enabled" => ha_enabled = value.boolean()?,
+                    "ha_table" => ha_table = Some(non_empty(cx, attr)?),
                     _ => return Err(section.unknown_attribute(cx, attr)),
                 }
             }
-            let connection_url = connection_url.ok_or_else(|| missing("connection_url"))?;
+            // No `connection_url` is fine here: the server may find it in the environment.
             Ok(StorageConfig::Postgresql {
                 connection_url,
                 table,
+                max_parallel,
+                max_idle_connections,
                 ha_enabled,
+                ha_table,
             })
         }
         // Only "inmem" is left, and it takes no settings at all.

@@ -17,7 +17,9 @@ use anyhow::{Context, Result, bail};
 use tresor_config::{ListenerConfig, LogFormat, ServerConfig, StorageConfig};
 use tresor_core::{Core, CoreOptions};
 use tresor_http::{AppState, DEFAULT_MAX_REQUEST_SIZE};
-use tresor_storage::{Backend, EmbeddedBackend, EmbeddedOptions, MemoryBackend};
+use tresor_storage::{
+    Backend, EmbeddedBackend, EmbeddedOptions, MemoryBackend, PostgresqlBackend, PostgresqlOptions,
+};
 
 #[derive(Debug, clap::Args)]
 pub struct ServerArgs {
@@ -179,7 +181,7 @@ fn init_logging(level: &str, format: LogFormat) -> Result<()> {
     Ok(())
 }
 
-fn open_backend(storage: &StorageConfig) -> Result<Arc<dyn Backend>> {
+async fn open_backend(storage: &StorageConfig) -> Result<Arc<dyn Backend>> {
     Ok(match storage {
         StorageConfig::Inmem => Arc::new(MemoryBackend::new()),
         StorageConfig::Embedded { path, cache_size } => {
@@ -192,16 +194,63 @@ fn open_backend(storage: &StorageConfig) -> Result<Arc<dyn Backend>> {
                     .with_context(|| format!("opening the embedded store {}", path.display()))?,
             )
         }
-        StorageConfig::Postgresql { .. } => {
-            bail!(
-                "the postgresql storage backend is not available in this build yet; use storage \"embedded\""
+        StorageConfig::Postgresql {
+            connection_url,
+            table,
+            max_parallel,
+            max_idle_connections,
+            ha_enabled,
+            ha_table: _,
+        } => {
+            if *ha_enabled {
+                // Several nodes writing one table without a leader would each cache and
+                // overwrite the others' state: refuse rather than run unlocked.
+                bail!(
+                    "storage \"postgresql\": ha_enabled = true is not available yet (no leader election, so no two nodes may share the table); remove ha_enabled to run a single node"
+                );
+            }
+            let url = postgresql_url(connection_url.as_deref(), |name| std::env::var(name).ok())?;
+            let mut options = PostgresqlOptions::new(url);
+            if let Some(table) = table {
+                options.table.clone_from(table);
+            }
+            if let Some(n) = max_parallel {
+                options.max_parallel = usize::try_from(*n).unwrap_or(usize::MAX);
+                options.max_idle_connections = options.max_parallel;
+            }
+            if let Some(n) = max_idle_connections {
+                options.max_idle_connections = usize::try_from(*n).unwrap_or(usize::MAX);
+            }
+            Arc::new(
+                PostgresqlBackend::open(options)
+                    .await
+                    .context("opening the postgresql storage")?,
             )
         }
     })
 }
 
+/// `connection_url` from the file, else `TRESOR_PG_CONNECTION_URL`, else Vault's
+/// `VAULT_PG_CONNECTION_URL` (an empty variable counts as unset).
+fn postgresql_url(from_file: Option<&str>, env: impl Fn(&str) -> Option<String>) -> Result<String> {
+    if let Some(url) = from_file {
+        return Ok(url.to_owned());
+    }
+    for name in [PG_URL_ENV, VAULT_PG_URL_ENV] {
+        if let Some(url) = env(name).filter(|u| !u.trim().is_empty()) {
+            return Ok(url);
+        }
+    }
+    bail!(
+        "storage \"postgresql\" needs connection_url, in the file or in {PG_URL_ENV} (or {VAULT_PG_URL_ENV})"
+    )
+}
+
+const PG_URL_ENV: &str = "TRESOR_PG_CONNECTION_URL";
+const VAULT_PG_URL_ENV: &str = "VAULT_PG_CONNECTION_URL";
+
 async fn serve(config: ServerConfig, args: ServerArgs, started: Instant) -> Result<()> {
-    let backend = open_backend(&config.storage)?;
+    let backend = open_backend(&config.storage).await?;
     let paused = revocation_paused(&config)?;
     if paused {
         tracing::warn!(
@@ -334,4 +383,38 @@ fn reopen_audit_on_sighup(core: &Arc<Core>) {
     }
     #[cfg(not(unix))]
     let _ = core;
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+
+    use super::*;
+
+    #[test]
+    fn the_postgresql_url_comes_from_the_file_then_tresors_then_vaults_variable() {
+        let env = |vars: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                vars.iter()
+                    .find(|(n, _)| *n == name)
+                    .map(|(_, v)| (*v).to_owned())
+            }
+        };
+        let both = env(&[
+            ("TRESOR_PG_CONNECTION_URL", "postgres://t"),
+            ("VAULT_PG_CONNECTION_URL", "postgres://v"),
+        ]);
+        assert_eq!(
+            postgresql_url(Some("postgres://f"), both).unwrap(),
+            "postgres://f"
+        );
+        assert_eq!(postgresql_url(None, both).unwrap(), "postgres://t");
+        let vault = env(&[
+            ("TRESOR_PG_CONNECTION_URL", " "),
+            ("VAULT_PG_CONNECTION_URL", "postgres://v"),
+        ]);
+        assert_eq!(postgresql_url(None, vault).unwrap(), "postgres://v");
+        let err = postgresql_url(None, env(&[])).unwrap_err().to_string();
+        assert!(err.contains("TRESOR_PG_CONNECTION_URL"), "{err}");
+    }
 }

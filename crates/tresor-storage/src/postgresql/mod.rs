@@ -1,0 +1,282 @@
+//! The `postgresql` backend: one table in a PostgreSQL database, for operators who already run
+//! PostgreSQL (and, in a later step, for several Tresor nodes sharing it).
+//!
+//! # Layout
+//! - [`PostgresqlBackend`]: the [`Backend`] over a connection pool; every write is one
+//!   statement (autocommit) or one `BEGIN … COMMIT` block, acknowledged once PostgreSQL has
+//!   committed it.
+//! - `schema`: the table name (validated and quoted), the `CREATE TABLE`, the statements each
+//!   connection prepares, creating the table at open under an advisory lock.
+//! - `keys`: a key's `(path, key)` columns and the string ranges a listing reads.
+//! - `list`: `list(prefix)` through the primary key's index only.
+//! - `pool`: bounded connections (`max_parallel`), idle ones kept (`max_idle_connections`),
+//!   broken ones discarded and the operation retried once.
+//! - `connection`: parsing `connection_url`; error wording without the password.
+//!
+//! The table (see `docs/storage-postgresql.md`):
+//! ```sql
+//! CREATE TABLE IF NOT EXISTS "tresor_kv_store" (
+//!   path  TEXT COLLATE "C" NOT NULL,  -- the key up to its last '/', "" at the top
+//!   key   TEXT COLLATE "C" NOT NULL,  -- the rest
+//!   value BYTEA NOT NULL,             -- barrier ciphertext
+//!   PRIMARY KEY (path, key)
+//! )
+//! ```
+
+mod connection;
+mod keys;
+mod list;
+mod pipeline;
+mod pool;
+mod schema;
+
+use async_trait::async_trait;
+
+use self::pipeline::{Request, in_order};
+use self::pool::{Failure, Pool};
+pub use self::schema::{DEFAULT_TABLE, TableName};
+use crate::{Backend, StorageError, TxnOp, validate_key};
+
+/// How the backend is opened: Vault's `storage "postgresql"` settings.
+#[derive(Clone)]
+pub struct PostgresqlOptions {
+    /// A libpq URL or `key=value` string; holds the password, so never logged.
+    pub connection_url: String,
+    /// `table`: validated by [`TableName::parse`].
+    pub table: String,
+    /// `max_parallel`: the most operations (so connections) in flight at once.
+    pub max_parallel: usize,
+    /// `max_idle_connections`: the most connections kept open between operations.
+    pub max_idle_connections: usize,
+}
+
+impl PostgresqlOptions {
+    /// Vault's default `max_parallel`.
+    pub const DEFAULT_MAX_PARALLEL: usize = 128;
+
+    /// The defaults: table [`DEFAULT_TABLE`], `max_parallel` 128, and as many idle
+    /// connections as `max_parallel` (Go's default of 2 idle makes Vault and OpenBao open a
+    /// new connection for most operations under load).
+    pub fn new(connection_url: impl Into<String>) -> Self {
+        Self {
+            connection_url: connection_url.into(),
+            table: DEFAULT_TABLE.to_owned(),
+            max_parallel: Self::DEFAULT_MAX_PARALLEL,
+            max_idle_connections: Self::DEFAULT_MAX_PARALLEL,
+        }
+    }
+}
+
+impl std::fmt::Debug for PostgresqlOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresqlOptions")
+            .field("connection_url", &"<redacted>")
+            .field("table", &self.table)
+            .field("max_parallel", &self.max_parallel)
+            .field("max_idle_connections", &self.max_idle_connections)
+            .finish()
+    }
+}
+
+#[derive(Debug)]
+pub struct PostgresqlBackend {
+    table: TableName,
+    pool: Pool,
+}
+
+impl PostgresqlBackend {
+    /// Connects, checks the database, creates the table unless it exists and prepares the
+    /// statements once, so a wrong URL, a missing privilege or a table of another shape is
+    /// an error now rather than on the first request.
+    pub async fn open(options: PostgresqlOptions) -> Result<Self, StorageError> {
+        let open_error = |target: &str, reason: String| StorageError::Open {
+            path: if target.is_empty() {
+                "postgresql".to_owned()
+            } else {
+                format!("postgresql {target}")
+            },
+            reason,
+        };
+        let table = TableName::parse(&options.table).map_err(|r| open_error("", r))?;
+        if options.max_parallel == 0 {
+            return Err(open_error("", "max_parallel must be at least 1".to_owned()));
+        }
+        let connection = connection::parse(&options.connection_url)
+            .map_err(|r| open_error("(connection_url)", r))?;
+        let pool = Pool::new(
+            connection,
+            schema::Sql::new(&table),
+            options.max_parallel,
+            options.max_idle_connections.min(options.max_parallel),
+        );
+        let target = pool.target().to_owned();
+        let client = pool
+            .connect_raw()
+            .await
+            .map_err(|r| open_error(&target, r))?;
+        check_server(&client)
+            .await
+            .map_err(|r| open_error(&target, r))?;
+        schema::ensure(&client, &table).await.map_err(|e| {
+            open_error(
+                &target,
+                format!("creating table {table}: {}", connection::describe(&e)),
+            )
+        })?;
+        schema::check_shape(&client, &table)
+            .await
+            .map_err(|r| open_error(&target, r))?;
+        drop(client);
+        let backend = Self { table, pool };
+        // Prepares every statement against the table as it is.
+        backend
+            .pool
+            .run("checking the table", |_| async { Ok(()) })
+            .await
+            .map_err(|e| open_error(&target, e.to_string()))?;
+        tracing::info!(connection = %backend.pool.target(), table = %backend.table, "opened the postgresql storage");
+        Ok(backend)
+    }
+
+    /// The table, quoted as it appears in SQL.
+    pub fn table(&self) -> &TableName {
+        &self.table
+    }
+}
+
+/// Refuses a database whose encoding cannot hold every key (keys are any UTF-8), and warns
+/// when PostgreSQL would acknowledge commits it has not flushed.
+async fn check_server(client: &tokio_postgres::Client) -> Result<(), String> {
+    let setting = async |name: &str| -> Result<String, String> {
+        let row = client
+            .query_one("SELECT current_setting($1)", &[&name])
+            .await
+            .map_err(|e| format!("reading {name}: {}", connection::describe(&e)))?;
+        row.try_get::<_, String>(0)
+            .map_err(|e| format!("reading {name}: {e}"))
+    };
+    let encoding = setting("server_encoding").await?;
+    if encoding != "UTF8" {
+        return Err(format!(
+            "the database's encoding is {encoding}; Tresor needs a UTF8 database (CREATE DATABASE … ENCODING 'UTF8')"
+        ));
+    }
+    if setting("synchronous_commit").await? == "off" {
+        tracing::warn!(
+            "PostgreSQL has synchronous_commit = off: a write Tresor acknowledged can be lost if PostgreSQL crashes"
+        );
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl Backend for PostgresqlBackend {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        validate_key(key)?;
+        let (path, name) = keys::split(key);
+        self.pool
+            .run("get", |c| async move {
+                let row = c.client.query_opt(&c.get, &[&path, &name]).await?;
+                row.map(|r| r.try_get::<_, Vec<u8>>(0).map_err(list::unexpected))
+                    .transpose()
+            })
+            .await
+    }
+
+    async fn put(&self, key: &str, value: Vec<u8>) -> Result<(), StorageError> {
+        validate_key(key)?;
+        let (path, name) = keys::split(key);
+        let value = value.as_slice();
+        self.pool
+            .run("put", |c| async move {
+                c.client.execute(&c.put, &[&path, &name, &value]).await?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), StorageError> {
+        validate_key(key)?;
+        let (path, name) = keys::split(key);
+        self.pool
+            .run("delete", |c| async move {
+                c.client.execute(&c.delete, &[&path, &name]).await?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
+        if prefix.contains('\0') {
+            // No key holds a NUL (and PostgreSQL text cannot): nothing starts with it.
+            return Ok(Vec::new());
+        }
+        self.pool
+            .run("list", |c| async move { list::children(&c, prefix).await })
+            .await
+    }
+
+    async fn transaction(&self, ops: Vec<TxnOp>) -> Result<(), StorageError> {
+        for op in &ops {
+            match op {
+                TxnOp::Put { key, .. } | TxnOp::Delete { key } => validate_key(key)?,
+            }
+        }
+        if ops.is_empty() {
+            return Ok(());
+        }
+        let rows: Vec<(&str, &str, Option<&[u8]>)> = ops
+            .iter()
+            .map(|op| match op {
+                TxnOp::Put { key, value } => {
+                    let (path, name) = keys::split(key);
+                    (path, name, Some(value.as_slice()))
+                }
+                TxnOp::Delete { key } => {
+                    let (path, name) = keys::split(key);
+                    (path, name, None)
+                }
+            })
+            .collect();
+        let rows = rows.as_slice();
+        self.pool
+            .run("transaction", |c| async move {
+                let c = &*c;
+                let client = &c.client;
+                // BEGIN, every op and COMMIT leave on the first poll, in this order: one
+                // round trip. If an op fails, PostgreSQL ignores the rest of the block and
+                // turns the COMMIT into a ROLLBACK; the op's error is what is reported.
+                // BEGIN itself cannot be refused on a pooled connection: the pool never holds
+                // one inside a transaction (every block ends in COMMIT, and a connection whose
+                // block did not finish is dropped), so BEGIN fails only with the connection,
+                // and then every op behind it fails too.
+                let mut requests: Vec<Request<'_, ()>> = Vec::with_capacity(rows.len() + 2);
+                requests.push(Box::pin(client.batch_execute("BEGIN")));
+                for (path, name, value) in rows {
+                    requests.push(match value {
+                        Some(value) => Box::pin(async move {
+                            client.execute(&c.put, &[path, name, value]).await.map(drop)
+                        }),
+                        None => Box::pin(async move {
+                            client.execute(&c.delete, &[path, name]).await.map(drop)
+                        }),
+                    });
+                }
+                requests.push(Box::pin(client.batch_execute("COMMIT")));
+                for answer in in_order(requests).await {
+                    answer?;
+                }
+                Ok::<(), Failure>(())
+            })
+            .await
+    }
+
+    fn storage_type(&self) -> &'static str {
+        "postgresql"
+    }
+
+    async fn close(&self) -> Result<(), StorageError> {
+        self.pool.close();
+        Ok(())
+    }
+}
