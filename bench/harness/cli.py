@@ -466,7 +466,8 @@ def main(argv: list[str]) -> int:
     load = LoadOptions(duration=args.duration, warmup=args.warmup, connections=args.connections,
                        threads=args.threads or (1 if args.mode == "B" else os.cpu_count() or 1),
                        timeout=args.timeout, wrk_pin="1" if args.mode == "B" else None,
-                       quiet_wait=args.quiet_wait, noise_limit=args.max_noise / 100)
+                       quiet_wait=args.quiet_wait, noise_limit=args.max_noise / 100,
+                       count_syncs=args.storage == "persistent")
     server_pin = "0" if args.mode == "B" else None
     cells = {(w.name, s): report.Cell([], noise_limit=args.max_noise / 100)
              for w in chosen for s in report.SERVERS}

@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-from . import procs
+from . import procs, syncs
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 LUA_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lua")
@@ -38,6 +38,7 @@ class LoadOptions:
     wrk_pin: str | None  # CPU list for taskset in mode B
     quiet_wait: float = 0.0  # seconds to wait, at most, for the machine to calm down before a run
     noise_limit: float = 0.15
+    count_syncs: bool = False  # count the server's fsync/fdatasync calls (persistent storage)
 
 
 @dataclass
@@ -61,6 +62,8 @@ class Run:
     elapsed_s: float = 0.0       # the wall time the CPU shares are of
     leaked: list[str] = field(default_factory=list)  # roles left after everything was revoked
     failure: str | None = None
+    syncs: int | None = None     # fsync + fdatasync calls by the server in the measured run
+    syncs_unknown: str = ""      # why `syncs` is None when it was asked for
 
     @property
     def error_count(self) -> int:
@@ -151,7 +154,11 @@ def measure(server, workload: str, round_no: int, script: str, env: dict[str, st
     server0 = _process_ticks(server.pid)
     pg0 = hooks.pg_ticks() if hooks.pg_ticks else None
     wrk0 = _children_cpu_seconds()
+    counter = syncs.SyncCounter(server.pid) if load.count_syncs else None
     result, output = _wrk(server.url, script, env, load.duration + hooks.drain, load)
+    if counter is not None:
+        run.syncs = counter.stop()
+        run.syncs_unknown = counter.reason
     wrk_ticks = (_children_cpu_seconds() - wrk0) * CLOCK_TICKS
     pg1 = hooks.pg_ticks() if hooks.pg_ticks else None
     busy1, total1 = _machine_ticks()

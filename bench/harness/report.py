@@ -145,6 +145,15 @@ def table(workload_names: list[str], cells: dict[tuple[str, str], Cell], yardsti
     for name in workload_names:
         lines.append(f"| `{name}` | {_cpu_per_request(cells[(name, 'OpenBao')])} | "
                      f"{_cpu_per_request(cells[(name, 'Tresor')])} |")
+    counted = [n for n in workload_names
+               if any(r.syncs is not None or r.syncs_unknown for s in SERVERS
+                      for r in cells[(n, s)].usable())]
+    if counted:
+        lines += ["", "| Workload | OpenBao requests per fsync | Tresor requests per fsync |",
+                  "|---|---|---|"]
+        for name in counted:
+            lines.append(f"| `{name}` | {_per_sync(cells[(name, 'OpenBao')])} | "
+                         f"{_per_sync(cells[(name, 'Tresor')])} |")
     hellos = [(n, cells[(n, HELLO)]) for n in workload_names if (n, HELLO) in cells]
     if hellos:
         lines += ["", "| Yardstick | hello req/s | p50 ms | p99 ms | max noise |", "|---|---|---|---|---|"]
@@ -158,6 +167,20 @@ def _cpu_per_request(cell: Cell) -> str:
     """The median over usable runs of the server's CPU time per request answered."""
     values = [v for v in (r.server_us_per_request for r in cell.usable()) if v is not None]
     return _num(statistics.median(values), 1) if values else "–"
+
+
+def _per_sync(cell: Cell) -> str:
+    """Requests answered per fsync/fdatasync call of the server (median over usable runs): the
+    group-commit factor of a write workload. `no fsync` for runs that made none (reads)."""
+    runs = cell.usable()
+    counted = [r for r in runs if r.syncs is not None]
+    if not counted:
+        reasons = {r.syncs_unknown for r in runs if r.syncs_unknown}
+        return "not counted (" + "; ".join(sorted(reasons)) + ")" if reasons else "–"
+    if all(r.syncs == 0 for r in counted):
+        return "no fsync"
+    ratios = [r.requests / r.syncs for r in counted if r.syncs]
+    return _num(statistics.median(ratios), 1) + f" ({statistics.median(r.syncs for r in counted):,.0f} syncs/run)"
 
 
 def notes(workload_names: list[str], cells: dict[tuple[str, str], Cell]) -> list[str]:
