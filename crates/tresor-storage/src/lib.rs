@@ -38,6 +38,11 @@ pub enum StorageError {
     InvalidKey(String),
     #[error("could not open storage at {path}: {reason}")]
     Open { path: String, reason: String },
+    /// Another process (or another handle in this one) holds the store open: for the embedded
+    /// file, redb's exclusive lock. Told apart from [`StorageError::Open`] so that tools
+    /// working on a stopped server's store (`tresor operator migrate`) can say so.
+    #[error("could not open storage at {path}: it is in use by another process")]
+    InUse { path: String },
     #[error("storage I/O failed: {0}")]
     Io(String),
     #[error("storage is closed")]

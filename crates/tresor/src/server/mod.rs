@@ -181,7 +181,7 @@ fn init_logging(level: &str, format: LogFormat) -> Result<()> {
     Ok(())
 }
 
-async fn open_backend(storage: &StorageConfig) -> Result<Arc<dyn Backend>> {
+pub(crate) async fn open_backend(storage: &StorageConfig) -> Result<Arc<dyn Backend>> {
     Ok(match storage {
         StorageConfig::Inmem => Arc::new(MemoryBackend::new()),
         StorageConfig::Embedded { path, cache_size } => {
@@ -251,6 +251,7 @@ const VAULT_PG_URL_ENV: &str = "VAULT_PG_CONNECTION_URL";
 
 async fn serve(config: ServerConfig, args: ServerArgs, started: Instant) -> Result<()> {
     let backend = open_backend(&config.storage).await?;
+    crate::migrate::lock::refuse_to_serve(&*backend).await?;
     let paused = revocation_paused(&config)?;
     if paused {
         tracing::warn!(
