@@ -29,7 +29,7 @@ pub mod postgresql;
 
 pub use embedded::{EmbeddedBackend, EmbeddedOptions};
 pub use memory::MemoryBackend;
-pub use postgresql::{PostgresqlBackend, PostgresqlOptions};
+pub use postgresql::{DEFAULT_APPLICATION_NAME, PostgresqlBackend, PostgresqlOptions};
 
 /// Why a physical storage operation failed.
 #[derive(Debug, thiserror::Error)]

@@ -64,10 +64,33 @@ impl Db {
     }
 
     /// The store as the backend sees it (table `tresor_kv_store`).
+    /// (Under its own application_name: the command takes sessions named `tresor` for a
+    /// running server's.)
     async fn backend(&self) -> PostgresqlBackend {
-        PostgresqlBackend::open(PostgresqlOptions::new(self.url()))
-            .await
-            .unwrap()
+        let mut options = PostgresqlOptions::new(self.url());
+        options.application_name = "migrate-test".to_owned();
+        PostgresqlBackend::open(options).await.unwrap()
+    }
+
+    /// Waits until no session named `tresor` is left in the database (a stopped server's
+    /// sessions end a moment after it exits).
+    fn wait_for_no_server(&self) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let out = Command::new("psql")
+                .args(["-h", "127.0.0.1", "-U", "postgres", "-d", &self.name, "-qAtc"])
+                .arg("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'tresor'")
+                .output()
+                .unwrap();
+            if String::from_utf8_lossy(&out.stdout).trim() == "0" {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the server's sessions linger"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
     }
 
     /// Rows in `tresor_kv_store`, or `None` when the table does not exist.
@@ -503,7 +526,20 @@ async fn a_server_moved_embedded_to_postgresql_and_back_reads_everything_back() 
     );
     unseal(&server, &key).await;
     assert_eq!(snapshot(&server, &root, &token, &ciphertext).await, before);
+    // While it runs, the postgresql store is refused as a source.
+    let config = migration_file(
+        dir.path(),
+        &postgresql_stanza(&db),
+        &embedded_stanza(&second),
+    );
+    assert_refused(
+        &migrate(&config, &[]),
+        2,
+        "the source store is in use by a running server; stop it first",
+    );
+    assert!(!second.exists());
     assert!(server.terminate().success());
+    db.wait_for_no_server();
 
     // postgresql → a new embedded file
     let config = migration_file(
@@ -847,6 +883,7 @@ async fn the_postgresql_migration_lock_stops_servers_and_migrations_until_reset(
         "{text}"
     );
     assert!(text.contains("tresor operator migrate -reset"), "{text}");
+    db.wait_for_no_server();
 
     let out = migrate(&config, &["-reset"]);
     assert!(out.status.success(), "{}", stderr(&out));

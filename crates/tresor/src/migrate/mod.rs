@@ -25,7 +25,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result, anyhow, bail};
 use tresor_config::{MigrationConfig, StorageConfig};
-use tresor_storage::{Backend, StorageError};
+use tresor_storage::{
+    Backend, DEFAULT_APPLICATION_NAME, EmbeddedBackend, EmbeddedOptions, PostgresqlBackend,
+    PostgresqlOptions, StorageError,
+};
 
 use self::progress::Progress;
 
@@ -302,9 +305,13 @@ fn canonical(path: &Path) -> PathBuf {
     }
 }
 
+/// The `application_name` of the command's own PostgreSQL sessions, so that a server's
+/// (`tresor`) can be counted apart from them.
+const APPLICATION_NAME: &str = "tresor-migrate";
+
 async fn open(storage: &StorageConfig, side: Side) -> Result<Arc<dyn Backend>> {
-    let storage = match storage {
-        StorageConfig::Embedded { path, .. } => {
+    match storage {
+        StorageConfig::Embedded { path, cache_size } => {
             // Opening creates a missing file: a mistyped source path must not read as an
             // empty store.
             if matches!(side, Side::Source) && !path.is_file() {
@@ -313,38 +320,65 @@ async fn open(storage: &StorageConfig, side: Side) -> Result<Arc<dyn Backend>> {
                     path.display()
                 );
             }
-            storage.clone()
+            let options = EmbeddedOptions {
+                // The config refuses sizes this machine cannot address.
+                cache_size: usize::try_from(*cache_size).unwrap_or(usize::MAX),
+            };
+            match EmbeddedBackend::open_with(path, options) {
+                Ok(backend) => Ok(Arc::new(backend)),
+                // redb's file lock: held by the server that has the file open.
+                Err(StorageError::InUse { path }) => bail!(
+                    "the {} store is in use by a running server; stop it first ({path} is locked by another process)",
+                    side.noun()
+                ),
+                Err(e) => Err(anyhow!(e).context(format!("opening {}", side.stanza()))),
+            }
         }
+        // A Vault migration file often keeps `ha_enabled` and `ha_table`: they say how a
+        // server would run on the store, and mean nothing to a copy.
         StorageConfig::Postgresql {
             connection_url,
             table,
             max_parallel,
             max_idle_connections,
-            ha_table,
             ..
-        } => StorageConfig::Postgresql {
-            connection_url: connection_url.clone(),
-            table: table.clone(),
-            max_parallel: *max_parallel,
-            max_idle_connections: *max_idle_connections,
-            // A Vault migration file often keeps `ha_enabled`: it says how a server would run
-            // on the store, and means nothing to a copy.
-            ha_enabled: false,
-            ha_table: ha_table.clone(),
-        },
-        StorageConfig::Inmem => bail!("{} \"inmem\" cannot be migrated", side.stanza()),
-    };
-    match crate::server::open_backend(&storage).await {
-        Ok(backend) => Ok(backend),
-        Err(e) => {
-            if let Some(StorageError::InUse { path }) = e.downcast_ref::<StorageError>() {
+        } => {
+            let url = crate::server::postgresql_url(connection_url.as_deref(), |name| {
+                std::env::var(name).ok()
+            })
+            .with_context(|| format!("opening {}", side.stanza()))?;
+            let mut options = PostgresqlOptions::new(url);
+            options.application_name = APPLICATION_NAME.to_owned();
+            if let Some(table) = table {
+                options.table.clone_from(table);
+            }
+            if let Some(n) = max_parallel {
+                options.max_parallel = usize::try_from(*n).unwrap_or(usize::MAX);
+                options.max_idle_connections = options.max_parallel;
+            }
+            if let Some(n) = max_idle_connections {
+                options.max_idle_connections = usize::try_from(*n).unwrap_or(usize::MAX);
+            }
+            let backend = PostgresqlBackend::open(options)
+                .await
+                .with_context(|| format!("opening {}", side.stanza()))?;
+            // A server's storage sessions carry application_name "tresor" (unless its
+            // connection_url names another); the database, not the table, is what can be
+            // seen, so a server on another table of the same database counts too.
+            let sessions = backend
+                .sessions_named(DEFAULT_APPLICATION_NAME)
+                .await
+                .with_context(|| format!("checking for servers on {}", side.stanza()))?;
+            if sessions > 0 {
+                let _ = backend.close().await;
                 bail!(
-                    "the {} store is in use by a running server; stop it first ({path} is locked by another process)",
+                    "the {} store is in use by a running server; stop it first ({sessions} sessions with application_name '{DEFAULT_APPLICATION_NAME}' are connected to its database)",
                     side.noun()
                 );
             }
-            Err(e.context(format!("opening {}", side.stanza())))
+            Ok(Arc::new(backend))
         }
+        StorageConfig::Inmem => bail!("{} \"inmem\" cannot be migrated", side.stanza()),
     }
 }
 

@@ -181,7 +181,7 @@ fn init_logging(level: &str, format: LogFormat) -> Result<()> {
     Ok(())
 }
 
-pub(crate) async fn open_backend(storage: &StorageConfig) -> Result<Arc<dyn Backend>> {
+async fn open_backend(storage: &StorageConfig) -> Result<Arc<dyn Backend>> {
     Ok(match storage {
         StorageConfig::Inmem => Arc::new(MemoryBackend::new()),
         StorageConfig::Embedded { path, cache_size } => {
@@ -232,7 +232,10 @@ pub(crate) async fn open_backend(storage: &StorageConfig) -> Result<Arc<dyn Back
 
 /// `connection_url` from the file, else `TRESOR_PG_CONNECTION_URL`, else Vault's
 /// `VAULT_PG_CONNECTION_URL` (an empty variable counts as unset).
-fn postgresql_url(from_file: Option<&str>, env: impl Fn(&str) -> Option<String>) -> Result<String> {
+pub(crate) fn postgresql_url(
+    from_file: Option<&str>,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<String> {
     if let Some(url) = from_file {
         return Ok(url.to_owned());
     }
