@@ -8,7 +8,8 @@
 //! - [`embedded`]: the default single-file store on redb, with group commit.
 //! - [`postgresql`]: one table in PostgreSQL (`path`/`key`/`value`, primary key `(path, key)`),
 //!   over a bounded pool of `tokio-postgres` connections; lists through the primary key's
-//!   index only, runs a transaction as one `BEGIN … COMMIT` block. No HA lock yet.
+//!   index only, runs a transaction as one `BEGIN … COMMIT` block; counts a server's sessions
+//!   by `application_name` for `tresor operator migrate`. No HA lock yet.
 //! - `list`: Vault's `List` semantics, shared by every backend.
 //! - `conformance` (feature `conformance`): one test suite every backend must pass.
 //!

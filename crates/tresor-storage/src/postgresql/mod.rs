@@ -4,7 +4,8 @@
 //! # Layout
 //! - [`PostgresqlBackend`]: the [`Backend`] over a connection pool; every write is one
 //!   statement (autocommit) or one `BEGIN … COMMIT` block, acknowledged once PostgreSQL has
-//!   committed it.
+//!   committed it. [`PostgresqlBackend::sessions_named`] counts other sessions in the
+//!   database by `application_name` (how `tresor operator migrate` sees a running server).
 //! - `schema`: the table name (validated and quoted), the `CREATE TABLE`, the statements each
 //!   connection prepares, creating the table at open under an advisory lock.
 //! - `keys`: a key's `(path, key)` columns and the string ranges a listing reads.
