@@ -937,3 +937,71 @@ async fn the_postgresql_migration_lock_stops_servers_and_migrations_until_reset(
     assert_eq!(all_keys(&pg).await.len(), RAW_KEYS.len());
     pg.close().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_copy_that_fails_part_way_says_how_far_it_got_and_that_the_destination_is_partial() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::new().await;
+    let source = dir.path().join("source.redb");
+    let names: Vec<String> = (0..1000)
+        .map(|i| format!("logical/m/{:02}/k{i:04}", i % 7))
+        .collect();
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    embedded_store(&source, &refs).await;
+    // The destination table as Tresor would create it, and a trigger that fails every write
+    // once 300 rows are in: a destination that breaks half-way.
+    db.backend().await.close().await.unwrap();
+    let out = Command::new("psql")
+        .args(["-h", "127.0.0.1", "-U", "postgres", "-d", &db.name, "-qAtc"])
+        .arg(
+            "CREATE FUNCTION full_up() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+               IF (SELECT count(*) FROM tresor_kv_store) >= 300 THEN \
+                 RAISE EXCEPTION 'destination full (test)'; \
+               END IF; RETURN NEW; END $$; \
+             CREATE TRIGGER full_up BEFORE INSERT ON tresor_kv_store \
+               FOR EACH ROW EXECUTE FUNCTION full_up();",
+        )
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+
+    let out = migrate(
+        &migration_file(
+            dir.path(),
+            &embedded_stanza(&source),
+            &postgresql_stanza(&db),
+        ),
+        &["-max-parallel=2"],
+    );
+    assert_refused(&out, 2, "destination full (test)");
+    let text = stderr(&out);
+    let copied = db.rows().await.unwrap();
+    // Each chunk of 64 keys is one transaction: the chunk that hit the trigger left nothing.
+    assert!((64..1000).contains(&copied), "{copied} rows");
+    assert_eq!(copied % 64, 0, "{copied} rows");
+    assert!(
+        text.contains(&format!(
+            "copied {copied} of 1000 keys before the failure: the destination is partial"
+        )),
+        "{text}"
+    );
+    assert!(!text.contains("logical/"), "{text}");
+
+    // Without the trigger, running it again finishes the job.
+    let out = Command::new("psql")
+        .args(["-h", "127.0.0.1", "-U", "postgres", "-d", &db.name, "-qAtc"])
+        .arg("DROP TRIGGER full_up ON tresor_kv_store")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let out = migrate(
+        &migration_file(
+            dir.path(),
+            &embedded_stanza(&source),
+            &postgresql_stanza(&db),
+        ),
+        &[],
+    );
+    assert_migrated(&out);
+    assert_eq!(db.rows().await, Some(1000));
+}

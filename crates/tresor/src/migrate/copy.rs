@@ -72,15 +72,29 @@ fn may_hold_keys_from(folder: &str, start: &str) -> bool {
     start.starts_with(folder) || folder >= start
 }
 
-/// Why the copy stopped part-way.
+/// Why the copy stopped part-way. The storage error's text is kept (it says what went wrong:
+/// a lost connection, a full disk) with every key of the failed chunk replaced by `<key>`:
+/// some backends name the key in their errors, and key paths are never printed.
 #[derive(Debug, thiserror::Error)]
 pub enum CopyError {
     #[error("reading the source failed: {0}")]
-    Read(#[source] StorageError),
+    Read(String),
     #[error("writing the destination failed: {0}")]
-    Write(#[source] StorageError),
+    Write(String),
     #[error("a copy task failed: {0}")]
     Task(String),
+}
+
+/// `error`'s text without any of `keys` (longest first, so a key that extends another is
+/// replaced whole).
+fn scrubbed(error: &StorageError, keys: &[String]) -> String {
+    let mut text = error.to_string();
+    let mut keys: Vec<&String> = keys.iter().collect();
+    keys.sort_by_key(|k| std::cmp::Reverse(k.len()));
+    for key in keys {
+        text = text.replace(key.as_str(), "<key>");
+    }
+    text
 }
 
 /// Copies `keys` from `source` to `destination` with `max_parallel` workers, each taking the
@@ -147,7 +161,11 @@ async fn copy_chunk(
     let mut ops = Vec::with_capacity(chunk.len());
     let mut bytes = 0u64;
     for key in chunk {
-        if let Some(value) = source.get(key).await.map_err(CopyError::Read)? {
+        let value = source
+            .get(key)
+            .await
+            .map_err(|e| CopyError::Read(scrubbed(&e, chunk)))?;
+        if let Some(value) = value {
             bytes = bytes.saturating_add(value.len() as u64);
             ops.push(TxnOp::Put {
                 key: key.clone(),
@@ -159,7 +177,7 @@ async fn copy_chunk(
     destination
         .transaction(ops)
         .await
-        .map_err(CopyError::Write)?;
+        .map_err(|e| CopyError::Write(scrubbed(&e, chunk)))?;
     progress.copied(written, bytes, vanished);
     Ok(())
 }
@@ -227,6 +245,18 @@ mod tests {
             expected.sort_unstable();
             assert_eq!(keys, expected, "start {start:?}");
         }
+    }
+
+    #[test]
+    fn errors_never_name_a_key_of_the_chunk() {
+        let chunk = vec!["logical/ab".to_owned(), "logical/abc/secret".to_owned()];
+        let error = StorageError::Io(
+            "put \"logical/abc/secret\": value too large; also logical/ab".to_owned(),
+        );
+        assert_eq!(
+            scrubbed(&error, &chunk),
+            "storage I/O failed: put \"<key>\": value too large; also <key>"
+        );
     }
 
     #[test]
@@ -328,7 +358,7 @@ mod tests {
         .await
         .unwrap_err();
         assert!(
-            matches!(err, CopyError::Write(StorageError::Closed)),
+            matches!(&err, CopyError::Write(text) if text == "storage is closed"),
             "{err:?}"
         );
     }
