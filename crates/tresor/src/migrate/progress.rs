@@ -23,6 +23,9 @@ pub struct Progress {
     /// Set once the listing is complete: the total is known from then on.
     total: AtomicU64,
     total_known: AtomicBool,
+    /// When the copy began (after the listing), in nanoseconds after `started`: the rate is
+    /// of the copy alone.
+    copy_began: AtomicU64,
     /// Whether to print at all (tests use a silent one).
     enabled: bool,
     terminal: bool,
@@ -37,7 +40,10 @@ pub struct Snapshot {
     /// Listed, but gone from the source when the copy came to read them.
     pub vanished: u64,
     pub total: Option<u64>,
+    /// Since the command started.
     pub elapsed: Duration,
+    /// Since the copy (after the listing) started.
+    pub copying: Duration,
 }
 
 impl Progress {
@@ -61,6 +67,7 @@ impl Progress {
             vanished: AtomicU64::new(0),
             total: AtomicU64::new(0),
             total_known: AtomicBool::new(false),
+            copy_began: AtomicU64::new(0),
             enabled,
             terminal,
         }
@@ -72,6 +79,8 @@ impl Progress {
 
     pub fn set_total(&self, total: u64) {
         self.total.store(total, Ordering::Relaxed);
+        let began = u64::try_from(self.started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.copy_began.store(began, Ordering::Relaxed);
         self.total_known.store(true, Ordering::Release);
     }
 
@@ -92,6 +101,9 @@ impl Progress {
                 .load(Ordering::Acquire)
                 .then(|| self.total.load(Ordering::Relaxed)),
             elapsed: self.started.elapsed(),
+            copying: self.started.elapsed().saturating_sub(Duration::from_nanos(
+                self.copy_began.load(Ordering::Relaxed),
+            )),
         }
     }
 
@@ -134,7 +146,7 @@ impl Progress {
 
 /// The progress line for `s`.
 pub fn describe(s: &Snapshot) -> String {
-    let seconds = s.elapsed.as_secs_f64().max(0.001);
+    let seconds = s.copying.as_secs_f64().max(0.001);
     match s.total {
         None => format!("listing the source: {} keys found", s.listed),
         Some(total) => {
@@ -185,13 +197,14 @@ mod tests {
         progress.set_total(10);
         progress.copied(4, 400, 1);
         let s = Snapshot {
-            elapsed: Duration::from_secs(2),
+            elapsed: Duration::from_secs(3),
+            copying: Duration::from_secs(2),
             ..progress.snapshot()
         };
         assert_eq!(describe(&s), "copied 4 / 10 keys (50%), 2 keys/s");
         assert_eq!(
             summary(&s),
-            "copied 4 keys (400 bytes) in 2.0 s; 1 keys were deleted from the source while it was copied"
+            "copied 4 keys (400 bytes) in 3.0 s; 1 keys were deleted from the source while it was copied"
         );
     }
 }
