@@ -1005,3 +1005,68 @@ async fn a_copy_that_fails_part_way_says_how_far_it_got_and_that_the_destination
     assert_migrated(&out);
     assert_eq!(db.rows().await, Some(1000));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ctrl_c_stops_the_copy_removes_the_lock_and_says_the_destination_is_partial() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::new().await;
+    db.backend().await.close().await.unwrap();
+    // 200,000 entries of 200 bytes: several seconds of copying.
+    let out = Command::new("psql")
+        .args(["-h", "127.0.0.1", "-U", "postgres", "-d", &db.name, "-qAtc"])
+        .arg(
+            "INSERT INTO tresor_kv_store SELECT 'logical/m/' || (i % 2000) || '/', 'k' || i, \
+             convert_to(repeat('x', 200), 'UTF8') FROM generate_series(1, 200000) i",
+        )
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let dest = dir.path().join("dest.redb");
+    let config = migration_file(dir.path(), &postgresql_stanza(&db), &embedded_stanza(&dest));
+    let child = Command::new(BIN)
+        .args(["operator", "migrate"])
+        .arg(format!("-config={}", config.display()))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let out = child.wait_with_output().unwrap();
+    let text = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(!stdout(&out).contains("Success"), "{}", stdout(&out));
+    let copied = count_embedded(&dest).await;
+    if copied == 0 {
+        assert!(
+            text.contains("interrupted before anything was copied"),
+            "{text}"
+        );
+    } else {
+        assert!(
+            copied < 200_000,
+            "the copy finished before the signal: make it longer"
+        );
+        assert!(
+            text.contains(&format!(
+                "interrupted after copying {copied} of 200000 keys: the destination is partial"
+            )),
+            "{text}"
+        );
+    }
+    let pg = db.backend().await;
+    assert_eq!(
+        pg.get("core/migration").await.unwrap(),
+        None,
+        "the lock is removed"
+    );
+    pg.close().await.unwrap();
+}

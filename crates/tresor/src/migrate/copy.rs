@@ -21,17 +21,18 @@ const CHUNK: usize = 64;
 
 /// Every key of `source` that sorts at or after `start`, sorted, without [`SKIPPED`]. Lists up
 /// to `max_parallel` folders at once; a folder whose keys all sort before `start` is not
-/// listed at all.
+/// listed at all. Once `stop` is set, returns what it has (the caller copies nothing then).
 pub async fn list_keys(
     source: Arc<dyn Backend>,
     start: &str,
     max_parallel: usize,
     progress: &Progress,
+    stop: &AtomicBool,
 ) -> Result<Vec<String>, StorageError> {
     let mut pending = vec![String::new()];
     let mut running = JoinSet::new();
     let mut keys = Vec::new();
-    loop {
+    while !stop.load(Ordering::SeqCst) {
         while running.len() < max_parallel
             && let Some(folder) = pending.pop()
         {
@@ -219,7 +220,9 @@ mod tests {
     async fn every_key_but_the_locks_is_listed_in_order() {
         let source = store(KEYS).await;
         let progress = Progress::silent();
-        let keys = list_keys(source, "", 3, &progress).await.unwrap();
+        let keys = list_keys(source, "", 3, &progress, &AtomicBool::new(false))
+            .await
+            .unwrap();
         let mut expected: Vec<&str> = KEYS
             .iter()
             .copied()
@@ -234,9 +237,15 @@ mod tests {
     async fn start_keeps_the_keys_at_or_after_it() {
         let source = store(KEYS).await;
         for start in ["logical/1234/data/t", "logical/", "a/y", "b", "zzz", "a/x"] {
-            let keys = list_keys(Arc::clone(&source), start, 2, &Progress::silent())
-                .await
-                .unwrap();
+            let keys = list_keys(
+                Arc::clone(&source),
+                start,
+                2,
+                &Progress::silent(),
+                &AtomicBool::new(false),
+            )
+            .await
+            .unwrap();
             let mut expected: Vec<&str> = KEYS
                 .iter()
                 .copied()
@@ -281,9 +290,15 @@ mod tests {
         let destination: Arc<dyn Backend> = Arc::new(MemoryBackend::new());
         let progress = Arc::new(Progress::silent());
         let keys = Arc::new(
-            list_keys(Arc::clone(&source), "", 4, &progress)
-                .await
-                .unwrap(),
+            list_keys(
+                Arc::clone(&source),
+                "",
+                4,
+                &progress,
+                &AtomicBool::new(false),
+            )
+            .await
+            .unwrap(),
         );
         copy(
             Arc::clone(&source),
@@ -314,9 +329,15 @@ mod tests {
         let source = store(KEYS).await;
         let destination: Arc<dyn Backend> = Arc::new(MemoryBackend::new());
         let keys = Arc::new(
-            list_keys(Arc::clone(&source), "", 1, &Progress::silent())
-                .await
-                .unwrap(),
+            list_keys(
+                Arc::clone(&source),
+                "",
+                1,
+                &Progress::silent(),
+                &AtomicBool::new(false),
+            )
+            .await
+            .unwrap(),
         );
         let progress = Arc::new(Progress::silent());
         copy(
@@ -331,6 +352,16 @@ mod tests {
         .unwrap();
         assert_eq!(progress.snapshot().copied, 0);
         assert!(destination.list("").await.unwrap().is_empty());
+        let stopped = list_keys(
+            store(KEYS).await,
+            "",
+            1,
+            &Progress::silent(),
+            &AtomicBool::new(true),
+        )
+        .await
+        .unwrap();
+        assert!(stopped.is_empty());
     }
 
     #[tokio::test]
@@ -343,9 +374,15 @@ mod tests {
         );
         destination.close().await.unwrap();
         let keys = Arc::new(
-            list_keys(Arc::clone(&source), "", 1, &Progress::silent())
-                .await
-                .unwrap(),
+            list_keys(
+                Arc::clone(&source),
+                "",
+                1,
+                &Progress::silent(),
+                &AtomicBool::new(false),
+            )
+            .await
+            .unwrap(),
         );
         let err = copy(
             source,

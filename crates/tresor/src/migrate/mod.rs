@@ -205,6 +205,9 @@ async fn copy_all(
     let snapshot = progress.snapshot();
     let total = snapshot.total.unwrap_or(0);
     match result {
+        Ok(()) if interrupted.load(Ordering::SeqCst) && snapshot.copied == 0 => {
+            bail!("interrupted before anything was copied")
+        }
         Ok(()) if interrupted.load(Ordering::SeqCst) => {
             eprintln!("{}", progress::summary(&snapshot));
             bail!(
@@ -240,9 +243,14 @@ async fn copy_with(
             &args.start,
             args.max_parallel,
             progress,
+            stop,
         ))
         .await;
     let keys = keys.context("listing the source")?;
+    if stop.load(Ordering::SeqCst) {
+        // Interrupted while listing: nothing is copied.
+        return Ok(());
+    }
     if keys.is_empty() && args.start.is_empty() {
         bail!("the source holds no data; check storage_source");
     }
@@ -261,10 +269,6 @@ async fn copy_with(
         );
     }
     progress.set_total(keys.len() as u64);
-    if stop.load(Ordering::SeqCst) {
-        // Interrupted while listing: nothing is copied.
-        return Ok(());
-    }
     let copied = progress
         .report_until(copy::copy(
             source,
