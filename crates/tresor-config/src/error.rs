@@ -172,6 +172,25 @@ pub enum Problem {
         suggestion: Option<String>,
     },
 
+    /// A migration file without its `storage_source` or `storage_destination` block.
+    #[error(
+        "no {stanza} block; a migration needs exactly one storage_source and one storage_destination, e.g. {stanza} \"embedded\" {{ path = \"/var/lib/tresor/data.redb\" }}"
+    )]
+    MissingStanza { stanza: &'static str },
+
+    #[error("more than one {stanza} block (the first is on line {first_line})")]
+    DuplicateStanza {
+        stanza: &'static str,
+        first_line: usize,
+    },
+
+    /// `inmem` in a migration file: there is nothing to copy from, and nothing would survive a
+    /// copy to it.
+    #[error(
+        "{stanza} \"inmem\" cannot be migrated: an in-memory store exists only inside its running server; use \"embedded\" or \"postgresql\""
+    )]
+    InmemMigration { stanza: &'static str },
+
     #[error("unsupported listener type {kind:?}; only \"tcp\" is supported")]
     UnknownListener { kind: String },
 

@@ -4,10 +4,14 @@
 //! - [`parse`] / [`load`]: HCL text or a file to a [`ServerConfig`]; the only entry points.
 //! - [`parse_overlay`] / [`load_overlay`]: a file for `-dev -config`, where storage is optional;
 //!   `overlay` lays it over dev mode's configuration ([`ServerConfig::overlaid`], OpenBao's merge).
+//! - [`parse_migration`] / [`load_migration`]: a migration file for `tresor operator migrate`
+//!   ([`MigrationConfig`]: `storage_source` and `storage_destination`, each read as a
+//!   `storage` block).
 //! - `model`: the plain data the binary acts on ([`ServerConfig`], [`StorageConfig`],
 //!   [`ListenerConfig`] with its [`ListenerLimits`], [`TlsFiles`]).
 //! - `parse` (module): the top level of the file and the rules shared by every section; its
-//!   children `storage`, `listener`, `audit`, `telemetry` and `seal` read one block type each.
+//!   children `storage`, `listener`, `audit`, `telemetry` and `seal` read one block type each;
+//!   `migration` reads a migration file's top level.
 //! - `sanitized`: [`ServerConfig::sanitized`], the configuration as `sys/config/state/sanitized`
 //!   shows it (OpenBao's keys, nothing secret).
 //! - `value`: reading one attribute as a string, boolean, integer or duration, with Vault's
@@ -43,7 +47,7 @@ pub use duration::{InvalidDuration, parse_duration};
 pub use error::{ConfigError, Problem};
 pub use model::{
     AuditDeviceConfig, DEFAULT_LISTEN_ADDRESS, ListenerConfig, ListenerLimits, ListenerTelemetry,
-    LogFormat, SealStanza, ServerConfig, StorageConfig, TelemetryConfig, TlsFiles,
+    LogFormat, MigrationConfig, SealStanza, ServerConfig, StorageConfig, TelemetryConfig, TlsFiles,
 };
 pub use overlay::Overlay;
 pub use size::{InvalidSize, parse_size};
@@ -69,6 +73,17 @@ pub fn parse_overlay(source: &str) -> Result<Overlay, ConfigError> {
 pub fn load_overlay(path: &Path) -> Result<Overlay, ConfigError> {
     let source = read_source(path)?;
     parse::parse_overlay(&source).map_err(|located| located.in_file(Some(path.to_path_buf())))
+}
+
+/// Parses a migration file's text (`storage_source`, `storage_destination`, `cluster_addr`).
+pub fn parse_migration(source: &str) -> Result<MigrationConfig, ConfigError> {
+    parse::parse_migration(source).map_err(|located| located.in_file(None))
+}
+
+/// Reads a migration file for `tresor operator migrate`; errors read `path:line: ...`.
+pub fn load_migration(path: &Path) -> Result<MigrationConfig, ConfigError> {
+    let source = read_source(path)?;
+    parse::parse_migration(&source).map_err(|located| located.in_file(Some(path.to_path_buf())))
 }
 
 fn read_source(path: &Path) -> Result<String, ConfigError> {

@@ -158,6 +158,18 @@ pub struct AuditDeviceConfig {
     pub options: std::collections::BTreeMap<String, String>,
 }
 
+/// A migration file (`tresor operator migrate -config=FILE`): where to copy from and to.
+/// Neither store is `inmem` (the parser refuses it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MigrationConfig {
+    /// The `storage_source` block.
+    pub source: StorageConfig,
+    /// The `storage_destination` block.
+    pub destination: StorageConfig,
+    /// Accepted so Vault's files carry over; Vault needs it only for a raft destination.
+    pub cluster_addr: Option<String>,
+}
+
 /// The physical store named by the `storage` block.
 #[derive(Clone, PartialEq, Eq)]
 pub enum StorageConfig {

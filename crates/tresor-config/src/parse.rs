@@ -3,6 +3,7 @@
 
 mod audit;
 mod listener;
+mod migration;
 mod seal;
 mod storage;
 mod telemetry;
@@ -20,6 +21,8 @@ use crate::suggest::closest;
 use crate::unsupported;
 use crate::value::Value;
 
+pub(crate) use migration::parse_migration;
+
 pub(crate) fn parse_source(source: &str) -> Result<ServerConfig, Located> {
     match parse_overlay(source)? {
         // Nothing in the file to point at; line 1 is where a storage block would go.
@@ -33,6 +36,12 @@ pub(crate) fn parse_source(source: &str) -> Result<ServerConfig, Located> {
 
 /// The file as `-dev` reads it: every section optional, the storage block included.
 pub(crate) fn parse_overlay(source: &str) -> Result<Overlay, Located> {
+    let (body, cx) = parse_body(source)?;
+    TopLevel::default().read(&cx, &body)
+}
+
+/// HCL text to its body, with the context the section parsers need.
+fn parse_body(source: &str) -> Result<(Body, Cx), Located> {
     let body = hcl_edit::parser::parse_body(source).map_err(|err| {
         Located::new(
             err.location().line(),
@@ -45,7 +54,7 @@ pub(crate) fn parse_overlay(source: &str) -> Result<Overlay, Located> {
     let cx = Cx {
         lines: Lines::new(source),
     };
-    TopLevel::default().read(&cx, &body)
+    Ok((body, cx))
 }
 
 /// Shared by the section parsers: turns spans into lines and wraps attributes for reading.

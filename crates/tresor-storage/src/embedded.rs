@@ -134,7 +134,13 @@ impl EmbeddedBackend {
         let db = Database::builder()
             .set_cache_size(redb_cache_budget(options.cache_size))
             .create(path)
-            .map_err(|e| open_error(e.to_string()))?;
+            .map_err(|e| match e {
+                // redb holds an exclusive lock on the file while it is open.
+                redb::DatabaseError::DatabaseAlreadyOpen => StorageError::InUse {
+                    path: display.clone(),
+                },
+                e => open_error(e.to_string()),
+            })?;
         // Create the table up front so reads never have to handle a missing table.
         let txn = db
             .begin_write()

@@ -8,7 +8,8 @@
 //! - [`embedded`]: the default single-file store on redb, with group commit.
 //! - [`postgresql`]: one table in PostgreSQL (`path`/`key`/`value`, primary key `(path, key)`),
 //!   over a bounded pool of `tokio-postgres` connections; lists through the primary key's
-//!   index only, runs a transaction as one `BEGIN … COMMIT` block. No HA lock yet.
+//!   index only, runs a transaction as one `BEGIN … COMMIT` block; counts a server's sessions
+//!   by `application_name` for `tresor operator migrate`. No HA lock yet.
 //! - `list`: Vault's `List` semantics, shared by every backend.
 //! - `conformance` (feature `conformance`): one test suite every backend must pass.
 //!
@@ -29,7 +30,7 @@ pub mod postgresql;
 
 pub use embedded::{EmbeddedBackend, EmbeddedOptions};
 pub use memory::MemoryBackend;
-pub use postgresql::{PostgresqlBackend, PostgresqlOptions};
+pub use postgresql::{DEFAULT_APPLICATION_NAME, PostgresqlBackend, PostgresqlOptions};
 
 /// Why a physical storage operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +39,11 @@ pub enum StorageError {
     InvalidKey(String),
     #[error("could not open storage at {path}: {reason}")]
     Open { path: String, reason: String },
+    /// Another process (or another handle in this one) holds the store open: for the embedded
+    /// file, redb's exclusive lock. Told apart from [`StorageError::Open`] so that tools
+    /// working on a stopped server's store (`tresor operator migrate`) can say so.
+    #[error("could not open storage at {path}: it is in use by another process")]
+    InUse { path: String },
     #[error("storage I/O failed: {0}")]
     Io(String),
     #[error("storage is closed")]

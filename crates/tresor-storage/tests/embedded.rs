@@ -156,6 +156,21 @@ fn opening_under_a_missing_directory_names_the_path() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn a_file_held_open_is_reported_as_in_use_until_it_is_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tresor.redb");
+    let first = EmbeddedBackend::open(&path).unwrap();
+    let err = EmbeddedBackend::open(&path).unwrap_err();
+    assert!(
+        matches!(&err, StorageError::InUse { path: p } if p == &path.display().to_string()),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("in use"), "{err}");
+    first.close().await.unwrap();
+    EmbeddedBackend::open(&path).unwrap().close().await.unwrap();
+}
+
 fn closed<T>(result: &Result<T, StorageError>) -> bool {
     matches!(result, Err(StorageError::Closed))
 }

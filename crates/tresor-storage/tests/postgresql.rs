@@ -837,3 +837,37 @@ async fn the_backend_rides_out_a_postgresql_restart_and_an_outage() {
         Some(b"x".to_vec())
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sessions_named_counts_other_backends_sessions_in_the_same_database_only() {
+    let db = Db::new().await;
+    let other_db = Db::new().await;
+    let mut options = PostgresqlOptions::new(db.url());
+    options.application_name = "tresor-probe".to_owned();
+    let probe = PostgresqlBackend::open(options.clone()).await.unwrap();
+    assert_eq!(probe.sessions_named("tresor").await.unwrap(), 0);
+    // Its own idle sessions are not counted.
+    assert_eq!(probe.sessions_named("tresor-probe").await.unwrap(), 0);
+
+    // A server's backend elsewhere does not count; one on this database does.
+    let elsewhere = other_db.open().await;
+    elsewhere.put("k", b"v".to_vec()).await.unwrap();
+    assert_eq!(probe.sessions_named("tresor").await.unwrap(), 0);
+    let server = db.open().await;
+    server.put("k", b"v".to_vec()).await.unwrap();
+    assert!(probe.sessions_named("tresor").await.unwrap() >= 1);
+    server.close().await.unwrap();
+    // Closing drops the idle sessions; PostgreSQL forgets them a moment later.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while probe.sessions_named("tresor").await.unwrap() > 0 {
+        assert!(std::time::Instant::now() < deadline, "sessions linger");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // A URL's own application_name wins over the option.
+    options.connection_url = format!("{}?application_name=custom", db.url());
+    let custom = PostgresqlBackend::open(options).await.unwrap();
+    assert!(probe.sessions_named("custom").await.unwrap() >= 1);
+    custom.close().await.unwrap();
+    probe.close().await.unwrap();
+    elsewhere.close().await.unwrap();
+}

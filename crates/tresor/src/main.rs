@@ -4,11 +4,14 @@
 //! - `cli`: argument parsing (clap), Vault-style single-dash flag support, and the client
 //!   commands (`operator …`, `status`, `version`).
 //! - `server`: `tresor server`: config or dev-mode setup, storage, listeners, signals.
+//! - `migrate`: `tresor operator migrate`: copying a stopped server's entries to another
+//!   store (embedded ↔ postgresql), the migration lock, progress on stderr.
 //! - `client`: the HTTP client the CLI commands share (address, token, TLS from env/flags).
 //! - `token_helper`: Vault's token helper, the CLI's token in `~/.vault-token`.
 
 mod cli;
 mod client;
+mod migrate;
 mod server;
 mod token_helper;
 

@@ -45,8 +45,14 @@ pub(super) fn read(cx: &Cx, block: &Block) -> Result<StorageConfig, Located> {
             ));
         }
     };
+    // `backend` is Vault's older name for `storage`; `storage_source` and
+    // `storage_destination` (a migration's file) name themselves.
+    let stanza = match block.ident.as_str() {
+        "backend" => "storage",
+        other => other,
+    };
     let section = Section {
-        place: format!("in storage {kind:?}"),
+        place: format!("in {stanza} {kind:?}"),
         keys,
         blocks: &[],
         unsupported_keys: &[],

@@ -19,7 +19,8 @@ pub(super) struct Connection {
 
 /// Parses a URL (`postgres://user:pass@host:port/db?…`) or a `key=value` string, as libpq
 /// does. Errors never hold the password.
-pub(super) fn parse(url: &str) -> Result<Connection, String> {
+/// `application_name` is used unless the URL sets its own.
+pub(super) fn parse(url: &str, application_name: &str) -> Result<Connection, String> {
     let mut redactor = Redactor::from_text(url);
     let mut config: tokio_postgres::Config = url
         .parse()
@@ -31,8 +32,9 @@ pub(super) fn parse(url: &str) -> Result<Connection, String> {
         config.connect_timeout(CONNECT_TIMEOUT);
     }
     if config.get_application_name().is_none() {
-        // Lets a DBA tell Tresor's sessions apart in pg_stat_activity.
-        config.application_name("tresor");
+        // Lets a DBA (and `tresor operator migrate`) tell Tresor's sessions apart in
+        // pg_stat_activity.
+        config.application_name(application_name);
     }
     let user = config.get_user().unwrap_or("").to_owned();
     let database = config.get_dbname().unwrap_or(&user).to_owned();
@@ -207,13 +209,21 @@ mod tests {
 
     #[test]
     fn the_target_names_where_but_never_the_password() {
-        let c = parse("postgres://tresor:s3cr%40t@db.example:6543/vault?sslmode=disable").unwrap();
+        let c = parse(
+            "postgres://tresor:s3cr%40t@db.example:6543/vault?sslmode=disable",
+            "tresor",
+        )
+        .unwrap();
         assert_eq!(c.target, "`user=tresor database=vault` at db.example:6543");
         assert_eq!(c.config.get_password(), Some(&b"s3cr@t"[..]));
         let message = c.redactor.redact("could not log in with s3cr@t (s3cr%40t)");
         assert_eq!(message, "could not log in with [redacted] ([redacted])");
 
-        let c = parse("host=127.0.0.1 user=u dbname=d password='a b\\'c'").unwrap();
+        let c = parse(
+            "host=127.0.0.1 user=u dbname=d password='a b\\'c'",
+            "tresor",
+        )
+        .unwrap();
         assert_eq!(c.config.get_password(), Some(&b"a b'c"[..]));
         assert_eq!(c.target, "`user=u database=d` at 127.0.0.1:5432");
     }
@@ -226,7 +236,7 @@ mod tests {
             "host=h port=notaport user=u password=hunter2",
             "host=h user=u password='hunter2' bogus_option=1",
         ] {
-            if let Err(err) = parse(url) {
+            if let Err(err) = parse(url, "tresor") {
                 assert!(!err.contains("hunter2"), "{url}: {err}");
             }
         }

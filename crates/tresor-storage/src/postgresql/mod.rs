@@ -4,7 +4,8 @@
 //! # Layout
 //! - [`PostgresqlBackend`]: the [`Backend`] over a connection pool; every write is one
 //!   statement (autocommit) or one `BEGIN … COMMIT` block, acknowledged once PostgreSQL has
-//!   committed it.
+//!   committed it. [`PostgresqlBackend::sessions_named`] counts other sessions in the
+//!   database by `application_name` (how `tresor operator migrate` sees a running server).
 //! - `schema`: the table name (validated and quoted), the `CREATE TABLE`, the statements each
 //!   connection prepares, creating the table at open under an advisory lock.
 //! - `keys`: a key's `(path, key)` columns and the string ranges a listing reads.
@@ -48,7 +49,14 @@ pub struct PostgresqlOptions {
     pub max_parallel: usize,
     /// `max_idle_connections`: the most connections kept open between operations.
     pub max_idle_connections: usize,
+    /// The sessions' `application_name` unless `connection_url` sets one:
+    /// [`DEFAULT_APPLICATION_NAME`] for a server; `tresor operator migrate` uses its own, so
+    /// that it can count a server's sessions ([`PostgresqlBackend::sessions_named`]).
+    pub application_name: String,
 }
+
+/// The `application_name` a server's storage sessions carry.
+pub const DEFAULT_APPLICATION_NAME: &str = "tresor";
 
 impl PostgresqlOptions {
     /// Vault's default `max_parallel`.
@@ -63,6 +71,7 @@ impl PostgresqlOptions {
             table: DEFAULT_TABLE.to_owned(),
             max_parallel: Self::DEFAULT_MAX_PARALLEL,
             max_idle_connections: Self::DEFAULT_MAX_PARALLEL,
+            application_name: DEFAULT_APPLICATION_NAME.to_owned(),
         }
     }
 }
@@ -74,6 +83,7 @@ impl std::fmt::Debug for PostgresqlOptions {
             .field("table", &self.table)
             .field("max_parallel", &self.max_parallel)
             .field("max_idle_connections", &self.max_idle_connections)
+            .field("application_name", &self.application_name)
             .finish()
     }
 }
@@ -101,7 +111,7 @@ impl PostgresqlBackend {
         if options.max_parallel == 0 {
             return Err(open_error("", "max_parallel must be at least 1".to_owned()));
         }
-        let connection = connection::parse(&options.connection_url)
+        let connection = connection::parse(&options.connection_url, &options.application_name)
             .map_err(|r| open_error("(connection_url)", r))?;
         let pool = Pool::new(
             connection,
@@ -141,6 +151,28 @@ impl PostgresqlBackend {
     /// The table, quoted as it appears in SQL.
     pub fn table(&self) -> &TableName {
         &self.table
+    }
+
+    /// How many sessions other than this backend's own are connected to this database with
+    /// `application_name` (as `pg_stat_activity` shows them; PostgreSQL shows every role the
+    /// database and application name of other roles' sessions too). Says nothing about which
+    /// table they use.
+    pub async fn sessions_named(&self, application_name: &str) -> Result<u64, StorageError> {
+        self.pool
+            .run("counting sessions", |c| async move {
+                let row = c
+                    .client
+                    .query_one(
+                        "SELECT count(*) FROM pg_stat_activity \
+                         WHERE datname = current_database() AND application_name = $1 \
+                         AND pid <> pg_backend_pid()",
+                        &[&application_name],
+                    )
+                    .await?;
+                let n: i64 = row.try_get(0).map_err(list::unexpected)?;
+                Ok(u64::try_from(n).unwrap_or(0))
+            })
+            .await
     }
 }
 

@@ -7,7 +7,8 @@
 //! # Layout
 //! - Command groups, one module each: `token`, `policy` (+ `policy_fmt`), `mounts` (`secrets`
 //!   and `auth`), `lease`, `login` (auth-method dispatch; `login_oidc`: `-method=jwt|oidc` and the OIDC callback listener; `login_workload`: `-method=approle|kubernetes`), `generic` (`read`, `write`, `list`,
-//!   `delete`), `kv`, `operator` (+ `rekey`).
+//!   `delete`), `kv`, `operator` (+ `rekey`; `operator migrate` is parsed there and runs in
+//!   the crate's `migrate` module, with no server to talk to).
 //! - Output as Vault's Go client prints it: `secret` (the `api.Secret` shape, tables,
 //!   `-field`), `output` (tables, Go's `%v`, durations, JSON), `yaml` (go-yaml's YAML).
 //! - Shared argument handling: `flags` (argument counts, durations, exit codes), `args_data`

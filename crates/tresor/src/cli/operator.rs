@@ -1,4 +1,5 @@
-//! `tresor operator init|unseal|seal|status` (and `rekey`, in `cli::rekey`).
+//! `tresor operator init|unseal|seal|status` (and `rekey`, in `cli::rekey`; `migrate`, which
+//! needs no server, in the crate's `migrate` module).
 
 use std::io::BufRead;
 use std::process::ExitCode;
@@ -50,11 +51,18 @@ pub enum OperatorCommand {
     Status,
     /// Replace the unseal key shares (new count and threshold), with a quorum of current ones.
     Rekey(super::rekey::RekeyArgs),
+    /// Copy every (encrypted) entry of a stopped server's store to another store
+    /// (storage_source and storage_destination in the -config file).
+    Migrate(crate::migrate::MigrateArgs),
 }
 
 pub fn run(command: OperatorCommand, args: &ClientArgs) -> Result<ExitCode> {
     if let OperatorCommand::Rekey(rekey) = command {
         return Ok(super::rekey::run(rekey, args));
+    }
+    // Works on storage directly, with no server to talk to.
+    if let OperatorCommand::Migrate(migrate) = command {
+        return Ok(crate::migrate::run(migrate));
     }
     let client = Client::new(args)?;
     let json_out = args.output_format() == super::Format::Json;
@@ -90,7 +98,7 @@ pub fn run(command: OperatorCommand, args: &ClientArgs) -> Result<ExitCode> {
                 print_status(&status, json_out);
                 Ok(sealed_exit_code(&status))
             }
-            OperatorCommand::Rekey(_) => Ok(ExitCode::from(1)),
+            OperatorCommand::Rekey(_) | OperatorCommand::Migrate(_) => Ok(ExitCode::from(1)),
         }
     })?
 }

@@ -232,7 +232,10 @@ async fn open_backend(storage: &StorageConfig) -> Result<Arc<dyn Backend>> {
 
 /// `connection_url` from the file, else `TRESOR_PG_CONNECTION_URL`, else Vault's
 /// `VAULT_PG_CONNECTION_URL` (an empty variable counts as unset).
-fn postgresql_url(from_file: Option<&str>, env: impl Fn(&str) -> Option<String>) -> Result<String> {
+pub(crate) fn postgresql_url(
+    from_file: Option<&str>,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<String> {
     if let Some(url) = from_file {
         return Ok(url.to_owned());
     }
@@ -251,6 +254,7 @@ const VAULT_PG_URL_ENV: &str = "VAULT_PG_CONNECTION_URL";
 
 async fn serve(config: ServerConfig, args: ServerArgs, started: Instant) -> Result<()> {
     let backend = open_backend(&config.storage).await?;
+    crate::migrate::lock::refuse_to_serve(&*backend).await?;
     let paused = revocation_paused(&config)?;
     if paused {
         tracing::warn!(
