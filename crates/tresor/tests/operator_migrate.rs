@@ -16,51 +16,24 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 
+use common::pg::TestDb;
 use common::{BIN, Server, raw};
 use serde_json::{Value, json};
 use tresor_storage::{Backend, EmbeddedBackend, PostgresqlBackend, PostgresqlOptions};
 
-/// A database of its own, dropped (with its sessions) when the test ends, even on failure.
-struct Db {
-    name: String,
+/// A database of the test's own, with what these tests ask of it.
+struct Db(TestDb);
+
+impl std::ops::Deref for Db {
+    type Target = TestDb;
+    fn deref(&self) -> &TestDb {
+        &self.0
+    }
 }
 
 impl Db {
     async fn new() -> Db {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos();
-        let name = format!(
-            "migrate_{}_{}_{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::SeqCst),
-            nanos % 100_000
-        );
-        let (client, connection) = tokio_postgres::connect(
-            "host=127.0.0.1 port=5432 user=postgres dbname=postgres",
-            tokio_postgres::NoTls,
-        )
-        .await
-        .expect("PostgreSQL on 127.0.0.1:5432 (user postgres, trust)");
-        tokio::spawn(async move {
-            let _ = connection.await;
-        });
-        client
-            .batch_execute(&format!(
-                "CREATE DATABASE \"{name}\" ENCODING 'UTF8' TEMPLATE template0"
-            ))
-            .await
-            .unwrap();
-        Db { name }
-    }
-
-    fn url(&self) -> String {
-        format!(
-            "postgres://postgres@127.0.0.1:5432/{}?sslmode=disable",
-            self.name
-        )
+        Db(TestDb::new("migrate").await)
     }
 
     /// The store as the backend sees it (table `tresor_kv_store`).
@@ -120,29 +93,6 @@ impl Db {
                 .parse()
                 .unwrap(),
         )
-    }
-}
-
-impl Drop for Db {
-    fn drop(&mut self) {
-        let status = Command::new("psql")
-            .args([
-                "-h",
-                "127.0.0.1",
-                "-U",
-                "postgres",
-                "-d",
-                "postgres",
-                "-qAtc",
-            ])
-            .arg(format!(
-                "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
-                self.name
-            ))
-            .status();
-        if !matches!(status, Ok(s) if s.success()) {
-            eprintln!("could not drop database {}: {status:?}", self.name);
-        }
     }
 }
 

@@ -12,82 +12,10 @@
 mod common;
 
 use std::path::Path;
-use std::sync::atomic::{AtomicU32, Ordering};
 
+use common::pg::{TestDb as Db, connect};
 use common::{BIN, Server, raw};
 use serde_json::json;
-
-/// A database of its own, dropped (with its sessions) when the test ends, even on failure.
-struct Db {
-    name: String,
-}
-
-impl Db {
-    async fn new() -> Db {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos();
-        let name = format!(
-            "pgstore_it_{}_{}_{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::SeqCst),
-            nanos % 100_000
-        );
-        connect("postgres")
-            .await
-            .batch_execute(&format!(
-                "CREATE DATABASE \"{name}\" ENCODING 'UTF8' TEMPLATE template0"
-            ))
-            .await
-            .unwrap();
-        Db { name }
-    }
-
-    fn url(&self) -> String {
-        format!(
-            "postgres://postgres@127.0.0.1:5432/{}?sslmode=disable",
-            self.name
-        )
-    }
-}
-
-impl Drop for Db {
-    fn drop(&mut self) {
-        let status = std::process::Command::new("psql")
-            .args([
-                "-h",
-                "127.0.0.1",
-                "-U",
-                "postgres",
-                "-d",
-                "postgres",
-                "-qAtc",
-            ])
-            .arg(format!(
-                "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
-                self.name
-            ))
-            .status();
-        if !matches!(status, Ok(s) if s.success()) {
-            eprintln!("could not drop database {}: {status:?}", self.name);
-        }
-    }
-}
-
-async fn connect(dbname: &str) -> tokio_postgres::Client {
-    let (client, connection) = tokio_postgres::connect(
-        &format!("host=127.0.0.1 port=5432 user=postgres dbname={dbname}"),
-        tokio_postgres::NoTls,
-    )
-    .await
-    .expect("PostgreSQL on 127.0.0.1:5432 (user postgres, trust)");
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    client
-}
 
 fn write_config(dir: &Path, storage_body: &str) -> String {
     let path = dir.join("tresor.hcl");
@@ -103,7 +31,7 @@ fn write_config(dir: &Path, storage_body: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_kv_secret_survives_a_restart_on_postgresql_and_the_table_holds_only_ciphertext() {
-    let db = Db::new().await;
+    let db = Db::new("pgstore_it").await;
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(
         dir.path(),
@@ -253,7 +181,7 @@ fn refused(config: &str, env: &[(&str, &str)], home: &Path) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_server_refuses_ha_a_missing_url_hostile_tables_and_never_prints_the_password() {
-    let db = Db::new().await;
+    let db = Db::new("pgstore_it").await;
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path();
 
