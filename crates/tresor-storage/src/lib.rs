@@ -8,7 +8,9 @@
 //! - [`embedded`]: the default single-file store on redb, with group commit.
 //! - [`postgresql`]: one table in PostgreSQL (`path`/`key`/`value`, primary key `(path, key)`),
 //!   over a bounded pool of `tokio-postgres` connections; lists through the primary key's
-//!   index only, runs a transaction as one `BEGIN … COMMIT` block. No HA lock yet.
+//!   index only, runs a transaction as one `BEGIN … COMMIT` block; with `ha_enabled`, the HA
+//!   lock (`postgresql::PostgresqlHa`: a row with a TTL in `ha_table`) fences every write.
+//! - [`ha`]: the [`ha::HaLock`] trait the core elects its active node with.
 //! - `list`: Vault's `List` semantics, shared by every backend.
 //! - `conformance` (feature `conformance`): one test suite every backend must pass.
 //!
@@ -23,13 +25,14 @@ use async_trait::async_trait;
 pub mod conformance;
 
 pub mod embedded;
+pub mod ha;
 mod list;
 pub mod memory;
 pub mod postgresql;
 
 pub use embedded::{EmbeddedBackend, EmbeddedOptions};
 pub use memory::MemoryBackend;
-pub use postgresql::{PostgresqlBackend, PostgresqlOptions};
+pub use postgresql::{HaOptions, PostgresqlBackend, PostgresqlHa, PostgresqlOptions};
 
 /// Why a physical storage operation failed.
 #[derive(Debug, thiserror::Error)]
