@@ -45,6 +45,7 @@ pub mod core;
 pub mod error;
 pub mod expiration;
 pub mod generate_root;
+pub mod ha;
 pub mod identity;
 pub mod logical;
 pub mod login;
