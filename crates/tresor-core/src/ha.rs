@@ -300,6 +300,8 @@ impl Core {
 /// The HA task of one unseal: tries for the lock while standby, watches it while active.
 async fn run(weak: std::sync::Weak<Core>, generation: u64) {
     let mut announced: Option<Instant> = None;
+    // While PostgreSQL is unreachable every attempt fails: say so once, not twice a second.
+    let mut unreachable = false;
     loop {
         let Some(core) = weak.upgrade() else { return };
         let Some(ha) = core.ha() else { return };
@@ -320,9 +322,18 @@ async fn run(weak: std::sync::Weak<Core>, generation: u64) {
                 let mut acquired = false;
                 if ha.may_try() {
                     match ha.lock.try_acquire().await {
-                        Ok(true) => acquired = true,
-                        Ok(false) => {}
-                        Err(err) => tracing::warn!(error = %err, "cannot reach the HA lock"),
+                        Ok(taken) => {
+                            if unreachable {
+                                tracing::info!("the HA lock is reachable again");
+                            }
+                            unreachable = false;
+                            acquired = taken;
+                        }
+                        Err(err) if !unreachable => {
+                            unreachable = true;
+                            tracing::warn!(error = %err, "cannot reach the HA lock; retrying");
+                        }
+                        Err(err) => tracing::debug!(error = %err, "cannot reach the HA lock"),
                     }
                 }
                 if acquired {
