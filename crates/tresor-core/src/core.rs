@@ -23,7 +23,7 @@ use crate::token::TokenStore;
 use crate::token::entry::{TokenEntry, now_ns};
 use crate::version;
 
-const CLUSTER_INFO_PATH: &str = "core/cluster/info";
+pub(crate) const CLUSTER_INFO_PATH: &str = "core/cluster/info";
 
 /// Shares shorter than this cannot be a share of a 32-byte key; OpenBao uses the same bound.
 const MIN_KEY_LEN: usize = 16;
@@ -51,6 +51,9 @@ pub struct CoreOptions {
     pub seal: Option<Arc<dyn crate::seal::AutoSeal>>,
     /// The old seal of a migration away from an auto seal (its stanza says `disabled`).
     pub migration_seal: Option<Arc<dyn crate::seal::AutoSeal>>,
+    /// The shared backend's HA lock (`ha_enabled`): unsealing makes this node a standby
+    /// until it holds the lock (see [`crate::ha`]). `None`: a single node.
+    pub ha: Option<Arc<dyn tresor_storage::ha::HaLock>>,
 }
 
 /// The cluster's identity, created at initialisation and stored under the barrier.
@@ -143,6 +146,8 @@ pub struct Core {
     pub(crate) rekeys: crate::rekey::Rekeys,
     /// Lets background tasks (lease expiry) hold the core without keeping it alive.
     self_ref: Weak<Core>,
+    /// HA mode (a shared backend with a lock); `None` for a single node.
+    pub(crate) ha: Option<crate::ha::Ha>,
 }
 
 impl Core {
@@ -160,7 +165,9 @@ impl Core {
             options.engines.clone(),
             options.auth_methods.clone(),
         ));
+        let ha = options.ha.clone().map(crate::ha::Ha::new);
         Ok(Arc::new_cyclic(|weak| Self {
+            ha,
             barrier: Arc::new(Barrier::new(backend)),
             options,
             registry,
@@ -209,8 +216,16 @@ impl Core {
             .ok_or(CoreError::Sealed)
     }
 
+    /// Sealed: no keyring. An HA standby is unsealed without an active state.
     pub fn is_sealed(&self) -> bool {
-        self.active().is_err()
+        self.active().is_err() && !self.is_standby()
+    }
+
+    /// The cluster identity: the active state's, or a standby's.
+    fn cluster_info(&self, active: Option<&Arc<Active>>) -> Option<ClusterInfo> {
+        active
+            .map(|a| a.cluster.clone())
+            .or_else(|| self.standby_cluster())
     }
 
     pub async fn seal_status(&self) -> SealStatus {
@@ -235,23 +250,24 @@ impl Core {
             None if seal_type.is_auto() => self.recovery_config_value(),
             None => config,
         };
+        let sealed = active.is_none() && !self.is_standby();
         SealStatus {
             migration,
             seal_type,
             recovery_seal: seal_type.is_auto(),
-            seal_error: if active.is_none() {
+            seal_error: if sealed {
                 self.seal_error.read().ok().and_then(|e| e.clone())
             } else {
                 None
             },
             initialized: config.is_some(),
-            sealed: active.is_none(),
+            sealed,
             threshold: quorum.map_or(0, |c| c.secret_threshold),
             shares: quorum.map_or(0, |c| c.secret_shares),
             progress: progress.progress(),
             nonce: progress.nonce().to_owned(),
             version: version::reported_version(),
-            cluster: active.map(|a| a.cluster.clone()),
+            cluster: self.cluster_info(active.as_ref()),
             storage_type: self.storage_type(),
         }
     }
@@ -260,12 +276,12 @@ impl Core {
         let active = self.active().ok();
         HealthStatus {
             initialized: self.is_initialized(),
-            sealed: active.is_none(),
+            sealed: active.is_none() && !self.is_standby(),
             // OpenBao reports a sealed node as standby: it cannot serve as the active node.
             standby: active.is_none(),
             server_time_utc: time::OffsetDateTime::now_utc().unix_timestamp(),
             version: version::reported_version(),
-            cluster: active.map(|a| a.cluster.clone()),
+            cluster: self.cluster_info(active.as_ref()),
         }
     }
 
@@ -518,23 +534,49 @@ impl Core {
             }
             other => other.into(),
         })?;
-        match self.load_active().await {
-            Ok(active) => {
-                // The periodic ticker holds only a weak reference: sealing ends it.
-                let active = crate::mount::periodic::started(Arc::new(active));
-                if let Ok(mut slot) = self.active.write() {
-                    *slot = Some(active.clone());
-                }
-                // Leases load in the background: unseal returns without waiting for them.
-                self.start_expiration(&active);
-                tracing::info!("unsealed");
-                Ok(())
-            }
-            Err(err) => {
-                self.barrier.seal();
-                Err(err)
-            }
+        let outcome = if self.ha.is_some() {
+            // HA: a standby until the lock is taken; the active state loads then.
+            self.enter_standby().await
+        } else {
+            self.activate().await.map(|_| tracing::info!("unsealed"))
+        };
+        if outcome.is_err() {
+            self.barrier.seal();
         }
+        outcome
+    }
+
+    /// Loads and installs the active state (unseal on a single node; take-over in HA mode).
+    pub(crate) async fn activate(&self) -> CoreResult<Arc<Active>> {
+        let active = self.load_active().await?;
+        // The periodic ticker holds only a weak reference: sealing ends it.
+        let active = crate::mount::periodic::started(Arc::new(active));
+        if let Ok(mut slot) = self.active.write() {
+            *slot = Some(active.clone());
+        }
+        // Leases load in the background: unseal returns without waiting for them.
+        self.start_expiration(&active);
+        Ok(active)
+    }
+
+    /// Removes the active state (HA step-down); the caller stops its tasks.
+    pub(crate) fn take_active(&self) -> Option<Arc<Active>> {
+        self.active.write().ok().and_then(|mut slot| slot.take())
+    }
+
+    /// Re-reads the seal and recovery configurations (HA take-over: another node may have
+    /// rekeyed).
+    pub(crate) async fn reload_seal_configs(&self) -> CoreResult<()> {
+        let backend = self.barrier.backend().clone();
+        let config = seal::read_config(backend.as_ref()).await?;
+        let recovery = seal::read_recovery_config(backend.as_ref()).await?;
+        if let Ok(mut c) = self.seal_config.write() {
+            *c = config;
+        }
+        if let Ok(mut c) = self.recovery_config.write() {
+            *c = recovery;
+        }
+        Ok(())
     }
 
     async fn load_active(&self) -> CoreResult<Active> {
@@ -591,6 +633,8 @@ impl Core {
         if let Some(active) = previous {
             active.expiration.stop();
         }
+        // HA: an active node releases the lock so that a standby takes over now.
+        self.leave_ha().await;
         self.barrier.seal();
         progress.reset();
         tracing::info!("sealed");

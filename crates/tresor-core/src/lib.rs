@@ -2,6 +2,8 @@
 //!
 //! # Layout
 //! - [`core`]: the server state machine (uninitialised → sealed → unsealed) and its entry points.
+//! - [`ha`]: HA mode on a shared backend with a lock: standby after unseal, promotion when
+//!   the lock is taken, demotion the moment it is lost, step-down.
 //! - [`barrier`]: AES-256-GCM encryption of every stored value under a versioned keyring;
 //!   the storage path is bound as associated data.
 //! - [`seal`]: the seals: Shamir (unseal key shares, the wrapped root key, unseal progress) and
@@ -45,6 +47,7 @@ pub mod core;
 pub mod error;
 pub mod expiration;
 pub mod generate_root;
+pub mod ha;
 pub mod identity;
 pub mod logical;
 pub mod login;

@@ -122,10 +122,16 @@ async fn answer(
         .get::<crate::ListenerOptions>()
         .copied()
         .unwrap_or_default();
+    let uri = request.uri().clone();
     let request = match ApiRequest::parse(request, state.max_request_size).await {
         Ok(r) => r,
         Err(err) => return err.into_response(),
     };
+    if state.core.is_standby() && !is_raw(&request, listener) {
+        // An HA standby serves only the unauthenticated sys endpoints; the active node
+        // answers the rest (it audits them).
+        return standby_redirect(state, &uri);
+    }
     if is_raw(&request, listener) {
         // Raw unauthenticated endpoints are not audited, as in OpenBao.
         return match route(state, request, listener).await {
@@ -162,6 +168,50 @@ async fn answer(
         started.elapsed(),
     );
     response
+}
+
+/// An HA standby's answer to anything but the unauthenticated sys endpoints: 307 to the same
+/// path and query on the active node's `api_addr`, as Vault's standbys answer when they do
+/// not forward (`respondStandby`); a 307 keeps the method and body, and clients (hvac's
+/// requests, vaultrs's reqwest, the Go api client) follow it keeping `X-Vault-Token`. With no
+/// active node known: 503, as Vault.
+fn standby_redirect(state: &AppState, uri: &http::Uri) -> Response {
+    let Some(leader) = state.core.leader_api_addr() else {
+        return ApiError::new(
+            http::StatusCode::SERVICE_UNAVAILABLE,
+            "no active Vault instance found",
+        )
+        .into_response();
+    };
+    let base = match leader.parse::<http::Uri>() {
+        Ok(parsed) if parsed.authority().is_some() => format!(
+            "{}://{}",
+            parsed.scheme_str().unwrap_or("https"),
+            parsed.authority().map(|a| a.as_str()).unwrap_or_default()
+        ),
+        _ => {
+            return ApiError::new(
+                http::StatusCode::INTERNAL_SERVER_ERROR,
+                "the active node's api_addr is not a URL",
+            )
+            .into_response();
+        }
+    };
+    let path = uri.path_and_query().map_or("/", |p| p.as_str());
+    let mut response = http::StatusCode::TEMPORARY_REDIRECT.into_response();
+    match http::HeaderValue::from_str(&format!("{base}{path}")) {
+        Ok(location) => {
+            response
+                .headers_mut()
+                .insert(http::header::LOCATION, location);
+            response
+        }
+        Err(_) => ApiError::new(
+            http::StatusCode::INTERNAL_SERVER_ERROR,
+            "the redirect location is not a valid header",
+        )
+        .into_response(),
+    }
 }
 
 /// OpenBao serves these with raw HTTP handlers, outside its logical router (and its audit).

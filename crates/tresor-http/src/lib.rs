@@ -6,12 +6,13 @@
 //! - `request`: parsing of method, path, query, token headers and bounded JSON bodies.
 //! - `response`: the response envelope, sys top-level mirroring, 204s, exact headers.
 //! - `error`: [`ApiError`], the `{"errors":[…]}` envelope, and the mapping from `CoreError`.
-//! - `dispatch`: unauthenticated sys paths, the sealed check, authentication, routing.
+//! - `dispatch`: the HA standby's redirect, unauthenticated sys paths, the sealed check,
+//!   authentication, routing.
 //! - `audit`: the HTTP half of the audit hook (the per-request scope, the response line).
 //! - `inflight`: the requests being served (`sys/in-flight-req`, the in-flight gauge).
 //! - `observe`: what every request gets on arrival: its id, the log span carrying it, its
 //!   in-flight entry, and its latency in the metrics registry.
-//! - `sys`: the `sys/*` handlers (health, seal, init, keys, leader, audit, rekey, metrics,
+//! - `sys`: the `sys/*` handlers (health, seal, init, keys, leader and HA, audit, rekey, metrics,
 //!   host-info, in-flight-req, config/state, …).
 //!
 //! Only this crate knows status codes; the core reports errors as `CoreError`.

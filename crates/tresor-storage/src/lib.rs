@@ -9,7 +9,9 @@
 //! - [`postgresql`]: one table in PostgreSQL (`path`/`key`/`value`, primary key `(path, key)`),
 //!   over a bounded pool of `tokio-postgres` connections; lists through the primary key's
 //!   index only, runs a transaction as one `BEGIN … COMMIT` block; counts a server's sessions
-//!   by `application_name` for `tresor operator migrate`. No HA lock yet.
+//!   by `application_name` for `tresor operator migrate`; with `ha_enabled`, the HA lock
+//!   (`postgresql::PostgresqlHa`: a row with a TTL in `ha_table`) fences every write.
+//! - [`ha`]: the [`ha::HaLock`] trait the core elects its active node with.
 //! - `list`: Vault's `List` semantics, shared by every backend.
 //! - `conformance` (feature `conformance`): one test suite every backend must pass.
 //!
@@ -24,13 +26,16 @@ use async_trait::async_trait;
 pub mod conformance;
 
 pub mod embedded;
+pub mod ha;
 mod list;
 pub mod memory;
 pub mod postgresql;
 
 pub use embedded::{EmbeddedBackend, EmbeddedOptions};
 pub use memory::MemoryBackend;
-pub use postgresql::{DEFAULT_APPLICATION_NAME, PostgresqlBackend, PostgresqlOptions};
+pub use postgresql::{
+    DEFAULT_APPLICATION_NAME, HaOptions, PostgresqlBackend, PostgresqlHa, PostgresqlOptions,
+};
 
 /// Why a physical storage operation failed.
 #[derive(Debug, thiserror::Error)]

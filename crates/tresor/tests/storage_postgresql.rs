@@ -180,7 +180,8 @@ fn refused(config: &str, env: &[(&str, &str)], home: &Path) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn the_server_refuses_ha_a_missing_url_hostile_tables_and_never_prints_the_password() {
+async fn the_server_refuses_ha_without_api_addr_a_missing_url_hostile_tables_and_never_prints_the_password()
+ {
     let db = Db::new("pgstore_it").await;
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path();
@@ -194,7 +195,7 @@ async fn the_server_refuses_ha_a_missing_url_hostile_tables_and_never_prints_the
     );
     let stderr = refused(&config, &[], home);
     assert!(
-        stderr.contains("ha_enabled = true is not available yet"),
+        stderr.contains("ha_enabled = true needs api_addr"),
         "{stderr}"
     );
 

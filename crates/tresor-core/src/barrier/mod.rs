@@ -187,6 +187,25 @@ impl Barrier {
         Ok(())
     }
 
+    /// Reads the keyring again with the root key in memory, replacing the loaded one. A
+    /// standby taking over calls it: the node that was active may have added terms
+    /// (`sys/rotate`) since this one unsealed. Fails (and keeps the loaded keyring) when the
+    /// stored keyring is no longer under this root key (a root key rotated elsewhere).
+    pub async fn reload_keyring(&self) -> Result<(), BarrierError> {
+        let _lifecycle = self.lifecycle.lock().await;
+        let root_key = self.unsealed()?.keyring.root_key().clone();
+        let stored = self
+            .backend
+            .get(KEYRING_PATH)
+            .await?
+            .ok_or(BarrierError::NotInitialized)?;
+        let plaintext = aead::decrypt(&root_key, KEYRING_PATH, &stored)
+            .map_err(|_| BarrierError::InvalidRootKey)?;
+        let keyring = Keyring::from_bytes(plaintext.expose())?;
+        *self.state.write().unwrap_or_else(PoisonError::into_inner) = Some(Unsealed::new(keyring));
+        Ok(())
+    }
+
     /// Forgets the keyring. Operations already in flight finish with the keys they hold;
     /// the keys are wiped when the last of them drops.
     pub fn seal(&self) {

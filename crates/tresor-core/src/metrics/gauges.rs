@@ -10,18 +10,20 @@ impl Core {
     /// Every metric family: the process registry's plus the core's state gauges.
     pub fn metric_families(&self) -> Vec<Family> {
         let active = self.active().ok();
-        let unsealed = if active.is_some() { 1.0 } else { 0.0 };
+        let unsealed = if self.is_sealed() { 0.0 } else { 1.0 };
+        let serving = if active.is_some() { 1.0 } else { 0.0 };
         let mut out = vec![
             Family::single_gauge(
                 "vault.core.unsealed",
                 "1 while the server is unsealed, 0 while sealed.",
                 unsealed,
             ),
-            // One node, no HA: an unsealed server is the active node, a sealed one is not.
+            // Without HA an unsealed server is the active node; an HA standby is unsealed
+            // without an active state.
             Family::single_gauge(
                 "vault.core.active",
                 "1 on the active node, 0 on a standby or sealed node.",
-                unsealed,
+                serving,
             ),
         ];
         let Some(active) = active else {

@@ -74,6 +74,8 @@ pub async fn authenticated(state: &AppState, request: &ApiRequest) -> Result<Res
         "sys/rotate" | "sys/rotate/keyring" => keys::rotate(state, request).await,
         "sys/rekey/backup" => rekey::backup(state, request).await,
         "sys/key-status" => keys::status(state, request),
+        "sys/ha-status" => leader::ha_status(state, request).await,
+        "sys/step-down" => leader::step_down(state, request).await,
         "sys/metrics" => metrics::read(state, request),
         "sys/in-flight-req" => in_flight::read(state, request),
         "sys/host-info" | "sys/host-info/" => host_info::read(state, request).await,

@@ -25,17 +25,23 @@
 //! ```
 
 mod connection;
+mod ha;
 mod keys;
 mod list;
 mod pipeline;
 mod pool;
 mod schema;
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 
+pub use self::ha::{DEFAULT_HA_TABLE, LOCK_TTL, PostgresqlHa, RENEW_INTERVAL, RETRY_INTERVAL};
+use self::ha::{Fence, Mode};
 use self::pipeline::{Request, in_order};
 use self::pool::{Failure, Pool};
 pub use self::schema::{DEFAULT_TABLE, TableName};
+use crate::ha::NodeAdvert;
 use crate::{Backend, StorageError, TxnOp, validate_key};
 
 /// How the backend is opened: Vault's `storage "postgresql"` settings.
@@ -91,7 +97,18 @@ impl std::fmt::Debug for PostgresqlOptions {
 #[derive(Debug)]
 pub struct PostgresqlBackend {
     table: TableName,
-    pool: Pool,
+    pool: Arc<Pool>,
+    /// With HA: whether and how writes are fenced by the lock (see `ha`); `None`: a single
+    /// node, writes go as they are.
+    fence: Option<Arc<Fence>>,
+}
+
+/// `ha_enabled`: the lock table and what this node tells the others.
+#[derive(Debug, Clone)]
+pub struct HaOptions {
+    /// `ha_table`: validated by [`TableName::parse`].
+    pub table: String,
+    pub advert: NodeAdvert,
 }
 
 impl PostgresqlBackend {
@@ -99,6 +116,28 @@ impl PostgresqlBackend {
     /// statements once, so a wrong URL, a missing privilege or a table of another shape is
     /// an error now rather than on the first request.
     pub async fn open(options: PostgresqlOptions) -> Result<Self, StorageError> {
+        Ok(Self::open_with(options, None).await?.0)
+    }
+
+    /// As [`PostgresqlBackend::open`], with the HA lock (its table is created too). From
+    /// then on the backend's writes follow the lock: unfenced while sealed, refused on a
+    /// standby, fenced by the lock on the active node.
+    pub async fn open_ha(
+        options: PostgresqlOptions,
+        ha: HaOptions,
+    ) -> Result<(Self, Arc<PostgresqlHa>), StorageError> {
+        let (backend, lock) = Self::open_with(options, Some(ha)).await?;
+        let lock = lock.ok_or_else(|| StorageError::Open {
+            path: "postgresql".to_owned(),
+            reason: "the HA lock was not created".to_owned(),
+        })?;
+        Ok((backend, lock))
+    }
+
+    async fn open_with(
+        options: PostgresqlOptions,
+        ha: Option<HaOptions>,
+    ) -> Result<(Self, Option<Arc<PostgresqlHa>>), StorageError> {
         let open_error = |target: &str, reason: String| StorageError::Open {
             path: if target.is_empty() {
                 "postgresql".to_owned()
@@ -111,14 +150,29 @@ impl PostgresqlBackend {
         if options.max_parallel == 0 {
             return Err(open_error("", "max_parallel must be at least 1".to_owned()));
         }
+        let ha_table = match &ha {
+            Some(ha) => Some(
+                TableName::parse(&ha.table)
+                    .map_err(|r| open_error("", r.replacen("table", "ha_table", 1)))?,
+            ),
+            None => None,
+        };
+        if ha_table.as_ref() == Some(&table) {
+            return Err(open_error(
+                "",
+                "ha_table must name another table than table".to_owned(),
+            ));
+        }
         let connection = connection::parse(&options.connection_url, &options.application_name)
             .map_err(|r| open_error("(connection_url)", r))?;
-        let pool = Pool::new(
+        let mut sql = schema::Sql::new(&table);
+        sql.fence = ha_table.as_ref().map(ha::fence_sql);
+        let pool = Arc::new(Pool::new(
             connection,
-            schema::Sql::new(&table),
+            sql,
             options.max_parallel,
             options.max_idle_connections.min(options.max_parallel),
-        );
+        ));
         let target = pool.target().to_owned();
         let client = pool
             .connect_raw()
@@ -136,16 +190,27 @@ impl PostgresqlBackend {
         schema::check_shape(&client, &table)
             .await
             .map_err(|r| open_error(&target, r))?;
+        let (fence, lock) = match (ha, ha_table) {
+            (Some(ha), Some(ha_table)) => {
+                let fence = ha::new_fence();
+                let lock =
+                    PostgresqlHa::open(pool.clone(), ha_table, ha.advert, fence.clone(), &client)
+                        .await
+                        .map_err(|r| open_error(&target, r))?;
+                (Some(fence), Some(lock))
+            }
+            _ => (None, None),
+        };
         drop(client);
-        let backend = Self { table, pool };
+        let backend = Self { table, pool, fence };
         // Prepares every statement against the table as it is.
         backend
             .pool
             .run("checking the table", |_| async { Ok(()) })
             .await
             .map_err(|e| open_error(&target, e.to_string()))?;
-        tracing::info!(connection = %backend.pool.target(), table = %backend.table, "opened the postgresql storage");
-        Ok(backend)
+        tracing::info!(connection = %backend.pool.target(), table = %backend.table, ha = lock.is_some(), "opened the postgresql storage");
+        Ok((backend, lock))
     }
 
     /// The table, quoted as it appears in SQL.
@@ -173,6 +238,22 @@ impl PostgresqlBackend {
                 Ok(u64::try_from(n).unwrap_or(0))
             })
             .await
+    }
+}
+
+const NOT_HOLDER: &str =
+    "write refused: this node no longer holds the HA lock (another node may be active)";
+
+fn not_active() -> StorageError {
+    StorageError::Io(
+        "write refused: this node is a standby (it does not hold the HA lock)".to_owned(),
+    )
+}
+
+impl PostgresqlBackend {
+    /// Writes go through the fenced block (HA, unsealed).
+    fn fenced(&self) -> bool {
+        self.fence.as_ref().is_some_and(|f| f.mode() != Mode::Open)
     }
 }
 
@@ -217,6 +298,14 @@ impl Backend for PostgresqlBackend {
 
     async fn put(&self, key: &str, value: Vec<u8>) -> Result<(), StorageError> {
         validate_key(key)?;
+        if self.fenced() {
+            return self
+                .transaction(vec![TxnOp::Put {
+                    key: key.to_owned(),
+                    value,
+                }])
+                .await;
+        }
         let (path, name) = keys::split(key);
         let value = value.as_slice();
         self.pool
@@ -229,6 +318,13 @@ impl Backend for PostgresqlBackend {
 
     async fn delete(&self, key: &str) -> Result<(), StorageError> {
         validate_key(key)?;
+        if self.fenced() {
+            return self
+                .transaction(vec![TxnOp::Delete {
+                    key: key.to_owned(),
+                }])
+                .await;
+        }
         let (path, name) = keys::split(key);
         self.pool
             .run("delete", |c| async move {
@@ -257,6 +353,13 @@ impl Backend for PostgresqlBackend {
         if ops.is_empty() {
             return Ok(());
         }
+        let holder = match self.fence.as_ref().map(|f| f.mode()) {
+            None | Some(Mode::Open) => None,
+            Some(Mode::Standby) => return Err(not_active()),
+            Some(Mode::Held(identity)) => Some(identity),
+        };
+        let holder = holder.as_deref();
+        let fence = self.fence.as_deref();
         let rows: Vec<(&str, &str, Option<&[u8]>)> = ops
             .iter()
             .map(|op| match op {
@@ -282,8 +385,27 @@ impl Backend for PostgresqlBackend {
                 // one inside a transaction (every block ends in COMMIT, and a connection whose
                 // block did not finish is dropped), so BEGIN fails only with the connection,
                 // and then every op behind it fails too.
-                let mut requests: Vec<Request<'_, ()>> = Vec::with_capacity(rows.len() + 2);
+                // With HA, the fence goes first: if this node no longer holds the lock,
+                // it fails and takes the whole block with it.
+                let mut requests: Vec<Request<'_, ()>> = Vec::with_capacity(rows.len() + 3);
                 requests.push(Box::pin(client.batch_execute("BEGIN")));
+                let fenced = match (holder, &c.fence) {
+                    (Some(identity), Some(statement)) => {
+                        requests.push(Box::pin(async move {
+                            client
+                                .query_one(statement, &[&ha::LOCK_KEY, &identity])
+                                .await
+                                .map(drop)
+                        }));
+                        true
+                    }
+                    (Some(_), None) => {
+                        return Err(Failure::Unexpected(
+                            "the fence statement is not prepared".to_owned(),
+                        ));
+                    }
+                    _ => false,
+                };
                 for (path, name, value) in rows {
                     requests.push(match value {
                         Some(value) => Box::pin(async move {
@@ -295,7 +417,17 @@ impl Backend for PostgresqlBackend {
                     });
                 }
                 requests.push(Box::pin(client.batch_execute("COMMIT")));
-                for answer in in_order(requests).await {
+                let answers = in_order(requests).await;
+                if fenced
+                    && let Some(Err(err)) = answers.get(1)
+                    && ha::is_fence_refusal(err)
+                {
+                    if let (Some(fence), Some(identity)) = (fence, holder) {
+                        fence.lose(identity, "a write found the lock taken or lapsed");
+                    }
+                    return Err(Failure::Unexpected(NOT_HOLDER.to_owned()));
+                }
+                for answer in answers {
                     answer?;
                 }
                 Ok::<(), Failure>(())

@@ -41,6 +41,8 @@ pub(super) struct Conn {
     pub leaves_from: Statement,
     pub folders_range: Statement,
     pub folders_from: Statement,
+    /// With HA: the check that this node still holds the lock, first in every write block.
+    pub fence: Option<Statement>,
 }
 
 pub(super) struct Pool {
@@ -99,6 +101,15 @@ impl Pool {
 
     /// A raw connection without prepared statements (schema creation at open).
     pub(super) async fn connect_raw(&self) -> Result<Client, String> {
+        self.connect_watched().await.map(|(client, _)| client)
+    }
+
+    /// As [`Pool::connect_raw`], with a receiver that completes the moment the connection
+    /// ends (the HA lock's session must notice at once, not at its next statement).
+    pub(super) async fn connect_watched(
+        &self,
+    ) -> Result<(Client, tokio::sync::watch::Receiver<bool>), String> {
+        let (ended_tx, ended) = tokio::sync::watch::channel(false);
         let (client, connection) = self
             .connection
             .config
@@ -113,8 +124,9 @@ impl Pool {
                 let reason = redactor.redact(&describe(&err));
                 tracing::debug!(%reason, "a PostgreSQL storage connection ended");
             }
+            ended_tx.send_replace(true);
         });
-        Ok(client)
+        Ok((client, ended))
     }
 
     async fn connect(&self) -> Result<Conn, String> {
@@ -122,16 +134,18 @@ impl Pool {
         let s = &self.sql;
         // Sent together: one round trip for all of them.
         let requests: Vec<Request<'_, Statement>> = [
-            &s.get,
-            &s.put,
-            &s.delete,
-            &s.leaves_all,
-            &s.leaves_range,
-            &s.leaves_from,
-            &s.folders_range,
-            &s.folders_from,
+            Some(&s.get),
+            Some(&s.put),
+            Some(&s.delete),
+            Some(&s.leaves_all),
+            Some(&s.leaves_range),
+            Some(&s.leaves_from),
+            Some(&s.folders_range),
+            Some(&s.folders_from),
+            s.fence.as_ref(),
         ]
         .into_iter()
+        .flatten()
         .map(|sql| -> Request<'_, Statement> { Box::pin(client.prepare(sql)) })
         .collect();
         let prepared = in_order(requests)
@@ -153,6 +167,11 @@ impl Pool {
             leaves_from: next()?,
             folders_range: next()?,
             folders_from: next()?,
+            fence: if s.fence.is_some() {
+                Some(next()?)
+            } else {
+                None
+            },
             client,
         })
     }

@@ -120,6 +120,8 @@ pub struct Sql {
     pub folders_range: String,
     /// As `folders_range`, when no upper bound exists.
     pub folders_from: String,
+    /// With HA (see `ha::fence_sql`): fails unless lock `$1` is held by identity `$2`.
+    pub fence: Option<String>,
 }
 
 impl Sql {
@@ -138,6 +140,7 @@ impl Sql {
             leaves_from: format!("SELECT key FROM {table} WHERE path = $1 AND key >= $2"),
             folders_range: Self::folders(table, Some("$2")),
             folders_from: Self::folders(table, None),
+            fence: None,
         }
     }
 
@@ -166,6 +169,15 @@ impl Sql {
 /// Creates the table unless it exists. Safe when several nodes start at once (see
 /// [`SCHEMA_LOCK`]), and needs no `CREATE` privilege when someone else made the table.
 pub async fn ensure(client: &Client, table: &TableName) -> Result<(), tokio_postgres::Error> {
+    ensure_with(client, table, &create_table(table)).await
+}
+
+/// As [`ensure`], for any table and its `CREATE` statement (the HA lock table too).
+pub async fn ensure_with(
+    client: &Client,
+    table: &TableName,
+    create: &str,
+) -> Result<(), tokio_postgres::Error> {
     client.batch_execute("BEGIN").await?;
     let outcome = async {
         client
@@ -176,8 +188,8 @@ pub async fn ensure(client: &Client, table: &TableName) -> Result<(), tokio_post
             .await?
             .try_get::<_, bool>(0)?;
         if !exists {
-            client.batch_execute(&create_table(table)).await?;
-            tracing::info!(%table, "created the storage table");
+            client.batch_execute(create).await?;
+            tracing::info!(%table, "created a storage table");
         }
         Ok(())
     }

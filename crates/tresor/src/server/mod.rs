@@ -181,18 +181,25 @@ fn init_logging(level: &str, format: LogFormat) -> Result<()> {
     Ok(())
 }
 
-async fn open_backend(storage: &StorageConfig) -> Result<Arc<dyn Backend>> {
+/// The storage, and its HA lock when `ha_enabled` is set.
+type Storage = (
+    Arc<dyn Backend>,
+    Option<Arc<dyn tresor_storage::ha::HaLock>>,
+);
+
+async fn open_backend(storage: &StorageConfig, api_addr: Option<&str>) -> Result<Storage> {
+    let single = |backend: Arc<dyn Backend>| -> Storage { (backend, None) };
     Ok(match storage {
-        StorageConfig::Inmem => Arc::new(MemoryBackend::new()),
+        StorageConfig::Inmem => single(Arc::new(MemoryBackend::new())),
         StorageConfig::Embedded { path, cache_size } => {
             let options = EmbeddedOptions {
                 // The config refuses sizes this machine cannot address.
                 cache_size: usize::try_from(*cache_size).unwrap_or(usize::MAX),
             };
-            Arc::new(
+            single(Arc::new(
                 EmbeddedBackend::open_with(path, options)
                     .with_context(|| format!("opening the embedded store {}", path.display()))?,
-            )
+            ))
         }
         StorageConfig::Postgresql {
             connection_url,
@@ -200,15 +207,8 @@ async fn open_backend(storage: &StorageConfig) -> Result<Arc<dyn Backend>> {
             max_parallel,
             max_idle_connections,
             ha_enabled,
-            ha_table: _,
+            ha_table,
         } => {
-            if *ha_enabled {
-                // Several nodes writing one table without a leader would each cache and
-                // overwrite the others' state: refuse rather than run unlocked.
-                bail!(
-                    "storage \"postgresql\": ha_enabled = true is not available yet (no leader election, so no two nodes may share the table); remove ha_enabled to run a single node"
-                );
-            }
             let url = postgresql_url(connection_url.as_deref(), |name| std::env::var(name).ok())?;
             let mut options = PostgresqlOptions::new(url);
             if let Some(table) = table {
@@ -221,13 +221,65 @@ async fn open_backend(storage: &StorageConfig) -> Result<Arc<dyn Backend>> {
             if let Some(n) = max_idle_connections {
                 options.max_idle_connections = usize::try_from(*n).unwrap_or(usize::MAX);
             }
-            Arc::new(
-                PostgresqlBackend::open(options)
-                    .await
-                    .context("opening the postgresql storage")?,
-            )
+            if !*ha_enabled {
+                return Ok(single(Arc::new(
+                    PostgresqlBackend::open(options)
+                        .await
+                        .context("opening the postgresql storage")?,
+                )));
+            }
+            let Some(api_addr) = api_addr.filter(|a| !a.trim().is_empty()) else {
+                // Standbys send clients to the active node's api_addr: without one they
+                // could only refuse.
+                bail!(
+                    "storage \"postgresql\" with ha_enabled = true needs api_addr (the URL clients reach this node at, e.g. api_addr = \"https://tresor-1.internal:8200\")"
+                );
+            };
+            let ha = tresor_storage::HaOptions {
+                table: ha_table
+                    .clone()
+                    .unwrap_or_else(|| tresor_storage::postgresql::DEFAULT_HA_TABLE.to_owned()),
+                advert: tresor_storage::ha::NodeAdvert {
+                    node_id: hex::encode(tresor_core::random::bytes(8)),
+                    api_addr: api_addr.trim_end_matches('/').to_owned(),
+                    cluster_addr: cluster_addr_from(api_addr),
+                    hostname: hostname(),
+                    version: tresor_core::version::reported_version(),
+                },
+            };
+            let (backend, lock) = PostgresqlBackend::open_ha(options, ha)
+                .await
+                .context("opening the postgresql storage")?;
+            (Arc::new(backend), Some(lock))
         }
     })
+}
+
+/// Vault's default `cluster_addr`: `api_addr`'s host on the next port, over https. No
+/// cluster listener exists yet; the address is reported (sys/leader, sys/ha-status) only.
+fn cluster_addr_from(api_addr: &str) -> String {
+    let Ok(uri) = api_addr.parse::<http::Uri>() else {
+        return String::new();
+    };
+    let Some(host) = uri.host() else {
+        return String::new();
+    };
+    let port = uri
+        .port_u16()
+        .unwrap_or(if uri.scheme_str() == Some("http") {
+            80
+        } else {
+            443
+        });
+    format!("https://{host}:{}", port.saturating_add(1))
+}
+
+/// The machine's host name, for `sys/ha-status`.
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_default()
 }
 
 /// `connection_url` from the file, else `TRESOR_PG_CONNECTION_URL`, else Vault's
@@ -253,7 +305,7 @@ const PG_URL_ENV: &str = "TRESOR_PG_CONNECTION_URL";
 const VAULT_PG_URL_ENV: &str = "VAULT_PG_CONNECTION_URL";
 
 async fn serve(config: ServerConfig, args: ServerArgs, started: Instant) -> Result<()> {
-    let backend = open_backend(&config.storage).await?;
+    let (backend, ha) = open_backend(&config.storage, config.api_addr.as_deref()).await?;
     crate::migrate::lock::refuse_to_serve(&*backend).await?;
     let paused = revocation_paused(&config)?;
     if paused {
@@ -282,6 +334,7 @@ async fn serve(config: ServerConfig, args: ServerArgs, started: Instant) -> Resu
             allow_audit_log_prefixing: config.allow_audit_log_prefixing,
             seal: seals.active,
             migration_seal: seals.disabled,
+            ha,
         },
     )
     .await
