@@ -590,6 +590,10 @@ async fn three_nodes_one_active_fail_over_within_5s_step_down_and_never_two_writ
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let d = one_active(&client, &nodes, Duration::from_secs(10)).await;
+    eprintln!(
+        "after the cut, node {d} (cut: {c}) active after {:?}",
+        cut.elapsed()
+    );
     let (status, body, _) = call(
         &client,
         &nodes[d].addr,
