@@ -21,69 +21,8 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use common::Server;
+use common::pg::{TestDb as Db, connect};
 use serde_json::{Value, json};
-
-/// A database of its own, dropped (with its sessions) when the test ends, even on failure.
-struct Db {
-    name: String,
-}
-
-impl Db {
-    async fn new() -> Db {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos();
-        let name = format!(
-            "ha_it_{}_{}_{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::SeqCst),
-            nanos % 100_000
-        );
-        connect("postgres")
-            .await
-            .batch_execute(&format!(
-                "CREATE DATABASE \"{name}\" ENCODING 'UTF8' TEMPLATE template0"
-            ))
-            .await
-            .unwrap();
-        Db { name }
-    }
-}
-
-impl Drop for Db {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("psql")
-            .args([
-                "-h",
-                "127.0.0.1",
-                "-U",
-                "postgres",
-                "-d",
-                "postgres",
-                "-qAtc",
-            ])
-            .arg(format!(
-                "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
-                self.name
-            ))
-            .status();
-    }
-}
-
-async fn connect(dbname: &str) -> tokio_postgres::Client {
-    let (client, connection) = tokio_postgres::connect(
-        &format!("host=127.0.0.1 port=5432 user=postgres dbname={dbname}"),
-        tokio_postgres::NoTls,
-    )
-    .await
-    .expect("PostgreSQL on 127.0.0.1:5432 (user postgres, trust)");
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    client
-}
 
 /// One node: its process (gone once killed), its address, and the `application_name` its
 /// sessions carry (to find them in `pg_stat_activity`).
@@ -290,7 +229,7 @@ async fn futures_join_all<F: Future<Output = bool>>(futures: impl Iterator<Item 
 
 #[tokio::test(flavor = "multi_thread")]
 async fn three_nodes_one_active_fail_over_within_5s_step_down_and_never_two_writers() {
-    let db = Db::new().await;
+    let db = Db::new("ha_it").await;
     let dir = tempfile::tempdir().unwrap();
     let client = plain();
 
