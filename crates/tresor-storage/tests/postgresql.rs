@@ -11,42 +11,27 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
+mod support;
+
+use support::{TestDb, superuser};
 use tresor_storage::conformance::test_suite;
 use tresor_storage::{Backend, PostgresqlBackend, PostgresqlOptions, StorageError, TxnOp};
 
-/// A database of its own, dropped (with its sessions) when the test ends.
-struct Db {
-    name: String,
+/// A database of the test's own (see `support`), and the backend over it.
+struct Db(TestDb);
+
+impl std::ops::Deref for Db {
+    type Target = TestDb;
+    fn deref(&self) -> &TestDb {
+        &self.0
+    }
 }
 
 impl Db {
     async fn new() -> Db {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos();
-        let name = format!(
-            "pgstore_{}_{}_{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::SeqCst),
-            nanos % 100_000
-        );
-        superuser("postgres")
-            .await
-            .batch_execute(&format!(
-                "CREATE DATABASE \"{name}\" ENCODING 'UTF8' TEMPLATE template0"
-            ))
-            .await
-            .unwrap();
-        Db { name }
-    }
-
-    fn url(&self) -> String {
-        format!("postgres://postgres@127.0.0.1:5432/{}", self.name)
+        Db(TestDb::new("pgstore").await)
     }
 
     async fn open(&self) -> PostgresqlBackend {
@@ -54,48 +39,6 @@ impl Db {
             .await
             .unwrap()
     }
-
-    /// A superuser session in this database (not one of the backend's).
-    async fn admin(&self) -> tokio_postgres::Client {
-        superuser(&self.name).await
-    }
-}
-
-impl Drop for Db {
-    fn drop(&mut self) {
-        // Synchronous, so it also runs while a failed test unwinds.
-        let status = std::process::Command::new("psql")
-            .args([
-                "-h",
-                "127.0.0.1",
-                "-U",
-                "postgres",
-                "-d",
-                "postgres",
-                "-qAtc",
-            ])
-            .arg(format!(
-                "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
-                self.name
-            ))
-            .status();
-        if !matches!(status, Ok(s) if s.success()) {
-            eprintln!("could not drop database {}: {status:?}", self.name);
-        }
-    }
-}
-
-async fn superuser(dbname: &str) -> tokio_postgres::Client {
-    let (client, connection) = tokio_postgres::connect(
-        &format!("host=127.0.0.1 port=5432 user=postgres dbname={dbname}"),
-        tokio_postgres::NoTls,
-    )
-    .await
-    .expect("PostgreSQL on 127.0.0.1:5432 (user postgres, trust)");
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    client
 }
 
 /// The backend's sessions in `db` (they identify as `application_name = tresor`).

@@ -10,37 +10,27 @@
 )]
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+mod support;
+
+use support::{TestDb, superuser};
 use tresor_storage::ha::{HaLock, NodeAdvert};
 use tresor_storage::{Backend, HaOptions, PostgresqlBackend, PostgresqlHa, PostgresqlOptions};
 
-struct Db {
-    name: String,
+/// A database of the test's own (see `support`), and nodes over it.
+struct Db(TestDb);
+
+impl std::ops::Deref for Db {
+    type Target = TestDb;
+    fn deref(&self) -> &TestDb {
+        &self.0
+    }
 }
 
 impl Db {
     async fn new() -> Db {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos();
-        let name = format!(
-            "ha_st_{}_{}_{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::SeqCst),
-            nanos % 100_000
-        );
-        superuser("postgres")
-            .await
-            .batch_execute(&format!(
-                "CREATE DATABASE \"{name}\" ENCODING 'UTF8' TEMPLATE template0"
-            ))
-            .await
-            .unwrap();
-        Db { name }
+        Db(TestDb::new("ha_st").await)
     }
 
     /// A node: its backend and its lock; `app` names its sessions in `pg_stat_activity`.
@@ -66,39 +56,6 @@ impl Db {
         .unwrap();
         (Arc::new(backend), lock)
     }
-}
-
-impl Drop for Db {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("psql")
-            .args([
-                "-h",
-                "127.0.0.1",
-                "-U",
-                "postgres",
-                "-d",
-                "postgres",
-                "-qAtc",
-            ])
-            .arg(format!(
-                "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
-                self.name
-            ))
-            .status();
-    }
-}
-
-async fn superuser(dbname: &str) -> tokio_postgres::Client {
-    let (client, connection) = tokio_postgres::connect(
-        &format!("host=127.0.0.1 port=5432 user=postgres dbname={dbname}"),
-        tokio_postgres::NoTls,
-    )
-    .await
-    .expect("PostgreSQL on 127.0.0.1:5432 (user postgres, trust)");
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    client
 }
 
 async fn eventually<F: AsyncFn() -> bool>(what: &str, within: Duration, check: F) {
