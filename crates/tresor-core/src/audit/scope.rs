@@ -219,10 +219,10 @@ impl Scope {
             (Arc::clone(devices), lines, held)
         };
         let held_any = !held.is_empty();
-        let written = if held.is_empty() {
-            write_all(&devices, lines).await
-        } else {
+        let written = if held_any {
             write_pairs(&devices, held, lines).await
+        } else {
+            write_all(&devices, lines).await
         };
         if written == 0 {
             let metrics = crate::metrics::global();
