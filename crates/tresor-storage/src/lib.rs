@@ -14,6 +14,8 @@
 //! - [`ha`]: the [`ha::HaLock`] trait the core elects its active node with.
 //! - `list`: Vault's `List` semantics, shared by every backend.
 //! - `conformance` (feature `conformance`): one test suite every backend must pass.
+//! - `test_db` (feature `test-db`, and this crate's unit tests): a PostgreSQL database of a
+//!   test's own.
 //!
 //! # Key semantics (shared by all backends)
 //! Keys are non-empty UTF-8 strings separated by `/`. `list(prefix)` returns the immediate
@@ -24,6 +26,8 @@ use async_trait::async_trait;
 
 #[cfg(feature = "conformance")]
 pub mod conformance;
+#[cfg(any(test, feature = "test-db"))]
+pub mod test_db;
 
 pub mod embedded;
 pub mod ha;

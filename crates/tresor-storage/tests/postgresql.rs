@@ -13,13 +13,11 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-mod support;
-
-use support::{TestDb, superuser};
 use tresor_storage::conformance::test_suite;
+use tresor_storage::test_db::{TestDb, superuser};
 use tresor_storage::{Backend, PostgresqlBackend, PostgresqlOptions, StorageError, TxnOp};
 
-/// A database of the test's own (see `support`), and the backend over it.
+/// A database of the test's own (see `tresor_storage::test_db`), and the backend over it.
 struct Db(TestDb);
 
 impl std::ops::Deref for Db {

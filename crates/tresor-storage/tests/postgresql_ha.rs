@@ -12,13 +12,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-mod support;
-
-use support::{TestDb, superuser};
 use tresor_storage::ha::{HaLock, NodeAdvert};
+use tresor_storage::test_db::{TestDb, superuser};
 use tresor_storage::{Backend, HaOptions, PostgresqlBackend, PostgresqlHa, PostgresqlOptions};
 
-/// A database of the test's own (see `support`), and nodes over it.
+/// A database of the test's own (see `tresor_storage::test_db`), and nodes over it.
 struct Db(TestDb);
 
 impl std::ops::Deref for Db {

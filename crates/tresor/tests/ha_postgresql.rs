@@ -21,8 +21,8 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use common::Server;
-use common::pg::{TestDb as Db, connect};
 use serde_json::{Value, json};
+use tresor_storage::test_db::{TestDb as Db, superuser as connect};
 
 /// One node: its process (gone once killed), its address, and the `application_name` its
 /// sessions carry (to find them in `pg_stat_activity`).

@@ -16,9 +16,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use common::pg::TestDb;
 use common::{BIN, Server, raw};
 use serde_json::{Value, json};
+use tresor_storage::test_db::TestDb;
 use tresor_storage::{Backend, EmbeddedBackend, PostgresqlBackend, PostgresqlOptions};
 
 /// A database of the test's own, with what these tests ask of it.

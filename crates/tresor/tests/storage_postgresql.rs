@@ -13,9 +13,9 @@ mod common;
 
 use std::path::Path;
 
-use common::pg::{TestDb as Db, connect};
 use common::{BIN, Server, raw};
 use serde_json::json;
+use tresor_storage::test_db::{TestDb as Db, superuser as connect};
 
 fn write_config(dir: &Path, storage_body: &str) -> String {
     let path = dir.join("tresor.hcl");

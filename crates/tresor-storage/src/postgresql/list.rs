@@ -58,41 +58,7 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
     use super::super::schema::{Sql, TableName, create_table};
-
-    struct Db(String);
-
-    impl Drop for Db {
-        fn drop(&mut self) {
-            let _ = std::process::Command::new("psql")
-                .args([
-                    "-h",
-                    "127.0.0.1",
-                    "-U",
-                    "postgres",
-                    "-d",
-                    "postgres",
-                    "-qAtc",
-                ])
-                .arg(format!(
-                    "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
-                    self.0
-                ))
-                .status();
-        }
-    }
-
-    async fn connect(dbname: &str) -> tokio_postgres::Client {
-        let (client, connection) = tokio_postgres::connect(
-            &format!("host=127.0.0.1 port=5432 user=postgres dbname={dbname}"),
-            tokio_postgres::NoTls,
-        )
-        .await
-        .expect("PostgreSQL on 127.0.0.1:5432 (user postgres, trust)");
-        tokio::spawn(async move {
-            let _ = connection.await;
-        });
-        client
-    }
+    use crate::test_db::TestDb;
 
     /// The plan PostgreSQL picks for `sql` with `args`, under `plan_cache_mode` (a prepared
     /// statement switches to a generic plan, blind to the values, after five runs).
@@ -121,23 +87,8 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread")]
     async fn listing_reads_the_primary_key_index_and_never_the_whole_table() {
-        let name = format!(
-            "pgstore_plan_{}_{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .subsec_nanos()
-        );
-        connect("postgres")
-            .await
-            .batch_execute(&format!(
-                "CREATE DATABASE \"{name}\" ENCODING 'UTF8' TEMPLATE template0"
-            ))
-            .await
-            .unwrap();
-        let _db = Db(name.clone());
-        let client = connect(&name).await;
+        let db = TestDb::new("pgstore_plan").await;
+        let client = db.admin().await;
         let table = TableName::parse("tresor_kv_store").unwrap();
         client.batch_execute(&create_table(&table)).await.unwrap();
         // 100,000 keys: 20 mounts of 50 folders of 100 keys, plus a big flat folder.

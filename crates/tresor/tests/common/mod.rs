@@ -8,8 +8,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-pub mod pg;
-
 pub const BIN: &str = env!("CARGO_BIN_EXE_tresor");
 
 /// A running server process; killed (SIGKILL) when dropped.

@@ -1,8 +1,16 @@
-//! A PostgreSQL database of a test's own on the real server at 127.0.0.1:5432 (user
-//! `postgres`, trust auth), dropped with its sessions when the test ends, even on failure.
+//! For tests (feature `test-db`): a PostgreSQL database of a test's own on the real server at
+//! 127.0.0.1:5432 (user `postgres`, trust auth), dropped with its sessions when the test ends,
+//! even on failure. Shared by this crate's unit and integration tests and by the `tresor`
+//! crate's integration tests, so the setup exists once.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test support: a database that cannot be made fails the test"
+)]
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
+#[derive(Debug)]
 pub struct TestDb {
     pub name: String,
 }
@@ -22,7 +30,7 @@ impl TestDb {
             N.fetch_add(1, Ordering::SeqCst),
             nanos % 100_000
         );
-        connect("postgres")
+        superuser("postgres")
             .await
             .batch_execute(&format!(
                 "CREATE DATABASE \"{name}\" ENCODING 'UTF8' TEMPLATE template0"
@@ -32,12 +40,14 @@ impl TestDb {
         TestDb { name }
     }
 
-    /// Its connection URL, as a server's `connection_url`.
+    /// Its connection URL, without a query string (tests append their own).
     pub fn url(&self) -> String {
-        format!(
-            "postgres://postgres@127.0.0.1:5432/{}?sslmode=disable",
-            self.name
-        )
+        format!("postgres://postgres@127.0.0.1:5432/{}", self.name)
+    }
+
+    /// A superuser session in this database (not one of a backend's).
+    pub async fn admin(&self) -> tokio_postgres::Client {
+        superuser(&self.name).await
     }
 }
 
@@ -64,8 +74,8 @@ impl Drop for TestDb {
     }
 }
 
-/// A connection to database `dbname` as `postgres`.
-pub async fn connect(dbname: &str) -> tokio_postgres::Client {
+/// A session as `postgres` in database `dbname`.
+pub async fn superuser(dbname: &str) -> tokio_postgres::Client {
     let (client, connection) = tokio_postgres::connect(
         &format!("host=127.0.0.1 port=5432 user=postgres dbname={dbname}"),
         tokio_postgres::NoTls,
