@@ -9,6 +9,8 @@ use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 use serde_json::{Map, Value};
 use tresor_sdk::secret::SecretBytes;
 
+use super::memo::{Digits, Memo};
+
 /// Length of a freshly drawn salt. Vault's is a UUID string; any secret bytes will do.
 pub(crate) const SALT_LEN: usize = 32;
 
@@ -17,6 +19,8 @@ pub struct Salt {
     key: hmac::Key,
     /// Callers' hashed tokens and accessors, by accessor (see [`Salt::caller`]).
     callers: Mutex<HashMap<String, Arc<CallerHashes>>>,
+    /// Strings hashed lately (see [`super::memo`]).
+    memo: Memo,
 }
 
 /// A caller's token and accessor, hashed.
@@ -42,6 +46,7 @@ impl Salt {
         Self {
             key: hmac::Key::new(hmac::HMAC_SHA256, bytes.expose()),
             callers: Mutex::new(HashMap::new()),
+            memo: Memo::new(),
         }
     }
 
@@ -76,15 +81,23 @@ impl Salt {
     }
 
     /// [`Salt::hash`] into a buffer on the stack: audit lines hash a dozen strings per request,
-    /// and serialise them straight from here.
+    /// and serialise them straight from here. A string hashed lately is taken from the memo.
     fn hash_into<'b>(&self, input: &str, out: &'b mut [u8; HASHED_LEN]) -> &'b str {
-        let tag = hmac::sign(&self.key, input.as_bytes());
         let (prefix, digits) = out.split_at_mut(12);
         prefix.copy_from_slice(b"hmac-sha256:");
-        // A 32-byte tag always fills the 64 digits exactly, and hex digits are ASCII.
-        if hex::encode_to_slice(tag.as_ref(), digits).is_err() {
+        let Ok(digits) = <&mut Digits>::try_from(digits) else {
             return "hmac-sha256:";
+        };
+        let id = self.memo.id(input);
+        if !self.memo.get(id, digits) {
+            let tag = hmac::sign(&self.key, input.as_bytes());
+            // A 32-byte tag always fills the 64 digits exactly.
+            if hex::encode_to_slice(tag.as_ref(), digits).is_err() {
+                return "hmac-sha256:";
+            }
+            self.memo.put(id, digits);
         }
+        // Hex digits are ASCII.
         std::str::from_utf8(out).unwrap_or("hmac-sha256:")
     }
 
@@ -226,6 +239,32 @@ mod tests {
             &*salt.caller("s.token-1", "accessor-1").token,
             salt.hash("s.token-1")
         );
+    }
+
+    #[test]
+    fn a_string_hashed_again_from_the_memo_hashes_the_same() {
+        let salt = Salt::new(&SecretBytes::from(b"key".to_vec()));
+        let expected = |m: &str| {
+            let tag = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, b"key"), m.as_bytes());
+            format!("hmac-sha256:{}", hex::encode(tag.as_ref()))
+        };
+        for round in 0..3 {
+            for m in ["", "a", "message", &"x".repeat(1000)] {
+                assert_eq!(
+                    salt.hash(m),
+                    expected(m),
+                    "round {round}, {} bytes",
+                    m.len()
+                );
+            }
+        }
+        let v = serde_json::json!({"f": "message", "g": ["message", "a"]});
+        let first = serde_json::to_string(&salt.hashed(&v, None)).unwrap();
+        assert_eq!(
+            first,
+            serde_json::to_string(&salt.hashed(&v, None)).unwrap()
+        );
+        assert!(first.contains(&expected("message")) && first.contains(&expected("a")));
     }
 
     #[test]

@@ -20,6 +20,7 @@
 
 mod entry;
 mod hash;
+mod memo;
 mod options;
 mod scope;
 mod sink;

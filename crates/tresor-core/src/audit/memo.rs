@@ -1,0 +1,138 @@
+//! A device's memo of the strings it has hashed lately: the HMAC's hex digits, found by a keyed
+//! 128-bit SipHash-2-4 of the string.
+//!
+//! An audited read hashes every string of its answer (a KV v2 read of eight fields: ten
+//! HMAC-SHA256s, four SHA-256 blocks each), and the commonest requests answer the same
+//! strings again and again: the same secret read by every replica of a service, polled by a
+//! sync agent. A SipHash of a 120-byte field costs about a fifth of its HMAC, so a string seen
+//! before is hashed for a fifth of the price.
+//!
+//! Only the SipHash of a string is kept, never the string: its key is drawn from the OS RNG
+//! when the device is loaded and never leaves memory, so the memo says nothing about the
+//! strings to anyone who reads it, and nobody without the key can make two strings share an
+//! entry (SipHash is a PRF; with 128 bits two different strings meet by chance with
+//! probability about 2^-128 per pair). The values are the HMACs, which are in the log anyway.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::Mutex;
+
+use siphasher::sip128::{Hasher128, SipHasher24};
+
+/// Hex digits of an HMAC-SHA256.
+pub(crate) type Digits = [u8; 64];
+
+/// Strings remembered per device before the memo starts over (about 100 bytes each).
+const MAX_ENTRIES: usize = 32_768;
+
+pub(crate) struct Memo {
+    key: [u8; 16],
+    seen: Mutex<HashMap<u128, Digits, BuildHasherDefault<Identity>>>,
+}
+
+impl Memo {
+    pub(crate) fn new() -> Self {
+        let mut key = [0u8; 16];
+        key.copy_from_slice(&crate::random::bytes(16));
+        Self {
+            key,
+            seen: Mutex::new(HashMap::default()),
+        }
+    }
+
+    /// The name `input` has in the memo.
+    pub(crate) fn id(&self, input: &str) -> u128 {
+        let mut sip = SipHasher24::new_with_key(&self.key);
+        sip.write(input.as_bytes());
+        sip.finish128().as_u128()
+    }
+
+    /// Copies the remembered digits of `id` into `out`; `false` if there are none.
+    pub(crate) fn get(&self, id: u128, out: &mut Digits) -> bool {
+        let Ok(seen) = self.seen.lock() else {
+            return false;
+        };
+        match seen.get(&id) {
+            Some(digits) => {
+                *out = *digits;
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub(crate) fn put(&self, id: u128, digits: &Digits) {
+        if let Ok(mut seen) = self.seen.lock() {
+            if seen.len() >= MAX_ENTRIES {
+                seen.clear();
+            }
+            seen.insert(id, *digits);
+        }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.seen.lock().map_or(0, |s| s.len())
+    }
+}
+
+/// The map's own hash of a key that is already a uniformly random 128-bit value: its low
+/// 64 bits, with no second pass of hashing.
+#[derive(Default)]
+pub(crate) struct Identity(u64);
+
+impl Hasher for Identity {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `write_u128` is used by the memo's keys; fold anything else in anyway.
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+
+    fn write_u128(&mut self, n: u128) {
+        // Truncation intended: the low half of a uniform value is uniform.
+        #[allow(
+            clippy::cast_possible_truncation,
+            reason = "the low 64 bits are the hash"
+        )]
+        {
+            self.0 = n as u64;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_string_is_found_again_and_others_are_not() {
+        let memo = Memo::new();
+        let digits = [b'a'; 64];
+        memo.put(memo.id("x"), &digits);
+        let mut out = [0u8; 64];
+        assert!(memo.get(memo.id("x"), &mut out));
+        assert_eq!(out, digits);
+        assert!(!memo.get(memo.id("y"), &mut out));
+        assert!(!memo.get(memo.id("x "), &mut out));
+    }
+
+    #[test]
+    fn two_memos_name_the_same_string_differently() {
+        // Each device draws its own key, so ids say nothing across devices or restarts.
+        assert_ne!(Memo::new().id("secret"), Memo::new().id("secret"));
+    }
+
+    #[test]
+    fn the_memo_stays_bounded() {
+        let memo = Memo::new();
+        for i in 0..MAX_ENTRIES + 10 {
+            memo.put(memo.id(&i.to_string()), &[b'0'; 64]);
+        }
+        assert!(memo.len() <= MAX_ENTRIES, "{} entries", memo.len());
+    }
+}
