@@ -1,6 +1,14 @@
 //! Real-world manifests (vendored under tests/fixtures/corpus with their licences): what
 //! `tresor lint` reports on them, exactly.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    reason = "test helpers outside #[test] functions"
+)]
+
 mod support;
 
 use std::path::PathBuf;
@@ -13,7 +21,7 @@ fn corpus(dir: &str) -> Vec<(String, String, u32, u32, String)> {
         .join("tests/fixtures/corpus")
         .join(dir);
     let r = lint_paths(
-        &[path.clone()],
+        std::slice::from_ref(&path),
         &Ignore::new(&[]).unwrap(),
         &Config::default(),
         Options::default(),

@@ -1,6 +1,14 @@
 //! Output formats: SARIF validated against the vendored OASIS schema, JSON shape, and that no
 //! format ever contains a secret value from the input.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    reason = "test helpers outside #[test] functions"
+)]
+
 mod support;
 
 use base64::Engine as _;

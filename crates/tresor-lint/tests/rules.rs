@@ -1,5 +1,13 @@
 //! Per-rule cases, positive and negative, including tricky YAML. Each test names the behaviour.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    reason = "test helpers outside #[test] functions"
+)]
+
 mod support;
 
 use support::{f, findings, report, report_with, rules_of, summarise};

@@ -1,4 +1,11 @@
-#![allow(dead_code)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    dead_code,
+    reason = "test helpers outside #[test] functions"
+)]
 
 use tresor_lint::yaml::Limits;
 use tresor_lint::{Config, Report, lint_sources};
