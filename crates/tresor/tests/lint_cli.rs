@@ -1,6 +1,14 @@
 //! `tresor lint` through the real binary: exit codes, stdin, formats, excludes, config, and
 //! bounded input.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    reason = "test helpers outside #[test] functions"
+)]
+
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -63,7 +71,10 @@ fn stdin_is_read_for_a_dash_as_helm_template_pipes_it() {
     let o = tresor(dir.path(), &["lint", "-"], Some(helm.as_bytes()));
     assert_eq!(o.status.code(), Some(1));
     let out = stdout(&o);
-    assert!(out.contains("<stdin>:8:13: error[no-inline-secret]"), "{out}");
+    assert!(
+        out.contains("<stdin>:8:13: error[no-inline-secret]"),
+        "{out}"
+    );
     assert!(out.contains("helm: app/templates/secret.yaml"), "{out}");
 }
 
@@ -71,8 +82,15 @@ fn stdin_is_read_for_a_dash_as_helm_template_pipes_it() {
 fn fail_on_sets_the_threshold() {
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), "p.yaml", OPTIONAL_REF);
-    assert_eq!(tresor(dir.path(), &["lint", "p.yaml"], None).status.code(), Some(0));
-    let o = tresor(dir.path(), &["lint", "--fail-on", "warning", "p.yaml"], None);
+    assert_eq!(
+        tresor(dir.path(), &["lint", "p.yaml"], None).status.code(),
+        Some(0)
+    );
+    let o = tresor(
+        dir.path(),
+        &["lint", "--fail-on", "warning", "p.yaml"],
+        None,
+    );
     assert_eq!(o.status.code(), Some(1));
     write(dir.path(), "s.yaml", INLINE);
     let o = tresor(dir.path(), &["lint", "--fail-on=never", "."], None);
@@ -96,18 +114,40 @@ fn invalid_yaml_exits_2_with_the_file_and_line() {
 #[test]
 fn usage_errors_and_unknown_rules_exit_2() {
     let dir = tempfile::tempdir().unwrap();
-    assert_eq!(tresor(dir.path(), &["lint", "--format", "xml"], None).status.code(), Some(2));
-    assert_eq!(tresor(dir.path(), &["lint", "--explain", "nope"], None).status.code(), Some(2));
-    assert_eq!(tresor(dir.path(), &["lint", "missing.yaml"], None).status.code(), Some(2));
+    assert_eq!(
+        tresor(dir.path(), &["lint", "--format", "xml"], None)
+            .status
+            .code(),
+        Some(2)
+    );
+    assert_eq!(
+        tresor(dir.path(), &["lint", "--explain", "nope"], None)
+            .status
+            .code(),
+        Some(2)
+    );
+    assert_eq!(
+        tresor(dir.path(), &["lint", "missing.yaml"], None)
+            .status
+            .code(),
+        Some(2)
+    );
 }
 
 #[test]
 fn explain_prints_the_rule_and_its_doc_link() {
     let dir = tempfile::tempdir().unwrap();
-    let o = tresor(dir.path(), &["lint", "--explain", "secret-ref-resolves"], None);
+    let o = tresor(
+        dir.path(),
+        &["lint", "--explain", "secret-ref-resolves"],
+        None,
+    );
     assert_eq!(o.status.code(), Some(0));
     let out = stdout(&o);
-    assert!(out.contains("secret-ref-resolves") && out.contains("docs/lint.md#secret-ref-resolves"), "{out}");
+    assert!(
+        out.contains("secret-ref-resolves") && out.contains("docs/lint.md#secret-ref-resolves"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -153,7 +193,11 @@ fn an_oversized_input_is_refused_without_reading_it_all() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stdout(&o).contains("larger than"), "{}", stdout(&o));
     let big = vec![b'#'; 2 * 1024 * 1024];
-    let o = tresor(dir.path(), &["lint", "--max-file-size", "1048576", "-"], Some(&big));
+    let o = tresor(
+        dir.path(),
+        &["lint", "--max-file-size", "1048576", "-"],
+        Some(&big),
+    );
     assert_eq!(o.status.code(), Some(2));
 }
 

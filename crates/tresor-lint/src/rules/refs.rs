@@ -289,7 +289,16 @@ fn existing_secret_refs(
         let mut names = Vec::new();
         let mut keys = Vec::new();
         for &(k, v) in &entries {
-            let norm = normalise_key(y.str(k).unwrap_or(""));
+            let raw_key = y.str(k).unwrap_or("");
+            // Cheap filter first: this walk visits every key of every document.
+            if raw_key.len() < 14
+                || !raw_key
+                    .get(..8)
+                    .is_some_and(|p| p.eq_ignore_ascii_case("existing"))
+            {
+                continue;
+            }
+            let norm = normalise_key(raw_key);
             if !norm.starts_with("existingsecret") || y.string(v).is_none() {
                 continue;
             }
