@@ -27,7 +27,7 @@ pub fn check(ctx: &mut Ctx<'_>) {
                         None,
                         pos,
                         format!(
-                            "SealedSecret {}: sealed secrets are forbidden; reference the secrets store (ExternalSecret, VaultStaticSecret or a Tresor sync) instead",
+                            "{}: sealed secrets are forbidden; reference the secrets store (ExternalSecret, VaultStaticSecret or a Tresor sync) instead",
                             r.display()
                         ),
                         None,
@@ -109,7 +109,7 @@ fn secret_values(ctx: &mut Ctx<'_>, fi: usize, ri: usize, map: NodeId, base64: b
                     Some(ri),
                     Some(v),
                     pos,
-                    format!("Secret {name}: {section}.{key} holds registry credentials (an auth or password field)"),
+                    format!("{name}: {section}.{key} holds registry credentials (an auth or password field)"),
                     Some(redact(text)),
                     false,
                 );
@@ -123,7 +123,7 @@ fn secret_values(ctx: &mut Ctx<'_>, fi: usize, ri: usize, map: NodeId, base64: b
                 Some(ri),
                 Some(v),
                 pos,
-                format!("Secret {name}: {section}.{key} holds a literal credential"),
+                format!("{name}: {section}.{key} holds a literal credential"),
                 Some(redact(text)),
                 false,
             );
@@ -135,14 +135,12 @@ fn secret_values(ctx: &mut Ctx<'_>, fi: usize, ri: usize, map: NodeId, base64: b
                 Some(ri),
                 Some(v),
                 pos,
-                format!(
-                    "Secret {name}: {section}.{key} holds a connection URL with a literal password"
-                ),
+                format!("{name}: {section}.{key} holds a connection URL with a literal password"),
                 Some(redact(pw)),
                 false,
             );
         } else if !base64 {
-            embedded_lines(ctx, fi, ri, v, &format!("Secret {name}: {section}.{key}"));
+            embedded_lines(ctx, fi, ri, v, &format!("{name}: {section}.{key}"));
         }
     }
 }
@@ -168,7 +166,9 @@ fn config_map_values(ctx: &mut Ctx<'_>, fi: usize, ri: usize, map: NodeId) {
                 Some(ri),
                 Some(v),
                 pos,
-                format!("ConfigMap {name}: data.{key} holds a literal credential (ConfigMaps are not secret)"),
+                format!(
+                    "{name}: data.{key} holds a literal credential (ConfigMaps are not secret)"
+                ),
                 Some(redact(value)),
                 false,
             );
@@ -182,14 +182,12 @@ fn config_map_values(ctx: &mut Ctx<'_>, fi: usize, ri: usize, map: NodeId) {
                 Some(ri),
                 Some(v),
                 pos,
-                format!(
-                    "ConfigMap {name}: data.{key} holds a connection URL with a literal password"
-                ),
+                format!("{name}: data.{key} holds a connection URL with a literal password"),
                 Some(redact(pw)),
                 false,
             );
         } else {
-            embedded_lines(ctx, fi, ri, v, &format!("ConfigMap {name}: data.{key}"));
+            embedded_lines(ctx, fi, ri, v, &format!("{name}: data.{key}"));
         }
     }
 }

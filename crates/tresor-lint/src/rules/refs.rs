@@ -610,11 +610,11 @@ fn check_stores(ctx: &mut Ctx<'_>) {
                 let message = if cluster {
                     match candidates.first() {
                         None => Some(format!(
-                            "ExternalSecret {es}: ClusterSecretStore {name:?} is not defined in the scanned files"
+                            "{es}: ClusterSecretStore {name:?} is not defined in the scanned files"
                         )),
                         Some(s) => match (&s.allowed, &r.namespace) {
                             (Some(allowed), Some(ns)) if !allowed.contains(ns) => Some(format!(
-                                "ExternalSecret {es}: ClusterSecretStore {name:?} does not serve namespace {ns:?} (its spec.conditions list {})",
+                                "{es}: ClusterSecretStore {name:?} does not serve namespace {ns:?} (its spec.conditions list {})",
                                 allowed.join(", ")
                             )),
                             _ => None,
@@ -627,7 +627,7 @@ fn check_stores(ctx: &mut Ctx<'_>) {
                     None
                 } else if let Some(other) = candidates.first() {
                     Some(format!(
-                        "ExternalSecret {es}: SecretStore {name:?} is in namespace {:?}; a SecretStore serves only its own namespace (cross-namespace reference; use a ClusterSecretStore)",
+                        "{es}: SecretStore {name:?} is in namespace {:?}; a SecretStore serves only its own namespace (cross-namespace reference; use a ClusterSecretStore)",
                         other.namespace.as_deref().unwrap_or("")
                     ))
                 } else if stores
@@ -635,11 +635,11 @@ fn check_stores(ctx: &mut Ctx<'_>) {
                     .is_some_and(|v| v.iter().any(|s| s.cluster))
                 {
                     Some(format!(
-                        "ExternalSecret {es}: SecretStore {name:?} is not defined, but a ClusterSecretStore of that name is: set secretStoreRef.kind: ClusterSecretStore"
+                        "{es}: SecretStore {name:?} is not defined, but a ClusterSecretStore of that name is: set secretStoreRef.kind: ClusterSecretStore"
                     ))
                 } else {
                     Some(format!(
-                        "ExternalSecret {es}: SecretStore {name:?} is not defined in its namespace in the scanned files"
+                        "{es}: SecretStore {name:?} is not defined in its namespace in the scanned files"
                     ))
                 };
                 if let Some(message) = message {
