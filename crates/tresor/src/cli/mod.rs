@@ -8,7 +8,8 @@
 //! - Command groups, one module each: `token`, `policy` (+ `policy_fmt`), `mounts` (`secrets`
 //!   and `auth`), `lease`, `login` (auth-method dispatch; `login_oidc`: `-method=jwt|oidc` and the OIDC callback listener; `login_workload`: `-method=approle|kubernetes`), `generic` (`read`, `write`, `list`,
 //!   `delete`), `kv`, `operator` (+ `rekey`; `operator migrate` is parsed there and runs in
-//!   the crate's `migrate` module, with no server to talk to).
+//!   the crate's `migrate` module, with no server to talk to). `lint` is the `tresor-lint`
+//!   crate's own command (`tresor_lint::cli`), mounted here.
 //! - Output as Vault's Go client prints it: `secret` (the `api.Secret` shape, tables,
 //!   `-field`), `output` (tables, Go's `%v`, durations, JSON), `yaml` (go-yaml's YAML).
 //! - Shared argument handling: `flags` (argument counts, durations, exit codes), `args_data`
@@ -161,6 +162,8 @@ enum Command {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// Lint Kubernetes manifests and Helm output for inline secrets and unresolved references.
+    Lint(tresor_lint::cli::LintArgs),
     /// Print the version.
     Version,
 }
@@ -275,6 +278,7 @@ pub fn run() -> Result<ExitCode> {
     let go_style = raw
         .get(1)
         .is_some_and(|g| GO_STYLE_GROUPS.contains(&g.as_str()));
+    let lint = raw.get(1).is_some_and(|g| g == "lint");
     let (args, trailing_flags) = go_flag_order(raw);
     let cli = match Cli::try_parse_from(normalise_args(args)) {
         Ok(cli) => cli,
@@ -287,8 +291,10 @@ pub fn run() -> Result<ExitCode> {
                 return Ok(ExitCode::from(1));
             }
             let _ = err.print();
+            // `tresor lint` reserves 1 for findings: its usage errors exit 2.
+            let usage_exit = if lint { 2 } else { 1 };
             return Ok(if err.use_stderr() {
-                ExitCode::from(1)
+                ExitCode::from(usage_exit)
             } else {
                 ExitCode::SUCCESS
             });
@@ -302,6 +308,10 @@ pub fn run() -> Result<ExitCode> {
                 trailing_flags.join(",")
             ))
         );
+    }
+    if let Command::Lint(args) = cli.command {
+        // No server involved; its own exit codes (0 clean, 1 findings, 2 errors).
+        return Ok(tresor_lint::cli::run(args));
     }
     if let Command::Server(args) = cli.command {
         // A server that cannot start exits 1, like `vault server`.
@@ -337,7 +347,7 @@ fn client_format(command: &Command) -> Option<Format> {
 
 fn run_client(command: Command) -> Result<ExitCode> {
     match command {
-        Command::Server(_) => Ok(ExitCode::from(1)),
+        Command::Server(_) | Command::Lint(_) => Ok(ExitCode::from(1)),
         Command::Operator { command, client } => operator::run(command, &client),
         Command::Kv { command, client } => kv::run(command, &client),
         Command::Token { command, client } => Ok(token::run(command, &client)),

@@ -1,0 +1,206 @@
+//! The run: read and parse every input, run the rules over the whole set, apply inline
+//! suppressions, sort.
+
+use std::path::PathBuf;
+
+use crate::config::Config;
+use crate::input;
+use crate::model::{File, Finding};
+use crate::rules::{self, Ctx, INVALID_SUPPRESSION};
+use crate::source::scan_comments;
+use crate::yaml::{Limits, Pos, Yaml};
+
+/// Default cap on one input's size: far above any rendered chart, far below what would
+/// exhaust memory once parsed.
+pub const DEFAULT_MAX_FILE_SIZE: u64 = 32 * 1024 * 1024;
+
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    pub limits: Limits,
+    pub max_file_size: u64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            limits: Limits::default(),
+            max_file_size: DEFAULT_MAX_FILE_SIZE,
+        }
+    }
+}
+
+/// An input that could not be linted (unreadable, too large, not YAML): exit code 2.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub file: String,
+    pub pos: Option<Pos>,
+    pub message: String,
+}
+
+#[derive(Debug, Default)]
+pub struct Report {
+    pub files: Vec<File>,
+    pub findings: Vec<Finding>,
+    pub problems: Vec<Problem>,
+    /// Findings silenced by `# tresor-lint: allow` comments.
+    pub suppressed: usize,
+}
+
+impl Report {
+    pub fn resource_count(&self) -> usize {
+        self.files.iter().map(|f| f.resources.len()).sum()
+    }
+
+    pub fn file_name(&self, finding: &Finding) -> &str {
+        self.files.get(finding.file).map_or("", |f| f.name.as_str())
+    }
+}
+
+/// Lints files and directories (and `-`, stdin).
+pub fn lint_paths(
+    paths: &[PathBuf],
+    excludes: &input::Ignore,
+    config: &Config,
+    options: Options,
+) -> Report {
+    let mut problems = Vec::new();
+    let files = match input::collect(paths, excludes) {
+        Ok(f) => f,
+        Err(e) => {
+            problems.push(Problem {
+                file: String::new(),
+                pos: None,
+                message: e.to_string(),
+            });
+            Vec::new()
+        }
+    };
+    let mut sources = Vec::new();
+    for path in files {
+        match input::read(&path, options.max_file_size) {
+            Ok(text) => sources.push((input::display(&path), text)),
+            Err(e) => problems.push(Problem {
+                file: input::display(&path),
+                pos: None,
+                message: e.to_string(),
+            }),
+        }
+    }
+    let mut report = lint_sources(sources, config, options.limits);
+    problems.append(&mut report.problems);
+    report.problems = problems;
+    report
+}
+
+/// Lints in-memory sources (`(name, text)`), as one set.
+pub fn lint_sources(sources: Vec<(String, String)>, config: &Config, limits: Limits) -> Report {
+    let mut report = Report::default();
+    for (name, text) in sources {
+        match Yaml::parse(&text, limits) {
+            Ok(yaml) => {
+                let comments = scan_comments(&text);
+                report.files.push(File::new(name, text, yaml, comments));
+            }
+            Err(e) => report.problems.push(Problem {
+                file: name,
+                pos: Some(e.pos()),
+                message: e.to_string(),
+            }),
+        }
+    }
+    let mut ctx = Ctx::new(&report.files, config);
+    rules::inline::check(&mut ctx);
+    rules::refs::check(&mut ctx);
+    rules::tokens::check(&mut ctx);
+    suppression_problems(&mut ctx);
+    let mut findings = ctx.findings;
+    let before = findings.len();
+    findings.retain(|f| !suppressed(&report.files, f));
+    report.suppressed = before - findings.len();
+    findings.sort_by(|a, b| {
+        (a.file, a.pos, a.rule, &a.message).cmp(&(b.file, b.pos, b.rule, &b.message))
+    });
+    findings.dedup_by(|a, b| {
+        a.file == b.file && a.pos == b.pos && a.rule == b.rule && a.message == b.message
+    });
+    report.findings = findings;
+    report
+}
+
+fn suppression_problems(ctx: &mut Ctx<'_>) {
+    let files = ctx.files;
+    for (fi, file) in files.iter().enumerate() {
+        for (pos, message) in &file.comments.malformed {
+            ctx.emit(
+                INVALID_SUPPRESSION,
+                fi,
+                None,
+                None,
+                *pos,
+                message.clone(),
+                None,
+                false,
+            );
+        }
+        for s in &file.comments.suppressions {
+            let pos = Pos {
+                line: s.line,
+                col: s.col,
+            };
+            for r in &s.rules {
+                if rules::rule(r).is_none() {
+                    ctx.emit(
+                        INVALID_SUPPRESSION,
+                        fi,
+                        None,
+                        None,
+                        pos,
+                        format!("tresor-lint allow comment names unknown rule {r:?}; it suppresses nothing"),
+                        None,
+                        false,
+                    );
+                }
+            }
+            if s.reason.is_none() {
+                ctx.emit(
+                    INVALID_SUPPRESSION,
+                    fi,
+                    None,
+                    None,
+                    pos,
+                    "tresor-lint allow comment has no reason=\"…\"; it suppresses nothing"
+                        .to_owned(),
+                    None,
+                    false,
+                );
+            }
+        }
+    }
+}
+
+/// Whether an allow comment covers a finding: on its line (trailing, or alone on the line
+/// above it), or on its resource (alone on the line(s) above the resource's first line, or
+/// trailing the resource's first line or its `kind:` line).
+fn suppressed(files: &[File], f: &Finding) -> bool {
+    if f.rule == INVALID_SUPPRESSION {
+        return false;
+    }
+    let Some(file) = files.get(f.file) else {
+        return false;
+    };
+    let resource = f.resource.and_then(|i| file.resources.get(i));
+    file.comments.suppressions.iter().any(|s| {
+        if s.reason.is_none() || !s.rules.iter().any(|r| r == f.rule) {
+            return false;
+        }
+        if s.own_line {
+            let Some(target) = s.next_content_line else {
+                return false;
+            };
+            target == f.pos.line || resource.is_some_and(|r| r.start_line == target)
+        } else {
+            s.line == f.pos.line
+                || resource.is_some_and(|r| r.start_line == s.line || r.kind_line == s.line)
+        }
+    })
+}

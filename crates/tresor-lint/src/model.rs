@@ -1,0 +1,222 @@
+//! Parsed files, the Kubernetes resources in them, and findings.
+
+use std::sync::OnceLock;
+
+use crate::source::{Comments, Lines};
+use crate::yaml::{NodeId, Pos, Yaml};
+
+/// Ordered: `Note < Warning < Error`, so `--fail-on` compares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Severity {
+    Note,
+    Warning,
+    Error,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Note => "note",
+            Severity::Warning => "warning",
+            Severity::Error => "error",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Severity> {
+        match s.to_ascii_lowercase().as_str() {
+            "note" | "info" => Some(Severity::Note),
+            "warning" | "warn" => Some(Severity::Warning),
+            "error" => Some(Severity::Error),
+            _ => None,
+        }
+    }
+}
+
+/// One finding. It never holds the offending value: `hint` is its redacted form.
+#[derive(Debug, Clone)]
+pub struct Finding {
+    pub rule: &'static str,
+    pub severity: Severity,
+    /// Names keys, resources and kinds, never values.
+    pub message: String,
+    /// Index into the files.
+    pub file: usize,
+    /// Index into the file's resources.
+    pub resource: Option<usize>,
+    pub pos: Pos,
+    /// First two characters and length of the value (see `detect::redact`).
+    pub hint: Option<String>,
+}
+
+/// A Kubernetes object: a document's root mapping, or an item of a `…List`.
+#[derive(Debug, Clone)]
+pub struct Resource {
+    pub node: NodeId,
+    pub doc: usize,
+    pub kind: String,
+    pub api_version: String,
+    pub name: String,
+    pub namespace: Option<String>,
+    /// Lines the object spans (inclusive).
+    pub start_line: u32,
+    pub end_line: u32,
+    /// The line of its `kind:` key.
+    pub kind_line: u32,
+    /// `# Source:` of `helm template` output above it.
+    pub helm_source: Option<String>,
+}
+
+impl Resource {
+    /// `Kind/namespace/name` (or `Kind/name`).
+    pub fn display(&self) -> String {
+        match &self.namespace {
+            Some(ns) => format!("{}/{}/{}", self.kind, ns, self.name),
+            None => format!("{}/{}", self.kind, self.name),
+        }
+    }
+}
+
+/// A parsed input file.
+#[derive(Debug)]
+pub struct File {
+    /// As given on the command line or found under a directory (`-` is stdin).
+    pub name: String,
+    pub text: String,
+    pub yaml: Yaml,
+    pub comments: Comments,
+    pub resources: Vec<Resource>,
+    line_starts: OnceLock<Vec<usize>>,
+}
+
+impl File {
+    pub fn new(name: String, text: String, yaml: Yaml, comments: Comments) -> File {
+        let mut file = File {
+            name,
+            text,
+            yaml,
+            comments,
+            resources: Vec::new(),
+            line_starts: OnceLock::new(),
+        };
+        file.resources = extract_resources(&file);
+        file
+    }
+
+    /// The file's lines, built on first use (only findings inside block scalars need them).
+    pub fn lines(&self) -> Lines<'_> {
+        let starts = self.line_starts.get_or_init(|| Lines::starts(&self.text));
+        Lines::new(&self.text, starts)
+    }
+}
+
+fn extract_resources(file: &File) -> Vec<Resource> {
+    let y = &file.yaml;
+    let mut out = Vec::new();
+    for (doc_idx, doc) in file.yaml.docs.iter().enumerate() {
+        let Some(root) = doc.root else {
+            continue;
+        };
+        let kind = y.str_at(root, &["kind"]).unwrap_or("");
+        let items = y.get(root, "items");
+        if kind.ends_with("List")
+            && let Some(items) = items
+        {
+            for &item in y.seq(items) {
+                if let Some(r) = resource(file, item, doc_idx) {
+                    out.push(r);
+                }
+            }
+        } else if let Some(r) = resource(file, root, doc_idx) {
+            out.push(r);
+        }
+    }
+    out
+}
+
+fn resource(file: &File, node: NodeId, doc: usize) -> Option<Resource> {
+    let y = &file.yaml;
+    if !y.is_map(node) {
+        return None;
+    }
+    let kind_node = y.get(node, "kind")?;
+    let kind = y.string(kind_node)?.to_owned();
+    let start_line = y.pos(node).line;
+    let end_line = y
+        .node(node)
+        .map(|n| {
+            if n.end.col == 1 {
+                n.end.line.saturating_sub(1)
+            } else {
+                n.end.line
+            }
+        })
+        .unwrap_or(start_line)
+        .max(start_line);
+    // The key of `kind:` sits on the same line as its value in any sane manifest.
+    let kind_line = y.pos(kind_node).line;
+    let helm_source = file
+        .comments
+        .helm_sources
+        .iter()
+        .rfind(|s| {
+            s.line < start_line && s.line >= file.yaml.docs.get(doc).map_or(0, |d| d.start_line)
+        })
+        .map(|s| s.path.clone());
+    Some(Resource {
+        node,
+        doc,
+        kind,
+        api_version: y.str_at(node, &["apiVersion"]).unwrap_or("").to_owned(),
+        name: y
+            .str_at(node, &["metadata", "name"])
+            .unwrap_or("")
+            .to_owned(),
+        namespace: y
+            .str_at(node, &["metadata", "namespace"])
+            .filter(|ns| !crate::detect::is_placeholder(ns))
+            .map(str::to_owned),
+        start_line,
+        end_line,
+        kind_line,
+        helm_source,
+    })
+}
+
+/// The pod specs of a workload: `spec` of a Pod, `spec.template.spec` of Deployments and
+/// friends (and of any CRD shaped like them), `spec.jobTemplate.spec.template.spec` of a
+/// CronJob, `template.spec` of a PodTemplate.
+pub fn pod_specs(y: &Yaml, r: &Resource) -> Vec<NodeId> {
+    let n = r.node;
+    let spec = match r.kind.as_str() {
+        "Pod" => y.get(n, "spec"),
+        "CronJob" => y.at(n, &["spec", "jobTemplate", "spec", "template", "spec"]),
+        "PodTemplate" => y.at(n, &["template", "spec"]),
+        _ => y.at(n, &["spec", "template", "spec"]),
+    };
+    spec.filter(|&s| y.is_map(s)).into_iter().collect()
+}
+
+/// The pod template metadata of a workload (for annotations and labels).
+pub fn pod_template_metadata(y: &Yaml, r: &Resource) -> Option<NodeId> {
+    let n = r.node;
+    match r.kind.as_str() {
+        "Pod" => None,
+        "CronJob" => y.at(n, &["spec", "jobTemplate", "spec", "template", "metadata"]),
+        "PodTemplate" => y.at(n, &["template", "metadata"]),
+        _ => y.at(n, &["spec", "template", "metadata"]),
+    }
+}
+
+/// Every container of a pod spec: `containers`, `initContainers`, `ephemeralContainers`.
+pub fn containers(y: &Yaml, pod_spec: NodeId) -> Vec<NodeId> {
+    ["containers", "initContainers", "ephemeralContainers"]
+        .iter()
+        .filter_map(|k| y.get(pod_spec, k))
+        .flat_map(|list| y.seq(list).iter().copied())
+        .collect()
+}
+
+/// A position's display form, `line:col`.
+pub fn fmt_pos(p: Pos) -> String {
+    format!("{}:{}", p.line, p.col)
+}

@@ -1,0 +1,465 @@
+//! A YAML (and JSON) stream parsed into an arena of nodes that keep their line and column.
+//!
+//! `saphyr-parser` hands us events with spans; we build the tree ourselves so that aliases are
+//! never copied: an alias is the anchored node's id, shared. Walking a shared node twice would
+//! still multiply work, so every node carries its expanded size and a stream whose expansion
+//! exceeds [`Limits::max_nodes`] is refused — a "billion laughs" document costs a few hundred
+//! bytes of memory and one error, never a billion nodes.
+
+use std::collections::HashMap;
+
+use saphyr_parser::{Event, Parser, ScalarStyle};
+
+/// Index of a node in [`Yaml::nodes`].
+pub type NodeId = u32;
+
+/// A 1-based line and column (columns count Unicode scalar values, as editors do).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct Pos {
+    pub line: u32,
+    pub col: u32,
+}
+
+/// How a scalar was written; block scalars and quotes matter for placeholders and locations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Style {
+    Plain,
+    SingleQuoted,
+    DoubleQuoted,
+    Literal,
+    Folded,
+}
+
+#[derive(Debug)]
+pub enum Value {
+    Scalar(String),
+    Seq(Vec<NodeId>),
+    Map(Vec<(NodeId, NodeId)>),
+}
+
+#[derive(Debug)]
+pub struct Node {
+    pub value: Value,
+    pub style: Style,
+    /// Where the node starts (a block scalar: its `|`/`>` indicator).
+    pub pos: Pos,
+    /// Where the node ends (exclusive).
+    pub end: Pos,
+}
+
+/// One document of the stream; `root` is `None` for an empty document.
+#[derive(Debug, Clone, Copy)]
+pub struct Doc {
+    pub root: Option<NodeId>,
+    /// The line of the document's first event (its `---`, or its first node).
+    pub start_line: u32,
+}
+
+/// Bounds on what one file may cost.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Nodes in a stream after alias expansion (what a walk over it would visit).
+    pub max_nodes: u64,
+    /// Nesting depth of collections; rules walk recursively.
+    pub max_depth: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_nodes: 5_000_000,
+            max_depth: 200,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    #[error("invalid YAML: {message}")]
+    Syntax { pos: Pos, message: String },
+    #[error(
+        "YAML aliases expand to more than {limit} nodes (an alias bomb?); refusing to read further"
+    )]
+    AliasBomb { pos: Pos, limit: u64 },
+    #[error("collections nested deeper than {limit} levels; refusing to read further")]
+    TooDeep { pos: Pos, limit: usize },
+    #[error("invalid YAML: alias to an unknown anchor")]
+    UnknownAnchor { pos: Pos },
+}
+
+impl ParseError {
+    pub fn pos(&self) -> Pos {
+        match self {
+            ParseError::Syntax { pos, .. }
+            | ParseError::AliasBomb { pos, .. }
+            | ParseError::TooDeep { pos, .. }
+            | ParseError::UnknownAnchor { pos } => *pos,
+        }
+    }
+}
+
+/// A parsed stream: every document's nodes in one arena.
+#[derive(Debug, Default)]
+pub struct Yaml {
+    nodes: Vec<Node>,
+    /// Expanded size of each node (itself plus, through aliases, everything below it).
+    sizes: Vec<u64>,
+    pub docs: Vec<Doc>,
+}
+
+fn pos_of(m: saphyr_parser::Marker) -> Pos {
+    Pos {
+        line: u32::try_from(m.line()).unwrap_or(u32::MAX),
+        col: u32::try_from(m.col() + 1).unwrap_or(u32::MAX),
+    }
+}
+
+/// A collection being built.
+struct Open {
+    id: NodeId,
+    anchor: usize,
+    /// A map's key waiting for its value.
+    pending_key: Option<NodeId>,
+}
+
+impl Yaml {
+    pub fn parse(text: &str, limits: Limits) -> Result<Yaml, ParseError> {
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+        let mut yaml = Yaml::default();
+        let mut anchors: HashMap<usize, NodeId> = HashMap::new();
+        let mut stack: Vec<Open> = Vec::new();
+        let mut total: u64 = 0;
+        let mut doc_start = 1;
+        let mut doc_root: Option<NodeId> = None;
+        for event in Parser::new_from_str(text) {
+            let (event, span) = event.map_err(|e| ParseError::Syntax {
+                pos: pos_of(*e.marker()),
+                message: e.info().to_owned(),
+            })?;
+            let pos = pos_of(span.start);
+            let end = pos_of(span.end);
+            // A finished node (scalar, alias, or closed collection) to attach to its parent.
+            let finished: Option<(NodeId, usize)> = match event {
+                Event::StreamStart | Event::StreamEnd | Event::Nothing => None,
+                Event::DocumentStart(_) => {
+                    doc_start = pos.line;
+                    doc_root = None;
+                    anchors.clear();
+                    None
+                }
+                Event::DocumentEnd => {
+                    yaml.docs.push(Doc {
+                        root: doc_root.take(),
+                        start_line: doc_start,
+                    });
+                    None
+                }
+                Event::Scalar(value, style, anchor, _tag) => {
+                    let style = match style {
+                        ScalarStyle::Plain => Style::Plain,
+                        ScalarStyle::SingleQuoted => Style::SingleQuoted,
+                        ScalarStyle::DoubleQuoted => Style::DoubleQuoted,
+                        ScalarStyle::Literal => Style::Literal,
+                        ScalarStyle::Folded => Style::Folded,
+                    };
+                    let id = yaml.push(Value::Scalar(value.into_owned()), style, pos, end, 1);
+                    Some((id, anchor))
+                }
+                Event::Alias(anchor) => {
+                    let id = *anchors
+                        .get(&anchor)
+                        .ok_or(ParseError::UnknownAnchor { pos })?;
+                    Some((id, 0))
+                }
+                Event::SequenceStart(anchor, _) | Event::MappingStart(anchor, _) => {
+                    if stack.len() >= limits.max_depth {
+                        return Err(ParseError::TooDeep {
+                            pos,
+                            limit: limits.max_depth,
+                        });
+                    }
+                    let value = if matches!(event, Event::SequenceStart(..)) {
+                        Value::Seq(Vec::new())
+                    } else {
+                        Value::Map(Vec::new())
+                    };
+                    let id = yaml.push(value, Style::Plain, pos, pos, 1);
+                    stack.push(Open {
+                        id,
+                        anchor,
+                        pending_key: None,
+                    });
+                    None
+                }
+                Event::SequenceEnd | Event::MappingEnd => match stack.pop() {
+                    Some(open) => {
+                        if let Some(node) = yaml.nodes.get_mut(open.id as usize) {
+                            node.end = end;
+                        }
+                        Some((open.id, open.anchor))
+                    }
+                    None => None,
+                },
+            };
+            let Some((id, anchor)) = finished else {
+                continue;
+            };
+            if anchor != 0 {
+                anchors.insert(anchor, id);
+            }
+            let size = yaml.size(id);
+            total = total.saturating_add(size);
+            if total > limits.max_nodes {
+                return Err(ParseError::AliasBomb {
+                    pos,
+                    limit: limits.max_nodes,
+                });
+            }
+            match stack.last_mut() {
+                None => doc_root = Some(id),
+                Some(parent) => {
+                    let parent_id = parent.id;
+                    let add_key = match yaml.nodes.get_mut(parent_id as usize).map(|n| &mut n.value)
+                    {
+                        Some(Value::Seq(items)) => {
+                            items.push(id);
+                            false
+                        }
+                        Some(Value::Map(entries)) => match parent.pending_key.take() {
+                            Some(key) => {
+                                entries.push((key, id));
+                                false
+                            }
+                            None => true,
+                        },
+                        _ => false,
+                    };
+                    if add_key {
+                        parent.pending_key = Some(id);
+                    }
+                    if let Some(s) = yaml.sizes.get_mut(parent_id as usize) {
+                        *s = s.saturating_add(size);
+                    }
+                }
+            }
+        }
+        Ok(yaml)
+    }
+
+    fn push(&mut self, value: Value, style: Style, pos: Pos, end: Pos, size: u64) -> NodeId {
+        let id = NodeId::try_from(self.nodes.len()).unwrap_or(NodeId::MAX);
+        self.nodes.push(Node {
+            value,
+            style,
+            pos,
+            end,
+        });
+        self.sizes.push(size);
+        id
+    }
+
+    fn size(&self, id: NodeId) -> u64 {
+        self.sizes.get(id as usize).copied().unwrap_or(1)
+    }
+
+    pub fn node(&self, id: NodeId) -> Option<&Node> {
+        self.nodes.get(id as usize)
+    }
+
+    pub fn pos(&self, id: NodeId) -> Pos {
+        self.node(id).map(|n| n.pos).unwrap_or_default()
+    }
+
+    /// The scalar's text, or `None` for collections.
+    pub fn str(&self, id: NodeId) -> Option<&str> {
+        match self.node(id).map(|n| &n.value) {
+            Some(Value::Scalar(s)) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// A scalar that is not YAML's null (`~`, `null`, or nothing, unquoted).
+    pub fn string(&self, id: NodeId) -> Option<&str> {
+        let node = self.node(id)?;
+        match &node.value {
+            Value::Scalar(s) if node.style == Style::Plain && is_null(s) => None,
+            Value::Scalar(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    pub fn seq(&self, id: NodeId) -> &[NodeId] {
+        match self.node(id).map(|n| &n.value) {
+            Some(Value::Seq(items)) => items,
+            _ => &[],
+        }
+    }
+
+    pub fn is_map(&self, id: NodeId) -> bool {
+        matches!(self.node(id).map(|n| &n.value), Some(Value::Map(_)))
+    }
+
+    /// A mapping's entries, with YAML merge keys (`<<: *base`) resolved: the mapping's own
+    /// entries first, then the merged ones whose keys it does not define.
+    pub fn entries(&self, id: NodeId) -> Vec<(NodeId, NodeId)> {
+        let mut out = Vec::new();
+        self.collect_entries(id, &mut out, 0);
+        out
+    }
+
+    fn collect_entries(&self, id: NodeId, out: &mut Vec<(NodeId, NodeId)>, depth: usize) {
+        let Some(Value::Map(entries)) = self.node(id).map(|n| &n.value) else {
+            return;
+        };
+        let mut merges = Vec::new();
+        for &(k, v) in entries {
+            if self.str(k) == Some("<<") && self.node(k).is_some_and(|n| n.style == Style::Plain) {
+                merges.push(v);
+            } else {
+                out.push((k, v));
+            }
+        }
+        // Merge chains are bounded by the document's nesting; the depth guard keeps a
+        // pathological one from recursing without end.
+        if depth > 32 {
+            return;
+        }
+        for m in merges {
+            let sources: Vec<NodeId> = if self.is_map(m) {
+                vec![m]
+            } else {
+                self.seq(m).to_vec()
+            };
+            for src in sources {
+                let mut merged = Vec::new();
+                self.collect_entries(src, &mut merged, depth + 1);
+                for (k, v) in merged {
+                    let key = self.str(k);
+                    if !out.iter().any(|&(ok, _)| self.str(ok) == key) {
+                        out.push((k, v));
+                    }
+                }
+            }
+        }
+    }
+
+    /// The value of `key` in a mapping (merge keys included).
+    pub fn get(&self, map: NodeId, key: &str) -> Option<NodeId> {
+        let Some(Value::Map(entries)) = self.node(map).map(|n| &n.value) else {
+            return None;
+        };
+        if let Some(&(_, v)) = entries.iter().find(|&&(k, _)| self.str(k) == Some(key)) {
+            return Some(v);
+        }
+        if entries.iter().any(|&(k, _)| self.str(k) == Some("<<")) {
+            return self
+                .entries(map)
+                .into_iter()
+                .find(|&(k, _)| self.str(k) == Some(key))
+                .map(|(_, v)| v);
+        }
+        None
+    }
+
+    /// The node at a path of mapping keys.
+    pub fn at(&self, mut id: NodeId, path: &[&str]) -> Option<NodeId> {
+        for key in path {
+            id = self.get(id, key)?;
+        }
+        Some(id)
+    }
+
+    /// The non-null string at a path of mapping keys.
+    pub fn str_at(&self, id: NodeId, path: &[&str]) -> Option<&str> {
+        self.at(id, path).and_then(|n| self.string(n))
+    }
+
+    /// A boolean at a path (`true`/`True`/`TRUE`, unquoted or quoted, as Kubernetes reads it).
+    pub fn bool_at(&self, id: NodeId, path: &[&str]) -> bool {
+        self.str_at(id, path)
+            .is_some_and(|s| s.eq_ignore_ascii_case("true"))
+    }
+
+    /// Total number of nodes stored (not expanded).
+    pub fn node_count(&self) -> usize {
+        self.nodes.len()
+    }
+}
+
+pub fn is_null(s: &str) -> bool {
+    matches!(s, "" | "~" | "null" | "Null" | "NULL")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> Yaml {
+        Yaml::parse(s, Limits::default()).unwrap()
+    }
+
+    #[test]
+    fn positions_are_one_based_lines_and_columns() {
+        let y = parse("a: 1\nb:\n  c: \"x\"\n");
+        let root = y.docs[0].root.unwrap();
+        let c = y.at(root, &["b", "c"]).unwrap();
+        assert_eq!(y.pos(c), Pos { line: 3, col: 6 });
+        assert_eq!(y.str(c), Some("x"));
+    }
+
+    #[test]
+    fn aliases_share_the_anchored_node() {
+        let y = parse("a: &x {k: v}\nb: *x\n");
+        let root = y.docs[0].root.unwrap();
+        assert_eq!(y.get(root, "a"), y.get(root, "b"));
+    }
+
+    #[test]
+    fn merge_keys_are_resolved() {
+        let y = parse("base: &b {k: v, o: 1}\nm:\n  <<: *b\n  o: 2\n");
+        let root = y.docs[0].root.unwrap();
+        let m = y.get(root, "m").unwrap();
+        assert_eq!(y.str_at(m, &["k"]), Some("v"));
+        assert_eq!(y.str_at(m, &["o"]), Some("2"));
+        assert_eq!(y.entries(m).len(), 2);
+    }
+
+    #[test]
+    fn a_billion_laughs_is_refused_without_expanding() {
+        let mut s = String::from(
+            "a0: &a0 [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n",
+        );
+        for i in 1..10 {
+            let p = i - 1;
+            s.push_str(&format!(
+                "a{i}: &a{i} [*a{p},*a{p},*a{p},*a{p},*a{p},*a{p},*a{p},*a{p},*a{p}]\n"
+            ));
+        }
+        let err = Yaml::parse(&s, Limits::default()).unwrap_err();
+        assert!(matches!(err, ParseError::AliasBomb { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn deep_nesting_is_refused() {
+        // saphyr-parser stops flow collections at 256 levels itself; ours stops block ones.
+        let s = "[".repeat(1000);
+        assert!(Yaml::parse(&s, Limits::default()).is_err());
+        let s: String = (0..300).map(|i| format!("{}k:\n", " ".repeat(i))).collect();
+        let err = Yaml::parse(&s, Limits::default()).unwrap_err();
+        assert!(matches!(err, ParseError::TooDeep { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn syntax_errors_carry_a_line() {
+        let err = Yaml::parse("a: 1\nb: [1, 2\nc: 3\n", Limits::default()).unwrap_err();
+        assert!(err.pos().line >= 2, "{err:?}");
+    }
+
+    #[test]
+    fn multi_document_streams_keep_each_document() {
+        let y = parse("---\na: 1\n---\n---\nb: 2\n");
+        assert_eq!(y.docs.len(), 3);
+        assert!(y.docs[1].root.is_none() || y.str(y.docs[1].root.unwrap()) == Some(""));
+        assert_eq!(y.docs[2].start_line, 4);
+    }
+}

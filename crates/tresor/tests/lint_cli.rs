@@ -1,0 +1,217 @@
+//! `tresor lint` through the real binary: exit codes, stdin, formats, excludes, config, and
+//! bounded input.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    reason = "test helpers outside #[test] functions"
+)]
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+const INLINE: &str = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\nstringData:\n  password: hunter2-literal\n";
+const CLEAN: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\ndata:\n  mode: fast\n";
+const OPTIONAL_REF: &str = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\nspec:\n  containers:\n  - name: a\n    envFrom:\n    - secretRef: {name: extra, optional: true}\n";
+
+fn tresor(dir: &Path, args: &[&str], stdin: Option<&[u8]>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tresor"))
+        .args(args)
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut pipe = child.stdin.take().unwrap();
+    if let Some(input) = stdin {
+        // A large input may be refused before it is all written: a broken pipe is expected.
+        let _ = pipe.write_all(input);
+    }
+    drop(pipe);
+    child.wait_with_output().unwrap()
+}
+
+fn write(dir: &Path, name: &str, text: &str) {
+    let path = dir.join(name);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, text).unwrap();
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn a_clean_tree_exits_0_and_findings_exit_1_with_file_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "k8s/cm.yaml", CLEAN);
+    let ok = tresor(dir.path(), &["lint", "k8s"], None);
+    assert_eq!(ok.status.code(), Some(0), "{}", stdout(&ok));
+    write(dir.path(), "k8s/nested/secret.yml", INLINE);
+    let bad = tresor(dir.path(), &["lint", "k8s"], None);
+    assert_eq!(bad.status.code(), Some(1));
+    let out = stdout(&bad);
+    assert!(
+        out.contains("k8s/nested/secret.yml:6:13: error[no-inline-secret]"),
+        "{out}"
+    );
+    assert!(!out.contains("hunter2-literal"), "{out}");
+    assert!(out.contains("hu… (15 chars)"), "{out}");
+}
+
+#[test]
+fn stdin_is_read_for_a_dash_as_helm_template_pipes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let helm = format!("---\n# Source: app/templates/secret.yaml\n{INLINE}");
+    let o = tresor(dir.path(), &["lint", "-"], Some(helm.as_bytes()));
+    assert_eq!(o.status.code(), Some(1));
+    let out = stdout(&o);
+    assert!(
+        out.contains("<stdin>:8:13: error[no-inline-secret]"),
+        "{out}"
+    );
+    assert!(out.contains("helm: app/templates/secret.yaml"), "{out}");
+}
+
+#[test]
+fn fail_on_sets_the_threshold() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "p.yaml", OPTIONAL_REF);
+    assert_eq!(
+        tresor(dir.path(), &["lint", "p.yaml"], None).status.code(),
+        Some(0)
+    );
+    let o = tresor(
+        dir.path(),
+        &["lint", "--fail-on", "warning", "p.yaml"],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(1));
+    write(dir.path(), "s.yaml", INLINE);
+    let o = tresor(dir.path(), &["lint", "--fail-on=never", "."], None);
+    assert_eq!(o.status.code(), Some(0));
+}
+
+#[test]
+fn invalid_yaml_exits_2_with_the_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "bad.yaml", "a: 1\nb: [1, 2\nc: 3\n");
+    write(dir.path(), "s.yaml", INLINE);
+    let o = tresor(dir.path(), &["lint", "."], None);
+    assert_eq!(o.status.code(), Some(2));
+    let out = stdout(&o);
+    assert!(out.contains("bad.yaml:"), "{out}");
+    assert!(out.contains("invalid YAML"), "{out}");
+    // The other file is still linted.
+    assert!(out.contains("error[no-inline-secret]"), "{out}");
+}
+
+#[test]
+fn usage_errors_and_unknown_rules_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    assert_eq!(
+        tresor(dir.path(), &["lint", "--format", "xml"], None)
+            .status
+            .code(),
+        Some(2)
+    );
+    assert_eq!(
+        tresor(dir.path(), &["lint", "--explain", "nope"], None)
+            .status
+            .code(),
+        Some(2)
+    );
+    assert_eq!(
+        tresor(dir.path(), &["lint", "missing.yaml"], None)
+            .status
+            .code(),
+        Some(2)
+    );
+}
+
+#[test]
+fn explain_prints_the_rule_and_its_doc_link() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = tresor(
+        dir.path(),
+        &["lint", "--explain", "secret-ref-resolves"],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(0));
+    let out = stdout(&o);
+    assert!(
+        out.contains("secret-ref-resolves") && out.contains("docs/lint.md#secret-ref-resolves"),
+        "{out}"
+    );
+}
+
+#[test]
+fn json_and_sarif_outputs_are_json_with_the_findings() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "s.yaml", INLINE);
+    let o = tresor(dir.path(), &["lint", "--format", "json", "s.yaml"], None);
+    assert_eq!(o.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["findings"][0]["rule"], "no-inline-secret");
+    assert_eq!(v["findings"][0]["line"], 6);
+    let o = tresor(dir.path(), &["lint", "-format=sarif", "s.yaml"], None);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["version"], "2.1.0");
+    assert_eq!(v["runs"][0]["results"][0]["ruleId"], "no-inline-secret");
+}
+
+#[test]
+fn tresorignore_exclude_and_config_are_honoured() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "m/vendor/s.yaml", INLINE);
+    write(dir.path(), "m/gen/s.yaml", INLINE);
+    write(dir.path(), "m/.tresorignore", "vendor/\n");
+    let o = tresor(dir.path(), &["lint", "--exclude", "gen/**", "m"], None);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    write(dir.path(), "m/app/s.yaml", INLINE);
+    write(
+        dir.path(),
+        ".tresor-lint.yaml",
+        "rules:\n  no-inline-secret: warning\nexclude: [gen]\n",
+    );
+    let o = tresor(dir.path(), &["lint", "m"], None);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    assert!(stdout(&o).contains("warning[no-inline-secret]"));
+}
+
+#[test]
+fn an_oversized_input_is_refused_without_reading_it_all() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = std::fs::File::create(dir.path().join("big.yaml")).unwrap();
+    f.set_len(100 * 1024 * 1024).unwrap();
+    let o = tresor(dir.path(), &["lint", "big.yaml"], None);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stdout(&o).contains("larger than"), "{}", stdout(&o));
+    let big = vec![b'#'; 2 * 1024 * 1024];
+    let o = tresor(
+        dir.path(),
+        &["lint", "--max-file-size", "1048576", "-"],
+        Some(&big),
+    );
+    assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn an_alias_bomb_on_stdin_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = String::from("a0: &a0 [x,x,x,x,x,x,x,x,x,x]\n");
+    for i in 1..15 {
+        let p = i - 1;
+        s.push_str(&format!(
+            "a{i}: &a{i} [*a{p},*a{p},*a{p},*a{p},*a{p},*a{p},*a{p},*a{p},*a{p},*a{p}]\n"
+        ));
+    }
+    let o = tresor(dir.path(), &["lint", "-"], Some(s.as_bytes()));
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stdout(&o).contains("alias bomb"), "{}", stdout(&o));
+}
