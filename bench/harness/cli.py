@@ -16,7 +16,8 @@ import sys
 import tempfile
 
 from . import database, kvload, procs, report, restart, restart_kv, servers, workloads
-from .measure import LoadOptions, fsync_probe, measure, measure_raw
+from .api import ApiError
+from .measure import Hooks, LoadOptions, fsync_probe, measure, measure_raw
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -47,7 +48,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         "than --max-noise of the CPU (default 0: do not wait)")
     p.add_argument("--workloads",
                    help="comma-separated subset (sys-health is always run); the heavy scale "
-                        "workloads (kv2-read-random-small/-large, kv2-read-fresh/-churned) run "
+                        "workloads (kv2-read-random-small/-large, kv2-read-fresh/-churned) and "
+                        "the PostgreSQL storage workloads (kv2-read-1k-pg, kv2-write-1k-pg) run "
                         "only when named here, and restart-kv (restart and memory with a large "
                         "store) only on its own")
     p.add_argument("--out", help="also write the markdown results to this file")
@@ -59,18 +61,23 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--hello-bin", help="hello-world yardstick binary (bench/hello) to use instead of building")
     p.add_argument("--keep-tmp", action="store_true", help="keep the temp dir (server logs, stores)")
     p.add_argument("--postgres", default="127.0.0.1:5432", metavar="HOST:PORT",
-                   help="the PostgreSQL of the database workloads (default 127.0.0.1:5432)")
+                   help="the PostgreSQL of the database and PostgreSQL storage workloads "
+                        "(default 127.0.0.1:5432)")
     p.add_argument("--pg-superuser", default="postgres",
                    help="superuser that creates each server's database and admin role, without "
                         "a password (trust) or with PGPASSWORD (default postgres)")
+    p.add_argument("--pg-max-parallel", type=int, default=16, metavar="N",
+                   help="max_parallel and max_idle_connections of every server on PostgreSQL "
+                        "storage (the kv2-*-pg workloads; default 16: three such servers keep "
+                        "their connections open, and PostgreSQL allows 100 by default)")
     p.add_argument("--restart-leases", type=int, metavar="N",
                    help="instead of the load workloads: create N service tokens with a TTL (leases) "
                         "on persistent OpenBao and Tresor, restart each --rounds times, and time "
                         "unseal -> first authenticated answer (issue 8, section 1.6)")
     add_scale_args(p)
     args = p.parse_args(argv)
-    if args.rounds < 1 or args.duration < 1 or args.connections < 1 or args.keys < 1:
-        p.error("--rounds, --duration, --connections and --keys must be at least 1")
+    if args.rounds < 1 or args.duration < 1 or args.connections < 1 or args.keys < 1 or args.pg_max_parallel < 1:
+        p.error("--rounds, --duration, --connections, --keys and --pg-max-parallel must be at least 1")
     if min(args.scale_keys, args.scale_keys_compared, args.churn_keys, args.churn_versions) < 1:
         p.error("--scale-keys, --scale-keys-compared, --churn-keys and --churn-versions must be at least 1")
     host, _, port = args.postgres.rpartition(":")
@@ -291,11 +298,15 @@ def set_up(server, chosen, keys, cells, postgres, scale) -> None:
             log(f"    {server.name:8} {workload.name:20} n/a: {err}")
 
 
-def run_rounds(pair, chosen, cells, load, rounds, raw=None, hello=None) -> None:
+def run_rounds(pair, chosen, cells, load, rounds, raw=None, hello=None, group=()) -> None:
     """Each round runs every workload on both servers, one after the other; who goes first
     alternates. A database workload also runs its raw SQL baseline (pgbench) in the same round,
     and a yardstick workload (sys-health at each concurrency) the hello-world server, first in
-    odd rounds and last in even ones, so it sits next to each server equally often."""
+    odd rounds and last in even ones, so it sits next to each server equally often. A
+    PostgreSQL storage workload runs on the `group` servers instead of the pair, in
+    report.STORAGE_SERVERS order in odd rounds and reversed in even ones, without counting
+    fsyncs: PostgreSQL's are not the server's, and the embedded reference must run as the
+    others do (no perf attached)."""
     for round_no in range(1, rounds + 1):
         order = pair if round_no % 2 else pair[::-1]
         for workload in chosen:
@@ -305,6 +316,9 @@ def run_rounds(pair, chosen, cells, load, rounds, raw=None, hello=None) -> None:
                 wl_load = dataclasses.replace(load, connections=fixed,
                                               threads=max(1, min(load.threads, fixed)))
             sequence = list(order)
+            if workload.pg_storage:
+                sequence = list(group) if round_no % 2 else list(group)[::-1]
+                wl_load = dataclasses.replace(wl_load, count_syncs=False)
             raw_cell = cells.get((workload.name, report.RAW))
             if raw_cell is not None and not raw_cell.unavailable:
                 sequence = ([report.RAW] + sequence) if round_no % 2 else (sequence + [report.RAW])
@@ -470,12 +484,13 @@ def main(argv: list[str]) -> int:
                        count_syncs=args.storage == "persistent")
     server_pin = "0" if args.mode == "B" else None
     cells = {(w.name, s): report.Cell([], noise_limit=args.max_noise / 100)
-             for w in chosen for s in report.SERVERS}
+             for w in chosen for s in (report.STORAGE_SERVERS if w.pg_storage else report.SERVERS)}
     for w in chosen:
         if w.name in workloads.HELLO_WORKLOADS:
             cells[(w.name, report.HELLO)] = report.Cell([], noise_limit=args.max_noise / 100,
                                                         token_type="none")
     db_chosen = [w for w in chosen if w.is_database]
+    pg_chosen = [w for w in chosen if w.pg_storage]
     for w in db_chosen:
         cells[(w.name, report.RAW)] = report.Cell([], noise_limit=args.max_noise / 100,
                                                   token_type="none (pgbench)")
@@ -485,8 +500,11 @@ def main(argv: list[str]) -> int:
     postgres = raw = None
     leaks: list[str] = []
     try:
-        if db_chosen:
-            postgres, raw = connect_postgres(args, db_chosen, cells)
+        if db_chosen or pg_chosen:
+            # Assigned before any database is created, so the `finally` drops whatever is.
+            postgres = connect_postgres(args, db_chosen + pg_chosen, cells)
+        if db_chosen and isinstance(postgres, database.Cluster):
+            raw = raw_baseline(postgres, db_chosen, cells)
         log(f"==> starting OpenBao and Tresor ({args.storage} storage, mode {args.mode}) in {tmp}")
         tls = servers.self_signed(os.path.join(tmp, "tls")) if any(w.tls for w in chosen) else None
         pair = start_pair(args.storage, bao, tresor_bin, tmp, server_pin, tls)
@@ -494,22 +512,33 @@ def main(argv: list[str]) -> int:
         os.makedirs(hello_dir)
         hello = servers.start_hello(hello_bin, hello_dir, server_pin, tls)
         fsync = fsync_probe(os.path.join(tmp, "tresor")) if args.storage == "persistent" else None
+        group, fixtures = [], {}
+        if pg_chosen:
+            log("==> starting the PostgreSQL storage servers: " + ", ".join(report.STORAGE_SERVERS))
+            group, fixtures = start_pg_group(bao, tresor_bin, tmp, server_pin, postgres, pg_chosen,
+                                             cells, args.pg_max_parallel)
 
         log("==> setting up workloads through the HTTP API")
+        http_and_db = [w for w in chosen if not w.pg_storage]
         for server in pair:
-            set_up(server, chosen, args.keys, cells, postgres, scale_options(args))
+            set_up(server, http_and_db, args.keys, cells, postgres, scale_options(args))
+        for server in group:
+            set_up(server, pg_chosen, args.keys, cells, postgres, scale_options(args))
+            attach_pg_hooks(server, pg_chosen, cells, postgres, fixtures.get(server.name))
         per_run = load.duration + load.warmup
         measured = sum(1 for c in cells.values() if not c.unavailable) * args.rounds
         log(f"==> {measured} measured runs of {per_run} s each: about {measured * per_run / 60:.1f} min")
-        run_rounds(pair, chosen, cells, load, args.rounds, raw, hello)
+        run_rounds(pair, chosen, cells, load, args.rounds, raw, hello, group)
 
-        for server in (*pair, hello, *([hello.tls] if hello.tls else [])):
+        for server in (*pair, *group, hello, *([hello.tls] if hello.tls else [])):
             if not server.alive():
                 log(f"!! {server.name} exited with {server.proc.returncode}; log tail:\n{server.log_tail()}")
         title = (f"{'In-memory' if args.storage == 'memory' else 'Persistent'} storage, mode {args.mode} "
                  f"({'unpinned' if args.mode == 'A' else 'pinned'})")
         if only_database(chosen):
             title = "Dynamic PostgreSQL credentials: " + title[0].lower() + title[1:]
+        if only_pg_storage(chosen):
+            title = f"KV v2 on PostgreSQL storage, mode {args.mode} ({'unpinned' if args.mode == 'A' else 'pinned'})"
         meta = metadata(args, argv, versions, pair, load, tmp, fsync)
         meta.append(f"Yardstick: `{hide(hello.command, tmp)}` (bench/hello: axum, GET "
                     f"/v1/sys/health with a fixed 41-byte JSON body, same release profile and "
@@ -520,14 +549,19 @@ def main(argv: list[str]) -> int:
         for note in (batch_note(cells, baseline), scale_note(cells)):
             if note:
                 meta.append(note)
-        if isinstance(postgres, database.Cluster):
+        if isinstance(postgres, database.Cluster) and db_chosen:
             meta.append(db_meta(postgres, raw, db_chosen))
-        http = [w for w in chosen if not w.is_database]
+        if pg_chosen:
+            meta += pg_meta(postgres, group, tmp, args.pg_max_parallel)
+        http = [w for w in chosen if not w.is_database and not w.pg_storage]
         block = report.render(title, meta, [w.name for w in http], cells,
                               {w.name: w.hello for w in http}, args.max_noise / 100)
         if db_chosen:
             block += "\n" + report.render_database([w.name for w in db_chosen],
                                                    {w.name: w.clients for w in db_chosen}, cells)
+        if pg_chosen:
+            block += "\n" + report.render_pg_storage([w.name for w in pg_chosen], cells,
+                                                     args.max_noise / 100)
         leaks = report.leaks([w.name for w in db_chosen], cells)
     finally:
         procs.cleanup()
@@ -551,6 +585,8 @@ def main(argv: list[str]) -> int:
         key = f"{args.storage}-{args.mode}"
         if only_database(chosen):
             key += "-database"
+        if only_pg_storage(chosen):
+            key = f"pg-storage-{args.mode}"
         report.update_benchmarks(os.path.join(ROOT, "BENCHMARKS.md"), key, block)
         log("==> BENCHMARKS.md updated")
     if leaks:
@@ -569,6 +605,14 @@ def tls_meta(pair, hello, tmp) -> str:
             f"workload is over the hello-world server with TLS (`{workloads.BASELINE_TLS}`)")
 
 
+def only_pg_storage(chosen) -> bool:
+    """Only PostgreSQL storage workloads were chosen (sys-health always runs): their results
+    go to a block of their own in BENCHMARKS.md, whatever --storage says (it only concerns the
+    pair, which runs sys-health alone then)."""
+    return all(w.pg_storage or w.name == workloads.BASELINE for w in chosen) and \
+        any(w.pg_storage for w in chosen)
+
+
 def only_database(chosen) -> bool:
     """Only database workloads were chosen (sys-health always runs): their results go to a
     block of their own in BENCHMARKS.md."""
@@ -576,23 +620,114 @@ def only_database(chosen) -> bool:
         any(w.is_database for w in chosen)
 
 
-def connect_postgres(args, db_chosen, cells):
-    """The PostgreSQL cluster and the raw baseline's fixture; if PostgreSQL cannot be used, the
-    reason instead of the cluster (each database cell then shows n/a with it)."""
+def connect_postgres(args, pg_workloads, cells):
+    """The PostgreSQL cluster (nothing created in it yet); if PostgreSQL cannot be used, the
+    reason instead of the cluster, and every cell that needs PostgreSQL shows n/a with it
+    (the raw baseline's here, the servers' at their setup; Tresor on its embedded store runs)."""
     host, _, port = args.postgres.rpartition(":")
-    cluster = None
     try:
         cluster = database.Cluster(host, int(port), args.pg_superuser, log)
-        log(f"==> {cluster.describe()}; this run's PostgreSQL objects are named "
-            f"{database.PREFIX}{cluster.run_id}_*")
-        return cluster, database.RawBaseline(cluster)
     except database.Unavailable as err:
-        if cluster is not None:
-            cluster.cleanup()
+        for w in pg_workloads:
+            for server in (report.RAW, report.PG_OPENBAO, report.PG_TRESOR, report.PG_TRESOR_HA):
+                if (w.name, server) in cells:
+                    cells[(w.name, server)].unavailable = str(err)
+        log(f"!! PostgreSQL workloads: {err}")
+        return str(err)
+    log(f"==> {cluster.describe()}; this run's PostgreSQL objects are named "
+        f"{database.PREFIX}{cluster.run_id}_*")
+    return cluster
+
+
+def raw_baseline(cluster, db_chosen, cells):
+    """The raw SQL baseline's fixture, or None (its cells then show n/a with the reason)."""
+    try:
+        return database.RawBaseline(cluster)
+    except database.Unavailable as err:
         for w in db_chosen:
             cells[(w.name, report.RAW)].unavailable = str(err)
-        log(f"!! database workloads: {err}")
-        return str(err), None
+        log(f"!! database workloads: raw baseline: {err}")
+        return None
+
+
+def start_pg_group(bao, tresor_bin, tmp, pin, postgres, pg_chosen, cells, pool):
+    """The PostgreSQL storage workloads' servers, in report.STORAGE_SERVERS order: each on a
+    fresh database of its own (OpenBao's table created first, as its documentation asks),
+    Tresor on its embedded store as the reference. A server that cannot start is left out and
+    its cells show n/a with the reason; returns the started servers and each PostgreSQL
+    server's fixture."""
+    if isinstance(postgres, database.Cluster):
+        free = postgres.free_connections()
+        if free is not None and free < 3 * pool + 5:
+            log(f"!! PostgreSQL has {free} connections left and the three servers may hold "
+                f"{3 * pool} (--pg-max-parallel {pool}): runs may fail with 'too many clients'")
+    group, fixtures = [], {}
+    for name in report.STORAGE_SERVERS:
+        if name != report.EMBEDDED and not isinstance(postgres, database.Cluster):
+            continue  # its cells already say why (connect_postgres)
+        workdir = os.path.join(tmp, name.lower().replace(" ", "-"))
+        try:
+            if name == report.EMBEDDED:
+                storage, binary, label = servers.embedded_storage(workdir), tresor_bin, "tresor"
+            else:
+                fixture = postgres.fixture(name.lower().replace(" ", "_"), createrole=False)
+                fixtures[name] = fixture
+                openbao = name == report.PG_OPENBAO
+                if openbao:
+                    postgres.create_openbao_tables(fixture)
+                storage = servers.postgresql_storage(postgres.storage_url(fixture), pool,
+                                                     ha=name == report.PG_TRESOR_HA)
+                binary, label = (bao, "bao") if openbao else (tresor_bin, "tresor")
+            group.append(servers.start_configured(name, binary, label, storage, workdir, pin))
+            log(f"    {name:16} active at {group[-1].url}")
+        except (RuntimeError, OSError, ApiError, database.Unavailable) as err:
+            reason = str(err).strip().splitlines()[0][:300] if str(err).strip() else repr(err)
+            for w in pg_chosen:
+                cells[(w.name, name)].unavailable = f"{name} did not start: {reason}"
+            log(f"!! {name} did not start: {err}")
+    return group, fixtures
+
+
+def attach_pg_hooks(server, pg_chosen, cells, postgres, fixture) -> None:
+    """Around every run of a PostgreSQL storage workload: its database settled first (VACUUM,
+    CHECKPOINT: database.Cluster.settle), and PostgreSQL's CPU counted as PostgreSQL's, not as
+    noise (for the embedded reference too, so every server of the table is accounted alike)."""
+    cluster = postgres if isinstance(postgres, database.Cluster) else None
+    for w in pg_chosen:
+        cell = cells[(w.name, server.name)]
+        if cell.unavailable:
+            continue
+        cell.hooks = Hooks(before=(lambda f=fixture: cluster.settle(f)) if fixture and cluster else None,
+                           pg_ticks=cluster.cpu_ticks if cluster else None)
+
+
+def pg_meta(postgres, group, tmp, pool) -> list[str]:
+    """The PostgreSQL storage workloads' header lines: PostgreSQL and its commit settings, and
+    each server as started."""
+    where = (f"{postgres.describe()} ({postgres.settings()})" if isinstance(postgres, database.Cluster)
+             else f"PostgreSQL not usable: {postgres}")
+    lines = [
+        f"PostgreSQL storage workloads (`kv2-read-1k-pg`, `kv2-write-1k-pg`, the requests and "
+        f"tokens of `kv2-read-1k` / `kv2-write-1k`): {where}. Four servers, each from a config "
+        f"file with the same `listener \"tcp\"` block and `api_addr`, initialised 1/1 and "
+        f"unsealed over HTTP; only the storage block differs: OpenBao and Tresor "
+        f"`storage \"postgresql\" {{ connection_url, max_parallel = \"{pool}\", "
+        f"max_idle_connections = \"{pool}\" }}` (--pg-max-parallel; OpenBao's table and index "
+        f"created first from its documentation, Tresor creates its own); Tresor HA the same "
+        f"with `ha_enabled = \"true\"` (one node, so the active "
+        f"one: every write is a fenced 4-statement block); Tresor embedded "
+        f"`storage \"embedded\" {{ path }}` (redb, fsync per commit batch), the reference. Each "
+        f"PostgreSQL server has a fresh database of its own (`{database.PREFIX}<run>_<server>`, "
+        f"owned by a LOGIN role of its own, `sslmode=disable`), dropped at the end. Durability: "
+        f"{servers.PG_DURABILITY}. Before every run (warm-up and measured) the server's database is "
+        f"vacuumed and PostgreSQL checkpointed. PostgreSQL's CPU (postmaster and backends, from "
+        f"/proc; other clients of the same PostgreSQL included) is reported, not counted as noise. "
+        f"Order in odd rounds: {', '.join(report.STORAGE_SERVERS)}; reversed in even rounds. "
+        f"Ratios paired per round."
+    ]
+    for server in group:
+        lines.append(f"{server.name}: {server.version}; `{hide(server.command, tmp)}`")
+    return lines
 
 
 def db_meta(cluster, raw, db_chosen) -> str:

@@ -1,4 +1,5 @@
-"""The real PostgreSQL behind the database workloads: fixtures, the raw SQL baseline, leak checks.
+"""The real PostgreSQL behind the database workloads and the PostgreSQL storage workloads:
+fixtures, the raw SQL baseline, leak checks.
 
 Every server under test, and the raw baseline, gets its own database and its own admin role
 (LOGIN CREATEROLE, a random password, owner of the database), created here through `psql` as the
@@ -9,7 +10,9 @@ another run's (or another test's) roles:
 - the servers' dynamic role is `<letter><run>` (7 characters, so that OpenBao's default username
   template, which keeps 8 characters of the role name, writes all of it into every PostgreSQL
   user it creates: `v-<display>-<role>-<random>-<unix time>`);
-- the raw baseline's users are `tresor_bench_<run>_cycle_<client>`.
+- the raw baseline's users are `tresor_bench_<run>_cycle_<client>`;
+- the storage workloads' servers keep their data in `tresor_bench_<run>_openbao_pg`,
+  `…_tresor_pg` and `…_tresor_pg_ha`, each owned by its own LOGIN role (no CREATEROLE).
 
 A leak is a PostgreSQL role whose name contains one of these markers after its lease (or its raw
 cycle) was revoked. PostgreSQL is reached as `psql -h HOST -p PORT -U SUPERUSER` (trust auth, as on
@@ -36,6 +39,16 @@ PREFIX = "tresor_bench_"
 # baseline runs exactly this statement, so the ratio isolates what each server adds around it.
 CREATION = ("CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' "
             "VALID UNTIL '{{expiration}}';")
+
+
+# OpenBao's postgresql storage table, from its documentation ("Manually creating tables"),
+# with the default names. No HA table: OpenBao runs without ha_enabled here.
+OPENBAO_TABLES = (
+    'CREATE TABLE openbao_kv_store (parent_path TEXT COLLATE "C" NOT NULL, '
+    'path TEXT COLLATE "C", key TEXT COLLATE "C", value BYTEA, '
+    'CONSTRAINT openbao_kv_store_pkey PRIMARY KEY (path, key)); '
+    'CREATE INDEX openbao_kv_store_idx ON openbao_kv_store (parent_path);'
+)
 
 
 class Unavailable(Exception):
@@ -109,15 +122,61 @@ class Cluster:
 
     # ---- fixtures ----
 
-    def fixture(self, label: str) -> Fixture:
-        """A fresh database owned by a fresh admin role that may create and drop roles."""
+    def fixture(self, label: str, createrole: bool = True) -> Fixture:
+        """A fresh database owned by a fresh admin role that may create and drop roles (with
+        `createrole`; a storage backend's role needs only to own its database)."""
         name = f"{PREFIX}{self.run_id}_{label}"
         fixture = Fixture(label, name, f"{name}_admin", secrets.token_urlsafe(18))
-        self.fixtures.append(fixture)
-        self.query(f"CREATE ROLE {fixture.admin} WITH LOGIN CREATEROLE "
+        self.fixtures.append(fixture)  # before CREATE: cleanup() drops whatever got created
+        self.query(f"CREATE ROLE {fixture.admin} WITH LOGIN{' CREATEROLE' if createrole else ''} "
                    f"PASSWORD '{fixture.password}'")
         self.query(f"CREATE DATABASE {fixture.database} OWNER {fixture.admin}")
         return fixture
+
+    def storage_url(self, fixture: Fixture) -> str:
+        """A storage backend's connection_url: the fixture's role and database, no TLS (Tresor
+        does not speak TLS to PostgreSQL yet; OpenBao would try it first). token_urlsafe
+        passwords need no percent-encoding."""
+        return (f"postgres://{fixture.admin}:{fixture.password}@{self.host}:{self.port}/"
+                f"{fixture.database}?sslmode=disable")
+
+    def create_openbao_tables(self, fixture: Fixture) -> None:
+        """OpenBao's storage table and index as its documentation gives them
+        (website/content/docs/configuration/storage/postgresql.mdx), owned by the fixture's
+        role. OpenBao 2.7 would create them itself when its role may; creating them first is
+        what its documentation asks of a role that may not, and what issue 13 asks for."""
+        self.query(f"SET ROLE {fixture.admin}; " + OPENBAO_TABLES, database=fixture.database)
+
+    def settle(self, fixture: Fixture) -> None:
+        """Before every run of a PostgreSQL storage workload: VACUUM the server's database (the
+        write workload leaves dead row versions; autovacuum may be off) and CHECKPOINT (every
+        run then starts right after a checkpoint: the same full-page writes, and no timed
+        checkpoint falls into the run, as checkpoint_timeout counts from this one). A failure
+        is logged, not raised: the run itself then shows what PostgreSQL's state does to it."""
+        for sql, database in (("VACUUM", fixture.database), ("CHECKPOINT", "postgres")):
+            try:
+                self.query(sql, database=database)
+            except Unavailable as err:
+                self.log(f"!! {sql} before a run: {err}")
+
+    def free_connections(self) -> int | None:
+        """Connections PostgreSQL would still accept from ordinary roles, or None if unknown."""
+        try:
+            return int(self.query(
+                "SELECT current_setting('max_connections')::int"
+                " - current_setting('superuser_reserved_connections')::int"
+                " - (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend')"
+            ).strip())
+        except (Unavailable, ValueError):
+            return None
+
+    def settings(self) -> str:
+        """The settings that decide what a commit costs, for the report."""
+        names = ("fsync", "synchronous_commit", "wal_sync_method", "shared_buffers",
+                 "max_connections", "autovacuum")
+        values = self.query("SELECT name || ' = ' || current_setting(name) FROM pg_settings WHERE name IN ("
+                            + ", ".join(f"'{n}'" for n in names) + ") ORDER BY name")
+        return ", ".join(f"`{line}`" for line in values.splitlines() if line)
 
     def role_name(self, letter: str) -> str:
         """The servers' dynamic role: a letter and the run id, also its leak marker."""

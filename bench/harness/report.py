@@ -19,6 +19,11 @@ from .measure import Run
 SERVERS = ("OpenBao", "Tresor")
 RAW = "raw SQL"  # the pgbench baseline of the database workloads, measured like a third server
 HELLO = "hello"  # the hello-world yardstick (bench/hello), measured on the sys-health workloads
+# The PostgreSQL storage workloads' servers (issue 13), in the order of odd rounds (even rounds
+# run them in reverse): Tresor on PostgreSQL next to OpenBao on PostgreSQL and next to Tresor
+# on its embedded store, the two ratios issue 13 asks for; Tresor with ha_enabled last.
+PG_OPENBAO, PG_TRESOR, EMBEDDED, PG_TRESOR_HA = "OpenBao pg", "Tresor pg", "Tresor embedded", "Tresor pg HA"
+STORAGE_SERVERS = (PG_OPENBAO, PG_TRESOR, EMBEDDED, PG_TRESOR_HA)
 
 
 @dataclass
@@ -322,6 +327,79 @@ def render_database(workload_names: list[str], clients: dict[str, int], cells: d
             f"{_ms(r.p50_ms) if r.p99_ms else '–'} | {_ms(r.p99_ms) if r.p99_ms else '–'} | "
             f"{_ms(r.mean_ms)} | {pct(r.server_cpu) if r.server != RAW else '–'} | "
             f"{pct(r.pg_cpu)} | {pct(r.wrk_cpu)} | {r.noise * 100:.1f} % | {len(r.leaked)} |")
+    lines += ["", "</details>", ""]
+    return "\n".join(lines)
+
+
+# ---- PostgreSQL storage workloads: four servers, three ratios ----
+
+def _cpu_us(cell: Cell, attr: str) -> float | None:
+    """CPU microseconds per request of a CPU share (`server_cpu` or `pg_cpu`): the share times
+    the machine's CPUs and the run's wall time, over the run's requests; median of usable runs."""
+    values = [getattr(r, attr) * (os.cpu_count() or 1) * r.elapsed_s * 1e6 / r.requests
+              for r in cell.usable() if r.requests and getattr(r, attr) is not None]
+    return statistics.median(values) if values else None
+
+
+def render_pg_storage(workload_names: list[str], cells: dict, noise_limit: float) -> str:
+    """The PostgreSQL storage table: each server's req/s; Tresor on PostgreSQL ÷ Tresor on its
+    embedded store, Tresor ÷ OpenBao (both on PostgreSQL), and Tresor with ha_enabled ÷ without,
+    each paired per round; latencies; server and PostgreSQL CPU per request."""
+    lines = ["#### KV v2 on PostgreSQL storage", "",
+             f"| Workload | Token | {EMBEDDED} req/s | {PG_TRESOR} req/s | **Tresor pg ÷ embedded** "
+             f"| {PG_OPENBAO} req/s | **Tresor pg / OpenBao pg** | {PG_TRESOR_HA} req/s "
+             "| **HA ÷ no HA** | p50 / p99 ms (embedded; Tresor pg; HA; OpenBao pg) "
+             "| CPU µs per request: server, PostgreSQL (embedded; Tresor pg; HA; OpenBao pg) "
+             "| max noise |",
+             "|" + "---|" * 12]
+    bold = lambda text: text if text == "–" else f"**{text}**"
+    for name in workload_names:
+        c = {s: cells[(name, s)] for s in STORAGE_SERVERS}
+        rate = lambda s: (_na(c[s], s.split()[0]) if c[s].median("rps") is None
+                          else _num(c[s].median("rps")))
+        order = (EMBEDDED, PG_TRESOR, PG_TRESOR_HA, PG_OPENBAO)
+        latency = "; ".join(f"{_ms(c[s].median('p50_ms'))} / {_ms(c[s].median('p99_ms'))}"
+                            if c[s].median("rps") else "–" for s in order)
+        cpu = "; ".join(f"{_num(_cpu_us(c[s], 'server_cpu'), 0)}, {_num(_cpu_us(c[s], 'pg_cpu'), 0)}"
+                        if c[s].median("rps") else "–" for s in order)
+        token = next((c[s].token_type for s in (PG_TRESOR, PG_OPENBAO, EMBEDDED) if c[s].token_type), "")
+        row = [f"`{name}`", token, rate(EMBEDDED), rate(PG_TRESOR),
+               bold(_ratio(paired_ratio(c[PG_TRESOR], c[EMBEDDED]))), rate(PG_OPENBAO),
+               bold(_ratio(paired_ratio(c[PG_TRESOR], c[PG_OPENBAO]))), rate(PG_TRESOR_HA),
+               bold(_ratio(paired_ratio(c[PG_TRESOR_HA], c[PG_TRESOR]))), latency, cpu,
+               _noise_column(list(c.values()), noise_limit)]
+        lines.append("| " + " | ".join(row) + " |")
+    lines.append("")
+    extra = []
+    for name in workload_names:
+        for server in STORAGE_SERVERS:
+            cell = cells[(name, server)]
+            if cell.unavailable:
+                extra.append(f"`{name}` on {server}: n/a because setup failed: {cell.unavailable}")
+            for run in cell.runs:
+                if run.failure:
+                    extra.append(f"`{name}` on {server}, round {run.round}: {run.failure}")
+                elif run.errors:
+                    detail = ", ".join(f"{k} {v:,}" for k, v in sorted(run.errors.items()))
+                    extra.append(f"`{name}` on {server}, round {run.round}: {detail} errors "
+                                 f"of {run.requests:,} requests (wrk counts HTTP ≥ 400 as `status`)")
+    if extra:
+        lines += ["Notes:", "", *[f"- {n}" for n in extra], ""]
+    lines += ["<details><summary>Every measured PostgreSQL storage run</summary>", "",
+              "| Round | Workload | Server | req/s | p50 ms | p99 ms | server CPU | server µs / req "
+              "| PostgreSQL CPU | PostgreSQL µs / req | wrk CPU | noise |",
+              "|" + "---|" * 12]
+    runs = [r for name in workload_names for s in STORAGE_SERVERS for r in cells[(name, s)].runs]
+    pct = lambda v: "–" if v is None else f"{v * 100:.0f} %"
+    for r in sorted(runs, key=lambda r: (r.round, workload_names.index(r.workload))):
+        if r.failure:
+            lines.append(f"| {r.round} | {r.workload} | {r.server} | failed |" + " |" * 8)
+            continue
+        pg_us = (r.pg_cpu * (os.cpu_count() or 1) * r.elapsed_s * 1e6 / r.requests
+                 if r.pg_cpu is not None and r.requests else None)
+        lines.append(f"| {r.round} | {r.workload} | {r.server} | {_num(r.rps)} | {_ms(r.p50_ms)} | "
+                     f"{_ms(r.p99_ms)} | {pct(r.server_cpu)} | {_num(r.server_us_per_request, 1)} | "
+                     f"{pct(r.pg_cpu)} | {_num(pg_us, 1)} | {pct(r.wrk_cpu)} | {r.noise * 100:.1f} % |")
     lines += ["", "</details>", ""]
     return "\n".join(lines)
 

@@ -194,13 +194,13 @@ def _init_and_unseal(server: Server, timeout: float = 60.0) -> str:
     deadline = time.monotonic() + timeout
     while True:  # the listener comes up a moment after the process starts
         if not server.alive():
-            raise RuntimeError(f"OpenBao exited with {server.proc.returncode}:\n{server.log_tail()}")
+            raise RuntimeError(f"{server.name} exited with {server.proc.returncode}:\n{server.log_tail()}")
         try:
             init = client.request("PUT", "sys/init", {"secret_shares": 1, "secret_threshold": 1})
             break
         except (OSError, ApiError) as err:
             if time.monotonic() > deadline:
-                raise RuntimeError(f"OpenBao init failed: {err}\n{server.log_tail()}") from err
+                raise RuntimeError(f"{server.name} init failed: {err}\n{server.log_tail()}") from err
             time.sleep(0.2)
     client.request("PUT", "sys/unseal", {"key": init["keys_base64"][0]})
     return init["root_token"]
@@ -222,6 +222,73 @@ def start_tresor(binary: str, storage: str, workdir: str, pin: str | None,
     server = Server("Tresor", f"http://127.0.0.1:{port}", ROOT_TOKEN, proc, log, "tresor " + " ".join(argv[1:]))
     wait_active(server)
     _attach_tls(server, tls, tls_port)
+    return server
+
+
+# ---- the PostgreSQL storage workloads' servers (kv2-read-1k-pg, kv2-write-1k-pg) ----
+#
+# Four servers, each started from a config file, initialised 1/1 and unsealed over HTTP, with the
+# same listener block: only the storage block differs. OpenBao and Tresor each use a database of
+# their own on the same PostgreSQL; Tresor with ha_enabled a third one (a single node, so it
+# takes the lock and is the active node); Tresor on its embedded store is the reference.
+
+PG_DURABILITY = (
+    "both answer a write only once PostgreSQL has committed it; what a commit promises is "
+    "PostgreSQL's (`fsync`, `synchronous_commit`, shown above)"
+)
+
+
+def postgresql_storage(url: str, pool: int, ha: bool = False) -> str:
+    """The storage block of a server on PostgreSQL (`url` holds the role's password): at most
+    `pool` connections, all kept open; OpenBao and Tresor read these keys alike.
+
+    Both backends default to max_parallel = 128 connections, and three servers keep theirs
+    open between runs: more than PostgreSQL's default max_connections (100). So every
+    PostgreSQL server gets the same smaller pool (--pg-max-parallel), kept open
+    (max_idle_connections equal to it): OpenBao would otherwise keep only Go's default of 2
+    idle connections and reconnect for most operations under load (peer-bench.md: 435 reads/s
+    instead of 3,263)."""
+    lines = [f'  connection_url = "{url}"', f'  max_parallel = "{pool}"',
+             f'  max_idle_connections = "{pool}"']
+    if ha:
+        lines.append('  ha_enabled = "true"')
+    return 'storage "postgresql" {\n' + "\n".join(lines) + "\n}\n"
+
+
+def embedded_storage(workdir: str) -> str:
+    return f'storage "embedded" {{\n  path = "{os.path.join(workdir, "tresor.redb")}"\n}}\n'
+
+
+def _write_config(workdir: str, file_name: str, storage_hcl: str, port: int) -> str:
+    """A config file: `storage_hcl`, a plain listener on `port`, and api_addr (which
+    ha_enabled needs; the others ignore it). The file may hold a password: mode 0600."""
+    path = os.path.join(workdir, file_name)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(storage_hcl + textwrap.dedent(f"""\
+            listener "tcp" {{
+              address     = "127.0.0.1:{port}"
+              tls_disable = true
+            }}
+            api_addr = "http://127.0.0.1:{port}"
+            """))
+    return path
+
+
+def start_configured(name: str, binary: str, label: str, storage_hcl: str, workdir: str,
+                     pin: str | None) -> Server:
+    """`<binary> server -config=FILE` with `storage_hcl`, initialised 1/1 and unsealed over
+    HTTP, once sys/health answers 200 (active). `label` is the binary's name in the report."""
+    os.makedirs(workdir, exist_ok=True)
+    port = procs.free_port()
+    config = _write_config(workdir, f"{label}.hcl", storage_hcl, port)
+    argv = [binary, "server", f"-config={config}"]
+    proc, log = _launch(name.replace(" ", "-"), argv, pin, workdir)
+    server = Server(name, f"http://127.0.0.1:{port}", "", proc, log,
+                    f"{label} server -config={config} (init 1/1 + unseal over HTTP)")
+    server.token = _init_and_unseal(server)
+    wait_active(server)
+    fill_version(server)
     return server
 
 

@@ -75,6 +75,10 @@ class Workload:
     # Sent to the server's TLS listener (the run's self-signed certificate) instead of its plain
     # one; the yardstick is then the hello-world server with TLS.
     tls: bool = False
+    # Run on the PostgreSQL storage servers (OpenBao and Tresor on `storage "postgresql"`,
+    # Tresor with ha_enabled, Tresor on its embedded store as the reference) instead of the
+    # pair of --storage; reported in a table of their own. Left out unless named.
+    pg_storage: bool = False
 
     @property
     def is_database(self) -> bool:
@@ -542,6 +546,12 @@ WORKLOADS: list[Workload] = [
              heavy=True),
     Workload("db-creds-c4", "db-creds-cycle.lua", "service, creds + revoke policy", _db_creds, clients=4),
     Workload("db-creds-c16", "db-creds-cycle.lua", "service, creds + revoke policy", _db_creds, clients=16),
+    # Issue 13: the same KV v2 read and write as kv2-read-1k / kv2-write-1k, on the PostgreSQL
+    # storage servers. Only when named.
+    Workload("kv2-read-1k-pg", "kv2-read-1k.lua", "service, read-only policy", _kv_read(root=False),
+             pg_storage=True),
+    Workload("kv2-write-1k-pg", "kv2-write-1k.lua", "service, create+update policy", setup_kv_write,
+             pg_storage=True),
 ]
 
 
@@ -553,9 +563,9 @@ SCALE_PAIRS = [("kv2-read-random-large", "kv2-read-random-small", "large store Ã
 
 def select(names: list[str] | None) -> list[Workload]:
     """The chosen workloads in table order; the sys-health baseline is always included. With no
-    names: every workload but the heavy ones."""
+    names: every workload but the heavy and the PostgreSQL storage ones."""
     if not names:
-        return [w for w in WORKLOADS if not w.heavy]
+        return [w for w in WORKLOADS if not w.heavy and not w.pg_storage]
     known = {w.name for w in WORKLOADS}
     unknown = [n for n in names if n not in known]
     if unknown:
