@@ -899,3 +899,61 @@ async fn a_standby_takes_over_after_the_root_key_was_rotated_with_an_auto_seal()
     .await;
     assert_eq!(status, 200, "{body}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn forwarding_to_an_https_api_addr_trusts_only_the_configured_ca() {
+    let db = Db::new("haforward_tls").await;
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = common::self_signed(dir.path(), "IP:127.0.0.1");
+    let pem = std::fs::read(&cert).unwrap();
+    let _ = common::http();
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .tls_certs_only(reqwest::Certificate::from_pem_bundle(&pem).unwrap())
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    // Every node serves the same certificate over TLS; the first two trust it for forwarding,
+    // the third trusts only the system's roots.
+    let mut nodes = Vec::new();
+    for (i, trust) in [true, true, false].into_iter().enumerate() {
+        let port = free_port();
+        let path = dir.path().join(format!("tls_node{i}.hcl"));
+        std::fs::write(
+            &path,
+            format!(
+                "storage \"postgresql\" {{\n  connection_url = \"postgres://postgres@127.0.0.1:5432/{}?sslmode=disable&application_name=tls_node{i}\"\n  ha_enabled = \"true\"\n}}\nlistener \"tcp\" {{\n  address       = \"127.0.0.1:{port}\"\n  tls_cert_file = \"{}\"\n  tls_key_file  = \"{}\"\n}}\napi_addr = \"https://127.0.0.1:{port}\"\n{}",
+                db.name,
+                cert.display(),
+                key.display(),
+                if trust {
+                    format!("ha_forwarding_tls_ca_cert = \"{}\"\n", cert.display())
+                } else {
+                    String::new()
+                }
+            ),
+        )
+        .unwrap();
+        nodes.push(start(&path, dir.path()));
+    }
+    let addrs: Vec<String> = nodes.iter().map(|n| n.addr.clone()).collect();
+    assert!(addrs[0].starts_with("https://"), "{addrs:?}");
+    let (key, root) = init_shamir(&client, &addrs[0]).await;
+    unseal(&client, &addrs[0], &key).await;
+    health_becomes(&client, &addrs[0], 200, Duration::from_secs(10)).await;
+    for addr in &addrs[1..] {
+        unseal(&client, addr, &key).await;
+        health_becomes(&client, addr, 429, Duration::from_secs(10)).await;
+        knows_leader(&client, addr, &addrs[0]).await;
+    }
+    let (status, _, body) = call(&client, &addrs[1], "GET", "sys/mounts", Some(&root), None).await;
+    assert_eq!(status, 200, "through a standby that trusts the CA: {body}");
+    let (status, _, body) = call(&client, &addrs[2], "GET", "sys/mounts", Some(&root), None).await;
+    assert_eq!(status, 503, "through a standby that does not: {body}");
+    let message = body["errors"][0].as_str().unwrap();
+    assert!(
+        message.starts_with(&format!("cannot reach the active node {}", addrs[0]))
+            && message.to_lowercase().contains("certificate"),
+        "{message}"
+    );
+}
