@@ -16,6 +16,17 @@ pub struct ServerConfig {
     /// In file order. May be empty: whether that is acceptable is the binary's call.
     pub listeners: Vec<ListenerConfig>,
     pub api_addr: Option<String>,
+    /// `cluster_addr` (Vault's name): the address this node reports for node-to-node traffic
+    /// (`sys/leader`'s `leader_cluster_address`, `sys/ha-status`). `None`: derived as Vault
+    /// does, from `api_addr` (see `docs/storage-postgresql.md`).
+    pub cluster_addr: Option<String>,
+    /// `disable_clustering` (Vault's name): HA standbys answer 307 to the active node instead
+    /// of forwarding requests to it, and no cluster address is reported.
+    pub disable_clustering: bool,
+    /// `ha_forwarding_tls_ca_cert` (Tresor's own): a PEM file of the CA certificates a
+    /// standby trusts for the active node's `https` `api_addr` when it forwards a request;
+    /// `None`: the system's roots.
+    pub ha_forwarding_tls_ca_cert: Option<PathBuf>,
     pub cluster_name: Option<String>,
     pub disable_mlock: bool,
     pub ui: bool,
@@ -248,6 +259,10 @@ impl fmt::Debug for StorageConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListenerConfig {
     pub address: SocketAddr,
+    /// `cluster_address` (Vault's name): where Vault binds its cluster port. Tresor binds
+    /// nothing there (standbys forward over the API address); its port is the port of the
+    /// derived `cluster_addr` when `cluster_addr` is not set.
+    pub cluster_address: Option<SocketAddr>,
     /// `None` only when the block says `tls_disable = true`.
     pub tls: Option<TlsFiles>,
     /// Maximum request body in bytes. `None` means "use the server default", which is also what

@@ -46,6 +46,11 @@ impl ServerConfig {
             storage: storage.unwrap_or(self.storage),
             listeners,
             api_addr: f.api_addr.or(self.api_addr),
+            cluster_addr: f.cluster_addr.or(self.cluster_addr),
+            disable_clustering: self.disable_clustering || f.disable_clustering,
+            ha_forwarding_tls_ca_cert: f
+                .ha_forwarding_tls_ca_cert
+                .or(self.ha_forwarding_tls_ca_cert),
             cluster_name: f.cluster_name.or(self.cluster_name),
             disable_mlock: self.disable_mlock || f.disable_mlock,
             ui: self.ui || f.ui,

@@ -167,6 +167,9 @@ impl Section {
 
 const TOP_LEVEL_KEYS: &[&str] = &[
     "api_addr",
+    "cluster_addr",
+    "disable_clustering",
+    "ha_forwarding_tls_ca_cert",
     "cluster_name",
     "disable_mlock",
     "ui",
@@ -189,6 +192,9 @@ struct TopLevel {
     storage: Option<(usize, StorageConfig)>,
     listeners: Vec<(usize, ListenerConfig)>,
     api_addr: Option<String>,
+    cluster_addr: Option<String>,
+    disable_clustering: bool,
+    ha_forwarding_tls_ca_cert: Option<std::path::PathBuf>,
     cluster_name: Option<String>,
     disable_mlock: bool,
     ui: bool,
@@ -228,6 +234,11 @@ impl TopLevel {
         let value = cx.value(attr);
         match value.key() {
             "api_addr" => self.api_addr = Some(value.string()?),
+            "cluster_addr" => self.cluster_addr = Some(cluster_addr(&value)?),
+            "disable_clustering" => self.disable_clustering = value.boolean()?,
+            "ha_forwarding_tls_ca_cert" => {
+                self.ha_forwarding_tls_ca_cert = Some(value.string()?.into());
+            }
             "cluster_name" => self.cluster_name = Some(value.string()?),
             "disable_mlock" => self.disable_mlock = value.boolean()?,
             "ui" => self.ui = value.boolean()?,
@@ -352,6 +363,9 @@ impl TopLevel {
                 storage: StorageConfig::Inmem,
                 listeners,
                 api_addr: self.api_addr,
+                cluster_addr: self.cluster_addr,
+                disable_clustering: self.disable_clustering,
+                ha_forwarding_tls_ca_cert: self.ha_forwarding_tls_ca_cert,
                 cluster_name: self.cluster_name,
                 disable_mlock: self.disable_mlock,
                 ui: self.ui,
@@ -368,6 +382,27 @@ impl TopLevel {
             },
         })
     }
+}
+
+/// `cluster_addr`: a URL with a host and a port, as Vault requires (`https://node-1:8201`).
+/// Vault forces the scheme to `https`; Tresor keeps it as written, since it only reports it.
+fn cluster_addr(value: &Value<'_>) -> Result<String, Located> {
+    let raw = value.string()?;
+    let trimmed = raw.trim().trim_end_matches('/');
+    let Some((scheme, rest)) = trimmed.split_once("://") else {
+        return Err(value.invalid(format!(
+            "{raw:?} is not a URL; write it as https://HOST:PORT"
+        )));
+    };
+    let port_ok = rest
+        .rsplit_once(':')
+        .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+    if !matches!(scheme, "http" | "https") || !port_ok || rest.contains('/') {
+        return Err(value.invalid(format!(
+            "{raw:?} is not a URL with a host and a port; write it as https://HOST:PORT"
+        )));
+    }
+    Ok(trimmed.to_owned())
 }
 
 /// Vault's level names, mapped onto `tracing`'s so the binary can use them directly.

@@ -55,8 +55,11 @@ impl ServerConfig {
         put("raw_storage_endpoint", json!(false));
         put("introspection_endpoint", json!(false));
         put("api_addr", json!(self.api_addr.clone().unwrap_or_default()));
-        put("cluster_addr", json!(""));
-        put("disable_clustering", json!(false));
+        put(
+            "cluster_addr",
+            json!(self.cluster_addr.clone().unwrap_or_default()),
+        );
+        put("disable_clustering", json!(self.disable_clustering));
         put("disable_performance_standby", json!(false));
         put("disable_sealwrap", json!(false));
         put("disable_indexing", json!(false));
@@ -83,8 +86,8 @@ impl ServerConfig {
             json!({
                 "type": storage_type(&self.storage),
                 "redirect_addr": self.api_addr.clone().unwrap_or_default(),
-                "cluster_addr": "",
-                "disable_clustering": false,
+                "cluster_addr": self.cluster_addr.clone().unwrap_or_default(),
+                "disable_clustering": self.disable_clustering,
             }),
         );
         if !self.listeners.is_empty() {

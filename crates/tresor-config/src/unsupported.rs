@@ -5,9 +5,7 @@
 
 pub(crate) const TOP_LEVEL_KEYS: &[&str] = &[
     "cache_size",
-    "cluster_addr",
     "disable_cache",
-    "disable_clustering",
     "disable_performance_standby",
     "disable_printable_check",
     "disable_sealwrap",
@@ -33,7 +31,6 @@ pub(crate) const TOP_LEVEL_BLOCKS: &[&str] = &[
 ];
 
 pub(crate) const LISTENER_KEYS: &[&str] = &[
-    "cluster_address",
     "proxy_protocol_authorized_addrs",
     "proxy_protocol_behavior",
     "tls_cipher_suites",

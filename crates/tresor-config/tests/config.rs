@@ -70,6 +70,7 @@ fn full_example_parses() {
             },
             listeners: vec![ListenerConfig {
                 address: addr("127.0.0.1:8200"),
+                cluster_address: None,
                 tls: None,
                 max_request_size: Some(33_554_432),
                 limits: Default::default(),
@@ -78,6 +79,9 @@ fn full_example_parses() {
                 telemetry: Default::default(),
             }],
             api_addr: Some("https://tresor-0:8200".to_owned()),
+            cluster_addr: None,
+            disable_clustering: false,
+            ha_forwarding_tls_ca_cert: None,
             cluster_name: Some("prod".to_owned()),
             disable_mlock: true,
             ui: false,
@@ -142,6 +146,7 @@ max_lease_ttl     = 86400
             listeners: vec![
                 ListenerConfig {
                     address: addr("0.0.0.0:8443"),
+                    cluster_address: None,
                     tls: Some(TlsFiles {
                         cert_file: PathBuf::from("/etc/tresor/tls.crt"),
                         key_file: PathBuf::from("/etc/tresor/tls.key"),
@@ -154,6 +159,7 @@ max_lease_ttl     = 86400
                 },
                 ListenerConfig {
                     address: addr("[::1]:8200"),
+                    cluster_address: None,
                     tls: None,
                     max_request_size: None,
                     limits: Default::default(),
@@ -163,6 +169,9 @@ max_lease_ttl     = 86400
                 },
             ],
             api_addr: Some("https://tresor-0:8200".to_owned()),
+            cluster_addr: None,
+            disable_clustering: false,
+            ha_forwarding_tls_ca_cert: None,
             cluster_name: Some("prod".to_owned()),
             disable_mlock: true,
             ui: true,
@@ -189,6 +198,9 @@ fn defaults() {
             storage: StorageConfig::Inmem,
             listeners: vec![],
             api_addr: None,
+            cluster_addr: None,
+            disable_clustering: false,
+            ha_forwarding_tls_ca_cert: None,
             cluster_name: None,
             disable_mlock: false,
             ui: false,
@@ -213,6 +225,7 @@ fn defaults() {
         config.listeners,
         vec![ListenerConfig {
             address: DEFAULT_LISTEN_ADDRESS,
+            cluster_address: None,
             tls: None,
             max_request_size: None,
             limits: Default::default(),
@@ -1011,4 +1024,47 @@ fn bad_seal_stanzas_name_their_line() {
         problem.to_string().contains("more than one active seal"),
         "{problem}"
     );
+}
+
+#[test]
+fn ha_cluster_settings_use_vaults_names() {
+    let config = parse(&format!(
+        "{INMEM}cluster_addr = \"https://node-1.internal:8201/\"\ndisable_clustering = \"true\"\nha_forwarding_tls_ca_cert = \"/etc/tresor/ca.pem\"\nlistener \"tcp\" {{\n  tls_disable = true\n  cluster_address = \"0.0.0.0:8301\"\n}}\n"
+    ))
+    .unwrap();
+    assert_eq!(
+        config.cluster_addr.as_deref(),
+        Some("https://node-1.internal:8201")
+    );
+    assert!(config.disable_clustering);
+    assert_eq!(
+        config.ha_forwarding_tls_ca_cert,
+        Some(PathBuf::from("/etc/tresor/ca.pem"))
+    );
+    assert_eq!(
+        config.listeners[0].cluster_address,
+        Some(addr("0.0.0.0:8301"))
+    );
+    let sanitized = config.sanitized();
+    assert_eq!(sanitized["cluster_addr"], "https://node-1.internal:8201");
+    assert_eq!(sanitized["disable_clustering"], true);
+
+    for bad in [
+        "node-1:8201",
+        "https://node-1",
+        "ftp://node-1:8201",
+        "https://n:8201/x",
+    ] {
+        let (line, problem) = fail(&format!("{INMEM}cluster_addr = \"{bad}\"\n"));
+        assert_eq!(line, 2, "{bad}");
+        assert!(
+            matches!(problem, Problem::InvalidValue { ref key, .. } if key == "cluster_addr"),
+            "{bad}: {problem:?}"
+        );
+    }
+    let (line, problem) = fail(&format!(
+        "{INMEM}listener \"tcp\" {{\n  tls_disable = true\n  cluster_address = \"node-1\"\n}}\n"
+    ));
+    assert_eq!(line, 4);
+    assert!(matches!(problem, Problem::InvalidValue { ref key, .. } if key == "cluster_address"));
 }

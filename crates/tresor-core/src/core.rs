@@ -313,10 +313,28 @@ impl Core {
         let mut progress = self.transition.lock().await;
         // OpenBao checks the parameters before the state.
         let init = request.validate_for(self.configured_seal_kind())?;
-        let config = init.barrier;
         if self.is_initialized() {
             return Err(CoreError::AlreadyInitialized);
         }
+        // HA: the store is shared; another node may have initialised it, or be doing so.
+        let ha_locked = self.begin_ha_init().await?;
+        let outcome = self
+            .initialize_locked(&mut progress, init, root_token_id, dev)
+            .await;
+        self.end_ha_init(ha_locked).await;
+        outcome
+    }
+
+    /// The body of [`Core::initialize_with_root_token`], with `transition` held (and, in HA
+    /// mode, the HA lock).
+    async fn initialize_locked(
+        &self,
+        progress: &mut UnsealProgress,
+        init: seal::InitConfig,
+        root_token_id: Option<&str>,
+        dev: bool,
+    ) -> CoreResult<InitResult> {
+        let config = init.barrier;
         self.wipe_aborted_init().await?;
 
         let root_key = SecretBytes::new(random::bytes(seal::KEY_LEN));
@@ -446,6 +464,10 @@ impl Core {
     /// refused otherwise (OpenBao's words).
     pub async fn unseal_with(&self, key: SecretBytes, migrate: bool) -> CoreResult<SealStatus> {
         let mut progress = self.transition.lock().await;
+        if self.ha.is_some() && self.seal_config().is_none() {
+            // HA: another node may have initialised the shared store since this one started.
+            self.reload_seal_configs().await?;
+        }
         let Some(barrier_config) = self.seal_config() else {
             return Err(CoreError::NotInitialized);
         };

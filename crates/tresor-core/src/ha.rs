@@ -31,6 +31,21 @@ pub const LOST_BACKOFF: Duration = Duration::from_secs(2);
 /// After `sys/step-down`, as in Vault (which waits 10 s), long enough for another node.
 pub const STEP_DOWN_BACKOFF: Duration = Duration::from_secs(5);
 
+/// The barrier context of a forwarded request's client address (never a storage key).
+const FORWARDED_CLIENT_CONTEXT: &str = "core/ha/forwarded-client";
+/// How long a sealed client address is accepted after the standby made it.
+const FORWARDED_CLIENT_VALIDITY_SECS: i64 = 60;
+
+/// What a standby seals for the active node: the client's address, bound to one request.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct ForwardedClient {
+    client: std::net::SocketAddr,
+    method: String,
+    uri: String,
+    /// Unix seconds when the standby sealed it.
+    at: i64,
+}
+
 /// Where an HA node stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HaMode {
@@ -158,6 +173,49 @@ impl Core {
             .filter(|a| !a.is_empty())
     }
 
+    /// A standby forwarding a request: the client's address sealed by the barrier, bound to
+    /// the request's method and URI, so that the active node (the only other holder of the
+    /// keyring) can trust it. `None` without HA or while sealed.
+    pub fn seal_forwarded_client(
+        &self,
+        client: std::net::SocketAddr,
+        method: &str,
+        uri: &str,
+    ) -> Option<Vec<u8>> {
+        self.ha()?;
+        let record = ForwardedClient {
+            client,
+            method: method.to_owned(),
+            uri: uri.to_owned(),
+            at: time::OffsetDateTime::now_utc().unix_timestamp(),
+        };
+        let plaintext = serde_json::to_vec(&record).ok()?;
+        self.barrier()
+            .seal_detached(FORWARDED_CLIENT_CONTEXT, &plaintext)
+            .ok()
+    }
+
+    /// The active node: the client address a standby sealed for this method and URI within
+    /// the last minute; `None` for anything else (forged, replayed on another request, stale).
+    pub fn open_forwarded_client(
+        &self,
+        sealed: &[u8],
+        method: &str,
+        uri: &str,
+    ) -> Option<std::net::SocketAddr> {
+        self.ha()?;
+        let plaintext = self
+            .barrier()
+            .open_detached(FORWARDED_CLIENT_CONTEXT, sealed)
+            .ok()?;
+        let record: ForwardedClient = serde_json::from_slice(plaintext.expose()).ok()?;
+        let age = time::OffsetDateTime::now_utc().unix_timestamp() - record.at;
+        (record.method == method
+            && record.uri == uri
+            && (-FORWARDED_CLIENT_VALIDITY_SECS..=FORWARDED_CLIENT_VALIDITY_SECS).contains(&age))
+        .then_some(record.client)
+    }
+
     /// `sys/leader`.
     pub fn leader_status(&self) -> CoreResult<LeaderStatus> {
         let Some(ha) = self.ha() else {
@@ -262,8 +320,8 @@ impl Core {
             return Err(CoreError::Sealed);
         }
         let started = std::time::Instant::now();
-        self.barrier().reload_keyring().await?;
         self.reload_seal_configs().await?;
+        self.reload_keyring_for_take_over().await?;
         let active = self.activate().await?;
         ha.set_mode(HaMode::Active);
         ha.set_leader(Some(ha.lock.advert().clone()));
@@ -276,6 +334,111 @@ impl Core {
             "this node is now the active node"
         );
         Ok(())
+    }
+
+    /// The keyring as the node that was active left it. With an auto seal, that node may have
+    /// rotated the root key (`sys/rotate/root`): the loaded root key no longer opens the
+    /// keyring, and the seal unwraps the new one from `core/sealed-root-key`, as an unseal
+    /// would. (A Shamir rekey keeps the root key; only its wrapping changes.)
+    async fn reload_keyring_for_take_over(&self) -> CoreResult<()> {
+        match self.barrier().reload_keyring().await {
+            Err(crate::barrier::BarrierError::InvalidRootKey) if self.options.seal.is_some() => {
+                let root_key = self.stored_key(crate::seal::SEALED_ROOT_KEY_PATH).await?;
+                self.barrier().reload_keyring_with(&root_key).await?;
+                tracing::info!(
+                    "the root key was rotated on the node that was active: took the new one from the seal"
+                );
+                Ok(())
+            }
+            other => Ok(other?),
+        }
+    }
+
+    /// HA: `sys/init` on a shared store. Another node may have initialised it since this
+    /// node read the seal configuration at start, so it is read again; and the HA lock is held
+    /// while initialising, so two nodes never initialise (or wipe an interrupted
+    /// initialisation) at once. Returns whether the lock was taken (release it with
+    /// [`Core::end_ha_init`]). Called with `transition` held.
+    pub(crate) async fn begin_ha_init(&self) -> CoreResult<bool> {
+        let Some(ha) = self.ha() else {
+            return Ok(false);
+        };
+        self.reload_seal_configs().await?;
+        if self.is_initialized() {
+            return Err(CoreError::AlreadyInitialized);
+        }
+        if !ha.lock.try_acquire().await? {
+            return Err(CoreError::InvalidRequest(
+                "another node holds the HA lock: it is initialising the cluster, or the cluster is already initialised".to_owned(),
+            ));
+        }
+        // Read once more under the lock: a node that finished initialising just before.
+        if let Err(err) = self.reload_seal_configs().await {
+            self.end_ha_init(true).await;
+            return Err(err);
+        }
+        if self.is_initialized() {
+            self.end_ha_init(true).await;
+            return Err(CoreError::AlreadyInitialized);
+        }
+        Ok(true)
+    }
+
+    /// Releases the lock [`Core::begin_ha_init`] took; sealed writes go unfenced again.
+    pub(crate) async fn end_ha_init(&self, locked: bool) {
+        let Some(ha) = self.ha() else { return };
+        if locked {
+            ha.lock.release().await;
+            ha.lock.set_standby(false);
+        }
+    }
+
+    /// HA: a node started before `sys/init` learns, within [`RETRY_INTERVAL`], that another
+    /// node initialised the shared store, and can then be unsealed (an auto seal unseals it
+    /// at once) and become a standby or the active node, without a restart.
+    pub fn watch_for_initialisation(&self) {
+        if self.ha.is_none() || self.is_initialized() {
+            return;
+        }
+        let weak = self.weak();
+        tokio::spawn(async move {
+            let mut unreachable = false;
+            loop {
+                tokio::time::sleep(RETRY_INTERVAL).await;
+                let Some(core) = weak.upgrade() else { return };
+                if core.is_initialized() {
+                    return;
+                }
+                match core.refresh_initialised().await {
+                    Ok(true) => {
+                        tracing::info!("the cluster was initialised by another node");
+                        if core.options.seal.is_some() {
+                            core.start_auto_unseal().await;
+                        }
+                        return;
+                    }
+                    Ok(false) => unreachable = false,
+                    Err(err) if !unreachable => {
+                        unreachable = true;
+                        tracing::warn!(error = %err, "cannot read the seal configuration; retrying");
+                    }
+                    Err(_) => {}
+                }
+            }
+        });
+    }
+
+    /// HA, not initialised as far as this node knows: reads the seal configuration again;
+    /// `true` when the store is initialised now.
+    pub(crate) async fn refresh_initialised(&self) -> CoreResult<bool> {
+        if self.ha.is_none() {
+            return Ok(self.is_initialized());
+        }
+        let _transition = self.transition.lock().await;
+        if !self.is_initialized() {
+            self.reload_seal_configs().await?;
+        }
+        Ok(self.is_initialized())
     }
 
     /// Drops the active state at once (in-flight requests finish with what they hold; their

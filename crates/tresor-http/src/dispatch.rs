@@ -4,6 +4,8 @@
 //!    login role in the body, for auth mounts with role quotas).
 //! 1. Unauthenticated `sys/` endpoints (health, seal-status, init, unseal, leader, generate-root,
 //!    and the legacy `sys/rekey/*` where the listener enables them) answer first, sealed or not.
+//!    On an HA standby, everything but the endpoints about this node (`STANDBY_LOCAL`) is
+//!    forwarded to the active node (`forward`), or redirected to it with a 307.
 //! 2. Everything else answers 503 while sealed.
 //! 3. Then the token and the ACL are checked (403), inside the core, for `sys/` and logical
 //!    paths alike.
@@ -31,8 +33,27 @@ pub async fn handle(State(state): State<AppState>, request: http::Request<Body>)
     serve(state, request, id).instrument(span).await
 }
 
-async fn serve(state: AppState, request: http::Request<Body>, id: String) -> Response {
+async fn serve(state: AppState, mut request: http::Request<Body>, id: String) -> Response {
     let started = Instant::now();
+    // A request a standby forwarded: the client's address is the one the standby sealed, if
+    // this node's barrier opens it (only nodes of this cluster can make one); the header
+    // itself goes no further.
+    if request
+        .headers()
+        .contains_key(crate::forward::CLIENT_HEADER)
+    {
+        let client = if state.core.is_standby() {
+            None
+        } else {
+            crate::forward::forwarded_client(&state, &request)
+        };
+        request.headers_mut().remove(crate::forward::CLIENT_HEADER);
+        if let Some(client) = client {
+            request
+                .extensions_mut()
+                .insert(axum::extract::ConnectInfo(client));
+        }
+    }
     let _in_flight = crate::observe::register(&state, &id, &request);
     // Rate-limit quotas apply before anything else, as in OpenBao: from the URI alone, or,
     // when the request's auth mount has role quotas, with the login role read from its body.
@@ -123,14 +144,31 @@ async fn answer(
         .copied()
         .unwrap_or_default();
     let uri = request.uri().clone();
+    // An HA standby keeps what it needs to send the request on (only a standby pays for it).
+    let captured = state.core.is_standby().then(|| crate::forward::Captured {
+        method: request.method().clone(),
+        uri: uri.clone(),
+        headers: request.headers().clone(),
+    });
     let request = match ApiRequest::parse(request, state.max_request_size).await {
         Ok(r) => r,
         Err(err) => return err.into_response(),
     };
-    if state.core.is_standby() && !is_raw(&request, listener) {
-        // An HA standby serves only the unauthenticated sys endpoints; the active node
-        // answers the rest (it audits them).
-        return standby_redirect(state, &uri);
+    if state.core.is_standby() && !stays_local(&request, listener) {
+        // An HA standby serves only the unauthenticated sys endpoints that describe or
+        // change this node; the active node answers the rest (and audits them).
+        return match captured {
+            Some(captured) => {
+                let ApiRequest {
+                    body,
+                    remote_socket,
+                    ..
+                } = request;
+                crate::forward::standby(state, captured, body, remote_socket).await
+            }
+            // Became a standby while the request was read: Vault's 307.
+            None => crate::forward::redirect_to_leader(state, &uri),
+        };
     }
     if is_raw(&request, listener) {
         // Raw unauthenticated endpoints are not audited, as in OpenBao.
@@ -170,50 +208,6 @@ async fn answer(
     response
 }
 
-/// An HA standby's answer to anything but the unauthenticated sys endpoints: 307 to the same
-/// path and query on the active node's `api_addr`, as Vault's standbys answer when they do
-/// not forward (`respondStandby`); a 307 keeps the method and body, and clients (hvac's
-/// requests, vaultrs's reqwest, the Go api client) follow it keeping `X-Vault-Token`. With no
-/// active node known: 503, as Vault.
-fn standby_redirect(state: &AppState, uri: &http::Uri) -> Response {
-    let Some(leader) = state.core.leader_api_addr() else {
-        return ApiError::new(
-            http::StatusCode::SERVICE_UNAVAILABLE,
-            "no active Vault instance found",
-        )
-        .into_response();
-    };
-    let base = match leader.parse::<http::Uri>() {
-        Ok(parsed) if parsed.authority().is_some() => format!(
-            "{}://{}",
-            parsed.scheme_str().unwrap_or("https"),
-            parsed.authority().map(|a| a.as_str()).unwrap_or_default()
-        ),
-        _ => {
-            return ApiError::new(
-                http::StatusCode::INTERNAL_SERVER_ERROR,
-                "the active node's api_addr is not a URL",
-            )
-            .into_response();
-        }
-    };
-    let path = uri.path_and_query().map_or("/", |p| p.as_str());
-    let mut response = http::StatusCode::TEMPORARY_REDIRECT.into_response();
-    match http::HeaderValue::from_str(&format!("{base}{path}")) {
-        Ok(location) => {
-            response
-                .headers_mut()
-                .insert(http::header::LOCATION, location);
-            response
-        }
-        Err(_) => ApiError::new(
-            http::StatusCode::INTERNAL_SERVER_ERROR,
-            "the redirect location is not a valid header",
-        )
-        .into_response(),
-    }
-}
-
 /// OpenBao serves these with raw HTTP handlers, outside its logical router (and its audit).
 const RAW: [&str; 14] = [
     "sys/health",
@@ -231,6 +225,27 @@ const RAW: [&str; 14] = [
     "sys/rekey-recovery-key/update",
     "sys/rekey-recovery-key/verify",
 ];
+
+/// What an HA standby answers itself, as OpenBao's standbys do: the endpoints about this
+/// node and its seal. The other raw endpoints (generate-root, the legacy rekey) work on the
+/// active node's state, so OpenBao forwards them (`handleForwardIfStandby`), and so does Tresor.
+const STANDBY_LOCAL: [&str; 6] = [
+    "sys/health",
+    "sys/seal-status",
+    "sys/init",
+    "sys/unseal",
+    "sys/seal",
+    "sys/leader",
+];
+
+fn stays_local(request: &ApiRequest, listener: crate::ListenerOptions) -> bool {
+    let bare = if request.operation == crate::request::Operation::List {
+        request.path.trim_end_matches('/')
+    } else {
+        request.path.as_str()
+    };
+    STANDBY_LOCAL.contains(&bare) || unauthenticated(bare, listener)
+}
 
 fn is_raw(request: &ApiRequest, listener: crate::ListenerOptions) -> bool {
     let bare = if request.operation == crate::request::Operation::List {

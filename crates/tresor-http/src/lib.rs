@@ -6,8 +6,10 @@
 //! - `request`: parsing of method, path, query, token headers and bounded JSON bodies.
 //! - `response`: the response envelope, sys top-level mirroring, 204s, exact headers.
 //! - `error`: [`ApiError`], the `{"errors":[…]}` envelope, and the mapping from `CoreError`.
-//! - `dispatch`: the HA standby's redirect, unauthenticated sys paths, the sealed check,
+//! - `dispatch`: unauthenticated sys paths, the HA standby's hand-off, the sealed check,
 //!   authentication, routing.
+//! - `forward`: an HA standby's request forwarding to the active node (and its 307 fallback),
+//!   and the sealed client address the active node reads from a forwarded request.
 //! - `audit`: the HTTP half of the audit hook (the per-request scope, the response line).
 //! - `inflight`: the requests being served (`sys/in-flight-req`, the in-flight gauge).
 //! - `observe`: what every request gets on arrival: its id, the log span carrying it, its
@@ -20,6 +22,7 @@
 mod audit;
 mod dispatch;
 mod error;
+mod forward;
 mod inflight;
 mod observe;
 mod request;
@@ -33,6 +36,7 @@ use axum::Router;
 use tresor_core::Core;
 
 pub use error::ApiError;
+pub use forward::{FORWARD_TIMEOUT, Forwarding};
 
 /// Vault's default limit on request bodies (32 MiB); larger bodies get 413.
 pub const DEFAULT_MAX_REQUEST_SIZE: usize = 32 * 1024 * 1024;
@@ -44,6 +48,9 @@ pub struct AppState {
     pub max_request_size: usize,
     /// Telemetry settings, the in-flight requests and the sanitized configuration.
     pub observability: Arc<Observability>,
+    /// How an HA standby forwards requests to the active node; `None`: it answers 307
+    /// instead (`disable_clustering`, or no HA).
+    pub forwarding: Option<Forwarding>,
 }
 
 impl AppState {
@@ -52,6 +59,7 @@ impl AppState {
             core,
             max_request_size: DEFAULT_MAX_REQUEST_SIZE,
             observability: Arc::new(Observability::default()),
+            forwarding: None,
         }
     }
 }

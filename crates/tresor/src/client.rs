@@ -233,6 +233,11 @@ impl Client {
         self.token = token.map(SecretString::new);
     }
 
+    /// The server's address, as requests go to it (`operator step-down` names it).
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+
     pub fn token(&self) -> Option<&str> {
         self.token.as_ref().map(SecretString::expose)
     }

@@ -1,8 +1,8 @@
 //! HA on `storage "postgresql"`: three real `tresor` processes on different ports sharing one
 //! database of the real PostgreSQL on 127.0.0.1:5432 (its own database `ha_<random>`, dropped
 //! at the end). One becomes active, the others are standbys (sys/health 429, sys/leader,
-//! 307 to the active node); kill -9 of the active node → another takes over within 5 s and
-//! serves what was written; step-down hands over; `pg_terminate_backend` of the active node's
+//! 307 to the active node when asked not to forward, forwarding otherwise); kill -9 of the
+//! active node → another takes over within 5 s and serves what was written; step-down hands over; `pg_terminate_backend` of the active node's
 //! sessions → it stops serving. Throughout, every node is asked to write in rounds, and no
 //! round may see two nodes accept a write.
 #![allow(
@@ -79,7 +79,11 @@ async fn call(
     token: Option<&str>,
     body: Option<Value>,
 ) -> Option<(u16, Value, Option<String>)> {
-    let mut req = client.request(method.parse().unwrap(), format!("{addr}/v1/{path}"));
+    // What each node itself does: a standby redirects (307) instead of forwarding the request
+    // to the active node (forwarding is tested in ha_forwarding.rs).
+    let mut req = client
+        .request(method.parse().unwrap(), format!("{addr}/v1/{path}"))
+        .header("X-Vault-No-Request-Forwarding", "true");
     if let Some(t) = token {
         req = req.header("X-Vault-Token", t);
     }
@@ -379,6 +383,7 @@ async fn three_nodes_one_active_fail_over_within_5s_step_down_and_never_two_writ
     .await
     .unwrap();
     assert_eq!(status, 307, "a standby never writes itself");
+    // Without the header, a standby forwards to the active node.
     let follow = common::http();
     let read = follow
         .get(format!("{standby}/v1/secret/data/one"))

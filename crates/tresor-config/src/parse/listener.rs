@@ -15,6 +15,7 @@ use crate::value::Value;
 
 const KEYS: &[&str] = &[
     "address",
+    "cluster_address",
     "tls_disable",
     "tls_cert_file",
     "tls_key_file",
@@ -50,6 +51,7 @@ pub(super) fn read(cx: &Cx, block: &Block) -> Result<ListenerConfig, Located> {
     };
 
     let mut address = DEFAULT_LISTEN_ADDRESS;
+    let mut cluster_address = None;
     let mut tls_disable = false;
     let mut cert_file = None;
     let mut key_file = None;
@@ -77,6 +79,7 @@ pub(super) fn read(cx: &Cx, block: &Block) -> Result<ListenerConfig, Located> {
         let value = cx.value(attr);
         match value.key() {
             "address" => address = socket_addr(&value)?,
+            "cluster_address" => cluster_address = Some(socket_addr(&value)?),
             "tls_disable" => tls_disable = value.boolean()?,
             "tls_cert_file" => cert_file = Some(PathBuf::from(value.string()?)),
             "tls_key_file" => key_file = Some(PathBuf::from(value.string()?)),
@@ -127,6 +130,7 @@ pub(super) fn read(cx: &Cx, block: &Block) -> Result<ListenerConfig, Located> {
     };
     Ok(ListenerConfig {
         address,
+        cluster_address,
         tls,
         max_request_size,
         limits,

@@ -192,16 +192,29 @@ impl Barrier {
     /// (`sys/rotate`) since this one unsealed. Fails (and keeps the loaded keyring) when the
     /// stored keyring is no longer under this root key (a root key rotated elsewhere).
     pub async fn reload_keyring(&self) -> Result<(), BarrierError> {
-        let _lifecycle = self.lifecycle.lock().await;
         let root_key = self.unsealed()?.keyring.root_key().clone();
+        self.reload_keyring_with(&root_key).await
+    }
+
+    /// As [`Barrier::reload_keyring`], with another root key: a standby taking over after the
+    /// active node rotated the root key of an auto seal (the seal unwraps the new one).
+    /// Only an unsealed barrier reloads; the key is checked as [`Barrier::unseal`] checks it.
+    pub async fn reload_keyring_with(&self, root_key: &SecretBytes) -> Result<(), BarrierError> {
+        let _lifecycle = self.lifecycle.lock().await;
+        self.unsealed()?;
         let stored = self
             .backend
             .get(KEYRING_PATH)
             .await?
             .ok_or(BarrierError::NotInitialized)?;
-        let plaintext = aead::decrypt(&root_key, KEYRING_PATH, &stored)
+        let plaintext = aead::decrypt(root_key, KEYRING_PATH, &stored)
             .map_err(|_| BarrierError::InvalidRootKey)?;
         let keyring = Keyring::from_bytes(plaintext.expose())?;
+        if !bool::from(keyring.root_key().expose().ct_eq(root_key.expose())) {
+            return Err(BarrierError::KeyringCorrupt(
+                "stored root key does not match",
+            ));
+        }
         *self.state.write().unwrap_or_else(PoisonError::into_inner) = Some(Unsealed::new(keyring));
         Ok(())
     }

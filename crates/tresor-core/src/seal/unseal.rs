@@ -108,7 +108,7 @@ impl Core {
 
     /// Reads a record the seal wrapped and unwraps it: with the old (disabled) seal while a
     /// migration away from it is pending, with the configured one otherwise.
-    async fn stored_key(&self, path: &str) -> CoreResult<SecretBytes> {
+    pub(crate) async fn stored_key(&self, path: &str) -> CoreResult<SecretBytes> {
         let seal = match self.migration_from() {
             Some(from) if from.is_auto() => self.migration_seal()?,
             _ => self.auto_seal()?,

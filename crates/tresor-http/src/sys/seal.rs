@@ -103,6 +103,14 @@ pub async fn seal(state: &AppState, request: &ApiRequest) -> Result<Response, Ap
     if state.core.is_sealed() {
         return Ok(no_content());
     }
+    if state.core.is_standby() {
+        // OpenBao's answer (`sealInitCommon`): a standby has no token store to check the
+        // token against, so it refuses rather than seal on an unchecked token.
+        return Err(ApiError::new(
+            http::StatusCode::INTERNAL_SERVER_ERROR,
+            "vault cannot seal when in standby mode; please restart instead",
+        ));
+    }
     let token = request.token.as_ref().map(|t| t.expose());
     state
         .core

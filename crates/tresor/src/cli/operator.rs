@@ -1,4 +1,4 @@
-//! `tresor operator init|unseal|seal|status` (and `rekey`, in `cli::rekey`; `migrate`, which
+//! `tresor operator init|unseal|seal|status|step-down` (and `rekey`, in `cli::rekey`; `migrate`, which
 //! needs no server, in the crate's `migrate` module).
 
 use std::io::BufRead;
@@ -49,6 +49,10 @@ pub enum OperatorCommand {
     Seal,
     /// Show the seal status; exit code 2 when sealed.
     Status,
+    /// Make the active node of an HA cluster resign (sudo, sys/step-down): another node takes
+    /// over; this one waits 5 s before contending again. On a standby the request goes to the
+    /// active node.
+    StepDown,
     /// Replace the unseal key shares (new count and threshold), with a quorum of current ones.
     Rekey(super::rekey::RekeyArgs),
     /// Copy every (encrypted) entry of a stopped server's store to another store
@@ -91,6 +95,12 @@ pub fn run(command: OperatorCommand, args: &ClientArgs) -> Result<ExitCode> {
             OperatorCommand::Seal => {
                 client.call(Method::PUT, "sys/seal", None).await?;
                 println!("Success! Vault is sealed.");
+                Ok(ExitCode::SUCCESS)
+            }
+            OperatorCommand::StepDown => {
+                client.call(Method::PUT, "sys/step-down", None).await?;
+                // bao's words.
+                println!("Success! Stepped down: {}", client.address());
                 Ok(ExitCode::SUCCESS)
             }
             OperatorCommand::Status => {

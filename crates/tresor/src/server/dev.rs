@@ -31,6 +31,7 @@ pub fn config(args: &ServerArgs) -> Result<ServerConfig> {
         storage,
         listeners: vec![ListenerConfig {
             address,
+            cluster_address: None,
             tls: None,
             max_request_size: None,
             limits: Default::default(),
@@ -44,6 +45,9 @@ pub fn config(args: &ServerArgs) -> Result<ServerConfig> {
             },
         }],
         api_addr: None,
+        cluster_addr: None,
+        disable_clustering: false,
+        ha_forwarding_tls_ca_cert: None,
         cluster_name: None,
         disable_mlock: true,
         ui: false,

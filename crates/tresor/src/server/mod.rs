@@ -187,7 +187,11 @@ type Storage = (
     Option<Arc<dyn tresor_storage::ha::HaLock>>,
 );
 
-async fn open_backend(storage: &StorageConfig, api_addr: Option<&str>) -> Result<Storage> {
+async fn open_backend(
+    storage: &StorageConfig,
+    api_addr: Option<&str>,
+    cluster_addr: impl Fn(&str) -> String,
+) -> Result<Storage> {
     let single = |backend: Arc<dyn Backend>| -> Storage { (backend, None) };
     Ok(match storage {
         StorageConfig::Inmem => single(Arc::new(MemoryBackend::new())),
@@ -242,7 +246,7 @@ async fn open_backend(storage: &StorageConfig, api_addr: Option<&str>) -> Result
                 advert: tresor_storage::ha::NodeAdvert {
                     node_id: hex::encode(tresor_core::random::bytes(8)),
                     api_addr: api_addr.trim_end_matches('/').to_owned(),
-                    cluster_addr: cluster_addr_from(api_addr),
+                    cluster_addr: cluster_addr(api_addr),
                     hostname: hostname(),
                     version: tresor_core::version::reported_version(),
                 },
@@ -255,24 +259,74 @@ async fn open_backend(storage: &StorageConfig, api_addr: Option<&str>) -> Result
     })
 }
 
-/// Vault's default `cluster_addr`: `api_addr`'s host on the next port, over https. No
-/// cluster listener exists yet; the address is reported (sys/leader, sys/ha-status) only.
-fn cluster_addr_from(api_addr: &str) -> String {
+/// The `cluster_addr` this node reports (sys/leader, sys/ha-status): none with
+/// `disable_clustering`; the configured one; else Vault's default, `api_addr`'s host over
+/// https on the port of the first listener's `cluster_address` or, without one, on
+/// `api_addr`'s port plus one. Nothing listens there: standbys forward to `api_addr`.
+fn reported_cluster_addr(config: &ServerConfig, api_addr: &str) -> String {
+    if config.disable_clustering {
+        return String::new();
+    }
+    if let Some(addr) = &config.cluster_addr {
+        return addr.clone();
+    }
     let Ok(uri) = api_addr.parse::<http::Uri>() else {
         return String::new();
     };
     let Some(host) = uri.host() else {
         return String::new();
     };
-    let port = uri
+    let api_port = uri
         .port_u16()
         .unwrap_or(if uri.scheme_str() == Some("http") {
             80
         } else {
             443
         });
-    format!("https://{host}:{}", port.saturating_add(1))
+    let port = config
+        .listeners
+        .first()
+        .and_then(|l| l.cluster_address)
+        .map_or(api_port.saturating_add(1), |a| a.port());
+    format!("https://{host}:{port}")
 }
+
+/// The HTTP client an HA standby forwards requests with, unless `disable_clustering` turns
+/// forwarding off (standbys then answer 307). It trusts, for an `https` `api_addr` of the
+/// active node, the certificates of `ha_forwarding_tls_ca_cert` only, else the system's roots;
+/// it never follows redirects (an answer goes back to the client as it came) and gives up
+/// connecting after 5 s.
+fn forwarding(config: &ServerConfig, ha: bool) -> Result<Option<tresor_http::Forwarding>> {
+    if !ha || config.disable_clustering {
+        return Ok(None);
+    }
+    let mut builder = reqwest::Client::builder()
+        .connect_timeout(FORWARD_CONNECT_TIMEOUT)
+        .timeout(tresor_http::FORWARD_TIMEOUT)
+        .redirect(reqwest::redirect::Policy::none())
+        .pool_idle_timeout(std::time::Duration::from_secs(60));
+    if let Some(ca) = &config.ha_forwarding_tls_ca_cert {
+        let pem = std::fs::read(ca)
+            .with_context(|| format!("reading ha_forwarding_tls_ca_cert {}", ca.display()))?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem)
+            .with_context(|| format!("parsing ha_forwarding_tls_ca_cert {}", ca.display()))?;
+        if certs.is_empty() {
+            bail!(
+                "ha_forwarding_tls_ca_cert {} holds no certificate",
+                ca.display()
+            );
+        }
+        builder = builder.tls_certs_only(certs);
+    }
+    Ok(Some(tresor_http::Forwarding::new(
+        builder
+            .build()
+            .context("building the HTTP client that forwards requests to the active node")?,
+    )))
+}
+
+/// How long a standby waits to connect to the active node when forwarding a request.
+const FORWARD_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The machine's host name, for `sys/ha-status`.
 fn hostname() -> String {
@@ -305,7 +359,11 @@ const PG_URL_ENV: &str = "TRESOR_PG_CONNECTION_URL";
 const VAULT_PG_URL_ENV: &str = "VAULT_PG_CONNECTION_URL";
 
 async fn serve(config: ServerConfig, args: ServerArgs, started: Instant) -> Result<()> {
-    let (backend, ha) = open_backend(&config.storage, config.api_addr.as_deref()).await?;
+    let (backend, ha) = open_backend(&config.storage, config.api_addr.as_deref(), |api_addr| {
+        reported_cluster_addr(&config, api_addr)
+    })
+    .await?;
+    let forwarding = forwarding(&config, ha.is_some())?;
     crate::migrate::lock::refuse_to_serve(&*backend).await?;
     let paused = revocation_paused(&config)?;
     if paused {
@@ -343,6 +401,8 @@ async fn serve(config: ServerConfig, args: ServerArgs, started: Instant) -> Resu
     // answers and says why.
     let unsealer = core.clone();
     tokio::spawn(async move { unsealer.start_auto_unseal().await });
+    // HA: a node started before sys/init notices another node initialising the store.
+    core.watch_for_initialisation();
     reopen_audit_on_sighup(&core);
     let dev_outcome = if args.dev {
         let outcome = dev::bootstrap(&core, &args, &config).await?;
@@ -370,6 +430,7 @@ async fn serve(config: ServerConfig, args: ServerArgs, started: Instant) -> Resu
             sanitized_config: config.sanitized(),
             in_flight: Default::default(),
         }),
+        forwarding,
     });
     let servers = listen::start(&config.listeners, app).await?;
 
