@@ -886,6 +886,21 @@ struct PrivatePostgres {
     as_postgres: bool,
 }
 
+/// How the restart test takes PostgreSQL away.
+#[derive(Debug, Clone, Copy)]
+enum Outage {
+    /// `pg_ctl restart -m fast`: sessions ended, a shutdown checkpoint, started again at
+    /// once; the lock row is usually still valid when PostgreSQL is back.
+    FastRestart,
+    /// `pg_ctl stop -m immediate` (no checkpoint: the next start recovers from the WAL, as
+    /// after a crash), down for [`CRASH_DOWNTIME`] (longer than the lock's TTL, so every
+    /// lock row has lapsed when PostgreSQL is back), then started.
+    Crash,
+}
+
+/// How long the crash outage lasts: longer than the lock's 3 s TTL.
+const CRASH_DOWNTIME: Duration = Duration::from_secs(5);
+
 impl PrivatePostgres {
     fn start(bin: PathBuf, port: u16) -> PrivatePostgres {
         let dir = tempfile::Builder::new()
@@ -921,15 +936,30 @@ impl PrivatePostgres {
                 "--no-sync",
             ],
         );
-        pg.pg_ctl(&[
-            "start",
-            "-o",
-            &format!(
-                "-p {port} -k {} -c listen_addresses=127.0.0.1",
-                pg.dir.path().display()
-            ),
-        ]);
+        pg.pg_ctl(&["start", "-o", &pg.options()]);
         pg
+    }
+
+    /// The server's options: its port, its socket directory, TCP on 127.0.0.1 only.
+    fn options(&self) -> String {
+        format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1",
+            self.port,
+            self.dir.path().display()
+        )
+    }
+
+    /// Takes PostgreSQL away and brings it back; returns once it accepts connections.
+    fn outage(&self, outage: Outage) {
+        match outage {
+            Outage::FastRestart => self.pg_ctl(&["-m", "fast", "restart"]),
+            Outage::Crash => {
+                self.pg_ctl(&["-m", "immediate", "stop"]);
+                // The outage's length is what is tested, not a wait for something to happen.
+                std::thread::sleep(CRASH_DOWNTIME);
+                self.pg_ctl(&["start", "-o", &self.options()]);
+            }
+        }
     }
 
     fn data(&self) -> String {
@@ -1199,39 +1229,57 @@ async fn postgresql_restart_under_write_load_the_cluster_recovers_by_itself() {
     load.wait_for(&cluster, 100, Duration::from_secs(20), "before the restart")
         .await;
 
-    let a = one_active(&plain(), &cluster.nodes, Duration::from_secs(10)).await;
-    let t0 = Instant::now();
-    let restarting = {
-        let pg = pg.clone();
-        tokio::task::spawn_blocking(move || {
-            pg.pg_ctl(&["-m", "fast", "restart"]);
-            Instant::now()
-        })
-    };
-    let (b, seen) = next_active(&cluster, Some(a), t0, Duration::from_secs(40)).await;
-    let ready = restarting.await.unwrap();
-    load.wait_for(&cluster, 100, Duration::from_secs(30), "after the restart")
+    let mut rounds = Vec::new();
+    for outage in [Outage::FastRestart, Outage::Crash] {
+        let a = one_active(&plain(), &cluster.nodes, Duration::from_secs(10)).await;
+        let t0 = Instant::now();
+        let restarting = {
+            let pg = pg.clone();
+            tokio::task::spawn_blocking(move || {
+                pg.outage(outage);
+                Instant::now()
+            })
+        };
+        let (b, seen) = next_active(&cluster, Some(a), t0, Duration::from_secs(40)).await;
+        let ready = restarting.await.unwrap();
+        load.wait_for(
+            &cluster,
+            100,
+            Duration::from_secs(30),
+            &format!("after {outage:?}"),
+        )
         .await;
+        rounds.push((outage, a, b, t0, ready, seen));
+    }
     let (acks, cas_acks, failed) = load.stop(&cluster).await;
-    let first_after = acks
-        .iter()
-        .filter(|ack| ack.sent > ready)
-        .map(|ack| ack.done)
-        .min()
-        .unwrap();
+
+    for (round, (outage, a, b, t0, ready, seen)) in rounds.iter().enumerate() {
+        let end = rounds.get(round + 1).map_or(Instant::now(), |r| r.3);
+        let window: Vec<Ack> = acks.iter().filter(|ack| ack.done < end).cloned().collect();
+        let first_after = window
+            .iter()
+            .filter(|ack| ack.sent > *ready)
+            .map(|ack| ack.done)
+            .min()
+            .unwrap();
+        eprintln!(
+            "haload: PostgreSQL {outage:?}: PostgreSQL accepted connections again after {}; node {b} (node {a} was active) active after {} ({} relative to PostgreSQL being back); the first write sent after that was acknowledged after {}; {}",
+            since(*t0, *ready),
+            since(*t0, *seen),
+            relative(*ready, *seen),
+            since(*t0, first_after),
+            unavailability(&window, *t0),
+        );
+        assert!(
+            first_after - *ready <= Duration::from_secs(15),
+            "{outage:?}: writes succeeded again only {:?} after PostgreSQL was back",
+            first_after - *ready
+        );
+    }
     eprintln!(
-        "haload: PostgreSQL restart: pg_ctl restart -m fast took {}; node {b} (node {a} was active) active {} after the restart began ({} relative to PostgreSQL accepting connections again); the first write sent after that was acknowledged {} after the restart began; {}; {} register writes; {failed} failed tries retried",
-        since(t0, ready),
-        since(t0, seen),
-        relative(ready, seen),
-        since(t0, first_after),
-        unavailability(&acks, t0),
-        cas_acks.len(),
-    );
-    assert!(
-        first_after - ready <= Duration::from_secs(15),
-        "writes succeeded again only {:?} after PostgreSQL was back",
-        first_after - ready
+        "haload: PostgreSQL restarts: {} writes and {} register writes acknowledged; {failed} failed tries retried",
+        acks.len(),
+        cas_acks.len()
     );
 
     let problems = read_back(&client, &acks).await;
