@@ -64,7 +64,9 @@ pub fn plain() -> reqwest::Client {
 }
 
 /// One request to one node: (status, JSON body or `Null`, `Location`), or `None` when the
-/// node could not be reached or did not answer in time.
+/// node could not be reached or did not answer in time. What the node itself does: the
+/// request carries Vault's `X-Vault-No-Request-Forwarding`, so a standby that forwards
+/// requests redirects (307) this one instead.
 pub async fn call(
     client: &reqwest::Client,
     addr: &str,
@@ -73,7 +75,9 @@ pub async fn call(
     token: Option<&str>,
     body: Option<Value>,
 ) -> Option<(u16, Value, Option<String>)> {
-    let mut req = client.request(method.parse().unwrap(), format!("{addr}/v1/{path}"));
+    let mut req = client
+        .request(method.parse().unwrap(), format!("{addr}/v1/{path}"))
+        .header("X-Vault-No-Request-Forwarding", "true");
     if let Some(t) = token {
         req = req.header("X-Vault-Token", t);
     }
