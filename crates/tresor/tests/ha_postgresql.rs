@@ -1,8 +1,8 @@
 //! HA on `storage "postgresql"`: three real `tresor` processes on different ports sharing one
 //! database of the real PostgreSQL on 127.0.0.1:5432 (its own database `ha_<random>`, dropped
 //! at the end). One becomes active, the others are standbys (sys/health 429, sys/leader,
-//! 307 to the active node when asked not to forward, forwarding otherwise); kill -9 of the
-//! active node → another takes over within 5 s and serves what was written; step-down hands over; `pg_terminate_backend` of the active node's
+//! 307 to the active node when asked not to forward, forwarding otherwise); kill -9 of the active node → another takes over within 5 s and
+//! serves what was written; step-down hands over; `pg_terminate_backend` of the active node's
 //! sessions → it stops serving. Throughout, every node is asked to write in rounds, and no
 //! round may see two nodes accept a write.
 #![allow(
@@ -15,126 +15,13 @@
 
 mod common;
 
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use common::Server;
+use common::ha::{call, health, one_active, plain, start_node};
 use serde_json::{Value, json};
 use tresor_storage::test_db::{TestDb as Db, superuser as connect};
-
-/// One node: its process (gone once killed), its address, and the `application_name` its
-/// sessions carry (to find them in `pg_stat_activity`).
-struct Node {
-    server: Option<Server>,
-    addr: String,
-    app: String,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn start_node(db: &Db, dir: &Path, n: usize) -> Node {
-    let port = free_port();
-    let app = format!("ha_node_{n}");
-    let config = dir.join(format!("node{n}.hcl"));
-    std::fs::write(
-        &config,
-        format!(
-            "storage \"postgresql\" {{\n  connection_url = \"postgres://postgres@127.0.0.1:5432/{}?sslmode=disable&application_name={app}\"\n  ha_enabled = \"true\"\n  ha_table = \"tresor_ha_locks\"\n}}\n\nlistener \"tcp\" {{\n  address     = \"127.0.0.1:{port}\"\n  tls_disable = true\n}}\n\napi_addr = \"http://127.0.0.1:{port}\"\n",
-            db.name
-        ),
-    )
-    .unwrap();
-    let server = Server::start(&["server", &format!("-config={}", config.display())], dir);
-    assert_eq!(server.addr, format!("http://127.0.0.1:{port}"));
-    Node {
-        addr: server.addr.clone(),
-        server: Some(server),
-        app,
-    }
-}
-
-/// A client that does not follow redirects: what a node itself answers.
-fn plain() -> reqwest::Client {
-    let _ = common::http();
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(Duration::from_secs(5))
-        .build()
-        .unwrap()
-}
-
-async fn call(
-    client: &reqwest::Client,
-    addr: &str,
-    method: &str,
-    path: &str,
-    token: Option<&str>,
-    body: Option<Value>,
-) -> Option<(u16, Value, Option<String>)> {
-    // What each node itself does: a standby redirects (307) instead of forwarding the request
-    // to the active node (forwarding is tested in ha_forwarding.rs).
-    let mut req = client
-        .request(method.parse().unwrap(), format!("{addr}/v1/{path}"))
-        .header("X-Vault-No-Request-Forwarding", "true");
-    if let Some(t) = token {
-        req = req.header("X-Vault-Token", t);
-    }
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let resp = req.send().await.ok()?;
-    let status = resp.status().as_u16();
-    let location = resp
-        .headers()
-        .get("location")
-        .and_then(|l| l.to_str().ok())
-        .map(str::to_owned);
-    let text = resp.text().await.ok()?;
-    let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-    Some((status, body, location))
-}
-
-async fn health(client: &reqwest::Client, addr: &str) -> Option<u16> {
-    call(client, addr, "GET", "sys/health", None, None)
-        .await
-        .map(|(s, _, _)| s)
-}
-
-/// Polls until exactly one live node answers sys/health 200 and every other live one 429;
-/// returns the active node's index.
-async fn one_active(client: &reqwest::Client, nodes: &[Node], within: Duration) -> usize {
-    let deadline = Instant::now() + within;
-    loop {
-        let mut active = Vec::new();
-        let mut settled = true;
-        for (i, node) in nodes.iter().enumerate() {
-            if node.server.is_none() {
-                continue;
-            }
-            match health(client, &node.addr).await {
-                Some(200) => active.push(i),
-                Some(429) => {}
-                _ => settled = false,
-            }
-        }
-        if settled && active.len() == 1 {
-            return active[0];
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no single active node within {within:?} (active: {active:?})"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 /// Every `interval`, asks every node at once to write (without following redirects), and
 /// records how many accepted in each round.

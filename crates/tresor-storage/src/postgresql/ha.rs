@@ -31,6 +31,7 @@
 //! its writes, its core steps down) as soon as a renewal fails, finds the row gone, or cannot
 //! finish before the lock would lapse, or when its lock connection ends.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -166,6 +167,10 @@ pub struct PostgresqlHa {
     fence: Arc<Fence>,
     session: tokio::sync::Mutex<Option<Session>>,
     heartbeat: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// `release` could not delete this node's row (PostgreSQL unreachable, typically the
+    /// very failure that lost the lock): the next call that reaches PostgreSQL deletes it,
+    /// so that after a PostgreSQL restart the other nodes need not wait for it to lapse.
+    stale_row: AtomicBool,
     self_ref: std::sync::Weak<PostgresqlHa>,
 }
 
@@ -199,6 +204,7 @@ impl PostgresqlHa {
             fence,
             session: tokio::sync::Mutex::new(None),
             heartbeat: Mutex::new(None),
+            stale_row: AtomicBool::new(false),
             self_ref: weak.clone(),
         }))
     }
@@ -309,6 +315,34 @@ impl PostgresqlHa {
         }
     }
 
+    /// Deletes every lock row of this node's tenures (its node id, any suffix).
+    async fn delete_own_rows(&self, what: &str) -> Result<u64, StorageError> {
+        let table = &self.table;
+        let node = format!("{}/%", self.advert.node_id);
+        self.with_session(what, async move |c: &Client| {
+            c.execute(
+                &format!("DELETE FROM {table} WHERE ha_key = $1 AND ha_identity LIKE $2"),
+                &[&LOCK_KEY, &node],
+            )
+            .await
+        })
+        .await
+    }
+
+    /// The row a failed `release` left, deleted now if PostgreSQL answers. Never while this
+    /// node holds the lock: the row would be its current one.
+    async fn clear_stale_row(&self) {
+        if !self.stale_row.load(Ordering::Acquire) || matches!(self.fence.mode(), Mode::Held(_)) {
+            return;
+        }
+        if let Ok(n) = self.delete_own_rows("release").await {
+            self.stale_row.store(false, Ordering::Release);
+            if n > 0 {
+                tracing::info!("released the HA lock lost while PostgreSQL was unreachable");
+            }
+        }
+    }
+
     fn stop_heartbeat(&self) {
         if let Ok(mut slot) = self.heartbeat.lock()
             && let Some(task) = slot.take()
@@ -328,6 +362,7 @@ impl HaLock for PostgresqlHa {
         if matches!(self.fence.mode(), Mode::Held(_)) {
             return Ok(true);
         }
+        self.clear_stale_row().await;
         // A fresh identity per tenure: a write still in flight from an earlier tenure of this
         // same node fails its fence too.
         let identity: Arc<str> = format!(
@@ -396,35 +431,33 @@ impl HaLock for PostgresqlHa {
         let table = &self.table;
         // Deletes the row of this tenure, or (after a loss) of any tenure of this node that
         // has not lapsed yet, so another node need not wait for it.
-        let node = format!("{}/%", self.advert.node_id);
-        let outcome = self
-            .with_session("release", async move |c: &Client| match identity {
-                Some(id) => {
+        let outcome = match identity {
+            Some(id) => {
+                self.with_session("release", async move |c: &Client| {
                     c.execute(
                         &format!("DELETE FROM {table} WHERE ha_key = $1 AND ha_identity = $2"),
                         &[&LOCK_KEY, &&*id],
                     )
                     .await
-                }
-                None => {
-                    c.execute(
-                        &format!("DELETE FROM {table} WHERE ha_key = $1 AND ha_identity LIKE $2"),
-                        &[&LOCK_KEY, &node],
-                    )
-                    .await
-                }
-            })
-            .await;
+                })
+                .await
+            }
+            None => self.delete_own_rows("release").await,
+        };
+        self.stale_row.store(outcome.is_err(), Ordering::Release);
         match outcome {
             Ok(n) if n > 0 => tracing::info!("released the HA lock"),
             Ok(_) => {}
-            Err(err) => {
-                tracing::warn!(error = %err, "could not release the HA lock; it will lapse")
-            }
+            Err(err) => tracing::warn!(
+                error = %err,
+                "could not release the HA lock; deleting it once PostgreSQL answers, or it lapses"
+            ),
         }
     }
 
     async fn leader(&self) -> Result<Option<NodeAdvert>, StorageError> {
+        // A standby (this node after losing the lock, backing off) asks every half second.
+        self.clear_stale_row().await;
         let table = &self.table;
         let value: Option<String> = self
             .with_session("leader", async move |c: &Client| {

@@ -1,6 +1,8 @@
 //! Starting the real `tresor` binary for integration tests.
 #![allow(dead_code, reason = "each test binary uses a different subset")]
 
+pub mod ha;
+
 use std::io::{BufRead, BufReader};
 
 use serde_json::Value;
