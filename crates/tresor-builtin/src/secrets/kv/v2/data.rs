@@ -26,7 +26,9 @@ pub(crate) async fn find_version(
     field: &str,
 ) -> EngineResult<Result<Found, Response>> {
     let requested = fields::int(req, "version", Wording::Validated)?.unwrap_or(0);
-    let meta = store::load_meta(storage, path)
+    let meta = engine
+        .meta
+        .load(storage, path)
         .await?
         .ok_or(EngineError::NotFound)?;
     let version = if requested > 0 {

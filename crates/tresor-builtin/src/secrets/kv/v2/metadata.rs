@@ -14,8 +14,14 @@ use super::{KvV2, config, custom_metadata, store};
 use crate::common::fields::{self, Wording};
 use crate::common::passthrough::check_writable;
 
-pub(crate) async fn read(storage: &dyn Storage, path: &str) -> EngineResult<Option<Response>> {
-    let meta = store::load_meta(storage, path)
+pub(crate) async fn read(
+    engine: &KvV2,
+    storage: &dyn Storage,
+    path: &str,
+) -> EngineResult<Option<Response>> {
+    let meta = engine
+        .meta
+        .load(storage, path)
         .await?
         .ok_or(EngineError::NotFound)?;
     Ok(Some(Response::with_data(meta.to_json())))

@@ -33,6 +33,7 @@ mod config;
 mod custom_metadata;
 mod data;
 mod listing;
+mod meta_cache;
 mod metadata;
 mod metadata_patch;
 pub(crate) mod model;
@@ -50,6 +51,8 @@ pub struct KvV2 {
     clock: Arc<dyn Clock>,
     /// Serialises read-modify-write sequences per secret path (and `config`).
     locks: KeyLocks,
+    /// Decoded metadata of the keys read lately (see `meta_cache`).
+    meta: meta_cache::MetaCache,
 }
 
 impl KvV2 {
@@ -57,6 +60,7 @@ impl KvV2 {
         Self {
             clock,
             locks: KeyLocks::default(),
+            meta: meta_cache::MetaCache::default(),
         }
     }
 
@@ -73,6 +77,12 @@ impl SecretEngine for KvV2 {
     }
 
     async fn handle(&self, req: &Request, storage: &dyn Storage) -> EngineResult<Option<Response>> {
+        // Every write below goes through this view, so the metadata cache forgets what it
+        // changes.
+        let storage: &dyn Storage = &meta_cache::Invalidating {
+            inner: storage,
+            cache: &self.meta,
+        };
         let op = req.operation;
         keypath::check_write_target(op, &req.path)?;
         // Vault's HTTP layer appends the slash to LIST/SCAN paths before routing.
@@ -95,7 +105,7 @@ impl SecretEngine for KvV2 {
             }
             (Route::Data(p), Operation::Delete) => data::delete_latest(self, storage, p).await,
             (Route::Data(p), Operation::Patch) => patch::patch(self, req, storage, p).await,
-            (Route::Metadata(p), Operation::Read) => metadata::read(storage, p).await,
+            (Route::Metadata(p), Operation::Read) => metadata::read(self, storage, p).await,
             (Route::Metadata(p), Operation::Create | Operation::Update) => {
                 metadata::write(self, req, storage, p).await
             }
@@ -142,7 +152,9 @@ impl SecretEngine for KvV2 {
     /// Finishes an upgrade from v1 that was interrupted (anything left under `v1/`).
     async fn initialize(&self, storage: &dyn Storage) -> EngineResult<()> {
         if !storage.list(V1_PREFIX).await?.is_empty() {
-            upgrade::run(storage, self.clock.as_ref()).await?;
+            let result = upgrade::run(storage, self.clock.as_ref()).await;
+            self.meta.clear();
+            result?;
         }
         Ok(())
     }
@@ -153,7 +165,10 @@ impl SecretEngine for KvV2 {
         new: &BTreeMap<String, String>,
         storage: &dyn Storage,
     ) -> EngineResult<()> {
-        upgrade::options_changed(Version::V2, old, new, storage, self.clock.as_ref()).await
+        let result =
+            upgrade::options_changed(Version::V2, old, new, storage, self.clock.as_ref()).await;
+        self.meta.clear();
+        result
     }
 }
 
