@@ -11,7 +11,7 @@ pub mod tokens;
 use std::collections::HashSet;
 
 use crate::config::Config;
-use crate::model::{File, Finding, Severity};
+use crate::model::{File, Finding, Parsed, Severity};
 use crate::yaml::{NodeId, Pos, Style};
 
 /// A rule's identity and documentation.
@@ -136,22 +136,28 @@ pub fn doc_link(id: &str) -> String {
     )
 }
 
-/// What every check gets: the files, the config, and where to put findings.
+/// What a file's checks get: the file (what the report keeps of it), its text and tree
+/// (dropped once its checks have run), the config, and where findings go.
 #[derive(Debug)]
 pub struct Ctx<'a> {
-    pub files: &'a [File],
+    /// The file's index in the report.
+    pub fi: usize,
+    pub file: &'a File,
+    pub src: &'a Parsed,
     pub config: &'a Config,
     pub findings: Vec<Finding>,
     /// Nodes already reported, so the token and entropy rules do not repeat a finding.
-    pub flagged: HashSet<(usize, NodeId)>,
-    /// (file, node, rule) reported: an aliased node reached through two keys is one finding.
-    reported: HashSet<(usize, NodeId, &'static str)>,
+    pub flagged: HashSet<NodeId>,
+    /// (node, rule) reported: an aliased node reached through two keys is one finding.
+    reported: HashSet<(NodeId, &'static str)>,
 }
 
 impl<'a> Ctx<'a> {
-    pub fn new(files: &'a [File], config: &'a Config) -> Self {
+    pub fn new(fi: usize, file: &'a File, src: &'a Parsed, config: &'a Config) -> Self {
         Ctx {
-            files,
+            fi,
+            file,
+            src,
             config,
             findings: Vec::new(),
             flagged: HashSet::new(),
@@ -161,19 +167,19 @@ impl<'a> Ctx<'a> {
 
     /// Where a value starts, for a finding: a block scalar's first content line rather than
     /// its `|` indicator.
-    pub fn value_pos(&self, file: usize, node: NodeId) -> Pos {
-        let Some(f) = self.files.get(file) else {
-            return Pos::default();
-        };
-        let Some(n) = f.yaml.node(node) else {
+    pub fn value_pos(&self, node: NodeId) -> Pos {
+        let y = &self.src.yaml;
+        let Some(n) = y.node(node) else {
             return Pos::default();
         };
         if matches!(n.style, Style::Literal | Style::Folded)
-            && let Some(first) = f
-                .yaml
+            && let Some(first) = y
                 .str(node)
                 .and_then(|s| s.lines().find(|l| !l.trim().is_empty()))
-            && let Some(p) = f.lines().find(first.trim(), n.pos.line + 1, n.end.line)
+            && let Some(p) = self
+                .src
+                .lines()
+                .find(first.trim(), n.pos.line + 1, n.end.line)
         {
             return p;
         }
@@ -184,7 +190,6 @@ impl<'a> Ctx<'a> {
     pub fn emit(
         &mut self,
         rule: &'static str,
-        file: usize,
         resource: Option<usize>,
         node: Option<NodeId>,
         pos: Pos,
@@ -193,28 +198,50 @@ impl<'a> Ctx<'a> {
         downgrade: bool,
     ) {
         if let Some(n) = node {
-            self.flagged.insert((file, n));
-            if !self.reported.insert((file, n, rule)) {
+            self.flagged.insert(n);
+            if !self.reported.insert((n, rule)) {
                 return;
             }
         }
-        let info = rule_severity(rule, self.config);
-        let Some(mut severity) = info else {
-            return;
-        };
-        if downgrade && severity > Severity::Warning {
-            severity = Severity::Warning;
-        }
-        self.findings.push(Finding {
+        self.findings.extend(finding(
+            self.config,
             rule,
-            severity,
-            message,
-            file,
+            self.fi,
             resource,
             pos,
+            message,
             hint,
-        });
+            downgrade,
+        ));
     }
+}
+
+/// A finding at the rule's configured severity (`None`: the rule is off). `downgrade` caps it
+/// at warning (optional references, unverifiable keys).
+#[allow(clippy::too_many_arguments)]
+pub fn finding(
+    config: &Config,
+    rule: &'static str,
+    file: usize,
+    resource: Option<usize>,
+    pos: Pos,
+    message: String,
+    hint: Option<String>,
+    downgrade: bool,
+) -> Option<Finding> {
+    let mut severity = rule_severity(rule, config)?;
+    if downgrade && severity > Severity::Warning {
+        severity = Severity::Warning;
+    }
+    Some(Finding {
+        rule,
+        severity,
+        message,
+        file,
+        resource,
+        pos,
+        hint,
+    })
 }
 
 /// The configured severity of a rule (`None`: turned off).

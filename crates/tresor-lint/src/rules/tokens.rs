@@ -4,7 +4,7 @@ use std::collections::HashSet;
 
 use super::Ctx;
 use crate::detect::{decode_base64, find_known_token, is_high_entropy, redact};
-use crate::model::File;
+use crate::model::Parsed;
 use crate::yaml::{NodeId, Pos, Value};
 
 const PREFIX: &str = "known-token-prefix";
@@ -47,48 +47,46 @@ struct Hit {
 }
 
 pub fn check(ctx: &mut Ctx<'_>) {
-    let files = ctx.files;
-    for (fi, file) in files.iter().enumerate() {
-        let mut hits = Vec::new();
-        let mut seen = HashSet::new();
-        for (di, doc) in file.yaml.docs.iter().enumerate() {
-            let Some(root) = doc.root else {
-                continue;
-            };
-            // Secret `data` values are base64: judge them decoded.
-            let secret_data: HashSet<NodeId> = file
-                .resources
-                .iter()
-                .filter(|r| r.doc == di && r.kind == "Secret")
-                .filter_map(|r| file.yaml.get(r.node, "data"))
-                .flat_map(|d| file.yaml.entries(d).into_iter().map(|(_, v)| v))
-                .collect();
-            walk(file, root, None, &secret_data, &mut seen, &mut hits, 0);
+    let file = ctx.file;
+    let src = ctx.src;
+    let mut hits = Vec::new();
+    let mut seen = HashSet::new();
+    for (di, doc) in src.yaml.docs.iter().enumerate() {
+        let Some(root) = doc.root else {
+            continue;
+        };
+        // Secret `data` values are base64: judge them decoded.
+        let secret_data: HashSet<NodeId> = file
+            .resources
+            .iter()
+            .filter(|r| r.doc == di && r.kind == "Secret")
+            .filter_map(|r| src.yaml.get(r.node, "data"))
+            .flat_map(|d| src.yaml.entries(d).into_iter().map(|(_, v)| v))
+            .collect();
+        walk(src, root, None, &secret_data, &mut seen, &mut hits, 0);
+    }
+    for h in hits {
+        if ctx.flagged.contains(&h.node) {
+            continue;
         }
-        for h in hits {
-            if ctx.flagged.contains(&(fi, h.node)) {
-                continue;
-            }
-            let resource = file
-                .resources
-                .iter()
-                .position(|r| r.start_line <= h.pos.line && h.pos.line <= r.end_line);
-            ctx.emit(
-                h.rule,
-                fi,
-                resource,
-                Some(h.node),
-                h.pos,
-                h.message,
-                Some(h.hint),
-                false,
-            );
-        }
+        let resource = file
+            .resources
+            .iter()
+            .position(|r| r.start_line <= h.pos.line && h.pos.line <= r.end_line);
+        ctx.emit(
+            h.rule,
+            resource,
+            Some(h.node),
+            h.pos,
+            h.message,
+            Some(h.hint),
+            false,
+        );
     }
 }
 
 fn walk(
-    file: &File,
+    src: &Parsed,
     id: NodeId,
     key: Option<&str>,
     secret_data: &HashSet<NodeId>,
@@ -100,19 +98,19 @@ fn walk(
     if depth > 256 || !seen.insert(id) {
         return;
     }
-    let y = &file.yaml;
+    let y = &src.yaml;
     let Some(node) = y.node(id) else {
         return;
     };
     match &node.value {
         Value::Map(_) => {
             for (k, v) in y.entries(id) {
-                walk(file, v, y.str(k), secret_data, seen, hits, depth + 1);
+                walk(src, v, y.str(k), secret_data, seen, hits, depth + 1);
             }
         }
         Value::Seq(items) => {
             for &item in items {
-                walk(file, item, key, secret_data, seen, hits, depth + 1);
+                walk(src, item, key, secret_data, seen, hits, depth + 1);
             }
         }
         Value::Scalar(s) => {
@@ -131,20 +129,20 @@ fn walk(
             } else {
                 (s.as_str(), false)
             };
-            scalar(file, id, key, text, encoded, hits);
+            scalar(src, id, key, text, encoded, hits);
         }
     }
 }
 
 fn scalar(
-    file: &File,
+    src: &Parsed,
     id: NodeId,
     key: Option<&str>,
     text: &str,
     encoded: bool,
     hits: &mut Vec<Hit>,
 ) {
-    let y = &file.yaml;
+    let y = &src.yaml;
     let Some(node) = y.node(id) else {
         return;
     };
@@ -152,7 +150,7 @@ fn scalar(
         if encoded {
             return node.pos;
         }
-        file.lines()
+        src.lines()
             .find(needle, node.pos.line, node.end.line.max(node.pos.line))
             .unwrap_or(node.pos)
     };
