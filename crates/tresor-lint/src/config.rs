@@ -94,11 +94,11 @@ impl Config {
                 })
                 .collect()
         };
-        for (k, v) in yaml.entries(root) {
+        for &(k, v) in yaml.entries(root).iter() {
             let line = yaml.pos(k).line;
             match yaml.str(k).unwrap_or("") {
                 "rules" | "severity" | "severities" => {
-                    for (rk, rv) in yaml.entries(v) {
+                    for &(rk, rv) in yaml.entries(v).iter() {
                         let id = yaml.str(rk).unwrap_or("").to_owned();
                         if crate::rules::rule(&id).is_none() {
                             return Err(invalid(yaml.pos(rk).line, format!("unknown rule {id:?}")));

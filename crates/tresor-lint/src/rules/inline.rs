@@ -79,7 +79,7 @@ fn secret_values(ctx: &mut Ctx<'_>, ri: usize, map: NodeId, base64: bool) {
     let src = ctx.src;
     let y = &src.yaml;
     let section = if base64 { "data" } else { "stringData" };
-    for (k, v) in y.entries(map) {
+    for &(k, v) in y.entries(map).iter() {
         let (Some(key), Some(raw)) = (y.str(k), y.string(v)) else {
             continue;
         };
@@ -142,7 +142,7 @@ fn config_map_values(ctx: &mut Ctx<'_>, ri: usize, map: NodeId) {
     let src = ctx.src;
     let y = &src.yaml;
     let name = who(ctx, ri);
-    for (k, v) in y.entries(map) {
+    for &(k, v) in y.entries(map).iter() {
         let (Some(key), Some(value)) = (y.str(k), y.string(v)) else {
             continue;
         };
@@ -346,7 +346,7 @@ fn annotations(ctx: &mut Ctx<'_>, ri: usize, map: NodeId, section: &str) {
     let y = &src.yaml;
     let name = who(ctx, ri);
     let singular = section.trim_end_matches('s');
-    for (k, v) in y.entries(map) {
+    for &(k, v) in y.entries(map).iter() {
         let (Some(key), Some(value)) = (y.str(k), y.string(v)) else {
             continue;
         };

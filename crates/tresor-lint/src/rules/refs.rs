@@ -12,7 +12,7 @@ use super::{Ctx, finding};
 use crate::config::Config;
 use crate::detect::{is_placeholder, normalise_key};
 use crate::model::{File, Finding, Resource, containers, pod_specs};
-use crate::yaml::{NodeId, Pos, Yaml};
+use crate::yaml::{NodeId, NodeSet, Pos, Yaml};
 
 const REF: &str = "secret-ref-resolves";
 const STORE: &str = "externalsecret-store-exists";
@@ -76,8 +76,8 @@ fn ns_match(a: Option<&str>, b: Option<&str>) -> bool {
 fn string_keys(y: &Yaml, map: Option<NodeId>) -> BTreeSet<String> {
     map.map(|m| {
         y.entries(m)
-            .into_iter()
-            .filter_map(|(k, _)| y.str(k).map(str::to_owned))
+            .iter()
+            .filter_map(|&(k, _)| y.str(k).map(str::to_owned))
             .collect()
     })
     .unwrap_or_default()
@@ -310,7 +310,7 @@ fn existing_secret_refs(
     y: &Yaml,
     node: NodeId,
     depth: usize,
-    seen: &mut std::collections::HashSet<NodeId>,
+    seen: &mut NodeSet,
     out: &mut Vec<(NodeId, Vec<(String, NodeId)>)>,
 ) {
     if depth > 64 || !seen.insert(node) {
@@ -320,7 +320,7 @@ fn existing_secret_refs(
         let entries = y.entries(node);
         let mut names = Vec::new();
         let mut keys = Vec::new();
-        for &(k, v) in &entries {
+        for &(k, v) in entries.iter() {
             let raw_key = y.str(k).unwrap_or("");
             // Cheap filter first: this walk visits every key of every document.
             if raw_key.len() < 14
@@ -345,7 +345,7 @@ fn existing_secret_refs(
         for n in names {
             out.push((n, keys.clone()));
         }
-        for (_, v) in entries {
+        for &(_, v) in entries.iter() {
             existing_secret_refs(y, v, depth + 1, seen, out);
         }
     } else {
@@ -391,7 +391,7 @@ fn collect_refs(ctx: &Ctx<'_>, refs: &mut Vec<Ref>) {
     }
     // existingSecret values anywhere (values files, rendered resources).
     let mut found = Vec::new();
-    let mut seen = std::collections::HashSet::new();
+    let mut seen = NodeSet::new(y);
     for doc in &y.docs {
         if let Some(root) = doc.root {
             existing_secret_refs(y, root, 0, &mut seen, &mut found);

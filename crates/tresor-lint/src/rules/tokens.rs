@@ -1,11 +1,9 @@
 //! `known-token-prefix` and `high-entropy-string`: every scalar value of every document.
 
-use std::collections::HashSet;
-
 use super::Ctx;
 use crate::detect::{decode_base64, find_known_token, is_high_entropy, redact};
 use crate::model::Parsed;
-use crate::yaml::{NodeId, Pos, Value};
+use crate::yaml::{Kind, NodeId, NodeSet, Pos};
 
 const PREFIX: &str = "known-token-prefix";
 const ENTROPY: &str = "high-entropy-string";
@@ -49,20 +47,22 @@ struct Hit {
 pub fn check(ctx: &mut Ctx<'_>) {
     let file = ctx.file;
     let src = ctx.src;
+    let y = &src.yaml;
     let mut hits = Vec::new();
-    let mut seen = HashSet::new();
-    for (di, doc) in src.yaml.docs.iter().enumerate() {
+    let mut seen = NodeSet::new(y);
+    // Secret `data` values are base64: judge them decoded.
+    let mut secret_data = NodeSet::new(y);
+    for r in file.resources.iter().filter(|r| r.kind == "Secret") {
+        if let Some(d) = y.get(r.node, "data") {
+            for &(_, v) in y.entries(d).iter() {
+                secret_data.insert(v);
+            }
+        }
+    }
+    for doc in &y.docs {
         let Some(root) = doc.root else {
             continue;
         };
-        // Secret `data` values are base64: judge them decoded.
-        let secret_data: HashSet<NodeId> = file
-            .resources
-            .iter()
-            .filter(|r| r.doc == di && r.kind == "Secret")
-            .filter_map(|r| src.yaml.get(r.node, "data"))
-            .flat_map(|d| src.yaml.entries(d).into_iter().map(|(_, v)| v))
-            .collect();
         walk(src, root, None, &secret_data, &mut seen, &mut hits, 0);
     }
     for h in hits {
@@ -89,8 +89,8 @@ fn walk(
     src: &Parsed,
     id: NodeId,
     key: Option<&str>,
-    secret_data: &HashSet<NodeId>,
-    seen: &mut HashSet<NodeId>,
+    secret_data: &NodeSet,
+    seen: &mut NodeSet,
     hits: &mut Vec<Hit>,
     depth: usize,
 ) {
@@ -102,32 +102,33 @@ fn walk(
     let Some(node) = y.node(id) else {
         return;
     };
-    match &node.value {
-        Value::Map(_) => {
-            for (k, v) in y.entries(id) {
+    match node.kind {
+        Kind::Map => {
+            for &(k, v) in y.entries(id).iter() {
                 walk(src, v, y.str(k), secret_data, seen, hits, depth + 1);
             }
         }
-        Value::Seq(items) => {
-            for &item in items {
+        Kind::Seq => {
+            for &item in y.seq(id) {
                 walk(src, item, key, secret_data, seen, hits, depth + 1);
             }
         }
-        Value::Scalar(s) => {
+        Kind::Scalar => {
+            let s = y.str(id).unwrap_or("");
             if s.len() < 20 {
                 return;
             }
             let decoded;
-            let (text, encoded) = if secret_data.contains(&id) {
+            let (text, encoded) = if secret_data.contains(id) {
                 match decode_base64(s) {
                     Some(b) => {
                         decoded = String::from_utf8_lossy(&b).into_owned();
                         (decoded.as_str(), true)
                     }
-                    None => (s.as_str(), false),
+                    None => (s, false),
                 }
             } else {
-                (s.as_str(), false)
+                (s, false)
             };
             scalar(src, id, key, text, encoded, hits);
         }
