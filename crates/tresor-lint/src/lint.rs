@@ -230,8 +230,9 @@ fn suppression_problems(ctx: &mut Ctx<'_>, malformed: &[(Pos, String)]) {
 }
 
 /// Whether an allow comment covers a finding: on its line (trailing, or alone on the line
-/// above it), or on its resource (alone on the line(s) above the resource's first line, or
-/// trailing the resource's first line or its `kind:` line).
+/// above it) or on the line where its value starts (`key: |` of a block scalar whose content
+/// holds the finding), or on its resource (alone on the line(s) above the resource's first
+/// line, or trailing the resource's first line or its `kind:` line).
 fn suppressed(files: &[File], f: &Finding) -> bool {
     if f.rule == INVALID_SUPPRESSION {
         return false;
@@ -248,9 +249,12 @@ fn suppressed(files: &[File], f: &Finding) -> bool {
             let Some(target) = s.next_content_line else {
                 return false;
             };
-            target == f.pos.line || resource.is_some_and(|r| r.start_line == target)
+            target == f.pos.line
+                || f.value_line == Some(target)
+                || resource.is_some_and(|r| r.start_line == target)
         } else {
             s.line == f.pos.line
+                || f.value_line == Some(s.line)
                 || resource.is_some_and(|r| r.start_line == s.line || r.kind_line == s.line)
         }
     })

@@ -44,6 +44,11 @@ pub struct Finding {
     /// Index into the file's resources.
     pub resource: Option<usize>,
     pub pos: Pos,
+    /// The line where the reported value starts, when the finding points further down: the
+    /// `key: |` (or `key: >-`) header of a block scalar whose content holds the finding, or
+    /// the first line of a multi-line scalar. An allow comment for this line covers the
+    /// finding too, as none can be written inside the scalar.
+    pub value_line: Option<u32>,
     /// First two characters and length of the value (see `detect::redact`).
     pub hint: Option<String>,
 }

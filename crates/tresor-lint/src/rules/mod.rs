@@ -186,6 +186,17 @@ impl<'a> Ctx<'a> {
         n.pos
     }
 
+    /// The line where a value starts in the source: a block scalar's `key: |` header (the
+    /// parser's position for it is its first content line), else the value's own line.
+    fn value_line(&self, node: NodeId) -> Option<u32> {
+        let n = self.src.yaml.node(node)?;
+        if matches!(n.style, Style::Literal | Style::Folded) {
+            self.src.lines().header_line(n.pos.line)
+        } else {
+            Some(n.pos.line)
+        }
+    }
+
     #[allow(clippy::too_many_arguments)]
     pub fn emit(
         &mut self,
@@ -203,16 +214,22 @@ impl<'a> Ctx<'a> {
                 return;
             }
         }
-        self.findings.extend(finding(
-            self.config,
-            rule,
-            self.fi,
-            resource,
-            pos,
-            message,
-            hint,
-            downgrade,
-        ));
+        let value_line = node
+            .and_then(|n| self.value_line(n))
+            .filter(|&line| line != pos.line);
+        self.findings.extend(
+            finding(
+                self.config,
+                rule,
+                self.fi,
+                resource,
+                pos,
+                message,
+                hint,
+                downgrade,
+            )
+            .map(|f| Finding { value_line, ..f }),
+        );
     }
 }
 
@@ -240,6 +257,7 @@ pub fn finding(
         file,
         resource,
         pos,
+        value_line: None,
         hint,
     })
 }
