@@ -44,6 +44,8 @@ pub struct Report {
     pub problems: Vec<Problem>,
     /// Findings silenced by `# tresor-lint: allow` comments.
     pub suppressed: usize,
+    /// The config's `docs_url`, for the rule links of the outputs.
+    pub docs_url: Option<String>,
 }
 
 impl Report {
@@ -178,6 +180,7 @@ impl<'c> Linter<'c> {
             findings,
             problems: self.problems,
             suppressed,
+            docs_url: self.config.docs_url.clone(),
         }
     }
 }

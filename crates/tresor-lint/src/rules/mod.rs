@@ -128,12 +128,21 @@ pub fn rule(id: &str) -> Option<&'static RuleInfo> {
     RULES.iter().find(|r| r.id == id)
 }
 
-/// Link to the rule's section of docs/lint.md.
-pub fn doc_link(id: &str) -> String {
-    format!(
-        "{}/blob/main/docs/lint.md#{id}",
-        env!("CARGO_PKG_REPOSITORY")
-    )
+/// Where the rules are documented, relative to the root of the Tresor source tree. Each rule
+/// has a section whose anchor is its id.
+pub const DOC_PATH: &str = "docs/lint.md";
+
+/// The rule's documentation: `docs_url#id` when the config sets `docs_url` (an absolute URL
+/// of docs/lint.md where the team publishes or browses it), else `docs/lint.md#id`, the
+/// section in the source tree (stable: the anchors are the rule ids).
+pub fn doc_link(id: &str, docs_url: Option<&str>) -> String {
+    format!("{}#{id}", docs_url.unwrap_or(DOC_PATH))
+}
+
+/// An absolute URI of the rule's documentation, for SARIF's `helpUri`, which must be
+/// absolute: only when the config sets `docs_url`.
+pub fn help_uri(id: &str, docs_url: Option<&str>) -> Option<String> {
+    docs_url.map(|base| format!("{base}#{id}"))
 }
 
 /// What a file's checks get: the file (what the report keeps of it), its text and tree
