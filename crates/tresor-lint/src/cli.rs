@@ -66,7 +66,7 @@ pub struct LintArgs {
     pub max_file_size: u64,
 }
 
-fn explain(id: &str) -> Result<String, String> {
+fn explain(id: &str, docs_url: Option<&str>) -> Result<String, String> {
     let r = rule(id).ok_or_else(|| {
         let ids: Vec<&str> = RULES.iter().map(|r| r.id).collect();
         format!("unknown rule {id:?}; rules: {}", ids.join(", "))
@@ -77,7 +77,7 @@ fn explain(id: &str) -> Result<String, String> {
         r.severity.as_str(),
         r.summary,
         wrap(r.explain, 88),
-        doc_link(r.id),
+        doc_link(r.id, docs_url),
         r.id
     ))
 }
@@ -134,7 +134,15 @@ pub fn run(args: LintArgs) -> ExitCode {
         return ExitCode::SUCCESS;
     }
     if let Some(id) = &args.explain {
-        return match explain(id) {
+        // The config may say where the docs are read (`docs_url`).
+        let config = match load_config(&args) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("tresor lint: {e}");
+                return ExitCode::from(EXIT_ERROR);
+            }
+        };
+        return match explain(id, config.docs_url.as_deref()) {
             Ok(text) => {
                 let _ = write!(out, "{text}");
                 ExitCode::SUCCESS
@@ -214,12 +222,17 @@ mod tests {
     #[test]
     fn every_rule_explains_itself() {
         for r in RULES {
-            let text = explain(r.id).unwrap();
+            let text = explain(r.id, None).unwrap();
             assert!(
-                text.contains(r.id) && text.contains("docs/lint.md#"),
+                text.contains(r.id) && text.contains(&format!("Docs: docs/lint.md#{}\n", r.id)),
+                "{text}"
+            );
+            let text = explain(r.id, Some("https://docs.test/lint.md")).unwrap();
+            assert!(
+                text.contains(&format!("Docs: https://docs.test/lint.md#{}\n", r.id)),
                 "{text}"
             );
         }
-        assert!(explain("nope").is_err());
+        assert!(explain("nope", None).is_err());
     }
 }

@@ -25,6 +25,10 @@ pub struct Config {
     pub known_secrets: Vec<(Option<String>, String)>,
     /// SecretStores / ClusterSecretStores defined elsewhere, same form.
     pub known_secret_stores: Vec<(Option<String>, String)>,
+    /// Absolute URL of docs/lint.md as the team reads it (its rule sections are anchored by
+    /// rule id): SARIF `helpUri`s, JSON `doc` and `--explain` link there. Unset: SARIF has no
+    /// `helpUri` (it must be absolute), the others name `docs/lint.md#RULE`.
+    pub docs_url: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -94,11 +98,11 @@ impl Config {
                 })
                 .collect()
         };
-        for (k, v) in yaml.entries(root) {
+        for &(k, v) in yaml.entries(root).iter() {
             let line = yaml.pos(k).line;
             match yaml.str(k).unwrap_or("") {
                 "rules" | "severity" | "severities" => {
-                    for (rk, rv) in yaml.entries(v) {
+                    for &(rk, rv) in yaml.entries(v).iter() {
                         let id = yaml.str(rk).unwrap_or("").to_owned();
                         if crate::rules::rule(&id).is_none() {
                             return Err(invalid(yaml.pos(rk).line, format!("unknown rule {id:?}")));
@@ -130,6 +134,18 @@ impl Config {
                 "known_secret_stores" => {
                     config.known_secret_stores = strings(v)?.iter().map(|s| split_ns(s)).collect();
                 }
+                "docs_url" => {
+                    let url = yaml.string(v).unwrap_or("").trim_end_matches('/');
+                    if !is_absolute_url(url) {
+                        return Err(invalid(
+                            yaml.pos(v).line,
+                            format!(
+                                "docs_url must be an absolute URL without a fragment (https://…/docs/lint.md), not {url:?}"
+                            ),
+                        ));
+                    }
+                    config.docs_url = Some(url.to_owned());
+                }
                 other => return Err(invalid(line, format!("unknown key {other:?}"))),
             }
         }
@@ -143,6 +159,24 @@ impl Config {
     pub fn knows_store(&self, ns: Option<&str>, name: &str) -> bool {
         known(&self.known_secret_stores, ns, name)
     }
+}
+
+/// `scheme:rest` with an RFC 3986 scheme, no whitespace and no `#` (the rule id is the
+/// fragment), as SARIF's `helpUri` needs.
+fn is_absolute_url(s: &str) -> bool {
+    let Some((scheme, rest)) = s.split_once(':') else {
+        return false;
+    };
+    scheme
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic())
+        && scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+        && !rest.is_empty()
+        && !s.contains('#')
+        && !s.chars().any(char::is_whitespace)
 }
 
 fn known(list: &[(Option<String>, String)], ns: Option<&str>, name: &str) -> bool {
@@ -173,6 +207,37 @@ mod tests {
         assert!(c.knows_secret(Some("vault"), "vault-auto-credentials"));
         assert!(!c.knows_secret(Some("x"), "vault-auto-credentials"));
         assert!(c.knows_secret(Some("x"), "shared"));
+    }
+
+    #[test]
+    fn docs_url_must_be_absolute() {
+        let c = Config::parse(
+            "docs_url: https://git.corp.test/platform/tresor/blob/main/docs/lint.md/\n",
+            Path::new("."),
+            "c",
+        )
+        .unwrap();
+        assert_eq!(
+            c.docs_url.as_deref(),
+            Some("https://git.corp.test/platform/tresor/blob/main/docs/lint.md")
+        );
+        for bad in [
+            "docs/lint.md",
+            "",
+            "https://x.test/lint.md#rules",
+            "/abs/path.md",
+        ] {
+            let e = Config::parse(
+                &format!("exclude: []\ndocs_url: {bad:?}\n"),
+                Path::new("."),
+                "c",
+            );
+            let e = e.map(|_| ()).unwrap_err().to_string();
+            assert!(
+                e.starts_with("c:2:") && e.contains("absolute URL"),
+                "{bad}: {e}"
+            );
+        }
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 use std::sync::OnceLock;
 
-use crate::source::{Comments, Lines};
+use crate::source::{HelmSource, Lines, Suppression};
 use crate::yaml::{NodeId, Pos, Yaml};
 
 /// Ordered: `Note < Warning < Error`, so `--fail-on` compares.
@@ -44,6 +44,11 @@ pub struct Finding {
     /// Index into the file's resources.
     pub resource: Option<usize>,
     pub pos: Pos,
+    /// The line where the reported value starts, when the finding points further down: the
+    /// `key: |` (or `key: >-`) header of a block scalar whose content holds the finding, or
+    /// the first line of a multi-line scalar. An allow comment for this line covers the
+    /// finding too, as none can be written inside the scalar.
+    pub value_line: Option<u32>,
     /// First two characters and length of the value (see `detect::redact`).
     pub hint: Option<String>,
 }
@@ -51,6 +56,8 @@ pub struct Finding {
 /// A Kubernetes object: a document's root mapping, or an item of a `…List`.
 #[derive(Debug, Clone)]
 pub struct Resource {
+    /// Its node in the file's tree. The tree lives only while its file is linted (see
+    /// [`Parsed`]); afterwards this is a bare number.
     pub node: NodeId,
     pub doc: usize,
     pub kind: String,
@@ -76,30 +83,33 @@ impl Resource {
     }
 }
 
-/// A parsed input file.
+/// What a report keeps of a linted file: its name, its resources (for messages, JSON and the
+/// Helm source of each finding) and its allow comments (applied once every finding, including
+/// the cross-file ones, is known). Its text and tree are gone by then (see [`Parsed`]).
 #[derive(Debug)]
 pub struct File {
     /// As given on the command line or found under a directory (`-` is stdin).
     pub name: String,
+    pub resources: Vec<Resource>,
+    pub suppressions: Vec<Suppression>,
+}
+
+/// A file while it is linted: its text and its tree. The run drops it as soon as the file's
+/// own rules have run and its references are indexed, so memory holds one tree at a time.
+#[derive(Debug)]
+pub struct Parsed {
     pub text: String,
     pub yaml: Yaml,
-    pub comments: Comments,
-    pub resources: Vec<Resource>,
     line_starts: OnceLock<Vec<usize>>,
 }
 
-impl File {
-    pub fn new(name: String, text: String, yaml: Yaml, comments: Comments) -> File {
-        let mut file = File {
-            name,
+impl Parsed {
+    pub fn new(text: String, yaml: Yaml) -> Parsed {
+        Parsed {
             text,
             yaml,
-            comments,
-            resources: Vec::new(),
             line_starts: OnceLock::new(),
-        };
-        file.resources = extract_resources(&file);
-        file
+        }
     }
 
     /// The file's lines, built on first use (only findings inside block scalars need them).
@@ -109,10 +119,10 @@ impl File {
     }
 }
 
-fn extract_resources(file: &File) -> Vec<Resource> {
-    let y = &file.yaml;
+/// The Kubernetes objects of a parsed stream, with the Helm `# Source:` above each.
+pub fn extract_resources(y: &Yaml, helm_sources: &[HelmSource]) -> Vec<Resource> {
     let mut out = Vec::new();
-    for (doc_idx, doc) in file.yaml.docs.iter().enumerate() {
+    for (doc_idx, doc) in y.docs.iter().enumerate() {
         let Some(root) = doc.root else {
             continue;
         };
@@ -122,19 +132,18 @@ fn extract_resources(file: &File) -> Vec<Resource> {
             && let Some(items) = items
         {
             for &item in y.seq(items) {
-                if let Some(r) = resource(file, item, doc_idx) {
+                if let Some(r) = resource(y, helm_sources, item, doc_idx) {
                     out.push(r);
                 }
             }
-        } else if let Some(r) = resource(file, root, doc_idx) {
+        } else if let Some(r) = resource(y, helm_sources, root, doc_idx) {
             out.push(r);
         }
     }
     out
 }
 
-fn resource(file: &File, node: NodeId, doc: usize) -> Option<Resource> {
-    let y = &file.yaml;
+fn resource(y: &Yaml, helm_sources: &[HelmSource], node: NodeId, doc: usize) -> Option<Resource> {
     if !y.is_map(node) {
         return None;
     }
@@ -154,13 +163,10 @@ fn resource(file: &File, node: NodeId, doc: usize) -> Option<Resource> {
         .max(start_line);
     // The key of `kind:` sits on the same line as its value in any sane manifest.
     let kind_line = y.pos(kind_node).line;
-    let helm_source = file
-        .comments
-        .helm_sources
+    let doc_start = y.docs.get(doc).map_or(0, |d| d.start_line);
+    let helm_source = helm_sources
         .iter()
-        .rfind(|s| {
-            s.line < start_line && s.line >= file.yaml.docs.get(doc).map_or(0, |d| d.start_line)
-        })
+        .rfind(|s| s.line < start_line && s.line >= doc_start)
         .map(|s| s.path.clone());
     Some(Resource {
         node,

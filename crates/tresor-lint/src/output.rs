@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 
 use crate::lint::Report;
 use crate::model::{Finding, Severity};
-use crate::rules::{RULES, doc_link};
+use crate::rules::{RULES, doc_link, help_uri};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -127,7 +127,7 @@ pub fn json(report: &Report) -> String {
                 "resource": resource_json(report, f),
                 "hint": f.hint,
                 "helm_source": helm_source(report, f),
-                "doc": doc_link(f.rule),
+                "doc": doc_link(f.rule, report.docs_url.as_deref()),
             })
         })
         .collect();
@@ -185,18 +185,25 @@ fn artifact_uri(name: &str) -> String {
 }
 
 pub fn sarif(report: &Report) -> String {
+    let docs_url = report.docs_url.as_deref();
     let rules: Vec<Value> = RULES
         .iter()
         .map(|r| {
-            json!({
+            let mut rule = json!({
                 "id": r.id,
                 "name": r.id,
                 "shortDescription": { "text": r.summary },
                 "fullDescription": { "text": r.explain },
-                "helpUri": doc_link(r.id),
-                "help": { "text": r.explain },
+                "help": {
+                    "text": format!("{}\n\nDocs: {}", r.explain, doc_link(r.id, docs_url))
+                },
                 "defaultConfiguration": { "level": sarif_level(r.severity) },
-            })
+            });
+            // SARIF wants an absolute helpUri: only with the config's docs_url.
+            if let (Some(uri), Some(obj)) = (help_uri(r.id, docs_url), rule.as_object_mut()) {
+                obj.insert("helpUri".to_owned(), Value::String(uri));
+            }
+            rule
         })
         .collect();
     let results: Vec<Value> = report
@@ -255,18 +262,19 @@ pub fn sarif(report: &Report) -> String {
             n
         })
         .collect();
+    let mut driver = json!({
+        "name": "tresor-lint",
+        "version": env!("CARGO_PKG_VERSION"),
+        "rules": rules,
+    });
+    if let (Some(base), Some(obj)) = (docs_url, driver.as_object_mut()) {
+        obj.insert("informationUri".to_owned(), Value::String(base.to_owned()));
+    }
     let doc = json!({
         "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
         "version": "2.1.0",
         "runs": [{
-            "tool": {
-                "driver": {
-                    "name": "tresor-lint",
-                    "version": env!("CARGO_PKG_VERSION"),
-                    "informationUri": doc_link("rules"),
-                    "rules": rules,
-                }
-            },
+            "tool": { "driver": driver },
             "columnKind": "unicodeCodePoints",
             "invocations": [{
                 "executionSuccessful": report.problems.is_empty(),

@@ -178,6 +178,14 @@ impl<'a> Lines<'a> {
             .map(|l| l.strip_suffix('\r').unwrap_or(l))
     }
 
+    /// The nearest line above `line` that is not blank: for a block scalar's first content
+    /// line, the line of its `key: |` header (only blank lines may come between them).
+    pub fn header_line(&self, line: u32) -> Option<u32> {
+        (1..line)
+            .rev()
+            .find(|&l| self.line(l).is_some_and(|t| !t.trim().is_empty()))
+    }
+
     /// Finds `needle` on lines `from..=to` (1-based), returning its position. Used to point a
     /// finding at the token inside a block scalar rather than at the scalar's `|`.
     pub fn find(&self, needle: &str, from: u32, to: u32) -> Option<Pos> {

@@ -1,11 +1,16 @@
 //! A YAML (and JSON) stream parsed into an arena of nodes that keep their line and column.
 //!
 //! `saphyr-parser` hands us events with spans; we build the tree ourselves so that aliases are
-//! never copied: an alias is the anchored node's id, shared. Walking a shared node twice would
+//! never copied: an alias is the anchored node's id, shared. The tree allocates per file, not
+//! per node: scalars' text lives in one buffer, sequences' items and mappings' entries in two
+//! shared arrays, and a node is a fixed-size record of ranges into them (allocating a `String`
+//! or a `Vec` per node cost more time than the rules, and 18 times the input in memory).
+//! Walking a shared node twice would
 //! still multiply work, so every node carries its expanded size and a stream whose expansion
 //! exceeds [`Limits::max_nodes`] is refused — a "billion laughs" document costs a few hundred
 //! bytes of memory and one error, never a billion nodes.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use saphyr_parser::{Event, Parser, ScalarStyle};
@@ -30,17 +35,22 @@ pub enum Style {
     Folded,
 }
 
-#[derive(Debug)]
-pub enum Value {
-    Scalar(String),
-    Seq(Vec<NodeId>),
-    Map(Vec<(NodeId, NodeId)>),
+/// What a node is; its contents are [`Yaml::str`], [`Yaml::seq`] or [`Yaml::entries`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Scalar,
+    Seq,
+    Map,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy)]
 pub struct Node {
-    pub value: Value,
+    pub kind: Kind,
     pub style: Style,
+    /// A scalar's byte range in the text buffer, a sequence's in the items, a mapping's in
+    /// the entries.
+    start: u32,
+    len: u32,
     /// Where the node starts (a block scalar: its `|`/`>` indicator).
     pub pos: Pos,
     /// Where the node ends (exclusive).
@@ -85,6 +95,8 @@ pub enum ParseError {
     TooDeep { pos: Pos, limit: usize },
     #[error("invalid YAML: alias to an unknown anchor")]
     UnknownAnchor { pos: Pos },
+    #[error("the input holds more than 4 GiB of scalars or 4 G items; refusing to read further")]
+    TooLarge { pos: Pos },
 }
 
 impl ParseError {
@@ -93,7 +105,8 @@ impl ParseError {
             ParseError::Syntax { pos, .. }
             | ParseError::AliasBomb { pos, .. }
             | ParseError::TooDeep { pos, .. }
-            | ParseError::UnknownAnchor { pos } => *pos,
+            | ParseError::UnknownAnchor { pos }
+            | ParseError::TooLarge { pos } => *pos,
         }
     }
 }
@@ -102,6 +115,12 @@ impl ParseError {
 #[derive(Debug, Default)]
 pub struct Yaml {
     nodes: Vec<Node>,
+    /// Every scalar's text, one after the other.
+    text: String,
+    /// Sequences' items, each sequence's contiguous.
+    items: Vec<NodeId>,
+    /// Mappings' entries, each mapping's contiguous.
+    pairs: Vec<(NodeId, NodeId)>,
     /// Expanded size of each node (itself plus, through aliases, everything below it).
     sizes: Vec<u64>,
     pub docs: Vec<Doc>,
@@ -120,6 +139,16 @@ struct Open {
     anchor: usize,
     /// A map's key waiting for its value.
     pending_key: Option<NodeId>,
+    /// Where its children start on the pending stacks (items for a sequence, pairs for a
+    /// mapping): a collection's children are complete, and on top, when it closes.
+    first: usize,
+}
+
+fn range(start: usize, len: usize, pos: Pos) -> Result<(u32, u32), ParseError> {
+    match (u32::try_from(start), u32::try_from(len)) {
+        (Ok(s), Ok(l)) if s.checked_add(l).is_some() => Ok((s, l)),
+        _ => Err(ParseError::TooLarge { pos }),
+    }
 }
 
 impl Yaml {
@@ -131,6 +160,8 @@ impl Yaml {
         let mut total: u64 = 0;
         let mut doc_start = 1;
         let mut doc_root: Option<NodeId> = None;
+        let mut pending_items: Vec<NodeId> = Vec::new();
+        let mut pending_pairs: Vec<(NodeId, NodeId)> = Vec::new();
         for event in Parser::new_from_str(text) {
             let (event, span) = event.map_err(|e| ParseError::Syntax {
                 pos: pos_of(*e.marker()),
@@ -162,7 +193,9 @@ impl Yaml {
                         ScalarStyle::Literal => Style::Literal,
                         ScalarStyle::Folded => Style::Folded,
                     };
-                    let id = yaml.push(Value::Scalar(value.into_owned()), style, pos, end, 1);
+                    let (start, len) = range(yaml.text.len(), value.len(), pos)?;
+                    yaml.text.push_str(&value);
+                    let id = yaml.push(Kind::Scalar, style, (start, len), pos, end);
                     Some((id, anchor))
                 }
                 Event::Alias(anchor) => {
@@ -178,23 +211,36 @@ impl Yaml {
                             limit: limits.max_depth,
                         });
                     }
-                    let value = if matches!(event, Event::SequenceStart(..)) {
-                        Value::Seq(Vec::new())
+                    let (kind, first) = if matches!(event, Event::SequenceStart(..)) {
+                        (Kind::Seq, pending_items.len())
                     } else {
-                        Value::Map(Vec::new())
+                        (Kind::Map, pending_pairs.len())
                     };
-                    let id = yaml.push(value, Style::Plain, pos, pos, 1);
+                    let id = yaml.push(kind, Style::Plain, (0, 0), pos, pos);
                     stack.push(Open {
                         id,
                         anchor,
                         pending_key: None,
+                        first,
                     });
                     None
                 }
                 Event::SequenceEnd | Event::MappingEnd => match stack.pop() {
                     Some(open) => {
+                        let kind = yaml.nodes.get(open.id as usize).map(|n| n.kind);
+                        let (start, len) = if kind == Some(Kind::Seq) {
+                            let start = yaml.items.len();
+                            yaml.items.extend(pending_items.drain(open.first..));
+                            range(start, yaml.items.len() - start, pos)?
+                        } else {
+                            let start = yaml.pairs.len();
+                            yaml.pairs.extend(pending_pairs.drain(open.first..));
+                            range(start, yaml.pairs.len() - start, pos)?
+                        };
                         if let Some(node) = yaml.nodes.get_mut(open.id as usize) {
                             node.end = end;
+                            node.start = start;
+                            node.len = len;
                         }
                         Some((open.id, open.anchor))
                     }
@@ -219,23 +265,13 @@ impl Yaml {
                 None => doc_root = Some(id),
                 Some(parent) => {
                     let parent_id = parent.id;
-                    let add_key = match yaml.nodes.get_mut(parent_id as usize).map(|n| &mut n.value)
-                    {
-                        Some(Value::Seq(items)) => {
-                            items.push(id);
-                            false
-                        }
-                        Some(Value::Map(entries)) => match parent.pending_key.take() {
-                            Some(key) => {
-                                entries.push((key, id));
-                                false
-                            }
-                            None => true,
+                    match yaml.nodes.get(parent_id as usize).map(|n| n.kind) {
+                        Some(Kind::Seq) => pending_items.push(id),
+                        Some(Kind::Map) => match parent.pending_key.take() {
+                            Some(key) => pending_pairs.push((key, id)),
+                            None => parent.pending_key = Some(id),
                         },
-                        _ => false,
-                    };
-                    if add_key {
-                        parent.pending_key = Some(id);
+                        _ => {}
                     }
                     if let Some(s) = yaml.sizes.get_mut(parent_id as usize) {
                         *s = s.saturating_add(size);
@@ -246,16 +282,32 @@ impl Yaml {
         Ok(yaml)
     }
 
-    fn push(&mut self, value: Value, style: Style, pos: Pos, end: Pos, size: u64) -> NodeId {
+    fn push(&mut self, kind: Kind, style: Style, range: (u32, u32), pos: Pos, end: Pos) -> NodeId {
         let id = NodeId::try_from(self.nodes.len()).unwrap_or(NodeId::MAX);
         self.nodes.push(Node {
-            value,
+            kind,
             style,
+            start: range.0,
+            len: range.1,
             pos,
             end,
         });
-        self.sizes.push(size);
+        self.sizes.push(1);
         id
+    }
+
+    /// A node's children range, if it is of `kind`.
+    fn span(&self, id: NodeId, kind: Kind) -> Option<std::ops::Range<usize>> {
+        let n = self.node(id).filter(|n| n.kind == kind)?;
+        let start = n.start as usize;
+        Some(start..start + n.len as usize)
+    }
+
+    /// A mapping's own entries (merge keys not resolved).
+    fn pairs(&self, id: NodeId) -> &[(NodeId, NodeId)] {
+        self.span(id, Kind::Map)
+            .and_then(|r| self.pairs.get(r))
+            .unwrap_or(&[])
     }
 
     fn size(&self, id: NodeId) -> u64 {
@@ -272,48 +324,53 @@ impl Yaml {
 
     /// The scalar's text, or `None` for collections.
     pub fn str(&self, id: NodeId) -> Option<&str> {
-        match self.node(id).map(|n| &n.value) {
-            Some(Value::Scalar(s)) => Some(s),
-            _ => None,
-        }
+        self.span(id, Kind::Scalar).and_then(|r| self.text.get(r))
     }
 
     /// A scalar that is not YAML's null (`~`, `null`, or nothing, unquoted).
     pub fn string(&self, id: NodeId) -> Option<&str> {
         let node = self.node(id)?;
-        match &node.value {
-            Value::Scalar(s) if node.style == Style::Plain && is_null(s) => None,
-            Value::Scalar(s) => Some(s),
-            _ => None,
+        let s = self.str(id)?;
+        if node.style == Style::Plain && is_null(s) {
+            None
+        } else {
+            Some(s)
         }
     }
 
     pub fn seq(&self, id: NodeId) -> &[NodeId] {
-        match self.node(id).map(|n| &n.value) {
-            Some(Value::Seq(items)) => items,
-            _ => &[],
-        }
+        self.span(id, Kind::Seq)
+            .and_then(|r| self.items.get(r))
+            .unwrap_or(&[])
     }
 
     pub fn is_map(&self, id: NodeId) -> bool {
-        matches!(self.node(id).map(|n| &n.value), Some(Value::Map(_)))
+        self.node(id).is_some_and(|n| n.kind == Kind::Map)
     }
 
     /// A mapping's entries, with YAML merge keys (`<<: *base`) resolved: the mapping's own
-    /// entries first, then the merged ones whose keys it does not define.
-    pub fn entries(&self, id: NodeId) -> Vec<(NodeId, NodeId)> {
+    /// entries first, then the merged ones whose keys it does not define. Borrowed when the
+    /// mapping has no merge key (nearly always): the rules call this for every mapping.
+    pub fn entries(&self, id: NodeId) -> Cow<'_, [(NodeId, NodeId)]> {
+        let entries = self.pairs(id);
+        if !entries.iter().any(|&(k, _)| self.is_merge_key(k)) {
+            return Cow::Borrowed(entries);
+        }
         let mut out = Vec::new();
         self.collect_entries(id, &mut out, 0);
-        out
+        Cow::Owned(out)
+    }
+
+    /// A plain `<<` key.
+    fn is_merge_key(&self, k: NodeId) -> bool {
+        self.node(k).is_some_and(|n| n.style == Style::Plain) && self.str(k) == Some("<<")
     }
 
     fn collect_entries(&self, id: NodeId, out: &mut Vec<(NodeId, NodeId)>, depth: usize) {
-        let Some(Value::Map(entries)) = self.node(id).map(|n| &n.value) else {
-            return;
-        };
+        let entries = self.pairs(id);
         let mut merges = Vec::new();
         for &(k, v) in entries {
-            if self.str(k) == Some("<<") && self.node(k).is_some_and(|n| n.style == Style::Plain) {
+            if self.is_merge_key(k) {
                 merges.push(v);
             } else {
                 out.push((k, v));
@@ -345,18 +402,16 @@ impl Yaml {
 
     /// The value of `key` in a mapping (merge keys included).
     pub fn get(&self, map: NodeId, key: &str) -> Option<NodeId> {
-        let Some(Value::Map(entries)) = self.node(map).map(|n| &n.value) else {
-            return None;
-        };
+        let entries = self.pairs(map);
         if let Some(&(_, v)) = entries.iter().find(|&&(k, _)| self.str(k) == Some(key)) {
             return Some(v);
         }
-        if entries.iter().any(|&(k, _)| self.str(k) == Some("<<")) {
+        if entries.iter().any(|&(k, _)| self.is_merge_key(k)) {
             return self
                 .entries(map)
-                .into_iter()
-                .find(|&(k, _)| self.str(k) == Some(key))
-                .map(|(_, v)| v);
+                .iter()
+                .find(|&&(k, _)| self.str(k) == Some(key))
+                .map(|&(_, v)| v);
         }
         None
     }
@@ -383,6 +438,39 @@ impl Yaml {
     /// Total number of nodes stored (not expanded).
     pub fn node_count(&self) -> usize {
         self.nodes.len()
+    }
+}
+
+/// A set of a tree's nodes, one bit each: the walks over every node of a file mark what they
+/// have visited here (a hash set cost more than the rest of the walk).
+#[derive(Debug, Clone)]
+pub struct NodeSet {
+    bits: Vec<u64>,
+}
+
+impl NodeSet {
+    pub fn new(yaml: &Yaml) -> NodeSet {
+        NodeSet {
+            bits: vec![0; yaml.nodes.len().div_ceil(64)],
+        }
+    }
+
+    /// Adds a node; `false` if it was there already (or is not a node of the tree).
+    pub fn insert(&mut self, id: NodeId) -> bool {
+        let (word, bit) = (id as usize / 64, 1u64 << (id % 64));
+        match self.bits.get_mut(word) {
+            Some(w) if *w & bit == 0 => {
+                *w |= bit;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    pub fn contains(&self, id: NodeId) -> bool {
+        self.bits
+            .get(id as usize / 64)
+            .is_some_and(|w| w & (1u64 << (id % 64)) != 0)
     }
 }
 

@@ -121,6 +121,84 @@ fn report_allowing_problems(files: &[(&str, &str)]) -> tresor_lint::Report {
 }
 
 #[test]
+fn sarif_help_uris_are_absolute_when_docs_url_is_configured_and_absent_otherwise() {
+    let schema: serde_json::Value =
+        serde_json::from_str(include_str!("fixtures/sarif/sarif-schema-2.1.0.json")).unwrap();
+    let validator = jsonschema::draft4::new(&schema).unwrap();
+    let (files, _) = secret_inputs();
+    let refs: Vec<(&str, &str)> = files.iter().map(|(n, t)| (*n, t.as_str())).collect();
+
+    // Default: no helpUri (SARIF requires it absolute, and the project has no public URL);
+    // the help text names the section in the source tree.
+    let v: serde_json::Value = serde_json::from_str(&output::sarif(&report(&refs))).unwrap();
+    assert!(validator.is_valid(&v));
+    let driver = &v["runs"][0]["tool"]["driver"];
+    assert!(driver.get("informationUri").is_none());
+    for rule in driver["rules"].as_array().unwrap() {
+        assert!(rule.get("helpUri").is_none(), "{rule}");
+        let id = rule["id"].as_str().unwrap();
+        let help = rule["help"]["text"].as_str().unwrap();
+        assert!(
+            help.ends_with(&format!("Docs: docs/lint.md#{id}")),
+            "{help}"
+        );
+    }
+    let j: serde_json::Value = serde_json::from_str(&output::json(&report(&refs))).unwrap();
+    let first = &j["findings"][0];
+    assert_eq!(
+        first["doc"].as_str().unwrap(),
+        format!("docs/lint.md#{}", first["rule"].as_str().unwrap())
+    );
+
+    // Configured: every rule links to its section there, and the log still validates.
+    let config = tresor_lint::Config::parse(
+        "docs_url: https://git.corp.test/platform/tresor/blob/main/docs/lint.md\n",
+        std::path::Path::new("."),
+        "c",
+    )
+    .unwrap();
+    let r = support::report_with(&refs, &config);
+    let v: serde_json::Value = serde_json::from_str(&output::sarif(&r)).unwrap();
+    let errors: Vec<String> = validator.iter_errors(&v).map(|e| e.to_string()).collect();
+    assert!(errors.is_empty(), "{errors:#?}");
+    let driver = &v["runs"][0]["tool"]["driver"];
+    assert_eq!(
+        driver["informationUri"],
+        "https://git.corp.test/platform/tresor/blob/main/docs/lint.md"
+    );
+    for rule in driver["rules"].as_array().unwrap() {
+        assert_eq!(
+            rule["helpUri"].as_str().unwrap(),
+            format!(
+                "https://git.corp.test/platform/tresor/blob/main/docs/lint.md#{}",
+                rule["id"].as_str().unwrap()
+            )
+        );
+    }
+    // The schema would refuse the relative form: this is why it is not the default.
+    let mut relative = v.clone();
+    relative["runs"][0]["tool"]["driver"]["rules"][0]["helpUri"] =
+        serde_json::json!("docs/lint.md#no-sealed-secret");
+    assert!(!validator.is_valid(&relative));
+}
+
+#[test]
+fn every_rule_has_its_section_in_docs_lint_md() {
+    // The links are `docs/lint.md#RULE`: each rule needs a `### RULE` heading there.
+    let doc = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/lint.md"),
+    )
+    .unwrap();
+    for r in tresor_lint::rules::RULES {
+        assert!(
+            doc.lines().any(|l| l == format!("### {}", r.id)),
+            "docs/lint.md has no section for {}",
+            r.id
+        );
+    }
+}
+
+#[test]
 fn the_schema_rejects_a_broken_sarif_log() {
     // The validator is real: a log without `runs` and with a bad level fails it.
     let schema: serde_json::Value =

@@ -866,6 +866,76 @@ fn an_allow_comment_on_the_kind_line_suppresses_the_resource() {
     assert!(rules_of(y).is_empty());
 }
 
+const CM_HEAD: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app\ndata:\n";
+
+#[test]
+fn an_allow_comment_above_a_literal_block_key_covers_findings_in_its_content() {
+    // Reported on a content line (8, below a leading blank line); the comment can only sit
+    // above `app.ini: |`.
+    let body = "  app.ini: |\n\n    [db]\n    password = hunter2-literal\n  other.ini: |\n    password = not-covered-1\n";
+    let bare = format!("{CM_HEAD}{body}");
+    assert_eq!(
+        findings(&[("c.yaml", &bare)]),
+        [
+            f("no-inline-secret", 9, 5, "error"),
+            f("no-inline-secret", 11, 5, "error")
+        ]
+    );
+    let y =
+        format!("{CM_HEAD}  # tresor-lint: allow no-inline-secret reason=\"test fixture\"\n{body}");
+    let r = report(&[("c.yaml", &y)]);
+    assert_eq!(summarise(&r), [f("no-inline-secret", 12, 5, "error")]);
+    assert_eq!(r.suppressed, 1);
+}
+
+#[test]
+fn an_allow_comment_trailing_a_block_indicator_covers_its_content() {
+    let y = format!(
+        "{CM_HEAD}  app.env: | # tresor-lint: allow no-inline-secret reason=\"test fixture\"\n    export API_TOKEN=hunter2-literal\n"
+    );
+    let r = report(&[("c.yaml", &y)]);
+    assert!(r.findings.is_empty(), "{:?}", r.findings);
+    assert_eq!(r.suppressed, 1);
+}
+
+#[test]
+fn an_allow_comment_above_a_folded_block_key_covers_the_value_on_its_first_content_line() {
+    let body = "stringData:\n  password: >-\n    hunter2-literal\n";
+    // The finding is at the first content line, not at `>-`.
+    assert_eq!(
+        findings(&[("s.yaml", &secret(body))]),
+        [f("no-inline-secret", 7, 5, "error")]
+    );
+    let y = secret(
+        "stringData:\n  # tresor-lint: allow no-inline-secret reason=\"test fixture\"\n  password: >-\n    hunter2-literal\n  token: |\n    other-literal\n",
+    );
+    let r = report(&[("s.yaml", &y)]);
+    // `token: |` is not covered by the comment above `password`.
+    assert_eq!(summarise(&r), [f("no-inline-secret", 10, 5, "error")]);
+    assert_eq!(r.suppressed, 1);
+}
+
+#[test]
+fn an_allow_comment_on_the_resource_covers_findings_inside_block_scalars() {
+    let y = format!(
+        "# tresor-lint: allow no-inline-secret,known-token-prefix reason=\"test fixture\"\n{CM_HEAD}  app.ini: |\n    password = hunter2-literal\n  gh: |\n    clone with ghp_abcdefghijklmnopqrstuvwxyz0123456789\n"
+    );
+    let r = report(&[("c.yaml", &y)]);
+    assert!(r.findings.is_empty(), "{:?}", r.findings);
+    assert_eq!(r.suppressed, 2);
+}
+
+#[test]
+fn an_allow_comment_above_a_block_key_covers_only_the_rules_it_names() {
+    let y = format!(
+        "{CM_HEAD}  # tresor-lint: allow high-entropy-string reason=\"test fixture\"\n  app.ini: |\n    password = hunter2-literal\n"
+    );
+    assert_eq!(
+        findings(&[("c.yaml", &y)]),
+        [f("no-inline-secret", 8, 5, "error")]
+    );
+}
+
 #[test]
 fn an_allow_comment_without_reason_suppresses_nothing_and_is_reported() {
     let y = secret("stringData:\n  password: fixture-pw # tresor-lint: allow no-inline-secret\n");

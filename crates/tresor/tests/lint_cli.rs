@@ -144,9 +144,53 @@ fn explain_prints_the_rule_and_its_doc_link() {
     );
     assert_eq!(o.status.code(), Some(0));
     let out = stdout(&o);
+    // Without a configured docs_url: the section in the source tree, never a made-up host.
     assert!(
-        out.contains("secret-ref-resolves") && out.contains("docs/lint.md#secret-ref-resolves"),
+        out.contains("secret-ref-resolves")
+            && out.contains("Docs: docs/lint.md#secret-ref-resolves\n"),
         "{out}"
+    );
+    assert!(!out.contains("example.invalid"), "{out}");
+}
+
+#[test]
+fn explain_and_sarif_link_to_the_configured_docs_url() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        ".tresor-lint.yaml",
+        "docs_url: https://git.corp.test/platform/tresor/blob/main/docs/lint.md\n",
+    );
+    let o = tresor(dir.path(), &["lint", "--explain", "no-inline-secret"], None);
+    assert_eq!(o.status.code(), Some(0));
+    let out = stdout(&o);
+    assert!(
+        out.contains(
+            "Docs: https://git.corp.test/platform/tresor/blob/main/docs/lint.md#no-inline-secret\n"
+        ),
+        "{out}"
+    );
+    write(dir.path(), "s.yaml", INLINE);
+    let o = tresor(dir.path(), &["lint", "--format", "sarif", "s.yaml"], None);
+    assert_eq!(o.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let rules = v["runs"][0]["tool"]["driver"]["rules"].as_array().unwrap();
+    let inline = rules
+        .iter()
+        .find(|r| r["id"] == "no-inline-secret")
+        .unwrap();
+    assert_eq!(
+        inline["helpUri"],
+        "https://git.corp.test/platform/tresor/blob/main/docs/lint.md#no-inline-secret"
+    );
+    // A relative docs_url is refused with its line, for --explain too.
+    write(dir.path(), ".tresor-lint.yaml", "docs_url: docs/lint.md\n");
+    let o = tresor(dir.path(), &["lint", "--explain", "no-inline-secret"], None);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains(".tresor-lint.yaml:1:") && err.contains("absolute URL"),
+        "{err}"
     );
 }
 

@@ -11,79 +11,75 @@ const INLINE: &str = "no-inline-secret";
 const ANNOTATION: &str = "no-secret-in-annotation";
 
 pub fn check(ctx: &mut Ctx<'_>) {
-    let files = ctx.files;
-    for (fi, file) in files.iter().enumerate() {
-        let y = &file.yaml;
-        for (ri, r) in file.resources.iter().enumerate() {
-            match r.kind.as_str() {
-                "SealedSecret" => {
-                    let pos = y
-                        .get(r.node, "kind")
-                        .map_or_else(|| y.pos(r.node), |k| y.pos(k));
-                    ctx.emit(
-                        "no-sealed-secret",
-                        fi,
-                        Some(ri),
-                        None,
-                        pos,
-                        format!(
-                            "{}: sealed secrets are forbidden; reference the secrets store (ExternalSecret, VaultStaticSecret or a Tresor sync) instead",
-                            r.display()
-                        ),
-                        None,
-                        false,
-                    );
-                }
-                "Secret" => {
-                    for section in ["data", "stringData"] {
-                        if let Some(map) = y.get(r.node, section) {
-                            secret_values(ctx, fi, ri, map, section == "data");
-                        }
-                    }
-                }
-                "ConfigMap" => {
-                    if let Some(map) = y.get(r.node, "data") {
-                        config_map_values(ctx, fi, ri, map);
-                    }
-                }
-                "Kustomization" => kustomize_literals(ctx, fi, ri, r.node),
-                _ => {}
+    let file = ctx.file;
+    let src = ctx.src;
+    let y = &src.yaml;
+    for (ri, r) in file.resources.iter().enumerate() {
+        match r.kind.as_str() {
+            "SealedSecret" => {
+                let pos = y
+                    .get(r.node, "kind")
+                    .map_or_else(|| y.pos(r.node), |k| y.pos(k));
+                ctx.emit(
+                    "no-sealed-secret",
+                    Some(ri),
+                    None,
+                    pos,
+                    format!(
+                        "{}: sealed secrets are forbidden; reference the secrets store (ExternalSecret, VaultStaticSecret or a Tresor sync) instead",
+                        r.display()
+                    ),
+                    None,
+                    false,
+                );
             }
-            for spec in pod_specs(y, r) {
-                for c in containers(y, spec) {
-                    if let Some(env) = y.get(c, "env") {
-                        env_values(ctx, fi, ri, env);
+            "Secret" => {
+                for section in ["data", "stringData"] {
+                    if let Some(map) = y.get(r.node, section) {
+                        secret_values(ctx, ri, map, section == "data");
                     }
                 }
             }
-            let mut metadata: Vec<NodeId> = y.get(r.node, "metadata").into_iter().collect();
-            metadata.extend(pod_template_metadata(y, r));
-            for m in metadata {
-                for section in ["annotations", "labels"] {
-                    if let Some(map) = y.get(m, section) {
-                        annotations(ctx, fi, ri, map, section);
-                    }
+            "ConfigMap" => {
+                if let Some(map) = y.get(r.node, "data") {
+                    config_map_values(ctx, ri, map);
+                }
+            }
+            "Kustomization" => kustomize_literals(ctx, ri, r.node),
+            _ => {}
+        }
+        for spec in pod_specs(y, r) {
+            for c in containers(y, spec) {
+                if let Some(env) = y.get(c, "env") {
+                    env_values(ctx, ri, env);
+                }
+            }
+        }
+        let mut metadata: Vec<NodeId> = y.get(r.node, "metadata").into_iter().collect();
+        metadata.extend(pod_template_metadata(y, r));
+        for m in metadata {
+            for section in ["annotations", "labels"] {
+                if let Some(map) = y.get(m, section) {
+                    annotations(ctx, ri, map, section);
                 }
             }
         }
     }
 }
 
-fn who(ctx: &Ctx<'_>, file: usize, resource: usize) -> String {
-    ctx.files
-        .get(file)
-        .and_then(|f| f.resources.get(resource))
+fn who(ctx: &Ctx<'_>, resource: usize) -> String {
+    ctx.file
+        .resources
+        .get(resource)
         .map(|r| r.display())
         .unwrap_or_default()
 }
 
-fn secret_values(ctx: &mut Ctx<'_>, fi: usize, ri: usize, map: NodeId, base64: bool) {
-    let Some(file) = ctx.files.get(fi) else {
-        return;
-    };
-    let y = &file.yaml;
+fn secret_values(ctx: &mut Ctx<'_>, ri: usize, map: NodeId, base64: bool) {
+    let src = ctx.src;
+    let y = &src.yaml;
     let section = if base64 { "data" } else { "stringData" };
-    for (k, v) in y.entries(map) {
+    for &(k, v) in y.entries(map).iter() {
         let (Some(key), Some(raw)) = (y.str(k), y.string(v)) else {
             continue;
         };
@@ -99,13 +95,12 @@ fn secret_values(ctx: &mut Ctx<'_>, fi: usize, ri: usize, map: NodeId, base64: b
         if is_placeholder(text) {
             continue;
         }
-        let pos = ctx.value_pos(fi, v);
-        let name = who(ctx, fi, ri);
+        let pos = ctx.value_pos(v);
+        let name = who(ctx, ri);
         if matches!(key, ".dockerconfigjson" | ".dockercfg") {
             if docker_config_has_auth(text) {
                 ctx.emit(
                     INLINE,
-                    fi,
                     Some(ri),
                     Some(v),
                     pos,
@@ -119,7 +114,6 @@ fn secret_values(ctx: &mut Ctx<'_>, fi: usize, ri: usize, map: NodeId, base64: b
         if is_credential_key(key, &ctx.config.credential_keys) {
             ctx.emit(
                 INLINE,
-                fi,
                 Some(ri),
                 Some(v),
                 pos,
@@ -131,7 +125,6 @@ fn secret_values(ctx: &mut Ctx<'_>, fi: usize, ri: usize, map: NodeId, base64: b
             let pw = text.get(range).unwrap_or("");
             ctx.emit(
                 INLINE,
-                fi,
                 Some(ri),
                 Some(v),
                 pos,
@@ -140,29 +133,26 @@ fn secret_values(ctx: &mut Ctx<'_>, fi: usize, ri: usize, map: NodeId, base64: b
                 false,
             );
         } else if !base64 {
-            embedded_lines(ctx, fi, ri, v, &format!("{name}: {section}.{key}"));
+            embedded_lines(ctx, ri, v, &format!("{name}: {section}.{key}"));
         }
     }
 }
 
-fn config_map_values(ctx: &mut Ctx<'_>, fi: usize, ri: usize, map: NodeId) {
-    let Some(file) = ctx.files.get(fi) else {
-        return;
-    };
-    let y = &file.yaml;
-    let name = who(ctx, fi, ri);
-    for (k, v) in y.entries(map) {
+fn config_map_values(ctx: &mut Ctx<'_>, ri: usize, map: NodeId) {
+    let src = ctx.src;
+    let y = &src.yaml;
+    let name = who(ctx, ri);
+    for &(k, v) in y.entries(map).iter() {
         let (Some(key), Some(value)) = (y.str(k), y.string(v)) else {
             continue;
         };
         if is_placeholder(value) {
             continue;
         }
-        let pos = ctx.value_pos(fi, v);
+        let pos = ctx.value_pos(v);
         if is_credential_key(key, &ctx.config.credential_keys) && !value.contains('\n') {
             ctx.emit(
                 INLINE,
-                fi,
                 Some(ri),
                 Some(v),
                 pos,
@@ -178,7 +168,6 @@ fn config_map_values(ctx: &mut Ctx<'_>, fi: usize, ri: usize, map: NodeId) {
             let pw = value.get(range).unwrap_or("");
             ctx.emit(
                 INLINE,
-                fi,
                 Some(ri),
                 Some(v),
                 pos,
@@ -187,18 +176,16 @@ fn config_map_values(ctx: &mut Ctx<'_>, fi: usize, ri: usize, map: NodeId) {
                 false,
             );
         } else {
-            embedded_lines(ctx, fi, ri, v, &format!("{name}: data.{key}"));
+            embedded_lines(ctx, ri, v, &format!("{name}: data.{key}"));
         }
     }
 }
 
 /// Config files inside a block scalar: `password: x`, `password = "x"`, `export TOKEN=x`
 /// lines, and URLs with passwords, each reported at its own line.
-fn embedded_lines(ctx: &mut Ctx<'_>, fi: usize, ri: usize, v: NodeId, what: &str) {
-    let Some(file) = ctx.files.get(fi) else {
-        return;
-    };
-    let y = &file.yaml;
+fn embedded_lines(ctx: &mut Ctx<'_>, ri: usize, v: NodeId, what: &str) {
+    let src = ctx.src;
+    let y = &src.yaml;
     let Some(node) = y.node(v) else {
         return;
     };
@@ -252,31 +239,20 @@ fn embedded_lines(ctx: &mut Ctx<'_>, fi: usize, ri: usize, v: NodeId, what: &str
     }
     for (line, message, hint) in hits {
         let pos = if verbatim {
-            file.lines()
+            src.lines()
                 .find(line.trim(), node.pos.line + 1, node.end.line)
                 .unwrap_or(node.pos)
         } else {
             node.pos
         };
-        ctx.emit(
-            INLINE,
-            fi,
-            Some(ri),
-            Some(v),
-            pos,
-            message,
-            Some(hint),
-            false,
-        );
+        ctx.emit(INLINE, Some(ri), Some(v), pos, message, Some(hint), false);
     }
 }
 
-fn env_values(ctx: &mut Ctx<'_>, fi: usize, ri: usize, env: NodeId) {
-    let Some(file) = ctx.files.get(fi) else {
-        return;
-    };
-    let y = &file.yaml;
-    let name = who(ctx, fi, ri);
+fn env_values(ctx: &mut Ctx<'_>, ri: usize, env: NodeId) {
+    let src = ctx.src;
+    let y = &src.yaml;
+    let name = who(ctx, ri);
     for &item in y.seq(env) {
         let (Some(var), Some(vnode)) = (y.str_at(item, &["name"]), y.get(item, "value")) else {
             continue;
@@ -287,11 +263,10 @@ fn env_values(ctx: &mut Ctx<'_>, fi: usize, ri: usize, env: NodeId) {
         if is_placeholder(value) {
             continue;
         }
-        let pos = ctx.value_pos(fi, vnode);
+        let pos = ctx.value_pos(vnode);
         if is_credential_key(var, &ctx.config.credential_keys) {
             ctx.emit(
                 INLINE,
-                fi,
                 Some(ri),
                 Some(vnode),
                 pos,
@@ -303,7 +278,6 @@ fn env_values(ctx: &mut Ctx<'_>, fi: usize, ri: usize, env: NodeId) {
             let pw = value.get(range).unwrap_or("");
             ctx.emit(
                 INLINE,
-                fi,
                 Some(ri),
                 Some(vnode),
                 pos,
@@ -315,11 +289,9 @@ fn env_values(ctx: &mut Ctx<'_>, fi: usize, ri: usize, env: NodeId) {
     }
 }
 
-fn kustomize_literals(ctx: &mut Ctx<'_>, fi: usize, ri: usize, node: NodeId) {
-    let Some(file) = ctx.files.get(fi) else {
-        return;
-    };
-    let y = &file.yaml;
+fn kustomize_literals(ctx: &mut Ctx<'_>, ri: usize, node: NodeId) {
+    let src = ctx.src;
+    let y = &src.yaml;
     let Some(gens) = y.get(node, "secretGenerator") else {
         return;
     };
@@ -336,7 +308,6 @@ fn kustomize_literals(ctx: &mut Ctx<'_>, fi: usize, ri: usize, node: NodeId) {
                 let pos = y.pos(l);
                 ctx.emit(
                     INLINE,
-                    fi,
                     Some(ri),
                     Some(l),
                     pos,
@@ -370,14 +341,12 @@ fn is_path(s: &str) -> bool {
         })
 }
 
-fn annotations(ctx: &mut Ctx<'_>, fi: usize, ri: usize, map: NodeId, section: &str) {
-    let Some(file) = ctx.files.get(fi) else {
-        return;
-    };
-    let y = &file.yaml;
-    let name = who(ctx, fi, ri);
+fn annotations(ctx: &mut Ctx<'_>, ri: usize, map: NodeId, section: &str) {
+    let src = ctx.src;
+    let y = &src.yaml;
+    let name = who(ctx, ri);
     let singular = section.trim_end_matches('s');
-    for (k, v) in y.entries(map) {
+    for &(k, v) in y.entries(map).iter() {
         let (Some(key), Some(value)) = (y.str(k), y.string(v)) else {
             continue;
         };
@@ -386,7 +355,7 @@ fn annotations(ctx: &mut Ctx<'_>, fi: usize, ri: usize, map: NodeId, section: &s
         }
         let last = key.rsplit('/').next().unwrap_or(key);
         let norm = crate::detect::normalise_key(last);
-        let pos = ctx.value_pos(fi, v);
+        let pos = ctx.value_pos(v);
         let names_secret_only = norm.contains("secret")
             && ![
                 "password",
@@ -402,7 +371,6 @@ fn annotations(ctx: &mut Ctx<'_>, fi: usize, ri: usize, map: NodeId, section: &s
         if !reference && is_credential_key(last, &ctx.config.credential_keys) {
             ctx.emit(
                 ANNOTATION,
-                fi,
                 Some(ri),
                 Some(v),
                 pos,
@@ -414,7 +382,6 @@ fn annotations(ctx: &mut Ctx<'_>, fi: usize, ri: usize, map: NodeId, section: &s
             let pw = value.get(range).unwrap_or("");
             ctx.emit(
                 ANNOTATION,
-                fi,
                 Some(ri),
                 Some(v),
                 pos,

@@ -11,7 +11,7 @@ pub mod tokens;
 use std::collections::HashSet;
 
 use crate::config::Config;
-use crate::model::{File, Finding, Severity};
+use crate::model::{File, Finding, Parsed, Severity};
 use crate::yaml::{NodeId, Pos, Style};
 
 /// A rule's identity and documentation.
@@ -128,30 +128,45 @@ pub fn rule(id: &str) -> Option<&'static RuleInfo> {
     RULES.iter().find(|r| r.id == id)
 }
 
-/// Link to the rule's section of docs/lint.md.
-pub fn doc_link(id: &str) -> String {
-    format!(
-        "{}/blob/main/docs/lint.md#{id}",
-        env!("CARGO_PKG_REPOSITORY")
-    )
+/// Where the rules are documented, relative to the root of the Tresor source tree. Each rule
+/// has a section whose anchor is its id.
+pub const DOC_PATH: &str = "docs/lint.md";
+
+/// The rule's documentation: `docs_url#id` when the config sets `docs_url` (an absolute URL
+/// of docs/lint.md where the team publishes or browses it), else `docs/lint.md#id`, the
+/// section in the source tree (stable: the anchors are the rule ids).
+pub fn doc_link(id: &str, docs_url: Option<&str>) -> String {
+    format!("{}#{id}", docs_url.unwrap_or(DOC_PATH))
 }
 
-/// What every check gets: the files, the config, and where to put findings.
+/// An absolute URI of the rule's documentation, for SARIF's `helpUri`, which must be
+/// absolute: only when the config sets `docs_url`.
+pub fn help_uri(id: &str, docs_url: Option<&str>) -> Option<String> {
+    docs_url.map(|base| format!("{base}#{id}"))
+}
+
+/// What a file's checks get: the file (what the report keeps of it), its text and tree
+/// (dropped once its checks have run), the config, and where findings go.
 #[derive(Debug)]
 pub struct Ctx<'a> {
-    pub files: &'a [File],
+    /// The file's index in the report.
+    pub fi: usize,
+    pub file: &'a File,
+    pub src: &'a Parsed,
     pub config: &'a Config,
     pub findings: Vec<Finding>,
     /// Nodes already reported, so the token and entropy rules do not repeat a finding.
-    pub flagged: HashSet<(usize, NodeId)>,
-    /// (file, node, rule) reported: an aliased node reached through two keys is one finding.
-    reported: HashSet<(usize, NodeId, &'static str)>,
+    pub flagged: HashSet<NodeId>,
+    /// (node, rule) reported: an aliased node reached through two keys is one finding.
+    reported: HashSet<(NodeId, &'static str)>,
 }
 
 impl<'a> Ctx<'a> {
-    pub fn new(files: &'a [File], config: &'a Config) -> Self {
+    pub fn new(fi: usize, file: &'a File, src: &'a Parsed, config: &'a Config) -> Self {
         Ctx {
-            files,
+            fi,
+            file,
+            src,
             config,
             findings: Vec::new(),
             flagged: HashSet::new(),
@@ -161,30 +176,40 @@ impl<'a> Ctx<'a> {
 
     /// Where a value starts, for a finding: a block scalar's first content line rather than
     /// its `|` indicator.
-    pub fn value_pos(&self, file: usize, node: NodeId) -> Pos {
-        let Some(f) = self.files.get(file) else {
-            return Pos::default();
-        };
-        let Some(n) = f.yaml.node(node) else {
+    pub fn value_pos(&self, node: NodeId) -> Pos {
+        let y = &self.src.yaml;
+        let Some(n) = y.node(node) else {
             return Pos::default();
         };
         if matches!(n.style, Style::Literal | Style::Folded)
-            && let Some(first) = f
-                .yaml
+            && let Some(first) = y
                 .str(node)
                 .and_then(|s| s.lines().find(|l| !l.trim().is_empty()))
-            && let Some(p) = f.lines().find(first.trim(), n.pos.line + 1, n.end.line)
+            && let Some(p) = self
+                .src
+                .lines()
+                .find(first.trim(), n.pos.line + 1, n.end.line)
         {
             return p;
         }
         n.pos
     }
 
+    /// The line where a value starts in the source: a block scalar's `key: |` header (the
+    /// parser's position for it is its first content line), else the value's own line.
+    fn value_line(&self, node: NodeId) -> Option<u32> {
+        let n = self.src.yaml.node(node)?;
+        if matches!(n.style, Style::Literal | Style::Folded) {
+            self.src.lines().header_line(n.pos.line)
+        } else {
+            Some(n.pos.line)
+        }
+    }
+
     #[allow(clippy::too_many_arguments)]
     pub fn emit(
         &mut self,
         rule: &'static str,
-        file: usize,
         resource: Option<usize>,
         node: Option<NodeId>,
         pos: Pos,
@@ -193,28 +218,57 @@ impl<'a> Ctx<'a> {
         downgrade: bool,
     ) {
         if let Some(n) = node {
-            self.flagged.insert((file, n));
-            if !self.reported.insert((file, n, rule)) {
+            self.flagged.insert(n);
+            if !self.reported.insert((n, rule)) {
                 return;
             }
         }
-        let info = rule_severity(rule, self.config);
-        let Some(mut severity) = info else {
-            return;
-        };
-        if downgrade && severity > Severity::Warning {
-            severity = Severity::Warning;
-        }
-        self.findings.push(Finding {
-            rule,
-            severity,
-            message,
-            file,
-            resource,
-            pos,
-            hint,
-        });
+        let value_line = node
+            .and_then(|n| self.value_line(n))
+            .filter(|&line| line != pos.line);
+        self.findings.extend(
+            finding(
+                self.config,
+                rule,
+                self.fi,
+                resource,
+                pos,
+                message,
+                hint,
+                downgrade,
+            )
+            .map(|f| Finding { value_line, ..f }),
+        );
     }
+}
+
+/// A finding at the rule's configured severity (`None`: the rule is off). `downgrade` caps it
+/// at warning (optional references, unverifiable keys).
+#[allow(clippy::too_many_arguments)]
+pub fn finding(
+    config: &Config,
+    rule: &'static str,
+    file: usize,
+    resource: Option<usize>,
+    pos: Pos,
+    message: String,
+    hint: Option<String>,
+    downgrade: bool,
+) -> Option<Finding> {
+    let mut severity = rule_severity(rule, config)?;
+    if downgrade && severity > Severity::Warning {
+        severity = Severity::Warning;
+    }
+    Some(Finding {
+        rule,
+        severity,
+        message,
+        file,
+        resource,
+        pos,
+        value_line: None,
+        hint,
+    })
 }
 
 /// The configured severity of a rule (`None`: turned off).

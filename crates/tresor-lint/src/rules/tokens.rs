@@ -1,11 +1,9 @@
 //! `known-token-prefix` and `high-entropy-string`: every scalar value of every document.
 
-use std::collections::HashSet;
-
 use super::Ctx;
 use crate::detect::{decode_base64, find_known_token, is_high_entropy, redact};
-use crate::model::File;
-use crate::yaml::{NodeId, Pos, Value};
+use crate::model::Parsed;
+use crate::yaml::{Kind, NodeId, NodeSet, Pos};
 
 const PREFIX: &str = "known-token-prefix";
 const ENTROPY: &str = "high-entropy-string";
@@ -47,52 +45,52 @@ struct Hit {
 }
 
 pub fn check(ctx: &mut Ctx<'_>) {
-    let files = ctx.files;
-    for (fi, file) in files.iter().enumerate() {
-        let mut hits = Vec::new();
-        let mut seen = HashSet::new();
-        for (di, doc) in file.yaml.docs.iter().enumerate() {
-            let Some(root) = doc.root else {
-                continue;
-            };
-            // Secret `data` values are base64: judge them decoded.
-            let secret_data: HashSet<NodeId> = file
-                .resources
-                .iter()
-                .filter(|r| r.doc == di && r.kind == "Secret")
-                .filter_map(|r| file.yaml.get(r.node, "data"))
-                .flat_map(|d| file.yaml.entries(d).into_iter().map(|(_, v)| v))
-                .collect();
-            walk(file, root, None, &secret_data, &mut seen, &mut hits, 0);
-        }
-        for h in hits {
-            if ctx.flagged.contains(&(fi, h.node)) {
-                continue;
+    let file = ctx.file;
+    let src = ctx.src;
+    let y = &src.yaml;
+    let mut hits = Vec::new();
+    let mut seen = NodeSet::new(y);
+    // Secret `data` values are base64: judge them decoded.
+    let mut secret_data = NodeSet::new(y);
+    for r in file.resources.iter().filter(|r| r.kind == "Secret") {
+        if let Some(d) = y.get(r.node, "data") {
+            for &(_, v) in y.entries(d).iter() {
+                secret_data.insert(v);
             }
-            let resource = file
-                .resources
-                .iter()
-                .position(|r| r.start_line <= h.pos.line && h.pos.line <= r.end_line);
-            ctx.emit(
-                h.rule,
-                fi,
-                resource,
-                Some(h.node),
-                h.pos,
-                h.message,
-                Some(h.hint),
-                false,
-            );
         }
+    }
+    for doc in &y.docs {
+        let Some(root) = doc.root else {
+            continue;
+        };
+        walk(src, root, None, &secret_data, &mut seen, &mut hits, 0);
+    }
+    for h in hits {
+        if ctx.flagged.contains(&h.node) {
+            continue;
+        }
+        let resource = file
+            .resources
+            .iter()
+            .position(|r| r.start_line <= h.pos.line && h.pos.line <= r.end_line);
+        ctx.emit(
+            h.rule,
+            resource,
+            Some(h.node),
+            h.pos,
+            h.message,
+            Some(h.hint),
+            false,
+        );
     }
 }
 
 fn walk(
-    file: &File,
+    src: &Parsed,
     id: NodeId,
     key: Option<&str>,
-    secret_data: &HashSet<NodeId>,
-    seen: &mut HashSet<NodeId>,
+    secret_data: &NodeSet,
+    seen: &mut NodeSet,
     hits: &mut Vec<Hit>,
     depth: usize,
 ) {
@@ -100,51 +98,52 @@ fn walk(
     if depth > 256 || !seen.insert(id) {
         return;
     }
-    let y = &file.yaml;
+    let y = &src.yaml;
     let Some(node) = y.node(id) else {
         return;
     };
-    match &node.value {
-        Value::Map(_) => {
-            for (k, v) in y.entries(id) {
-                walk(file, v, y.str(k), secret_data, seen, hits, depth + 1);
+    match node.kind {
+        Kind::Map => {
+            for &(k, v) in y.entries(id).iter() {
+                walk(src, v, y.str(k), secret_data, seen, hits, depth + 1);
             }
         }
-        Value::Seq(items) => {
-            for &item in items {
-                walk(file, item, key, secret_data, seen, hits, depth + 1);
+        Kind::Seq => {
+            for &item in y.seq(id) {
+                walk(src, item, key, secret_data, seen, hits, depth + 1);
             }
         }
-        Value::Scalar(s) => {
+        Kind::Scalar => {
+            let s = y.str(id).unwrap_or("");
             if s.len() < 20 {
                 return;
             }
             let decoded;
-            let (text, encoded) = if secret_data.contains(&id) {
+            let (text, encoded) = if secret_data.contains(id) {
                 match decode_base64(s) {
                     Some(b) => {
                         decoded = String::from_utf8_lossy(&b).into_owned();
                         (decoded.as_str(), true)
                     }
-                    None => (s.as_str(), false),
+                    None => (s, false),
                 }
             } else {
-                (s.as_str(), false)
+                (s, false)
             };
-            scalar(file, id, key, text, encoded, hits);
+            scalar(src, id, key, text, encoded, hits);
         }
     }
 }
 
 fn scalar(
-    file: &File,
+    src: &Parsed,
     id: NodeId,
     key: Option<&str>,
     text: &str,
     encoded: bool,
     hits: &mut Vec<Hit>,
 ) {
-    let y = &file.yaml;
+    let y = &src.yaml;
     let Some(node) = y.node(id) else {
         return;
     };
@@ -152,7 +151,7 @@ fn scalar(
         if encoded {
             return node.pos;
         }
-        file.lines()
+        src.lines()
             .find(needle, node.pos.line, node.end.line.max(node.pos.line))
             .unwrap_or(node.pos)
     };
