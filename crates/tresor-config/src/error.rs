@@ -73,6 +73,14 @@ pub enum ConfigError {
 
     #[error("TLS setup failed: {0}")]
     Tls(#[source] rustls::Error),
+
+    /// An environment variable that stands for a setting (`BAO_CLUSTER_ADDR`, …) holds a
+    /// value the setting would refuse in the file.
+    #[error("invalid {variable}: {message}")]
+    InvalidEnv {
+        variable: &'static str,
+        message: String,
+    },
 }
 
 impl ConfigError {

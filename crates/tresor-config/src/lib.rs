@@ -18,6 +18,8 @@
 //!   tolerance for quoted booleans and numbers.
 //! - [`duration`]: Vault's duration syntax (`"768h"`, `"1h30m"`, bare seconds).
 //! - [`size`]: Vault's byte sizes (`"256MiB"`, `"1GB"`, bare bytes).
+//! - `env`: [`ServerConfig::with_address_env`], `BAO_API_ADDR` / `BAO_CLUSTER_ADDR` (and
+//!   Vault's `VAULT_` names) over the file's `api_addr` / `cluster_addr`, as in OpenBao.
 //! - `error`: [`ConfigError`] (where) and [`Problem`] (what).
 //! - `lines`, `suggest`, `unsupported`: byte offset to line number, "did you mean",
 //!   and the Vault settings Tresor deliberately rejects.
@@ -29,6 +31,7 @@
 //! for.
 
 pub mod duration;
+mod env;
 mod error;
 mod lines;
 mod model;
@@ -44,6 +47,7 @@ mod value;
 use std::path::Path;
 
 pub use duration::{InvalidDuration, parse_duration};
+pub use env::{API_ADDR_VARIABLES, CLUSTER_ADDR_VARIABLES};
 pub use error::{ConfigError, Problem};
 pub use model::{
     AuditDeviceConfig, DEFAULT_LISTEN_ADDRESS, ListenerConfig, ListenerLimits, ListenerTelemetry,

@@ -15,13 +15,17 @@ pub struct ServerConfig {
     pub storage: StorageConfig,
     /// In file order. May be empty: whether that is acceptable is the binary's call.
     pub listeners: Vec<ListenerConfig>,
+    /// `api_addr`: where clients reach this node (standbys forward to the active node's).
+    /// `BAO_API_ADDR` / `VAULT_API_ADDR` override it: see [`ServerConfig::with_address_env`].
     pub api_addr: Option<String>,
     /// `cluster_addr` (Vault's name): the address this node reports for node-to-node traffic
     /// (`sys/leader`'s `leader_cluster_address`, `sys/ha-status`). `None`: derived as Vault
-    /// does, from `api_addr` (see `docs/storage-postgresql.md`).
+    /// does, from `api_addr` (see `docs/storage-postgresql.md`). `BAO_CLUSTER_ADDR` /
+    /// `VAULT_CLUSTER_ADDR` override it.
     pub cluster_addr: Option<String>,
     /// `disable_clustering` (Vault's name): HA standbys answer 307 to the active node instead
-    /// of forwarding requests to it, and no cluster address is reported.
+    /// of forwarding requests to it, and no cluster address is reported. The top level's
+    /// setting, else the `storage` block's (as OpenBao reads it), else `false`.
     pub disable_clustering: bool,
     /// `ha_forwarding_tls_ca_cert` (Tresor's own): a PEM file of the CA certificates a
     /// standby trusts for the active node's `https` `api_addr` when it forwards a request;
@@ -203,7 +207,8 @@ pub enum StorageConfig {
         /// The most storage operations (so connections) in flight at once; at least 1.
         max_parallel: Option<u64>,
         max_idle_connections: Option<u64>,
-        /// Parsed for a later step (leader election); the server refuses to start with it set.
+        /// `ha_enabled`: several nodes share the table, one active (holding a lock row in
+        /// `ha_table`) and the others standbys; needs `api_addr`.
         ha_enabled: bool,
         ha_table: Option<String>,
     },

@@ -190,10 +190,13 @@ const TOP_LEVEL_BLOCKS: &[&str] = &["storage", "listener", "audit", "telemetry",
 struct TopLevel {
     /// With the line of the storage block, to point at it if a second one turns up.
     storage: Option<(usize, StorageConfig)>,
+    /// The storage block's own `disable_clustering`, used unless the top level sets one.
+    storage_disable_clustering: Option<bool>,
     listeners: Vec<(usize, ListenerConfig)>,
     api_addr: Option<String>,
     cluster_addr: Option<String>,
-    disable_clustering: bool,
+    /// `None` when the top level does not set it (the storage block's then applies).
+    disable_clustering: Option<bool>,
     ha_forwarding_tls_ca_cert: Option<std::path::PathBuf>,
     cluster_name: Option<String>,
     disable_mlock: bool,
@@ -235,7 +238,7 @@ impl TopLevel {
         match value.key() {
             "api_addr" => self.api_addr = Some(value.string()?),
             "cluster_addr" => self.cluster_addr = Some(cluster_addr(&value)?),
-            "disable_clustering" => self.disable_clustering = value.boolean()?,
+            "disable_clustering" => self.disable_clustering = Some(value.boolean()?),
             "ha_forwarding_tls_ca_cert" => {
                 self.ha_forwarding_tls_ca_cert = Some(value.string()?.into());
             }
@@ -270,7 +273,9 @@ impl TopLevel {
                 if let Some((first_line, _)) = self.storage {
                     return Err(Located::new(line, Problem::DuplicateStorage { first_line }));
                 }
-                self.storage = Some((line, storage::read(cx, block)?));
+                let read = storage::read(cx, block)?;
+                self.storage = Some((line, read.config));
+                self.storage_disable_clustering = read.disable_clustering;
             }
             "listener" => {
                 let line = cx.block_line(block);
@@ -364,7 +369,11 @@ impl TopLevel {
                 listeners,
                 api_addr: self.api_addr,
                 cluster_addr: self.cluster_addr,
-                disable_clustering: self.disable_clustering,
+                // OpenBao's precedence: the top level's, when set, over the storage block's.
+                disable_clustering: self
+                    .disable_clustering
+                    .or(self.storage_disable_clustering)
+                    .unwrap_or(false),
                 ha_forwarding_tls_ca_cert: self.ha_forwarding_tls_ca_cert,
                 cluster_name: self.cluster_name,
                 disable_mlock: self.disable_mlock,
@@ -384,23 +393,28 @@ impl TopLevel {
     }
 }
 
-/// `cluster_addr`: a URL with a host and a port, as Vault requires (`https://node-1:8201`).
-/// Vault forces the scheme to `https`; Tresor keeps it as written, since it only reports it.
+/// `cluster_addr` in the file; see [`cluster_addr_url`].
 fn cluster_addr(value: &Value<'_>) -> Result<String, Located> {
-    let raw = value.string()?;
+    cluster_addr_url(&value.string()?).map_err(|message| value.invalid(message))
+}
+
+/// A `cluster_addr` (from the file or `BAO_CLUSTER_ADDR`): a URL with a host and a port, as
+/// Vault requires (`https://node-1:8201`), without a trailing `/`. Vault forces the scheme to
+/// `https`; Tresor keeps it as written, since it only reports it. The error says what is wrong.
+pub(crate) fn cluster_addr_url(raw: &str) -> Result<String, String> {
     let trimmed = raw.trim().trim_end_matches('/');
     let Some((scheme, rest)) = trimmed.split_once("://") else {
-        return Err(value.invalid(format!(
+        return Err(format!(
             "{raw:?} is not a URL; write it as https://HOST:PORT"
-        )));
+        ));
     };
     let port_ok = rest
         .rsplit_once(':')
         .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
     if !matches!(scheme, "http" | "https") || !port_ok || rest.contains('/') {
-        return Err(value.invalid(format!(
+        return Err(format!(
             "{raw:?} is not a URL with a host and a port; write it as https://HOST:PORT"
-        )));
+        ));
     }
     Ok(trimmed.to_owned())
 }

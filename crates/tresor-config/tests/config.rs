@@ -703,6 +703,56 @@ fn postgresql_settings_left_out_stay_unset() {
 }
 
 #[test]
+fn disable_clustering_in_the_postgresql_block_unless_the_top_level_sets_it() {
+    // OpenBao reads disable_clustering in the storage block too; a top-level one, when
+    // present, overrides it either way.
+    let block = |setting: &str| {
+        format!("storage \"postgresql\" {{\n  ha_enabled = \"true\"\n  {setting}\n}}\n")
+    };
+    for (source, expected) in [
+        (block("disable_clustering = \"true\""), true),
+        (block("disable_clustering = true"), true),
+        (block("disable_clustering = \"false\""), false),
+        (block(""), false),
+        (
+            format!(
+                "{}disable_clustering = false\n",
+                block("disable_clustering = \"true\"")
+            ),
+            false,
+        ),
+        (
+            format!(
+                "disable_clustering = true\n{}",
+                block("disable_clustering = \"false\"")
+            ),
+            true,
+        ),
+        (format!("{}disable_clustering = true\n", block("")), true),
+    ] {
+        let config = parse(&source).unwrap();
+        assert_eq!(config.disable_clustering, expected, "{source}");
+        assert_eq!(
+            config.sanitized()["storage"]["disable_clustering"],
+            expected
+        );
+    }
+    let (line, problem) = fail(&block("disable_clustering = \"sometimes\""));
+    assert_eq!(line, 3);
+    assert!(
+        matches!(problem, Problem::InvalidValue { ref key, .. } if key == "disable_clustering"),
+        "{problem:?}"
+    );
+    // A store without HA has no use for it: still an unknown key there.
+    let (_, problem) =
+        fail("storage \"embedded\" {\n  path = \"/x\"\n  disable_clustering = true\n}\n");
+    assert!(
+        matches!(problem, Problem::UnknownKey { ref key, .. } if key == "disable_clustering"),
+        "{problem:?}"
+    );
+}
+
+#[test]
 fn postgresql_mistakes_name_their_line() {
     let (line, problem) = fail(
         "storage \"postgresql\" {\n  connection_url = \"postgres://db/x\"\n  max_paralel = 4\n}\n",

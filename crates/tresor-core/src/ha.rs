@@ -407,6 +407,12 @@ impl Core {
                 tokio::time::sleep(RETRY_INTERVAL).await;
                 let Some(core) = weak.upgrade() else { return };
                 if core.is_initialized() {
+                    // Another request read the new seal configuration first (a refused second
+                    // sys/init, a sys/unseal): an auto seal must still unseal this node. A
+                    // no-op on the node that initialised (unsealed already).
+                    if core.options.seal.is_some() {
+                        core.start_auto_unseal().await;
+                    }
                     return;
                 }
                 match core.refresh_initialised().await {

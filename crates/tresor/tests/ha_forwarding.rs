@@ -20,17 +20,13 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::ha::{
+    self, active_of, free_port, health, health_becomes, init_shamir, knows_leader, send, start,
+    unseal,
+};
 use common::{BIN, Server};
 use serde_json::{Value, json};
 use tresor_storage::test_db::TestDb as Db;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// One node's configuration: HA on the test's database, a listener on `port`, `api_addr`
 /// there, and `extra` lines (top-level settings, a seal stanza, more listeners).
@@ -47,147 +43,13 @@ fn node_config_with(
     listener: &str,
     extra: &str,
 ) -> PathBuf {
-    let path = dir.join(format!("{name}.hcl"));
-    std::fs::write(
-        &path,
-        format!(
-            "storage \"postgresql\" {{\n  connection_url = \"postgres://postgres@127.0.0.1:5432/{}?sslmode=disable&application_name={name}\"\n  ha_enabled = \"true\"\n}}\n\nlistener \"tcp\" {{\n  address     = \"127.0.0.1:{port}\"\n  tls_disable = true\n{listener}}}\n\napi_addr = \"http://127.0.0.1:{port}\"\n{extra}",
-            db.name
-        ),
-    )
-    .unwrap();
-    path
+    ha::write_config(dir, name, &db.url(), port, "", listener, extra)
 }
 
-fn start(config: &Path, dir: &Path) -> Server {
-    Server::start(&["server", &format!("-config={}", config.display())], dir)
-}
-
-/// A client that shows what a node itself answers (no redirects followed).
+/// A client that shows what a node itself answers (no redirects followed), patient enough
+/// for a forward that waits for a frozen active node.
 fn plain() -> reqwest::Client {
-    let _ = common::http();
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(Duration::from_secs(30))
-        .build()
-        .unwrap()
-}
-
-/// (status, headers, JSON body or Null).
-async fn call(
-    client: &reqwest::Client,
-    addr: &str,
-    method: &str,
-    path: &str,
-    token: Option<&str>,
-    body: Option<Value>,
-) -> (u16, reqwest::header::HeaderMap, Value) {
-    let mut req = client.request(method.parse().unwrap(), format!("{addr}/v1/{path}"));
-    if let Some(t) = token {
-        req = req.header("X-Vault-Token", t);
-    }
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let resp = req.send().await.unwrap();
-    let status = resp.status().as_u16();
-    let headers = resp.headers().clone();
-    let text = resp.text().await.unwrap();
-    (
-        status,
-        headers,
-        serde_json::from_str(&text).unwrap_or(Value::Null),
-    )
-}
-
-async fn health(client: &reqwest::Client, addr: &str) -> Option<u16> {
-    client
-        .get(format!("{addr}/v1/sys/health"))
-        .send()
-        .await
-        .ok()
-        .map(|r| r.status().as_u16())
-}
-
-/// Polls until `addr` answers sys/health with `status`.
-async fn health_becomes(client: &reqwest::Client, addr: &str, status: u16, within: Duration) {
-    let deadline = Instant::now() + within;
-    while health(client, addr).await != Some(status) {
-        assert!(
-            Instant::now() < deadline,
-            "{addr} did not answer sys/health {status} within {within:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// Polls until one of `addrs` answers sys/health 200 and the others 429; its index.
-async fn active_of(client: &reqwest::Client, addrs: &[&str], within: Duration) -> usize {
-    let deadline = Instant::now() + within;
-    loop {
-        let mut codes = Vec::new();
-        for addr in addrs {
-            codes.push(health(client, addr).await);
-        }
-        let active: Vec<usize> = (0..addrs.len())
-            .filter(|i| codes[*i] == Some(200))
-            .collect();
-        if active.len() == 1 && codes.iter().all(|c| matches!(c, Some(200 | 429))) {
-            return active[0];
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no single active node within {within:?}: {codes:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// Polls until `addr`'s sys/leader names `leader` (a standby learns it within 0.5 s).
-async fn knows_leader(client: &reqwest::Client, addr: &str, leader: &str) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let (_, _, body) = call(client, addr, "GET", "sys/leader", None, None).await;
-        if body["leader_address"] == leader {
-            return body;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{addr} never named {leader} as the leader: {body}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-async fn init_shamir(client: &reqwest::Client, addr: &str) -> (String, String) {
-    let (status, _, init) = call(
-        client,
-        addr,
-        "PUT",
-        "sys/init",
-        None,
-        Some(json!({"secret_shares": 1, "secret_threshold": 1})),
-    )
-    .await;
-    assert_eq!(status, 200, "{init}");
-    (
-        init["keys_base64"][0].as_str().unwrap().to_owned(),
-        init["root_token"].as_str().unwrap().to_owned(),
-    )
-}
-
-async fn unseal(client: &reqwest::Client, addr: &str, key: &str) {
-    let (status, _, body) = call(
-        client,
-        addr,
-        "PUT",
-        "sys/unseal",
-        None,
-        Some(json!({ "key": key })),
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(body["sealed"], false, "{body}");
+    ha::plain_with(Duration::from_secs(30), None)
 }
 
 /// The JSON body without what differs between two answers to the same request.
@@ -262,7 +124,7 @@ async fn a_standby_forwards_every_request_to_the_active_node_and_returns_its_ans
     );
 
     // Writes and reads through the standby: answered by the active node, not redirected.
-    let (status, _, body) = call(
+    let (status, _, body) = send(
         &client,
         &standby,
         "POST",
@@ -272,7 +134,7 @@ async fn a_standby_forwards_every_request_to_the_active_node_and_returns_its_ans
     )
     .await;
     assert_eq!(status, 204, "{body}");
-    let (status, headers, body) = call(
+    let (status, headers, body) = send(
         &client,
         &standby,
         "PUT",
@@ -292,13 +154,13 @@ async fn a_standby_forwards_every_request_to_the_active_node_and_returns_its_ans
         ("secret/data/one", "not-a-token"),
         ("sys/mounts", root.as_str()),
     ] {
-        let (s1, h1, b1) = call(&client, &standby, "GET", path, Some(token), None).await;
-        let (s2, h2, b2) = call(&client, &active, "GET", path, Some(token), None).await;
+        let (s1, h1, b1) = send(&client, &standby, "GET", path, Some(token), None).await;
+        let (s2, h2, b2) = send(&client, &active, "GET", path, Some(token), None).await;
         assert_eq!(s1, s2, "{path}: {b1} / {b2}");
         assert_eq!(h1.get("content-type"), h2.get("content-type"), "{path}");
         assert_eq!(comparable(b1), comparable(b2), "{path}");
     }
-    let (status, _, body) = call(
+    let (status, _, body) = send(
         &client,
         &standby,
         "GET",
@@ -314,7 +176,7 @@ async fn a_standby_forwards_every_request_to_the_active_node_and_returns_its_ans
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let (status, _, body) =
-            call(&client, &standby, "GET", "sys/ha-status", Some(&root), None).await;
+            send(&client, &standby, "GET", "sys/ha-status", Some(&root), None).await;
         assert_eq!(status, 200, "{body}");
         let nodes = body["data"]["nodes"].as_array().unwrap().clone();
         if nodes.len() == 3 {
@@ -349,7 +211,7 @@ async fn a_standby_forwards_every_request_to_the_active_node_and_returns_its_ans
             .await
             .unwrap();
     assert_eq!(read["user"], "vaultrs");
-    let (_, _, direct) = call(
+    let (_, _, direct) = send(
         &client,
         &active,
         "GET",
@@ -371,7 +233,7 @@ async fn a_standby_forwards_every_request_to_the_active_node_and_returns_its_ans
          l = c.sys.read_leader_status()\n\
          assert l['is_self'] is False, l\n",
     );
-    let (_, _, direct) = call(
+    let (_, _, direct) = send(
         &client,
         &active,
         "GET",
@@ -393,10 +255,10 @@ async fn a_standby_forwards_every_request_to_the_active_node_and_returns_its_ans
         ),
     ] {
         let (status, _, answer) =
-            call(&client, &active, method, path, Some(&root), Some(body)).await;
+            send(&client, &active, method, path, Some(&root), Some(body)).await;
         assert!(status == 204 || status == 200, "{path}: {answer}");
     }
-    let (_, _, role) = call(
+    let (_, _, role) = send(
         &client,
         &active,
         "GET",
@@ -406,7 +268,7 @@ async fn a_standby_forwards_every_request_to_the_active_node_and_returns_its_ans
     )
     .await;
     let role_id = role["data"]["role_id"].as_str().unwrap().to_owned();
-    let (_, _, secret) = call(
+    let (_, _, secret) = send(
         &client,
         &active,
         "POST",
@@ -417,7 +279,7 @@ async fn a_standby_forwards_every_request_to_the_active_node_and_returns_its_ans
     .await;
     let secret_id = secret["data"]["secret_id"].as_str().unwrap().to_owned();
     let login = json!({"role_id": role_id, "secret_id": secret_id});
-    let (status, _, body) = call(
+    let (status, _, body) = send(
         &client,
         &active,
         "POST",
@@ -430,7 +292,7 @@ async fn a_standby_forwards_every_request_to_the_active_node_and_returns_its_ans
         status == 400 || status == 403,
         "from 127.0.0.1 the secret id is refused: {status} {body}"
     );
-    let (status, _, body) = call(
+    let (status, _, body) = send(
         &client,
         &standby_v6,
         "POST",
@@ -441,7 +303,7 @@ async fn a_standby_forwards_every_request_to_the_active_node_and_returns_its_ans
     .await;
     assert_eq!(status, 200, "from ::1 through the standby: {body}");
     let bound = body["auth"]["client_token"].as_str().unwrap().to_owned();
-    let (status, _, body) = call(
+    let (status, _, body) = send(
         &client,
         &standby_v6,
         "GET",
@@ -451,7 +313,7 @@ async fn a_standby_forwards_every_request_to_the_active_node_and_returns_its_ans
     )
     .await;
     assert_eq!(status, 200, "{body}");
-    let (status, _, body) = call(
+    let (status, _, body) = send(
         &client,
         &standby,
         "GET",
@@ -488,7 +350,7 @@ async fn a_standby_forwards_every_request_to_the_active_node_and_returns_its_ans
         asked.headers()["location"],
         format!("{active}/v1/secret/data/one?version=1").as_str()
     );
-    let (status, headers, _) = call(
+    let (status, headers, _) = send(
         &client,
         &redirecting,
         "GET",
@@ -504,7 +366,7 @@ async fn a_standby_forwards_every_request_to_the_active_node_and_returns_its_ans
     );
 
     // sys/seal on a standby: OpenBao's refusal, and the node stays unsealed.
-    let (status, _, body) = call(&client, &standby, "PUT", "sys/seal", Some(&root), None).await;
+    let (status, _, body) = send(&client, &standby, "PUT", "sys/seal", Some(&root), None).await;
     assert_eq!(status, 500, "{body}");
     assert_eq!(
         body["errors"][0],
@@ -563,7 +425,7 @@ async fn a_dead_or_frozen_active_node_gives_a_5xx_envelope_not_a_hang() {
     let a = active_of(&client, &refs, Duration::from_secs(10)).await;
     let s = (a + 1) % 3;
     knows_leader(&client, &addrs[s], &addrs[a]).await;
-    let (status, _, body) = call(
+    let (status, _, body) = send(
         &client,
         &addrs[s],
         "POST",
@@ -585,7 +447,7 @@ async fn a_dead_or_frozen_active_node_gives_a_5xx_envelope_not_a_hang() {
             .success()
     );
     let asked = Instant::now();
-    let (status, _, body) = call(
+    let (status, _, body) = send(
         &client,
         &addrs[s],
         "PUT",
@@ -623,7 +485,7 @@ async fn a_dead_or_frozen_active_node_gives_a_5xx_envelope_not_a_hang() {
     knows_leader(&client, &addrs[c], &addrs[b]).await;
     nodes[b].take().unwrap().kill9();
     let asked = Instant::now();
-    let (status, _, body) = call(
+    let (status, _, body) = send(
         &client,
         &addrs[c],
         "GET",
@@ -661,13 +523,13 @@ async fn a_node_started_before_init_joins_without_a_restart_and_never_initialise
         &node_config(&db, dir.path(), "init_node1", free_port(), ""),
         dir.path(),
     );
-    let (_, _, status) = call(&client, &n1.addr, "GET", "sys/seal-status", None, None).await;
+    let (_, _, status) = send(&client, &n1.addr, "GET", "sys/seal-status", None, None).await;
     assert_eq!(status["initialized"], false, "{status}");
 
     let (key, root) = init_shamir(&client, &n0.addr).await;
     unseal(&client, &n0.addr, &key).await;
     health_becomes(&client, &n0.addr, 200, Duration::from_secs(10)).await;
-    let (status, _, body) = call(
+    let (status, _, body) = send(
         &client,
         &n0.addr,
         "POST",
@@ -677,7 +539,7 @@ async fn a_node_started_before_init_joins_without_a_restart_and_never_initialise
     )
     .await;
     assert_eq!(status, 204, "{body}");
-    let (status, _, body) = call(
+    let (status, _, body) = send(
         &client,
         &n0.addr,
         "PUT",
@@ -691,7 +553,7 @@ async fn a_node_started_before_init_joins_without_a_restart_and_never_initialise
     // The other node sees the initialisation by itself.
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        let (_, _, status) = call(&client, &n1.addr, "GET", "sys/seal-status", None, None).await;
+        let (_, _, status) = send(&client, &n1.addr, "GET", "sys/seal-status", None, None).await;
         if status["initialized"] == true {
             assert_eq!(status["sealed"], true, "{status}");
             break;
@@ -700,7 +562,7 @@ async fn a_node_started_before_init_joins_without_a_restart_and_never_initialise
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // sys/init there is refused: it never wipes the initialised store.
-    let (status, _, body) = call(
+    let (status, _, body) = send(
         &client,
         &n1.addr,
         "PUT",
@@ -713,7 +575,7 @@ async fn a_node_started_before_init_joins_without_a_restart_and_never_initialise
     unseal(&client, &n1.addr, &key).await;
     health_becomes(&client, &n1.addr, 429, Duration::from_secs(5)).await;
     knows_leader(&client, &n1.addr, &n0.addr).await;
-    let (status, _, body) = call(
+    let (status, _, body) = send(
         &client,
         &n1.addr,
         "GET",
@@ -726,7 +588,7 @@ async fn a_node_started_before_init_joins_without_a_restart_and_never_initialise
     assert_eq!(body["data"]["data"]["v"], "kept");
 
     // It takes over when the active node steps down, with the CLI; without sudo it is refused.
-    let (status, _, body) = call(
+    let (status, _, body) = send(
         &client,
         &n0.addr,
         "POST",
@@ -752,7 +614,7 @@ async fn a_node_started_before_init_joins_without_a_restart_and_never_initialise
     );
     health_becomes(&client, &n1.addr, 200, Duration::from_secs(5)).await;
     assert_eq!(health(&client, &n0.addr).await, Some(429));
-    let (status, _, body) = call(
+    let (status, _, body) = send(
         &client,
         &n1.addr,
         "GET",
@@ -796,7 +658,7 @@ async fn a_standby_takes_over_after_the_root_key_was_rotated_with_an_auto_seal()
         &node_config(&db, dir.path(), "rot_node1", free_port(), &seal),
         dir.path(),
     );
-    let (status, _, init) = call(
+    let (status, _, init) = send(
         &client,
         &n0.addr,
         "PUT",
@@ -812,7 +674,7 @@ async fn a_standby_takes_over_after_the_root_key_was_rotated_with_an_auto_seal()
     let a = active_of(&client, &addrs, Duration::from_secs(15)).await;
     let s = 1 - a;
     knows_leader(&client, addrs[s], addrs[a]).await;
-    let (status, _, body) = call(
+    let (status, _, body) = send(
         &client,
         addrs[s],
         "POST",
@@ -822,7 +684,7 @@ async fn a_standby_takes_over_after_the_root_key_was_rotated_with_an_auto_seal()
     )
     .await;
     assert_eq!(status, 204, "{body}");
-    let (status, _, body) = call(
+    let (status, _, body) = send(
         &client,
         addrs[a],
         "PUT",
@@ -834,7 +696,7 @@ async fn a_standby_takes_over_after_the_root_key_was_rotated_with_an_auto_seal()
     assert_eq!(status, 200, "{body}");
 
     // Rotate the root key on the active node, with the recovery share.
-    let (status, _, body) = call(
+    let (status, _, body) = send(
         &client,
         addrs[a],
         "PUT",
@@ -845,7 +707,7 @@ async fn a_standby_takes_over_after_the_root_key_was_rotated_with_an_auto_seal()
     .await;
     assert_eq!(status, 200, "{body}");
     let nonce = body["data"]["nonce"].as_str().unwrap().to_owned();
-    let (status, _, body) = call(
+    let (status, _, body) = send(
         &client,
         addrs[a],
         "PUT",
@@ -859,10 +721,10 @@ async fn a_standby_takes_over_after_the_root_key_was_rotated_with_an_auto_seal()
 
     // The standby takes over after a step-down, and serves what was written.
     let (status, _, body) =
-        call(&client, addrs[a], "PUT", "sys/step-down", Some(&root), None).await;
+        send(&client, addrs[a], "PUT", "sys/step-down", Some(&root), None).await;
     assert_eq!(status, 204, "{body}");
     health_becomes(&client, addrs[s], 200, Duration::from_secs(5)).await;
-    let (status, _, body) = call(
+    let (status, _, body) = send(
         &client,
         addrs[s],
         "GET",
@@ -873,7 +735,7 @@ async fn a_standby_takes_over_after_the_root_key_was_rotated_with_an_auto_seal()
     .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["data"]["data"]["v"], "before the rotation");
-    let (status, _, body) = call(
+    let (status, _, body) = send(
         &client,
         addrs[s],
         "PUT",
@@ -885,10 +747,10 @@ async fn a_standby_takes_over_after_the_root_key_was_rotated_with_an_auto_seal()
     assert_eq!(status, 200, "{body}");
     // And back: the node that rotated takes over again and reads the new write.
     let (status, _, body) =
-        call(&client, addrs[s], "PUT", "sys/step-down", Some(&root), None).await;
+        send(&client, addrs[s], "PUT", "sys/step-down", Some(&root), None).await;
     assert_eq!(status, 204, "{body}");
     health_becomes(&client, addrs[a], 200, Duration::from_secs(8)).await;
-    let (status, _, body) = call(
+    let (status, _, body) = send(
         &client,
         addrs[a],
         "GET",
@@ -906,13 +768,7 @@ async fn forwarding_to_an_https_api_addr_trusts_only_the_configured_ca() {
     let dir = tempfile::tempdir().unwrap();
     let (cert, key) = common::self_signed(dir.path(), "IP:127.0.0.1");
     let pem = std::fs::read(&cert).unwrap();
-    let _ = common::http();
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .tls_certs_only(reqwest::Certificate::from_pem_bundle(&pem).unwrap())
-        .timeout(Duration::from_secs(30))
-        .build()
-        .unwrap();
+    let client = ha::plain_with(Duration::from_secs(30), Some(&pem));
     // Every node serves the same certificate over TLS; the first two trust it for forwarding,
     // the third trusts only the system's roots.
     let mut nodes = Vec::new();
@@ -946,9 +802,9 @@ async fn forwarding_to_an_https_api_addr_trusts_only_the_configured_ca() {
         health_becomes(&client, addr, 429, Duration::from_secs(10)).await;
         knows_leader(&client, addr, &addrs[0]).await;
     }
-    let (status, _, body) = call(&client, &addrs[1], "GET", "sys/mounts", Some(&root), None).await;
+    let (status, _, body) = send(&client, &addrs[1], "GET", "sys/mounts", Some(&root), None).await;
     assert_eq!(status, 200, "through a standby that trusts the CA: {body}");
-    let (status, _, body) = call(&client, &addrs[2], "GET", "sys/mounts", Some(&root), None).await;
+    let (status, _, body) = send(&client, &addrs[2], "GET", "sys/mounts", Some(&root), None).await;
     assert_eq!(status, 503, "through a standby that does not: {body}");
     let message = body["errors"][0].as_str().unwrap();
     assert!(
@@ -956,4 +812,397 @@ async fn forwarding_to_an_https_api_addr_trusts_only_the_configured_ca() {
             && message.to_lowercase().contains("certificate"),
         "{message}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn generate_root_through_a_standby_runs_on_the_active_node() {
+    let db = Db::new("haforward_genroot").await;
+    let dir = tempfile::tempdir().unwrap();
+    let client = plain();
+    // The raw generate-root endpoints, served without a token where the listener allows it.
+    let open = "  disable_unauthed_generate_root_endpoints = false\n";
+    let n0 = start(
+        &node_config_with(&db, dir.path(), "genroot_node0", free_port(), open, ""),
+        dir.path(),
+    );
+    let n1 = start(
+        &node_config_with(&db, dir.path(), "genroot_node1", free_port(), open, ""),
+        dir.path(),
+    );
+    let (key, root) = init_shamir(&client, &n0.addr).await;
+    unseal(&client, &n0.addr, &key).await;
+    health_becomes(&client, &n0.addr, 200, Duration::from_secs(10)).await;
+    unseal(&client, &n1.addr, &key).await;
+    health_becomes(&client, &n1.addr, 429, Duration::from_secs(10)).await;
+    let (active, standby) = (n0.addr.as_str(), n1.addr.as_str());
+    knows_leader(&client, standby, active).await;
+
+    // Started through the standby: the attempt lives on the active node.
+    let (status, _, started) = send(
+        &client,
+        standby,
+        "PUT",
+        "sys/generate-root/attempt",
+        None,
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(status, 200, "{started}");
+    assert_eq!(started["started"], true, "{started}");
+    let otp = started["otp"].as_str().unwrap().to_owned();
+    let nonce = started["nonce"].as_str().unwrap().to_owned();
+    let (status, _, direct) = send(
+        &client,
+        active,
+        "GET",
+        "sys/generate-root/attempt",
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{direct}");
+    assert_eq!(direct["nonce"], nonce.as_str(), "{direct}");
+    assert_eq!(direct["progress"], 0, "{direct}");
+    // Asked not to forward, the standby redirects to the active node instead.
+    let (status, location) = match ha::call(
+        &client,
+        standby,
+        "GET",
+        "sys/generate-root/attempt",
+        None,
+        None,
+    )
+    .await
+    {
+        Some((status, _, location)) => (status, location),
+        None => panic!("the standby did not answer"),
+    };
+    assert_eq!(status, 307);
+    assert_eq!(
+        location.as_deref(),
+        Some(format!("{active}/v1/sys/generate-root/attempt").as_str())
+    );
+
+    // Finished through the standby with the unseal key: a root token that works.
+    let (status, _, done) = send(
+        &client,
+        standby,
+        "PUT",
+        "sys/generate-root/update",
+        None,
+        Some(json!({"key": key, "nonce": nonce})),
+    )
+    .await;
+    assert_eq!(status, 200, "{done}");
+    assert_eq!(done["complete"], true, "{done}");
+    let token =
+        tresor_core::generate_root::decode_token(done["encoded_token"].as_str().unwrap(), &otp)
+            .unwrap();
+    assert_ne!(token, root);
+    let (status, _, body) = send(
+        &client,
+        standby,
+        "GET",
+        "auth/token/lookup-self",
+        Some(&token),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["policies"], json!(["root"]), "{body}");
+    // Cancelled through the standby: gone from the active node.
+    let (status, _, body) = send(
+        &client,
+        standby,
+        "DELETE",
+        "sys/generate-root/attempt",
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(status, 204, "{body}");
+    let (status, _, body) = send(
+        &client,
+        active,
+        "GET",
+        "sys/generate-root/attempt",
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["started"], false, "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_nodes_racing_sys_init_leave_exactly_one_initialisation() {
+    // Several rounds: which node wins, and whether the loser meets the lock or the finished
+    // initialisation, varies from round to round.
+    for round in 0..3 {
+        let db = Db::new("haforward_race").await;
+        let dir = tempfile::tempdir().unwrap();
+        let client = plain();
+        let nodes = [
+            start(
+                &node_config(&db, dir.path(), "race_node0", free_port(), ""),
+                dir.path(),
+            ),
+            start(
+                &node_config(&db, dir.path(), "race_node1", free_port(), ""),
+                dir.path(),
+            ),
+        ];
+        let addrs = [nodes[0].addr.as_str(), nodes[1].addr.as_str()];
+        // Different share counts, to tell whose initialisation was stored.
+        let asked = [(1u64, 1u64), (2, 2)];
+        let init = |i: usize| {
+            send(
+                &client,
+                addrs[i],
+                "PUT",
+                "sys/init",
+                None,
+                Some(json!({"secret_shares": asked[i].0, "secret_threshold": asked[i].1})),
+            )
+        };
+        let (a, b) = tokio::join!(init(0), init(1));
+        let answers = [(a.0, a.2), (b.0, b.2)];
+        eprintln!(
+            "round {round}: sys/init answered {} and {}",
+            answers[0].0, answers[1].0
+        );
+        let winners: Vec<usize> = (0..2).filter(|i| answers[*i].0 == 200).collect();
+        assert_eq!(winners.len(), 1, "exactly one initialisation: {answers:?}");
+        let (w, l) = (winners[0], 1 - winners[0]);
+        let (status, refusal) = &answers[l];
+        assert_eq!(*status, 400, "{refusal}");
+        let message = refusal["errors"][0].as_str().unwrap();
+        assert!(
+            message == "Vault is already initialized"
+                || message.starts_with("another node holds the HA lock"),
+            "{message}"
+        );
+        let won = &answers[w].1;
+        let keys: Vec<String> = won["keys_base64"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k.as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(keys.len() as u64, asked[w].0, "{won}");
+        let root = won["root_token"].as_str().unwrap().to_owned();
+
+        // Both nodes see the winner's seal configuration, and its shares unseal both.
+        for addr in addrs {
+            let deadline = Instant::now() + Duration::from_secs(5);
+            loop {
+                let (_, _, seal) = send(&client, addr, "GET", "sys/seal-status", None, None).await;
+                if seal["initialized"] == true {
+                    assert_eq!(seal["n"], asked[w].0, "{addr}: {seal}");
+                    assert_eq!(seal["t"], asked[w].1, "{addr}: {seal}");
+                    break;
+                }
+                assert!(Instant::now() < deadline, "{addr}: {seal}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            for key in &keys {
+                let (status, _, body) = send(
+                    &client,
+                    addr,
+                    "PUT",
+                    "sys/unseal",
+                    None,
+                    Some(json!({ "key": key })),
+                )
+                .await;
+                assert_eq!(status, 200, "{body}");
+            }
+        }
+        let active = active_of(&client, &addrs, Duration::from_secs(10)).await;
+        let standby = addrs[1 - active];
+        knows_leader(&client, standby, addrs[active]).await;
+        // The winner's root token works on the stored data, through either node.
+        let (status, _, body) = send(
+            &client,
+            standby,
+            "POST",
+            "sys/mounts/secret",
+            Some(&root),
+            Some(json!({"type": "kv", "options": {"version": "2"}})),
+        )
+        .await;
+        assert_eq!(status, 204, "{body}");
+        let (status, _, body) = send(
+            &client,
+            addrs[active],
+            "GET",
+            "sys/mounts",
+            Some(&root),
+            None,
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        assert!(body["data"]["secret/"].is_object(), "{body}");
+        // The other node takes over (a step-down sent to it is forwarded) and opens the same
+        // keyring: one initialisation, shared.
+        let (status, _, body) =
+            send(&client, standby, "PUT", "sys/step-down", Some(&root), None).await;
+        assert_eq!(status, 204, "{body}");
+        health_becomes(&client, standby, 200, Duration::from_secs(5)).await;
+        let (status, _, body) =
+            send(&client, standby, "GET", "sys/mounts", Some(&root), None).await;
+        assert_eq!(status, 200, "{body}");
+        assert!(body["data"]["secret/"].is_object(), "{body}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn addresses_from_the_environment_and_disable_clustering_in_the_storage_block() {
+    let db = Db::new("haforward_env").await;
+    let dir = tempfile::tempdir().unwrap();
+    let client = plain();
+    let (p0, p1) = (free_port(), free_port());
+    // Node 0: the file's api_addr is wrong; BAO_API_ADDR wins over it and over
+    // VAULT_API_ADDR; VAULT_CLUSTER_ADDR sets the cluster address.
+    let config0 = node_config(&db, dir.path(), "env_node0", p0, "");
+    let text = std::fs::read_to_string(&config0).unwrap().replace(
+        &format!("api_addr = \"http://127.0.0.1:{p0}\""),
+        "api_addr = \"http://127.0.0.1:1\"",
+    );
+    std::fs::write(&config0, text).unwrap();
+    let api0 = format!("http://127.0.0.1:{p0}");
+    let n0 = Server::start_with_env(
+        &["server", &format!("-config={}", config0.display())],
+        &[
+            ("BAO_API_ADDR", api0.as_str()),
+            ("VAULT_API_ADDR", "http://127.0.0.1:2"),
+            ("VAULT_CLUSTER_ADDR", "https://node-0.example:8301"),
+        ],
+        dir.path(),
+    );
+    assert_eq!(
+        n0.addr, api0,
+        "the banner shows the address from the environment"
+    );
+    // Node 1: no api_addr in the file at all, BAO_API_ADDR instead; disable_clustering in its
+    // storage block, so it redirects rather than forwards and reports no cluster address
+    // (BAO_CLUSTER_ADDR notwithstanding, as in OpenBao).
+    let config1 = ha::write_config(
+        dir.path(),
+        "env_node1",
+        &db.url(),
+        p1,
+        "  disable_clustering = \"true\"\n",
+        "",
+        "",
+    );
+    let text = std::fs::read_to_string(&config1)
+        .unwrap()
+        .replace(&format!("api_addr = \"http://127.0.0.1:{p1}\"\n"), "");
+    assert!(!text.contains("api_addr"), "{text}");
+    std::fs::write(&config1, text).unwrap();
+    let api1 = format!("http://127.0.0.1:{p1}");
+    let n1 = Server::start_with_env(
+        &["server", &format!("-config={}", config1.display())],
+        &[
+            ("BAO_API_ADDR", api1.as_str()),
+            ("BAO_CLUSTER_ADDR", "https://node-1.example:8301"),
+        ],
+        dir.path(),
+    );
+    assert_eq!(n1.addr, api1);
+
+    let (key, root) = init_shamir(&client, &n0.addr).await;
+    unseal(&client, &n0.addr, &key).await;
+    health_becomes(&client, &n0.addr, 200, Duration::from_secs(10)).await;
+    unseal(&client, &n1.addr, &key).await;
+    health_becomes(&client, &n1.addr, 429, Duration::from_secs(10)).await;
+    let leader = knows_leader(&client, &n1.addr, &api0).await;
+    assert_eq!(
+        leader["leader_cluster_address"], "https://node-0.example:8301",
+        "{leader}"
+    );
+    // The storage block's disable_clustering: a 307 to the active node, not a forward.
+    let (status, headers, _) =
+        send(&client, &n1.addr, "GET", "sys/mounts", Some(&root), None).await;
+    assert_eq!(status, 307);
+    assert_eq!(
+        headers["location"],
+        format!("{api0}/v1/sys/mounts").as_str()
+    );
+    let (_, _, config) = send(
+        &client,
+        &n0.addr,
+        "GET",
+        "sys/config/state/sanitized",
+        Some(&root),
+        None,
+    )
+    .await;
+    assert_eq!(config["data"]["api_addr"], api0.as_str(), "{config}");
+    assert_eq!(
+        config["data"]["cluster_addr"], "https://node-0.example:8301",
+        "{config}"
+    );
+    // sys/ha-status: each node as its environment named it.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, _, body) =
+            send(&client, &n0.addr, "GET", "sys/ha-status", Some(&root), None).await;
+        assert_eq!(status, 200, "{body}");
+        let nodes = body["data"]["nodes"].as_array().unwrap().clone();
+        if nodes.len() == 2 {
+            let cluster = |api: &str| {
+                nodes
+                    .iter()
+                    .find(|n| n["api_address"] == api)
+                    .map(|n| n["cluster_address"].clone())
+                    .unwrap_or_else(|| panic!("no node {api}: {body}"))
+            };
+            assert_eq!(cluster(&api0), "https://node-0.example:8301");
+            assert_eq!(cluster(&api1), "", "disable_clustering reports none");
+            break;
+        }
+        assert!(Instant::now() < deadline, "ha-status: {body}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_auto_unseal_node_that_refused_a_second_init_still_unseals_itself() {
+    let db = Db::new("haforward_reinit").await;
+    let dir = tempfile::tempdir().unwrap();
+    let client = plain();
+    let key_file = dir.path().join("static.key");
+    std::fs::write(&key_file, [9u8; 32]).unwrap();
+    let seal = format!(
+        "seal \"static\" {{\n  current_key_id = \"k1\"\n  current_key    = \"file://{}\"\n}}\n",
+        key_file.display()
+    );
+    let n0 = start(
+        &node_config(&db, dir.path(), "reinit_node0", free_port(), &seal),
+        dir.path(),
+    );
+    let n1 = start(
+        &node_config(&db, dir.path(), "reinit_node1", free_port(), &seal),
+        dir.path(),
+    );
+    let init = json!({"recovery_shares": 1, "recovery_threshold": 1});
+    let (status, _, body) = send(
+        &client,
+        &n0.addr,
+        "PUT",
+        "sys/init",
+        None,
+        Some(init.clone()),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    // The same init on the other node at once, before its own watch notices: refused, and
+    // that refusal is how it learns the store is initialised.
+    let (status, _, body) = send(&client, &n1.addr, "PUT", "sys/init", None, Some(init)).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["errors"][0], "Vault is already initialized", "{body}");
+    let addrs = [n0.addr.as_str(), n1.addr.as_str()];
+    active_of(&client, &addrs, Duration::from_secs(5)).await;
 }

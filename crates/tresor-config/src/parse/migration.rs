@@ -66,7 +66,8 @@ pub(crate) fn parse_migration(source: &str) -> Result<MigrationConfig, Located> 
 }
 
 fn read_stanza(cx: &Cx, block: &Block, stanza: &'static str) -> Result<StorageConfig, Located> {
-    let config = storage::read(cx, block)?;
+    // A migration runs no cluster: a `disable_clustering` in the stanza changes nothing.
+    let config = storage::read(cx, block)?.config;
     if config == StorageConfig::Inmem {
         let (_, label_line) = cx.label(block)?;
         return Err(Located::new(label_line, Problem::InmemMigration { stanza }));

@@ -14,7 +14,16 @@ const KINDS: &[&str] = &["embedded", "inmem", "postgresql"];
 /// Vault backends people are likely to bring along; `embedded` replaces both.
 const REPLACED_BY_EMBEDDED: &[&str] = &["raft", "file"];
 
-pub(super) fn read(cx: &Cx, block: &Block) -> Result<StorageConfig, Located> {
+/// A storage block as read: the store, and the block's own `disable_clustering` if it set one.
+pub(super) struct StorageBlock {
+    pub(super) config: StorageConfig,
+    /// OpenBao reads `disable_clustering` from the storage block too (`parseStorage`, "common
+    /// to all backends"); a top-level `disable_clustering` overrides it. Accepted in the
+    /// `postgresql` block, the only one with HA; meaningless in a migration's stanzas.
+    pub(super) disable_clustering: Option<bool>,
+}
+
+pub(super) fn read(cx: &Cx, block: &Block) -> Result<StorageBlock, Located> {
     let (kind, label_line) = cx.label(block)?;
     let keys: &'static [&'static str] = match kind {
         "embedded" => &["path", "cache_size"],
@@ -26,6 +35,7 @@ pub(super) fn read(cx: &Cx, block: &Block) -> Result<StorageConfig, Located> {
             "max_idle_connections",
             "ha_enabled",
             "ha_table",
+            "disable_clustering",
         ],
         _ if REPLACED_BY_EMBEDDED.contains(&kind) => {
             return Err(Located::new(
@@ -81,10 +91,10 @@ pub(super) fn read(cx: &Cx, block: &Block) -> Result<StorageConfig, Located> {
                 }
             }
             let path = path.ok_or_else(|| missing("path"))?;
-            Ok(StorageConfig::Embedded {
+            Ok(StorageBlock::plain(StorageConfig::Embedded {
                 path: PathBuf::from(path),
                 cache_size,
-            })
+            }))
         }
         "postgresql" => {
             let mut connection_url = None;
@@ -93,6 +103,7 @@ pub(super) fn read(cx: &Cx, block: &Block) -> Result<StorageConfig, Located> {
             let mut max_idle_connections = None;
             let mut ha_enabled = false;
             let mut ha_table = None;
+            let mut disable_clustering = None;
             for attr in attributes {
                 let value = cx.value(attr);
                 match value.key() {
@@ -108,17 +119,21 @@ pub(super) fn read(cx: &Cx, block: &Block) -> Result<StorageConfig, Located> {
                     "max_idle_connections" => max_idle_connections = Some(value.unsigned()?),
                     "ha_enabled" => ha_enabled = value.boolean()?,
                     "ha_table" => ha_table = Some(non_empty(cx, attr)?),
+                    "disable_clustering" => disable_clustering = Some(value.boolean()?),
                     _ => return Err(section.unknown_attribute(cx, attr)),
                 }
             }
             // No `connection_url` is fine here: the server may find it in the environment.
-            Ok(StorageConfig::Postgresql {
-                connection_url,
-                table,
-                max_parallel,
-                max_idle_connections,
-                ha_enabled,
-                ha_table,
+            Ok(StorageBlock {
+                config: StorageConfig::Postgresql {
+                    connection_url,
+                    table,
+                    max_parallel,
+                    max_idle_connections,
+                    ha_enabled,
+                    ha_table,
+                },
+                disable_clustering,
             })
         }
         // Only "inmem" is left, and it takes no settings at all.
@@ -126,7 +141,16 @@ pub(super) fn read(cx: &Cx, block: &Block) -> Result<StorageConfig, Located> {
             if let Some(attr) = attributes.into_iter().next() {
                 return Err(section.unknown_attribute(cx, attr));
             }
-            Ok(StorageConfig::Inmem)
+            Ok(StorageBlock::plain(StorageConfig::Inmem))
+        }
+    }
+}
+
+impl StorageBlock {
+    fn plain(config: StorageConfig) -> Self {
+        Self {
+            config,
+            disable_clustering: None,
         }
     }
 }

@@ -67,6 +67,8 @@ pub fn run(args: ServerArgs) -> Result<()> {
             bail!("a configuration file is required: tresor server -config=FILE (or -dev)")
         }
     };
+    // BAO_API_ADDR / BAO_CLUSTER_ADDR (or Vault's names) over the file, as on OpenBao.
+    let config = config.with_address_env(|name| std::env::var(name).ok())?;
     if config.listeners.is_empty() {
         bail!(
             "the configuration has no listener \"tcp\" block; add one, e.g. \

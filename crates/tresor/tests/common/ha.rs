@@ -1,11 +1,13 @@
 //! HA clusters for the integration tests: real `tresor` processes sharing one PostgreSQL
 //! database (`storage "postgresql"` with `ha_enabled`), and the raw HTTP calls the HA tests
-//! make to one node at a time.
+//! make to one node at a time: [`call`] asks a standby not to forward (what the node itself
+//! does), [`send`] is what a client sees (a standby forwards it to the active node).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use reqwest::header::HeaderMap;
+use serde_json::{Value, json};
 use tresor_storage::test_db::TestDb;
 
 use super::Server;
@@ -36,15 +38,16 @@ pub fn start_node(db: &TestDb, dir: &Path, n: usize) -> Node {
 /// as its storage; its sessions are named `ha_node_<n>`.
 pub fn start_node_at(url: &str, dir: &Path, n: usize, port: u16) -> Node {
     let app = format!("ha_node_{n}");
-    let config = dir.join(format!("node{n}.hcl"));
-    std::fs::write(
-        &config,
-        format!(
-            "storage \"postgresql\" {{\n  connection_url = \"{url}?sslmode=disable&application_name={app}\"\n  ha_enabled = \"true\"\n  ha_table = \"tresor_ha_locks\"\n}}\n\nlistener \"tcp\" {{\n  address     = \"127.0.0.1:{port}\"\n  tls_disable = true\n}}\n\napi_addr = \"http://127.0.0.1:{port}\"\n"
-        ),
-    )
-    .unwrap();
-    let server = Server::start(&["server", &format!("-config={}", config.display())], dir);
+    let config = write_config(
+        dir,
+        &app,
+        url,
+        port,
+        "  ha_table = \"tresor_ha_locks\"\n",
+        "",
+        "",
+    );
+    let server = start(&config, dir);
     assert_eq!(server.addr, format!("http://127.0.0.1:{port}"));
     Node {
         addr: server.addr.clone(),
@@ -53,14 +56,96 @@ pub fn start_node_at(url: &str, dir: &Path, n: usize, port: u16) -> Node {
     }
 }
 
-/// A client that does not follow redirects: what a node itself answers.
+/// `<dir>/<name>.hcl`: HA on `url` (a `postgres://…/database` URL without a query; the
+/// sessions are named `name`), a plain-HTTP listener on `port` and `api_addr` there, with
+/// `storage`, `listener` and `extra` lines added to the storage block, the listener block and
+/// the top level (more settings, a seal stanza, more listeners).
+pub fn write_config(
+    dir: &Path,
+    name: &str,
+    url: &str,
+    port: u16,
+    storage: &str,
+    listener: &str,
+    extra: &str,
+) -> PathBuf {
+    let path = dir.join(format!("{name}.hcl"));
+    std::fs::write(
+        &path,
+        format!(
+            "storage \"postgresql\" {{\n  connection_url = \"{url}?sslmode=disable&application_name={name}\"\n  ha_enabled = \"true\"\n{storage}}}\n\nlistener \"tcp\" {{\n  address     = \"127.0.0.1:{port}\"\n  tls_disable = true\n{listener}}}\n\napi_addr = \"http://127.0.0.1:{port}\"\n{extra}"
+        ),
+    )
+    .unwrap();
+    path
+}
+
+/// `tresor server -config=<config>`, logging into `dir`.
+pub fn start(config: &Path, dir: &Path) -> Server {
+    Server::start(&["server", &format!("-config={}", config.display())], dir)
+}
+
+/// A client that does not follow redirects: what a node itself answers. Gives up after 5 s.
 pub fn plain() -> reqwest::Client {
+    plain_with(Duration::from_secs(5), None)
+}
+
+/// A client that does not follow redirects, gives up after `timeout`, and trusts only the
+/// certificates of `ca_pem` when given (else the system's roots).
+pub fn plain_with(timeout: Duration, ca_pem: Option<&[u8]>) -> reqwest::Client {
     let _ = super::http();
-    reqwest::Client::builder()
+    let mut builder = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
-        .timeout(Duration::from_secs(5))
-        .build()
-        .unwrap()
+        .timeout(timeout);
+    if let Some(pem) = ca_pem {
+        builder = builder.tls_certs_only(reqwest::Certificate::from_pem_bundle(pem).unwrap());
+    }
+    builder.build().unwrap()
+}
+
+/// One request as a client sends it (a standby forwards it to the active node): status,
+/// headers, JSON body or `Null`. Fails the test if the node cannot be reached.
+pub async fn send(
+    client: &reqwest::Client,
+    addr: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> (u16, HeaderMap, Value) {
+    request(client, addr, method, path, token, body, true)
+        .await
+        .unwrap_or_else(|err| panic!("{method} {addr}/v1/{path}: {err}"))
+}
+
+async fn request(
+    client: &reqwest::Client,
+    addr: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+    forward: bool,
+) -> Result<(u16, HeaderMap, Value), reqwest::Error> {
+    let mut req = client.request(method.parse().unwrap(), format!("{addr}/v1/{path}"));
+    if !forward {
+        req = req.header("X-Vault-No-Request-Forwarding", "true");
+    }
+    if let Some(t) = token {
+        req = req.header("X-Vault-Token", t);
+    }
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req.send().await?;
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let text = resp.text().await?;
+    Ok((
+        status,
+        headers,
+        serde_json::from_str(&text).unwrap_or(Value::Null),
+    ))
 }
 
 /// One request to one node: (status, JSON body or `Null`, `Location`), or `None` when the
@@ -75,24 +160,13 @@ pub async fn call(
     token: Option<&str>,
     body: Option<Value>,
 ) -> Option<(u16, Value, Option<String>)> {
-    let mut req = client
-        .request(method.parse().unwrap(), format!("{addr}/v1/{path}"))
-        .header("X-Vault-No-Request-Forwarding", "true");
-    if let Some(t) = token {
-        req = req.header("X-Vault-Token", t);
-    }
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let resp = req.send().await.ok()?;
-    let status = resp.status().as_u16();
-    let location = resp
-        .headers()
+    let (status, headers, body) = request(client, addr, method, path, token, body, false)
+        .await
+        .ok()?;
+    let location = headers
         .get("location")
         .and_then(|l| l.to_str().ok())
         .map(str::to_owned);
-    let text = resp.text().await.ok()?;
-    let body = serde_json::from_str(&text).unwrap_or(Value::Null);
     Some((status, body, location))
 }
 
@@ -129,4 +203,88 @@ pub async fn one_active(client: &reqwest::Client, nodes: &[Node], within: Durati
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// Polls until `addr` answers sys/health with `status`.
+pub async fn health_becomes(client: &reqwest::Client, addr: &str, status: u16, within: Duration) {
+    let deadline = Instant::now() + within;
+    while health(client, addr).await != Some(status) {
+        assert!(
+            Instant::now() < deadline,
+            "{addr} did not answer sys/health {status} within {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Polls until one of `addrs` answers sys/health 200 and the others 429; its index.
+pub async fn active_of(client: &reqwest::Client, addrs: &[&str], within: Duration) -> usize {
+    let deadline = Instant::now() + within;
+    loop {
+        let mut codes = Vec::new();
+        for addr in addrs {
+            codes.push(health(client, addr).await);
+        }
+        let active: Vec<usize> = (0..addrs.len())
+            .filter(|i| codes[*i] == Some(200))
+            .collect();
+        if active.len() == 1 && codes.iter().all(|c| matches!(c, Some(200 | 429))) {
+            return active[0];
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no single active node within {within:?}: {codes:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Polls until `addr`'s sys/leader names `leader` (a standby learns it within 0.5 s); the
+/// answer.
+pub async fn knows_leader(client: &reqwest::Client, addr: &str, leader: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (_, _, body) = send(client, addr, "GET", "sys/leader", None, None).await;
+        if body["leader_address"] == leader {
+            return body;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{addr} never named {leader} as the leader: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// `sys/init` with one Shamir share: (the share, the root token).
+pub async fn init_shamir(client: &reqwest::Client, addr: &str) -> (String, String) {
+    let (status, _, init) = send(
+        client,
+        addr,
+        "PUT",
+        "sys/init",
+        None,
+        Some(json!({"secret_shares": 1, "secret_threshold": 1})),
+    )
+    .await;
+    assert_eq!(status, 200, "{init}");
+    (
+        init["keys_base64"][0].as_str().unwrap().to_owned(),
+        init["root_token"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// `sys/unseal` with `key`, which must leave the node unsealed.
+pub async fn unseal(client: &reqwest::Client, addr: &str, key: &str) {
+    let (status, _, body) = send(
+        client,
+        addr,
+        "PUT",
+        "sys/unseal",
+        None,
+        Some(json!({ "key": key })),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["sealed"], false, "{body}");
 }
