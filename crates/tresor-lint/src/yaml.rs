@@ -21,7 +21,7 @@ use saphyr_parser::{Event, Parser, ScalarStyle};
 pub type NodeId = u32;
 
 /// A 1-based line and column (columns count Unicode scalar values, as editors do).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Pos {
     pub line: u32,
     pub col: u32,
