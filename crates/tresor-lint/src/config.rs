@@ -73,7 +73,7 @@ impl Config {
         let yaml = Yaml::parse(
             text,
             Limits {
-                max_nodes: 100_000,
+                max_alias_nodes: 100_000,
                 max_depth: 16,
             },
         )

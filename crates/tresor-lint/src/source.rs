@@ -169,7 +169,8 @@ impl<'a> Lines<'a> {
         Lines { text, starts }
     }
 
-    fn line(&self, line_no: u32) -> Option<&'a str> {
+    /// A line's text (1-based), without its line break.
+    pub fn line(&self, line_no: u32) -> Option<&'a str> {
         let idx = (line_no as usize).checked_sub(1)?;
         let start = *self.starts.get(idx)?;
         let end = self.starts.get(idx + 1).map_or(self.text.len(), |e| e - 1);

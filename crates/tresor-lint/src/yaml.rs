@@ -6,9 +6,11 @@
 //! shared arrays, and a node is a fixed-size record of ranges into them (allocating a `String`
 //! or a `Vec` per node cost more time than the rules, and 18 times the input in memory).
 //! Walking a shared node twice would
-//! still multiply work, so every node carries its expanded size and a stream whose expansion
-//! exceeds [`Limits::max_nodes`] is refused — a "billion laughs" document costs a few hundred
-//! bytes of memory and one error, never a billion nodes.
+//! still multiply work, so every node carries its expanded size, each alias adds its target's
+//! expanded size to a running total, and a stream whose aliases would add more than
+//! [`Limits::max_alias_nodes`] nodes is refused — a "billion laughs" document costs a few
+//! hundred bytes of memory and one error, never a billion nodes. The stream's own nodes do not
+//! count towards that limit: they are bounded by the input's size, which the caller caps.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -19,7 +21,7 @@ use saphyr_parser::{Event, Parser, ScalarStyle};
 pub type NodeId = u32;
 
 /// A 1-based line and column (columns count Unicode scalar values, as editors do).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Pos {
     pub line: u32,
     pub col: u32,
@@ -68,8 +70,10 @@ pub struct Doc {
 /// Bounds on what one file may cost.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
-    /// Nodes in a stream after alias expansion (what a walk over it would visit).
-    pub max_nodes: u64,
+    /// Nodes that expanding a stream's aliases would add to its own nodes: the sum, over
+    /// every alias, of its target's expanded size (what a consumer that copies aliases would
+    /// materialise on top of what is written).
+    pub max_alias_nodes: u64,
     /// Nesting depth of collections; rules walk recursively.
     pub max_depth: usize,
 }
@@ -77,7 +81,7 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            max_nodes: 5_000_000,
+            max_alias_nodes: 5_000_000,
             max_depth: 200,
         }
     }
@@ -88,7 +92,9 @@ pub enum ParseError {
     #[error("invalid YAML: {message}")]
     Syntax { pos: Pos, message: String },
     #[error(
-        "YAML aliases expand to more than {limit} nodes (an alias bomb?); refusing to read further"
+        "YAML aliases would expand to more than {limit} nodes on top of the nodes written \
+         (the alias-expansion limit, against alias bombs such as \"billion laughs\"); \
+         refusing to read further"
     )]
     AliasBomb { pos: Pos, limit: u64 },
     #[error("collections nested deeper than {limit} levels; refusing to read further")]
@@ -157,7 +163,8 @@ impl Yaml {
         let mut yaml = Yaml::default();
         let mut anchors: HashMap<usize, NodeId> = HashMap::new();
         let mut stack: Vec<Open> = Vec::new();
-        let mut total: u64 = 0;
+        // Nodes the aliases read so far would add if expanded.
+        let mut expansion: u64 = 0;
         let mut doc_start = 1;
         let mut doc_root: Option<NodeId> = None;
         let mut pending_items: Vec<NodeId> = Vec::new();
@@ -202,6 +209,13 @@ impl Yaml {
                     let id = *anchors
                         .get(&anchor)
                         .ok_or(ParseError::UnknownAnchor { pos })?;
+                    expansion = expansion.saturating_add(yaml.size(id));
+                    if expansion > limits.max_alias_nodes {
+                        return Err(ParseError::AliasBomb {
+                            pos,
+                            limit: limits.max_alias_nodes,
+                        });
+                    }
                     Some((id, 0))
                 }
                 Event::SequenceStart(anchor, _) | Event::MappingStart(anchor, _) => {
@@ -254,13 +268,6 @@ impl Yaml {
                 anchors.insert(anchor, id);
             }
             let size = yaml.size(id);
-            total = total.saturating_add(size);
-            if total > limits.max_nodes {
-                return Err(ParseError::AliasBomb {
-                    pos,
-                    limit: limits.max_nodes,
-                });
-            }
             match stack.last_mut() {
                 None => doc_root = Some(id),
                 Some(parent) => {
@@ -525,6 +532,38 @@ mod tests {
         }
         let err = Yaml::parse(&s, Limits::default()).unwrap_err();
         assert!(matches!(err, ParseError::AliasBomb { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn the_alias_limit_counts_only_the_nodes_aliases_add() {
+        // Each `*x` adds the 4 nodes of `[1, 2, 3]` (the sequence and its items), and `*y`
+        // adds `{k: *x}` expanded (the map, its key, and the 4 of `*x`): 4 + 4 + 6 in all.
+        // The document's own 13 nodes do not count.
+        let s = "a: &x [1, 2, 3]\nb: *x\nc: &y {k: *x}\nd: *y\n";
+        let limits = |max_alias_nodes| Limits {
+            max_alias_nodes,
+            max_depth: 200,
+        };
+        assert!(Yaml::parse(s, limits(4 + 4 + 6)).is_ok());
+        let err = Yaml::parse(s, limits(4 + 4 + 5)).unwrap_err();
+        assert_eq!(err.pos(), Pos { line: 4, col: 4 });
+        assert!(err.to_string().contains("more than 13 nodes"), "{err}");
+        assert!(err.to_string().contains("alias-expansion limit"), "{err}");
+    }
+
+    #[test]
+    fn a_large_document_without_aliases_is_not_an_alias_bomb() {
+        // 2,000 resources of ~40 nodes each, nested 6 deep: far more nodes than the limit
+        // allows aliases to add, none of them through an alias.
+        let doc = "---\nkind: Deployment\nmetadata: {name: a, labels: {x: y}}\nspec:\n  template:\n    spec:\n      containers:\n      - name: a\n        env:\n        - {name: A, value: b}\n        - {name: C, value: d}\n";
+        let s = doc.repeat(2_000);
+        let limits = Limits {
+            max_alias_nodes: 10_000,
+            max_depth: 200,
+        };
+        let y = Yaml::parse(&s, limits).unwrap();
+        assert!(y.node_count() > 50_000, "{}", y.node_count());
+        assert_eq!(y.docs.len(), 2_000);
     }
 
     #[test]

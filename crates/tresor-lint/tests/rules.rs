@@ -207,6 +207,67 @@ fn a_config_file_in_string_data_is_scanned_line_by_line() {
 }
 
 #[test]
+fn every_credential_line_of_a_config_file_is_reported_at_its_own_line() {
+    // Lines 7-11; the first credential line is written twice.
+    let y = secret(
+        "stringData:\n  app.ini: |\n    [db]\n    password = \"pa55word\"\n    host = db\n    token = t0k3n-literal\n    password = \"pa55word\"\n",
+    );
+    assert_eq!(
+        findings(&[("s.yaml", &y)]),
+        [
+            f("no-inline-secret", 8, 5, "error"),
+            f("no-inline-secret", 10, 5, "error"),
+            f("no-inline-secret", 11, 5, "error"),
+        ]
+    );
+}
+
+#[test]
+fn a_config_file_reached_through_an_alias_is_reported_once_per_line() {
+    let y = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata:\n  a.conf: &conf |\n    user = app\n    password = pa55word\n    api_key: k3y-literal\n  b.conf: *conf\n";
+    assert_eq!(
+        findings(&[("c.yaml", y)]),
+        [
+            f("no-inline-secret", 7, 5, "error"),
+            f("no-inline-secret", 8, 5, "error"),
+        ]
+    );
+}
+
+#[test]
+fn a_block_scalar_whose_first_line_repeats_is_reported_at_its_first_line() {
+    let y = secret("stringData:\n  password: |\n    same-text\n    other\n    same-text\n");
+    assert_eq!(
+        findings(&[("s.yaml", &y)]),
+        [f("no-inline-secret", 7, 5, "error")]
+    );
+}
+
+#[test]
+fn a_credential_on_the_repeated_first_line_of_a_config_file_is_reported_where_written() {
+    // The first content line (line 6) is a credential and is written again on line 8, after
+    // a line more indented than the rest and a blank one.
+    let y = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata:\n  app.conf: |\n    password = pa55word\n      nested = 1\n\n    password = pa55word\n";
+    assert_eq!(
+        findings(&[("c.yaml", y)]),
+        [
+            f("no-inline-secret", 6, 5, "error"),
+            f("no-inline-secret", 9, 5, "error"),
+        ]
+    );
+}
+
+#[test]
+fn a_token_inside_a_block_scalar_is_located_where_it_stands_not_where_its_text_first_occurs() {
+    // Line 2 holds the same characters inside a URL, which is not judged; line 3 is the hit.
+    let v = "config: |\n  url: https://example.com/q8X2vLp9RtZ3mN7bK4wY1cH6dF0s\n  signing: q8X2vLp9RtZ3mN7bK4wY1cH6dF0s\n";
+    assert_eq!(
+        findings(&[("values.yaml", v)]),
+        [f("high-entropy-string", 3, 12, "warning")]
+    );
+}
+
+#[test]
 fn anchors_and_aliases_report_where_the_literal_is_written() {
     let y = "defaults: &pw hunter2hunter2\n---\napiVersion: v1\nkind: Secret\nmetadata: {name: a}\nstringData:\n  password: &p2 literal-one\n  backup_password: *p2\n";
     // The alias shares the anchored node: one finding, at the anchor's literal.

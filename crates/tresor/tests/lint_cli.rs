@@ -15,6 +15,8 @@ use std::process::{Command, Output, Stdio};
 
 const INLINE: &str = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\nstringData:\n  password: hunter2-literal\n";
 const CLEAN: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\ndata:\n  mode: fast\n";
+/// Ends a stream with a Secret holding a literal password on its last line.
+const INLINE_LAST: &str = "---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: last\nstringData:\n  password: hunter2-literal\n";
 const OPTIONAL_REF: &str = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\nspec:\n  containers:\n  - name: a\n    envFrom:\n    - secretRef: {name: extra, optional: true}\n";
 
 fn tresor(dir: &Path, args: &[&str], stdin: Option<&[u8]>) -> Output {
@@ -255,7 +257,45 @@ fn an_alias_bomb_on_stdin_is_refused() {
             "a{i}: &a{i} [*a{p},*a{p},*a{p},*a{p},*a{p},*a{p},*a{p},*a{p},*a{p},*a{p}]\n"
         ));
     }
+    let started = std::time::Instant::now();
     let o = tresor(dir.path(), &["lint", "-"], Some(s.as_bytes()));
     assert_eq!(o.status.code(), Some(2));
-    assert!(stdout(&o).contains("alias bomb"), "{}", stdout(&o));
+    let out = stdout(&o);
+    assert!(out.contains("alias bomb"), "{out}");
+    // The message names the limit that was hit, and where.
+    assert!(
+        out.contains("would expand to more than 5000000 nodes on top of the nodes written")
+            && out.contains("alias-expansion limit"),
+        "{out}"
+    );
+    assert!(out.starts_with("<stdin>:7:22: fatal: "), "{out}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+}
+
+/// A plain multi-document manifest just under the default 32 MiB cap, with no alias: far more
+/// nodes than the alias-expansion limit allows aliases to add, none of them through one.
+#[test]
+fn a_30_mib_manifest_without_aliases_is_linted() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut text = String::with_capacity(31 << 20);
+    let mut i = 0;
+    while text.len() < 30 << 20 {
+        let ns = format!("team-{}", i % 7);
+        text.push_str(&format!(
+            "---\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: app-{i}\n  namespace: {ns}\n  labels:\n    app.kubernetes.io/name: app-{i}\nspec:\n  replicas: 2\n  template:\n    metadata:\n      labels:\n        app.kubernetes.io/name: app-{i}\n    spec:\n      containers:\n      - name: app\n        image: registry.example.com/team/app-{i}:1.0.0\n        ports:\n        - {{containerPort: 8080, name: http}}\n        env:\n        - name: LOG_LEVEL\n          value: info\n        - name: DB_PASSWORD\n          valueFrom:\n            secretKeyRef: {{name: app-{i}-db, key: password}}\n---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: app-{i}-db\n  namespace: {ns}\nstringData:\n  password: \"{{{{ .Values.password }}}}\"\n"
+        ));
+        i += 1;
+    }
+    // The last resource holds the one finding, so the whole stream was read and checked.
+    text.push_str(INLINE_LAST);
+    write(dir.path(), "big.yaml", &text);
+    let o = tresor(dir.path(), &["lint", "--format", "json", "big.yaml"], None);
+    let out = stdout(&o);
+    assert_eq!(o.status.code(), Some(1), "{}", &out[..out.len().min(2000)]);
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let findings = json["findings"].as_array().unwrap();
+    assert_eq!(findings.len(), 1, "{findings:?}");
+    assert_eq!(findings[0]["rule"], "no-inline-secret");
+    let lines = u64::try_from(text.lines().count()).unwrap();
+    assert_eq!(findings[0]["line"], lines);
 }

@@ -5,7 +5,7 @@ use crate::detect::{
     decode_base64, docker_config_has_auth, is_credential_key, is_placeholder, redact, url_password,
 };
 use crate::model::{containers, pod_specs, pod_template_metadata};
-use crate::yaml::{NodeId, Style};
+use crate::yaml::NodeId;
 
 const INLINE: &str = "no-inline-secret";
 const ANNOTATION: &str = "no-secret-in-annotation";
@@ -182,26 +182,30 @@ fn config_map_values(ctx: &mut Ctx<'_>, ri: usize, map: NodeId) {
 }
 
 /// Config files inside a block scalar: `password: x`, `password = "x"`, `export TOKEN=x`
-/// lines, and URLs with passwords, each reported at its own line.
+/// lines, and URLs with passwords, each reported at its own line (a line written twice is
+/// reported twice, once where each is written).
 fn embedded_lines(ctx: &mut Ctx<'_>, ri: usize, v: NodeId, what: &str) {
     let src = ctx.src;
     let y = &src.yaml;
-    let Some(node) = y.node(v) else {
-        return;
-    };
     let Some(value) = y.str(v) else {
         return;
     };
     if !value.contains('\n') {
         return;
     }
-    let verbatim = node.style == Style::Literal;
+    // (offset of the line's first character in the value, the line, message, hint)
     let mut hits = Vec::new();
-    for line in value.lines() {
+    let mut line_start = 0;
+    for raw_line in value.split_inclusive('\n') {
+        let offset = line_start;
+        line_start += raw_line.len();
+        let line = raw_line.trim_end_matches(['\n', '\r']);
         let t = line.trim();
+        let offset = offset + (line.len() - line.trim_start().len());
         if t.starts_with('#') || t.starts_with("//") || t.starts_with(';') {
             continue;
         }
+        let whole = t;
         let t = t.strip_prefix("export ").unwrap_or(t);
         let Some(sep) = t.find([':', '=']) else {
             continue;
@@ -224,27 +228,24 @@ fn embedded_lines(ctx: &mut Ctx<'_>, ri: usize, v: NodeId, what: &str) {
             && is_credential_key(key, &ctx.config.credential_keys)
         {
             hits.push((
-                line.to_owned(),
+                offset,
+                whole,
                 format!("{what}: embedded `{key}` holds a literal credential"),
                 redact(val),
             ));
         } else if let Some(range) = url_password(t) {
             let pw = t.get(range).unwrap_or("").to_owned();
             hits.push((
-                line.to_owned(),
+                offset,
+                whole,
                 format!("{what}: embedded connection URL with a literal password"),
                 redact(&pw),
             ));
         }
     }
-    for (line, message, hint) in hits {
-        let pos = if verbatim {
-            src.lines()
-                .find(line.trim(), node.pos.line + 1, node.end.line)
-                .unwrap_or(node.pos)
-        } else {
-            node.pos
-        };
+    let spots: Vec<(usize, &str)> = hits.iter().map(|&(o, t, _, _)| (o, t)).collect();
+    let positions = src.locate(v, &spots);
+    for ((_, _, message, hint), pos) in hits.into_iter().zip(positions) {
         ctx.emit(INLINE, Some(ri), Some(v), pos, message, Some(hint), false);
     }
 }

@@ -157,8 +157,9 @@ pub struct Ctx<'a> {
     pub findings: Vec<Finding>,
     /// Nodes already reported, so the token and entropy rules do not repeat a finding.
     pub flagged: HashSet<NodeId>,
-    /// (node, rule) reported: an aliased node reached through two keys is one finding.
-    reported: HashSet<(NodeId, &'static str)>,
+    /// (node, rule, position) reported: an aliased node reached through two keys is one
+    /// finding, while each offending line of one block scalar is a finding of its own.
+    reported: HashSet<(NodeId, &'static str, Pos)>,
 }
 
 impl<'a> Ctx<'a> {
@@ -174,23 +175,24 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    /// Where a value starts, for a finding: a block scalar's first content line rather than
-    /// its `|` indicator.
+    /// Where a value starts, for a finding: a block scalar's first written character (on its
+    /// first content line, not at its `|` indicator).
     pub fn value_pos(&self, node: NodeId) -> Pos {
         let y = &self.src.yaml;
         let Some(n) = y.node(node) else {
             return Pos::default();
         };
         if matches!(n.style, Style::Literal | Style::Folded)
-            && let Some(first) = y
-                .str(node)
-                .and_then(|s| s.lines().find(|l| !l.trim().is_empty()))
-            && let Some(p) = self
-                .src
-                .lines()
-                .find(first.trim(), n.pos.line + 1, n.end.line)
+            && let Some(value) = y.str(node)
+            && let Some(first) = value.find(|c: char| !c.is_whitespace())
         {
-            return p;
+            let text = value
+                .get(first..)
+                .and_then(|v| v.lines().next())
+                .unwrap_or("");
+            if let Some(&p) = self.src.locate(node, &[(first, text.trim_end())]).first() {
+                return p;
+            }
         }
         n.pos
     }
@@ -219,7 +221,7 @@ impl<'a> Ctx<'a> {
     ) {
         if let Some(n) = node {
             self.flagged.insert(n);
-            if !self.reported.insert((n, rule)) {
+            if !self.reported.insert((n, rule, pos)) {
                 return;
             }
         }

@@ -147,13 +147,18 @@ fn scalar(
     let Some(node) = y.node(id) else {
         return;
     };
+    // `needle` is a slice of `text`: where it starts in the value gives its place in the
+    // source (a decoded value has none but the scalar's).
     let locate = |needle: &str| -> Pos {
-        if encoded {
-            return node.pos;
+        let offset = (needle.as_ptr() as usize).checked_sub(text.as_ptr() as usize);
+        match offset {
+            Some(offset) if !encoded && offset <= text.len() => src
+                .locate(id, &[(offset, needle)])
+                .first()
+                .copied()
+                .unwrap_or(node.pos),
+            _ => node.pos,
         }
-        src.lines()
-            .find(needle, node.pos.line, node.end.line.max(node.pos.line))
-            .unwrap_or(node.pos)
     };
     let where_ = key.map_or_else(String::new, |k| format!(" (under {k})"));
     if let Some(t) = find_known_token(text) {
