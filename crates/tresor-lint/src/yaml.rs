@@ -101,9 +101,9 @@ impl Default for Limits {
 /// 300 MB; 30 MiB of `- x` lines would hold 7.8 million.
 pub const DEFAULT_MAX_NODES: u64 = 4_000_000;
 
-/// The parser holds a flow collection whole, at some 560–700 bytes per item: 500,000 items
-/// of `[x,x,…]` (1 MiB) peak near 280 MB, a 5.7 MiB JSON `List` of 22,000 ConfigMaps (462,000
-/// items) at about 350 MB — as much as a 30 MiB file of block YAML.
+/// The parser holds a flow collection whole, at some 500–850 bytes per item: 500,000 items
+/// of `[x,x,…]` (1 MiB) peak at about 260 MB, a 5.7 MiB JSON `List` of 22,000 ConfigMaps
+/// (462,000 items) at about 370 MB — about what a 30 MiB file of block YAML costs.
 pub const DEFAULT_MAX_FLOW_ITEMS: u64 = 500_000;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
