@@ -64,6 +64,13 @@ pub struct LintArgs {
     /// Refuse inputs larger than this many bytes.
     #[arg(long = "max-file-size", value_name = "BYTES", default_value_t = lint::DEFAULT_MAX_FILE_SIZE)]
     pub max_file_size: u64,
+    /// Refuse inputs that hold more than this many nodes (scalars and collections).
+    #[arg(long = "max-nodes", value_name = "N", default_value_t = crate::yaml::DEFAULT_MAX_NODES)]
+    pub max_nodes: u64,
+    /// Refuse inputs with a flow collection (`[…]`, `{…}`, a JSON document) of more than this
+    /// many entries, nested ones included.
+    #[arg(long = "max-flow-items", value_name = "N", default_value_t = crate::yaml::DEFAULT_MAX_FLOW_ITEMS)]
+    pub max_flow_items: u64,
 }
 
 fn explain(id: &str, docs_url: Option<&str>) -> Result<String, String> {
@@ -177,7 +184,11 @@ pub fn run(args: LintArgs) -> ExitCode {
     }
     let options = Options {
         max_file_size: args.max_file_size,
-        ..Options::default()
+        limits: crate::yaml::Limits {
+            max_nodes: args.max_nodes,
+            max_flow_items: args.max_flow_items,
+            ..crate::yaml::Limits::default()
+        },
     };
     let report = lint::lint_paths(&paths, &excludes, &config, options);
     let color = match args.color {

@@ -75,6 +75,7 @@ impl Config {
             Limits {
                 max_alias_nodes: 100_000,
                 max_depth: 16,
+                ..Limits::default()
             },
         )
         .map_err(|e| invalid(e.pos().line, e.to_string()))?;

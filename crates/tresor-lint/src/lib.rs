@@ -4,7 +4,9 @@
 //!
 //! # Layout
 //! - `yaml`: the YAML/JSON stream parsed (saphyr-parser events) into an arena of nodes with
-//!   line/column positions; aliases shared, never copied; alias bombs and deep nesting refused.
+//!   line/column positions; aliases shared, never copied; alias bombs, deep nesting and too
+//!   many nodes refused.
+//! - `flow`: the byte pre-scan that refuses an oversized flow collection before parsing.
 //! - `source`: what the parser drops: `# tresor-lint: allow` comments, Helm `# Source:`
 //!   markers, line lookup for locations inside block scalars.
 //! - `model`: files, resources (documents and `…List` items), pod specs, findings, severities.
@@ -21,6 +23,7 @@
 pub mod cli;
 pub mod config;
 pub mod detect;
+pub mod flow;
 pub mod input;
 pub mod lint;
 pub mod model;

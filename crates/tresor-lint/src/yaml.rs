@@ -10,7 +10,9 @@
 //! expanded size to a running total, and a stream whose aliases would add more than
 //! [`Limits::max_alias_nodes`] nodes is refused — a "billion laughs" document costs a few
 //! hundred bytes of memory and one error, never a billion nodes. The stream's own nodes do not
-//! count towards that limit: they are bounded by the input's size, which the caller caps.
+//! count towards that limit; they have their own, [`Limits::max_nodes`], as the entries of one
+//! flow collection have [`Limits::max_flow_items`], checked by [`crate::flow`] before parsing
+//! (the parser holds a flow collection whole before handing it over).
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -76,6 +78,12 @@ pub struct Limits {
     pub max_alias_nodes: u64,
     /// Nesting depth of collections; rules walk recursively.
     pub max_depth: usize,
+    /// Nodes written in one stream (scalars, collections; an alias is not a node): the tree
+    /// costs some 80 bytes per node, and a file of tiny nodes has one every 4 bytes.
+    pub max_nodes: u64,
+    /// Items of one outermost flow collection (`[…]`, `{…}`, a JSON document), nested
+    /// collections' included (commas, `:` and openers): see [`crate::flow`].
+    pub max_flow_items: u64,
 }
 
 impl Default for Limits {
@@ -83,9 +91,20 @@ impl Default for Limits {
         Limits {
             max_alias_nodes: 5_000_000,
             max_depth: 200,
+            max_nodes: DEFAULT_MAX_NODES,
+            max_flow_items: DEFAULT_MAX_FLOW_ITEMS,
         }
     }
 }
+
+/// A 30 MiB file of Deployments and Secrets holds 3.4 million nodes and peaks at about
+/// 300 MB; 30 MiB of `- x` lines would hold 7.8 million.
+pub const DEFAULT_MAX_NODES: u64 = 4_000_000;
+
+/// The parser holds a flow collection whole, at some 500–850 bytes per item: 500,000 items
+/// of `[x,x,…]` (1 MiB) peak at about 260 MB, a 5.7 MiB JSON `List` of 22,000 ConfigMaps
+/// (462,000 items) at about 370 MB — about what a 30 MiB file of block YAML costs.
+pub const DEFAULT_MAX_FLOW_ITEMS: u64 = 500_000;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ParseError {
@@ -99,6 +118,13 @@ pub enum ParseError {
     AliasBomb { pos: Pos, limit: u64 },
     #[error("collections nested deeper than {limit} levels; refusing to read further")]
     TooDeep { pos: Pos, limit: usize },
+    #[error("more than {limit} nodes in one file (--max-nodes); refusing to read further")]
+    TooManyNodes { pos: Pos, limit: u64 },
+    #[error(
+        "a flow collection ([…] or {{…}}) starting here holds more than {limit} items \
+         (--max-flow-items; the parser would hold it whole in memory); refusing to read it"
+    )]
+    FlowTooLarge { pos: Pos, limit: u64 },
     #[error("invalid YAML: alias to an unknown anchor")]
     UnknownAnchor { pos: Pos },
     #[error("the input holds more than 4 GiB of scalars or 4 G items; refusing to read further")]
@@ -111,6 +137,8 @@ impl ParseError {
             ParseError::Syntax { pos, .. }
             | ParseError::AliasBomb { pos, .. }
             | ParseError::TooDeep { pos, .. }
+            | ParseError::TooManyNodes { pos, .. }
+            | ParseError::FlowTooLarge { pos, .. }
             | ParseError::UnknownAnchor { pos }
             | ParseError::TooLarge { pos } => *pos,
         }
@@ -160,6 +188,12 @@ fn range(start: usize, len: usize, pos: Pos) -> Result<(u32, u32), ParseError> {
 impl Yaml {
     pub fn parse(text: &str, limits: Limits) -> Result<Yaml, ParseError> {
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+        crate::flow::check(text, limits.max_flow_items).map_err(|pos| {
+            ParseError::FlowTooLarge {
+                pos,
+                limit: limits.max_flow_items,
+            }
+        })?;
         let mut yaml = Yaml::default();
         let mut anchors: HashMap<usize, NodeId> = HashMap::new();
         let mut stack: Vec<Open> = Vec::new();
@@ -200,6 +234,7 @@ impl Yaml {
                         ScalarStyle::Literal => Style::Literal,
                         ScalarStyle::Folded => Style::Folded,
                     };
+                    yaml.check_node_count(pos, limits)?;
                     let (start, len) = range(yaml.text.len(), value.len(), pos)?;
                     yaml.text.push_str(&value);
                     let id = yaml.push(Kind::Scalar, style, (start, len), pos, end);
@@ -225,6 +260,7 @@ impl Yaml {
                             limit: limits.max_depth,
                         });
                     }
+                    yaml.check_node_count(pos, limits)?;
                     let (kind, first) = if matches!(event, Event::SequenceStart(..)) {
                         (Kind::Seq, pending_items.len())
                     } else {
@@ -287,6 +323,16 @@ impl Yaml {
             }
         }
         Ok(yaml)
+    }
+
+    fn check_node_count(&self, pos: Pos, limits: Limits) -> Result<(), ParseError> {
+        if self.nodes.len() as u64 >= limits.max_nodes {
+            return Err(ParseError::TooManyNodes {
+                pos,
+                limit: limits.max_nodes,
+            });
+        }
+        Ok(())
     }
 
     fn push(&mut self, kind: Kind, style: Style, range: (u32, u32), pos: Pos, end: Pos) -> NodeId {
@@ -542,7 +588,7 @@ mod tests {
         let s = "a: &x [1, 2, 3]\nb: *x\nc: &y {k: *x}\nd: *y\n";
         let limits = |max_alias_nodes| Limits {
             max_alias_nodes,
-            max_depth: 200,
+            ..Limits::default()
         };
         assert!(Yaml::parse(s, limits(4 + 4 + 6)).is_ok());
         let err = Yaml::parse(s, limits(4 + 4 + 5)).unwrap_err();
@@ -559,11 +605,37 @@ mod tests {
         let s = doc.repeat(2_000);
         let limits = Limits {
             max_alias_nodes: 10_000,
-            max_depth: 200,
+            ..Limits::default()
         };
         let y = Yaml::parse(&s, limits).unwrap();
         assert!(y.node_count() > 50_000, "{}", y.node_count());
         assert_eq!(y.docs.len(), 2_000);
+    }
+
+    #[test]
+    fn the_nodes_written_are_bounded() {
+        let limits = Limits {
+            max_nodes: 5,
+            ..Limits::default()
+        };
+        // A sequence and its four items.
+        assert!(Yaml::parse("- a\n- b\n- c\n- d\n", limits).is_ok());
+        let err = Yaml::parse("- a\n- b\n- c\n- d\n- e\n", limits).unwrap_err();
+        assert_eq!(err.pos(), Pos { line: 5, col: 3 });
+        assert!(err.to_string().contains("more than 5 nodes"), "{err}");
+    }
+
+    #[test]
+    fn a_large_flow_collection_is_refused_before_parsing() {
+        let limits = Limits {
+            max_flow_items: 3,
+            ..Limits::default()
+        };
+        assert!(Yaml::parse("a: [1, 2, 3]\n", limits).is_ok());
+        let err = Yaml::parse("a: 1\nb: [1, 2, 3, 4]\n", limits).unwrap_err();
+        assert!(matches!(err, ParseError::FlowTooLarge { .. }), "{err:?}");
+        assert_eq!(err.pos(), Pos { line: 2, col: 4 });
+        assert!(err.to_string().contains("more than 3 items"), "{err}");
     }
 
     #[test]

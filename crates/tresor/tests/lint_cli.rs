@@ -299,3 +299,91 @@ fn a_30_mib_manifest_without_aliases_is_linted() {
     let lines = u64::try_from(text.lines().count()).unwrap();
     assert_eq!(findings[0]["line"], lines);
 }
+
+/// The parser holds a flow collection whole before handing it over (some 700 bytes per
+/// item): a 2 MiB `[x,x,…]` is refused by the pre-scan, before it is parsed.
+#[test]
+fn a_huge_flow_collection_is_refused_before_parsing() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!("items: [{}x]\n", "x,".repeat(1 << 20));
+    write(dir.path(), "flow.yaml", &text);
+    let started = std::time::Instant::now();
+    let o = tresor(dir.path(), &["lint", "flow.yaml"], None);
+    assert_eq!(o.status.code(), Some(2));
+    let out = stdout(&o);
+    assert!(
+        out.starts_with(
+            "flow.yaml:1:8: fatal: a flow collection ([…] or {…}) starting here holds more \
+             than 500000 items (--max-flow-items;"
+        ),
+        "{out}"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    // The limit is a flag.
+    let o = tresor(
+        dir.path(),
+        &["lint", "--max-flow-items", "3", "-"],
+        Some(b"a: [1, 2]\nb: {c: 1, d: 2}\n"),
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stdout(&o).starts_with("<stdin>:2:4: fatal: a flow collection"),
+        "{}",
+        stdout(&o)
+    );
+}
+
+/// 30 MiB of `- x` lines is 7.8 million nodes, twice what a 30 MiB file of real manifests
+/// holds: it is refused at the node limit instead of costing 630 MB.
+#[test]
+fn a_file_of_too_many_nodes_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "nodes.yaml", &"- x\n".repeat((30 << 20) / 4));
+    let o = tresor(dir.path(), &["lint", "nodes.yaml"], None);
+    assert_eq!(o.status.code(), Some(2));
+    let out = stdout(&o);
+    assert!(
+        out.starts_with(
+            "nodes.yaml:4000000:3: fatal: more than 4000000 nodes in one file (--max-nodes)"
+        ),
+        "{out}"
+    );
+    let o = tresor(
+        dir.path(),
+        &["lint", "--max-nodes", "3", "-"],
+        Some(b"- a\n- b\n- c\n"),
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stdout(&o).starts_with("<stdin>:3:3: fatal: more than 3 nodes"));
+}
+
+/// A JSON `List` is one flow collection: one of 2,000 resources with ordinary arrays (about
+/// 60,000 items) is linted whole, the finding in its last item located exactly.
+#[test]
+fn a_json_list_with_ordinary_arrays_is_linted() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut items = Vec::new();
+    for i in 0..2_000 {
+        items.push(format!(
+            "    {{\"apiVersion\": \"apps/v1\", \"kind\": \"Deployment\", \"metadata\": {{\"name\": \"app-{i}\", \"labels\": {{\"app\": \"a\"}}}},\n     \"spec\": {{\"template\": {{\"spec\": {{\"containers\": [{{\"name\": \"a\", \"image\": \"a:1\", \"args\": [\"--port\", \"8080\", \"--[x, y]\"], \"ports\": [{{\"containerPort\": 8080}}, {{\"containerPort\": 9090}}]}}]}}}}}}}}"
+        ));
+    }
+    items.push(
+        "    {\"apiVersion\": \"v1\", \"kind\": \"Secret\", \"metadata\": {\"name\": \"db\"},\n     \"stringData\": {\"password\": \"hunter2-literal\"}}"
+            .to_owned(),
+    );
+    let text = format!(
+        "{{\n  \"apiVersion\": \"v1\",\n  \"kind\": \"List\",\n  \"items\": [\n{}\n  ]\n}}\n",
+        items.join(",\n")
+    );
+    write(dir.path(), "list.json", &text);
+    let o = tresor(dir.path(), &["lint", "--format", "json", "list.json"], None);
+    let out = stdout(&o);
+    assert_eq!(o.status.code(), Some(1), "{}", &out[..out.len().min(2000)]);
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(json["summary"]["resources"], 2_001);
+    let findings = json["findings"].as_array().unwrap();
+    assert_eq!(findings.len(), 1, "{findings:?}");
+    assert_eq!(findings[0]["rule"], "no-inline-secret");
+    assert_eq!(findings[0]["line"], 4 + 2 * 2_000 + 2);
+}
