@@ -450,6 +450,18 @@ async fn verify_full_require_and_client_certificates_connect_and_every_session_i
     assert_eq!(sessions_by_tls(&admin, "pgtls_prefer").await.1, 0);
     backend.close().await.unwrap();
 
+    // A Unix socket: PostgreSQL offers no TLS there, and the default (prefer) goes on plain.
+    let socket = format!(
+        "host={} port={} user=postgres dbname=postgres",
+        pg.dir.path().display(),
+        pg.port
+    );
+    let backend = PostgresqlBackend::open(options(socket, "tresor_socket", "pgtls_socket"))
+        .await
+        .unwrap();
+    round_trip(&backend).await;
+    backend.close().await.unwrap();
+
     // allow: the plain attempt is refused by pg_hba.conf, the TLS one gets in.
     let backend = PostgresqlBackend::open(options(
         pg.url("127.0.0.1", "sslmode=allow"),

@@ -298,12 +298,16 @@ fn read_certs(setting: &str, path: &Path) -> Result<Vec<CertificateDer<'static>>
     Ok(certs)
 }
 
+/// The CAs of `path`. Certificates webpki cannot use are skipped rather than refused, so an
+/// operating system's whole bundle (`/etc/ssl/certs/ca-certificates.crt`) may be given.
 fn read_roots(path: &Path) -> Result<RootCertStore, String> {
     let mut roots = RootCertStore::empty();
-    for cert in read_certs("sslrootcert", path)? {
-        roots
-            .add(cert)
-            .map_err(|e| format!("sslrootcert {}: {e}", path.display()))?;
+    let (added, _skipped) = roots.add_parsable_certificates(read_certs("sslrootcert", path)?);
+    if added == 0 {
+        return Err(format!(
+            "sslrootcert {}: none of its certificates is usable as a CA",
+            path.display()
+        ));
     }
     Ok(roots)
 }
@@ -391,23 +395,21 @@ where
     type TlsConnect = RustlsConnect;
     type Error = io::Error;
 
+    /// Never fails: tokio-postgres asks before it knows whether TLS will be used, with `""`
+    /// for a Unix socket (where the server declines TLS and `prefer` goes on plain). A name
+    /// TLS cannot use fails the handshake instead, if there is one.
     fn make_tls_connect(&mut self, domain: &str) -> Result<RustlsConnect, io::Error> {
-        let name = ServerName::try_from(domain.to_owned()).map_err(|_| {
-            io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("`{domain}` is no host name or IP address TLS can check"),
-            )
-        })?;
         Ok(RustlsConnect {
             connector: tokio_rustls::TlsConnector::from(self.config.clone()),
-            name,
+            name: ServerName::try_from(domain.to_owned()).map_err(|_| domain.to_owned()),
         })
     }
 }
 
 pub(super) struct RustlsConnect {
     connector: tokio_rustls::TlsConnector,
-    name: ServerName<'static>,
+    /// The host to check the certificate against, or the text that is no host name.
+    name: Result<ServerName<'static>, String>,
 }
 
 impl<S> TlsConnect<S> for RustlsConnect
@@ -420,10 +422,13 @@ where
 
     fn connect(self, stream: S) -> Self::Future {
         Box::pin(async move {
-            self.connector
-                .connect(self.name, stream)
-                .await
-                .map(RustlsStream)
+            let name = self.name.map_err(|text| {
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("`{text}` is no host name or IP address TLS can check"),
+                )
+            })?;
+            self.connector.connect(name, stream).await.map(RustlsStream)
         })
     }
 }
@@ -530,6 +535,16 @@ mod tests {
             missing.contains("sslrootcert /nonexistent/ca.pem"),
             "{missing}"
         );
+        // An operating system's bundle works as sslrootcert.
+        let bundle = "/etc/ssl/certs/ca-certificates.crt";
+        if Path::new(bundle).exists() {
+            Tls::new(Settings {
+                sslmode: Some("verify-full".into()),
+                sslrootcert: Some(bundle.into()),
+                ..Settings::default()
+            })
+            .unwrap();
+        }
         assert_eq!(
             Tls::new(Settings::default()).unwrap().mode,
             SslMode::Prefer,
