@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use tokio_postgres::config::Host;
 
+use super::tls::{self, Tls};
+
 /// How long opening one connection may take: a black-holed host must not hang a request.
 /// A `connect_timeout` in the URL wins.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -15,6 +17,8 @@ pub(super) struct Connection {
     /// `user=… database=… at host:port`: where, never how.
     pub target: String,
     pub redactor: Redactor,
+    /// `sslmode` and the certificates, read at open.
+    pub tls: Tls,
 }
 
 /// Parses a URL (`postgres://user:pass@host:port/db?…`) or a `key=value` string, as libpq
@@ -22,12 +26,17 @@ pub(super) struct Connection {
 /// `application_name` is used unless the URL sets its own.
 pub(super) fn parse(url: &str, application_name: &str) -> Result<Connection, String> {
     let mut redactor = Redactor::from_text(url);
-    let mut config: tokio_postgres::Config = url
+    // tokio-postgres knows neither the certificate settings nor most `sslmode`s: they are
+    // taken out first.
+    let (rest, tls_settings) = tls::extract(url);
+    let mut config: tokio_postgres::Config = rest
         .parse()
         .map_err(|e| redactor.redact(&format!("cannot parse connection_url: {}", describe(&e))))?;
     if let Some(password) = config.get_password() {
         redactor.add(String::from_utf8_lossy(password).into_owned());
     }
+    let tls = Tls::new(tls_settings).map_err(|e| redactor.redact(&e))?;
+    config.ssl_mode(tls.mode.first_attempt());
     if config.get_connect_timeout().is_none() {
         config.connect_timeout(CONNECT_TIMEOUT);
     }
@@ -62,6 +71,7 @@ pub(super) fn parse(url: &str, application_name: &str) -> Result<Connection, Str
         config,
         target,
         redactor,
+        tls,
     })
 }
 
@@ -154,7 +164,7 @@ fn unquote(quoted: &str) -> (String, String) {
     (quoted.to_owned(), meant)
 }
 
-fn percent_decode(text: &str) -> String {
+pub(super) fn percent_decode(text: &str) -> String {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

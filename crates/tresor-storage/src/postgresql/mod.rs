@@ -31,6 +31,7 @@ mod list;
 mod pipeline;
 mod pool;
 mod schema;
+mod tls;
 
 use std::sync::Arc;
 

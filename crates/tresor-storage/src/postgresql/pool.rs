@@ -17,11 +17,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::Semaphore;
-use tokio_postgres::{Client, NoTls, Statement};
+use tokio_postgres::{Client, Statement};
 
 use super::connection::{Connection, describe};
 use super::pipeline::{Request, in_order};
 use super::schema::Sql;
+use super::tls::SslMode;
 use crate::StorageError;
 
 /// How long an operation waits for a free slot when `max_parallel` are busy.
@@ -110,12 +111,7 @@ impl Pool {
         &self,
     ) -> Result<(Client, tokio::sync::watch::Receiver<bool>), String> {
         let (ended_tx, ended) = tokio::sync::watch::channel(false);
-        let (client, connection) = self
-            .connection
-            .config
-            .connect(NoTls)
-            .await
-            .map_err(|e| self.redact(&describe(&e)))?;
+        let (client, connection) = self.open_session().await?;
         let redactor = self.connection.redactor.clone();
         tokio::spawn(async move {
             // Ends when the client is dropped or the server goes away; either way the client
@@ -127,6 +123,55 @@ impl Pool {
             ended_tx.send_replace(true);
         });
         Ok((client, ended))
+    }
+
+    /// Opens one session with the TLS `sslmode` asks for. `allow` is tried plain first and,
+    /// when that fails, once more with TLS (as libpq).
+    async fn open_session(
+        &self,
+    ) -> Result<
+        (
+            Client,
+            tokio_postgres::Connection<
+                tokio_postgres::Socket,
+                super::tls::RustlsStream<tokio_postgres::Socket>,
+            >,
+        ),
+        String,
+    > {
+        let tls = &self.connection.tls;
+        let first = self.connection.config.connect(tls.connector.clone()).await;
+        let result = match first {
+            Err(_) if tls.mode == SslMode::Allow => {
+                let mut config = self.connection.config.clone();
+                config.ssl_mode(tokio_postgres::config::SslMode::Require);
+                config.connect(tls.connector.clone()).await
+            }
+            other => other,
+        };
+        result.map_err(|e| self.redact(&self.word_failure(&e)))
+    }
+
+    /// A failed connect in words, with the TLS settings when they may be the cause.
+    fn word_failure(&self, err: &tokio_postgres::Error) -> String {
+        let tls = &self.connection.tls;
+        let text = describe(err);
+        match err.as_db_error() {
+            // pg_hba.conf has only `hostssl` lines for this client.
+            Some(db) if db.message().contains("no encryption") => format!(
+                "{text} (the server wants TLS, and {} did not use it: set sslmode=verify-full \
+                 and sslrootcert in connection_url)",
+                tls.describe
+            ),
+            Some(_) => text,
+            None if tls.mode == SslMode::Disable => text,
+            // rustls says `UnknownIssuer`; say what it means here.
+            None if text.contains("UnknownIssuer") => format!(
+                "{text}: the server's certificate is not signed by a CA in sslrootcert (with {})",
+                tls.describe
+            ),
+            None => format!("{text} (with {})", tls.describe),
+        }
     }
 
     async fn connect(&self) -> Result<Conn, String> {
