@@ -134,9 +134,9 @@ class Cluster:
         return fixture
 
     def storage_url(self, fixture: Fixture) -> str:
-        """A storage backend's connection_url: the fixture's role and database, no TLS (Tresor
-        does not speak TLS to PostgreSQL yet; OpenBao would try it first). token_urlsafe
-        passwords need no percent-encoding."""
+        """A storage backend's connection_url: the fixture's role and database, no TLS for
+        either server (both would try it first by default, and the comparison is of the storage
+        path, not of TLS). token_urlsafe passwords need no percent-encoding."""
         return (f"postgres://{fixture.admin}:{fixture.password}@{self.host}:{self.port}/"
                 f"{fixture.database}?sslmode=disable")
 
