@@ -178,12 +178,15 @@ mod tests {
 
     use super::*;
 
+    /// What runs in the middle of a `get`.
+    type Hook = Box<dyn FnOnce(&Mem) + Send>;
+
     /// Plain storage, plus a hook that runs in the middle of a `get`: a write that commits
     /// while a read's load is in flight.
     #[derive(Default)]
     struct Mem {
         map: Mutex<BTreeMap<String, Vec<u8>>>,
-        during_get: Mutex<Option<Box<dyn FnOnce(&Self) + Send>>>,
+        during_get: Mutex<Option<Hook>>,
     }
 
     #[async_trait]
