@@ -288,7 +288,17 @@ mod tests {
         // The read loads version 1, and a write of version 2 commits before the load returns.
         let racing = Arc::clone(&cache);
         *storage.during_get.lock().unwrap() = Some(Box::new(move |s: &Mem| {
-            futures_lite_block_on(write(s, &racing, "a", 2));
+            // What `Invalidating::transaction` does once the write commits.
+            let key = crate::secrets::kv::layout::meta_key("a");
+            let value = store::put_meta("a", &meta(2)).unwrap();
+            let ViewOp::Put { value, .. } = value else {
+                unreachable!()
+            };
+            s.map
+                .lock()
+                .unwrap()
+                .insert(key.clone(), value.expose().to_vec());
+            racing.forget(std::iter::once(key.as_str()));
         }));
         let first = cache.load(&storage, "a").await.unwrap().unwrap();
         assert_eq!(first.current_version, 1, "the read raced the write");
@@ -331,17 +341,5 @@ mod tests {
             cache.load(&storage, &path).await.unwrap();
         }
         assert!(cache.len() <= MAX_ENTRIES, "{} entries", cache.len());
-    }
-
-    /// Runs a future that never waits (the test storage's writes are synchronous).
-    fn futures_lite_block_on<F: std::future::Future>(f: F) -> F::Output {
-        let waker = std::task::Waker::noop();
-        let mut cx = std::task::Context::from_waker(waker);
-        let mut f = std::pin::pin!(f);
-        loop {
-            if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) {
-                return v;
-            }
-        }
     }
 }
