@@ -216,33 +216,6 @@ struct RequestOut<'a> {
     remote_port: Option<u16>,
 }
 
-#[derive(Serialize)]
-struct Secret<'a> {
-    lease_id: &'a str,
-}
-
-#[derive(Serialize)]
-struct ResponseOut<'a> {
-    #[serde(skip_serializing_if = "str::is_empty")]
-    mount_point: &'a str,
-    #[serde(skip_serializing_if = "str::is_empty")]
-    mount_type: &'a str,
-    #[serde(skip_serializing_if = "str::is_empty")]
-    mount_accessor: &'a str,
-    #[serde(skip_serializing_if = "str::is_empty")]
-    mount_class: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    auth: Option<Value>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    secret: Option<Secret<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    data: Option<Logged<'a>>,
-    #[serde(skip_serializing_if = "<[String]>::is_empty")]
-    warnings: &'a [String],
-    #[serde(skip_serializing_if = "Option::is_none")]
-    wrap_info: Option<Value>,
-}
-
 /// The `auth` block of the caller.
 pub(crate) fn render_auth(auth: &AuthInfo, ids: &CallerIds) -> Vec<u8> {
     let out = AuthOut {
@@ -337,28 +310,48 @@ pub(crate) fn issued_auth(h: &Hasher<'_>, auth: &Value) -> Value {
     Value::Object(out)
 }
 
-/// The `response` block.
+/// The `response` block. With `remember` (a read, whose answer is likely to be asked for
+/// again), the hashed `data` object comes from the device's memo of rendered objects.
+///
+/// Written by hand rather than derived: `data` is either rendered by the salt or copied from
+/// that memo, and serde has no way to splice bytes that are already JSON.
 pub(crate) fn render_response(
     h: &Hasher<'_>,
     mount: &MountFields,
     resp: &ResponseInfo,
     list: bool,
+    remember: bool,
 ) -> Vec<u8> {
-    // Only an elided list answer needs a changed copy; every other answer is logged borrowed.
-    let elided = resp
-        .data
-        .as_ref()
-        .filter(|_| list && h.format.elide_list_responses)
-        .map(|d| {
-            let mut d = d.clone();
-            elide(&mut d);
-            d
-        });
-    let data = elided
-        .as_ref()
-        .or(resp.data.as_ref())
-        .map(|d| h.map(d, h.accessor_kept()));
-    let wrap_info = resp.wrap_info.as_ref().map(|w| {
+    let mut out = Vec::with_capacity(2048);
+    let mut obj = JsonObject::open(&mut out);
+    obj.str_unless_empty("mount_point", &mount.point);
+    obj.str_unless_empty("mount_type", &mount.mount_type);
+    obj.str_unless_empty("mount_accessor", &mount.accessor);
+    obj.str_unless_empty("mount_class", mount.class);
+    if let Some(auth) = resp.auth.as_ref().filter(|a| !a.is_null()) {
+        obj.value("auth", &issued_auth(h, auth));
+    }
+    if let Some(lease_id) = resp.lease_id.as_deref().filter(|l| !l.is_empty()) {
+        let key = obj.key("secret");
+        key.extend_from_slice(b"{\"lease_id\":");
+        write_json(key, lease_id);
+        key.push(b'}');
+    }
+    if let Some(data) = resp.data.as_ref() {
+        if list && h.format.elide_list_responses {
+            // Only an elided list answer needs a changed copy; every other answer is logged
+            // borrowed.
+            let mut elided = data.clone();
+            elide(&mut elided);
+            h.render_map(&elided, h.accessor_kept(), false, obj.key("data"));
+        } else {
+            h.render_map(data, h.accessor_kept(), remember, obj.key("data"));
+        }
+    }
+    if !resp.warnings.is_empty() {
+        obj.value("warnings", &resp.warnings);
+    }
+    if let Some(w) = &resp.wrap_info {
         let mut w = w.clone();
         if let Value::Object(map) = &mut w {
             for key in ["token", "accessor", "wrapped_accessor"] {
@@ -371,28 +364,77 @@ pub(crate) fn render_response(
                 }
             }
         }
-        w
-    });
-    let out = ResponseOut {
-        mount_point: &mount.point,
-        mount_type: &mount.mount_type,
-        mount_accessor: &mount.accessor,
-        mount_class: mount.class,
-        auth: resp
-            .auth
-            .as_ref()
-            .filter(|a| !a.is_null())
-            .map(|a| issued_auth(h, a)),
-        secret: resp
-            .lease_id
-            .as_deref()
-            .filter(|l| !l.is_empty())
-            .map(|lease_id| Secret { lease_id }),
-        data,
-        warnings: &resp.warnings,
-        wrap_info,
-    };
-    block(&out, 2048)
+        obj.value("wrap_info", &w);
+    }
+    obj.close();
+    out
+}
+
+/// A JSON object written field by field into a buffer.
+struct JsonObject<'a> {
+    out: &'a mut Vec<u8>,
+    empty: bool,
+}
+
+impl<'a> JsonObject<'a> {
+    fn open(out: &'a mut Vec<u8>) -> Self {
+        out.push(b'{');
+        Self { out, empty: true }
+    }
+
+    /// Writes `"name":` and returns the buffer for the value.
+    fn key(&mut self, name: &str) -> &mut Vec<u8> {
+        if !self.empty {
+            self.out.push(b',');
+        }
+        self.empty = false;
+        write_json(self.out, name);
+        self.out.push(b':');
+        self.out
+    }
+
+    fn str_unless_empty(&mut self, name: &str, value: &str) {
+        if !value.is_empty() {
+            let out = self.key(name);
+            write_json(out, value);
+        }
+    }
+
+    fn value<T: Serialize + ?Sized>(&mut self, name: &str, value: &T) {
+        let out = self.key(name);
+        write_json(out, value);
+    }
+
+    fn close(self) {
+        self.out.push(b'}');
+    }
+}
+
+/// Appends `value` as JSON. Strings, string lists and JSON values always serialise; the
+/// fallback only keeps the line well-formed.
+fn write_json<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
+    let start = out.len();
+    if serde_json::to_writer(&mut *out, value).is_err() {
+        out.truncate(start);
+        out.extend_from_slice(b"null");
+    }
+}
+
+impl Hasher<'_> {
+    /// `map` as this device logs it (hashed or raw), appended to `out`.
+    fn render_map(
+        &self,
+        map: &Map<String, Value>,
+        keep: Option<&str>,
+        remember: bool,
+        out: &mut Vec<u8>,
+    ) {
+        if self.format.log_raw {
+            write_json(out, map);
+        } else {
+            self.salt.render_map(map, keep, remember, out);
+        }
+    }
 }
 
 /// `elide_list_responses`: a list answer's `keys` and `key_info` become their lengths.

@@ -10,6 +10,7 @@ use serde_json::{Map, Value};
 use tresor_sdk::secret::SecretBytes;
 
 use super::memo::{Digits, Memo};
+use super::rendered::Rendered;
 
 /// Length of a freshly drawn salt. Vault's is a UUID string; any secret bytes will do.
 pub(crate) const SALT_LEN: usize = 32;
@@ -21,6 +22,8 @@ pub struct Salt {
     callers: Mutex<HashMap<String, Arc<CallerHashes>>>,
     /// Strings hashed lately (see [`super::memo`]).
     memo: Memo,
+    /// Data objects rendered lately (see [`super::rendered`]).
+    rendered: Rendered,
 }
 
 /// A caller's token and accessor, hashed.
@@ -47,6 +50,7 @@ impl Salt {
             key: hmac::Key::new(hmac::HMAC_SHA256, bytes.expose()),
             callers: Mutex::new(HashMap::new()),
             memo: Memo::new(),
+            rendered: Rendered::new(),
         }
     }
 
@@ -109,6 +113,34 @@ impl Salt {
             salt: self,
             node: Node::Value(value),
             keep,
+        }
+    }
+
+    /// `map` hashed ([`Salt::hashed_map`]) and written as JSON to the end of `out`. With
+    /// `remember`, an object rendered lately is copied from the memo of whole objects, and a
+    /// new one is kept there (see [`super::rendered`]).
+    pub(crate) fn render_map(
+        &self,
+        map: &Map<String, Value>,
+        keep: Option<&str>,
+        remember: bool,
+        out: &mut Vec<u8>,
+    ) {
+        let id = remember.then(|| self.rendered.id(map, keep));
+        if let Some(known) = id.and_then(|id| self.rendered.get(id)) {
+            out.extend_from_slice(&known);
+            return;
+        }
+        let start = out.len();
+        if serde_json::to_writer(&mut *out, &self.hashed_map(map, keep)).is_err() {
+            // Cannot happen (string keys, in-memory writer); an empty object keeps the line
+            // well-formed.
+            out.truncate(start);
+            out.extend_from_slice(b"{}");
+            return;
+        }
+        if let (Some(id), Some(rendered)) = (id, out.get(start..)) {
+            self.rendered.put(id, rendered);
         }
     }
 
@@ -265,6 +297,49 @@ mod tests {
             serde_json::to_string(&salt.hashed(&v, None)).unwrap()
         );
         assert!(first.contains(&expected("message")) && first.contains(&expected("a")));
+    }
+
+    #[test]
+    fn a_remembered_rendering_is_the_fresh_one_and_follows_every_change() {
+        let salt = Salt::new(&SecretBytes::from(b"key".to_vec()));
+        let render = |v: &Value, keep: Option<&str>, remember: bool| {
+            let Value::Object(map) = v else {
+                unreachable!()
+            };
+            let mut out = b"prefix:".to_vec();
+            salt.render_map(map, keep, remember, &mut out);
+            String::from_utf8(out).unwrap()
+        };
+        let v1 = serde_json::json!({"data": {"password": "one", "n": 1}, "accessor": "acc"});
+        let fresh = render(&v1, None, false);
+        assert_eq!(
+            fresh,
+            format!(
+                "prefix:{}",
+                serde_json::to_string(&salt.hashed(&v1, None)).unwrap()
+            )
+        );
+        for _ in 0..3 {
+            assert_eq!(render(&v1, None, true), fresh);
+        }
+        // Each change renders anew, never the remembered object.
+        for changed in [
+            serde_json::json!({"data": {"password": "two", "n": 1}, "accessor": "acc"}),
+            serde_json::json!({"data": {"password": "one", "n": 2}, "accessor": "acc"}),
+            serde_json::json!({"data": {"password": "one", "n": 1}}),
+        ] {
+            assert_eq!(
+                render(&changed, None, true),
+                format!(
+                    "prefix:{}",
+                    serde_json::to_string(&salt.hashed(&changed, None)).unwrap()
+                )
+            );
+        }
+        // The key left readable is part of what is remembered.
+        let kept = render(&v1, Some("accessor"), true);
+        assert!(kept.contains("\"accessor\":\"acc\""), "{kept}");
+        assert_eq!(render(&v1, None, true), fresh);
     }
 
     #[test]

@@ -22,6 +22,7 @@ mod entry;
 mod hash;
 mod memo;
 mod options;
+mod rendered;
 mod scope;
 mod sink;
 mod socket;

@@ -194,13 +194,16 @@ impl Scope {
                 _ => response,
             };
             let issued = state.auth.client_token.is_none() && response.auth.is_some();
+            // A read's answer is likely to be asked for again (see `rendered`).
+            let remember = !held.is_empty() && error.is_none();
             let mut lines = Vec::with_capacity(devices.len());
             for (device, (auth, request)) in devices.iter().zip(state.rendered.iter()) {
                 let h = Hasher {
                     salt: &device.salt,
                     format: &device.options.format,
                 };
-                let body = entry::render_response(&h, &state.request.mount, response, list);
+                let body =
+                    entry::render_response(&h, &state.request.mount, response, list, remember);
                 // A login's caller is the token it was just issued, as in Vault.
                 let issued_auth = issued
                     .then_some(response.auth.as_ref())
