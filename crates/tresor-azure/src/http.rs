@@ -11,6 +11,18 @@ pub(crate) const MAX_BODY: usize = 4 << 20;
 /// system's roots. No redirects: a Key Vault or token endpoint that redirects is refused
 /// rather than followed with a bearer token or a client secret.
 pub(crate) fn client(ca_pem: Option<&str>, timeout: Duration) -> Result<reqwest::Client, String> {
+    client_with(ca_pem, timeout.min(Duration::from_secs(10)), timeout, true)
+}
+
+/// [`client`] with its own connect timeout (IMDS: short, to tell "nothing there" quickly),
+/// and without the environment's proxies when `proxies` is false (IMDS is link-local: a
+/// proxy would answer for it).
+pub(crate) fn client_with(
+    ca_pem: Option<&str>,
+    connect_timeout: Duration,
+    timeout: Duration,
+    proxies: bool,
+) -> Result<reqwest::Client, String> {
     let mut roots = rustls::RootCertStore::empty();
     match ca_pem {
         Some(pem) => {
@@ -38,9 +50,13 @@ pub(crate) fn client(ca_pem: Option<&str>, timeout: Duration) -> Result<reqwest:
     .map_err(|e| format!("TLS configuration: {e}"))?
     .with_root_certificates(roots)
     .with_no_client_auth();
-    reqwest::Client::builder()
+    let mut builder = reqwest::Client::builder();
+    if !proxies {
+        builder = builder.no_proxy();
+    }
+    builder
         .tls_backend_preconfigured(tls)
-        .connect_timeout(timeout.min(Duration::from_secs(10)))
+        .connect_timeout(connect_timeout)
         .timeout(timeout)
         .redirect(reqwest::redirect::Policy::none())
         .build()

@@ -357,6 +357,18 @@ impl KeyVaultClient {
         })
     }
 
+    /// A client authenticating with the [`DefaultCredential`](crate::DefaultCredential) chain configured from `env`
+    /// (`Env::process()` in a binary).
+    pub fn with_default_credential(
+        vault_url: &str,
+        env: &crate::Env,
+        credential_options: &crate::CredentialOptions,
+        options: KeyVaultOptions,
+    ) -> Result<Self, KeyVaultError> {
+        let credential = Arc::new(crate::DefaultCredential::from_env(env, credential_options));
+        Self::new(vault_url, credential, options)
+    }
+
     /// The vault's URL, with a trailing `/`.
     pub fn vault_url(&self) -> &str {
         self.vault.as_str()

@@ -489,3 +489,123 @@ async fn doctor_decodes_an_expired_or_foreign_audience_token() {
         Status::Warn
     );
 }
+
+#[tokio::test]
+async fn a_token_endpoint_503_is_retried() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeAzure::start(dir.path());
+    fake.fault(serde_json::json!({"target": "entra", "status": 503, "count": 1}))
+        .await;
+    let cs = tresor_azure::ClientSecretCredential::new(
+        TENANT,
+        OFFICER,
+        OFFICER_SECRET.into(),
+        &fake.credential_options(),
+        &Env::default(),
+    )
+    .unwrap();
+    cs.get_token(SCOPE, None).await.unwrap();
+    let statuses: Vec<_> = fake
+        .requests()
+        .await
+        .into_iter()
+        .filter(|r| r["server"] == "entra")
+        .map(|r| r["status"].clone())
+        .collect();
+    assert_eq!(
+        statuses,
+        vec![serde_json::json!(503), serde_json::json!(200)]
+    );
+}
+
+#[tokio::test]
+async fn a_federated_token_with_a_forged_signature_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeAzure::start(dir.path());
+    let env = workload_env(&fake, dir.path(), SUBJECT).await;
+    // Same claims, another signature: the fake verifies it with its OIDC issuer's key.
+    let file = dir.path().join("azure-identity-token");
+    let token = std::fs::read_to_string(&file).unwrap();
+    let (signed, _) = token.rsplit_once('.').unwrap();
+    std::fs::write(
+        &file,
+        format!("{signed}.c2lnbmF0dXJlLW5vdC1ieS10aGUtaXNzdWVy"),
+    )
+    .unwrap();
+    let chain = DefaultCredential::from_env(&env, &fake.credential_options());
+    let err = chain.get_token_chained(SCOPE, None).await.unwrap_err();
+    let Outcome::Failed(why) = reason(&err.attempts, "WorkloadIdentityCredential") else {
+        panic!("{err}");
+    };
+    assert!(why.contains("AADSTS5002738"), "{why}");
+    assert!(why.contains("signature could not be verified"), "{why}");
+}
+
+#[tokio::test]
+async fn concurrent_first_requests_share_one_token_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeAzure::start(dir.path());
+    let mut env = bare_env(dir.path());
+    env.set("AZURE_CLIENT_ID", OFFICER);
+    env.set("AZURE_TENANT_ID", TENANT);
+    env.set("AZURE_CLIENT_SECRET", OFFICER_SECRET);
+    let kv = Arc::new(
+        KeyVaultClient::with_default_credential(
+            &fake.vault_url,
+            &env,
+            &fake.credential_options(),
+            fake.vault_options(),
+        )
+        .unwrap(),
+    );
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let kv = kv.clone();
+            tokio::spawn(async move { kv.get_secret("ghcr-token", None).await })
+        })
+        .collect();
+    for t in tasks {
+        assert_eq!(
+            t.await.unwrap().unwrap().value.expose(),
+            "fake-ghcr-token-v2"
+        );
+    }
+    let token_requests = fake
+        .requests()
+        .await
+        .into_iter()
+        .filter(|r| r["server"] == "entra" && r["path"].as_str().unwrap().ends_with("/token"))
+        .count();
+    assert_eq!(token_requests, 1);
+}
+
+/// Something that is not IMDS holds the address (a proxy, another service): unavailable, and
+/// told apart from "nothing answered" and from IMDS refusing.
+#[tokio::test]
+async fn a_non_imds_answer_is_told_apart() {
+    use std::io::{Read as _, Write as _};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        if let Ok((mut s, _)) = listener.accept() {
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            let _ = s.write_all(
+                b"HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\nContent-Length: 9\r\nConnection: close\r\n\r\nnot found",
+            );
+        }
+    });
+    let options = tresor_azure::CredentialOptions {
+        imds_host: Some(format!("http://127.0.0.1:{port}")),
+        ..Default::default()
+    };
+    let mi = tresor_azure::ManagedIdentityCredential::from_env(&Env::default(), &options).unwrap();
+    let err = mi.get_token(SCOPE, None).await.unwrap_err();
+    assert!(err.is_unavailable(), "{err}");
+    assert!(
+        err.to_string()
+            .contains("something answered 404 at http://127.0.0.1:")
+            && err.to_string().contains("but not as IMDS does"),
+        "{err}"
+    );
+}

@@ -55,9 +55,11 @@ impl ManagedIdentityCredential {
             .trim_end_matches('/')
             .to_owned();
         let http =
-            http::client(None, options.imds_timeout).map_err(|e| CredentialError::Failed {
-                credential: NAME,
-                reason: e,
+            http::client_with(None, options.imds_timeout, options.timeout, false).map_err(|e| {
+                CredentialError::Failed {
+                    credential: NAME,
+                    reason: e,
+                }
             })?;
         Ok(Self {
             host,
@@ -99,16 +101,29 @@ impl TokenCredential for ManagedIdentityCredential {
             .header("Metadata", "true")
             .send()
             .await
-            .map_err(|e| CredentialError::Unavailable {
-                credential: NAME,
-                reason: format!(
-                    "no managed identity endpoint (IMDS) answered at {} within {:?}: not on an \
-                     Azure VM, scale set or AKS node with a managed identity, or the pod cannot \
-                     reach it ({})",
-                    self.host,
-                    self.timeout,
-                    http::describe(&e)
-                ),
+            .map_err(|e| {
+                if e.is_connect() {
+                    CredentialError::Unavailable {
+                        credential: NAME,
+                        reason: format!(
+                            "no managed identity endpoint (IMDS) answered at {} within {:?}: not \
+                             on an Azure VM, scale set or AKS node with a managed identity, or \
+                             the pod cannot reach it ({})",
+                            self.host,
+                            self.timeout,
+                            http::describe(&e)
+                        ),
+                    }
+                } else {
+                    CredentialError::Failed {
+                        credential: NAME,
+                        reason: format!(
+                            "IMDS at {} accepted the connection but gave no token: {}",
+                            self.host,
+                            http::describe(&e)
+                        ),
+                    }
+                }
             })?;
         let status = response.status().as_u16();
         let bytes = http::body(response)
@@ -129,7 +144,16 @@ impl TokenCredential for ManagedIdentityCredential {
                 Duration::from_secs(lifetime),
             ));
         }
-        let error: ImdsError = serde_json::from_slice(&bytes).unwrap_or_default();
+        let Ok(error) = serde_json::from_slice::<ImdsError>(&bytes) else {
+            return Err(CredentialError::Unavailable {
+                credential: NAME,
+                reason: format!(
+                    "something answered {status} at {} but not as IMDS does (no JSON error): \
+                     not on Azure, or a proxy or another service holds that address",
+                    self.host
+                ),
+            });
+        };
         let said = if error.error_description.is_empty() {
             error.error.clone()
         } else {
