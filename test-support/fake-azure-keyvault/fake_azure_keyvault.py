@@ -572,7 +572,9 @@ class Handler(BaseHTTPRequestHandler):
         if status == 404:
             # Soft delete and recovery complete asynchronously in Key Vault: until they do, the
             # deleted (or recovered) secret answers 404, which the official pollers wait out.
-            raise deleted_not_found(path.rstrip("/").split("/")[-1])
+            parts = path.strip("/").split("/")
+            name = parts[1] if len(parts) > 1 else ""
+            raise deleted_not_found(name) if parts[0] == "deletedsecrets" else not_found(name)
         if status == 503:
             raise KvError(503, "ServiceUnavailable", "The service is temporarily unavailable. "
                           "Please try again later.", headers)

@@ -609,3 +609,33 @@ async fn a_non_imds_answer_is_told_apart() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn an_expired_federated_token_and_a_certificate_variable_are_explained() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeAzure::start(dir.path());
+    let env = workload_env(&fake, dir.path(), SUBJECT).await;
+    fake.advance_clock(7200).await; // the projected token (1 h) is now expired for Entra
+    let chain = DefaultCredential::from_env(&env, &fake.credential_options());
+    let err = chain.get_token_chained(SCOPE, None).await.unwrap_err();
+    let Outcome::Failed(why) = reason(&err.attempts, "WorkloadIdentityCredential") else {
+        panic!("{err}");
+    };
+    assert!(
+        why.contains("AADSTS700024: Client assertion is not within its valid time range"),
+        "{why}"
+    );
+    assert!(why.contains("the projected token has expired"), "{why}");
+
+    let mut env = bare_env(dir.path());
+    env.set("AZURE_CLIENT_ID", OFFICER);
+    env.set("AZURE_TENANT_ID", TENANT);
+    env.set("AZURE_CLIENT_CERTIFICATE_PATH", "/etc/azure/cert.pem");
+    let err = tresor_azure::ClientSecretCredential::from_env(&env, &fake.credential_options())
+        .unwrap_err();
+    assert!(err.is_unavailable());
+    assert_eq!(
+        err.to_string(),
+        "ClientSecretCredential unavailable: AZURE_CLIENT_SECRET is not set (AZURE_CLIENT_CERTIFICATE_PATH is set, but certificate credentials are not supported: use a client secret or workload identity)"
+    );
+}
