@@ -16,7 +16,7 @@
 //!   endpoint and its AADSTS errors, with the fix for the common ones).
 //! - [`doctor`]: every credential's verdict and the workload-identity prerequisites a pod can
 //!   check, each with its fix.
-//! - [`env`]: [`Env`], a snapshot of the environment variables (tests give their own).
+//! - [`env`](mod@env): [`Env`], a snapshot of the environment variables (tests give their own).
 //! - `http`: the reqwest client (rustls with ring; the given CA or the system's roots) and
 //!   bounded body reads.
 //! - `jwt`: decoding a JWT's claims without verifying (for diagnostics only).

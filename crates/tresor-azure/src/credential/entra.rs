@@ -70,8 +70,7 @@ pub(crate) async fn request_token(
             .await;
         let response = match response {
             Ok(r) => r,
-            Err(e) if retry < policy.max_retries => {
-                let _ = e;
+            Err(_) if retry < policy.max_retries => {
                 tokio::time::sleep(policy.backoff(retry)).await;
                 retry += 1;
                 continue;
