@@ -13,9 +13,11 @@ venv="$root/.build/venv"
 OPENBAO_VERSION="${OPENBAO_VERSION:-2.7.2}"
 HVAC_VERSION="${HVAC_VERSION:-2.3.0}"
 # The fake Kubernetes API server (test-support/fake-kube-apiserver): its TLS certificates, the
-# official Kubernetes JSON schemas it validates every body against, and the real Python client
-# that checks it answers as the real API server does.
-KUBE_PEERS=(cryptography==46.0.3 kubernetes-validate==1.37.0 kubernetes==37.0.2)
+# official Kubernetes JSON schemas it validates every body against, the JSON Schema validator
+# (also for custom resources against their CRD's openAPIV3Schema), PyYAML (YAML bodies,
+# server-side apply, the CRD files), and the real Python client that checks it answers as the
+# real API server does.
+KUBE_PEERS=(cryptography==46.0.3 kubernetes-validate==1.37.0 jsonschema==4.26.0 PyYAML==6.0.4 kubernetes==37.0.2)
 # The reference Prometheus text-format parser, which checks sys/metrics?format=prometheus
 # (tresor/tests/observability.rs).
 METRICS_PEERS=(prometheus-client==0.26.0)
