@@ -2,26 +2,29 @@
 """fake-kube-apiserver: a FAKE Kubernetes API server, for Tresor's tests only.
 
 It is not Kubernetes. No real API server can run on the test machines, so this stands in for
-the small part of one that Kubernetes auth needs, and is held to outside standards:
+the part of one that Kubernetes auth and `tresor sync` need, and is held to outside standards:
 
-- every request body it reads and every response body it writes is validated against the
-  official Kubernetes 1.37 JSON schemas (PyPI ``kubernetes-validate==1.37.0``, strict mode);
-  a violation is answered with a 400 ``Status`` (request) or 500 (its own response), logged,
-  and listed at ``GET /fake/violations`` so tests can assert there were none;
+- every built-in object it stores, every request body it reads and every review, Status and
+  discovery document it writes is validated against the official Kubernetes 1.37 JSON schemas
+  (PyPI ``kubernetes-validate==1.37.0``, strict mode); custom resources against their CRD's
+  ``openAPIV3Schema``; a violation is answered with a 400/422 ``Status`` (request) or 500
+  (its own object), logged, and listed at ``GET /fake/violations``;
 - the real clients (the Python ``kubernetes`` package, kubectl) are run against it by
   ``check_real_clients.py``.
 
-What it serves (HTTPS only, with a CA generated at start-up):
+What it serves (HTTPS only, with a CA generated at start-up; README.md has the details):
 
-- discovery: ``/version``, ``/api``, ``/api/v1``, ``/apis``, ``/apis/<group>/<version>``,
+- discovery (``/api``, ``/api/v1``, ``/apis``, ``/apis/<group>[/<version>]``), ``/version``,
   ``/healthz``, ``/livez``, ``/readyz``;
-- ``POST /apis/authentication.k8s.io/v1/tokenreviews`` (201), as kube-apiserver answers it:
-  a caller whose bearer token is not valid gets a 401 ``Status``, a caller without
-  ``system:auth-delegator`` a 403 ``Status``; a reviewed token that is not valid gives
-  ``authenticated`` unset and ``status.error``;
-- namespaces (create, get, delete), service accounts (create, get, delete), the TokenRequest
-  subresource ``serviceaccounts/<name>/token`` (what ``kubectl create token`` calls),
-  service-account-token Secrets (legacy, non-expiring tokens) and ClusterRoleBindings.
+- generic REST (get, list, watch, create, update, patch: merge, strategic merge, JSON patch,
+  server-side apply; delete, deletecollection) with one global resourceVersion for
+  namespaces, service accounts, Secrets, ConfigMaps, Events (core and events.k8s.io),
+  Deployments/StatefulSets/DaemonSets, Leases, RBAC objects, CustomResourceDefinitions and
+  the custom resources they define (with their status subresource);
+- what controllers would do at once: ownerReference garbage collection, namespace
+  deletion, CRD establishment, service-account-token Secrets, workload status;
+- ``POST /apis/authentication.k8s.io/v1/tokenreviews`` (201), as kube-apiserver answers it,
+  and the TokenRequest subresource ``serviceaccounts/<name>/token``.
 
 Service account tokens are RS256 JWTs signed with a key generated at start-up, in the same
 claim layout as the real API server's (projected ``kubernetes.io`` claims for TokenRequest
@@ -33,15 +36,15 @@ ClusterRoleBindings to the built-in roles ``cluster-admin`` (everything),
 accounts).
 
 Fake-only endpoints live under ``/fake/`` (never a Kubernetes path) and need the admin token:
-``POST /fake/clock {"advance_seconds": N}`` moves the fake's clock forward (so tokens expire
-without waiting), ``GET /fake/violations``, ``GET /fake/tokenreviews`` (who asked to review
-what, without any token: caller user, caller token id, requested audiences, verdict).
+``POST /fake/clock``, ``GET /fake/violations``, ``GET /fake/tokenreviews``, ``POST
+/fake/mark``, ``GET /fake/writes``, ``POST /fake/compact`` (README.md gives their shapes).
 
-Usage: ``fake_kube_apiserver.py --dir DIR [--port 0] [--seed seed.json]``. Once listening it
-writes ``DIR/server.json`` (``{"url", "ca_file", "untrusted_ca_file", "sa_public_key_file",
-"admin_token_file", "issuer", "tokens_file"}``) and prints ``fake-kube-apiserver ready <url>``.
-A seed file creates namespaces, service accounts and bindings and mints named tokens into
-``DIR/tokens.json`` (see README.md). Tokens are never written to the log.
+Usage: ``fake_kube_apiserver.py --dir DIR [--port 0] [--seed seed.json] [--crds PATH]
+[--bookmark-seconds S]``. Once listening it writes ``DIR/server.json`` (``{"url", "ca_file",
+"untrusted_ca_file", "sa_public_key_file", "admin_token_file", "tokens_file",
+"kubeconfig_file", "issuer", "pid"}``) and prints ``fake-kube-apiserver ready <url>``. A seed
+file creates namespaces, service accounts, bindings, CRDs and objects and mints named tokens
+into ``DIR/tokens.json`` (see README.md). Tokens are never written to the log.
 """
 
 import argparse
