@@ -31,6 +31,8 @@ from kubernetes.client.rest import ApiException
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RESULTS = []
+# Words in the errors of built-in bodies the kubectl checks send to be refused.
+EXPECTED_BAD = []
 
 
 def check(name, ok, detail=""):
@@ -455,30 +457,39 @@ def kubectl_resource_checks(info, admin, kubectl, workdir):
 
     run("create", "-f", write("ns-apps.json", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "apps"}}),
         "--validate=false")
-    code, out, err = run("apply", "-f", write("crd.json", WIDGET_CRD), "--validate=false")
+    code, out, err = run("apply", "-f", write("crd.json", WIDGET_CRD))
     check("kubectl: apply -f crd", code == 0 and "created" in out, err)
     widget = {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "k1"}, "spec": {"color": "red"}}
-    code, out, err = run("apply", "-f", write("widget.json", widget), "--validate=false")
+    code, out, err = run("apply", "-f", write("widget.json", widget))
     check("kubectl: apply -f a custom resource right after its CRD", code == 0 and "created" in out, err)
     widget["spec"]["color"] = "blue"
-    code, out, err = run("apply", "-f", write("widget.json", widget), "--validate=false")
+    code, out, err = run("apply", "-f", write("widget.json", widget))
     check("kubectl: apply again patches it", code == 0 and "configured" in out, err)
     code, out, err = run("get", "wd", "k1", "-o", "json")
     check("kubectl: get the custom resource by its short name",
           code == 0 and json.loads(out)["spec"] == {"color": "blue", "size": 3}, err or out)
     code, out, err = run("apply", "--server-side", "--field-manager=check", "-f",
                          write("widget-ssa.json", {"apiVersion": "example.com/v1", "kind": "Widget",
-                                                   "metadata": {"name": "k2"}, "spec": {"color": "red", "size": 7}}),
-                         "--validate=false")
+                                                   "metadata": {"name": "k2"}, "spec": {"color": "red", "size": 7}}))
     code2, out2, _ = run("apply", "--server-side", "--field-manager=check", "-f",
                          write("widget-ssa.json", {"apiVersion": "example.com/v1", "kind": "Widget",
-                                                   "metadata": {"name": "k2"}, "spec": {"color": "blue"}}),
-                         "--validate=false")
+                                                   "metadata": {"name": "k2"}, "spec": {"color": "blue"}}))
     code3, out3, err3 = run("get", "wd", "k2", "-o", "json")
     check("kubectl: apply --server-side creates, and drops the fields the manager stopped applying",
           code == 0 and code2 == 0 and code3 == 0 and json.loads(out3)["spec"] == {"color": "blue", "size": 3},
           err or err3 or out3)
 
+    code, out, err = run("apply", "--dry-run=client", "-f", write("dry.json", {
+        "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "dry"}, "type": "kubernetes.io/dockerconfigjson",
+        "data": {".dockerconfigjson": "e30="}}))
+    code2, _, err2 = run("get", "secret", "dry")
+    check("kubectl: apply --dry-run=client -f a Secret (default validation) writes nothing",
+          code == 0 and "(dry run)" in out and code2 != 0, err)
+    code, out, err = run("apply", "-f", write("bogus.json", {"apiVersion": "v1", "kind": "Secret",
+                                                             "metadata": {"name": "bogus"}, "bogus": 1}))
+    check("kubectl: apply -f with an unknown field is refused by the server (strict field validation)",
+          code != 0 and "bogus" in err, err or out)
+    EXPECTED_BAD.append("'bogus'")
     code, out, err = run("create", "secret", "generic", "app-config", "--from-literal=user=app", "--from-literal=pass=p4ss")
     code2, out2, err2 = run("get", "secret", "app-config", "-o", "json")
     check("kubectl: create secret generic (protobuf request)",
@@ -490,10 +501,10 @@ def kubectl_resource_checks(info, admin, kubectl, workdir):
                       "metadata": {"labels": {"app": "web"}},
                       "spec": {"containers": [{"name": "web", "image": "nginx:1.27",
                                                "envFrom": [{"secretRef": {"name": "app-config"}}]}]}}}}
-    code, out, err = run("apply", "-f", write("deploy.json", deployment), "--validate=false")
+    code, out, err = run("apply", "-f", write("deploy.json", deployment))
     check("kubectl: apply -f deployment", code == 0 and "created" in out, err)
     deployment["spec"]["template"]["spec"]["containers"][0]["image"] = "nginx:1.28"
-    code, out, err = run("apply", "-f", write("deploy.json", deployment), "--validate=false")
+    code, out, err = run("apply", "-f", write("deploy.json", deployment))
     check("kubectl: apply -f deployment again (strategic merge patch)", code == 0 and "configured" in out, err)
     code, out, err = run("rollout", "restart", "deployment/web")
     code2, out2, err2 = run("get", "deployment", "web", "-o", "json")
@@ -533,7 +544,7 @@ def kubectl_resource_checks(info, admin, kubectl, workdir):
     owned = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "web-owned", "ownerReferences": [
         {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web", "uid": dep.get("metadata", {}).get("uid", "")}]},
         "stringData": {"k": "v"}}
-    code, out, err = run("apply", "-f", write("owned.json", owned), "--validate=false")
+    code, out, err = run("apply", "-f", write("owned.json", owned))
     code2, out2, err2 = run("delete", "deployment", "web")
     code3, out3, err3 = run("get", "secret", "web-owned")
     check("kubectl: delete deployment cascades to the Secret it owns",
@@ -747,8 +758,9 @@ def main():
             violations = json.load(r)["violations"]
         # The bodies refused on purpose above are the only violations expected.
         expected = [v for v in violations if v["direction"] == "request" and v["schema"].startswith("crd:")
-                    and any(w in json.dumps(v["errors"]) for w in ("'nmae'", "'shape'", "'green'"))]
-        check("the fake logged the refused custom resources as violations", len(expected) == 2, violations)
+                    and any(w in json.dumps(v["errors"]) for w in ("'nmae'", "'shape'", "'green'"))
+                    or v["direction"] == "request" and any(w in json.dumps(v["errors"]) for w in EXPECTED_BAD)]
+        check("the fake logged the bodies refused on purpose as violations", len(expected) == 2 + len(EXPECTED_BAD), violations)
         violations = [v for v in violations if v not in expected]
         check("every body the fake saw and sent satisfies the Kubernetes 1.37 schemas", not violations,
               json.dumps(violations))

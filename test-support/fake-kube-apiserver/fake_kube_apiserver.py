@@ -1298,6 +1298,9 @@ class Handler(BaseHTTPRequestHandler):
                 raise ApiError(404, "NotFound", "the server could not find the requested resource", {})
             self.send_json(200, dict(group, kind="APIGroup", apiVersion="v1"), "apigroup-meta-v1")
             return name
+        if method == "GET" and (path == "/openapi/v3" or path.startswith("/openapi/v3/")):
+            self.openapi_v3(path)
+            return name
         if path == "/apis/authentication.k8s.io/v1/tokenreviews" and method == "POST":
             self.token_review(user)
             return name
@@ -1434,6 +1437,55 @@ class Handler(BaseHTTPRequestHandler):
         if options.get("orphanDependents") is True:
             options["propagationPolicy"] = "Orphan"
         return options
+
+    # -- OpenAPI v3 (operations only)
+
+    def openapi_v3(self, path):
+        """OpenAPI v3 documents that declare, per resource, the operations and their
+        `fieldValidation` parameter, and no schemas: enough for kubectl to see that the server
+        validates fields itself (it then sends fieldValidation=Strict and validates nothing on
+        its side; the fake's validation is the official schemas, strict)."""
+        state = self.state()
+        with state.lock:
+            gvs = sorted({(g, v) for (g, v, _) in state.resources})
+        if path == "/openapi/v3":
+            paths = {}
+            for g, v in gvs:
+                rel = "apis/%s/%s" % (g, v) if g else "api/%s" % v
+                paths[rel] = {"serverRelativeURL": "/openapi/v3/%s?hash=%s" % (rel, self.openapi_hash(g, v))}
+            self.send_json(200, {"paths": paths})
+            return
+        rel = path[len("/openapi/v3/"):]
+        parts = rel.split("/")
+        if parts[0] == "api" and len(parts) == 2:
+            g, v = "", parts[1]
+        elif parts[0] == "apis" and len(parts) == 3:
+            g, v = parts[1], parts[2]
+        else:
+            raise ApiError(404, "NotFound", "the server could not find the requested resource", {})
+        if (g, v) not in gvs:
+            raise ApiError(404, "NotFound", "the server could not find the requested resource", {})
+        with state.lock:
+            served = [r for (rg, rv, _), r in state.resources.items() if rg == g and rv == v]
+        param = {"name": "fieldValidation", "in": "query", "schema": {"type": "string", "uniqueItems": True},
+                 "description": "Strict, Warn or Ignore: what the server does with unknown or duplicate fields"}
+        paths = {}
+        for r in served:
+            base = "/apis/%s/%s" % (g, v) if g else "/api/%s" % v
+            collection = base + ("/namespaces/{namespace}/" if r.namespaced else "/") + r.plural
+            gvk = {"group": g, "version": v, "kind": r.kind}
+            op = lambda action: {"x-kubernetes-action": action, "x-kubernetes-group-version-kind": gvk,
+                                 "parameters": [param], "responses": {"200": {"description": "OK"}}}
+            paths[collection] = {"post": op("post")}
+            paths[collection + "/{name}"] = {"put": op("put"), "patch": op("patch")}
+        self.send_json(200, {"openapi": "3.0.0", "info": {"title": "Kubernetes (fake)", "version": "v" + KUBE_VERSION},
+                             "paths": paths, "components": {"schemas": {}}})
+
+    def openapi_hash(self, group, version):
+        with self.state().lock:
+            kinds = sorted(r.kind + str(r.namespaced) for (g, v, _), r in self.state().resources.items()
+                           if g == group and v == version)
+        return hashlib.sha256(("%s/%s:%s" % (group, version, ",".join(kinds))).encode()).hexdigest()[:32].upper()
 
     # -- list and watch
 
