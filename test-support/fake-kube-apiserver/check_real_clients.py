@@ -671,6 +671,16 @@ def semantics_checks(info, admin):
                          lambda ev: False)
     check("watch: timeoutSeconds ends an idle stream", events == [], events)
 
+    # Metadata-only reads (kube-rs metadata watchers, client-go metadata informers).
+    ctx = ssl.create_default_context(cafile=info["ca_file"])
+    accept = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"
+    req = urllib.request.Request(info["url"] + ns + "/secrets", headers={"Authorization": "Bearer " + admin, "Accept": accept})
+    with urllib.request.urlopen(req, context=ctx, timeout=10) as r:
+        partial = json.load(r)
+    check("list with Accept as=PartialObjectMetadataList answers metadata only",
+          partial["kind"] == "PartialObjectMetadataList" and partial["items"][0]["kind"] == "PartialObjectMetadata"
+          and set(partial["items"][0]) == {"kind", "apiVersion", "metadata"}, partial)
+
     # Finalizers hold a deletion until removed.
     raw(info, admin, "POST", ns + "/configmaps", {"metadata": {"name": "held", "finalizers": ["tresor.dev/cleanup"]}})
     code, body = raw(info, admin, "DELETE", ns + "/configmaps/held")

@@ -721,10 +721,11 @@ class State:
     # -- per-resource behaviour (what the API server's strategies and controllers do)
 
     def hook(self, res, verb, obj, old):
-        if res.key == ("", "namespaces") and verb == "create":
+        if res.key == ("", "namespaces"):
             obj["metadata"].setdefault("labels", {})["kubernetes.io/metadata.name"] = obj["metadata"]["name"]
-            obj["spec"] = {"finalizers": ["kubernetes"]}
-            obj["status"] = {"phase": "Active"}
+            obj["spec"] = copy.deepcopy(old["spec"]) if old is not None else {"finalizers": ["kubernetes"]}
+            if old is None:
+                obj["status"] = {"phase": "Active"}
         elif res.key == ("", "secrets"):
             # stringData is write-only: merged into data (base64), as the API server does.
             string_data = obj.pop("stringData", None) or {}
@@ -1367,7 +1368,7 @@ class Handler(BaseHTTPRequestHandler):
                 obj = state.lookup(res.key, ns_key, name)
             if obj is None:
                 raise not_found(res.qualified, name)
-            self.send_json(200, state.present(res, obj))
+            self.send_json(200, self.view(res, obj))
         elif verb == "list":
             self.list_objects(res, namespace)
         elif verb == "watch":
@@ -1387,6 +1388,9 @@ class Handler(BaseHTTPRequestHandler):
             self.patch(res, ns_key, name, sub, dry_run)
         elif verb == "delete":
             options = self.delete_options()
+            dry_run = dry_run or options.get("dryRun") == ["All"]
+            if self.write_entry is not None:
+                self.write_entry["dry_run"] = dry_run
             obj, finished = state.delete(res, ns_key, name, options.get("propagationPolicy"),
                                          options.get("preconditions"), dry_run)
             if not finished or res.return_deleted:
@@ -1543,14 +1547,31 @@ class Handler(BaseHTTPRequestHandler):
             if limit and len(items) >= limit:
                 remaining += 1
                 continue
-            items.append(state.present(res, obj))
+            items.append(self.view(res, obj))
             last = key
         meta = {"resourceVersion": str(rv)}
         if remaining:
             cont = base64.urlsafe_b64encode(json.dumps({"rv": rv, "start": list(last)}).encode()).decode().rstrip("=")
             meta["continue"] = cont
             meta["remainingItemCount"] = remaining
+        if self.metadata_only():
+            self.send_json(200, {"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1",
+                                 "metadata": meta, "items": items})
+            return
         self.send_json(200, {"kind": res.kind + "List", "apiVersion": res.api_version, "metadata": meta, "items": items})
+
+    def metadata_only(self):
+        """Whether the client asked for metadata only (`Accept: application/json;
+        as=PartialObjectMetadata[List];g=meta.k8s.io;v=v1`, what kube-rs' metadata watchers
+        and client-go's metadata informers send)."""
+        accept = self.headers.get("Accept") or ""
+        return "as=PartialObjectMetadata" in accept.replace(" ", "")
+
+    def view(self, res, obj):
+        """The object as served under `res`, or its PartialObjectMetadata."""
+        if self.metadata_only():
+            return {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": obj["metadata"]}
+        return self.state().present(res, obj)
 
     def watch(self, res, namespace):
         """A watch stream: newline-delimited JSON events over chunked encoding."""
@@ -1568,7 +1589,7 @@ class Handler(BaseHTTPRequestHandler):
             raise ApiError(422, "Invalid", "sendInitialEvents requires allowWatchBookmarks=true and resourceVersionMatch=NotOlderThan")
         with state.lock:
             if rv_param in ("", "0") or send_initial:
-                initial = [state.present(res, o) for _, o in sorted(state.objects.get(res.key, {}).items(), key=lambda kv: kv[0]) if match(o)]
+                initial = [self.view(res, o) for _, o in sorted(state.objects.get(res.key, {}).items(), key=lambda kv: kv[0]) if match(o)]
                 last = state.rv
                 expired = False
             else:
@@ -1633,16 +1654,16 @@ class Handler(BaseHTTPRequestHandler):
                     new_match = kind != "DELETED" and match(obj)
                     old_match = old is not None and match(old)
                     if kind == "ADDED" and new_match:
-                        emit("ADDED", state.present(res, obj))
+                        emit("ADDED", self.view(res, obj))
                     elif kind == "MODIFIED":
                         if new_match and old_match:
-                            emit("MODIFIED", state.present(res, obj))
+                            emit("MODIFIED", self.view(res, obj))
                         elif new_match:
-                            emit("ADDED", state.present(res, obj))
+                            emit("ADDED", self.view(res, obj))
                         elif old_match:
-                            emit("DELETED", state.present(res, obj))
+                            emit("DELETED", self.view(res, obj))
                     elif kind == "DELETED" and match(obj):
-                        emit("DELETED", state.present(res, obj))
+                        emit("DELETED", self.view(res, obj))
                 if pending or current > last:
                     last = current
                 if bookmarks and time.monotonic() >= next_bookmark:
