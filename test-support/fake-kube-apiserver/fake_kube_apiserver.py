@@ -400,6 +400,21 @@ MUTATING = {"POST", "PUT", "PATCH", "DELETE"}
 CURRENT = threading.local()  # the request being served (method, path), for violation entries
 
 
+SERVER_META = {"uid", "resourceVersion", "creationTimestamp", "generation", "namespace", "name",
+               "deletionTimestamp", "deletionGracePeriodSeconds"}
+
+
+def same_but_server_fields(checked, stored):
+    """Whether `stored` is `checked` plus only the metadata the server sets."""
+    if checked.get("kind") != stored.get("kind") or checked.get("apiVersion") != stored.get("apiVersion"):
+        return False
+    for key in set(checked) | set(stored):
+        if key != "metadata" and checked.get(key) != stored.get(key):
+            return False
+    a, b = checked.get("metadata") or {}, stored.get("metadata") or {}
+    return all(a.get(k) == b.get(k) for k in (set(a) | set(b)) - SERVER_META)
+
+
 def spec_of(obj):
     """What `metadata.generation` tracks: everything but metadata and status."""
     return {k: v for k, v in obj.items() if k not in ("metadata", "status", "apiVersion", "kind")}
@@ -487,6 +502,7 @@ class State:
         if not res.builtin:
             kube_ops.apply_defaults(self.cr_schema(res), obj)
         schema, errors = self.check(res, obj)
+        CURRENT.checked = (res, obj) if not errors else None
         if errors:
             self.violation("request", schema, errors)
             name = (obj.get("metadata") or {}).get("name", "")
@@ -495,6 +511,12 @@ class State:
             raise ApiError(400, "BadRequest", "%s in body is invalid: %s" % (res.kind, "; ".join(errors)))
 
     def check_stored(self, res, obj):
+        """Validates an object about to be stored, unless it is the body this request already
+        validated with only server-set metadata added (uid, resourceVersion, timestamps,
+        generation, namespace): those are valid by construction, and writes stay fast."""
+        checked = getattr(CURRENT, "checked", None)
+        if checked is not None and checked[0] is res and same_but_server_fields(checked[1], obj):
+            return
         schema, errors = self.check(res, obj)
         if errors:
             self.violation("response", schema, errors)
@@ -1235,7 +1257,7 @@ class Handler(BaseHTTPRequestHandler):
         split = urllib.parse.urlsplit(self.path)
         path = split.path.rstrip("/") or "/"
         self.query = {k: v[-1] for k, v in urllib.parse.parse_qs(split.query, keep_blank_values=True).items()}
-        CURRENT.method, CURRENT.path = method, path
+        CURRENT.method, CURRENT.path, CURRENT.checked = method, path, None
         try:
             # The body is always read, even for a request refused before looking at it, or
             # the next request on this keep-alive connection would start inside it.
