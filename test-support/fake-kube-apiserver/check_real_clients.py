@@ -741,6 +741,35 @@ def semantics_checks(info, admin):
     check("deleting a namespace deletes what is in it", code == 200 and code2 == 404)
 
 
+def rbac_checks(info, admin):
+    """Least-privilege RBAC: a Role bound to a service account allows exactly its rules."""
+    ns = "/api/v1/namespaces/rbac"
+    raw(info, admin, "POST", "/api/v1/namespaces", {"metadata": {"name": "rbac"}})
+    raw(info, admin, "POST", ns + "/serviceaccounts", {"metadata": {"name": "sync"}})
+    raw(info, admin, "POST", "/apis/rbac.authorization.k8s.io/v1/namespaces/rbac/roles", {
+        "metadata": {"name": "sync"}, "rules": [
+            {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "list", "watch", "create", "patch"]},
+            {"apiGroups": ["apps"], "resources": ["deployments"], "resourceNames": ["web"], "verbs": ["patch"]}]})
+    raw(info, admin, "POST", "/apis/rbac.authorization.k8s.io/v1/namespaces/rbac/rolebindings", {
+        "metadata": {"name": "sync"}, "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "sync"},
+        "subjects": [{"kind": "ServiceAccount", "name": "sync", "namespace": "rbac"}]})
+    code, tr = raw(info, admin, "POST", ns + "/serviceaccounts/sync/token", {"spec": {}})
+    token = tr["status"]["token"]
+    code1, _ = raw(info, token, "POST", ns + "/secrets", {"metadata": {"name": "s"}})
+    code2, _ = raw(info, token, "DELETE", ns + "/secrets/s")
+    code3, _ = raw(info, token, "GET", "/api/v1/namespaces/default/secrets")
+    raw(info, admin, "POST", "/apis/apps/v1/namespaces/rbac/deployments", {"metadata": {"name": "web"}, "spec": {
+        "selector": {"matchLabels": {"a": "b"}}, "template": {"metadata": {"labels": {"a": "b"}},
+                                                              "spec": {"containers": [{"name": "c", "image": "i"}]}}}})
+    code4, _ = raw(info, token, "PATCH", "/apis/apps/v1/namespaces/rbac/deployments/web",
+                   {"spec": {"template": {"metadata": {"annotations": {"r": "1"}}}}}, "application/strategic-merge-patch+json")
+    code5, body = raw(info, token, "PATCH", "/apis/apps/v1/namespaces/rbac/deployments/other", {}, "application/merge-patch+json")
+    check("RBAC: a RoleBinding grants its Role's rules in its namespace only (resourceNames too)",
+          (code1, code2, code3, code4, code5) == (201, 403, 403, 200, 403)
+          and 'cannot patch resource "deployments" in API group "apps" in the namespace "rbac"' in body["message"],
+          (code1, code2, code3, code4, code5, body))
+
+
 def main():
     parser = argparse.ArgumentParser()
     # The machine image's kubectl, else the one scripts/install-peers.sh puts in the venv.
@@ -756,6 +785,7 @@ def main():
         python_resource_checks(info, admin)
         writes_checks(info, admin)
         semantics_checks(info, admin)
+        rbac_checks(info, admin)
         if not args.kubectl:
             check("kubectl is installed", False, "no kubectl on PATH (the machine image ships one)")
         else:

@@ -30,10 +30,9 @@ Service account tokens are RS256 JWTs signed with a key generated at start-up, i
 claim layout as the real API server's (projected ``kubernetes.io`` claims for TokenRequest
 tokens, the flat ``kubernetes.io/serviceaccount/...`` claims for Secret tokens). Callers
 authenticate with ``Authorization: Bearer``: the admin token (``<dir>/admin-token``, user
-``kubernetes-admin`` in ``system:masters``) or a service account token. Authorization follows
-ClusterRoleBindings to the built-in roles ``cluster-admin`` (everything),
-``system:auth-delegator`` (create tokenreviews) and ``view`` (get namespaces and service
-accounts).
+``kubernetes-admin`` in ``system:masters``) or a service account token. Authorization is RBAC over the
+stored Roles, ClusterRoles and bindings, plus the built-in ClusterRoles ``cluster-admin``,
+``system:auth-delegator`` and a part of ``view``.
 
 Fake-only endpoints live under ``/fake/`` (never a Kubernetes path) and need the admin token:
 ``POST /fake/clock``, ``GET /fake/violations``, ``GET /fake/tokenreviews``, ``POST
@@ -413,6 +412,45 @@ def same_but_server_fields(checked, stored):
             return False
     a, b = checked.get("metadata") or {}, stored.get("metadata") or {}
     return all(a.get(k) == b.get(k) for k in (set(a) | set(b)) - SERVER_META)
+
+
+BUILTIN_ROLES = {
+    "cluster-admin": [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}],
+    "system:auth-delegator": [
+        {"apiGroups": ["authentication.k8s.io"], "resources": ["tokenreviews"], "verbs": ["create"]},
+        {"apiGroups": ["authorization.k8s.io"], "resources": ["subjectaccessreviews"], "verbs": ["create"]},
+    ],
+    # A part of the real `view`: read, never Secrets.
+    "view": [
+        {"apiGroups": [""], "resources": ["namespaces", "serviceaccounts", "configmaps", "events"],
+         "verbs": ["get", "list", "watch"]},
+        {"apiGroups": ["apps"], "resources": ["deployments", "statefulsets", "daemonsets"],
+         "verbs": ["get", "list", "watch"]},
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "list", "watch"]},
+    ],
+}
+
+
+def rule_matches(rule, verb, group, resource, name):
+    def has(field, value):
+        values = rule.get(field) or []
+        return "*" in values or value in values
+    if not (has("verbs", verb) and has("apiGroups", group) and has("resources", resource)):
+        return False
+    names = rule.get("resourceNames") or []
+    return not names or (name is not None and name in names)
+
+
+def subject_matches(subject, user, binding_namespace):
+    kind = subject.get("kind")
+    if kind == "ServiceAccount":
+        ns = subject.get("namespace") or binding_namespace
+        return user["username"] == "system:serviceaccount:%s:%s" % (ns, subject.get("name"))
+    if kind == "User":
+        return subject.get("name") == user["username"]
+    if kind == "Group":
+        return subject.get("name") in user.get("groups", [])
+    return False
 
 
 def spec_of(obj):
@@ -1010,31 +1048,34 @@ class State:
                 user["extra"] = {"authentication.kubernetes.io/credential-id": ["JTI=%s" % claims["jti"]]}
             return user, granted, None
 
-    def allowed(self, user, verb, resource, group):
-        """RBAC with the built-in cluster roles this fake knows."""
+    def allowed(self, user, verb, resource, group, namespace=None, name=None):
+        """RBAC as the API server's authorizer decides it: ClusterRoleBindings grant their
+        (Cluster)Role everywhere, RoleBindings in their namespace; rules match on apiGroups,
+        resources (`<plural>/<subresource>` for subresources), verbs and resourceNames, with
+        `*` wildcards. Roles are the stored ones, plus the built-in ClusterRoles
+        `cluster-admin`, `system:auth-delegator` and `view` when not stored."""
         if "system:masters" in user.get("groups", []):
             return True
-        grants = {
-            "cluster-admin": lambda v, r, g: True,
-            "system:auth-delegator": lambda v, r, g: (
-                v == "create" and g == "authentication.k8s.io" and r == "tokenreviews"
-            ),
-            "view": lambda v, r, g: (
-                v in ("get", "list", "watch") and g == "" and r in ("namespaces", "serviceaccounts")
-            ),
-        }
         with self.lock:
-            for b in self.objects.get(("rbac.authorization.k8s.io", "clusterrolebindings"), {}).values():
-                rule = grants.get(b["roleRef"]["name"])
-                if rule is None or not rule(verb, resource, group):
+            bindings = [(b, None) for b in self.objects.get(("rbac.authorization.k8s.io", "clusterrolebindings"), {}).values()]
+            if namespace:
+                bindings += [(b, namespace) for (ns, _), b in
+                             self.objects.get(("rbac.authorization.k8s.io", "rolebindings"), {}).items() if ns == namespace]
+            for binding, scope in bindings:
+                if not any(subject_matches(s, user, scope) for s in binding.get("subjects") or []):
                     continue
-                for s in b.get("subjects") or []:
-                    if s.get("kind") == "ServiceAccount" and user["username"] == "system:serviceaccount:%s:%s" % (
-                        s.get("namespace"), s.get("name")):
-                        return True
-                    if s.get("kind") in ("User", "Group") and (
-                        s.get("name") == user["username"] or s.get("name") in user.get("groups", [])):
-                        return True
+                ref = binding.get("roleRef") or {}
+                if ref.get("kind") == "Role":
+                    role = self.lookup(("rbac.authorization.k8s.io", "roles"), scope or "", ref.get("name", ""))
+                    rules = (role or {}).get("rules") or []
+                else:
+                    role = self.lookup(("rbac.authorization.k8s.io", "clusterroles"), "", ref.get("name", ""))
+                    if role is not None:
+                        rules = role.get("rules") or []
+                    else:
+                        rules = BUILTIN_ROLES.get(ref.get("name"), [])
+                if any(rule_matches(r, verb, group, resource, name) for r in rules):
+                    return True
         return False
 
     # -- discovery
@@ -1220,7 +1261,7 @@ class Handler(BaseHTTPRequestHandler):
         return user
 
     def authorize(self, user, verb, resource, group, name=None, namespace=None):
-        if self.state().allowed(user, verb, resource, group):
+        if self.state().allowed(user, verb, resource, group, namespace, name):
             return
         full = "%s.%s" % (resource, group) if group else resource
         subject = ('%s "%s"' % (full, name)) if name else full
