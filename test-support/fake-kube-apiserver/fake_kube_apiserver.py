@@ -484,7 +484,6 @@ class State:
         self.admin_token = b64url(os.urandom(24))
         for ns in ("default", "kube-system", "kube-public"):
             self.add_namespace(ns, {})
-        self.add_service_account("default", "default")
 
     def now(self):
         return int(time.time()) + self.clock_offset
@@ -832,6 +831,11 @@ class State:
                 self.unregister_crd(old, delete_objects=True)
             else:
                 self.register_crd(obj)
+        elif res.key == ("", "namespaces") and verb == "create":
+            # The service account controller gives every namespace its `default` account.
+            name = obj["metadata"]["name"]
+            if self.lookup(("", "serviceaccounts"), name, "default") is None:
+                self.create(self.resource("", "serviceaccounts"), name, {"metadata": {"name": "default"}})
         elif res.key == ("", "namespaces") and verb == "delete":
             # The namespace controller empties it.
             name = old["metadata"]["name"]
