@@ -14,9 +14,11 @@ venv="$root/.build/venv"
 OPENBAO_VERSION="${OPENBAO_VERSION:-2.7.2}"
 HVAC_VERSION="${HVAC_VERSION:-2.3.0}"
 # The fake Kubernetes API server (test-support/fake-kube-apiserver): its TLS certificates, the
-# official Kubernetes JSON schemas it validates every body against, and the real Python client
-# that checks it answers as the real API server does.
-KUBE_PEERS=(cryptography==46.0.3 kubernetes-validate==1.37.0 kubernetes==37.0.2)
+# official Kubernetes JSON schemas it validates every body against, the JSON Schema validator
+# (also for custom resources against their CRD's openAPIV3Schema), PyYAML (YAML bodies,
+# server-side apply, the CRD files), and the real Python client that checks it answers as the
+# real API server does.
+KUBE_PEERS=(cryptography==46.0.3 kubernetes-validate==1.37.0 jsonschema==4.26.0 PyYAML==6.0.4 kubernetes==37.0.2)
 # The official Azure Python clients, which check that the fake Azure Key Vault + Entra ID
 # (test-support/fake-azure-keyvault) answers as Azure does (tresor-azure/tests/keyvault.rs).
 AZURE_PEERS=(azure-keyvault-secrets==4.12.0 azure-identity==1.27.0)

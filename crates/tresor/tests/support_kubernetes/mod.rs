@@ -1,7 +1,7 @@
 //! Driving the FAKE Kubernetes API server (`test-support/fake-kube-apiserver`) from Rust tests:
 //! start it, seed namespaces, service accounts and bindings through its Kubernetes API (as an
 //! admin would with kubectl), mint tokens with the TokenRequest API, move its clock, and read
-//! what it saw (TokenReviews, schema violations). Killed when dropped.
+//! what it saw (TokenReviews, schema violations, write counts). Killed when dropped.
 #![allow(dead_code, reason = "each test binary uses a different subset")]
 
 use std::io::{BufRead, BufReader};
@@ -55,12 +55,19 @@ pub fn script(name: &str) -> PathBuf {
 impl FakeKube {
     /// Starts a fresh fake in `dir` and waits (up to a minute) for its ready line.
     pub fn start(dir: &Path) -> FakeKube {
+        FakeKube::start_with(dir, &[])
+    }
+
+    /// Starts a fresh fake with extra arguments, e.g. `["--crds", "crds"]` (the ESO and VSO
+    /// CRDs) or `["--bookmark-seconds", "1"]`.
+    pub fn start_with(dir: &Path, args: &[&str]) -> FakeKube {
         let dir = dir.join("fake-kube-apiserver");
         std::fs::create_dir_all(&dir).unwrap();
         let mut child = Command::new(python())
             .arg(script("fake_kube_apiserver.py"))
             .arg("--dir")
             .arg(&dir)
+            .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(dir.join("stderr")).unwrap())
@@ -102,6 +109,31 @@ impl FakeKube {
             dir,
             http,
         }
+    }
+
+    /// The cluster admin's bearer token (user `kubernetes-admin`, group `system:masters`).
+    pub fn admin_token(&self) -> &str {
+        &self.admin
+    }
+
+    /// A kubeconfig for the admin (cluster `fake`, namespace `default`), for kubectl and
+    /// kube-rs' `Config::from_custom_kubeconfig`.
+    pub fn kubeconfig(&self) -> PathBuf {
+        self.dir.join("kubeconfig")
+    }
+
+    /// Starts counting writes afresh (`writes()` counts from here).
+    pub async fn mark(&self) {
+        let (status, body) = self.api("POST", "/fake/mark", None).await;
+        assert_eq!(status, 200, "{body}");
+    }
+
+    /// The mutating requests since the last `mark()`: `{"total", "by_resource":
+    /// {"secrets": {"patch": 1}}, "by_object": {"secrets/<ns>/<name>": {...}}, "writes": [...]}`.
+    pub async fn writes(&self) -> Value {
+        let (status, body) = self.api("GET", "/fake/writes", None).await;
+        assert_eq!(status, 200, "{body}");
+        body
     }
 
     /// An API call as the cluster admin: (status, JSON body).
