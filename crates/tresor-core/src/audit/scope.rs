@@ -391,6 +391,82 @@ mod tests {
         assert_eq!(lines[2]["request"]["id"], "now-2");
     }
 
+    /// Not a test: the CPU cost of an audited KV v2 read's lines on a device that discards them
+    /// (rendering and hashing only, no file). `cargo test --release -p tresor-core --lib
+    /// audit_render_cost -- --ignored --nocapture`.
+    #[tokio::test]
+    #[ignore = "a measurement, not a test"]
+    async fn audit_render_cost() {
+        let mut opts = BTreeMap::new();
+        opts.insert("file_path".to_owned(), "discard".to_owned());
+        let options = options::parse("file", &opts).unwrap();
+        let device = Device {
+            entry: TableEntry {
+                path: "file/".to_owned(),
+                device_type: "file".to_owned(),
+                description: String::new(),
+                options: opts,
+                local: false,
+                uuid: "u".to_owned(),
+                accessor: "audit_file_0".to_owned(),
+                from_config: false,
+            },
+            sink: Sink::new(options.target.clone()).unwrap(),
+            options,
+            salt: Salt::new(&SecretBytes::new(vec![7; 32])),
+        };
+        let devices: Arc<[Arc<Device>]> = Arc::from(vec![Arc::new(device)]);
+        let field = "x".repeat(120);
+        let data: Map<String, Value> = (0..8)
+            .map(|i| (format!("f{i}"), Value::String(field.clone())))
+            .collect();
+        let mut answer = Map::new();
+        answer.insert("data".into(), Value::Object(data));
+        answer.insert(
+            "metadata".into(),
+            serde_json::json!({"created_time": "2026-12-07T14:24:55.123456789Z",
+                "custom_metadata": null, "deletion_time": "", "destroyed": false, "version": 1}),
+        );
+        let auth = AuthInfo {
+            accessor: Some("accessor-abcdefghijklmnopqrstuvwx".to_owned()),
+            display_name: "token".to_owned(),
+            policies: vec!["default".to_owned(), "ro".to_owned()],
+            token_policies: vec!["default".to_owned(), "ro".to_owned()],
+            allowed: Some(true),
+            token_type: "service",
+            token_ttl: 86400,
+            token_issue_time: Some("2026-12-07T14:24:55Z".to_owned()),
+            ..AuthInfo::default()
+        };
+        let token = SecretString::from("s.abcdefghijklmnopqrstuvwx".to_owned());
+        let response = ResponseInfo {
+            data: Some(answer),
+            ..ResponseInfo::default()
+        };
+        let mut best = f64::MAX;
+        for _ in 0..5 {
+            let n = 20_000;
+            let start = std::time::Instant::now();
+            for i in 0..n {
+                let scope = Scope::new(
+                    format!("id-{i}"),
+                    Some(token.clone()),
+                    Some("127.0.0.1:5000".parse().unwrap()),
+                );
+                let mut request = read_request();
+                request.mount.point = "bench-kv/".to_owned();
+                request.mount.mount_type = "kv".to_owned();
+                scope
+                    .log_request(Arc::clone(&devices), auth.clone(), request, None, true)
+                    .await
+                    .unwrap();
+                scope.log_response(&response, false, None).await.unwrap();
+            }
+            best = best.min(start.elapsed().as_secs_f64() * 1e9 / f64::from(n));
+        }
+        println!("audit lines of one KV v2 read: {best:.0} ns (best of 5)");
+    }
+
     #[tokio::test]
     async fn a_held_request_line_that_cannot_be_written_fails_the_response() {
         let dir = tempfile::tempdir().unwrap();
