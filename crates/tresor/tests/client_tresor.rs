@@ -393,6 +393,49 @@ async fn jwt_login_renews_then_logs_in_again_at_the_max_ttl() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_login_token_is_replaced_by_a_new_login_on_the_next_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = server(dir.path()).await;
+    let key = JwtKey::generate();
+    jwt_auth(&server, &key, "1h", "2h").await;
+    let store = TresorStore::builder(&server.addr)
+        .auth(TresorAuth::Jwt {
+            mount: "jwt".into(),
+            role: "console".into(),
+            jwt: JwtSource::Value(SecretString::from(console_jwt(&key))),
+        })
+        .path_prefix("apps/")
+        .build()
+        .await
+        .unwrap();
+    store.set("kept", &SecretString::from("v1")).await.unwrap();
+    // Every token the jwt mount issued is revoked (an operator's revoke-prefix).
+    ok(
+        &server,
+        "PUT",
+        "sys/leases/revoke-prefix/auth/jwt",
+        json!({}),
+    )
+    .await;
+    // The request is refused, the token no longer looks itself up: log in again, retry.
+    assert_eq!(store.get("kept").await.unwrap().value.expose(), "v1");
+    assert_eq!(store.auth_status().logins, 2);
+    // A genuine denial (a path outside the policy) does not log in again.
+    let other = TresorStore::builder(&server.addr)
+        .auth(TresorAuth::Jwt {
+            mount: "jwt".into(),
+            role: "console".into(),
+            jwt: JwtSource::Value(SecretString::from(console_jwt(&key))),
+        })
+        .path_prefix("not-apps/")
+        .build()
+        .await
+        .unwrap();
+    assert!(other.get("x").await.unwrap_err().is_permission_denied());
+    assert_eq!(other.auth_status().logins, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_jwt_login_names_the_role_and_never_the_jwt() {
     let dir = tempfile::tempdir().unwrap();
     let server = server(dir.path()).await;

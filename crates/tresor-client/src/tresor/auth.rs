@@ -481,3 +481,121 @@ impl Session {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn session(auth: TresorAuth, lease: Lease) -> Session {
+        Session {
+            api: std::sync::Arc::new(
+                Api::new("http://127.0.0.1:1", None, Duration::from_secs(1)).unwrap(),
+            ),
+            auth,
+            token: Mutex::new(SecretString::from("t")),
+            lease: Mutex::new(lease),
+            generation: AtomicU64::new(0),
+            logins: AtomicU64::new(0),
+            renewals: AtomicU64::new(0),
+            login_lock: tokio::sync::Mutex::new(()),
+            fraction: 0.5,
+        }
+    }
+
+    fn lease(ttl: u64, renewable: bool, capped: bool) -> Lease {
+        Lease {
+            obtained: Instant::now(),
+            expires: ttl > 0,
+            ttl: Duration::from_secs(ttl),
+            base_ttl: Duration::from_secs(60),
+            renewable,
+            capped,
+            failures: 0,
+        }
+    }
+
+    fn jwt() -> TresorAuth {
+        TresorAuth::Jwt {
+            mount: "jwt".into(),
+            role: "r".into(),
+            jwt: JwtSource::Value(SecretString::from("j")),
+        }
+    }
+
+    fn token() -> TresorAuth {
+        TresorAuth::Token(SecretString::from("t"))
+    }
+
+    #[test]
+    fn renew_at_the_fraction_while_renewals_give_the_full_ttl() {
+        let s = session(jwt(), lease(60, true, false));
+        let (at, step) = s.next_step().unwrap();
+        assert_eq!(step, Step::Renew);
+        let wait = at.saturating_duration_since(Instant::now());
+        assert!(
+            wait > Duration::from_secs(29) && wait <= Duration::from_secs(30),
+            "{wait:?}"
+        );
+    }
+
+    #[test]
+    fn log_in_again_when_capped_or_not_renewable_and_a_token_method_gives_up() {
+        assert_eq!(
+            session(jwt(), lease(60, true, true)).next_step().unwrap().1,
+            Step::Login
+        );
+        assert_eq!(
+            session(jwt(), lease(60, false, false))
+                .next_step()
+                .unwrap()
+                .1,
+            Step::Login
+        );
+        assert!(
+            session(token(), lease(60, true, true))
+                .next_step()
+                .is_none()
+        );
+        assert!(
+            session(token(), lease(60, false, false))
+                .next_step()
+                .is_none()
+        );
+        // A token without a TTL (root): nothing to do.
+        assert!(
+            session(token(), lease(0, false, false))
+                .next_step()
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn failures_back_off_from_now() {
+        let mut l = lease(3600, true, false);
+        l.failures = 3;
+        let (at, step) = session(jwt(), l).next_step().unwrap();
+        assert_eq!(step, Step::Renew);
+        let wait = at.saturating_duration_since(Instant::now());
+        assert!(
+            wait > Duration::from_secs(7) && wait <= Duration::from_secs(8),
+            "{wait:?}"
+        );
+    }
+
+    #[test]
+    fn debug_of_the_auth_settings_is_redacted() {
+        let text = format!(
+            "{:?} {:?}",
+            TresorAuth::Token(SecretString::from("hvs.secret-token")),
+            TresorAuth::Jwt {
+                mount: "jwt".into(),
+                role: "r".into(),
+                jwt: JwtSource::Value(SecretString::from("eyJ.secret.jwt")),
+            }
+        );
+        assert!(
+            !text.contains("secret-token") && !text.contains("secret.jwt"),
+            "{text}"
+        );
+    }
+}
