@@ -28,7 +28,7 @@
 //! - [`error`](mod@error): [`SecretStoreError`].
 //!
 //! No error, log line or `Debug` output holds a secret value, a token or a JWT: values are
-//! [`SecretString`](tresor_sdk::secret::SecretString)s (zeroized on drop, `Debug` redacted)
+//! [`SecretString`]s (zeroized on drop, `Debug` redacted)
 //! and parse errors name a position, never the text (serde quotes values).
 
 pub mod azure;
