@@ -232,6 +232,7 @@ impl CachedStore {
     /// ```
     pub async fn refresh_on_auth_error(&self, name: &str) -> Result<Refreshed, SecretStoreError> {
         let asked = Instant::now();
+        self.inner.store.validate_name(name)?;
         let slot = self.inner.slot(name);
         let mut entry = slot.entry.lock().await;
         let before = entry.as_ref().map(|e| e.secret.version.clone());
@@ -282,6 +283,7 @@ impl SecretStore for CachedStore {
     }
 
     async fn set(&self, name: &str, value: &SecretString) -> Result<Version, SecretStoreError> {
+        self.inner.store.validate_name(name)?;
         let slot = self.inner.slot(name);
         let mut entry = slot.entry.lock().await;
         let version = self.inner.store.set(name, value).await?;
@@ -298,6 +300,7 @@ impl SecretStore for CachedStore {
     }
 
     async fn delete(&self, name: &str) -> Result<(), SecretStoreError> {
+        self.inner.store.validate_name(name)?;
         let slot = self.inner.slot(name);
         let mut entry = slot.entry.lock().await;
         let result = self.inner.store.delete(name).await;
@@ -312,6 +315,7 @@ impl SecretStore for CachedStore {
         name: &str,
         new_value: &SecretString,
     ) -> Result<Rotation, SecretStoreError> {
+        self.inner.store.validate_name(name)?;
         let slot = self.inner.slot(name);
         let mut entry = slot.entry.lock().await;
         match self.inner.store.rotate(name, new_value).await {
