@@ -207,7 +207,7 @@ pub async fn decide(
                 let why = if meta.custom_metadata.contains_key(VERSION_KEY) {
                     "a later version than the one this importer wrote"
                 } else {
-                    "written by someone else (no tresor-bootstrap record)"
+                    "written by someone else: no tresor-bootstrap record"
                 };
                 Ok(decision(Action::SkippedForeign, Some(why)))
             }

@@ -57,7 +57,11 @@ impl Progress {
             .unwrap_or(WIDTH)
             .min(WIDTH);
         let bar = format!("{}{}", "#".repeat(filled), "-".repeat(WIDTH - filled));
-        self.draw(&format!("bootstrap: {phase} [{bar}] {done}/{total}"), false);
+        // A phase's first step is always drawn; the rest at most ten times a second.
+        self.draw(
+            &format!("bootstrap: {phase} [{bar}] {done}/{total}"),
+            done == 0,
+        );
     }
 
     /// Clears the line.

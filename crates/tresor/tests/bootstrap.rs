@@ -935,3 +935,47 @@ async fn the_example_cronjob_lints_clean_and_carries_a_valid_config() {
         text(&o)
     );
 }
+
+/// On a terminal the run draws a progress line on stderr (and clears it); the other tests run
+/// with stderr piped and check that nothing is drawn. Python's `pty.spawn` gives the run a
+/// terminal and copies what it draws.
+#[tokio::test]
+async fn a_progress_line_is_drawn_only_on_a_terminal() {
+    let (dir, server) = start();
+    let d = dir.path();
+    write(d, ".env", "A=1\nB=2\n");
+    write(
+        d,
+        "bootstrap.yaml",
+        PLAIN_CONFIG.replace(", .env.local", "").as_str(),
+    );
+    let o = Command::new("python3")
+        .args([
+            "-c",
+            "import pty, sys; sys.exit(pty.spawn(sys.argv[1:]) >> 8)",
+        ])
+        .arg(BIN)
+        .args(["bootstrap", "run", "--config", "bootstrap.yaml"])
+        .current_dir(d)
+        .env("HOME", d)
+        .env("VAULT_ADDR", &server.addr)
+        .env("VAULT_TOKEN", ROOT)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let drawn = stdout(&o);
+    assert!(
+        drawn.contains("\r\x1b[2Kbootstrap: reading dotenv .env"),
+        "{drawn:?}"
+    );
+    assert!(
+        drawn.contains("bootstrap: planning [------------------------------] 0/2"),
+        "{drawn:?}"
+    );
+    assert!(
+        drawn.contains("bootstrap: writing [------------------------------] 0/2"),
+        "{drawn:?}"
+    );
+    assert!(drawn.contains("created          2"), "{drawn:?}");
+    assert_eq!(value(&server, "a").await, Some(("1".into(), 1)));
+}
