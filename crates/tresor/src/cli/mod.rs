@@ -9,7 +9,8 @@
 //!   and `auth`), `lease`, `login` (auth-method dispatch; `login_oidc`: `-method=jwt|oidc` and the OIDC callback listener; `login_workload`: `-method=approle|kubernetes`), `generic` (`read`, `write`, `list`,
 //!   `delete`), `kv`, `operator` (+ `rekey`; `operator migrate` is parsed there and runs in
 //!   the crate's `migrate` module, with no server to talk to). `lint` is the `tresor-lint`
-//!   crate's own command (`tresor_lint::cli`), mounted here.
+//!   crate's own command (`tresor_lint::cli`), mounted here; `sync` is the `tresor-sync`
+//!   crate's (`tresor_sync::cli`).
 //! - Output as Vault's Go client prints it: `secret` (the `api.Secret` shape, tables,
 //!   `-field`), `output` (tables, Go's `%v`, durations, JSON), `yaml` (go-yaml's YAML).
 //! - Shared argument handling: `flags` (argument counts, durations, exit codes), `args_data`
@@ -164,6 +165,8 @@ enum Command {
     },
     /// Lint Kubernetes manifests and Helm output for inline secrets and unresolved references.
     Lint(tresor_lint::cli::LintArgs),
+    /// Keep Kubernetes Secrets in step with Tresor (ESO/VSO resources, TresorSecret).
+    Sync(tresor_sync::cli::SyncArgs),
     /// Print the version.
     Version,
 }
@@ -278,7 +281,8 @@ pub fn run() -> Result<ExitCode> {
     let go_style = raw
         .get(1)
         .is_some_and(|g| GO_STYLE_GROUPS.contains(&g.as_str()));
-    let lint = raw.get(1).is_some_and(|g| g == "lint");
+    // `tresor lint` and `tresor sync` reserve 1 for findings and failed sources.
+    let lint = raw.get(1).is_some_and(|g| g == "lint" || g == "sync");
     let (args, trailing_flags) = go_flag_order(raw);
     let cli = match Cli::try_parse_from(normalise_args(args)) {
         Ok(cli) => cli,
@@ -291,7 +295,7 @@ pub fn run() -> Result<ExitCode> {
                 return Ok(ExitCode::from(1));
             }
             let _ = err.print();
-            // `tresor lint` reserves 1 for findings: its usage errors exit 2.
+            // `tresor lint`/`sync` reserve 1 for findings/failures: usage errors exit 2.
             let usage_exit = if lint { 2 } else { 1 };
             return Ok(if err.use_stderr() {
                 ExitCode::from(usage_exit)
@@ -312,6 +316,10 @@ pub fn run() -> Result<ExitCode> {
     if let Command::Lint(args) = cli.command {
         // No server involved; its own exit codes (0 clean, 1 findings, 2 errors).
         return Ok(tresor_lint::cli::run(args));
+    }
+    if let Command::Sync(args) = cli.command {
+        // Its own exit codes (0 done, 1 a source or write failed, 2 usage or input errors).
+        return Ok(tresor_sync::cli::run(args));
     }
     if let Command::Server(args) = cli.command {
         // A server that cannot start exits 1, like `vault server`.
@@ -347,7 +355,7 @@ fn client_format(command: &Command) -> Option<Format> {
 
 fn run_client(command: Command) -> Result<ExitCode> {
     match command {
-        Command::Server(_) | Command::Lint(_) => Ok(ExitCode::from(1)),
+        Command::Server(_) | Command::Lint(_) | Command::Sync(_) => Ok(ExitCode::from(1)),
         Command::Operator { command, client } => operator::run(command, &client),
         Command::Kv { command, client } => kv::run(command, &client),
         Command::Token { command, client } => Ok(token::run(command, &client)),
