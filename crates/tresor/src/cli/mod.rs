@@ -10,7 +10,8 @@
 //!   `delete`), `kv`, `operator` (+ `rekey`; `operator migrate` is parsed there and runs in
 //!   the crate's `migrate` module, with no server to talk to). `lint` is the `tresor-lint`
 //!   crate's own command (`tresor_lint::cli`), mounted here, as `bootstrap` is the
-//!   `tresor-bootstrap` crate's (`tresor_bootstrap::cli`).
+//!   `tresor-bootstrap` crate's (`tresor_bootstrap::cli`) and `sync` the `tresor-sync` crate's
+//!   (`tresor_sync::cli`).
 //! - Output as Vault's Go client prints it: `secret` (the `api.Secret` shape, tables,
 //!   `-field`), `output` (tables, Go's `%v`, durations, JSON), `yaml` (go-yaml's YAML).
 //! - Shared argument handling: `flags` (argument counts, durations, exit codes), `args_data`
@@ -167,6 +168,8 @@ enum Command {
     Lint(tresor_lint::cli::LintArgs),
     /// Import secrets from .env files and other Vault servers into a KV v2 mount.
     Bootstrap(tresor_bootstrap::cli::BootstrapArgs),
+    /// Keep Kubernetes Secrets in step with Tresor (ESO/VSO resources, TresorSecret).
+    Sync(tresor_sync::cli::SyncArgs),
     /// Print the version.
     Version,
 }
@@ -281,8 +284,11 @@ pub fn run() -> Result<ExitCode> {
     let go_style = raw
         .get(1)
         .is_some_and(|g| GO_STYLE_GROUPS.contains(&g.as_str()));
-    // `tresor lint` and `tresor bootstrap` reserve 1 for findings / failed rules.
-    let own_exit_codes = raw.get(1).is_some_and(|g| g == "lint" || g == "bootstrap");
+    // `tresor lint`, `tresor bootstrap` and `tresor sync` reserve 1 for findings, failed rules
+    // and failed sources.
+    let own_exit_codes = raw
+        .get(1)
+        .is_some_and(|g| g == "lint" || g == "bootstrap" || g == "sync");
     let (args, trailing_flags) = go_flag_order(raw);
     let cli = match Cli::try_parse_from(normalise_args(args)) {
         Ok(cli) => cli,
@@ -295,8 +301,8 @@ pub fn run() -> Result<ExitCode> {
                 return Ok(ExitCode::from(1));
             }
             let _ = err.print();
-            // `tresor lint` reserves 1 for findings, `tresor bootstrap` for failed rules:
-            // their usage errors exit 2.
+            // `tresor lint` reserves 1 for findings, `tresor bootstrap` for failed rules and
+            // `tresor sync` for failed sources: their usage errors exit 2.
             let usage_exit = if own_exit_codes { 2 } else { 1 };
             return Ok(if err.use_stderr() {
                 ExitCode::from(usage_exit)
@@ -321,6 +327,10 @@ pub fn run() -> Result<ExitCode> {
     if let Command::Bootstrap(args) = cli.command {
         // Its own exit codes (0 success, 1 failed rule or source, 2 usage or config error).
         return Ok(tresor_bootstrap::cli::run(args));
+    }
+    if let Command::Sync(args) = cli.command {
+        // Its own exit codes (0 done, 1 a source or write failed, 2 usage or input errors).
+        return Ok(tresor_sync::cli::run(args));
     }
     if let Command::Server(args) = cli.command {
         // A server that cannot start exits 1, like `vault server`.
@@ -356,7 +366,9 @@ fn client_format(command: &Command) -> Option<Format> {
 
 fn run_client(command: Command) -> Result<ExitCode> {
     match command {
-        Command::Server(_) | Command::Lint(_) | Command::Bootstrap(_) => Ok(ExitCode::from(1)),
+        Command::Server(_) | Command::Lint(_) | Command::Bootstrap(_) | Command::Sync(_) => {
+            Ok(ExitCode::from(1))
+        }
         Command::Operator { command, client } => operator::run(command, &client),
         Command::Kv { command, client } => kv::run(command, &client),
         Command::Token { command, client } => Ok(token::run(command, &client)),

@@ -1,0 +1,664 @@
+//! `tresor sync once` against the real server binary (dev mode, KV v1 and v2): an ESO
+//! ExternalSecret with a dockerconfigjson template, a VaultStaticSecret and a TresorSecret
+//! rendered as a YAML stream of v1 Secrets; a missing key and a denied path make it exit 1,
+//! list both on stderr, and print nothing; no value reaches stderr.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "tests"
+)]
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use base64::Engine as _;
+use common::{BIN, Server, raw, scratch_home};
+use serde_json::{Value, json};
+
+const ROOT: &str = "sync-root";
+
+/// Values written to the server: none may appear on stderr.
+const GHCR_USER: &str = "octo-user";
+const GHCR_TOKEN: &str = "ghp_SyncTestToken0123456789";
+const WEB_PASSWORD_V1: &str = "web-pass-version-one";
+const WEB_PASSWORD_V2: &str = "web-pass-version-two";
+const LEGACY_KEY: &str = "legacy-api-key-42";
+
+async fn ok(server: &Server, method: &str, path: &str, body: Value) -> Value {
+    let (status, reply) = raw(server, method, path, Some(ROOT), Some(body)).await;
+    assert!(
+        (200..300).contains(&status),
+        "{method} {path}: {status} {reply}"
+    );
+    reply
+}
+
+async fn seed(server: &Server) {
+    ok(
+        server,
+        "POST",
+        "secret/data/ghcr",
+        json!({"data": {"username": GHCR_USER, "token": GHCR_TOKEN}}),
+    )
+    .await;
+    // The seeds' own shape: the whole dockerconfigjson under `value`.
+    ok(
+        server,
+        "POST",
+        "secret/data/ghcr-token",
+        json!({"data": {"value": format!("{{\"auths\":{{\"ghcr.io\":{{\"auth\":\"{GHCR_TOKEN}\"}}}}}}")}}),
+    )
+    .await;
+    ok(
+        server,
+        "POST",
+        "secret/data/webapp/config",
+        json!({"data": {"username": "web", "password": WEB_PASSWORD_V1}}),
+    )
+    .await;
+    ok(
+        server,
+        "POST",
+        "secret/data/webapp/config",
+        json!({"data": {"username": "web", "password": WEB_PASSWORD_V2, "internal_note": "x", "limits": {"rps": 5}}}),
+    )
+    .await;
+    ok(
+        server,
+        "POST",
+        "sys/mounts/legacy",
+        json!({"type": "kv", "options": {"version": "1"}}),
+    )
+    .await;
+    ok(
+        server,
+        "POST",
+        "legacy/shop",
+        json!({"api_key": LEGACY_KEY, "region": "eu"}),
+    )
+    .await;
+}
+
+const MANIFESTS: &str = r#"
+apiVersion: external-secrets.io/v1
+kind: SecretStore
+metadata: {name: tresor, namespace: apps}
+spec:
+  provider:
+    vault:
+      server: "http://tresor.invalid:8200"
+      path: secret
+      version: v2
+      auth:
+        tokenSecretRef: {name: vault-token, key: token}
+---
+apiVersion: external-secrets.io/v1
+kind: ExternalSecret
+metadata: {name: ghcr-pull-sync, namespace: apps}
+spec:
+  refreshInterval: 1h
+  secretStoreRef: {kind: SecretStore, name: tresor}
+  target:
+    name: ghcr-pull
+    template:
+      type: kubernetes.io/dockerconfigjson
+      engineVersion: v2
+      metadata:
+        labels: {team: "{{ .username | upper }}"}
+      data:
+        .dockerconfigjson: '{"auths":{"ghcr.io":{"username":"{{ .username }}","password":"{{ .token }}","auth":"{{ printf "%s:%s" .username .token | b64enc }}"}}}'
+  data:
+    - secretKey: username
+      remoteRef: {key: ghcr, property: username}
+    - secretKey: token
+      remoteRef: {key: secret/ghcr, property: token}
+---
+apiVersion: external-secrets.io/v1beta1
+kind: ExternalSecret
+metadata: {name: ghcr-pull-seed, namespace: apps}
+spec:
+  secretStoreRef: {kind: SecretStore, name: tresor}
+  target:
+    name: ghcr-pull-seed
+    template: {type: kubernetes.io/dockerconfigjson}
+  data:
+    - secretKey: .dockerconfigjson
+      remoteRef: {key: ghcr-token, property: value}
+---
+apiVersion: external-secrets.io/v1
+kind: ExternalSecret
+metadata: {name: webapp-all, namespace: apps}
+spec:
+  secretStoreRef: {kind: SecretStore, name: tresor}
+  dataFrom:
+    - extract: {key: webapp/config, version: "1"}
+---
+apiVersion: secrets.hashicorp.com/v1beta1
+kind: VaultStaticSecret
+metadata: {name: webapp, namespace: apps}
+spec:
+  type: kv-v2
+  mount: secret
+  path: webapp/config
+  refreshAfter: 30s
+  destination:
+    name: webapp-config
+    create: true
+    labels: {app: web}
+    transformation:
+      excludes: ["^internal_"]
+      templates:
+        url: {text: '{{- get .Secrets "username" -}}:{{- get .Secrets "password" -}}@db'}
+  rolloutRestartTargets: [{kind: Deployment, name: web}]
+---
+apiVersion: tresor.dev/v1alpha1
+kind: TresorSecret
+metadata: {name: shop, namespace: shop}
+spec:
+  connection: {address: "http://tresor.invalid:8200"}
+  sources:
+    - kv: {mount: secret, path: webapp/config, keys: [password, limits.rps]}
+      prefix: WEB_
+    - kv: {mount: legacy, path: shop, kvVersion: 1}
+  target: {name: shop-env, labels: {app: shop}}
+  template:
+    data:
+      API_KEY: "{{ .api_key }}"
+      SUMMARY: "{{ .region | upper }}/{{ index . \"WEB_limits.rps\" }}/{{ .WEB_password | b64enc }}"
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: apps}
+spec: {}
+"#;
+
+fn sync_once(server: &Server, dir: &Path, token: &str, extra: &[&str]) -> Output {
+    let mut args = vec!["sync", "once", "-f", dir.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    Command::new(BIN)
+        .args(&args)
+        .env("HOME", scratch_home())
+        .env("VAULT_ADDR", &server.addr)
+        .env("VAULT_TOKEN", token)
+        .env_remove("TRESOR_ADDR")
+        .env_remove("TRESOR_TOKEN")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+fn decode(secret: &Value, key: &str) -> String {
+    let b64 = secret["data"][key]
+        .as_str()
+        .unwrap_or_else(|| panic!("no data key {key} in {secret}"));
+    String::from_utf8(
+        base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .unwrap(),
+    )
+    .unwrap()
+}
+
+fn assert_no_values(stderr: &str) {
+    for value in [
+        GHCR_TOKEN,
+        GHCR_USER,
+        WEB_PASSWORD_V1,
+        WEB_PASSWORD_V2,
+        LEGACY_KEY,
+        ROOT,
+    ] {
+        assert!(!stderr.contains(value), "stderr shows a value: {stderr}");
+    }
+}
+
+#[tokio::test]
+async fn once_output_yaml_renders_every_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::dev(dir.path(), ROOT);
+    seed(&server).await;
+    let manifests = dir.path().join("manifests");
+    std::fs::create_dir(&manifests).unwrap();
+    std::fs::write(manifests.join("all.yaml"), MANIFESTS).unwrap();
+
+    let out = sync_once(&server, &manifests, ROOT, &["--output", "yaml"]);
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        out.status.success(),
+        "exit {:?}\nstderr:\n{stderr}",
+        out.status
+    );
+    assert_no_values(&stderr);
+    assert!(stderr.contains("5 Secret(s) rendered"), "{stderr}");
+
+    let docs = tresor_sync::yaml::documents(&stdout).unwrap();
+    let by_name = |name: &str| -> Value {
+        docs.iter()
+            .map(|(_, d)| d)
+            .find(|d| d["metadata"]["name"] == name)
+            .unwrap_or_else(|| panic!("no Secret {name} in:\n{stdout}"))
+            .clone()
+    };
+    assert_eq!(docs.len(), 5, "{stdout}");
+    for (_, d) in &docs {
+        assert_eq!(d["apiVersion"], "v1");
+        assert_eq!(d["kind"], "Secret");
+        assert_eq!(
+            d["metadata"]["labels"]["app.kubernetes.io/managed-by"],
+            "tresor-sync"
+        );
+        assert!(
+            d["metadata"]["annotations"]["tresor.dev/content-hash"]
+                .as_str()
+                .unwrap()
+                .starts_with("sha256:")
+        );
+        assert!(d["metadata"].get("ownerReferences").is_none());
+    }
+
+    // Every object is a valid v1 Secret for the official Kubernetes schemas (kubectl's
+    // `apply --dry-run=client` needs an API server for discovery, so the schema check is
+    // done with `kubernetes-validate`, installed by scripts/install-peers.sh).
+    let validate =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.build/venv/bin/kubernetes-validate");
+    assert!(
+        validate.exists(),
+        "{} is missing: run scripts/install-peers.sh",
+        validate.display()
+    );
+    let stream = dir.path().join("secrets.yaml");
+    std::fs::write(&stream, &stdout).unwrap();
+    let checked = Command::new(&validate)
+        .args(["--strict", "-k", "1.33.0"])
+        .arg(&stream)
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&checked.stdout).to_string()
+        + &String::from_utf8_lossy(&checked.stderr);
+    assert!(checked.status.success(), "{report}");
+    assert_eq!(
+        report.matches("passed for resource secret/").count(),
+        5,
+        "{report}"
+    );
+
+    // ExternalSecret with the dockerconfigjson template.
+    let ghcr = by_name("ghcr-pull");
+    assert_eq!(ghcr["metadata"]["namespace"], "apps");
+    assert_eq!(ghcr["type"], "kubernetes.io/dockerconfigjson");
+    assert_eq!(ghcr["metadata"]["labels"]["team"], GHCR_USER.to_uppercase());
+    let keys: Vec<&String> = ghcr["data"].as_object().unwrap().keys().collect();
+    assert_eq!(
+        keys,
+        [".dockerconfigjson"],
+        "the template replaces the fetched keys"
+    );
+    let config: Value = serde_json::from_str(&decode(&ghcr, ".dockerconfigjson")).unwrap();
+    let entry = &config["auths"]["ghcr.io"];
+    assert_eq!(entry["username"], GHCR_USER);
+    assert_eq!(entry["password"], GHCR_TOKEN);
+    let auth = base64::engine::general_purpose::STANDARD
+        .decode(entry["auth"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(auth, format!("{GHCR_USER}:{GHCR_TOKEN}").as_bytes());
+
+    // The seeds' shape: a template with only a type passes the fetched key through.
+    let seed = by_name("ghcr-pull-seed");
+    assert_eq!(seed["type"], "kubernetes.io/dockerconfigjson");
+    assert!(decode(&seed, ".dockerconfigjson").contains(GHCR_TOKEN));
+
+    // dataFrom.extract of version 1: every key, that version's values; default target name.
+    let all = by_name("webapp-all");
+    assert_eq!(all["type"], "Opaque");
+    assert_eq!(decode(&all, "password"), WEB_PASSWORD_V1);
+    assert_eq!(decode(&all, "username"), "web");
+    assert!(all["data"].get("internal_note").is_none());
+
+    // VaultStaticSecret: latest version, excludes, a template, `_raw`.
+    let web = by_name("webapp-config");
+    assert_eq!(web["metadata"]["labels"]["app"], "web");
+    assert_eq!(decode(&web, "password"), WEB_PASSWORD_V2);
+    assert_eq!(decode(&web, "limits"), r#"{"rps":5}"#);
+    assert_eq!(decode(&web, "url"), format!("web:{WEB_PASSWORD_V2}@db"));
+    assert!(web["data"].get("internal_note").is_none(), "excluded");
+    let raw: Value = serde_json::from_str(&decode(&web, "_raw")).unwrap();
+    assert_eq!(raw["data"]["password"], WEB_PASSWORD_V2);
+    assert_eq!(raw["metadata"]["version"], 2);
+
+    // TresorSecret: KV v2 keys (a nested one) with a prefix, KV v1, a template.
+    let shop = by_name("shop-env");
+    assert_eq!(shop["metadata"]["namespace"], "shop");
+    assert_eq!(shop["metadata"]["labels"]["app"], "shop");
+    let keys: Vec<&String> = shop["data"].as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["API_KEY", "SUMMARY"]);
+    assert_eq!(decode(&shop, "API_KEY"), LEGACY_KEY);
+    let b64_password = base64::engine::general_purpose::STANDARD.encode(WEB_PASSWORD_V2);
+    assert_eq!(decode(&shop, "SUMMARY"), format!("EU/5/{b64_password}"));
+
+    // The same inputs give the same content hashes (what makes idle runs write nothing).
+    let again = sync_once(&server, &manifests, ROOT, &["--output", "yaml"]);
+    assert!(again.status.success());
+    assert_eq!(String::from_utf8(again.stdout).unwrap(), stdout);
+}
+
+#[tokio::test]
+async fn once_fails_listing_every_missing_and_denied_source_and_prints_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::dev(dir.path(), ROOT);
+    seed(&server).await;
+    ok(
+        &server,
+        "POST",
+        "secret/data/denied",
+        json!({"data": {"value": "never-shown"}}),
+    )
+    .await;
+    // A CI token that may read ghcr and webapp, not `denied`.
+    ok(
+        &server,
+        "PUT",
+        "sys/policies/acl/sync-ci",
+        json!({"policy": "path \"secret/data/ghcr\" { capabilities = [\"read\"] }\npath \"secret/data/webapp/*\" { capabilities = [\"read\"] }\npath \"secret/data/nope\" { capabilities = [\"read\"] }"}),
+    )
+    .await;
+    let reply = ok(
+        &server,
+        "POST",
+        "auth/token/create",
+        json!({"policies": ["sync-ci"], "no_default_policy": true}),
+    )
+    .await;
+    let ci_token = reply["auth"]["client_token"].as_str().unwrap().to_owned();
+
+    let manifests = dir.path().join("m");
+    std::fs::create_dir(&manifests).unwrap();
+    std::fs::write(
+        manifests.join("a.yaml"),
+        r#"
+apiVersion: external-secrets.io/v1
+kind: SecretStore
+metadata: {name: tresor, namespace: apps}
+spec:
+  provider:
+    vault: {server: "http://tresor.invalid:8200", path: secret, version: v2, auth: {tokenSecretRef: {name: t}}}
+---
+apiVersion: external-secrets.io/v1
+kind: ExternalSecret
+metadata: {name: good, namespace: apps}
+spec:
+  secretStoreRef: {name: tresor}
+  data:
+    - secretKey: token
+      remoteRef: {key: ghcr, property: token}
+---
+apiVersion: external-secrets.io/v1
+kind: ExternalSecret
+metadata: {name: broken, namespace: apps}
+spec:
+  secretStoreRef: {name: tresor}
+  data:
+    - secretKey: ok
+      remoteRef: {key: ghcr, property: username}
+    - secretKey: missing-key
+      remoteRef: {key: nope, property: value}
+    - secretKey: missing-property
+      remoteRef: {key: ghcr, property: no_such_property}
+    - secretKey: denied-key
+      remoteRef: {key: denied, property: value}
+---
+apiVersion: secrets.hashicorp.com/v1beta1
+kind: VaultStaticSecret
+metadata: {name: web, namespace: apps}
+spec: {type: kv-v2, mount: secret, path: webapp/gone, destination: {name: web, create: true}}
+"#,
+    )
+    .unwrap();
+
+    let out = sync_once(&server, &manifests, &ci_token, &["--output", "yaml"]);
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(1), "stderr:\n{stderr}");
+    assert!(stdout.is_empty(), "printed despite failures:\n{stdout}");
+    assert_no_values(&stderr);
+    assert!(
+        !stderr.contains("never-shown") && !stderr.contains(&ci_token),
+        "{stderr}"
+    );
+    let lines: Vec<&str> = stderr.lines().collect();
+    let has = |needle: &str| {
+        assert!(
+            lines.iter().any(|l| l.contains(needle)),
+            "stderr lacks {needle:?}:\n{stderr}"
+        );
+    };
+    has("ExternalSecret apps/broken: missing-key: no secret at secret/data/nope");
+    has(
+        "ExternalSecret apps/broken: missing-property: secret/data/ghcr: property \"no_such_property\" not found",
+    );
+    has("ExternalSecret apps/broken: denied-key: permission denied on secret/data/denied");
+    has("VaultStaticSecret apps/web: secret/webapp/gone: no secret at secret/data/webapp/gone");
+    assert!(
+        stderr.contains("4 of the resources' sources failed; nothing was printed"),
+        "{stderr}"
+    );
+    // The good resource and the good key of the broken one are not failures.
+    assert!(!stderr.contains("apps/good"), "{stderr}");
+    assert!(!stderr.contains("broken: ok:"), "{stderr}");
+
+    // A sealed server: every resource fails with the same plain reason.
+    let (status, _) = raw(&server, "PUT", "sys/seal", Some(ROOT), None).await;
+    assert_eq!(status, 204);
+    let out = sync_once(&server, &manifests, &ci_token, &["--output", "yaml"]);
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(out.stdout.is_empty());
+    assert!(
+        stderr.contains("ExternalSecret apps/good: token: Tresor is sealed"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn once_refuses_bad_input_with_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("bad.yaml"), "kind: [unclosed\n").unwrap();
+    let out = Command::new(BIN)
+        .args(["sync", "once", "-f"])
+        .arg(dir.path().join("bad.yaml"))
+        .args([
+            "--output",
+            "yaml",
+            "--address",
+            "http://127.0.0.1:9",
+            "--token",
+            "t",
+        ])
+        .env("HOME", scratch_home())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("bad.yaml"), "{stderr}");
+    // Usage errors exit 2 as well (1 means failed sources).
+    let out = Command::new(BIN)
+        .args(["sync", "once"])
+        .env("HOME", scratch_home())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+async fn pg_superuser() -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(
+        "host=127.0.0.1 port=5432 user=postgres dbname=postgres",
+        tokio_postgres::NoTls,
+    )
+    .await
+    .expect("PostgreSQL on 127.0.0.1:5432 (user postgres, trust)");
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    client
+}
+
+async fn role_exists(sup: &tokio_postgres::Client, name: &str) -> bool {
+    !sup.query("SELECT 1 FROM pg_roles WHERE rolname = $1", &[&name])
+        .await
+        .unwrap()
+        .is_empty()
+}
+
+/// A VaultDynamicSecret and a TresorSecret's database source, read once against the real
+/// PostgreSQL through the database engine: each Secret holds working credentials of a role
+/// the engine created, and nothing of them reaches stderr.
+#[tokio::test]
+async fn once_reads_dynamic_database_credentials() {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    let tag = format!("sync_{}_{}", std::process::id() % 100_000, nanos % 10_000);
+    let admin = format!("{tag}_admin");
+    let db = format!("{tag}_db");
+    let sup = pg_superuser().await;
+    // Two statements: CREATE DATABASE cannot run in the implicit transaction of a batch.
+    sup.batch_execute(&format!(
+        "CREATE ROLE \"{admin}\" LOGIN CREATEROLE PASSWORD 'Sync-Adm1n-Pw'"
+    ))
+    .await
+    .unwrap();
+    sup.batch_execute(&format!("CREATE DATABASE \"{db}\" OWNER \"{admin}\""))
+        .await
+        .unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::dev(dir.path(), ROOT);
+    ok(
+        &server,
+        "POST",
+        "sys/mounts/database",
+        json!({"type": "database"}),
+    )
+    .await;
+    ok(
+        &server,
+        "POST",
+        "database/config/db",
+        json!({
+            "plugin_name": "postgresql-database-plugin",
+            "connection_url": format!("postgresql://{{{{username}}}}:{{{{password}}}}@127.0.0.1:5432/{db}"),
+            "username": admin,
+            "password": "Sync-Adm1n-Pw",
+            "allowed_roles": "*",
+            "username_template": format!("{tag}-{{{{.RoleName}}}}-{{{{random 10}}}}"),
+        }),
+    )
+    .await;
+    ok(
+        &server,
+        "POST",
+        "database/roles/app",
+        json!({"db_name": "db", "default_ttl": "1h",
+               "creation_statements": ["CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';"]}),
+    )
+    .await;
+
+    let manifests = dir.path().join("m");
+    std::fs::create_dir(&manifests).unwrap();
+    std::fs::write(
+        manifests.join("db.yaml"),
+        r#"
+apiVersion: secrets.hashicorp.com/v1beta1
+kind: VaultDynamicSecret
+metadata: {name: app-db, namespace: apps}
+spec:
+  mount: database
+  path: creds/app
+  renewalPercent: 67
+  destination: {name: app-db, create: true}
+  rolloutRestartTargets: [{kind: Deployment, name: app}]
+---
+apiVersion: tresor.dev/v1alpha1
+kind: TresorSecret
+metadata: {name: shop-db, namespace: shop}
+spec:
+  sources:
+    - database: {mount: database, role: app}
+      prefix: DB_
+  template:
+    data:
+      DSN: "postgresql://{{ .DB_username }}:{{ .DB_password }}@127.0.0.1:5432/shop"
+"#,
+    )
+    .unwrap();
+    let out = sync_once(&server, &manifests, ROOT, &["--output", "yaml"]);
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        out.status.success(),
+        "stderr:\n{stderr}\nserver log:\n{}",
+        server.log_text()
+    );
+    let docs = tresor_sync::yaml::documents(&stdout).unwrap();
+    assert_eq!(docs.len(), 2, "{stdout}");
+
+    let app = &docs
+        .iter()
+        .find(|(_, d)| d["metadata"]["name"] == "app-db")
+        .unwrap()
+        .1;
+    let user = decode(app, "username");
+    let password = decode(app, "password");
+    assert!(user.starts_with(&format!("{tag}-app-")), "{user}");
+    assert!(password.len() >= 16);
+    let raw_data: Value = serde_json::from_str(&decode(app, "_raw")).unwrap();
+    assert_eq!(raw_data["username"], user.as_str());
+    assert!(role_exists(&sup, &user).await, "the engine created {user}");
+
+    let shop = &docs
+        .iter()
+        .find(|(_, d)| d["metadata"]["name"] == "shop-db")
+        .unwrap()
+        .1;
+    let dsn = decode(shop, "DSN");
+    let (creds, _) = dsn
+        .strip_prefix("postgresql://")
+        .unwrap()
+        .split_once('@')
+        .unwrap();
+    let (shop_user, shop_password) = creds.split_once(':').unwrap();
+    assert_ne!(shop_user, user, "each resource has its own lease");
+    assert!(role_exists(&sup, shop_user).await);
+    for value in [password.as_str(), shop_password] {
+        assert!(!stderr.contains(value), "{stderr}");
+    }
+
+    // Clean up: revoking the leases drops the roles.
+    let (status, reply) = raw(
+        &server,
+        "PUT",
+        "sys/leases/revoke-prefix/database/creds/app",
+        Some(ROOT),
+        None,
+    )
+    .await;
+    assert!((200..300).contains(&status), "{status} {reply}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while role_exists(&sup, &user).await || role_exists(&sup, shop_user).await {
+        assert!(std::time::Instant::now() < deadline, "roles not revoked");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    drop(server);
+    sup.batch_execute(&format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)"))
+        .await
+        .unwrap();
+    sup.batch_execute(&format!("DROP ROLE IF EXISTS \"{admin}\""))
+        .await
+        .unwrap();
+}
