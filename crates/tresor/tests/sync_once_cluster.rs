@@ -2,7 +2,8 @@
 //! Kubernetes API server (test-support/fake-kube-apiserver) as the cluster, reached by kube-rs
 //! through the fake's kubeconfig (`KUBECONFIG`). The Secrets are created as `--output yaml`
 //! renders them; a second run writes nothing; a KV update rewrites exactly the affected Secret;
-//! a failing source writes nothing at all; `--output yaml` passes `kubectl apply
+//! a failing source writes nothing at all; `creationPolicy: Merge` merges into an existing
+//! Secret only; `--output yaml` passes `kubectl apply
 //! --dry-run=server`; the deploy manifests apply and lint clean, and their RBAC lets the
 //! controller's service account do what it needs and no more.
 #![allow(
@@ -586,4 +587,83 @@ async fn the_deploy_manifests_apply_lint_clean_and_grant_least_privilege() {
         out.contains("TresorSecret shop/shop: cannot reach"),
         "{out}"
     );
+}
+
+/// ESO's `creationPolicy: Merge`: no Secret to merge into is a write failure (exit 1, nothing
+/// created); into an existing Secret the keys are merged, its other keys, labels and
+/// annotations kept; an idle run then writes nothing.
+#[tokio::test]
+async fn once_merges_into_an_existing_secret_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::dev(dir.path(), ROOT);
+    seed(&server).await;
+    let kube = cluster(dir.path()).await;
+    let manifests = dir.path().join("manifests");
+    std::fs::create_dir(&manifests).unwrap();
+    std::fs::write(
+        manifests.join("merge.yaml"),
+        r#"
+apiVersion: external-secrets.io/v1
+kind: SecretStore
+metadata: {name: tresor, namespace: apps}
+spec:
+  provider:
+    vault: {server: "http://tresor.invalid:8200", path: secret, version: v2, auth: {tokenSecretRef: {name: t, key: token}}}
+---
+apiVersion: external-secrets.io/v1
+kind: ExternalSecret
+metadata: {name: merged, namespace: apps}
+spec:
+  secretStoreRef: {kind: SecretStore, name: tresor}
+  target: {name: shared, creationPolicy: Merge}
+  data:
+    - secretKey: password
+      remoteRef: {key: webapp/config, property: password}
+"#,
+    )
+    .unwrap();
+
+    kube.mark().await;
+    let missing = once(&server, &kube, &manifests, &[]);
+    let stderr = String::from_utf8_lossy(&missing.stderr).to_string();
+    assert_eq!(missing.status.code(), Some(1), "{}", text(&missing));
+    assert!(
+        stderr.contains("Secret apps/shared: the Secret does not exist"),
+        "{stderr}"
+    );
+    assert_eq!(kube.writes().await["total"], 0);
+
+    let (status, body) = kube
+        .api(
+            "POST",
+            "/api/v1/namespaces/apps/secrets",
+            Some(json!({"apiVersion": "v1", "kind": "Secret",
+                "metadata": {"name": "shared", "labels": {"owner": "team"},
+                             "annotations": {"note": "kept"}},
+                "data": {"other": "b3RoZXI=", "password": "b2xk"}})),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    kube.mark().await;
+    let merged = once(&server, &kube, &manifests, &[]);
+    assert!(merged.status.success(), "{}", text(&merged));
+    assert_no_values(&String::from_utf8_lossy(&merged.stderr));
+    let writes = kube.writes().await;
+    assert_eq!(writes["total"], 1, "{writes}");
+    let shared = secret(&kube, "apps", "shared").await;
+    assert_eq!(decode(&shared, "password"), WEB_PASSWORD_V2);
+    assert_eq!(decode(&shared, "other"), "other");
+    assert_eq!(shared["metadata"]["labels"]["owner"], "team");
+    assert_eq!(
+        shared["metadata"]["labels"]["app.kubernetes.io/managed-by"],
+        "tresor-sync"
+    );
+    assert_eq!(shared["metadata"]["annotations"]["note"], "kept");
+    assert!(shared["metadata"]["annotations"]["tresor.dev/content-hash"].is_string());
+
+    kube.mark().await;
+    let idle = once(&server, &kube, &manifests, &[]);
+    assert!(idle.status.success(), "{}", text(&idle));
+    assert_eq!(kube.writes().await["total"], 0);
+    assert_eq!(kube.violations().await, Vec::<Value>::new());
 }
