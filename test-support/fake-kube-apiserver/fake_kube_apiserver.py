@@ -364,6 +364,9 @@ BUILTIN = [
              status=True, generation=True, categories=["all"]),
     Resource("apps", "v1", "daemonsets", "DaemonSet", True, "daemonset-apps-v1", ["ds"],
              status=True, generation=True, categories=["all"]),
+    # Stored and validated only (no Jobs are run): for applying CronJob manifests.
+    Resource("batch", "v1", "cronjobs", "CronJob", True, "cronjob-batch-v1", ["cj"],
+             status=True, generation=True, categories=["all"]),
     Resource("coordination.k8s.io", "v1", "leases", "Lease", True, "lease-coordination-v1"),
     Resource("apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition",
              False, "customresourcedefinition-apiextensions-v1", ["crd", "crds"], status=True,

