@@ -25,7 +25,7 @@ pub enum Format {
     Json,
 }
 
-/// Import secrets from .env files and other Vault servers into a KV v2 mount.
+/// Import secrets from .env files, Azure Key Vault and other Vault servers into a KV v2 mount.
 #[derive(Debug, Clone, clap::Args)]
 pub struct BootstrapArgs {
     #[command(subcommand)]
@@ -36,8 +36,8 @@ pub struct BootstrapArgs {
 pub enum BootstrapCommand {
     /// Import: write what the sources hold into the target, by the rules in docs/bootstrap.md.
     Run(RunArgs),
-    /// Check the target (reachable, unsealed, token, KV v2 mount, policy). Azure credential
-    /// checks come with the azure_keyvault source.
+    /// Check the target (reachable, unsealed, token, KV v2 mount, policy) and, for an
+    /// azure_keyvault source, the Azure credential chain and workload identity.
     Doctor(DoctorArgs),
 }
 
@@ -209,17 +209,32 @@ async fn doctor_command(args: DoctorArgs) -> ExitCode {
         Err(e) => return fail(args.format, EXIT_USAGE, &e.to_string(), json!({})),
     };
     let checks = doctor::checks(&config, &target).await;
-    let failed = checks.iter().any(|c| c.verdict == Verdict::Failed);
+    let azure = doctor::azure_reports(&config, &base, &tresor_azure::Env::process()).await;
+    let failed =
+        checks.iter().any(|c| c.verdict == Verdict::Failed) || azure.iter().any(|a| !a.healthy());
     match args.format {
-        Format::Json => println!(
-            "{}",
-            json!({ "target": target.address(), "checks": checks, "ok": !failed })
-        ),
-        Format::Human => {
+        Format::Json => {
+            let azure: Vec<serde_json::Value> = azure
+                .iter()
+                .map(|a| {
+                    json!({
+                        "source": a.index,
+                        "vault_url": a.vault_url,
+                        "healthy": a.healthy(),
+                        "report": match &a.report {
+                            Ok(r) => r.to_string(),
+                            Err(e) => e.clone(),
+                        },
+                    })
+                })
+                .collect();
             println!(
-                "Target {} (checks the target only; Azure checks are not available yet)",
-                target.address()
-            );
+                "{}",
+                json!({ "target": target.address(), "checks": checks, "azure": azure, "ok": !failed })
+            )
+        }
+        Format::Human => {
+            println!("Target {}", target.address());
             for c in &checks {
                 let mark = match c.verdict {
                     Verdict::Ok => "ok     ",
@@ -229,6 +244,18 @@ async fn doctor_command(args: DoctorArgs) -> ExitCode {
                 println!("  {mark} {:<18} {}", c.name, c.detail);
                 if let Some(fix) = &c.fix {
                     println!("          fix: {fix}");
+                }
+            }
+            for a in &azure {
+                println!(
+                    "\nsources[{}] azure_keyvault {}: {}",
+                    a.index,
+                    a.vault_url,
+                    if a.healthy() { "healthy" } else { "UNHEALTHY" }
+                );
+                match &a.report {
+                    Ok(r) => print!("{r}"),
+                    Err(e) => println!("  FAIL  options: {e}"),
                 }
             }
         }

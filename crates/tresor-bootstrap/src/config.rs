@@ -109,6 +109,18 @@ pub struct AzureKeyvaultConfig {
     /// [`DEFAULT_SECRET_PREFIX`]; `""`: every secret, names unchanged.
     #[serde(default, deserialize_with = "explicit_string")]
     pub secret_prefix: Option<String>,
+    /// A PEM CA bundle trusted instead of the system's roots, for the vault and the Entra
+    /// token endpoint (a TLS-inspecting proxy, or the tests' fake). Relative to the config
+    /// file's directory.
+    pub ca_file: Option<PathBuf>,
+    /// Whether the 401 challenge's `resource` must be a parent domain of the vault's host
+    /// (default `true`). `false` only for a test vault on `127.0.0.1`.
+    #[serde(default = "yes")]
+    pub verify_challenge_resource: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl AzureKeyvaultConfig {
@@ -212,6 +224,11 @@ impl Config {
                 SourceConfig::Dotenv(d) if d.files.is_empty() => {
                     return Err(invalid(format!("sources[{i}].dotenv.files is empty")));
                 }
+                SourceConfig::AzureKeyvault(a) if a.vault_url.is_empty() => {
+                    return Err(invalid(format!(
+                        "sources[{i}].azure_keyvault.vault_url is empty"
+                    )));
+                }
                 SourceConfig::Vault(v) if v.token_env.is_empty() => {
                     return Err(invalid(format!("sources[{i}].vault.token_env is empty")));
                 }
@@ -276,6 +293,13 @@ required: [ghcr-token, ghcr-username]
         assert_eq!(empty.secret_prefix(), "");
         let absent = source("sources:\n  - azure_keyvault: {vault_url: u}\n");
         assert_eq!(absent.secret_prefix(), DEFAULT_SECRET_PREFIX);
+        assert!(absent.verify_challenge_resource);
+        assert_eq!(absent.ca_file, None);
+        let test = source(
+            "sources:\n  - azure_keyvault: {vault_url: u, ca_file: ca.pem, verify_challenge_resource: false}\n",
+        );
+        assert!(!test.verify_challenge_resource);
+        assert_eq!(test.ca_file.as_deref(), Some(Path::new("ca.pem")));
     }
 
     #[test]

@@ -1,21 +1,23 @@
 //! `tresor bootstrap doctor`: checks the target a run would write to — reachable, unsealed,
 //! the token valid, the mount a KV v2 one, and the token's policy allowing the writes
-//! (`sys/capabilities-self`) — each with a fix when it fails. The Azure credential checks
-//! (the credential chain's verdicts, the workload identity prerequisites) come with the
-//! `azure_keyvault` source and are reported as not available yet.
+//! (`sys/capabilities-self`) — each with a fix when it fails — and, for each `azure_keyvault`
+//! source, `tresor-azure`'s doctor: every credential's verdict in the chain's order, the
+//! workload identity prerequisites a pod can check and whether the identity may list the
+//! vault's secrets (the role assignment), each with its fix.
 
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
 use crate::config::{Config, SourceConfig};
 use crate::kv::Client;
+use crate::source::azure;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Verdict {
     Ok,
     Failed,
-    /// Not run: an earlier check failed, or the check does not exist yet.
+    /// Not run: an earlier check failed.
     Skipped,
 }
 
@@ -267,18 +269,50 @@ pub async fn checks(config: &Config, target: &Client) -> Vec<Check> {
         Err(e) => out.push(check("capabilities", Verdict::Failed, e, None)),
     }
 
-    let azure = config
-        .sources
-        .iter()
-        .any(|s| matches!(s, SourceConfig::AzureKeyvault(_)));
-    out.push(check(
-        "azure-credentials",
-        Verdict::Skipped,
-        format!(
-            "not available yet: the Azure credential chain and workload identity checks come with the azure_keyvault source{}",
-            if azure { " (this config uses one; `run` refuses it until then)" } else { "" }
-        ),
-        None,
-    ));
+    out
+}
+
+/// One `azure_keyvault` source's report.
+#[derive(Debug)]
+pub struct AzureReport {
+    pub index: usize,
+    pub vault_url: String,
+    /// `Err`: its options could not be built (an unreadable `ca_file`).
+    pub report: Result<tresor_azure::doctor::Report, String>,
+}
+
+impl AzureReport {
+    pub fn healthy(&self) -> bool {
+        self.report.as_ref().is_ok_and(|r| r.healthy())
+    }
+}
+
+/// `tresor-azure`'s doctor for each `azure_keyvault` source, with the credential chain
+/// configured from `env` as a run would configure it.
+pub async fn azure_reports(
+    config: &Config,
+    base: &std::path::Path,
+    env: &tresor_azure::Env,
+) -> Vec<AzureReport> {
+    let mut out = Vec::new();
+    for (index, source) in config.sources.iter().enumerate() {
+        let SourceConfig::AzureKeyvault(a) = source else {
+            continue;
+        };
+        let report = match azure::options(a, base) {
+            Err(e) => Err(e.to_string()),
+            Ok((credential, vault)) => Ok(tresor_azure::doctor::doctor(
+                env,
+                &credential,
+                Some((a.vault_url.as_str(), vault)),
+            )
+            .await),
+        };
+        out.push(AzureReport {
+            index,
+            vault_url: a.vault_url.clone(),
+            report,
+        });
+    }
     out
 }

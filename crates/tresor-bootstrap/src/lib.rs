@@ -1,5 +1,5 @@
-//! `tresor bootstrap`: imports secrets from `.env` files and other Vault/OpenBao/Tresor servers
-//! (Azure Key Vault next) into a KV v2 mount, by the rules of issue 16 §1 (see
+//! `tresor bootstrap`: imports secrets from `.env` files, other Vault/OpenBao/Tresor servers
+//! and Azure Key Vault into a KV v2 mount, by the rules of issue 16 §1 (see
 //! `docs/bootstrap.md`): sanitised names, fixtures only where nothing exists, a recorded
 //! version that tells the importer's own values from foreign ones, check-and-set writes,
 //! `required` names checked before anything is written, idempotent runs.
@@ -8,14 +8,15 @@
 //! - `config`: the YAML file (serde-saphyr), unknown keys refused with their line, prefix
 //!   defaults only for absent keys.
 //! - `name`: `.env` key sanitisation (`GHCR_TOKEN` → `ghcr-token`).
-//! - `source/`: the `Source` trait; `dotenv` (the `.env` parser) and `vault` (KV v2 listing);
-//!   `build` refuses `azure_keyvault` until its client lands.
+//! - `source/`: the `Source` trait; `dotenv` (the `.env` parser), `vault` (KV v2 listing) and
+//!   `azure` (the `azure_keyvault` source over `tresor-azure`: list, prefix, disabled skipped,
+//!   get; the credential chain from the process environment).
 //! - `kv`: the small KV v2 HTTP client (metadata, read, list, CAS write, metadata PATCH).
 //! - `plan`: merging sources, the `required` check, the per-name decision and the ownership
 //!   record in `custom_metadata`.
 //! - `run`: one run (load, check, plan, write) and its report; the test failpoint between
 //!   read and write.
-//! - `doctor`: the target checks.
+//! - `doctor`: the target checks, and `tresor-azure`'s doctor for each `azure_keyvault` source.
 //! - `progress`: the stderr progress line (terminals only).
 //! - `cli`: the clap `Args` the `tresor` binary mounts, output (table, JSON), exit codes.
 

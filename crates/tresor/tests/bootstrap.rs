@@ -28,6 +28,9 @@ mod model {
 #[allow(dead_code, reason = "only the dev OpenBao server is used here")]
 mod process;
 
+#[path = "../../tresor-azure/tests/support/mod.rs"]
+mod azure_support;
+
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -60,6 +63,12 @@ fn bootstrap_env(dir: &Path, server: &Server, args: &[&str], env: &[(&str, &str)
         .env_remove("BAO_ADDR")
         .env_remove("BAO_TOKEN")
         .env_remove("VAULT_CACERT")
+        .env_remove("AZURE_CLIENT_ID")
+        .env_remove("AZURE_TENANT_ID")
+        .env_remove("AZURE_CLIENT_SECRET")
+        .env_remove("AZURE_FEDERATED_TOKEN_FILE")
+        .env_remove("AZURE_AUTHORITY_HOST")
+        .env_remove("AZURE_POD_IDENTITY_AUTHORITY_HOST")
         .env("VAULT_ADDR", &server.addr)
         .env("VAULT_TOKEN", ROOT)
         .envs(env.iter().copied())
@@ -562,8 +571,12 @@ async fn config_and_usage_errors_exit_2() {
             "bootstrap.yaml: unknown field `pathprefix`, expected one of address, token, mount, path_prefix, ca_cert at line 3, column 3",
         ),
         (
-            "sources:\n  - dotenv: {files: [.env]}\n  - azure_keyvault: {vault_url: \"https://kv.vault.azure.net/\", secret_prefix: \"\"}\n",
-            "sources[1]: the azure_keyvault source is not available yet",
+            "sources:\n  - dotenv: {files: [.env]}\n  - azure_keyvault: {vault_url: \"https://kv.vault.azure.net/\", ca_file: missing-ca.pem}\n",
+            "sources[1] (azure_keyvault): reading ca_file missing-ca.pem",
+        ),
+        (
+            "sources:\n  - azure_keyvault: {vault_url: \"http://kv.vault.azure.net/\"}\n",
+            "Key Vault is only reached over https",
         ),
         (
             "sources:\n  - vault: {address: \"http://127.0.0.1:1\", token_env: TRESOR_TEST_UNSET_TOKEN}\n",
@@ -707,8 +720,10 @@ async fn doctor_checks_the_target_and_names_the_fix() {
     ] {
         assert!(out.contains(&format!("ok      {check}")), "{check}: {out}");
     }
-    assert!(out.contains("skipped azure-credentials"), "{out}");
-    assert!(out.contains("not available yet"), "{out}");
+    assert!(
+        !out.contains("azure"),
+        "no azure_keyvault source, no Azure report: {out}"
+    );
 
     // A token whose policy only reads: capabilities fail, with the policy to grant.
     let (s, b) = raw(
@@ -888,8 +903,8 @@ async fn no_value_or_token_ever_appears_in_stdout_stderr_or_errors() {
 }
 
 /// The example CronJob (Workload Identity wiring, ConfigMap with the config) stays clean
-/// under `tresor lint`, and its embedded config is one `tresor bootstrap` accepts — today
-/// refusing only its azure_keyvault source, which is not available yet.
+/// under `tresor lint`, and its embedded config is one `tresor bootstrap` accepts: the run gets
+/// as far as reading the (unreachable) example vault, a source failure.
 #[tokio::test]
 async fn the_example_cronjob_lints_clean_and_carries_a_valid_config() {
     let deploy = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tresor-bootstrap/deploy");
@@ -923,14 +938,23 @@ async fn the_example_cronjob_lints_clean_and_carries_a_valid_config() {
     assert!(config.contains("azure_keyvault"), "{config}");
     let (dir, server) = start();
     write(dir.path(), "bootstrap.yaml", &config);
-    let o = bootstrap(
+    // No `az` on PATH, no managed identity endpoint: nothing outside the test is asked.
+    let bin = dir.path().join("empty-bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let imds = format!("http://127.0.0.1:{}", azure_support::closed_port());
+    let o = bootstrap_env(
         dir.path(),
         &server,
         &["run", "--config", "bootstrap.yaml", "--dry-run"],
+        &[
+            ("PATH", bin.to_str().unwrap()),
+            ("AZURE_POD_IDENTITY_AUTHORITY_HOST", &imds),
+        ],
     );
-    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let err = stderr(&o);
     assert!(
-        stderr(&o).contains("the azure_keyvault source is not available yet"),
+        err.contains("source azure_keyvault https://example-kv.vault.azure.net/"),
         "{}",
         text(&o)
     );
@@ -978,4 +1002,463 @@ async fn a_progress_line_is_drawn_only_on_a_terminal() {
     );
     assert!(drawn.contains("created          2"), "{drawn:?}");
     assert_eq!(value(&server, "a").await, Some(("1".into(), 1)));
+}
+
+// ---- the azure_keyvault source, against the FAKE Azure Key Vault + Entra ID ----
+
+/// The environment of a run against the fake: the fake as authority host, no managed identity
+/// endpoint (a closed port), no `az` on PATH; `extra` adds the credential's variables.
+/// Everything else is cleared, so only what a test gives reaches the credential chain.
+fn azure_env(dir: &Path, fake: &azure_support::FakeAzure) -> Vec<(String, String)> {
+    let bin = dir.join("empty-bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    vec![
+        ("PATH".into(), bin.display().to_string()),
+        ("AZURE_AUTHORITY_HOST".into(), fake.url.clone()),
+        (
+            "AZURE_POD_IDENTITY_AUTHORITY_HOST".into(),
+            format!("http://127.0.0.1:{}", azure_support::closed_port()),
+        ),
+    ]
+}
+
+fn bootstrap_azure(
+    dir: &Path,
+    server: &Server,
+    fake: &azure_support::FakeAzure,
+    args: &[&str],
+    extra: &[(&str, &str)],
+) -> Output {
+    Command::new(BIN)
+        .arg("bootstrap")
+        .args(args)
+        .current_dir(dir)
+        .env_clear()
+        .env("HOME", dir)
+        .env("VAULT_ADDR", &server.addr)
+        .env("VAULT_TOKEN", ROOT)
+        .envs(azure_env(dir, fake))
+        .envs(extra.iter().copied())
+        .output()
+        .unwrap()
+}
+
+/// The client-secret credential's variables (the Secrets Officer of the fake's tenant).
+const CLIENT_SECRET_ENV: [(&str, &str); 3] = [
+    ("AZURE_TENANT_ID", azure_support::TENANT),
+    ("AZURE_CLIENT_ID", azure_support::OFFICER),
+    ("AZURE_CLIENT_SECRET", azure_support::OFFICER_SECRET),
+];
+
+/// A Key Vault client of the fake as the Secrets Officer, to arrange secrets.
+fn officer(fake: &azure_support::FakeAzure) -> tresor_azure::KeyVaultClient {
+    let credential = tresor_azure::ClientSecretCredential::new(
+        azure_support::TENANT,
+        azure_support::OFFICER,
+        tresor_sdk::secret::SecretString::new(azure_support::OFFICER_SECRET.to_owned()),
+        &fake.credential_options(),
+        &tresor_azure::Env::default(),
+    )
+    .unwrap();
+    tresor_azure::KeyVaultClient::new(
+        &fake.vault_url,
+        std::sync::Arc::new(credential),
+        fake.vault_options(),
+    )
+    .unwrap()
+}
+
+async fn kv_set(kv: &tresor_azure::KeyVaultClient, name: &str, value: &str) {
+    kv.set_secret(
+        name,
+        &tresor_sdk::secret::SecretString::new(value.to_owned()),
+        None,
+    )
+    .await
+    .unwrap();
+}
+
+/// Sets a disabled secret: the Key Vault `PUT /secrets/{name}` with `attributes.enabled:
+/// false` (the client's `set_secret` sends no attributes), with an Officer token.
+async fn kv_set_disabled(fake: &azure_support::FakeAzure, name: &str, value: &str) {
+    use tresor_azure::TokenCredential;
+    let credential = tresor_azure::ClientSecretCredential::new(
+        azure_support::TENANT,
+        azure_support::OFFICER,
+        tresor_sdk::secret::SecretString::new(azure_support::OFFICER_SECRET.to_owned()),
+        &fake.credential_options(),
+        &tresor_azure::Env::default(),
+    )
+    .unwrap();
+    let token = credential
+        .get_token(
+            "https://vault.azure.net/.default",
+            Some(azure_support::TENANT),
+        )
+        .await
+        .unwrap();
+    let http = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(fake.ca_pem.as_bytes()).unwrap())
+        .build()
+        .unwrap();
+    let resp = http
+        .put(format!("{}secrets/{name}?api-version=7.4", fake.vault_url))
+        .bearer_auth(token.token.expose())
+        .json(&json!({"value": value, "attributes": {"enabled": false}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+}
+
+fn azure_source(fake: &azure_support::FakeAzure, prefix: Option<&str>) -> String {
+    let prefix = prefix
+        .map(|p| format!(", secret_prefix: \"{p}\""))
+        .unwrap_or_default();
+    format!(
+        "  - azure_keyvault: {{vault_url: \"{}\", ca_file: ca.pem, verify_challenge_resource: false{prefix}}}\n",
+        fake.vault_url
+    )
+}
+
+fn json_of(o: &Output) -> Value {
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(o)))
+}
+
+/// Paging (more secrets than one 25-secret page), the default `env-` prefix (other names
+/// left out), a disabled secret skipped with the reason and never read, a later source
+/// winning over `.env`, a rotation at Key Vault propagating on the next run, an explicit
+/// `secret_prefix: ""` taking every name — with client-secret credentials — and no value,
+/// client secret or token in any output.
+#[tokio::test]
+async fn the_azure_keyvault_source_pages_filters_by_prefix_skips_disabled_and_propagates_rotations()
+{
+    let (dir, server) = start();
+    let d = dir.path();
+    let fake = azure_support::FakeAzure::start(d);
+    write(d, "ca.pem", &fake.ca_pem);
+    let kv = officer(&fake);
+    for i in 0..30 {
+        kv_set(
+            &kv,
+            &format!("env-app-{i:02}"),
+            &format!("MARKER-kv-{i:02}"),
+        )
+        .await;
+    }
+    kv_set(&kv, "env-shared", "MARKER-kv-shared").await;
+    kv_set(&kv, "unrelated", "MARKER-kv-unrelated").await;
+    kv_set_disabled(&fake, "env-disabled", "MARKER-kv-disabled").await;
+    write(
+        d,
+        ".env",
+        "SHARED=MARKER-dotenv-shared\nONLY_DOTENV=MARKER-dotenv-only\n",
+    );
+    let config = format!(
+        "target: {{path_prefix: \"\"}}\nsources:\n  - dotenv: {{files: [.env]}}\n{}required: [app-00, shared]\n",
+        azure_source(&fake, None)
+    );
+    write(d, "bootstrap.yaml", &config);
+    fake.clear_requests().await;
+
+    let mut outputs = Vec::new();
+    let args = ["run", "--config", "bootstrap.yaml", "--format", "json"];
+    let o = bootstrap_azure(d, &server, &fake, &args, &CLIENT_SECRET_ENV);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    outputs.push(text(&o));
+    let report = json_of(&o);
+    let mut expected: Vec<(String, String)> = (0..30)
+        .map(|i| (format!("app-{i:02}"), "created".to_owned()))
+        .collect();
+    expected.push(("only-dotenv".into(), "created".into()));
+    expected.push(("shared".into(), "created".into()));
+    assert_eq!(actions(&report), expected);
+    let shared = report["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["name"] == "shared")
+        .unwrap();
+    assert!(
+        shared["origin"]
+            .as_str()
+            .unwrap()
+            .starts_with("azure_keyvault https://127.0.0.1:"),
+        "{shared}"
+    );
+    let warnings = report["warnings"].to_string();
+    assert!(
+        warnings.contains("secret env-disabled is disabled") && warnings.contains("skipped"),
+        "{warnings}"
+    );
+    assert_eq!(
+        value(&server, "app-07").await,
+        Some(("MARKER-kv-07".into(), 1))
+    );
+    assert_eq!(
+        value(&server, "shared").await,
+        Some(("MARKER-kv-shared".into(), 1)),
+        "the later source (Key Vault) wins over .env"
+    );
+    assert_eq!(value(&server, "unrelated").await, None);
+    assert_eq!(value(&server, "env-app-00").await, None);
+
+    let requests = fake.requests().await;
+    let kv_reqs: Vec<&Value> = requests
+        .iter()
+        .filter(|r| r["server"] == "keyvault" && r["status"] == 200)
+        .collect();
+    let pages = kv_reqs
+        .iter()
+        .filter(|r| r["method"] == "GET" && r["path"] == "/secrets")
+        .count();
+    assert!(pages >= 2, "34 secrets are two pages of 25: {kv_reqs:?}");
+    assert!(
+        !kv_reqs.iter().any(|r| r["path"] == "/secrets/env-disabled"),
+        "a disabled secret is never read"
+    );
+    assert!(
+        !kv_reqs.iter().any(|r| r["path"] == "/secrets/unrelated"),
+        "a secret outside the prefix is never read"
+    );
+
+    // A rotation at Key Vault propagates; the rest is unchanged.
+    kv_set(&kv, "env-app-03", "MARKER-kv-03-rotated").await;
+    let o = bootstrap_azure(d, &server, &fake, &args, &CLIENT_SECRET_ENV);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    outputs.push(text(&o));
+    let report = json_of(&o);
+    assert_eq!(report["summary"]["updated"], 1, "{report}");
+    assert_eq!(report["summary"]["unchanged"], 31, "{report}");
+    assert_eq!(
+        value(&server, "app-03").await,
+        Some(("MARKER-kv-03-rotated".into(), 2))
+    );
+
+    // `secret_prefix: ""`: every enabled name, unchanged (a dry run).
+    write(
+        d,
+        "bootstrap.yaml",
+        &format!(
+            "target: {{path_prefix: \"\"}}\nsources:\n{}",
+            azure_source(&fake, Some(""))
+        ),
+    );
+    let o = bootstrap_azure(
+        d,
+        &server,
+        &fake,
+        &[
+            "run",
+            "--config",
+            "bootstrap.yaml",
+            "--dry-run",
+            "--format",
+            "json",
+        ],
+        &CLIENT_SECRET_ENV,
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    outputs.push(text(&o));
+    let names: Vec<String> = actions(&json_of(&o)).into_iter().map(|(n, _)| n).collect();
+    for n in [
+        "env-app-00",
+        "env-shared",
+        "unrelated",
+        "ghcr-token",
+        "ghcr-username",
+    ] {
+        assert!(names.contains(&n.to_owned()), "{n}: {names:?}");
+    }
+    assert!(!names.contains(&"env-disabled".to_owned()), "{names:?}");
+    let o = bootstrap_azure(
+        d,
+        &server,
+        &fake,
+        &["run", "--config", "bootstrap.yaml", "--dry-run"],
+        &CLIENT_SECRET_ENV,
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    outputs.push(text(&o));
+
+    let all = outputs.join("\n");
+    for marker in ["MARKER", azure_support::OFFICER_SECRET, ROOT] {
+        assert!(!all.contains(marker), "{marker} leaked:\n{all}");
+    }
+}
+
+/// Workload identity as the webhook wires it (client id, tenant, a projected federated
+/// token file, the authority host): the run reads the vault through the client-assertion
+/// exchange, and `doctor` reports the credential's token and the prerequisites as healthy.
+#[tokio::test]
+async fn workload_identity_through_a_federated_token_file_imports_and_doctor_is_healthy() {
+    let (dir, server) = start();
+    let d = dir.path();
+    let fake = azure_support::FakeAzure::start(d);
+    write(d, "ca.pem", &fake.ca_pem);
+    let jwt = fake.federated_token(azure_support::SUBJECT).await;
+    write(d, "azure-identity-token", &jwt);
+    let token_file = d.join("azure-identity-token");
+    let env = [
+        ("AZURE_TENANT_ID", azure_support::TENANT),
+        ("AZURE_CLIENT_ID", azure_support::FEDERATED),
+        ("AZURE_FEDERATED_TOKEN_FILE", token_file.to_str().unwrap()),
+    ];
+    write(
+        d,
+        "bootstrap.yaml",
+        &format!(
+            "target: {{path_prefix: \"\"}}\nsources:\n{}required: [ghcr-token, ghcr-username]\n",
+            azure_source(&fake, Some(""))
+        ),
+    );
+    fake.clear_requests().await;
+    let o = bootstrap_azure(
+        d,
+        &server,
+        &fake,
+        &["run", "--config", "bootstrap.yaml"],
+        &env,
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let mut all = text(&o);
+    assert_eq!(
+        value(&server, "ghcr-token").await,
+        Some(("fake-ghcr-token-v2".into(), 1))
+    );
+    assert_eq!(
+        value(&server, "ghcr-username").await,
+        Some(("fake-ghcr-user".into(), 1))
+    );
+    let requests = fake.requests().await;
+    let exchange = requests
+        .iter()
+        .find(|r| r["server"] == "entra" && r["status"] == 200)
+        .unwrap_or_else(|| panic!("no token request: {requests:?}"));
+    assert_eq!(
+        exchange["client_id"],
+        azure_support::FEDERATED,
+        "{exchange}"
+    );
+
+    let o = bootstrap_azure(
+        d,
+        &server,
+        &fake,
+        &["doctor", "--config", "bootstrap.yaml"],
+        &env,
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let out = stdout(&o);
+    assert!(out.contains("azure_keyvault https://127.0.0.1:"), "{out}");
+    assert!(out.contains(": healthy"), "{out}");
+    assert!(
+        out.contains("ok    WorkloadIdentityCredential: gave a token"),
+        "{out}"
+    );
+    assert!(out.contains("role-assignment"), "{out}");
+    all.push_str(&text(&o));
+    for secret in ["fake-ghcr-token", "fake-ghcr-user", jwt.as_str(), ROOT] {
+        assert!(!all.contains(secret), "{secret} leaked:\n{all}");
+    }
+}
+
+/// No credential: the run fails as a source failure (exit 1) whose message gives every
+/// credential's reason, before anything is written; `doctor` says the same and prints the
+/// workload identity fixes, exiting 1. A wrong client secret is a failure too, without the
+/// secret in it.
+#[tokio::test]
+async fn a_credential_chain_failure_lists_every_reason_writes_nothing_and_doctor_shows_fixes() {
+    let (dir, server) = start();
+    let d = dir.path();
+    let fake = azure_support::FakeAzure::start(d);
+    write(d, "ca.pem", &fake.ca_pem);
+    write(d, ".env", "PLAIN=MARKER-dotenv-plain\n");
+    write(
+        d,
+        "bootstrap.yaml",
+        &format!(
+            "target: {{path_prefix: \"\"}}\nsources:\n  - dotenv: {{files: [.env]}}\n{}",
+            azure_source(&fake, Some(""))
+        ),
+    );
+    let o = bootstrap_azure(
+        d,
+        &server,
+        &fake,
+        &["run", "--config", "bootstrap.yaml"],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let err = stderr(&o);
+    for credential in [
+        "WorkloadIdentityCredential",
+        "ClientSecretCredential",
+        "ManagedIdentityCredential",
+        "AzureCliCredential",
+    ] {
+        assert!(err.contains(credential), "{credential}: {}", text(&o));
+    }
+    assert!(err.contains("AZURE_FEDERATED_TOKEN_FILE"), "{}", text(&o));
+    assert!(err.contains("source azure_keyvault"), "{}", text(&o));
+    assert_eq!(value(&server, "plain").await, None, "nothing is written");
+    let mut all = text(&o);
+
+    let wrong = [
+        ("AZURE_TENANT_ID", azure_support::TENANT),
+        ("AZURE_CLIENT_ID", azure_support::OFFICER),
+        ("AZURE_CLIENT_SECRET", "MARKER-wrong-client-secret"),
+    ];
+    let o = bootstrap_azure(
+        d,
+        &server,
+        &fake,
+        &["run", "--config", "bootstrap.yaml"],
+        &wrong,
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        stderr(&o).contains("ClientSecretCredential"),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(value(&server, "plain").await, None, "nothing is written");
+    all.push_str(&text(&o));
+
+    let o = bootstrap_azure(
+        d,
+        &server,
+        &fake,
+        &["doctor", "--config", "bootstrap.yaml"],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let out = stdout(&o);
+    assert!(out.contains(": UNHEALTHY"), "{out}");
+    assert!(
+        out.contains("ok      token"),
+        "the target checks still run: {out}"
+    );
+    assert!(out.contains("FAIL  wi.pod-label"), "{out}");
+    assert!(
+        out.contains("fix: label the pod template azure.workload.identity/use"),
+        "{out}"
+    );
+    assert!(out.contains("wi.service-account-annotation"), "{out}");
+    all.push_str(&text(&o));
+    let o = bootstrap_azure(
+        d,
+        &server,
+        &fake,
+        &["doctor", "--config", "bootstrap.yaml", "--format", "json"],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let report = json_of(&o);
+    assert_eq!(report["ok"], false);
+    assert_eq!(report["azure"][0]["healthy"], false, "{report}");
+    all.push_str(&text(&o));
+    for marker in ["MARKER", ROOT] {
+        assert!(!all.contains(marker), "{marker} leaked:\n{all}");
+    }
 }

@@ -1,10 +1,10 @@
 //! Sources: where secrets come from. Each one is a [`Source`]; `cli` builds them from the
 //! config, and the plan merges what they return (a later source wins on the same name).
 //!
-//! `dotenv` and `vault` are here. `azure_keyvault` is accepted by the config parser and plugs
-//! in as one more `Source` once the Azure Key Vault client (crate `tresor-azure`) lands; until
-//! then [`build`] refuses a config that uses it.
+//! `dotenv` (`.env` files), `vault` (another Vault/OpenBao/Tresor) and `azure_keyvault` (over
+//! crate `tresor-azure`, credentials from the process environment).
 
+pub mod azure;
 pub mod dotenv;
 pub mod vault;
 
@@ -55,6 +55,13 @@ pub enum SourceError {
     },
     #[error("vault source {address}: {source}")]
     Vault { address: String, source: KvError },
+    /// Shown after the source's description, which names the vault.
+    #[error("{source}")]
+    Azure {
+        vault_url: String,
+        /// Boxed: `KeyVaultError` is large.
+        source: Box<tresor_azure::KeyVaultError>,
+    },
 }
 
 /// A place secrets are read from.
@@ -69,10 +76,11 @@ pub trait Source: Send + Sync + std::fmt::Debug {
 /// Why a config's sources cannot be built (a config error: exit 2).
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
-    #[error(
-        "sources[{index}]: the azure_keyvault source is not available yet: the Azure Key Vault client and credential chain are still being written (issue 16 §2–3); remove it from the config or import from a .env file or a Vault server for now"
-    )]
-    AzureNotAvailable { index: usize },
+    #[error("sources[{index}] (azure_keyvault): {source}")]
+    Azure {
+        index: usize,
+        source: azure::NewError,
+    },
     #[error("sources[{index}] (vault): {source}")]
     Vault {
         index: usize,
@@ -81,7 +89,8 @@ pub enum BuildError {
 }
 
 /// Builds the configured sources; relative `.env` paths are taken from `base` (the config
-/// file's directory). Tokens of `vault` sources are read from their variables at load time.
+/// file's directory). Tokens of `vault` sources are read from their variables now; the Azure
+/// credential chain is configured from the process environment now and tried at load time.
 pub fn build(configs: &[SourceConfig], base: &Path) -> Result<Vec<Box<dyn Source>>, BuildError> {
     let mut out: Vec<Box<dyn Source>> = Vec::new();
     for (index, config) in configs.iter().enumerate() {
@@ -93,7 +102,10 @@ pub fn build(configs: &[SourceConfig], base: &Path) -> Result<Vec<Box<dyn Source
                 vault::VaultSource::new(v, base)
                     .map_err(|source| BuildError::Vault { index, source })?,
             )),
-            SourceConfig::AzureKeyvault(_) => return Err(BuildError::AzureNotAvailable { index }),
+            SourceConfig::AzureKeyvault(a) => out.push(Box::new(
+                azure::AzureKeyVaultSource::new(a, base, &tresor_azure::Env::process())
+                    .map_err(|source| BuildError::Azure { index, source })?,
+            )),
         }
     }
     Ok(out)
