@@ -1155,6 +1155,10 @@ class Handler(BaseHTTPRequestHandler):
     def state(self):
         return self.server.state
 
+    def send_response(self, code, message=None):
+        self._headers_code = code
+        super().send_response(code, message)
+
     def send_json(self, code, obj, schema=None):
         if schema is not None:
             errors = self.server.schemas.errors(schema, obj)
@@ -1169,8 +1173,18 @@ class Handler(BaseHTTPRequestHandler):
         self.end_with(data)
         self.status_sent = code
 
+    def record_write(self, code):
+        """Counts this request in /fake/writes, before its answer leaves: a client that has its
+        answer (and a test that asks /fake/writes after it) always finds its write counted."""
+        if self.write_entry is not None:
+            self.write_entry["code"] = code
+            with self.state().lock:
+                self.state().writes.append(self.write_entry)
+            self.write_entry = None
+
     def end_with(self, data):
         """Ends the headers and sends them with the body in one write (one TLS record)."""
+        self.record_write(self._headers_code)
         self._headers_buffer.append(b"\r\n")
         self._headers_buffer.append(data)
         self.flush_headers()
@@ -1322,10 +1336,8 @@ class Handler(BaseHTTPRequestHandler):
             self.server.log("fake bug on %s %s: %r\n%s" % (method, path, e, traceback.format_exc()))
             self.send_status(ApiError(500, "InternalError", "fake-kube-apiserver bug: %s" % e.__class__.__name__))
         finally:
-            if self.write_entry is not None:
-                self.write_entry["code"] = self.status_sent
-                with self.state().lock:
-                    self.state().writes.append(self.write_entry)
+            # A request whose answer never went out (a dropped connection) still counts.
+            self.record_write(self.status_sent)
         self.server.log("%s %s -> %d (%s)" % (method, path, self.status_sent, user))
 
     def route(self, method, path):
