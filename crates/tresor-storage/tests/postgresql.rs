@@ -797,7 +797,10 @@ async fn sessions_named_counts_other_backends_sessions_in_the_same_database_only
                 if n == 0 {
                     return;
                 }
-                assert!(std::time::Instant::now() < deadline, "{n} {name} sessions linger");
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "{n} {name} sessions linger"
+                );
                 tokio::time::sleep(std::time::Duration::from_millis(50)).await;
             }
         }
