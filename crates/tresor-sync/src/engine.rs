@@ -225,6 +225,39 @@ impl<'a> Engine<'a> {
         Ok(client)
     }
 
+    /// A namespaced object of the cluster (`kind` names it in errors; `flags` are what to pass
+    /// instead when there is no cluster access, with `--output`).
+    async fn cluster_object<K>(
+        &self,
+        kind: &str,
+        flags: &str,
+        namespace: &str,
+        name: &str,
+    ) -> Result<K, FetchError>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
+            + Clone
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
+        K::DynamicType: Default,
+    {
+        let Some(kube) = self.kube.clone() else {
+            return Err(FetchError::Config(format!(
+                "{kind} {namespace}/{name} is only readable with cluster access; pass {flags} with --output"
+            )));
+        };
+        let api: kube::Api<K> = kube::Api::namespaced(kube, namespace);
+        api.get_opt(name)
+            .await
+            .map_err(|e| {
+                FetchError::Config(format!(
+                    "reading {kind} {namespace}/{name}: {}",
+                    crate::apply::kube_reason(&e)
+                ))
+            })?
+            .ok_or_else(|| FetchError::Config(format!("{kind} {namespace}/{name} not found")))
+    }
+
     /// A key of a Secret in the cluster (token and CA references).
     async fn secret_value(
         &self,
@@ -232,23 +265,9 @@ impl<'a> Engine<'a> {
         name: &str,
         key: &str,
     ) -> Result<SecretBytes, FetchError> {
-        let Some(kube) = self.kube.clone() else {
-            return Err(FetchError::Config(format!(
-                "Secret {namespace}/{name} is only readable with cluster access; pass --token (and --ca-cert) with --output"
-            )));
-        };
-        let api: kube::Api<k8s_openapi::api::core::v1::Secret> =
-            kube::Api::namespaced(kube, namespace);
-        let secret = api
-            .get_opt(name)
-            .await
-            .map_err(|e| {
-                FetchError::Config(format!(
-                    "reading Secret {namespace}/{name}: {}",
-                    crate::apply::kube_reason(&e)
-                ))
-            })?
-            .ok_or_else(|| FetchError::Config(format!("Secret {namespace}/{name} not found")))?;
+        let secret: k8s_openapi::api::core::v1::Secret = self
+            .cluster_object("Secret", "--token (and --ca-cert)", namespace, name)
+            .await?;
         secret
             .data
             .and_then(|mut d| d.remove(key))
@@ -264,23 +283,9 @@ impl<'a> Engine<'a> {
         name: &str,
         key: &str,
     ) -> Result<Vec<u8>, FetchError> {
-        let Some(kube) = self.kube.clone() else {
-            return Err(FetchError::Config(format!(
-                "ConfigMap {namespace}/{name} is only readable with cluster access; pass --ca-cert with --output"
-            )));
-        };
-        let api: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
-            kube::Api::namespaced(kube, namespace);
-        let cm = api
-            .get_opt(name)
-            .await
-            .map_err(|e| {
-                FetchError::Config(format!(
-                    "reading ConfigMap {namespace}/{name}: {}",
-                    crate::apply::kube_reason(&e)
-                ))
-            })?
-            .ok_or_else(|| FetchError::Config(format!("ConfigMap {namespace}/{name} not found")))?;
+        let cm: k8s_openapi::api::core::v1::ConfigMap = self
+            .cluster_object("ConfigMap", "--ca-cert", namespace, name)
+            .await?;
         cm.data
             .and_then(|mut d| d.remove(key))
             .map(String::into_bytes)
