@@ -25,6 +25,13 @@ pub(crate) type Digits = [u8; 64];
 /// Strings remembered per device before the memo starts over (about 100 bytes each).
 const MAX_ENTRIES: usize = 32_768;
 
+/// A fresh SipHash key from the OS RNG, for one device's memo (never stored, never shared).
+pub(crate) fn sip_key() -> [u8; 16] {
+    let mut key = [0u8; 16];
+    key.copy_from_slice(&crate::random::bytes(16));
+    key
+}
+
 pub(crate) struct Memo {
     key: [u8; 16],
     seen: Mutex<HashMap<u128, Digits, BuildHasherDefault<Identity>>>,
@@ -32,10 +39,8 @@ pub(crate) struct Memo {
 
 impl Memo {
     pub(crate) fn new() -> Self {
-        let mut key = [0u8; 16];
-        key.copy_from_slice(&crate::random::bytes(16));
         Self {
-            key,
+            key: sip_key(),
             seen: Mutex::new(HashMap::default()),
         }
     }

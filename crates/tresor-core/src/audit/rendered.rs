@@ -25,7 +25,7 @@ use std::sync::{Arc, Mutex};
 use serde_json::{Map, Value};
 use siphasher::sip128::{Hasher128, SipHasher24};
 
-use super::memo::Identity;
+use super::memo::{Identity, sip_key};
 
 /// Bytes of rendered objects kept per device before the memo starts over.
 const MAX_BYTES: usize = 8 << 20;
@@ -45,10 +45,8 @@ struct Seen {
 
 impl Rendered {
     pub(crate) fn new() -> Self {
-        let mut key = [0u8; 16];
-        key.copy_from_slice(&crate::random::bytes(16));
         Self {
-            key,
+            key: sip_key(),
             seen: Mutex::new(Seen::default()),
         }
     }
