@@ -1,6 +1,7 @@
 //! Writing rendered Secrets to a cluster through kube-rs: create when missing, replace only
 //! when the content hash differs (an idle run writes nothing), merge for ESO's `Merge` and
-//! VSO's `create: false`, nothing for ESO's `None`.
+//! VSO's `create: false`, nothing for ESO's `None`. After the writes, the rollout targets of
+//! every Secret whose content changed are restarted (`rollout`), once each.
 
 use std::collections::BTreeMap;
 
@@ -9,6 +10,7 @@ use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::api::{Api, PostParams};
 
+use crate::rollout::{self, RateLimiter, RestartRequest, RolloutConfig, TargetReport};
 use crate::secret::{DesiredSecret, HASH_ANNOTATION, WritePolicy};
 
 /// What a write pass did.
@@ -19,6 +21,35 @@ pub struct ApplyReport {
     pub unchanged: Vec<String>,
     /// `Secret ns/name: reason`.
     pub failed: Vec<String>,
+    /// One per rollout target of a written or unchanged Secret.
+    pub restarts: Vec<TargetReport>,
+}
+
+impl ApplyReport {
+    /// Restarts that failed or were deferred: the change has not reached those consumers.
+    pub fn restarts_pending(&self) -> impl Iterator<Item = &TargetReport> {
+        self.restarts.iter().filter(|r| {
+            matches!(
+                r.outcome,
+                rollout::Outcome::Failed(_) | rollout::Outcome::Deferred { .. }
+            )
+        })
+    }
+}
+
+/// A client for the cluster of a kubeconfig file (the default: `KUBECONFIG`, `~/.kube/config`
+/// or the in-cluster configuration, through [`kube::Client::try_default`]).
+pub async fn kube_client(kubeconfig: Option<&std::path::Path>) -> Result<kube::Client, String> {
+    let Some(path) = kubeconfig else {
+        return kube::Client::try_default()
+            .await
+            .map_err(|e| kube_reason(&e));
+    };
+    let config = kube::config::Kubeconfig::read_from(path).map_err(|e| e.to_string())?;
+    let config = kube::Config::from_custom_kubeconfig(config, &Default::default())
+        .await
+        .map_err(|e| e.to_string())?;
+    kube::Client::try_from(config).map_err(|e| kube_reason(&e))
 }
 
 /// A kube error's safe text (the API's status code, reason and message; no request body).
@@ -52,21 +83,63 @@ fn owner_refs(d: &DesiredSecret) -> Option<Vec<OwnerReference>> {
     })
 }
 
-/// Writes every Secret; a failure is reported and the others are still written.
+/// Writes every Secret, then restarts the consumers of those that changed (default rate
+/// limit, over-limit restarts deferred); a failure is reported and the others still done.
 pub async fn apply(client: &kube::Client, secrets: &[DesiredSecret]) -> ApplyReport {
+    let mut limiter = RateLimiter::new(rollout::DEFAULT_MIN_INTERVAL);
+    apply_with(client, secrets, &mut limiter, &RolloutConfig::default()).await
+}
+
+/// [`apply`] with the caller's rate limiter (a controller keeps one across passes) and
+/// rollout settings.
+pub async fn apply_with(
+    client: &kube::Client,
+    secrets: &[DesiredSecret],
+    limiter: &mut RateLimiter,
+    config: &RolloutConfig,
+) -> ApplyReport {
     let mut report = ApplyReport::default();
+    let mut restarts = Vec::new();
     for d in secrets {
         let id = format!("Secret {}/{}", d.namespace, d.name);
         if d.policy == WritePolicy::None {
             continue;
         }
         let api: Api<Secret> = Api::namespaced(client.clone(), &d.namespace);
-        match apply_one(&api, d).await {
-            Ok(Outcome::Created) => report.created.push(id),
-            Ok(Outcome::Updated) => report.updated.push(id),
-            Ok(Outcome::Unchanged) => report.unchanged.push(id),
-            Err(reason) => report.failed.push(format!("{id}: {reason}")),
+        let changed = match apply_one(&api, d).await {
+            Ok(Outcome::Created) => {
+                report.created.push(id);
+                false
+            }
+            Ok(Outcome::Updated) => {
+                report.updated.push(id);
+                true
+            }
+            Ok(Outcome::Unchanged) => {
+                report.unchanged.push(id);
+                false
+            }
+            Err(reason) => {
+                report.failed.push(format!("{id}: {reason}"));
+                continue;
+            }
+        };
+        if !d.rollout_restart_targets.is_empty() {
+            restarts.push(RestartRequest {
+                namespace: d.namespace.clone(),
+                secret: d.name.clone(),
+                hash: d
+                    .annotations
+                    .get(HASH_ANNOTATION)
+                    .cloned()
+                    .unwrap_or_default(),
+                changed,
+                targets: d.rollout_restart_targets.clone(),
+            });
         }
+    }
+    if !restarts.is_empty() {
+        report.restarts = rollout::restart(client, &restarts, limiter, config).await;
     }
     report
 }
@@ -120,11 +193,13 @@ async fn apply_one(api: &Api<Secret>, d: &DesiredSecret) -> Result<Outcome, Stri
         .labels
         .get_or_insert_with(BTreeMap::new)
         .extend(d.labels.clone());
-    current
+    let annotations = current
         .metadata
         .annotations
-        .get_or_insert_with(BTreeMap::new)
-        .extend(d.annotations.clone());
+        .get_or_insert_with(BTreeMap::new);
+    // The old credentials' lease annotations go with them.
+    annotations.retain(|k, _| !crate::secret::unhashed_annotation(k) || k == HASH_ANNOTATION);
+    annotations.extend(d.annotations.clone());
     if d.policy == WritePolicy::Merge {
         current
             .data

@@ -857,6 +857,12 @@ impl<'a> Engine<'a> {
         if spec.destination.name.is_empty() {
             return Err(fail(None, "destination.name is missing".into()));
         }
+        if spec.allow_static_creds {
+            return Err(fail(
+                None,
+                "allowStaticCreds is not supported (a TresorSecret's database.staticRole reads static credentials)".into(),
+            ));
+        }
         let client = self
             .vso_client(
                 &ns,

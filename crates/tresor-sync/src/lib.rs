@@ -2,8 +2,9 @@
 //! Operator (`ExternalSecret`, `SecretStore`, `ClusterSecretStore`), Vault Secrets Operator
 //! (`VaultConnection`, `VaultAuth`, `VaultStaticSecret`, `VaultDynamicSecret`) and its own
 //! `TresorSecret` resources, fetches their sources from Tresor (or any Vault-API server) and
-//! renders the target Secrets. The `tresor` binary mounts [`cli`] as `tresor sync`; this step
-//! has `tresor sync once` (files in, Secrets out); see `docs/sync.md` for what is next.
+//! renders the target Secrets. The `tresor` binary mounts [`cli`] as `tresor sync`: `once`
+//! (files in, Secrets out, consumers restarted) and `status` (the drift report); see
+//! `docs/sync.md` for what is next.
 //!
 //! # Layout
 //! - `yaml`: YAML/JSON streams into JSON values through `tresor-lint`'s bounded parser.
@@ -14,17 +15,26 @@
 //! - `template`: the Go `text/template` subset with sprig-like functions (`parse`, `funcs`).
 //! - `secret`: the rendered Secret, its content hash, its YAML.
 //! - `engine`: one pass: resolve stores/auths, fetch, render; failures per resource and key.
-//! - `apply`: writing to a cluster through kube-rs (create, replace on hash change, merge).
+//! - `apply`: writing to a cluster through kube-rs (create, replace on hash change, merge),
+//!   then the rollout restarts of the Secrets that changed.
+//! - `rollout`: rollout restarts of `rolloutRestartTargets` (`kubectl.kubernetes.io/restartedAt`
+//!   and `tresor.dev/restarted-for`), rate-limited per workload.
+//! - `status`: the drift report of `tresor sync status` (content hashes, consumers restarted).
+//! - `dynamic`: the lease lifecycle of dynamic secrets: the pure schedule (`next_action`) and
+//!   the `tick` a controller calls (renew, re-issue, restart, revoke the old lease).
 //! - `cli`: the `tresor sync` arguments and exit codes.
 //!
 //! The CRD of `TresorSecret` is `deploy/crds/tresor.dev_tresorsecrets.yaml`.
 
 pub mod apply;
 pub mod cli;
+pub mod dynamic;
 pub mod engine;
 pub mod extract;
 pub mod model;
+pub mod rollout;
 pub mod secret;
+pub mod status;
 pub mod template;
 pub mod vault;
 pub mod yaml;

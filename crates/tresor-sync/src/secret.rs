@@ -16,6 +16,33 @@ pub const MANAGED_BY: &str = "tresor-sync";
 pub const HASH_ANNOTATION: &str = "tresor.dev/content-hash";
 /// `Kind/namespace/name` of the resource the Secret is rendered from.
 pub const SOURCE_ANNOTATION: &str = "tresor.dev/source";
+/// A dynamic secret's lease id (comma-separated when a resource holds several), so a
+/// restarted controller can resume renewing it. A handle, not a value: using it needs a token.
+pub const LEASE_ID_ANNOTATION: &str = "tresor.dev/lease-id";
+/// When the lease ends (RFC 3339, UTC): the earliest of them with several.
+pub const LEASE_EXPIRES_ANNOTATION: &str = "tresor.dev/lease-expires";
+/// The lease's TTL as issued, in seconds: the increment its renewals ask for.
+pub const LEASE_TTL_ANNOTATION: &str = "tresor.dev/lease-ttl";
+/// Annotations that change with renewals and are therefore not part of the content hash
+/// (a renewal must not look like a content change, nor restart consumers).
+const LEASE_ANNOTATION_PREFIX: &str = "tresor.dev/lease-";
+
+/// Whether an annotation is left out of the content hash.
+pub fn unhashed_annotation(key: &str) -> bool {
+    key == HASH_ANNOTATION || key.starts_with(LEASE_ANNOTATION_PREFIX)
+}
+
+/// RFC 3339 (UTC, whole seconds) of a Unix time in seconds.
+pub fn rfc3339(unix_secs: i64) -> String {
+    k8s_openapi::jiff::Timestamp::from_second(unix_secs)
+        .map(|t| t.to_string())
+        .unwrap_or_default()
+}
+
+/// Now, in Unix milliseconds.
+pub fn now_millis() -> i64 {
+    tresor_sdk::timestamp::now_nanos() / 1_000_000
+}
 
 /// How a Secret may be written (ESO's `creationPolicy`, VSO's `destination.create`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,6 +110,31 @@ impl DesiredSecret {
         self.annotations.remove(HASH_ANNOTATION);
         let hash = self.content_hash();
         self.annotations.insert(HASH_ANNOTATION.to_owned(), hash);
+        self.annotate_leases(now_millis() / 1000);
+    }
+
+    /// Records the leases (ids, end, TTL) in the lease annotations, which the hash leaves out.
+    pub fn annotate_leases(&mut self, now_secs: i64) {
+        self.annotations
+            .retain(|k, _| !k.starts_with(LEASE_ANNOTATION_PREFIX));
+        if self.leases.is_empty() {
+            return;
+        }
+        let ids: Vec<&str> = self.leases.iter().map(|l| l.lease_id.as_str()).collect();
+        let shortest = self
+            .leases
+            .iter()
+            .map(|l| l.duration_secs)
+            .min()
+            .unwrap_or(0);
+        self.annotations
+            .insert(LEASE_ID_ANNOTATION.to_owned(), ids.join(","));
+        self.annotations.insert(
+            LEASE_EXPIRES_ANNOTATION.to_owned(),
+            rfc3339(now_secs.saturating_add(i64::try_from(shortest).unwrap_or(i64::MAX / 2))),
+        );
+        self.annotations
+            .insert(LEASE_TTL_ANNOTATION.to_owned(), shortest.to_string());
     }
 
     /// `sha256:<hex>` over the type, data, labels and annotations (the hash annotation
@@ -100,7 +152,10 @@ impl DesiredSecret {
             field(v.expose());
         }
         for map in [&self.labels, &self.annotations] {
-            let entries: Vec<_> = map.iter().filter(|(k, _)| *k != HASH_ANNOTATION).collect();
+            let entries: Vec<_> = map
+                .iter()
+                .filter(|(k, _)| !unhashed_annotation(k))
+                .collect();
             field(&(entries.len() as u64).to_be_bytes());
             for (k, v) in entries {
                 field(k.as_bytes());

@@ -77,6 +77,25 @@ pub struct Read {
     pub renewable: bool,
 }
 
+/// What `sys/leases/renew` granted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseRenewal {
+    pub lease_id: String,
+    pub lease_duration: u64,
+    pub renewable: bool,
+}
+
+/// What `sys/leases/lookup` says of a lease (RFC 3339 times as the server writes them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseLookup {
+    pub id: String,
+    pub issue_time: String,
+    pub expire_time: String,
+    /// Seconds left.
+    pub ttl: u64,
+    pub renewable: bool,
+}
+
 /// Where and how to connect.
 #[derive(Debug, Clone, Default)]
 pub struct Endpoint {
@@ -175,6 +194,70 @@ impl VaultClient {
             // A deleted or destroyed version: data is null.
             _ => Err(FetchError::NotFound { path: full.clone() }),
         }
+    }
+
+    /// `PUT sys/leases/renew`: extends a lease by `increment` seconds. The server caps the
+    /// answer at the lease's max TTL, so a `lease_duration` below `increment` means the lease
+    /// cannot be extended further (see `dynamic`).
+    pub async fn renew_lease(
+        &self,
+        lease_id: &str,
+        increment_secs: u64,
+    ) -> Result<LeaseRenewal, FetchError> {
+        let mut body = Map::new();
+        body.insert("lease_id".into(), Value::String(lease_id.to_owned()));
+        body.insert("increment".into(), Value::from(increment_secs));
+        let json = self
+            .send(reqwest::Method::PUT, "sys/leases/renew", Some(&body))
+            .await?;
+        Ok(LeaseRenewal {
+            lease_id: json
+                .0
+                .get("lease_id")
+                .and_then(Value::as_str)
+                .unwrap_or(lease_id)
+                .to_owned(),
+            lease_duration: json
+                .0
+                .get("lease_duration")
+                .and_then(Value::as_u64)
+                .unwrap_or(0),
+            renewable: json
+                .0
+                .get("renewable")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
+        })
+    }
+
+    /// `PUT sys/leases/lookup`: a lease's times (no secret in the answer).
+    pub async fn lookup_lease(&self, lease_id: &str) -> Result<LeaseLookup, FetchError> {
+        let mut body = Map::new();
+        body.insert("lease_id".into(), Value::String(lease_id.to_owned()));
+        let read = self
+            .request(reqwest::Method::PUT, "sys/leases/lookup", Some(&body))
+            .await?;
+        let data = &read.data.0;
+        let text = |k: &str| data.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
+        Ok(LeaseLookup {
+            id: text("id"),
+            issue_time: text("issue_time"),
+            expire_time: text("expire_time"),
+            ttl: data.get("ttl").and_then(Value::as_u64).unwrap_or(0),
+            renewable: data
+                .get("renewable")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
+        })
+    }
+
+    /// `PUT sys/leases/revoke` (synchronous: the engine's revocation has run when it returns).
+    pub async fn revoke_lease(&self, lease_id: &str) -> Result<(), FetchError> {
+        let mut body = Map::new();
+        body.insert("lease_id".into(), Value::String(lease_id.to_owned()));
+        self.send(reqwest::Method::PUT, "sys/leases/revoke", Some(&body))
+            .await
+            .map(|_| ())
     }
 
     /// Logs in through a Kubernetes auth mount and keeps the token.
@@ -316,6 +399,10 @@ impl VaultClient {
                     });
                 }
             }
+        }
+        // A 204 (a revocation) has no body.
+        if (200..300).contains(&status) && bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(SecretJson(Map::new()));
         }
         let json: Option<Map<String, Value>> = serde_json::from_slice(&bytes).ok();
         if (200..300).contains(&status) {

@@ -76,6 +76,56 @@ impl Resource {
     }
 }
 
+impl Resource {
+    /// The Secret a resource renders (namespace, name), for the kinds that render one;
+    /// `default_namespace` for resources that name none.
+    pub fn target_secret(&self, default_namespace: &str) -> Option<(String, String)> {
+        let meta = self.meta();
+        let ns = meta
+            .namespace
+            .clone()
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| default_namespace.to_owned());
+        let or_own = |n: Option<&String>| {
+            n.filter(|n| !n.is_empty())
+                .cloned()
+                .unwrap_or_else(|| meta.name.clone())
+        };
+        let name = match self {
+            Resource::ExternalSecret(r) => or_own(r.spec.target.name.as_ref()),
+            Resource::VaultStaticSecret(r) => r.spec.destination.name.clone(),
+            Resource::VaultDynamicSecret(r) => r.spec.destination.name.clone(),
+            Resource::TresorSecret(r) => or_own(r.spec.target.name.as_ref()),
+            _ => return None,
+        };
+        Some((ns, name))
+    }
+
+    /// Its `rolloutRestartTargets` (ESO has none).
+    pub fn rollout_targets(&self) -> &[vso::RolloutRestartTarget] {
+        match self {
+            Resource::VaultStaticSecret(r) => &r.spec.rollout_restart_targets,
+            Resource::VaultDynamicSecret(r) => &r.spec.rollout_restart_targets,
+            Resource::TresorSecret(r) => &r.spec.rollout_restart_targets,
+            _ => &[],
+        }
+    }
+
+    /// Whether reading its sources issues credentials (a lease): reading them again is not
+    /// a check but a new issue (VaultDynamicSecret, a TresorSecret's dynamic database role).
+    pub fn is_dynamic(&self) -> bool {
+        match self {
+            Resource::VaultDynamicSecret(_) => true,
+            Resource::TresorSecret(r) => r
+                .spec
+                .sources
+                .iter()
+                .any(|s| s.database.as_ref().is_some_and(|d| d.role.is_some())),
+            _ => false,
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     #[error("{path}: {message}")]
@@ -119,6 +169,22 @@ impl Manifests {
             out.add_text(&file, &text)?;
         }
         Ok(out)
+    }
+
+    /// Adds one object already parsed (a resource listed from a cluster); `Ok(false)` for a
+    /// kind `tresor sync` does not read. The error names kind, name and the problem.
+    pub fn add_object(&mut self, object: Value) -> Result<bool, String> {
+        match parse(object) {
+            Ok(Some(resource)) => {
+                self.resources.push(resource);
+                Ok(true)
+            }
+            Ok(None) => {
+                self.skipped += 1;
+                Ok(false)
+            }
+            Err((kind, name, message)) => Err(format!("{kind} {name}: {message}")),
+        }
     }
 
     /// Parses one YAML/JSON stream (`path` names it in errors).
