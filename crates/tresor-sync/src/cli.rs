@@ -1,7 +1,9 @@
 //! `tresor sync`: arguments and the run, for the `tresor` binary to mount as a sub-command.
 //!
-//! Exit codes: 0 every Secret rendered (and written); 1 a source failed (nothing printed or
-//! written) or a write failed; 2 usage or input errors (unreadable or invalid manifests).
+//! Exit codes of `once`: 0 every Secret rendered (and written); 1 a source failed (nothing
+//! printed or written) or a write failed; 2 usage or input errors (unreadable or invalid
+//! manifests). Of `run`: 0 after SIGTERM/SIGINT; 1 leadership lost; 2 usage errors or no
+//! cluster.
 
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -29,6 +31,9 @@ pub enum SyncCommand {
     /// Read the resources from files, fetch every source, then write every target Secret
     /// (or print them with --output yaml). Any failing source: exit 1, nothing written.
     Once(OnceArgs),
+    /// The in-cluster controller: watch the resources, keep their Secrets in step (on change
+    /// and on each refresh interval), one leader among replicas through a Lease.
+    Run(RunArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -68,6 +73,59 @@ pub struct OnceArgs {
     pub output: Option<OutputFormat>,
 }
 
+#[derive(Debug, Clone, clap::Args)]
+pub struct RunArgs {
+    /// Watch only this namespace (repeatable; default: all namespaces).
+    #[arg(short = 'n', long = "namespace", value_name = "NAMESPACE")]
+    pub namespaces: Vec<String>,
+    /// The leader-election Lease.
+    #[arg(long, default_value = "tresor-sync")]
+    pub lease_name: String,
+    /// The Lease's namespace (default: POD_NAMESPACE, else the service account's namespace,
+    /// else `default`).
+    #[arg(long)]
+    pub lease_namespace: Option<String>,
+    /// This replica's holder identity (default: POD_NAME or the host name, plus a random
+    /// suffix).
+    #[arg(long)]
+    pub identity: Option<String>,
+    /// How long a Lease not renewed stays another replica's.
+    #[arg(long, value_name = "DURATION", default_value = "15s")]
+    pub lease_duration: String,
+    /// How long the leader keeps leading while failing to renew.
+    #[arg(long, value_name = "DURATION", default_value = "10s")]
+    pub renew_deadline: String,
+    /// How often the Lease is renewed, or tried for.
+    #[arg(long, value_name = "DURATION", default_value = "2s")]
+    pub retry_period: String,
+    /// The first retry delay after a failed sync (doubling up to --backoff-max).
+    #[arg(long, value_name = "DURATION", default_value = "5s")]
+    pub backoff_base: String,
+    #[arg(long, value_name = "DURATION", default_value = "5m")]
+    pub backoff_max: String,
+    /// Where to serve /metrics (Prometheus text), /healthz and /readyz; `off` for nowhere.
+    #[arg(long, value_name = "HOST:PORT", default_value = "0.0.0.0:8080")]
+    pub metrics_address: String,
+    /// Tresor's address, over every store's and connection's (default: TRESOR_ADDR,
+    /// VAULT_ADDR or BAO_ADDR; else the resources' own).
+    #[arg(long)]
+    pub address: Option<String>,
+    /// A token, over every store's authentication (default: TRESOR_TOKEN, VAULT_TOKEN or
+    /// BAO_TOKEN; without one, each store's own authentication is used).
+    #[arg(long)]
+    pub token: Option<String>,
+    /// PEM file of CA certificates for Tresor's TLS (default: VAULT_CACERT).
+    #[arg(long = "ca-cert", value_name = "FILE")]
+    pub ca_cert: Option<PathBuf>,
+    /// The service account token used for Kubernetes logins.
+    #[arg(
+        long = "jwt-file",
+        value_name = "FILE",
+        default_value = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+    )]
+    pub jwt_file: PathBuf,
+}
+
 fn env_first(names: &[&str]) -> Option<String> {
     names
         .iter()
@@ -89,7 +147,57 @@ pub fn run(args: SyncArgs) -> ExitCode {
             };
             runtime.block_on(run_once(once))
         }
+        SyncCommand::Run(args) => {
+            let settings = match crate::controller::Settings::from_args(&args) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("Error: {e}");
+                    return ExitCode::from(EXIT_ERROR);
+                }
+            };
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("Error: starting the runtime: {e}");
+                    return ExitCode::from(EXIT_ERROR);
+                }
+            };
+            runtime.block_on(crate::controller::run(settings))
+        }
     }
+}
+
+/// The engine's options from the flags and the environment (`once` and `run` alike).
+pub(crate) fn engine_options(
+    address: Option<&str>,
+    token: Option<&str>,
+    ca_cert: Option<&PathBuf>,
+    jwt_file: &std::path::Path,
+    default_namespace: &str,
+) -> Result<Options, String> {
+    let ca_path = ca_cert
+        .cloned()
+        .or_else(|| env_first(&["TRESOR_CACERT", "VAULT_CACERT"]).map(PathBuf::from));
+    let ca_pem = match ca_path {
+        Some(p) => Some(std::fs::read(&p).map_err(|e| format!("reading {}: {e}", p.display()))?),
+        None => None,
+    };
+    Ok(Options {
+        address: address
+            .map(str::to_owned)
+            .or_else(|| env_first(&["TRESOR_ADDR", "VAULT_ADDR", "BAO_ADDR"])),
+        token: token
+            .map(str::to_owned)
+            .or_else(|| env_first(&["TRESOR_TOKEN", "VAULT_TOKEN", "BAO_TOKEN"]))
+            .map(SecretString::new),
+        jwt_file: jwt_file.to_owned(),
+        default_namespace: default_namespace.to_owned(),
+        ca_pem,
+    })
 }
 
 async fn run_once(args: OnceArgs) -> ExitCode {

@@ -2,8 +2,9 @@
 //! Operator (`ExternalSecret`, `SecretStore`, `ClusterSecretStore`), Vault Secrets Operator
 //! (`VaultConnection`, `VaultAuth`, `VaultStaticSecret`, `VaultDynamicSecret`) and its own
 //! `TresorSecret` resources, fetches their sources from Tresor (or any Vault-API server) and
-//! renders the target Secrets. The `tresor` binary mounts [`cli`] as `tresor sync`; this step
-//! has `tresor sync once` (files in, Secrets out); see `docs/sync.md` for what is next.
+//! renders the target Secrets. The `tresor` binary mounts [`cli`] as `tresor sync`:
+//! `tresor sync once` (files in, Secrets out) and `tresor sync run` (the in-cluster
+//! controller); see `docs/sync.md`.
 //!
 //! # Layout
 //! - `yaml`: YAML/JSON streams into JSON values through `tresor-lint`'s bounded parser.
@@ -15,12 +16,16 @@
 //! - `secret`: the rendered Secret, its content hash, its YAML.
 //! - `engine`: one pass: resolve stores/auths, fetch, render; failures per resource and key.
 //! - `apply`: writing to a cluster through kube-rs (create, replace on hash change, merge).
+//! - `controller`: `tresor sync run`: watches, a cache, one resource per reconcile through
+//!   `engine` and `apply`, status conditions, Events, backoff, refresh intervals, leader
+//!   election through a Lease, Prometheus metrics (see its own `# Layout`).
 //! - `cli`: the `tresor sync` arguments and exit codes.
 //!
 //! The CRD of `TresorSecret` is `deploy/crds/tresor.dev_tresorsecrets.yaml`.
 
 pub mod apply;
 pub mod cli;
+pub mod controller;
 pub mod engine;
 pub mod extract;
 pub mod model;
