@@ -78,6 +78,11 @@ pub struct RunArgs {
     /// Watch only this namespace (repeatable; default: all namespaces).
     #[arg(short = 'n', long = "namespace", value_name = "NAMESPACE")]
     pub namespaces: Vec<String>,
+    /// Reconcile without a Lease: for a single replica only (two would both write). An idle
+    /// controller then makes no API writes at all (with election, the leader renews its
+    /// Lease every --retry-period).
+    #[arg(long)]
+    pub no_leader_election: bool,
     /// The leader-election Lease.
     #[arg(long, default_value = "tresor-sync")]
     pub lease_name: String,

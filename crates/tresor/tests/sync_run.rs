@@ -69,6 +69,7 @@ impl Controller {
         dir: &Path,
         identity: &str,
         token: Option<&str>,
+        extra: &[&str],
     ) -> Controller {
         let log = dir.join(format!("sync-run-{identity}.log"));
         let mut cmd = Command::new(BIN);
@@ -76,6 +77,7 @@ impl Controller {
             .args(["--identity", identity])
             .args(["--metrics-address", "127.0.0.1:0"])
             .args(FAST)
+            .args(extra)
             .env("KUBECONFIG", kube.kubeconfig())
             .env("HOME", scratch_home())
             .env("VAULT_ADDR", &server.addr)
@@ -299,26 +301,35 @@ async fn secret(kube: &FakeKube, ns: &str, name: &str) -> Option<Value> {
 
 /// A Secret's key once it holds `want`.
 async fn secret_holds(kube: &FakeKube, ns: &str, name: &str, key: &str, want: &str) -> Value {
-    poll(20, &format!("Secret {ns}/{name} {key} = the new value"), || async {
-        secret(kube, ns, name)
-            .await
-            .filter(|s| s["data"].get(key).is_some() && decode(s, key).contains(want))
-    })
+    poll(
+        20,
+        &format!("Secret {ns}/{name} {key} = the new value"),
+        || async {
+            secret(kube, ns, name)
+                .await
+                .filter(|s| s["data"].get(key).is_some() && decode(s, key).contains(want))
+        },
+    )
     .await
 }
 
 /// The resource's `Ready` condition once its status is `status` (and the message holds
 /// `message`).
 async fn ready(kube: &FakeKube, path: &str, status: &str, message: &str) -> Value {
-    poll(20, &format!("{path} Ready={status} ({message})"), || async {
-        let obj = get(kube, path).await?;
-        let cond = obj["status"]["conditions"]
-            .as_array()?
-            .iter()
-            .find(|c| c["type"] == "Ready")?
-            .clone();
-        (cond["status"] == status && cond["message"].as_str()?.contains(message)).then_some(cond)
-    })
+    poll(
+        20,
+        &format!("{path} Ready={status} ({message})"),
+        || async {
+            let obj = get(kube, path).await?;
+            let cond = obj["status"]["conditions"]
+                .as_array()?
+                .iter()
+                .find(|c| c["type"] == "Ready")?
+                .clone();
+            (cond["status"] == status && cond["message"].as_str()?.contains(message))
+                .then_some(cond)
+        },
+    )
     .await
 }
 
@@ -439,7 +450,14 @@ async fn run_keeps_secrets_in_step_and_idles_without_writes() {
             .to_owned()
     };
 
-    let controller = Controller::start(&server, &kube, dir.path(), "solo", Some(ROOT));
+    let controller = Controller::start(
+        &server,
+        &kube,
+        dir.path(),
+        "solo",
+        Some(ROOT),
+        &["--no-leader-election"],
+    );
 
     // Every Secret, owned by its resource.
     let ghcr = secret_holds(&kube, "apps", "ghcr-pull", ".dockerconfigjson", GHCR_TOKEN).await;
@@ -450,10 +468,25 @@ async fn run_keeps_secrets_in_step_and_idles_without_writes() {
     let shop = secret_holds(&kube, "shop", "shop-env", "api_key", LEGACY_KEY).await;
     let forced = secret_holds(&kube, "apps", "forced", "password", WEB_PASSWORD_V2).await;
     for (s, api_version, kind, name) in [
-        (&ghcr, "external-secrets.io/v1", "ExternalSecret", "ghcr-pull-sync"),
+        (
+            &ghcr,
+            "external-secrets.io/v1",
+            "ExternalSecret",
+            "ghcr-pull-sync",
+        ),
         // Watched in v1 (the version the cluster prefers) whatever it was written in.
-        (&forced, "external-secrets.io/v1", "ExternalSecret", "forced"),
-        (&web, "secrets.hashicorp.com/v1beta1", "VaultStaticSecret", "webapp"),
+        (
+            &forced,
+            "external-secrets.io/v1",
+            "ExternalSecret",
+            "forced",
+        ),
+        (
+            &web,
+            "secrets.hashicorp.com/v1beta1",
+            "VaultStaticSecret",
+            "webapp",
+        ),
         (&shop, "tresor.dev/v1alpha1", "TresorSecret", "shop"),
     ] {
         assert_eq!(
@@ -510,7 +543,11 @@ async fn run_keeps_secrets_in_step_and_idles_without_writes() {
         ts_obj["status"]["contentHash"],
         shop["metadata"]["annotations"]["tresor.dev/content-hash"]
     );
-    assert!(!events(&kube, "apps", "ghcr-pull-sync", "Synced").await.is_empty());
+    assert!(
+        !events(&kube, "apps", "ghcr-pull-sync", "Synced")
+            .await
+            .is_empty()
+    );
 
     // A KV update reaches the Secret within the refresh interval (1 s; polled for 20 s, and
     // timed: well under the 1 h default).
@@ -556,7 +593,8 @@ async fn run_keeps_secrets_in_step_and_idles_without_writes() {
     })
     .await;
 
-    // Idle: over several refresh intervals, refreshes run and nothing is written.
+    // Idle: over several refresh intervals, refreshes run and nothing at all is written (no
+    // Secret, status or Event; without leader election, no Lease renewal either).
     let before = controller.scrape().await;
     kube.mark().await;
     tokio::time::sleep(Duration::from_millis(3500)).await;
@@ -630,7 +668,10 @@ async fn run_keeps_secrets_in_step_and_idles_without_writes() {
         .await;
     assert_eq!(status, 200, "{body}");
     poll(20, "the owned Secret to go", || async {
-        secret(&kube, "apps", "ghcr-pull").await.is_none().then_some(())
+        secret(&kube, "apps", "ghcr-pull")
+            .await
+            .is_none()
+            .then_some(())
     })
     .await;
     // Not recreated by a refresh after its resource is gone.
@@ -744,7 +785,7 @@ spec:
     )
     .await;
     // No VAULT_TOKEN: each store logs in with its own token Secret.
-    let controller = Controller::start(&server, &kube, dir.path(), "solo", None);
+    let controller = Controller::start(&server, &kube, dir.path(), "solo", None, &[]);
 
     let app = "/apis/external-secrets.io/v1/namespaces/apps/externalsecrets/app";
     let denied = "/apis/external-secrets.io/v1/namespaces/apps/externalsecrets/denied";
@@ -784,7 +825,13 @@ spec:
     )
     .await;
     assert!((200..300).contains(&status), "{status} {body}");
-    let cond = ready(&kube, app, "False", "no secret at secret/data/webapp/config").await;
+    let cond = ready(
+        &kube,
+        app,
+        "False",
+        "no secret at secret/data/webapp/config",
+    )
+    .await;
     assert_eq!(cond["reason"], "SecretSyncedError");
     poll(20, "the SyncFailed Event of app", || async {
         events(&kube, "apps", "app", "SyncFailed").await.pop()
@@ -868,8 +915,8 @@ spec:
 "#,
     )
     .await;
-    let mut a = Controller::start(&server, &kube, dir.path(), "replica-a", Some(ROOT));
-    let mut b = Controller::start(&server, &kube, dir.path(), "replica-b", Some(ROOT));
+    let mut a = Controller::start(&server, &kube, dir.path(), "replica-a", Some(ROOT), &[]);
+    let mut b = Controller::start(&server, &kube, dir.path(), "replica-b", Some(ROOT), &[]);
 
     let holder = poll(20, "a Lease holder", || async {
         let l = lease(&kube).await?;
@@ -899,6 +946,16 @@ spec:
         1.0,
         "the follower's cache is warm"
     );
+    // While idle, the only writes are the leader's Lease renewals.
+    kube.mark().await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let writes = kube.writes().await;
+    assert_eq!(
+        writes["by_resource"],
+        json!({"leases.coordination.k8s.io": {"update": writes["total"]}}),
+        "{writes}"
+    );
+    assert!(writes["total"].as_u64().unwrap() >= 1, "{writes}");
     let transitions = lease(&kube).await.unwrap()["spec"]["leaseTransitions"]
         .as_i64()
         .unwrap_or(0);
@@ -929,14 +986,19 @@ spec:
     )
     .await;
     secret_holds(&kube, "shop", "shop-env", "token", rotated).await;
-    assert_eq!(follower.scrape().await.value("tresor_sync_leader", &[]), 1.0);
+    assert_eq!(
+        follower.scrape().await.value("tresor_sync_leader", &[]),
+        1.0
+    );
 
     // SIGTERM: the Lease is released (no holder) and the process exits 0.
     let status = follower.terminate();
     assert!(status.success(), "{status}");
     let released = lease(&kube).await.unwrap();
     assert!(
-        released["spec"].get("holderIdentity").is_none_or(|h| h == ""),
+        released["spec"]
+            .get("holderIdentity")
+            .is_none_or(|h| h == ""),
         "{released}"
     );
     assert_eq!(kube.violations().await, Vec::<Value>::new());

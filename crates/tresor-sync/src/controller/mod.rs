@@ -57,6 +57,8 @@ use self::status::{Extra, Verdict};
 #[derive(Debug)]
 pub struct Settings {
     pub namespaces: Vec<String>,
+    /// Off: this replica reconciles without a Lease.
+    pub leader_election: bool,
     pub lease_name: String,
     pub lease_namespace: String,
     pub identity: String,
@@ -138,6 +140,7 @@ impl Settings {
         )?;
         Ok(Settings {
             namespaces: args.namespaces.clone(),
+            leader_election: !args.no_leader_election,
             lease_name: args.lease_name.clone(),
             lease_namespace: args
                 .lease_namespace
@@ -226,13 +229,24 @@ pub async fn run(settings: Settings) -> ExitCode {
         &settings.identity,
         settings.timing,
     ));
-    let (lead_tx, lead_rx) = signal::channel(false);
-    let election = tokio::spawn(elector.clone().run(lead_tx, stop_rx.clone()));
+    // Without election this replica leads from the start; the sender is kept so the loop's
+    // `changed()` waits instead of failing.
+    let (lead_tx, lead_rx) = signal::channel(!settings.leader_election);
+    let mut kept_sender = None;
+    let election = if settings.leader_election {
+        Some(tokio::spawn(elector.clone().run(lead_tx, stop_rx.clone())))
+    } else {
+        kept_sender = Some(lead_tx);
+        None
+    };
     log::info(&format!(
-        "identity {}; Lease {}/{}; watching {}",
+        "identity {}; {}; watching {}",
         settings.identity,
-        settings.lease_namespace,
-        settings.lease_name,
+        if settings.leader_election {
+            format!("Lease {}/{}", settings.lease_namespace, settings.lease_name)
+        } else {
+            "leader election off".to_owned()
+        },
         if settings.namespaces.is_empty() {
             "all namespaces".to_owned()
         } else {
@@ -274,7 +288,10 @@ pub async fn run(settings: Settings) -> ExitCode {
     let code = controller.run_loop(rx, lead_rx, stop_rx).await;
     // Lost leadership or a signal: stop electing (a leader releases the Lease), then go.
     let _ = stop_tx.send(true);
-    let _ = election.await;
+    if let Some(election) = election {
+        let _ = election.await;
+    }
+    drop(kept_sender);
     for t in tasks {
         t.abort();
     }
