@@ -151,6 +151,7 @@ impl Elector {
             None => false,
         };
         let action = decide(record.as_ref(), &self.identity, expired);
+        let renewing = action == Action::Renew;
         let now = micro_now();
         let spec = |acquire: Option<MicroTime>, transitions: i32| LeaseSpec {
             holder_identity: Some(self.identity.clone()),
@@ -198,6 +199,11 @@ impl Elector {
                     .await
                     .observe(&Record::from_lease(&lease), Instant::now());
                 Ok(true)
+            }
+            // A renewal that lost a race is retried until the renew deadline (as client-go
+            // does): the next read shows whether the Lease is still ours.
+            Err(kube::Error::Api(s)) if s.code == 409 && renewing => {
+                Err("the Lease changed while being renewed (409 Conflict)".into())
             }
             // Another replica wrote first (create race or a stale resourceVersion).
             Err(kube::Error::Api(s)) if s.code == 409 => Ok(false),

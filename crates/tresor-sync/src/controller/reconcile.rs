@@ -27,13 +27,17 @@ pub struct Synced {
 }
 
 /// The failures' safe text: `key: reason; key: reason` (the resource is the status's owner,
-/// so its name is left out).
+/// so its name is left out). The engine says a referenced store is "not found in the
+/// inputs" (its inputs are files in `once`); here its inputs are the cluster's objects.
 fn failure_message(failures: &[crate::engine::Failure]) -> String {
     failures
         .iter()
-        .map(|f| match &f.key {
-            Some(key) => format!("{key}: {}", f.reason),
-            None => f.reason.clone(),
+        .map(|f| {
+            let reason = f.reason.replace(" not found in the inputs", " not found");
+            match &f.key {
+                Some(key) => format!("{key}: {reason}"),
+                None => reason,
+            }
         })
         .collect::<Vec<_>>()
         .join("; ")
@@ -83,4 +87,26 @@ pub async fn reconcile(
         secret: Some(secret),
         written,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::Failure;
+
+    #[test]
+    fn failure_messages_name_keys_not_the_resource() {
+        let f = |key: Option<&str>, reason: &str| Failure {
+            resource: "ExternalSecret apps/x".into(),
+            key: key.map(str::to_owned),
+            reason: reason.into(),
+        };
+        assert_eq!(
+            failure_message(&[
+                f(Some("password"), "no secret at secret/data/a"),
+                f(None, "SecretStore apps/s not found in the inputs"),
+            ]),
+            "password: no secret at secret/data/a; SecretStore apps/s not found"
+        );
+    }
 }
