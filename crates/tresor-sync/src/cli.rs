@@ -5,6 +5,8 @@
 //! deferred; 2 usage or input errors (unreadable or invalid manifests).
 //! Exit codes of `status`: 0 everything in sync; 1 drift, missing Secrets, failed sources or
 //! consumers not restarted since the last change; 2 usage or input errors.
+//! Exit codes of `run`: 0 after SIGTERM/SIGINT; 1 leadership lost; 2 usage errors or no
+//! cluster.
 
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -37,6 +39,9 @@ pub enum SyncCommand {
     /// render now (hashes only, never values), and whether its consumers were restarted
     /// since its last change. Exit 0 all in sync, 1 drift or failures.
     Status(StatusArgs),
+    /// The in-cluster controller: watch the resources, keep their Secrets in step (on change
+    /// and on each refresh interval), one leader among replicas through a Lease.
+    Run(RunArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -138,6 +143,64 @@ fn duration_arg(flag: &str, text: &str) -> Result<std::time::Duration, String> {
         .ok_or_else(|| format!("--{flag}: {text:?} is not a duration (e.g. 30s, 5m)"))
 }
 
+#[derive(Debug, Clone, clap::Args)]
+pub struct RunArgs {
+    /// Watch only this namespace (repeatable; default: all namespaces).
+    #[arg(short = 'n', long = "namespace", value_name = "NAMESPACE")]
+    pub namespaces: Vec<String>,
+    /// Reconcile without a Lease: for a single replica only (two would both write). An idle
+    /// controller then makes no API writes at all (with election, the leader renews its
+    /// Lease every --retry-period).
+    #[arg(long)]
+    pub no_leader_election: bool,
+    /// The leader-election Lease.
+    #[arg(long, default_value = "tresor-sync")]
+    pub lease_name: String,
+    /// The Lease's namespace (default: POD_NAMESPACE, else the service account's namespace,
+    /// else `default`).
+    #[arg(long)]
+    pub lease_namespace: Option<String>,
+    /// This replica's holder identity (default: POD_NAME or the host name, plus a random
+    /// suffix).
+    #[arg(long)]
+    pub identity: Option<String>,
+    /// How long a Lease not renewed stays another replica's.
+    #[arg(long, value_name = "DURATION", default_value = "15s")]
+    pub lease_duration: String,
+    /// How long the leader keeps leading while failing to renew.
+    #[arg(long, value_name = "DURATION", default_value = "10s")]
+    pub renew_deadline: String,
+    /// How often the Lease is renewed, or tried for.
+    #[arg(long, value_name = "DURATION", default_value = "2s")]
+    pub retry_period: String,
+    /// The first retry delay after a failed sync (doubling up to --backoff-max).
+    #[arg(long, value_name = "DURATION", default_value = "5s")]
+    pub backoff_base: String,
+    #[arg(long, value_name = "DURATION", default_value = "5m")]
+    pub backoff_max: String,
+    /// Where to serve /metrics (Prometheus text), /healthz and /readyz; `off` for nowhere.
+    #[arg(long, value_name = "HOST:PORT", default_value = "0.0.0.0:8080")]
+    pub metrics_address: String,
+    /// Tresor's address, over every store's and connection's (default: TRESOR_ADDR,
+    /// VAULT_ADDR or BAO_ADDR; else the resources' own).
+    #[arg(long)]
+    pub address: Option<String>,
+    /// A token, over every store's authentication (default: TRESOR_TOKEN, VAULT_TOKEN or
+    /// BAO_TOKEN; without one, each store's own authentication is used).
+    #[arg(long)]
+    pub token: Option<String>,
+    /// PEM file of CA certificates for Tresor's TLS (default: VAULT_CACERT).
+    #[arg(long = "ca-cert", value_name = "FILE")]
+    pub ca_cert: Option<PathBuf>,
+    /// The service account token used for Kubernetes logins.
+    #[arg(
+        long = "jwt-file",
+        value_name = "FILE",
+        default_value = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+    )]
+    pub jwt_file: PathBuf,
+}
+
 fn env_first(names: &[&str]) -> Option<String> {
     names
         .iter()
@@ -172,18 +235,27 @@ pub fn run(args: SyncArgs) -> ExitCode {
             };
             runtime.block_on(run_status(status))
         }
-    }
-}
-
-fn read_ca(ca_cert: Option<&PathBuf>) -> Result<Option<Vec<u8>>, String> {
-    let ca_path = ca_cert
-        .cloned()
-        .or_else(|| env_first(&["TRESOR_CACERT", "VAULT_CACERT"]).map(PathBuf::from));
-    match ca_path {
-        Some(p) => std::fs::read(&p)
-            .map(Some)
-            .map_err(|e| format!("reading {}: {e}", p.display())),
-        None => Ok(None),
+        SyncCommand::Run(args) => {
+            let settings = match crate::controller::Settings::from_args(&args) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("Error: {e}");
+                    return ExitCode::from(EXIT_ERROR);
+                }
+            };
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("Error: starting the runtime: {e}");
+                    return ExitCode::from(EXIT_ERROR);
+                }
+            };
+            runtime.block_on(crate::controller::run(settings))
+        }
     }
 }
 
@@ -192,26 +264,18 @@ async fn run_status(args: StatusArgs) -> ExitCode {
         eprintln!("Error: name the resources with -f FILE|DIR, or read them with --cluster");
         return ExitCode::from(EXIT_ERROR);
     }
-    let ca_pem = match read_ca(args.ca_cert.as_ref()) {
-        Ok(pem) => pem,
+    let options = match engine_options(
+        args.address.as_deref(),
+        args.token.as_deref(),
+        args.ca_cert.as_ref(),
+        &args.jwt_file,
+        &args.namespace,
+    ) {
+        Ok(options) => options,
         Err(e) => {
             eprintln!("Error: {e}");
             return ExitCode::from(EXIT_ERROR);
         }
-    };
-    let options = Options {
-        address: args
-            .address
-            .clone()
-            .or_else(|| env_first(&["TRESOR_ADDR", "VAULT_ADDR", "BAO_ADDR"])),
-        token: args
-            .token
-            .clone()
-            .or_else(|| env_first(&["TRESOR_TOKEN", "VAULT_TOKEN", "BAO_TOKEN"]))
-            .map(SecretString::new),
-        jwt_file: args.jwt_file.clone(),
-        default_namespace: args.namespace.clone(),
-        ca_pem: ca_pem.clone(),
     };
     let kube = match crate::apply::kube_client(None).await {
         Ok(c) => c,
@@ -242,7 +306,7 @@ async fn run_status(args: StatusArgs) -> ExitCode {
         (Some(address), Some(token)) => {
             match crate::vault::VaultClient::new(crate::vault::Endpoint {
                 address: address.clone(),
-                ca_pem,
+                ca_pem: options.ca_pem.clone(),
                 ..Default::default()
             }) {
                 Ok(mut c) => {
@@ -281,6 +345,35 @@ async fn run_status(args: StatusArgs) -> ExitCode {
     }
 }
 
+/// The engine's options from the flags and the environment (`once` and `run` alike).
+pub(crate) fn engine_options(
+    address: Option<&str>,
+    token: Option<&str>,
+    ca_cert: Option<&PathBuf>,
+    jwt_file: &std::path::Path,
+    default_namespace: &str,
+) -> Result<Options, String> {
+    let ca_path = ca_cert
+        .cloned()
+        .or_else(|| env_first(&["TRESOR_CACERT", "VAULT_CACERT"]).map(PathBuf::from));
+    let ca_pem = match ca_path {
+        Some(p) => Some(std::fs::read(&p).map_err(|e| format!("reading {}: {e}", p.display()))?),
+        None => None,
+    };
+    Ok(Options {
+        address: address
+            .map(str::to_owned)
+            .or_else(|| env_first(&["TRESOR_ADDR", "VAULT_ADDR", "BAO_ADDR"])),
+        token: token
+            .map(str::to_owned)
+            .or_else(|| env_first(&["TRESOR_TOKEN", "VAULT_TOKEN", "BAO_TOKEN"]))
+            .map(SecretString::new),
+        jwt_file: jwt_file.to_owned(),
+        default_namespace: default_namespace.to_owned(),
+        ca_pem,
+    })
+}
+
 async fn run_once(args: OnceArgs) -> ExitCode {
     let rollout = match (
         duration_arg("restart-min-interval", &args.restart_min_interval),
@@ -304,26 +397,18 @@ async fn run_once(args: OnceArgs) -> ExitCode {
             return ExitCode::from(EXIT_ERROR);
         }
     };
-    let ca_pem = match read_ca(args.ca_cert.as_ref()) {
-        Ok(pem) => pem,
+    let options = match engine_options(
+        args.address.as_deref(),
+        args.token.as_deref(),
+        args.ca_cert.as_ref(),
+        &args.jwt_file,
+        &args.namespace,
+    ) {
+        Ok(options) => options,
         Err(e) => {
             eprintln!("Error: {e}");
             return ExitCode::from(EXIT_ERROR);
         }
-    };
-    let options = Options {
-        address: args
-            .address
-            .clone()
-            .or_else(|| env_first(&["TRESOR_ADDR", "VAULT_ADDR", "BAO_ADDR"])),
-        token: args
-            .token
-            .clone()
-            .or_else(|| env_first(&["TRESOR_TOKEN", "VAULT_TOKEN", "BAO_TOKEN"]))
-            .map(SecretString::new),
-        jwt_file: args.jwt_file.clone(),
-        default_namespace: args.namespace.clone(),
-        ca_pem,
     };
     // Writing needs a cluster; so do token Secrets and CA bundles the resources refer to.
     let kube = if args.output.is_none() {

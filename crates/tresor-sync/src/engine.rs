@@ -1135,7 +1135,7 @@ impl<'a> Engine<'a> {
 }
 
 /// `[namespace/]name`, default name `default`.
-fn split_ref(r: &str, ns: &str) -> (String, String) {
+pub fn split_ref(r: &str, ns: &str) -> (String, String) {
     match r.split_once('/') {
         Some((n, name)) => (n.to_owned(), name.to_owned()),
         None if r.is_empty() => (ns.to_owned(), "default".to_owned()),

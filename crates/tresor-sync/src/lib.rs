@@ -3,8 +3,8 @@
 //! (`VaultConnection`, `VaultAuth`, `VaultStaticSecret`, `VaultDynamicSecret`) and its own
 //! `TresorSecret` resources, fetches their sources from Tresor (or any Vault-API server) and
 //! renders the target Secrets. The `tresor` binary mounts [`cli`] as `tresor sync`: `once`
-//! (files in, Secrets out, consumers restarted) and `status` (the drift report); see
-//! `docs/sync.md` for what is next.
+//! (files in, Secrets out, consumers restarted), `run` (the in-cluster controller) and `status`
+//! (the drift report); see `docs/sync.md`.
 //!
 //! # Layout
 //! - `yaml`: YAML/JSON streams into JSON values through `tresor-lint`'s bounded parser.
@@ -22,12 +22,16 @@
 //! - `status`: the drift report of `tresor sync status` (content hashes, consumers restarted).
 //! - `dynamic`: the lease lifecycle of dynamic secrets: the pure schedule (`next_action`) and
 //!   the `tick` a controller calls (renew, re-issue, restart, revoke the old lease).
+//! - `controller`: `tresor sync run`: watches, a cache, one resource per reconcile through
+//!   `engine` and `apply`, status conditions, Events, backoff, refresh intervals, leader
+//!   election through a Lease, Prometheus metrics (see its own `# Layout`).
 //! - `cli`: the `tresor sync` arguments and exit codes.
 //!
 //! The CRD of `TresorSecret` is `deploy/crds/tresor.dev_tresorsecrets.yaml`.
 
 pub mod apply;
 pub mod cli;
+pub mod controller;
 pub mod dynamic;
 pub mod engine;
 pub mod extract;

@@ -276,6 +276,12 @@ fn collect(path: &Path, out: &mut Vec<PathBuf>, depth: usize) -> Result<(), Load
     Ok(())
 }
 
+/// One object read from a cluster (JSON, `apiVersion` and `kind` set): `Ok(None)` for kinds
+/// `tresor sync` does not read; the error is why it does not parse.
+pub fn parse_object(doc: Value) -> Result<Option<Resource>, String> {
+    parse(doc).map_err(|(_, _, message)| message)
+}
+
 /// One object: `Ok(None)` for kinds `tresor sync` does not read.
 fn parse(doc: Value) -> Result<Option<Resource>, (String, String, String)> {
     let api_version = doc

@@ -1,0 +1,618 @@
+//! `tresor sync run`: the in-cluster controller.
+//!
+//! Watches the ESO, VSO and `TresorSecret` kinds (all namespaces or `--namespace`s), keeps a
+//! cache of them, and renders one resource per reconcile through the same engine and write
+//! path as `sync once`, with the store/auth/connection it refers to taken from the cache. A
+//! resource is reconciled when it is first seen, when its spec (generation) or ESO's
+//! `force-sync` annotation changes, when an object it refers to changes, on its refresh
+//! interval, and after a failure with exponential backoff. Only the replica holding the
+//! Lease reconciles; the others keep their caches warm and wait.
+//!
+//! # Layout
+//! - `kinds`: the watched kinds, where they are served, the object key.
+//! - `watch`: kube-rs watchers feeding the loop; `cache`: the objects and their references.
+//! - `queue`: each resource's next due time; `refresh`: refresh intervals (the hook for
+//!   lease-driven schedules); `backoff`: retry delays.
+//! - `reconcile`: one resource through the engine and `apply`; `hooks`: after a Secret
+//!   changed (the hook for rollout restarts).
+//! - `status`: the Ready condition and each kind's status; `events`: Kubernetes Events.
+//! - `lease`: leader election through a `coordination.k8s.io/v1` Lease.
+//! - `metrics`, `http`: the Prometheus metrics and their endpoint; `log`: stderr lines.
+
+pub mod backoff;
+pub mod cache;
+pub mod events;
+pub mod hooks;
+pub mod http;
+pub mod kinds;
+pub mod lease;
+pub mod log;
+pub mod metrics;
+pub mod queue;
+pub mod reconcile;
+pub mod refresh;
+pub mod status;
+pub mod watch;
+
+use std::collections::{HashMap, HashSet};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams};
+use tokio::sync::{mpsc, watch as signal};
+
+use crate::cli::{EXIT_ERROR, EXIT_FAILED, RunArgs};
+use crate::engine::Options;
+
+use self::backoff::Backoff;
+use self::cache::{Cache, Entry};
+use self::kinds::{KindInfo, ObjKey};
+use self::metrics::Metrics;
+use self::queue::DueQueue;
+use self::reconcile::Written;
+use self::status::{Extra, Verdict};
+
+/// Everything `sync run` needs, read from its flags and environment.
+#[derive(Debug)]
+pub struct Settings {
+    pub namespaces: Vec<String>,
+    /// Off: this replica reconciles without a Lease.
+    pub leader_election: bool,
+    pub lease_name: String,
+    pub lease_namespace: String,
+    pub identity: String,
+    pub timing: lease::Timing,
+    pub backoff_base: Duration,
+    pub backoff_max: Duration,
+    pub metrics_address: Option<String>,
+    pub options: Options,
+}
+
+fn flag_duration(flag: &str, text: &str) -> Result<Duration, String> {
+    let nanos =
+        tresor_sdk::duration::parse_str(text).map_err(|e| format!("--{flag} {text:?}: {e}"))?;
+    if nanos <= 0 {
+        return Err(format!("--{flag} must be positive"));
+    }
+    tresor_sdk::duration::to_std(nanos).map_err(|e| format!("--{flag} {text:?}: {e}"))
+}
+
+/// A suffix unique to this process: replicas sharing a host name (or a restarted pod) never
+/// share a holder identity.
+fn random_suffix() -> String {
+    use std::hash::{BuildHasher as _, Hasher as _};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(std::process::id());
+    h.write_i64(tresor_sdk::timestamp::now_nanos());
+    format!("{:08x}", h.finish() & 0xffff_ffff)
+}
+
+fn default_identity() -> String {
+    let host = std::env::var("POD_NAME")
+        .ok()
+        .filter(|v| !v.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok().filter(|v| !v.is_empty()))
+        .or_else(|| {
+            std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|h| h.trim().to_owned())
+                .filter(|h| !h.is_empty())
+        })
+        .unwrap_or_else(|| "tresor-sync".to_owned());
+    format!("{host}_{}", random_suffix())
+}
+
+fn default_lease_namespace() -> String {
+    std::env::var("POD_NAMESPACE")
+        .ok()
+        .filter(|v| !v.is_empty())
+        .or_else(|| {
+            std::fs::read_to_string("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+                .ok()
+                .map(|n| n.trim().to_owned())
+                .filter(|n| !n.is_empty())
+        })
+        .unwrap_or_else(|| "default".to_owned())
+}
+
+impl Settings {
+    pub fn from_args(args: &RunArgs) -> Result<Settings, String> {
+        let timing = lease::Timing {
+            lease_duration: flag_duration("lease-duration", &args.lease_duration)?,
+            renew_deadline: flag_duration("renew-deadline", &args.renew_deadline)?,
+            retry_period: flag_duration("retry-period", &args.retry_period)?,
+        };
+        if timing.renew_deadline >= timing.lease_duration
+            || timing.retry_period >= timing.renew_deadline
+        {
+            return Err(
+                "--retry-period < --renew-deadline < --lease-duration is required (a leader must renew before others may take over)"
+                    .into(),
+            );
+        }
+        let options = crate::cli::engine_options(
+            args.address.as_deref(),
+            args.token.as_deref(),
+            args.ca_cert.as_ref(),
+            &args.jwt_file,
+            "default",
+        )?;
+        Ok(Settings {
+            namespaces: args.namespaces.clone(),
+            leader_election: !args.no_leader_election,
+            lease_name: args.lease_name.clone(),
+            lease_namespace: args
+                .lease_namespace
+                .clone()
+                .unwrap_or_else(default_lease_namespace),
+            identity: args.identity.clone().unwrap_or_else(default_identity),
+            timing,
+            backoff_base: flag_duration("backoff-base", &args.backoff_base)?,
+            backoff_max: flag_duration("backoff-max", &args.backoff_max)?,
+            metrics_address: Some(args.metrics_address.clone())
+                .filter(|a| a != "off" && !a.is_empty()),
+            options,
+        })
+    }
+}
+
+/// The version of a kind the cluster serves, preferred first (ESO: `v1`, else `v1beta1`).
+async fn served_version(client: &kube::Client, info: &KindInfo) -> &'static str {
+    for version in info.versions {
+        let api: Api<DynamicObject> =
+            Api::all_with(client.clone(), &watch::api_resource(info, version));
+        match api.list(&ListParams::default().limit(1)).await {
+            Err(kube::Error::Api(s)) if s.code == 404 => {}
+            _ => return version,
+        }
+    }
+    info.versions.first().copied().unwrap_or("v1")
+}
+
+async fn wait_for_stop() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+/// Runs the controller until SIGTERM/SIGINT (exit 0, the Lease released) or a lost
+/// leadership (exit 1: a replica that stopped leading restarts with fresh state).
+pub async fn run(settings: Settings) -> ExitCode {
+    let client = match kube::Client::try_default().await {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!(
+                "Error: no Kubernetes cluster ({})",
+                crate::apply::kube_reason(&e)
+            );
+            return ExitCode::from(EXIT_ERROR);
+        }
+    };
+    let metrics = Arc::new(Metrics::default());
+    let mut tasks = Vec::new();
+    if let Some(address) = &settings.metrics_address {
+        let listener = match tokio::net::TcpListener::bind(address).await {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("Error: listening on {address} for metrics: {e}");
+                return ExitCode::from(EXIT_ERROR);
+            }
+        };
+        if let Ok(local) = listener.local_addr() {
+            log::info(&format!("metrics on http://{local}/metrics"));
+        }
+        tasks.push(tokio::spawn(http::serve(listener, metrics.clone())));
+    }
+
+    let (stop_tx, stop_rx) = signal::channel(false);
+    let stopper = stop_tx.clone();
+    tasks.push(tokio::spawn(async move {
+        wait_for_stop().await;
+        log::info("stopping (signal)");
+        let _ = stopper.send(true);
+    }));
+
+    let elector = Arc::new(lease::Elector::new(
+        client.clone(),
+        &settings.lease_namespace,
+        &settings.lease_name,
+        &settings.identity,
+        settings.timing,
+    ));
+    // Without election this replica leads from the start; the sender is kept so the loop's
+    // `changed()` waits instead of failing.
+    let (lead_tx, lead_rx) = signal::channel(!settings.leader_election);
+    let mut kept_sender = None;
+    let election = if settings.leader_election {
+        Some(tokio::spawn(elector.clone().run(lead_tx, stop_rx.clone())))
+    } else {
+        kept_sender = Some(lead_tx);
+        None
+    };
+    log::info(&format!(
+        "identity {}; {}; watching {}",
+        settings.identity,
+        if settings.leader_election {
+            format!("Lease {}/{}", settings.lease_namespace, settings.lease_name)
+        } else {
+            "leader election off".to_owned()
+        },
+        if settings.namespaces.is_empty() {
+            "all namespaces".to_owned()
+        } else {
+            settings.namespaces.join(", ")
+        }
+    ));
+
+    let (tx, rx) = mpsc::channel(1024);
+    let mut pending = HashSet::new();
+    for info in kinds::ALL {
+        let version = served_version(&client, &info).await;
+        let scopes: Vec<Option<String>> = if info.namespaced && !settings.namespaces.is_empty() {
+            settings.namespaces.iter().cloned().map(Some).collect()
+        } else {
+            vec![None]
+        };
+        for scope in scopes {
+            pending.insert(watch::scope_name(&info, scope.as_deref()));
+            tasks.push(tokio::spawn(watch::run(
+                client.clone(),
+                info,
+                version,
+                scope,
+                tx.clone(),
+            )));
+        }
+    }
+    drop(tx);
+
+    let mut controller = Controller {
+        client,
+        settings,
+        metrics,
+        cache: Cache::default(),
+        states: HashMap::new(),
+        queue: DueQueue::default(),
+        pending,
+    };
+    let code = controller.run_loop(rx, lead_rx, stop_rx).await;
+    // Lost leadership or a signal: stop electing (a leader releases the Lease), then go.
+    let _ = stop_tx.send(true);
+    if let Some(election) = election {
+        let _ = election.await;
+    }
+    drop(kept_sender);
+    for t in tasks {
+        t.abort();
+    }
+    code
+}
+
+/// What the controller remembers about a rendering resource between reconciles.
+#[derive(Debug)]
+struct ResState {
+    backoff: Backoff,
+    /// The last verdict reported (to record Events on transitions only).
+    last: Option<(bool, String)>,
+}
+
+struct Controller {
+    client: kube::Client,
+    settings: Settings,
+    metrics: Arc<Metrics>,
+    cache: Cache,
+    states: HashMap<ObjKey, ResState>,
+    queue: DueQueue,
+    /// Watch scopes whose first list has not completed: no reconcile before they have, or a
+    /// resource would fail for a store not listed yet.
+    pending: HashSet<String>,
+}
+
+impl Controller {
+    async fn run_loop(
+        &mut self,
+        mut rx: mpsc::Receiver<watch::Msg>,
+        mut lead_rx: signal::Receiver<bool>,
+        mut stop_rx: signal::Receiver<bool>,
+    ) -> ExitCode {
+        let mut leading = false;
+        loop {
+            if *stop_rx.borrow() {
+                return ExitCode::SUCCESS;
+            }
+            // Everything the watchers sent first: a reconcile sees the newest objects.
+            while let Ok(msg) = rx.try_recv() {
+                self.handle(msg);
+            }
+            let now_leading = *lead_rx.borrow();
+            if now_leading != leading {
+                self.metrics.set_leader(now_leading);
+                if !now_leading {
+                    log::warn("no longer the leader: exiting so that a fresh replica takes over");
+                    return ExitCode::from(EXIT_FAILED);
+                }
+                leading = true;
+                // A new leader renders everything once (its predecessor's schedule is gone).
+                let now = Instant::now();
+                let due: Vec<ObjKey> = self
+                    .cache
+                    .producers()
+                    .filter(|e| refresh::initially_due(e))
+                    .map(|e| e.key.clone())
+                    .collect();
+                for key in due {
+                    self.queue.sooner(&key, now);
+                }
+            }
+            if leading
+                && self.pending.is_empty()
+                && let Some(key) = self.queue.pop_due(Instant::now())
+            {
+                self.reconcile(&key).await;
+                continue;
+            }
+            let next = if leading && self.pending.is_empty() {
+                self.queue.next()
+            } else {
+                None
+            };
+            let sleep = async {
+                match next {
+                    Some(at) => tokio::time::sleep_until(at.into()).await,
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                msg = rx.recv() => match msg {
+                    Some(msg) => self.handle(msg),
+                    // Every watcher ended: only at shutdown.
+                    None => return ExitCode::SUCCESS,
+                },
+                () = sleep => {}
+                _ = lead_rx.changed() => {}
+                _ = stop_rx.changed() => {}
+            }
+        }
+    }
+
+    fn handle(&mut self, msg: watch::Msg) {
+        let now = Instant::now();
+        match msg {
+            watch::Msg::Listed { scope } => {
+                self.pending.remove(&scope);
+            }
+            watch::Msg::Upsert(entry) => {
+                let entry = *entry;
+                let key = entry.key.clone();
+                if let Err(reason) = &entry.resource {
+                    log::warn(&format!("{key}: {reason}"));
+                }
+                let produces = key.kind.produces();
+                let first = !produces || refresh::initially_due(&entry);
+                let previous = self.cache.insert(entry);
+                let Some(current) = self.cache.get(&key) else {
+                    return;
+                };
+                if produces {
+                    let changed = match &previous {
+                        Some(p) => p.trigger() != current.trigger(),
+                        None => first,
+                    };
+                    if changed {
+                        if let Some(s) = self.states.get_mut(&key) {
+                            s.backoff.reset();
+                        }
+                        self.queue.set(&key, now);
+                    }
+                    self.metrics.set_resources(self.cache.counts());
+                } else if previous.is_none_or(|p| p.generation != current.generation) {
+                    for dependent in self.cache.dependents(&key) {
+                        self.queue.sooner(&dependent, now);
+                    }
+                }
+            }
+            watch::Msg::Remove(key) => {
+                self.cache.remove(&key);
+                if key.kind.produces() {
+                    self.states.remove(&key);
+                    self.queue.remove(&key);
+                    self.metrics.forget(&key);
+                    self.metrics.set_resources(self.cache.counts());
+                } else {
+                    for dependent in self.cache.dependents(&key) {
+                        self.queue.sooner(&dependent, now);
+                    }
+                }
+            }
+        }
+    }
+
+    async fn reconcile(&mut self, key: &ObjKey) {
+        let Some(entry) = self.cache.get(key).cloned() else {
+            return;
+        };
+        let started = Instant::now();
+        let result =
+            reconcile::reconcile(&self.client, &self.settings.options, &self.cache, &entry).await;
+        let took = started.elapsed();
+        let (base, max) = (self.settings.backoff_base, self.settings.backoff_max);
+        let previous = self
+            .states
+            .get(key)
+            .and_then(|s| s.last.clone())
+            .or_else(|| {
+                status::ready_condition(&entry.status).map(|(ready, _, message)| (ready, message))
+            });
+        let mut extra = Extra {
+            generation: entry.generation,
+            ..Extra::default()
+        };
+        let verdict;
+        let next;
+        match result {
+            Ok(synced) => {
+                self.metrics.sync_done(key, true, took);
+                let secret_id = synced
+                    .secret
+                    .as_ref()
+                    .map(|s| format!("Secret {}/{}", s.namespace, s.name));
+                let changed = matches!(synced.written, Written::Created | Written::Updated);
+                if let Some(secret) = &synced.secret {
+                    extra.secret_name = Some(secret.name.clone());
+                    extra.content_hash = secret
+                        .annotations
+                        .get(crate::secret::HASH_ANNOTATION)
+                        .cloned();
+                    extra.lease = secret.leases.first().cloned();
+                    if changed {
+                        let created = synced.written == Written::Created;
+                        self.metrics.secret_written(key.kind, created);
+                        hooks::secret_changed(&self.client, &entry, secret, created).await;
+                    }
+                }
+                let message = match (&secret_id, synced.written) {
+                    (Some(id), Written::Created) => format!("{id} created"),
+                    (Some(id), Written::Updated) => format!("{id} updated"),
+                    (Some(id), _) => format!("{id} is in sync"),
+                    (None, _) => "rendered; nothing written (creationPolicy None)".to_owned(),
+                };
+                // The condition's message stays put while the Secret is in sync, so a
+                // refresh that changed nothing writes no status.
+                verdict = Verdict::success(
+                    key.kind,
+                    match &secret_id {
+                        Some(id) => format!("{id} synced"),
+                        None => message.clone(),
+                    },
+                );
+                if changed || previous.as_ref().is_none_or(|(ready, _)| !ready) {
+                    events::record(
+                        &self.client,
+                        &entry,
+                        events::Type::Normal,
+                        "Synced",
+                        &message,
+                        &self.settings.identity,
+                    )
+                    .await;
+                }
+                let state = self.states.entry(key.clone()).or_insert_with(|| ResState {
+                    backoff: Backoff::new(base, max),
+                    last: None,
+                });
+                state.backoff.reset();
+                next = match entry.resource.as_ref().map(|r| {
+                    refresh::next_refresh(
+                        r,
+                        synced
+                            .secret
+                            .as_ref()
+                            .map(|s| s.leases.as_slice())
+                            .unwrap_or_default(),
+                    )
+                }) {
+                    Ok(Ok(interval)) => interval,
+                    Ok(Err(reason)) => {
+                        log::warn(&format!(
+                            "{key}: {reason}; refreshing every {}s",
+                            refresh::DEFAULT_INTERVAL.as_secs()
+                        ));
+                        Some(refresh::DEFAULT_INTERVAL)
+                    }
+                    Err(_) => None,
+                };
+            }
+            Err(message) => {
+                self.metrics.sync_done(key, false, took);
+                verdict = Verdict::failure(key.kind, message);
+                let state = self.states.entry(key.clone()).or_insert_with(|| ResState {
+                    backoff: Backoff::new(base, max),
+                    last: None,
+                });
+                let delay = state.backoff.next_delay();
+                log::warn(&format!(
+                    "{key}: sync failed (attempt {}, retry in {:.1}s): {}",
+                    state.backoff.failures(),
+                    delay.as_secs_f64(),
+                    verdict.message
+                ));
+                if previous.as_ref() != Some(&(false, verdict.message.clone())) {
+                    events::record(
+                        &self.client,
+                        &entry,
+                        events::Type::Warning,
+                        "SyncFailed",
+                        &verdict.message,
+                        &self.settings.identity,
+                    )
+                    .await;
+                }
+                next = Some(delay);
+            }
+        }
+        if let Some(s) = self.states.get_mut(key) {
+            s.last = Some((verdict.ready, verdict.message.clone()));
+        }
+        self.write_status(&entry, &verdict, &extra).await;
+        match next {
+            Some(d) => self.queue.set(key, Instant::now() + d),
+            None => self.queue.remove(key),
+        }
+    }
+
+    async fn write_status(&mut self, entry: &Entry, verdict: &Verdict, extra: &Extra) {
+        let now = k8s_openapi::jiff::Timestamp::now();
+        let seconds = now.as_second();
+        let now_text = k8s_openapi::jiff::Timestamp::from_second(seconds)
+            .map(|t| t.to_string())
+            .unwrap_or_else(|_| now.to_string());
+        let Some(patch) = status::next_status(
+            entry.key.kind,
+            &entry.status,
+            verdict,
+            extra,
+            &now_text,
+            seconds,
+        ) else {
+            return;
+        };
+        let info = entry.key.kind.info();
+        let version = entry.api_version.rsplit('/').next().unwrap_or("v1");
+        let ar = watch::api_resource(&info, version);
+        let api: Api<DynamicObject> = if info.namespaced {
+            Api::namespaced_with(self.client.clone(), &entry.key.namespace, &ar)
+        } else {
+            Api::all_with(self.client.clone(), &ar)
+        };
+        match api
+            .patch_status(
+                &entry.key.name,
+                &PatchParams::default(),
+                &Patch::Merge(&patch),
+            )
+            .await
+        {
+            Ok(updated) => {
+                // Until the watch delivers it, the cache holds what we wrote.
+                if let Some(cached) = self.cache.get_mut(&entry.key) {
+                    cached.status = updated.data.get("status").cloned().unwrap_or_default();
+                }
+            }
+            Err(e) => log::warn(&format!(
+                "{}: writing its status: {}",
+                entry.key,
+                crate::apply::kube_reason(&e)
+            )),
+        }
+    }
+}
