@@ -14,12 +14,14 @@
 //! - `template`: the Go `text/template` subset with sprig-like functions (`parse`, `funcs`).
 //! - `secret`: the rendered Secret, its content hash, its YAML.
 //! - `engine`: one pass: resolve stores/auths, fetch, render; failures per resource and key.
+//! - `bounded`: ordered bounded concurrency (the engine's resources, 16 at a time).
 //! - `apply`: writing to a cluster through kube-rs (create, replace on hash change, merge).
 //! - `cli`: the `tresor sync` arguments and exit codes.
 //!
 //! The CRD of `TresorSecret` is `deploy/crds/tresor.dev_tresorsecrets.yaml`.
 
 pub mod apply;
+mod bounded;
 pub mod cli;
 pub mod engine;
 pub mod extract;
