@@ -96,8 +96,13 @@ pub struct Engine<'a> {
     manifests: &'a Manifests,
     options: &'a Options,
     kube: Kube,
-    clients: HashMap<String, Result<VaultClient, FetchError>>,
+    /// Logged-in clients by address, namespace and authentication, shared by the resources
+    /// fetched concurrently.
+    clients: tokio::sync::Mutex<HashMap<String, Result<VaultClient, FetchError>>>,
 }
+
+/// Resources fetched at once: enough to hide round trips, few enough not to flood a server.
+const FETCH_CONCURRENCY: usize = 16;
 
 impl std::fmt::Debug for Engine<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -124,22 +129,34 @@ impl<'a> Engine<'a> {
             manifests,
             options,
             kube,
-            clients: HashMap::new(),
+            clients: tokio::sync::Mutex::new(HashMap::new()),
         }
     }
 
     /// Fetches and renders every resource that produces a Secret.
     pub async fn run(&mut self) -> Outcome {
         let mut out = Outcome::default();
-        let resources = &self.manifests.resources;
-        for resource in resources {
-            let result = match resource {
-                Resource::ExternalSecret(es) => self.external_secret(es).await,
-                Resource::VaultStaticSecret(s) => self.vault_static(s).await,
-                Resource::VaultDynamicSecret(s) => self.vault_dynamic(s).await,
-                Resource::TresorSecret(s) => self.tresor_secret(s).await,
-                _ => continue,
-            };
+        let engine = &*self;
+        // Up to FETCH_CONCURRENCY resources at a time, results in input order (so output and
+        // failures come in the same order as a sequential pass).
+        let passes = engine
+            .manifests
+            .resources
+            .iter()
+            .map(|resource| async move {
+                Some(match resource {
+                    Resource::ExternalSecret(es) => engine.external_secret(es).await,
+                    Resource::VaultStaticSecret(s) => engine.vault_static(s).await,
+                    Resource::VaultDynamicSecret(s) => engine.vault_dynamic(s).await,
+                    Resource::TresorSecret(s) => engine.tresor_secret(s).await,
+                    _ => return None,
+                })
+            });
+        for result in crate::bounded::ordered(passes, FETCH_CONCURRENCY)
+            .await
+            .into_iter()
+            .flatten()
+        {
             match result {
                 Ok(Some(mut secret)) => {
                     secret.seal();
@@ -170,11 +187,7 @@ impl<'a> Engine<'a> {
 
     // ---- connections and logins ---------------------------------------------------------
 
-    async fn client(
-        &mut self,
-        endpoint: Endpoint,
-        auth: AuthPlan,
-    ) -> Result<VaultClient, FetchError> {
+    async fn client(&self, endpoint: Endpoint, auth: AuthPlan) -> Result<VaultClient, FetchError> {
         let auth = match &self.options.token {
             Some(t) => AuthPlan::Token(t.clone()),
             None => auth,
@@ -185,11 +198,14 @@ impl<'a> Engine<'a> {
             endpoint.namespace.as_deref().unwrap_or(""),
             auth.cache_key()
         );
-        if let Some(c) = self.clients.get(&key) {
+        // Held across the login: resources sharing a store wait for its one login instead of
+        // each logging in.
+        let mut clients = self.clients.lock().await;
+        if let Some(c) = clients.get(&key) {
             return c.clone();
         }
         let result = self.login(endpoint, auth).await;
-        self.clients.insert(key, result.clone());
+        clients.insert(key, result.clone());
         result
     }
 
@@ -308,7 +324,7 @@ impl<'a> Engine<'a> {
     // ---- ESO -----------------------------------------------------------------------------
 
     async fn eso_store(
-        &mut self,
+        &self,
         es_ns: &str,
         store_ref: &eso::StoreRef,
     ) -> Result<(VaultClient, eso::VaultProvider), String> {
@@ -433,7 +449,7 @@ impl<'a> Engine<'a> {
     }
 
     async fn external_secret(
-        &mut self,
+        &self,
         es: &eso::ExternalSecret,
     ) -> Result<Option<DesiredSecret>, Vec<Failure>> {
         let ns = ns_of(&es.metadata, &self.options.default_namespace);
@@ -643,7 +659,7 @@ impl<'a> Engine<'a> {
     /// The client for a VSO resource: its VaultAuth (`[ns/]name`, default `default`) and that
     /// auth's VaultConnection; with `--token` and `--address`, neither need exist.
     async fn vso_client(
-        &mut self,
+        &self,
         ns: &str,
         auth_ref: Option<&str>,
         vault_namespace: Option<&str>,
@@ -758,7 +774,7 @@ impl<'a> Engine<'a> {
     }
 
     async fn vault_static(
-        &mut self,
+        &self,
         s: &vso::VaultStaticSecret,
     ) -> Result<Option<DesiredSecret>, Vec<Failure>> {
         let ns = ns_of(&s.metadata, &self.options.default_namespace);
@@ -841,7 +857,7 @@ impl<'a> Engine<'a> {
     }
 
     async fn vault_dynamic(
-        &mut self,
+        &self,
         s: &vso::VaultDynamicSecret,
     ) -> Result<Option<DesiredSecret>, Vec<Failure>> {
         let ns = ns_of(&s.metadata, &self.options.default_namespace);
@@ -928,7 +944,7 @@ impl<'a> Engine<'a> {
     // ---- TresorSecret --------------------------------------------------------------------
 
     async fn tresor_secret(
-        &mut self,
+        &self,
         s: &ts::TresorSecret,
     ) -> Result<Option<DesiredSecret>, Vec<Failure>> {
         let ns = ns_of(&s.metadata, &self.options.default_namespace);

@@ -15,6 +15,7 @@
 //! - `template`: the Go `text/template` subset with sprig-like functions (`parse`, `funcs`).
 //! - `secret`: the rendered Secret, its content hash, its YAML.
 //! - `engine`: one pass: resolve stores/auths, fetch, render; failures per resource and key.
+//! - `bounded`: ordered bounded concurrency (the engine's resources, 16 at a time).
 //! - `apply`: writing to a cluster through kube-rs (create, replace on hash change, merge),
 //!   then the rollout restarts of the Secrets that changed.
 //! - `rollout`: rollout restarts of `rolloutRestartTargets` (`kubectl.kubernetes.io/restartedAt`
@@ -30,6 +31,7 @@
 //! The CRD of `TresorSecret` is `deploy/crds/tresor.dev_tresorsecrets.yaml`.
 
 pub mod apply;
+mod bounded;
 pub mod cli;
 pub mod controller;
 pub mod dynamic;

@@ -1,13 +1,25 @@
-//! The template functions: Go's built-ins that ESO/VSO templates use (`printf`, `eq`, `ne`,
-//! `not`, `and`, `or`, `len`, `index`) and sprig's (`b64enc`, `b64dec`, `toJson`, `fromJson`,
-//! `upper`, `lower`, `trim`, `trimPrefix`, `trimSuffix`, `quote`, `squote`, `toString`,
-//! `default`, `replace`, `contains`, `hasPrefix`, `hasSuffix`, `indent`, `nindent`, `get`).
+//! The template functions: Go's built-ins that ESO/VSO templates use (`printf`, `print`,
+//! `println`, `eq`, `ne`, `lt`, `le`, `gt`, `ge`, `not`, `and`, `or` — the last two short-circuit
+//! in the interpreter —, `len`, `index`) and sprig's most used ones: strings (`upper`, `lower`,
+//! `title`, `trim`, `trimAll`, `trimPrefix`, `trimSuffix`, `nospace`, `replace`, `repeat`,
+//! `substr`, `trunc`, `contains`, `hasPrefix`, `hasSuffix`, `quote`, `squote`, `cat`, `indent`,
+//! `nindent`, `toString`, `split`, `splitList`, `join`, `sortAlpha`, `regexMatch`,
+//! `regexReplaceAll`), encodings (`b64enc`, `b64dec`, `toJson`, `toPrettyJson`, `toRawJson`,
+//! `fromJson` and their `must…` forms, `sha256sum`, `sha512sum`), defaults and logic
+//! (`default`, `empty`, `coalesce`, `ternary`, `fail`), collections (`list`, `dict`, `get`,
+//! `hasKey`, `keys`, `first`, `last`) and integer arithmetic (`add`, `add1`, `sub`, `mul`,
+//! `div`, `mod`, `max`, `min`, `atoi`, `int`, `int64`, `float64`).
 //!
 //! Where sprig swallows an error and returns something (`b64dec` of bad input returns the
-//! error text, `fromJson` of bad JSON an empty map), these return an error instead: a Secret
-//! holding an error message in place of a credential is worse than a failed sync. Every
-//! result is bounded by [`super::MAX_OUTPUT_BYTES`] before it is built. Error messages name
-//! functions and types, never values.
+//! error text, `fromJson` of bad JSON an empty map, `atoi` of text 0), these return an error
+//! instead: a Secret holding an error message in place of a credential is worse than a failed
+//! sync. Every result is bounded by [`super::MAX_OUTPUT_BYTES`] before it is built. Error
+//! messages name functions and types, never values (`fail`'s message is not shown either: it
+//! is often built from the data).
+//!
+//! ESO's own helpers and the sprig functions that are not here fail at parse time with their
+//! name and the reason ([`refused`]): PKCS#12/PEM/JWK conversions, `rsaDecrypt`, YAML, random
+//! values and clocks (which would change the Secret on every sync), key generation.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -18,36 +30,189 @@ use zeroize::Zeroizing;
 use super::{MAX_OUTPUT_BYTES, Value};
 
 const NAMES: &[&str] = &[
+    // Go's built-ins
     "printf",
+    "print",
+    "println",
     "eq",
     "ne",
+    "lt",
+    "le",
+    "gt",
+    "ge",
     "not",
     "and",
     "or",
     "len",
     "index",
+    // sprig: encodings
     "b64enc",
     "b64dec",
     "toJson",
+    "toPrettyJson",
+    "toRawJson",
+    "mustToJson",
+    "mustToPrettyJson",
+    "mustToRawJson",
     "fromJson",
+    "mustFromJson",
+    "sha256sum",
+    "sha512sum",
+    // sprig: strings
     "upper",
     "lower",
+    "title",
     "trim",
+    "trimAll",
     "trimPrefix",
     "trimSuffix",
+    "nospace",
     "quote",
     "squote",
+    "cat",
     "toString",
-    "default",
     "replace",
+    "repeat",
+    "substr",
+    "trunc",
     "contains",
     "hasPrefix",
     "hasSuffix",
     "indent",
     "nindent",
-    "get",
+    "split",
+    "splitList",
+    "join",
+    "sortAlpha",
+    "regexMatch",
+    "regexReplaceAll",
+    // sprig: defaults, logic, collections, numbers
+    "default",
     "empty",
+    "coalesce",
+    "ternary",
+    "fail",
+    "list",
+    "dict",
+    "get",
+    "hasKey",
+    "keys",
+    "first",
+    "last",
+    "add",
+    "add1",
+    "sub",
+    "mul",
+    "div",
+    "mod",
+    "max",
+    "min",
+    "atoi",
+    "int",
+    "int64",
+    "float64",
 ];
+
+/// Functions ESO templates may call that tresor sync deliberately does not offer, with why.
+/// Refused when the template is parsed, so nothing is fetched for a template that cannot work.
+const REFUSED: &[(&[&str], &str)] = &[
+    (
+        &[
+            "pkcs12key",
+            "pkcs12keyPass",
+            "pkcs12cert",
+            "pkcs12certPass",
+            "pemToPkcs12",
+            "pemToPkcs12Pass",
+            "fullPemToPkcs12",
+            "fullPemToPkcs12Pass",
+            "pemTruststoreToPKCS12",
+            "pemTruststoreToPKCS12Pass",
+        ],
+        "ESO's PKCS#12 helpers are not implemented (store the PEM parts as separate keys)",
+    ),
+    (
+        &[
+            "filterPEM",
+            "filterCertChain",
+            "jwkPublicKeyPem",
+            "jwkPrivateKeyPem",
+        ],
+        "ESO's PEM and JWK helpers are not implemented (store the parts as separate keys)",
+    ),
+    (&["rsaDecrypt"], "ESO's rsaDecrypt is not implemented"),
+    (
+        &["toYaml", "fromYaml", "mustToYaml", "mustFromYaml"],
+        "YAML functions are not implemented (toJson and fromJson are)",
+    ),
+    (
+        &[
+            "randAlphaNum",
+            "randAlpha",
+            "randNumeric",
+            "randAscii",
+            "randBytes",
+            "randInt",
+            "uuidv4",
+            "shuffle",
+        ],
+        "random values would change the Secret, and restart its consumers, on every sync",
+    ),
+    (
+        &[
+            "now",
+            "date",
+            "dateInZone",
+            "date_in_zone",
+            "dateModify",
+            "date_modify",
+            "mustDateModify",
+            "toDate",
+            "mustToDate",
+            "unixEpoch",
+            "ago",
+            "duration",
+            "durationRound",
+            "htmlDate",
+            "htmlDateInZone",
+        ],
+        "time functions are not implemented (the current time would change the Secret on every sync)",
+    ),
+    (
+        &[
+            "genPrivateKey",
+            "genCA",
+            "genCAWithKey",
+            "genSelfSignedCert",
+            "genSelfSignedCertWithKey",
+            "genSignedCert",
+            "genSignedCertWithKey",
+            "buildCustomCert",
+            "derivePassword",
+            "bcrypt",
+            "htpasswd",
+            "encryptAES",
+            "decryptAES",
+        ],
+        "key generation and encryption functions are not implemented (use a Tresor secrets engine)",
+    ),
+    (
+        &["sha1sum", "adler32sum"],
+        "not implemented (sha256sum and sha512sum are)",
+    ),
+    (
+        &["env", "expandenv"],
+        "ESO removes them from its templates too: a template cannot read the controller's environment",
+    ),
+];
+
+/// Why `name` is deliberately not offered, if it is one of [`REFUSED`].
+pub fn refused(name: &str) -> Option<&'static str> {
+    REFUSED
+        .iter()
+        .find(|(names, _)| names.contains(&name))
+        .map(|(_, why)| *why)
+}
 
 pub fn exists(name: &str) -> bool {
     NAMES.contains(&name)
@@ -114,11 +279,45 @@ pub fn call(name: &str, args: Vec<Value>) -> R {
             if rest.is_empty() {
                 return Err("eq: missing argument for comparison".into());
             }
-            Ok(Value::Bool(rest.iter().any(|v| same(first, v))))
+            for v in rest {
+                if equal(name, first, v)? {
+                    return Ok(Value::Bool(true));
+                }
+            }
+            Ok(Value::Bool(false))
         }
         "ne" => {
             arity(name, a, 2)?;
-            Ok(Value::Bool(!same(at(a, 0), at(a, 1))))
+            Ok(Value::Bool(!equal(name, at(a, 0), at(a, 1))?))
+        }
+        "lt" | "le" | "gt" | "ge" => {
+            arity(name, a, 2)?;
+            let order = compare(name, at(a, 0), at(a, 1))?;
+            Ok(Value::Bool(match name {
+                "lt" => order.is_lt(),
+                "le" => order.is_le(),
+                "gt" => order.is_gt(),
+                _ => order.is_ge(),
+            }))
+        }
+        "print" | "println" => {
+            let mut out = Zeroizing::new(String::new());
+            for (i, v) in a.iter().enumerate() {
+                // Go's Sprint puts a space between operands when neither is a string;
+                // Sprintln always does.
+                let strings = matches!(v, Value::Str(_))
+                    || i.checked_sub(1)
+                        .is_some_and(|p| matches!(a.get(p), Some(Value::Str(_))));
+                if i > 0 && (name == "println" || !strings) {
+                    out.push(' ');
+                }
+                v.write_to(&mut out);
+                bounded(name, out.len())?;
+            }
+            if name == "println" {
+                out.push('\n');
+            }
+            Ok(Value::Str(out))
         }
         "not" => {
             arity(name, a, 1)?;
@@ -205,18 +404,23 @@ pub fn call(name: &str, args: Vec<Value>) -> R {
                 }
             }
         }
-        "toJson" => {
+        "toJson" | "toPrettyJson" | "toRawJson" | "mustToJson" | "mustToPrettyJson"
+        | "mustToRawJson" => {
             arity(name, a, 1)?;
+            let style = JsonStyle {
+                pretty: name.ends_with("PrettyJson"),
+                escape_html: !name.ends_with("RawJson"),
+            };
             let mut out = Zeroizing::new(String::new());
-            to_json(at(a, 0), &mut out, 0)?;
+            to_json(at(a, 0), &mut out, 0, style)?;
             Ok(Value::Str(out))
         }
-        "fromJson" => {
+        "fromJson" | "mustFromJson" => {
             arity(name, a, 1)?;
             let s = string(name, at(a, 0))?;
             let parsed: serde_json::Value = serde_json::from_str(s).map_err(|e| {
                 format!(
-                    "fromJson: invalid JSON at line {} column {}",
+                    "{name}: invalid JSON at line {} column {}",
                     e.line(),
                     e.column()
                 )
@@ -308,8 +512,333 @@ pub fn call(name: &str, args: Vec<Value>) -> R {
             }
             Ok(Value::Str(out))
         }
+        "title" => map_str(name, a, title),
+        "nospace" => map_str(name, a, |s| {
+            s.chars().filter(|c| !c.is_whitespace()).collect()
+        }),
+        "trimAll" => {
+            arity(name, a, 2)?;
+            let (cutset, s) = (at(a, 0).to_text(), at(a, 1).to_text());
+            Ok(Value::str(s.trim_matches(|c| cutset.contains(c))))
+        }
+        "cat" => {
+            let mut out = Zeroizing::new(String::new());
+            for (i, v) in a.iter().filter(|v| !matches!(v, Value::Null)).enumerate() {
+                if i > 0 {
+                    out.push(' ');
+                }
+                v.write_to(&mut out);
+                bounded(name, out.len())?;
+            }
+            Ok(Value::Str(out))
+        }
+        "repeat" => {
+            arity(name, a, 2)?;
+            let n = usize::try_from(int(name, at(a, 0))?)
+                .map_err(|_| format!("{name}: negative count"))?;
+            let s = at(a, 1).to_text();
+            bounded(name, s.len().saturating_mul(n))?;
+            Ok(Value::str(s.repeat(n)))
+        }
+        "substr" => {
+            arity(name, a, 3)?;
+            let (start, end) = (int(name, at(a, 0))?, int(name, at(a, 1))?);
+            let s = at(a, 2).to_text();
+            let len = s.len() as i64;
+            // sprig's rules: a negative start means from 0; an end past the text or negative
+            // means to its end. Offsets are bytes, as in Go.
+            let start = start.max(0);
+            let end = if end < 0 || end > len { len } else { end };
+            if start > end {
+                return Ok(Value::str(""));
+            }
+            let part = s
+                .get(start as usize..end as usize)
+                .ok_or("substr: the offsets do not fall on character boundaries")?;
+            Ok(Value::str(part))
+        }
+        "trunc" => {
+            arity(name, a, 2)?;
+            let n = int(name, at(a, 0))?;
+            let s = at(a, 1).to_text();
+            let len = s.len() as i64;
+            // sprig: a negative count keeps the end of the text.
+            let range = if n >= 0 {
+                0..n.min(len) as usize
+            } else {
+                (len + n).max(0) as usize..len as usize
+            };
+            let part = s
+                .get(range)
+                .ok_or("trunc: the offset does not fall on a character boundary")?;
+            Ok(Value::str(part))
+        }
+        "split" | "splitList" => {
+            arity(name, a, 2)?;
+            let (sep, s) = (at(a, 0).to_text(), at(a, 1).to_text());
+            if sep.is_empty() {
+                return Err(format!("{name}: empty separator"));
+            }
+            let parts = s.split(sep.as_str()).map(Value::str);
+            Ok(if name == "split" {
+                // sprig's split gives a dict keyed _0, _1, …
+                Value::Map(
+                    parts
+                        .enumerate()
+                        .map(|(i, v)| (format!("_{i}"), v))
+                        .collect(),
+                )
+            } else {
+                Value::List(parts.collect())
+            })
+        }
+        "join" => {
+            arity(name, a, 2)?;
+            let sep = at(a, 0).to_text();
+            let items = list(name, at(a, 1))?;
+            let mut out = Zeroizing::new(String::new());
+            for (i, v) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(&sep);
+                }
+                v.write_to(&mut out);
+                bounded(name, out.len())?;
+            }
+            Ok(Value::Str(out))
+        }
+        "sortAlpha" => {
+            arity(name, a, 1)?;
+            let mut items: Vec<Zeroizing<String>> =
+                list(name, at(a, 0))?.iter().map(Value::to_text).collect();
+            items.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+            Ok(Value::List(items.into_iter().map(Value::Str).collect()))
+        }
+        "regexMatch" | "regexReplaceAll" => {
+            let want = if name == "regexMatch" { 2 } else { 3 };
+            arity(name, a, want)?;
+            let re = regex::RegexBuilder::new(&at(a, 0).to_text())
+                .size_limit(1 << 20)
+                .build()
+                .map_err(|_| format!("{name}: invalid regular expression"))?;
+            let s = at(a, 1).to_text();
+            if name == "regexMatch" {
+                return Ok(Value::Bool(re.is_match(&s)));
+            }
+            let replacement = at(a, 2).to_text();
+            let out = re.replace_all(&s, replacement.as_str());
+            bounded(name, out.len())?;
+            Ok(Value::str(out.into_owned()))
+        }
+        "sha256sum" | "sha512sum" => {
+            use sha2::Digest as _;
+            arity(name, a, 1)?;
+            let s = at(a, 0).to_text();
+            let digest = if name == "sha256sum" {
+                sha2::Sha256::digest(s.as_bytes()).to_vec()
+            } else {
+                sha2::Sha512::digest(s.as_bytes()).to_vec()
+            };
+            let mut out = String::with_capacity(digest.len() * 2);
+            for b in digest {
+                let _ = write!(out, "{b:02x}");
+            }
+            Ok(Value::str(out))
+        }
+        "coalesce" => Ok(a
+            .iter()
+            .find(|v| v.truthy())
+            .cloned()
+            .unwrap_or(Value::Null)),
+        "ternary" => {
+            arity(name, a, 3)?;
+            Ok(if at(a, 2).truthy() {
+                at(a, 0).clone()
+            } else {
+                at(a, 1).clone()
+            })
+        }
+        "fail" => Err(
+            "fail was called by the template (its message is not shown: it may hold a value)"
+                .into(),
+        ),
+        "list" => Ok(Value::List(a.to_vec())),
+        "dict" => {
+            let mut map = BTreeMap::new();
+            for pair in a.chunks(2) {
+                let key = at(pair, 0).to_text().to_string();
+                // sprig: a key without a value maps to "".
+                map.insert(key, pair.get(1).cloned().unwrap_or_else(|| Value::str("")));
+            }
+            Ok(Value::Map(map))
+        }
+        "hasKey" => {
+            arity(name, a, 2)?;
+            match at(a, 0) {
+                Value::Map(m) => Ok(Value::Bool(m.contains_key(at(a, 1).to_text().as_str()))),
+                other => Err(format!("hasKey: expected a map, got {}", other.type_name())),
+            }
+        }
+        "keys" => {
+            // Sorted (sprig's order is Go's random map order; sorted is stable across syncs).
+            let mut keys: Vec<&String> = Vec::new();
+            for v in a {
+                match v {
+                    Value::Map(m) => keys.extend(m.keys()),
+                    other => {
+                        return Err(format!("keys: expected a map, got {}", other.type_name()));
+                    }
+                }
+            }
+            keys.sort();
+            Ok(Value::List(
+                keys.into_iter().map(|k| Value::str(k.clone())).collect(),
+            ))
+        }
+        "first" | "last" => {
+            arity(name, a, 1)?;
+            let items = list(name, at(a, 0))?;
+            let item = if name == "first" {
+                items.first()
+            } else {
+                items.last()
+            };
+            Ok(item.cloned().unwrap_or(Value::Null))
+        }
+        "add" | "mul" => {
+            let mut acc: i64 = if name == "add" { 0 } else { 1 };
+            for v in a {
+                let n = to_int(name, v)?;
+                acc = if name == "add" {
+                    acc.checked_add(n)
+                } else {
+                    acc.checked_mul(n)
+                }
+                .ok_or_else(|| format!("{name}: integer overflow"))?;
+            }
+            Ok(Value::Int(acc))
+        }
+        "add1" => {
+            arity(name, a, 1)?;
+            let n = to_int(name, at(a, 0))?;
+            Ok(Value::Int(
+                n.checked_add(1).ok_or("add1: integer overflow")?,
+            ))
+        }
+        "sub" | "div" | "mod" => {
+            arity(name, a, 2)?;
+            let (x, y) = (to_int(name, at(a, 0))?, to_int(name, at(a, 1))?);
+            let result = match name {
+                "sub" => x.checked_sub(y),
+                "div" => x.checked_div(y),
+                _ => x.checked_rem(y),
+            };
+            Ok(Value::Int(result.ok_or_else(|| {
+                format!("{name}: division by zero or integer overflow")
+            })?))
+        }
+        "max" | "min" => {
+            let (first, rest) = a
+                .split_first()
+                .ok_or_else(|| format!("{name}: missing arguments"))?;
+            let mut acc = to_int(name, first)?;
+            for v in rest {
+                let n = to_int(name, v)?;
+                acc = if name == "max" {
+                    acc.max(n)
+                } else {
+                    acc.min(n)
+                };
+            }
+            Ok(Value::Int(acc))
+        }
+        "atoi" => {
+            arity(name, a, 1)?;
+            let s = at(a, 0).to_text();
+            s.trim()
+                .parse()
+                .map(Value::Int)
+                .map_err(|_| "atoi: the value is not an integer".into())
+        }
+        "int" | "int64" => {
+            arity(name, a, 1)?;
+            Ok(Value::Int(to_int(name, at(a, 0))?))
+        }
+        "float64" => {
+            arity(name, a, 1)?;
+            Ok(Value::Float(match at(a, 0) {
+                Value::Int(i) => *i as f64,
+                Value::Float(f) => *f,
+                Value::Bool(b) => f64::from(u8::from(*b)),
+                Value::Null => 0.0,
+                Value::Str(s) => s
+                    .trim()
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|f| f.is_finite())
+                    .ok_or("float64: the value is not a number")?,
+                other => return Err(format!("float64 of a {}", other.type_name())),
+            }))
+        }
         other => Err(format!("function {other:?} not defined")),
     }
+}
+
+/// A list argument.
+fn list<'a>(name: &str, v: &'a Value) -> Result<&'a [Value], String> {
+    match v {
+        Value::List(items) => Ok(items),
+        other => Err(format!(
+            "{name}: expected a list, got {}",
+            other.type_name()
+        )),
+    }
+}
+
+/// sprig's toInt64 (numbers, numeric text, booleans, nil as 0), but text that is not a
+/// number is an error rather than 0.
+fn to_int(name: &str, v: &Value) -> Result<i64, String> {
+    match v {
+        Value::Int(i) => Ok(*i),
+        Value::Float(f) if f.is_finite() && f.abs() < 9.2e18 => Ok(f.trunc() as i64),
+        Value::Bool(b) => Ok(i64::from(*b)),
+        Value::Null => Ok(0),
+        Value::Str(s) => {
+            let t = s.trim();
+            t.parse::<i64>()
+                .ok()
+                .or_else(|| {
+                    t.parse::<f64>()
+                        .ok()
+                        .filter(|f| f.is_finite() && f.abs() < 9.2e18)
+                        .map(|f| f.trunc() as i64)
+                })
+                .ok_or_else(|| format!("{name}: the value is not a number"))
+        }
+        other => Err(format!(
+            "{name}: expected a number, got {}",
+            other.type_name()
+        )),
+    }
+}
+
+/// Go's `strings.Title`: the first letter of each word upper-cased.
+fn title(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut at_start = true;
+    for c in s.chars() {
+        out.extend(if at_start {
+            c.to_uppercase().collect::<Vec<_>>()
+        } else {
+            vec![c]
+        });
+        // Go's separators: ASCII other than letters, digits and `_`; Unicode white space.
+        at_start = if c.is_ascii() {
+            !(c.is_ascii_alphanumeric() || c == '_')
+        } else {
+            c.is_whitespace()
+        };
+    }
+    out
 }
 
 fn map_str(name: &str, a: &[Value], f: impl Fn(&str) -> String) -> R {
@@ -320,15 +849,50 @@ fn map_str(name: &str, a: &[Value], f: impl Fn(&str) -> String) -> R {
     Ok(Value::str(out))
 }
 
-fn same(a: &Value, b: &Value) -> bool {
-    match (a, b) {
+/// Go's `eq` on basic values: same kinds compare; integers and floats compare as numbers (Go
+/// would refuse int against float64, but `fromJson` numbers are integers here and float64 in
+/// Go, so refusing would break templates that work in ESO); nil equals only nil; other mixes
+/// are Go's "incompatible types for comparison".
+fn equal(name: &str, a: &Value, b: &Value) -> Result<bool, String> {
+    Ok(match (a, b) {
         (Value::Str(x), Value::Str(y)) => x.as_str() == y.as_str(),
-        (Value::Int(x), Value::Int(y)) => x == y,
-        (Value::Float(x), Value::Float(y)) => x == y,
-        (Value::Int(x), Value::Float(y)) | (Value::Float(y), Value::Int(x)) => (*x as f64) == *y,
         (Value::Bool(x), Value::Bool(y)) => x == y,
-        (Value::Null, Value::Null) => true,
-        _ => false,
+        (Value::Null, other) | (other, Value::Null) => matches!(other, Value::Null),
+        (Value::List(_) | Value::Map(_), _) | (_, Value::List(_) | Value::Map(_)) => {
+            return Err(format!(
+                "{name}: non-comparable types {} and {}",
+                a.type_name(),
+                b.type_name()
+            ));
+        }
+        _ => compare(name, a, b)?.is_eq(),
+    })
+}
+
+/// Go's `lt` family: strings by bytes, numbers by value; anything else is an error.
+fn compare(name: &str, a: &Value, b: &Value) -> Result<std::cmp::Ordering, String> {
+    let number = |v: &Value| match v {
+        Value::Int(i) => Some(*i as f64),
+        Value::Float(f) => Some(*f),
+        _ => None,
+    };
+    match (a, b) {
+        (Value::Str(x), Value::Str(y)) => Ok(x.as_bytes().cmp(y.as_bytes())),
+        (Value::Int(x), Value::Int(y)) => Ok(x.cmp(y)),
+        _ => match (number(a), number(b)) {
+            (Some(x), Some(y)) => x
+                .partial_cmp(&y)
+                .ok_or_else(|| format!("{name}: NaN is not comparable")),
+            _ if std::mem::discriminant(a) == std::mem::discriminant(b) => Err(format!(
+                "{name}: invalid type for comparison: {}",
+                a.type_name()
+            )),
+            _ => Err(format!(
+                "{name}: incompatible types for comparison: {} and {}",
+                a.type_name(),
+                b.type_name()
+            )),
+        },
     }
 }
 
@@ -355,14 +919,30 @@ fn go_quote(s: &str, out: &mut String) {
     out.push('"');
 }
 
+/// How `to_json` writes: `toJson` (compact, HTML characters escaped), `toPrettyJson` (Go's
+/// `MarshalIndent` with two spaces), `toRawJson` (HTML characters as they are).
+#[derive(Clone, Copy)]
+struct JsonStyle {
+    pretty: bool,
+    escape_html: bool,
+}
+
 /// Go's `encoding/json` of the value (map keys sorted, HTML characters escaped as Go does).
-fn to_json(v: &Value, out: &mut String, depth: usize) -> Result<(), String> {
+fn to_json(v: &Value, out: &mut String, depth: usize, style: JsonStyle) -> Result<(), String> {
     if depth > 64 {
         return Err("toJson: nested too deep".into());
     }
     bounded("toJson", out.len())?;
+    let newline = |out: &mut String, depth: usize| {
+        if style.pretty {
+            out.push('\n');
+            for _ in 0..depth {
+                out.push_str("  ");
+            }
+        }
+    };
     match v {
-        Value::Str(s) => json_string(s, out),
+        Value::Str(s) => json_string(s, out, style.escape_html),
         Value::Int(i) => {
             let _ = write!(out, "{i}");
         }
@@ -379,7 +959,11 @@ fn to_json(v: &Value, out: &mut String, depth: usize) -> Result<(), String> {
                 if i > 0 {
                     out.push(',');
                 }
-                to_json(item, out, depth + 1)?;
+                newline(out, depth + 1);
+                to_json(item, out, depth + 1, style)?;
+            }
+            if !items.is_empty() {
+                newline(out, depth);
             }
             out.push(']');
         }
@@ -389,9 +973,16 @@ fn to_json(v: &Value, out: &mut String, depth: usize) -> Result<(), String> {
                 if i > 0 {
                     out.push(',');
                 }
-                json_string(k, out);
+                newline(out, depth + 1);
+                json_string(k, out, style.escape_html);
                 out.push(':');
-                to_json(item, out, depth + 1)?;
+                if style.pretty {
+                    out.push(' ');
+                }
+                to_json(item, out, depth + 1, style)?;
+            }
+            if !map.is_empty() {
+                newline(out, depth);
             }
             out.push('}');
         }
@@ -399,7 +990,7 @@ fn to_json(v: &Value, out: &mut String, depth: usize) -> Result<(), String> {
     bounded("toJson", out.len())
 }
 
-fn json_string(s: &str, out: &mut String) {
+fn json_string(s: &str, out: &mut String, escape_html: bool) {
     out.push('"');
     for c in s.chars() {
         match c {
@@ -408,10 +999,10 @@ fn json_string(s: &str, out: &mut String) {
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
-            // Go escapes these for embedding in HTML.
-            '<' => out.push_str("\\u003c"),
-            '>' => out.push_str("\\u003e"),
-            '&' => out.push_str("\\u0026"),
+            // Go escapes these for embedding in HTML (toRawJson does not).
+            '<' if escape_html => out.push_str("\\u003c"),
+            '>' if escape_html => out.push_str("\\u003e"),
+            '&' if escape_html => out.push_str("\\u0026"),
             '\u{2028}' => out.push_str("\\u2028"),
             '\u{2029}' => out.push_str("\\u2029"),
             c if (c as u32) < 0x20 => {

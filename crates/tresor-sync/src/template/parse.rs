@@ -1,5 +1,7 @@
 //! Template source → tree: actions split out of the text (with trim markers and comments),
-//! each action's tokens, then pipelines and `if` blocks.
+//! each action's tokens, then pipelines (with their variable declarations) and the
+//! `if`/`with`/`range` blocks. Variables are checked here, as Go's parser checks them: using
+//! one that is not in scope is a parse error.
 
 use super::{Arg, Cmd, MAX_DEPTH, MAX_TEMPLATE_BYTES, Node, Pipeline, Result, Template, err};
 
@@ -11,10 +13,20 @@ pub fn parse(name: &str, text: &str) -> Result<Template> {
         ));
     }
     let items = split(name, text)?;
-    let mut parser = Parser { name, items, at: 0 };
+    let mut parser = Parser {
+        name,
+        items,
+        at: 0,
+        vars: Vec::new(),
+        range_depth: 0,
+    };
     let (nodes, end) = parser.block(0)?;
-    if let Some((kw, line)) = end {
-        return err(format!("template {name}:{line}: unexpected {{{{{kw}}}}}"));
+    match end {
+        Closer::Eof => {}
+        Closer::End(line) => return err(format!("template {name}:{line}: unexpected {{{{end}}}}")),
+        Closer::Else(line, _) => {
+            return err(format!("template {name}:{line}: unexpected {{{{else}}}}"));
+        }
     }
     Ok(Template {
         name: name.to_owned(),
@@ -41,6 +53,13 @@ enum Tok {
     Int(i64),
     Float(f64),
     Ident(String),
+    /// `$name.a.b` (`$` alone: empty name).
+    Var(String, Vec<String>),
+    /// `:=`
+    Declare,
+    /// `=`
+    Assign,
+    Comma,
 }
 
 fn line_of(text: &str, byte: usize) -> usize {
@@ -128,6 +147,18 @@ fn find_close(s: &str) -> Option<usize> {
         i += 1;
     }
     None
+}
+
+/// Letters, digits and `_` from `*i` on (an identifier or field name).
+fn ident_at(chars: &[char], i: &mut usize) -> String {
+    let start = *i;
+    while chars
+        .get(*i)
+        .is_some_and(|c| c.is_alphanumeric() || *c == '_')
+    {
+        *i += 1;
+    }
+    chars.get(start..*i).unwrap_or(&[]).iter().collect()
 }
 
 fn lex(name: &str, line: usize, body: &str) -> Result<Vec<Tok>> {
@@ -249,8 +280,32 @@ fn lex(name: &str, line: usize, body: &str) -> Result<Vec<Tok>> {
                     toks.push(Tok::Field(path));
                 }
             }
-            '$' => return fail("variables ($) are not supported".into()),
-            ':' | '=' => return fail("variable declarations are not supported".into()),
+            '$' => {
+                i += 1;
+                let name = ident_at(&chars, &mut i);
+                let mut path = Vec::new();
+                while chars.get(i) == Some(&'.') {
+                    i += 1;
+                    let key = ident_at(&chars, &mut i);
+                    if key.is_empty() {
+                        return fail("bad variable syntax".into());
+                    }
+                    path.push(key);
+                }
+                toks.push(Tok::Var(name, path));
+            }
+            ':' if chars.get(i + 1) == Some(&'=') => {
+                toks.push(Tok::Declare);
+                i += 2;
+            }
+            '=' => {
+                toks.push(Tok::Assign);
+                i += 1;
+            }
+            ',' => {
+                toks.push(Tok::Comma);
+                i += 1;
+            }
             c if c.is_ascii_digit() || c == '-' || c == '+' || c == '.' => {
                 let start = i;
                 i += 1;
@@ -298,10 +353,37 @@ struct Parser<'a> {
     name: &'a str,
     items: Vec<Item>,
     at: usize,
+    /// Variables in scope (without `$`), innermost last; `$` itself is always in scope.
+    vars: Vec<String>,
+    /// How many `range` bodies enclose the current position (`break`/`continue` need one).
+    range_depth: usize,
 }
 
-/// What ended a block: `else` (with the rest of its tokens) or `end`, and the line.
-type BlockEnd = Option<(String, usize)>;
+/// What ended a block.
+enum Closer {
+    Eof,
+    /// `{{end}}`, at this line.
+    End(usize),
+    /// `{{else …}}`, at this line, with the tokens after `else`.
+    Else(usize, Vec<Tok>),
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    If,
+    With,
+    Range,
+}
+
+impl Kind {
+    fn word(self) -> &'static str {
+        match self {
+            Kind::If => "if",
+            Kind::With => "with",
+            Kind::Range => "range",
+        }
+    }
+}
 
 impl Parser<'_> {
     fn fail<T>(&self, line: usize, m: impl std::fmt::Display) -> Result<T> {
@@ -309,7 +391,7 @@ impl Parser<'_> {
     }
 
     /// Nodes up to an `{{else…}}` or `{{end}}` (returned) or the end of the source.
-    fn block(&mut self, depth: usize) -> Result<(Vec<Node>, BlockEnd)> {
+    fn block(&mut self, depth: usize) -> Result<(Vec<Node>, Closer)> {
         if depth > MAX_DEPTH {
             return err(format!(
                 "template {}: nested deeper than {MAX_DEPTH} levels",
@@ -319,94 +401,191 @@ impl Parser<'_> {
         let mut nodes = Vec::new();
         while let Some(item) = self.items.get_mut(self.at) {
             self.at += 1;
-            match item {
-                Item::Text(t) => nodes.push(Node::Text(std::mem::take(t))),
-                Item::Action(line, toks) => {
-                    let line = *line;
-                    let toks = std::mem::take(toks);
-                    match toks.first() {
-                        Some(Tok::Ident(kw)) if kw == "end" => {
-                            if toks.len() > 1 {
-                                return self.fail(line, "unexpected tokens after end");
-                            }
-                            return Ok((nodes, Some(("end".into(), line))));
-                        }
-                        Some(Tok::Ident(kw)) if kw == "else" => {
-                            // Keep the tokens after `else` (an `if …` chain) for the caller.
-                            self.at -= 1;
-                            if let Some(Item::Action(_, slot)) = self.items.get_mut(self.at) {
-                                *slot = toks;
-                            }
-                            self.at += 1;
-                            return Ok((nodes, Some(("else".into(), line))));
-                        }
-                        Some(Tok::Ident(kw)) if kw == "if" => {
-                            let cond = self.pipeline(line, toks.get(1..).unwrap_or(&[]), depth)?;
-                            nodes.push(self.if_block(line, cond, depth)?);
-                        }
-                        Some(Tok::Ident(kw))
-                            if matches!(
-                                kw.as_str(),
-                                "range"
-                                    | "with"
-                                    | "define"
-                                    | "template"
-                                    | "block"
-                                    | "break"
-                                    | "continue"
-                            ) =>
-                        {
-                            return self.fail(line, format!("{{{{{kw}}}}} is not supported"));
-                        }
-                        _ => nodes.push(Node::Action(self.pipeline(line, &toks, depth)?)),
-                    }
+            let (line, toks) = match item {
+                Item::Text(t) => {
+                    nodes.push(Node::Text(std::mem::take(t)));
+                    continue;
                 }
-            }
-        }
-        Ok((nodes, None))
-    }
-
-    fn if_block(&mut self, line: usize, cond: Pipeline, depth: usize) -> Result<Node> {
-        let mut branches = Vec::new();
-        let mut cond = cond;
-        loop {
-            let (body, end) = self.block(depth + 1)?;
-            branches.push((cond, body));
-            match end {
-                Some((kw, _)) if kw == "end" => {
-                    return Ok(Node::If {
-                        branches,
-                        otherwise: Vec::new(),
+                Item::Action(line, toks) => (*line, std::mem::take(toks)),
+            };
+            let rest = toks.get(1..).unwrap_or(&[]);
+            let keyword = match toks.first() {
+                Some(Tok::Ident(kw)) => kw.as_str(),
+                _ => "",
+            };
+            match keyword {
+                "end" => {
+                    if !rest.is_empty() {
+                        return self.fail(line, "unexpected tokens after end");
+                    }
+                    return Ok((nodes, Closer::End(line)));
+                }
+                "else" => return Ok((nodes, Closer::Else(line, rest.to_vec()))),
+                "if" => nodes.push(self.control(Kind::If, line, rest, depth)?),
+                "with" => nodes.push(self.control(Kind::With, line, rest, depth)?),
+                "range" => nodes.push(self.control(Kind::Range, line, rest, depth)?),
+                "break" | "continue" => {
+                    if self.range_depth == 0 {
+                        return self.fail(line, format!("{{{{{keyword}}}}} outside {{{{range}}}}"));
+                    }
+                    if !rest.is_empty() {
+                        return self.fail(line, format!("unexpected tokens after {keyword}"));
+                    }
+                    nodes.push(if keyword == "break" {
+                        Node::Break(line)
+                    } else {
+                        Node::Continue(line)
                     });
                 }
-                Some((_, else_line)) => {
-                    let toks = match self.items.get_mut(self.at.saturating_sub(1)) {
-                        Some(Item::Action(_, t)) => std::mem::take(t),
-                        _ => Vec::new(),
-                    };
-                    match toks.get(1) {
-                        None => {
-                            let (otherwise, end) = self.block(depth + 1)?;
-                            if !matches!(&end, Some((kw, _)) if kw == "end") {
-                                return self.fail(else_line, "else without end");
-                            }
-                            return Ok(Node::If {
-                                branches,
-                                otherwise,
-                            });
+                "define" | "template" | "block" => {
+                    return self.fail(line, format!("{{{{{keyword}}}}} is not supported"));
+                }
+                _ => nodes.push(Node::Action(self.pipeline(line, &toks, depth, 1)?)),
+            }
+        }
+        Ok((nodes, Closer::Eof))
+    }
+
+    /// An `if`, `with` or `range` block; the variables it declares end with it.
+    fn control(&mut self, kind: Kind, line: usize, toks: &[Tok], depth: usize) -> Result<Node> {
+        let mark = self.vars.len();
+        let node = self.control_scoped(kind, line, toks, depth);
+        self.vars.truncate(mark);
+        node
+    }
+
+    fn control_scoped(
+        &mut self,
+        kind: Kind,
+        line: usize,
+        toks: &[Tok],
+        depth: usize,
+    ) -> Result<Node> {
+        let word = kind.word();
+        let most_vars = if kind == Kind::Range { 2 } else { 1 };
+        let mut cond = self.pipeline(line, toks, depth, most_vars)?;
+        let mut branches = Vec::new();
+        loop {
+            // Variables declared in a body end with it (the condition's stay for the others).
+            let scope = self.vars.len();
+            if kind == Kind::Range {
+                self.range_depth += 1;
+            }
+            let body = self.block(depth + 1);
+            if kind == Kind::Range {
+                self.range_depth -= 1;
+            }
+            self.vars.truncate(scope);
+            let (body, end) = body?;
+            branches.push((cond, body));
+            let else_line = match end {
+                Closer::End(_) => return Ok(self.node(kind, branches, Vec::new())),
+                Closer::Eof => return self.fail(line, format!("{word} without end")),
+                Closer::Else(else_line, rest) if !rest.is_empty() => {
+                    // `else if` chains an `if`, `else with` a `with`; `range` has neither.
+                    match rest.first() {
+                        Some(Tok::Ident(w)) if w == word && kind != Kind::Range => {
+                            cond =
+                                self.pipeline(else_line, rest.get(1..).unwrap_or(&[]), depth, 1)?;
+                            continue;
                         }
-                        Some(Tok::Ident(kw)) if kw == "if" => {
-                            cond = self.pipeline(else_line, toks.get(2..).unwrap_or(&[]), depth)?;
-                        }
-                        Some(_) => return self.fail(else_line, "unexpected tokens after else"),
+                        _ => return self.fail(else_line, "unexpected tokens after else"),
                     }
                 }
-                None => return self.fail(line, "if without end"),
+                Closer::Else(else_line, _) => else_line,
+            };
+            let scope = self.vars.len();
+            let otherwise = self.block(depth + 1);
+            self.vars.truncate(scope);
+            let (otherwise, end) = otherwise?;
+            return match end {
+                Closer::End(_) => Ok(self.node(kind, branches, otherwise)),
+                Closer::Eof => self.fail(else_line, format!("{word} without end")),
+                Closer::Else(l, _) => self.fail(l, format!("expected end; found else in {word}")),
+            };
+        }
+    }
+
+    fn node(
+        &self,
+        kind: Kind,
+        mut branches: Vec<(Pipeline, Vec<Node>)>,
+        otherwise: Vec<Node>,
+    ) -> Node {
+        match kind {
+            Kind::If => Node::If {
+                branches,
+                otherwise,
+            },
+            Kind::With => Node::With {
+                branches,
+                otherwise,
+            },
+            Kind::Range => {
+                // A range has exactly one branch (no `else range`).
+                let (pipe, body) = branches.remove(0);
+                Node::Range {
+                    pipe,
+                    body,
+                    otherwise,
+                }
             }
         }
     }
 
-    fn pipeline(&self, line: usize, toks: &[Tok], depth: usize) -> Result<Pipeline> {
+    /// A pipeline with an optional declaration (`$x :=`, or up to `most_vars` variables
+    /// `$k, $v :=`) or assignment (`$x =`). The declared variables come into scope after it.
+    fn pipeline(
+        &mut self,
+        line: usize,
+        toks: &[Tok],
+        depth: usize,
+        most_vars: usize,
+    ) -> Result<Pipeline> {
+        let (decl, assign, rest) = match toks {
+            [Tok::Var(a, pa), Tok::Declare | Tok::Assign, rest @ ..] if pa.is_empty() => {
+                (vec![a.clone()], toks.get(1) == Some(&Tok::Assign), rest)
+            }
+            [
+                Tok::Var(a, pa),
+                Tok::Comma,
+                Tok::Var(b, pb),
+                Tok::Declare,
+                rest @ ..,
+            ] if pa.is_empty() && pb.is_empty() => {
+                if most_vars < 2 {
+                    return self.fail(line, "too many declarations");
+                }
+                (vec![a.clone(), b.clone()], false, rest)
+            }
+            _ => (Vec::new(), false, toks),
+        };
+        if decl.iter().any(String::is_empty) {
+            return self.fail(line, "can't declare or assign $");
+        }
+        if assign && let Some(name) = decl.first() {
+            self.check_var(line, name)?;
+        }
+        let cmds = self.cmds(line, rest, depth)?;
+        if !assign {
+            self.vars.extend(decl.iter().cloned());
+        }
+        Ok(Pipeline {
+            line,
+            decl,
+            assign,
+            cmds,
+        })
+    }
+
+    fn check_var(&self, line: usize, name: &str) -> Result<()> {
+        if name.is_empty() || self.vars.iter().any(|v| v == name) {
+            return Ok(());
+        }
+        self.fail(line, format!("undefined variable \"${name}\""))
+    }
+
+    fn cmds(&self, line: usize, toks: &[Tok], depth: usize) -> Result<Vec<Cmd>> {
         if depth > MAX_DEPTH {
             return self.fail(line, format!("nested deeper than {MAX_DEPTH} levels"));
         }
@@ -446,10 +625,23 @@ impl Parser<'_> {
                     }
                     let inner = toks.get(start..i).unwrap_or(&[]);
                     i += 1;
-                    args.push(Arg::Sub(self.pipeline(line, inner, depth + 1)?));
+                    args.push(Arg::Sub(Pipeline {
+                        line,
+                        decl: Vec::new(),
+                        assign: false,
+                        cmds: self.cmds(line, inner, depth + 1)?,
+                    }));
                 }
                 Tok::Close => return self.fail(line, "unexpected )"),
                 Tok::Field(path) => args.push(Arg::Field(path.clone())),
+                Tok::Var(name, path) => {
+                    self.check_var(line, name)?;
+                    args.push(Arg::Var(name.clone(), path.clone()));
+                }
+                Tok::Declare | Tok::Assign => {
+                    return self.fail(line, "unexpected := or = (a declaration starts the action)");
+                }
+                Tok::Comma => return self.fail(line, "unexpected , in command"),
                 Tok::Chain(path) => match args.pop() {
                     Some(Arg::Sub(p)) => args.push(Arg::Chain(p, path.clone())),
                     _ => return self.fail(line, "unexpected field after )"),
@@ -462,6 +654,12 @@ impl Parser<'_> {
                     "false" => Arg::Bool(false),
                     "nil" => Arg::Nil,
                     name => {
+                        if let Some(why) = super::funcs::refused(name) {
+                            return self.fail(
+                                line,
+                                format!("function {name:?} is not supported by tresor sync: {why}"),
+                            );
+                        }
                         if !super::funcs::exists(name) {
                             return self.fail(line, format!("function {name:?} not defined"));
                         }
@@ -481,6 +679,6 @@ impl Parser<'_> {
             );
         }
         cmds.push(Cmd { args });
-        Ok(Pipeline { line, cmds })
+        Ok(cmds)
     }
 }
