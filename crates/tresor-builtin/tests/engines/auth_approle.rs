@@ -10,7 +10,7 @@
     reason = "tests"
 )]
 
-mod support;
+use crate::support;
 
 use std::net::IpAddr;
 use std::sync::Arc;

@@ -1,6 +1,6 @@
 //! The Kubernetes auth method as the core calls it, on in-memory storage with a controllable
 //! clock: routing, the checks made before any TokenReview (so no API server is needed; the
-//! end-to-end tests in `crates/tresor/tests/auth_kubernetes.rs` use the fake one), renewal,
+//! end-to-end tests in `crates/tresor/tests/server/auth_kubernetes.rs` use the fake one), renewal,
 //! and concurrent role writes.
 #![allow(
     clippy::unwrap_used,
@@ -10,7 +10,7 @@
     reason = "tests"
 )]
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -13,7 +13,7 @@
     reason = "tests"
 )]
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -9,7 +9,7 @@
     reason = "tests"
 )]
 
-mod support;
+use crate::support;
 
 use serde_json::{Value, json};
 use support::{Harness, normalise_times};

@@ -8,7 +8,7 @@
     reason = "tests"
 )]
 
-mod support;
+use crate::support;
 
 use serde_json::json;
 use support::Harness;

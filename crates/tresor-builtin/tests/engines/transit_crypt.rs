@@ -9,7 +9,7 @@
     clippy::panic
 )]
 
-mod support;
+use crate::support;
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use serde_json::{Value, json};

@@ -7,7 +7,7 @@
     clippy::panic
 )]
 
-mod support;
+use crate::support;
 
 use serde_json::{Value, json};
 use support::{Harness, b64, unb64};

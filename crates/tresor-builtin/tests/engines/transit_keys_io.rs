@@ -8,7 +8,7 @@
     clippy::panic
 )]
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

@@ -9,7 +9,7 @@
     clippy::panic
 )]
 
-mod support;
+use crate::support;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;

@@ -1,7 +1,7 @@
 //! A rough in-process throughput check of the transit hot path against raw AES-256-GCM from
 //! the same crate (ring) on one core. Ignored by default (timing depends on the machine);
-//! run with `cargo test -p tresor-builtin --release --test transit_throughput -- --ignored
-//! --nocapture`. The real benchmark (HTTP, against OpenBao) is the bench harness.
+//! run with `cargo test -p tresor-builtin --release --test engines transit_throughput --
+//! --ignored --nocapture`. The real benchmark (HTTP, against OpenBao) is the bench harness.
 
 #![allow(
     clippy::unwrap_used,
@@ -10,7 +10,7 @@
     clippy::panic
 )]
 
-mod support;
+use crate::support;
 
 use std::time::Instant;
 

@@ -9,7 +9,7 @@
     reason = "test helpers outside #[test] functions"
 )]
 
-mod support;
+use crate::support;
 
 use std::path::PathBuf;
 

@@ -9,7 +9,7 @@
     reason = "test helpers outside #[test] functions"
 )]
 
-mod support;
+use crate::support;
 
 use base64::Engine as _;
 use support::report;
@@ -92,7 +92,7 @@ fn no_output_format_contains_a_secret_value() {
 #[test]
 fn sarif_output_validates_against_the_sarif_2_1_0_schema() {
     let schema: serde_json::Value =
-        serde_json::from_str(include_str!("fixtures/sarif/sarif-schema-2.1.0.json")).unwrap();
+        serde_json::from_str(include_str!("../fixtures/sarif/sarif-schema-2.1.0.json")).unwrap();
     let validator = jsonschema::draft4::new(&schema).unwrap();
     let (files, _) = secret_inputs();
     let mut inputs = files.clone();
@@ -123,7 +123,7 @@ fn report_allowing_problems(files: &[(&str, &str)]) -> tresor_lint::Report {
 #[test]
 fn sarif_help_uris_are_absolute_when_docs_url_is_configured_and_absent_otherwise() {
     let schema: serde_json::Value =
-        serde_json::from_str(include_str!("fixtures/sarif/sarif-schema-2.1.0.json")).unwrap();
+        serde_json::from_str(include_str!("../fixtures/sarif/sarif-schema-2.1.0.json")).unwrap();
     let validator = jsonschema::draft4::new(&schema).unwrap();
     let (files, _) = secret_inputs();
     let refs: Vec<(&str, &str)> = files.iter().map(|(n, t)| (*n, t.as_str())).collect();
@@ -202,7 +202,7 @@ fn every_rule_has_its_section_in_docs_lint_md() {
 fn the_schema_rejects_a_broken_sarif_log() {
     // The validator is real: a log without `runs` and with a bad level fails it.
     let schema: serde_json::Value =
-        serde_json::from_str(include_str!("fixtures/sarif/sarif-schema-2.1.0.json")).unwrap();
+        serde_json::from_str(include_str!("../fixtures/sarif/sarif-schema-2.1.0.json")).unwrap();
     let validator = jsonschema::draft4::new(&schema).unwrap();
     let bad = serde_json::json!({"version": "2.1.0", "runs": [{"tool": {"driver": {"name": "x"}}, "results": [{"message": {"text": "m"}, "level": "fatal"}]}]});
     assert!(!validator.is_valid(&bad));

@@ -8,7 +8,7 @@
     reason = "test helpers outside #[test] functions"
 )]
 
-mod support;
+use crate::support;
 
 use support::{f, findings, report, report_with, rules_of, summarise};
 use tresor_lint::Config;

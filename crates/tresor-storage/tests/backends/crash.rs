@@ -83,10 +83,19 @@ async fn child_concurrent_writer() {
     }
 }
 
+/// The name libtest gives `function` of this module: `--exact` needs its whole path
+/// (`crash::child_writer` while this file is a module of the `backends` test binary).
+fn test_name(function: &str) -> String {
+    match module_path!().split_once("::") {
+        Some((_crate, module)) => format!("{module}::{function}"),
+        None => function.to_owned(),
+    }
+}
+
 /// Runs `child_test` as a writer on `db`, SIGKILLs it after enough acks, returns the acked ids.
 async fn kill_child_mid_write(child_test: &str, db: &Path) -> Vec<String> {
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", child_test, "--nocapture", "--test-threads=1"])
+        .args(["--exact", &test_name(child_test), "--nocapture", "--test-threads=1"])
         .env(DB_ENV, db)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())

@@ -16,7 +16,7 @@
     reason = "tests"
 )]
 
-#[path = "support/tls_postgres.rs"]
+#[path = "../support/tls_postgres.rs"]
 mod tls_postgres;
 
 use tls_postgres::{PASSWORD, cluster};
