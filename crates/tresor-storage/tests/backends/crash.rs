@@ -95,7 +95,12 @@ fn test_name(function: &str) -> String {
 /// Runs `child_test` as a writer on `db`, SIGKILLs it after enough acks, returns the acked ids.
 async fn kill_child_mid_write(child_test: &str, db: &Path) -> Vec<String> {
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", &test_name(child_test), "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            &test_name(child_test),
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(DB_ENV, db)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
