@@ -9,8 +9,6 @@
     reason = "test helpers outside #[test] functions"
 )]
 
-use crate::support;
-
 use std::path::PathBuf;
 
 use tresor_lint::input::Ignore;
