@@ -23,7 +23,7 @@ KUBE_PEERS=(cryptography==46.0.3 kubernetes-validate==1.37.0 jsonschema==4.26.0 
 # (test-support/fake-azure-keyvault) answers as Azure does (tresor-azure/tests/keyvault.rs).
 AZURE_PEERS=(azure-keyvault-secrets==4.12.0 azure-identity==1.27.0)
 # The reference Prometheus text-format parser, which checks sys/metrics?format=prometheus
-# (tresor/tests/observability.rs).
+# (tresor/tests/server/observability.rs).
 METRICS_PEERS=(prometheus-client==0.26.0)
 
 if [ ! -x "$venv/bin/python" ]; then

@@ -4,6 +4,7 @@
 //! does), [`send`] is what a client sees (a standby forwards it to the active node).
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant};
 
 use reqwest::header::HeaderMap;
@@ -20,13 +21,22 @@ pub struct Node {
     pub app: String,
 }
 
-/// A port the kernel says is free now.
+/// A free port for a node, from 18600-18799, the range of these helpers. Not one the kernel
+/// picks (`127.0.0.1:0`): between closing that probe and the node binding the port, any
+/// socket on the machine (another test's client connection, a PostgreSQL session) may be given
+/// the same ephemeral port, and the node fails with "address already in use" — seen once the
+/// HA tests shared a binary with others. Nothing below the ephemeral range (32768-) is handed
+/// out behind our back. Steps of two: a node reports the port after its own as its cluster
+/// address.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static NEXT: AtomicU16 = AtomicU16::new(18_600);
+    loop {
+        let port = NEXT.fetch_add(2, Ordering::SeqCst);
+        assert!(port < 18_800, "no free port left in 18600-18799");
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// Node `n` on a free port, on the shared PostgreSQL's database `db`.

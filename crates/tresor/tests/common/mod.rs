@@ -143,7 +143,8 @@ impl Drop for Server {
 }
 
 /// A HOME for CLI runs (an empty directory per test process), so that no test reads or
-/// writes the developer's `~/.vault-token`.
+/// writes the developer's `~/.vault-token`. Every test of the binary shares it: a run that
+/// stores a token there (`login`, `server -dev`) needs a HOME of its own instead.
 pub fn scratch_home() -> PathBuf {
     let dir = std::env::temp_dir().join(format!("tresor-test-home-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

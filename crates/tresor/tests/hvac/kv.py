@@ -1,7 +1,7 @@
 """KV v1 and v2 through hvac, the Python Vault client, against a running server.
 
 Usage: kv.py URL ROOT_TOKEN. Exits non-zero (with a traceback) on the first failed check;
-prints "ok" at the end. Run by crates/tresor/tests/kv_hvac.rs.
+prints "ok" at the end. Run by crates/tresor/tests/server/kv_hvac.rs.
 """
 
 import sys

@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -33,10 +34,18 @@ fn ensure_installed() {
     });
 }
 
-/// A free port on 127.0.0.1 (bound then released; the provider binds it right after).
+/// A free port on 127.0.0.1 (probed, then released; the provider binds it right after), from
+/// 18800-18899, the range of these helpers: an ephemeral port the kernel picked for the probe
+/// may be given to any other socket on the machine before the provider binds it.
 pub fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
+    static NEXT: AtomicU16 = AtomicU16::new(18_800);
+    loop {
+        let port = NEXT.fetch_add(1, Ordering::SeqCst);
+        assert!(port < 18_900, "no free port left in 18800-18899");
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// A running provider; stopped (by its pid) when dropped.

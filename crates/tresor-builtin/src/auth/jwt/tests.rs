@@ -1,6 +1,6 @@
 //! The method through its `handle`: config and role endpoints, and logins with tokens signed
 //! by test keys (local PEM keys; the JWKS paths are tested in `jwks` and against a real
-//! provider in `crates/tresor/tests/auth_jwt.rs`).
+//! provider in `crates/tresor/tests/server/auth_jwt.rs`).
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
