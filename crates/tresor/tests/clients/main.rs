@@ -6,10 +6,8 @@
 //! directory (a child process gets `current_dir` instead), no `~/.vault-token` shared with
 //! another test (a CLI run that stores a token gets a HOME of its own), ports from the kernel.
 //!
-//! `support_sync` is here for the `tresor sync once` tests (`tests/sync_once*.rs`, still
-//! binaries of their own): folding one in is `git mv tests/sync_once.rs tests/clients/`, its
-//! `mod common; mod support_sync;` (and `mod support_kubernetes;`) lines turned into `use
-//! crate::…;`, and one `mod sync_once;` line below.
+//! The `tresor sync` tests (`sync_once`, `sync_once_cluster`, `sync_rotation`, `sync_run`) are
+//! here too, with `support_sync` and the FAKE Kubernetes API server of `support_kubernetes`.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -32,3 +30,7 @@ mod cli_token_helper;
 mod client_tresor;
 mod kv_cli;
 mod lint_cli;
+mod sync_once;
+mod sync_once_cluster;
+mod sync_rotation;
+mod sync_run;

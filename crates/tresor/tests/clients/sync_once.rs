@@ -10,8 +10,8 @@
     reason = "tests"
 )]
 
-mod common;
-mod support_sync;
+use crate::common;
+use crate::support_sync;
 
 use std::path::Path;
 use std::process::Command;

@@ -11,9 +11,9 @@
     reason = "tests"
 )]
 
-mod common;
-mod support_kubernetes;
-mod support_sync;
+use crate::common;
+use crate::support_kubernetes;
+use crate::support_sync;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
