@@ -181,6 +181,14 @@ pub struct RunArgs {
     /// Where to serve /metrics (Prometheus text), /healthz and /readyz; `off` for nowhere.
     #[arg(long, value_name = "HOST:PORT", default_value = "0.0.0.0:8080")]
     pub metrics_address: String,
+    /// At most one rollout restart per workload in this interval (its own `restartedAt`
+    /// counts, whoever set it); a restart held back is done when the interval allows, without
+    /// holding up other reconciles.
+    #[arg(long, value_name = "DURATION", default_value = "30s")]
+    pub restart_min_interval: String,
+    /// How long after a dynamic secret's consumers were restarted its old lease is revoked.
+    #[arg(long, value_name = "DURATION", default_value = "30s")]
+    pub revoke_old_after: String,
     /// Tresor's address, over every store's and connection's (default: TRESOR_ADDR,
     /// VAULT_ADDR or BAO_ADDR; else the resources' own).
     #[arg(long)]

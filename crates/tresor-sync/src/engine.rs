@@ -943,6 +943,67 @@ impl<'a> Engine<'a> {
 
     // ---- TresorSecret --------------------------------------------------------------------
 
+    /// The client of a `TresorSecret`: its connection and authentication (or `--token`).
+    async fn tresor_client(&self, s: &ts::TresorSecret, ns: &str) -> Result<VaultClient, String> {
+        let spec = &s.spec;
+        let conn = spec.connection.clone().unwrap_or_default();
+        let address = self.address(&conn.address).map_err(|e| e.to_string())?;
+        let mut ca_pem = self.options.ca_pem.clone();
+        if let Some(b64) = conn.ca_bundle.as_deref().filter(|s| !s.is_empty()) {
+            let pem = base64::engine::general_purpose::STANDARD
+                .decode(b64.trim())
+                .map_err(|_| "connection.caBundle is not base64".to_owned())?;
+            ca_pem.get_or_insert_with(Vec::new).extend(pem);
+        }
+        let auth = match &spec.auth {
+            _ if self.options.token.is_some() => AuthPlan::Anonymous,
+            Some(ts::Auth { kubernetes: Some(k), .. }) => AuthPlan::Kubernetes {
+                mount: k.mount.clone().filter(|m| !m.is_empty()).unwrap_or_else(|| "kubernetes".into()),
+                role: k.role.clone(),
+            },
+            Some(ts::Auth { token_secret_ref: Some(t), .. }) => AuthPlan::TokenSecret {
+                namespace: t.namespace.clone().unwrap_or_else(|| ns.to_owned()),
+                name: t.name.clone(),
+                key: t.key.clone().unwrap_or_else(|| "token".into()),
+            },
+            _ => return Err("spec.auth names no method (kubernetes or tokenSecretRef), and no --token was given".into()),
+        };
+        let endpoint = Endpoint {
+            address,
+            ca_pem,
+            skip_verify: false,
+            namespace: conn.namespace.clone(),
+        };
+        self.client(endpoint, auth).await.map_err(|e| e.to_string())
+    }
+
+    /// The client a dynamic resource's credentials are issued with: its own login (VSO:
+    /// its VaultAuth and VaultConnection; `TresorSecret`: its connection and auth), or
+    /// `--token`. The controller renews, looks up and revokes the resource's leases with it
+    /// and passes its token on to the passes that issue them, so one identity holds them.
+    pub async fn lease_client(&self, resource: &Resource) -> Result<VaultClient, String> {
+        match resource {
+            Resource::VaultDynamicSecret(s) => {
+                let ns = ns_of(&s.metadata, &self.options.default_namespace);
+                self.vso_client(
+                    &ns,
+                    s.spec.vault_auth_ref.as_deref(),
+                    s.spec.namespace.as_deref(),
+                )
+                .await
+            }
+            Resource::TresorSecret(s) => {
+                let ns = ns_of(&s.metadata, &self.options.default_namespace);
+                self.tresor_client(s, &ns).await
+            }
+            other => Err(format!(
+                "{} {} issues no lease",
+                other.kind(),
+                other.meta().name
+            )),
+        }
+    }
+
     async fn tresor_secret(
         &self,
         s: &ts::TresorSecret,
@@ -958,40 +1019,10 @@ impl<'a> Engine<'a> {
         if spec.sources.is_empty() {
             return Err(vec![fail(None, "spec.sources is empty".into())]);
         }
-        let conn = spec.connection.clone().unwrap_or_default();
-        let address = self
-            .address(&conn.address)
-            .map_err(|e| vec![fail(None, e.to_string())])?;
-        let mut ca_pem = self.options.ca_pem.clone();
-        if let Some(b64) = conn.ca_bundle.as_deref().filter(|s| !s.is_empty()) {
-            let pem = base64::engine::general_purpose::STANDARD
-                .decode(b64.trim())
-                .map_err(|_| vec![fail(None, "connection.caBundle is not base64".into())])?;
-            ca_pem.get_or_insert_with(Vec::new).extend(pem);
-        }
-        let auth = match &spec.auth {
-            _ if self.options.token.is_some() => AuthPlan::Anonymous,
-            Some(ts::Auth { kubernetes: Some(k), .. }) => AuthPlan::Kubernetes {
-                mount: k.mount.clone().filter(|m| !m.is_empty()).unwrap_or_else(|| "kubernetes".into()),
-                role: k.role.clone(),
-            },
-            Some(ts::Auth { token_secret_ref: Some(t), .. }) => AuthPlan::TokenSecret {
-                namespace: t.namespace.clone().unwrap_or_else(|| ns.clone()),
-                name: t.name.clone(),
-                key: t.key.clone().unwrap_or_else(|| "token".into()),
-            },
-            _ => return Err(vec![fail(None, "spec.auth names no method (kubernetes or tokenSecretRef), and no --token was given".into())]),
-        };
-        let endpoint = Endpoint {
-            address,
-            ca_pem,
-            skip_verify: false,
-            namespace: conn.namespace.clone(),
-        };
         let client = self
-            .client(endpoint, auth)
+            .tresor_client(s, &ns)
             .await
-            .map_err(|e| vec![fail(None, e.to_string())])?;
+            .map_err(|e| vec![fail(None, e)])?;
         let mut failures = Vec::new();
         let mut data: BTreeMap<String, SecretBytes> = BTreeMap::new();
         let mut leases = Vec::new();

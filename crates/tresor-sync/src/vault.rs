@@ -157,6 +157,11 @@ impl VaultClient {
         self.token = Some(token);
     }
 
+    /// The token it sends (set, or obtained by a login).
+    pub fn token(&self) -> Option<&SecretString> {
+        self.token.as_ref()
+    }
+
     /// `GET /v1/<path>`.
     pub async fn read(&self, path: &str) -> Result<Read, FetchError> {
         self.request(reqwest::Method::GET, path, None).await

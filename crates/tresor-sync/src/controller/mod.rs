@@ -8,13 +8,24 @@
 //! interval, and after a failure with exponential backoff. Only the replica holding the
 //! Lease reconciles; the others keep their caches warm and wait.
 //!
+//! Rotation: writes go through `apply::apply_with` with one `RateLimiter` for the
+//! controller's life, so a changed Secret restarts its `rolloutRestartTargets` once; a restart
+//! over the limit is deferred (never waited for in the loop) and the resource re-queued for
+//! when the limiter allows it. Dynamic resources are not rendered on an interval: each keeps
+//! a `dynamic::DynamicState` and is ticked (`dynamic::tick`: resume, renew, re-issue, restart,
+//! revoke) when its lease schedule is due, with a client logged in once per resource
+//! (`Engine::lease_client`) whose token also issues its credentials; a deleted
+//! `VaultDynamicSecret` with `revoke: true` has its leases revoked (`dynamic::release`).
+//!
 //! # Layout
 //! - `kinds`: the watched kinds, where they are served, the object key.
 //! - `watch`: kube-rs watchers feeding the loop; `cache`: the objects and their references.
-//! - `queue`: each resource's next due time; `refresh`: refresh intervals (the hook for
-//!   lease-driven schedules); `backoff`: retry delays.
-//! - `reconcile`: one resource through the engine and `apply`; `hooks`: after a Secret
-//!   changed (the hook for rollout restarts).
+//! - `queue`: each resource's next due time; `refresh`: refresh intervals, or the lease
+//!   schedule of a dynamic resource; `backoff`: retry delays.
+//! - `reconcile`: one static resource through the engine and `apply_with` (writes, restarts,
+//!   the catch-up of a pending restart); this module: the loop, the per-resource state
+//!   (backoff, pending restart, lease lifecycle) and the dynamic ticks; `hooks`: the log
+//!   lines after a write or restart, and what of a restart is still pending.
 //! - `status`: the Ready condition and each kind's status; `events`: Kubernetes Events.
 //! - `lease`: leader election through a `coordination.k8s.io/v1` Lease.
 //! - `metrics`, `http`: the Prometheus metrics and their endpoint; `log`: stderr lines.
@@ -52,6 +63,12 @@ use self::metrics::Metrics;
 use self::queue::DueQueue;
 use self::reconcile::Written;
 use self::status::{Extra, Verdict};
+use crate::dynamic::{self, DynamicState, DynamicTarget};
+use crate::engine::Engine;
+use crate::model::Resource;
+use crate::rollout::{OverLimit, RateLimiter, RolloutConfig, TargetReport};
+use crate::secret::{HASH_ANNOTATION, LeaseInfo};
+use crate::vault::VaultClient;
 
 /// Everything `sync run` needs, read from its flags and environment.
 #[derive(Debug)]
@@ -67,13 +84,24 @@ pub struct Settings {
     pub backoff_max: Duration,
     pub metrics_address: Option<String>,
     pub options: Options,
+    /// One restart per workload per interval, across reconciles.
+    pub restart_min_interval: Duration,
+    pub revoke_old_after: Duration,
 }
 
 fn flag_duration(flag: &str, text: &str) -> Result<Duration, String> {
+    let d = flag_duration_or_zero(flag, text)?;
+    if d.is_zero() {
+        return Err(format!("--{flag} must be positive"));
+    }
+    Ok(d)
+}
+
+fn flag_duration_or_zero(flag: &str, text: &str) -> Result<Duration, String> {
     let nanos =
         tresor_sdk::duration::parse_str(text).map_err(|e| format!("--{flag} {text:?}: {e}"))?;
-    if nanos <= 0 {
-        return Err(format!("--{flag} must be positive"));
+    if nanos < 0 {
+        return Err(format!("--{flag} must not be negative"));
     }
     tresor_sdk::duration::to_std(nanos).map_err(|e| format!("--{flag} {text:?}: {e}"))
 }
@@ -153,6 +181,11 @@ impl Settings {
             metrics_address: Some(args.metrics_address.clone())
                 .filter(|a| a != "off" && !a.is_empty()),
             options,
+            restart_min_interval: flag_duration_or_zero(
+                "restart-min-interval",
+                &args.restart_min_interval,
+            )?,
+            revoke_old_after: flag_duration_or_zero("revoke-old-after", &args.revoke_old_after)?,
         })
     }
 }
@@ -276,8 +309,24 @@ pub async fn run(settings: Settings) -> ExitCode {
     }
     drop(tx);
 
+    let dynamic = dynamic::Settings {
+        schedule: dynamic::Schedule {
+            revoke_old_after: settings.revoke_old_after,
+            ..dynamic::Schedule::default()
+        },
+        rollout: RolloutConfig {
+            over_limit: OverLimit::Defer,
+        },
+    };
     let mut controller = Controller {
         client,
+        limiter: RateLimiter::new(settings.restart_min_interval),
+        // Never wait inside a reconcile: a restart over the limit is deferred and its
+        // resource re-queued for the time the limiter gives.
+        rollout: RolloutConfig {
+            over_limit: OverLimit::Defer,
+        },
+        dynamic,
         settings,
         metrics,
         cache: Cache::default(),
@@ -304,10 +353,53 @@ struct ResState {
     backoff: Backoff,
     /// The last verdict reported (to record Events on transitions only).
     last: Option<(bool, String)>,
+    /// The content hash whose rollout restart was deferred or failed: the next reconcile
+    /// restarts the targets for it even though the Secret is unchanged by then.
+    restart_pending: Option<String>,
+    /// A dynamic resource's lease lifecycle (`dynamic::tick`).
+    dynamic: Option<DynamicState>,
+    /// The client a dynamic resource's leases are issued, renewed and revoked with (its own
+    /// login, kept so that one token holds them; dropped after a failed tick to log in anew).
+    vault: Option<VaultClient>,
+}
+
+impl ResState {
+    fn new(base: Duration, max: Duration) -> ResState {
+        ResState {
+            backoff: Backoff::new(base, max),
+            last: None,
+            restart_pending: None,
+            dynamic: None,
+            vault: None,
+        }
+    }
+}
+
+/// A successful reconcile, static or dynamic, in the terms the loop reports.
+#[derive(Debug, Default)]
+struct Done {
+    /// The Secret's namespace and name (`None`: nothing written, ESO `creationPolicy: None`).
+    secret: Option<(String, String)>,
+    content_hash: Option<String>,
+    lease: Option<LeaseInfo>,
+    written: Option<Written>,
+    restarts: Vec<TargetReport>,
+    /// A dynamic resource: when its lease schedule is next due.
+    lease_due: Option<Duration>,
+}
+
+/// Unix milliseconds from now, as a duration (0 when past).
+fn until_millis(at: i64) -> Duration {
+    let left = at.saturating_sub(crate::secret::now_millis());
+    Duration::from_millis(u64::try_from(left).unwrap_or(0))
 }
 
 struct Controller {
     client: kube::Client,
+    /// One restart per workload per `--restart-min-interval`, kept across reconciles.
+    limiter: RateLimiter,
+    rollout: RolloutConfig,
+    dynamic: dynamic::Settings,
     settings: Settings,
     metrics: Arc<Metrics>,
     cache: Cache,
@@ -332,7 +424,7 @@ impl Controller {
             }
             // Everything the watchers sent first: a reconcile sees the newest objects.
             while let Ok(msg) = rx.try_recv() {
-                self.handle(msg);
+                self.handle(msg).await;
             }
             let now_leading = *lead_rx.borrow();
             if now_leading != leading {
@@ -344,12 +436,7 @@ impl Controller {
                 leading = true;
                 // A new leader renders everything once (its predecessor's schedule is gone).
                 let now = Instant::now();
-                let due: Vec<ObjKey> = self
-                    .cache
-                    .producers()
-                    .filter(|e| refresh::initially_due(e))
-                    .map(|e| e.key.clone())
-                    .collect();
+                let due: Vec<ObjKey> = self.cache.producers().map(|e| e.key.clone()).collect();
                 for key in due {
                     self.queue.sooner(&key, now);
                 }
@@ -374,7 +461,7 @@ impl Controller {
             };
             tokio::select! {
                 msg = rx.recv() => match msg {
-                    Some(msg) => self.handle(msg),
+                    Some(msg) => self.handle(msg).await,
                     // Every watcher ended: only at shutdown.
                     None => return ExitCode::SUCCESS,
                 },
@@ -385,7 +472,7 @@ impl Controller {
         }
     }
 
-    fn handle(&mut self, msg: watch::Msg) {
+    async fn handle(&mut self, msg: watch::Msg) {
         let now = Instant::now();
         match msg {
             watch::Msg::Listed { scope } => {
@@ -398,7 +485,6 @@ impl Controller {
                     log::warn(&format!("{key}: {reason}"));
                 }
                 let produces = key.kind.produces();
-                let first = !produces || refresh::initially_due(&entry);
                 let previous = self.cache.insert(entry);
                 let Some(current) = self.cache.get(&key) else {
                     return;
@@ -406,11 +492,16 @@ impl Controller {
                 if produces {
                     let changed = match &previous {
                         Some(p) => p.trigger() != current.trigger(),
-                        None => first,
+                        None => true,
                     };
                     if changed {
                         if let Some(s) = self.states.get_mut(&key) {
                             s.backoff.reset();
+                            // A new spec (or force-sync) of a dynamic resource: new
+                            // credentials, the old lease retired as in a rotation.
+                            if let Some(lease) = s.dynamic.as_mut().and_then(|d| d.lease.as_mut()) {
+                                lease.exhausted = true;
+                            }
                         }
                         self.queue.set(&key, now);
                     }
@@ -422,9 +513,11 @@ impl Controller {
                 }
             }
             watch::Msg::Remove(key) => {
-                self.cache.remove(&key);
+                let removed = self.cache.remove(&key);
                 if key.kind.produces() {
-                    self.states.remove(&key);
+                    if let (Some(state), Some(entry)) = (self.states.remove(&key), removed) {
+                        self.release(&entry, state).await;
+                    }
                     self.queue.remove(&key);
                     self.metrics.forget(&key);
                     self.metrics.set_resources(self.cache.counts());
@@ -437,13 +530,179 @@ impl Controller {
         }
     }
 
+    /// A deleted dynamic resource with VSO's `revoke: true`: its current and retired leases
+    /// are revoked (with the client that holds them; logged in again if it was dropped).
+    async fn release(&mut self, entry: &Entry, state: ResState) {
+        let revoke =
+            matches!(&entry.resource, Ok(Resource::VaultDynamicSecret(s)) if s.spec.revoke);
+        let Some(mut dynamic) = state.dynamic.filter(|_| revoke) else {
+            return;
+        };
+        if dynamic.lease.is_none() && dynamic.retired.is_empty() {
+            return;
+        }
+        let vault = match (
+            state.vault,
+            &entry.resource,
+            self.cache.manifests_for(entry),
+        ) {
+            (Some(v), _, _) => v,
+            (None, Ok(resource), Some(manifests)) => {
+                let engine = Engine::new(
+                    &manifests,
+                    &self.settings.options,
+                    Some(self.client.clone()),
+                );
+                match engine.lease_client(resource).await {
+                    Ok(v) => v,
+                    Err(reason) => {
+                        log::warn(&format!(
+                            "{}: deleted; its leases cannot be revoked ({reason}): they expire by themselves",
+                            entry.key
+                        ));
+                        return;
+                    }
+                }
+            }
+            _ => return,
+        };
+        for event in dynamic::release(&vault, &mut dynamic, true).await {
+            log_dynamic(&entry.key, &event);
+        }
+    }
+
+    /// One tick of a dynamic resource's lease lifecycle, in the terms of a reconcile.
+    async fn tick(&mut self, entry: &Entry) -> Result<Done, String> {
+        let resource = match &entry.resource {
+            Ok(r) => r,
+            Err(reason) => return Err(format!("the resource does not parse: {reason}")),
+        };
+        let Some(manifests) = self.cache.manifests_for(entry) else {
+            return Err("the resource does not parse".into());
+        };
+        let (base, max) = (self.settings.backoff_base, self.settings.backoff_max);
+        let state = self
+            .states
+            .entry(entry.key.clone())
+            .or_insert_with(|| ResState::new(base, max));
+        let vault = match &state.vault {
+            Some(v) => v.clone(),
+            None => {
+                let engine = Engine::new(
+                    &manifests,
+                    &self.settings.options,
+                    Some(self.client.clone()),
+                );
+                let v = engine.lease_client(resource).await?;
+                state.vault = Some(v.clone());
+                v
+            }
+        };
+        // The passes that issue credentials use the token of this login: the leases they
+        // create are renewed and revoked by the identity that holds them.
+        let mut options = self.settings.options.clone();
+        if let Some(token) = vault.token() {
+            options.token = Some(token.clone());
+        }
+        let target = DynamicTarget {
+            manifests: &manifests,
+            options: &options,
+            resource,
+        };
+        let lifecycle = state.dynamic.get_or_insert_with(DynamicState::default);
+        let report = match dynamic::tick(
+            &vault,
+            &self.client,
+            target,
+            lifecycle,
+            &mut self.limiter,
+            &self.dynamic,
+        )
+        .await
+        {
+            Ok(r) => r,
+            Err(e) => {
+                // A token that expired or was revoked fails everything: log in anew.
+                state.vault = None;
+                return Err(e.to_string());
+            }
+        };
+        let mut done = Done {
+            secret: resource.target_secret(&options.default_namespace),
+            lease: lifecycle.lease.as_ref().map(|l| LeaseInfo {
+                lease_id: l.id.clone(),
+                duration_secs: l.duration,
+                renewable: l.renewable,
+            }),
+            written: Some(Written::Unchanged),
+            lease_due: Some(until_millis(report.next_at)),
+            ..Done::default()
+        };
+        for event in &report.events {
+            match event {
+                dynamic::Event::Issued { .. } => done.written = Some(Written::Created),
+                dynamic::Event::Reissued { .. } => done.written = Some(Written::Updated),
+                dynamic::Event::Restarts(reports) => done.restarts.extend(reports.iter().cloned()),
+                _ => {}
+            }
+            log_dynamic(&entry.key, event);
+        }
+        if done.written != Some(Written::Unchanged)
+            && let Some((ns, name)) = &done.secret
+        {
+            let secrets: Api<k8s_openapi::api::core::v1::Secret> =
+                Api::namespaced(self.client.clone(), ns);
+            if let Ok(Some(s)) = secrets.get_opt(name).await {
+                done.content_hash = s
+                    .metadata
+                    .annotations
+                    .and_then(|mut a| a.remove(HASH_ANNOTATION));
+            }
+        }
+        Ok(done)
+    }
+
+    /// One static reconcile (fetch, render, write, restart) in the terms the loop reports.
+    async fn render(&mut self, entry: &Entry) -> Result<Done, String> {
+        let pending = self
+            .states
+            .get(&entry.key)
+            .and_then(|s| s.restart_pending.clone());
+        let synced = reconcile::reconcile(
+            &self.client,
+            &self.settings.options,
+            &self.cache,
+            entry,
+            reconcile::Rollout {
+                limiter: &mut self.limiter,
+                config: &self.rollout,
+                pending_hash: pending.as_deref(),
+            },
+        )
+        .await?;
+        let Some(secret) = synced.secret else {
+            return Ok(Done::default());
+        };
+        Ok(Done {
+            content_hash: secret.annotations.get(HASH_ANNOTATION).cloned(),
+            lease: secret.leases.first().cloned(),
+            secret: Some((secret.namespace, secret.name)),
+            written: Some(synced.written),
+            restarts: synced.restarts,
+            lease_due: None,
+        })
+    }
+
     async fn reconcile(&mut self, key: &ObjKey) {
         let Some(entry) = self.cache.get(key).cloned() else {
             return;
         };
         let started = Instant::now();
-        let result =
-            reconcile::reconcile(&self.client, &self.settings.options, &self.cache, &entry).await;
+        let result = if entry.resource.as_ref().is_ok_and(Resource::is_dynamic) {
+            self.tick(&entry).await
+        } else {
+            self.render(&entry).await
+        };
         let took = started.elapsed();
         let (base, max) = (self.settings.backoff_base, self.settings.backoff_max);
         let previous = self
@@ -458,29 +717,29 @@ impl Controller {
             ..Extra::default()
         };
         let verdict;
-        let next;
+        let mut next;
         match result {
-            Ok(synced) => {
+            Ok(done) => {
                 self.metrics.sync_done(key, true, took);
-                let secret_id = synced
+                let written = done.written.unwrap_or(Written::Skipped);
+                let secret_id = done
                     .secret
                     .as_ref()
-                    .map(|s| format!("Secret {}/{}", s.namespace, s.name));
-                let changed = matches!(synced.written, Written::Created | Written::Updated);
-                if let Some(secret) = &synced.secret {
-                    extra.secret_name = Some(secret.name.clone());
-                    extra.content_hash = secret
-                        .annotations
-                        .get(crate::secret::HASH_ANNOTATION)
-                        .cloned();
-                    extra.lease = secret.leases.first().cloned();
+                    .filter(|_| done.written.is_some())
+                    .map(|(ns, name)| format!("Secret {ns}/{name}"));
+                let changed = matches!(written, Written::Created | Written::Updated);
+                if let Some((ns, name)) = &done.secret {
+                    extra.secret_name = Some(name.clone());
+                    extra.content_hash = done.content_hash.clone();
+                    extra.lease = done.lease.clone();
                     if changed {
-                        let created = synced.written == Written::Created;
+                        let created = written == Written::Created;
                         self.metrics.secret_written(key.kind, created);
-                        hooks::secret_changed(&self.client, &entry, secret, created).await;
+                        hooks::secret_changed(&entry, ns, name, created);
                     }
                 }
-                let message = match (&secret_id, synced.written) {
+                hooks::restarts(&entry, &done.restarts);
+                let message = match (&secret_id, written) {
                     (Some(id), Written::Created) => format!("{id} created"),
                     (Some(id), Written::Updated) => format!("{id} updated"),
                     (Some(id), _) => format!("{id} is in sync"),
@@ -506,21 +765,16 @@ impl Controller {
                     )
                     .await;
                 }
-                let state = self.states.entry(key.clone()).or_insert_with(|| ResState {
-                    backoff: Backoff::new(base, max),
-                    last: None,
-                });
+                let state = self
+                    .states
+                    .entry(key.clone())
+                    .or_insert_with(|| ResState::new(base, max));
                 state.backoff.reset();
-                next = match entry.resource.as_ref().map(|r| {
-                    refresh::next_refresh(
-                        r,
-                        synced
-                            .secret
-                            .as_ref()
-                            .map(|s| s.leases.as_slice())
-                            .unwrap_or_default(),
-                    )
-                }) {
+                next = match entry
+                    .resource
+                    .as_ref()
+                    .map(|r| refresh::next_refresh(r, done.lease_due))
+                {
                     Ok(Ok(interval)) => interval,
                     Ok(Err(reason)) => {
                         log::warn(&format!(
@@ -531,14 +785,28 @@ impl Controller {
                     }
                     Err(_) => None,
                 };
+                // A dynamic resource's lifecycle retries its own held-back restarts.
+                if done.lease_due.is_none() {
+                    let (ready_at, pending) = hooks::pending(&done.restarts);
+                    state.restart_pending = if pending {
+                        done.content_hash.clone()
+                    } else {
+                        None
+                    };
+                    // A deferred restart: back when the limiter allows it, not before.
+                    if let Some(at) = ready_at {
+                        let due = until_millis(at);
+                        next = Some(next.map_or(due, |n| n.min(due)));
+                    }
+                }
             }
             Err(message) => {
                 self.metrics.sync_done(key, false, took);
                 verdict = Verdict::failure(key.kind, message);
-                let state = self.states.entry(key.clone()).or_insert_with(|| ResState {
-                    backoff: Backoff::new(base, max),
-                    last: None,
-                });
+                let state = self
+                    .states
+                    .entry(key.clone())
+                    .or_insert_with(|| ResState::new(base, max));
                 let delay = state.backoff.next_delay();
                 log::warn(&format!(
                     "{key}: sync failed (attempt {}, retry in {:.1}s): {}",
@@ -614,5 +882,33 @@ impl Controller {
                 crate::apply::kube_reason(&e)
             )),
         }
+    }
+}
+
+/// A line per lease event (ids and reasons, never a value).
+fn log_dynamic(key: &ObjKey, event: &dynamic::Event) {
+    use dynamic::Event as E;
+    match event {
+        E::Resumed { lease_id } => log::info(&format!("{key}: resumed lease {lease_id}")),
+        E::Issued { lease_id } => log::info(&format!("{key}: issued lease {lease_id}")),
+        E::Reissued { old, new, reason } => log::info(&format!(
+            "{key}: re-issued ({reason}): lease {new} replaces {old}"
+        )),
+        E::Renewed {
+            lease_id,
+            asked,
+            granted,
+        } => log::info(&format!(
+            "{key}: renewed lease {lease_id} ({granted}s of {asked}s asked)"
+        )),
+        E::RenewFailed { lease_id, reason } => log::warn(&format!(
+            "{key}: renewing lease {lease_id} failed: {reason}"
+        )),
+        // Logged with the other restarts.
+        E::Restarts(_) => {}
+        E::Revoked { lease_id } => log::info(&format!("{key}: revoked lease {lease_id}")),
+        E::RevokeFailed { lease_id, reason } => log::warn(&format!(
+            "{key}: revoking lease {lease_id} failed: {reason}"
+        )),
     }
 }

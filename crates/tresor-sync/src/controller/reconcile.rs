@@ -1,11 +1,18 @@
 //! One reconcile of one resource: its inputs from the cache (the resource and what it refers
 //! to), the engine's one pass over them (fetch, render), then the write through `apply`
-//! (create, or replace only on a content-hash change). The result says what happened; the
-//! controller's loop turns it into status, Events, metrics and the next due time.
+//! (create, or replace only on a content-hash change) and the rollout restarts of a changed
+//! Secret (`apply::apply_with`, with the controller's rate limiter). The result says what
+//! happened; the controller's loop turns it into status, Events, metrics and the next due time.
+//!
+//! A restart the limiter deferred (or that failed) is retried by the controller: it passes
+//! the content hash whose restart is pending, and an unchanged Secret with that hash has its
+//! targets restarted as for a change (a target whose `tresor.dev/restarted-for` entry already
+//! names the hash is left alone, so a change is restarted once).
 
 use crate::apply;
 use crate::engine::{Engine, Options};
-use crate::secret::DesiredSecret;
+use crate::rollout::{self, RateLimiter, RestartRequest, RolloutConfig, TargetReport};
+use crate::secret::{DesiredSecret, HASH_ANNOTATION};
 
 use super::cache::{Cache, Entry};
 
@@ -24,6 +31,17 @@ pub struct Synced {
     /// The Secret as rendered (values inside; never logged).
     pub secret: Option<DesiredSecret>,
     pub written: Written,
+    /// One per rollout target (empty when the Secret has none).
+    pub restarts: Vec<TargetReport>,
+}
+
+/// What a reconcile may use beyond its inputs: the restart limiter kept across reconciles,
+/// and the content hash of a Secret whose restart is still pending.
+#[derive(Debug)]
+pub struct Rollout<'a> {
+    pub limiter: &'a mut RateLimiter,
+    pub config: &'a RolloutConfig,
+    pub pending_hash: Option<&'a str>,
 }
 
 /// The failures' safe text: `key: reason; key: reason` (the resource is the status's owner,
@@ -48,6 +66,7 @@ pub async fn reconcile(
     options: &Options,
     cache: &Cache,
     entry: &Entry,
+    rollout: Rollout<'_>,
 ) -> Result<Synced, String> {
     let manifests = match (&entry.resource, cache.manifests_for(entry)) {
         (Err(reason), _) => return Err(format!("the resource does not parse: {reason}")),
@@ -63,6 +82,7 @@ pub async fn reconcile(
         return Ok(Synced {
             secret: None,
             written: Written::Skipped,
+            restarts: Vec::new(),
         });
     };
     // Owner references name the version the cluster served the resource in.
@@ -70,7 +90,13 @@ pub async fn reconcile(
     if secret.origin.uid.is_none() {
         secret.origin.uid = entry.uid.clone();
     }
-    let report = apply::apply(client, std::slice::from_ref(&secret)).await;
+    let mut report = apply::apply_with(
+        client,
+        std::slice::from_ref(&secret),
+        rollout.limiter,
+        rollout.config,
+    )
+    .await;
     if let Some(failed) = report.failed.first() {
         return Err(failed.clone());
     }
@@ -83,9 +109,26 @@ pub async fn reconcile(
     } else {
         Written::Skipped
     };
+    let hash = secret.annotations.get(HASH_ANNOTATION).cloned();
+    if written == Written::Unchanged
+        && !secret.rollout_restart_targets.is_empty()
+        && hash.is_some()
+        && rollout.pending_hash == hash.as_deref()
+    {
+        let request = RestartRequest {
+            namespace: secret.namespace.clone(),
+            secret: secret.name.clone(),
+            hash: hash.unwrap_or_default(),
+            changed: true,
+            targets: secret.rollout_restart_targets.clone(),
+        };
+        report.restarts =
+            rollout::restart(client, &[request], rollout.limiter, rollout.config).await;
+    }
     Ok(Synced {
         secret: Some(secret),
         written,
+        restarts: report.restarts,
     })
 }
 

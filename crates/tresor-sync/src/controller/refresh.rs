@@ -2,17 +2,13 @@
 //! default `1h`, `0` = never), VSO's `refreshAfter` (none: only on change), `TresorSecret`'s
 //! `spec.refreshInterval` (Vault duration, default `1h`, `0` = never).
 //!
-//! This is the hook for schedules that depend on what was fetched: the dynamic-secret lease
-//! schedule (renew at `renewalPercent` of the TTL, re-issue before the max TTL) plugs in
-//! through [`next_refresh`]'s `leases`, taking the sooner of the two.
+//! Dynamic resources are scheduled by their lease instead ([`next_refresh`]'s `lease_due`).
 
 use std::time::Duration;
 
 use tresor_sdk::duration;
 
-use super::cache::Entry;
 use crate::model::Resource;
-use crate::secret::LeaseInfo;
 
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(3600);
 
@@ -68,31 +64,19 @@ pub fn interval(resource: &Resource) -> Result<Option<Duration>, String> {
     }
 }
 
-/// When to reconcile again after a success that fetched `leases`: the resource's interval.
-/// (Lease-driven schedules are not applied here yet: see the module comment.)
-pub fn next_refresh(resource: &Resource, leases: &[LeaseInfo]) -> Result<Option<Duration>, String> {
-    let _ = leases;
-    interval(resource)
-}
-
-/// Whether a resource seen for the first time (controller start, new leader) must be
-/// rendered at once. Everything is, except a `VaultDynamicSecret` whose status says the
-/// current spec was already rendered (a lease recorded for this generation): rendering it
-/// again would issue new credentials on every restart.
-pub fn initially_due(entry: &Entry) -> bool {
-    if !matches!(entry.resource, Ok(Resource::VaultDynamicSecret(_))) {
-        return true;
+/// When to reconcile again after a success. `lease_due` is when the lease schedule of a
+/// dynamic resource (`dynamic::next_action`: renew at `renewalPercent`, re-issue before the
+/// max TTL, revoke a retired lease) next has something to do: for those resources it is the
+/// schedule, since re-rendering them on an interval would issue new credentials each time
+/// (`refreshAfter` is not used for them). Others refresh on their interval.
+pub fn next_refresh(
+    resource: &Resource,
+    lease_due: Option<Duration>,
+) -> Result<Option<Duration>, String> {
+    match lease_due {
+        Some(due) if resource.is_dynamic() => Ok(Some(due)),
+        _ => interval(resource),
     }
-    let rendered_generation = entry
-        .status
-        .get("lastGeneration")
-        .and_then(serde_json::Value::as_i64);
-    let lease = entry
-        .status
-        .pointer("/secretLease/id")
-        .and_then(serde_json::Value::as_str)
-        .unwrap_or("");
-    !(rendered_generation.is_some() && rendered_generation == entry.generation && !lease.is_empty())
 }
 
 #[cfg(test)]
@@ -155,5 +139,25 @@ mod tests {
             Some(Duration::from_secs(172_800))
         );
         assert_eq!(interval(&ts("refreshInterval: \"0\"")).unwrap(), None);
+    }
+
+    #[test]
+    fn dynamic_resources_follow_their_lease_schedule() {
+        let vds = one(
+            "apiVersion: secrets.hashicorp.com/v1beta1\nkind: VaultDynamicSecret\nmetadata: {name: a}\nspec: {mount: database, path: creds/app, refreshAfter: 1h, destination: {name: a}}\n",
+        );
+        let due = Duration::from_millis(2_010);
+        assert_eq!(next_refresh(&vds, Some(due)).unwrap(), Some(due));
+        assert_eq!(
+            next_refresh(&vds, None).unwrap(),
+            Some(Duration::from_secs(3600))
+        );
+        let vss = one(
+            "apiVersion: secrets.hashicorp.com/v1beta1\nkind: VaultStaticSecret\nmetadata: {name: a}\nspec: {refreshAfter: 30s}\n",
+        );
+        assert_eq!(
+            next_refresh(&vss, Some(due)).unwrap(),
+            Some(Duration::from_secs(30))
+        );
     }
 }

@@ -34,3 +34,4 @@ mod sync_once;
 mod sync_once_cluster;
 mod sync_rotation;
 mod sync_run;
+mod sync_run_rotation;
