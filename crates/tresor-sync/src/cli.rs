@@ -44,6 +44,30 @@ pub enum SyncCommand {
     Run(RunArgs),
 }
 
+/// How to reach Tresor: the flags `once`, `status` and `run` share.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ConnectionArgs {
+    /// Tresor's address, over every store's and connection's (default: TRESOR_ADDR,
+    /// VAULT_ADDR or BAO_ADDR; else the resources' own).
+    #[arg(long)]
+    pub address: Option<String>,
+    /// A token, over every store's authentication (default: TRESOR_TOKEN, VAULT_TOKEN or
+    /// BAO_TOKEN; prefer the environment: arguments are visible to other local users). `status`
+    /// also looks dynamic secrets' leases up with it.
+    #[arg(long)]
+    pub token: Option<String>,
+    /// PEM file of CA certificates for Tresor's TLS (default: VAULT_CACERT).
+    #[arg(long = "ca-cert", value_name = "FILE")]
+    pub ca_cert: Option<PathBuf>,
+    /// The service account token used for Kubernetes logins.
+    #[arg(
+        long = "jwt-file",
+        value_name = "FILE",
+        default_value = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+    )]
+    pub jwt_file: PathBuf,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum StatusFormat {
     Table,
@@ -58,23 +82,8 @@ pub struct StatusArgs {
     /// Read the resources from the cluster (every namespace) instead of files.
     #[arg(long, conflicts_with = "files")]
     pub cluster: bool,
-    /// Tresor's address (default: TRESOR_ADDR, VAULT_ADDR or BAO_ADDR; else the resources').
-    #[arg(long)]
-    pub address: Option<String>,
-    /// A token, over every store's authentication (default: TRESOR_TOKEN, VAULT_TOKEN or
-    /// BAO_TOKEN). Also used to look dynamic secrets' leases up.
-    #[arg(long)]
-    pub token: Option<String>,
-    /// PEM file of CA certificates for Tresor's TLS (default: VAULT_CACERT).
-    #[arg(long = "ca-cert", value_name = "FILE")]
-    pub ca_cert: Option<PathBuf>,
-    /// The service account token used for Kubernetes logins.
-    #[arg(
-        long = "jwt-file",
-        value_name = "FILE",
-        default_value = "/var/run/secrets/kubernetes.io/serviceaccount/token"
-    )]
-    pub jwt_file: PathBuf,
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
     /// The namespace of resources that name none.
     #[arg(short = 'n', long, default_value = "default")]
     pub namespace: String,
@@ -93,24 +102,8 @@ pub struct OnceArgs {
     /// Manifest files or directories (recursive: .yaml, .yml, .json); repeatable.
     #[arg(short = 'f', long = "filename", value_name = "FILE|DIR", required = true, num_args = 1..)]
     pub files: Vec<PathBuf>,
-    /// Tresor's address, over every store's and connection's (default: TRESOR_ADDR,
-    /// VAULT_ADDR or BAO_ADDR; else the resources' own).
-    #[arg(long)]
-    pub address: Option<String>,
-    /// A token, over every store's authentication (default: TRESOR_TOKEN, VAULT_TOKEN or
-    /// BAO_TOKEN; prefer the environment: arguments are visible to other local users).
-    #[arg(long)]
-    pub token: Option<String>,
-    /// PEM file of CA certificates for Tresor's TLS (default: VAULT_CACERT).
-    #[arg(long = "ca-cert", value_name = "FILE")]
-    pub ca_cert: Option<PathBuf>,
-    /// The service account token used for Kubernetes logins.
-    #[arg(
-        long = "jwt-file",
-        value_name = "FILE",
-        default_value = "/var/run/secrets/kubernetes.io/serviceaccount/token"
-    )]
-    pub jwt_file: PathBuf,
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
     /// The namespace of resources that name none.
     #[arg(short = 'n', long, default_value = "default")]
     pub namespace: String,
@@ -189,24 +182,8 @@ pub struct RunArgs {
     /// How long after a dynamic secret's consumers were restarted its old lease is revoked.
     #[arg(long, value_name = "DURATION", default_value = "30s")]
     pub revoke_old_after: String,
-    /// Tresor's address, over every store's and connection's (default: TRESOR_ADDR,
-    /// VAULT_ADDR or BAO_ADDR; else the resources' own).
-    #[arg(long)]
-    pub address: Option<String>,
-    /// A token, over every store's authentication (default: TRESOR_TOKEN, VAULT_TOKEN or
-    /// BAO_TOKEN; without one, each store's own authentication is used).
-    #[arg(long)]
-    pub token: Option<String>,
-    /// PEM file of CA certificates for Tresor's TLS (default: VAULT_CACERT).
-    #[arg(long = "ca-cert", value_name = "FILE")]
-    pub ca_cert: Option<PathBuf>,
-    /// The service account token used for Kubernetes logins.
-    #[arg(
-        long = "jwt-file",
-        value_name = "FILE",
-        default_value = "/var/run/secrets/kubernetes.io/serviceaccount/token"
-    )]
-    pub jwt_file: PathBuf,
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
 }
 
 fn env_first(names: &[&str]) -> Option<String> {
@@ -272,13 +249,7 @@ async fn run_status(args: StatusArgs) -> ExitCode {
         eprintln!("Error: name the resources with -f FILE|DIR, or read them with --cluster");
         return ExitCode::from(EXIT_ERROR);
     }
-    let options = match engine_options(
-        args.address.as_deref(),
-        args.token.as_deref(),
-        args.ca_cert.as_ref(),
-        &args.jwt_file,
-        &args.namespace,
-    ) {
+    let options = match engine_options(&args.connection, &args.namespace) {
         Ok(options) => options,
         Err(e) => {
             eprintln!("Error: {e}");
@@ -355,14 +326,17 @@ async fn run_status(args: StatusArgs) -> ExitCode {
 
 /// The engine's options from the flags and the environment (`once` and `run` alike).
 pub(crate) fn engine_options(
-    address: Option<&str>,
-    token: Option<&str>,
-    ca_cert: Option<&PathBuf>,
-    jwt_file: &std::path::Path,
+    connection: &ConnectionArgs,
     default_namespace: &str,
 ) -> Result<Options, String> {
+    let ConnectionArgs {
+        address,
+        token,
+        ca_cert,
+        jwt_file,
+    } = connection;
     let ca_path = ca_cert
-        .cloned()
+        .clone()
         .or_else(|| env_first(&["TRESOR_CACERT", "VAULT_CACERT"]).map(PathBuf::from));
     let ca_pem = match ca_path {
         Some(p) => Some(std::fs::read(&p).map_err(|e| format!("reading {}: {e}", p.display()))?),
@@ -370,13 +344,13 @@ pub(crate) fn engine_options(
     };
     Ok(Options {
         address: address
-            .map(str::to_owned)
+            .clone()
             .or_else(|| env_first(&["TRESOR_ADDR", "VAULT_ADDR", "BAO_ADDR"])),
         token: token
-            .map(str::to_owned)
+            .clone()
             .or_else(|| env_first(&["TRESOR_TOKEN", "VAULT_TOKEN", "BAO_TOKEN"]))
             .map(SecretString::new),
-        jwt_file: jwt_file.to_owned(),
+        jwt_file: jwt_file.clone(),
         default_namespace: default_namespace.to_owned(),
         ca_pem,
     })
@@ -405,13 +379,7 @@ async fn run_once(args: OnceArgs) -> ExitCode {
             return ExitCode::from(EXIT_ERROR);
         }
     };
-    let options = match engine_options(
-        args.address.as_deref(),
-        args.token.as_deref(),
-        args.ca_cert.as_ref(),
-        &args.jwt_file,
-        &args.namespace,
-    ) {
+    let options = match engine_options(&args.connection, &args.namespace) {
         Ok(options) => options,
         Err(e) => {
             eprintln!("Error: {e}");

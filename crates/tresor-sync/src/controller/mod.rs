@@ -159,13 +159,7 @@ impl Settings {
                     .into(),
             );
         }
-        let options = crate::cli::engine_options(
-            args.address.as_deref(),
-            args.token.as_deref(),
-            args.ca_cert.as_ref(),
-            &args.jwt_file,
-            "default",
-        )?;
+        let options = crate::cli::engine_options(&args.connection, "default")?;
         Ok(Settings {
             namespaces: args.namespaces.clone(),
             leader_election: !args.no_leader_election,

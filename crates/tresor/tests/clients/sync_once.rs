@@ -21,7 +21,7 @@ use common::{BIN, Server, raw, scratch_home};
 use serde_json::{Value, json};
 use support_sync::{
     GHCR_TOKEN, GHCR_USER, LEGACY_KEY, MANIFESTS, ROOT, WEB_PASSWORD_V1, WEB_PASSWORD_V2,
-    assert_no_values, decode, ok, seed, sync_once,
+    assert_no_values, decode, ok, pg_superuser, seed, sync_once,
 };
 
 #[tokio::test]
@@ -300,19 +300,6 @@ fn once_refuses_bad_input_with_exit_2() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
-}
-
-async fn pg_superuser() -> tokio_postgres::Client {
-    let (client, connection) = tokio_postgres::connect(
-        "host=127.0.0.1 port=5432 user=postgres dbname=postgres",
-        tokio_postgres::NoTls,
-    )
-    .await
-    .expect("PostgreSQL on 127.0.0.1:5432 (user postgres, trust)");
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    client
 }
 
 async fn role_exists(sup: &tokio_postgres::Client, name: &str) -> bool {

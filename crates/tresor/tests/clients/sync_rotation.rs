@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use common::{BIN, Server, raw, scratch_home};
 use serde_json::{Value, json};
 use support_kubernetes::FakeKube;
-use support_sync::{ROOT, decode, ok, sync_once_env};
+use support_sync::{ROOT, decode, millis, ok, pg_superuser, role_exists, sync_once_env};
 
 fn text(o: &Output) -> String {
     format!(
@@ -621,26 +621,6 @@ async fn status_reports_in_sync_drifted_missing_and_failed_sources_without_value
 
 // ---- dynamic secrets: the lease lifecycle -----------------------------------------------
 
-async fn pg_superuser() -> tokio_postgres::Client {
-    let (client, connection) = tokio_postgres::connect(
-        "host=127.0.0.1 port=5432 user=postgres dbname=postgres",
-        tokio_postgres::NoTls,
-    )
-    .await
-    .expect("PostgreSQL on 127.0.0.1:5432 (user postgres, trust)");
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    client
-}
-
-async fn role_exists(sup: &tokio_postgres::Client, name: &str) -> bool {
-    !sup.query("SELECT 1 FROM pg_roles WHERE rolname = $1", &[&name])
-        .await
-        .unwrap()
-        .is_empty()
-}
-
 async fn lookup(server: &Server, lease_id: &str) -> (u16, Value) {
     raw(
         server,
@@ -650,10 +630,6 @@ async fn lookup(server: &Server, lease_id: &str) -> (u16, Value) {
         Some(json!({"lease_id": lease_id})),
     )
     .await
-}
-
-fn millis(rfc3339: &str) -> i64 {
-    tresor_sync::rollout::parse_time_millis(rfc3339).unwrap()
 }
 
 const DYNAMIC: &str = r#"

@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 use common::{BIN, Server, raw, scratch_home};
 use serde_json::{Value, json};
 use support_kubernetes::FakeKube;
-use support_sync::{ROOT, decode, ok};
+use support_sync::{ROOT, decode, millis, ok, pg_superuser, role_exists};
 
 /// A `tresor sync run --no-leader-election` process; killed (SIGKILL) when dropped.
 struct RunController {
@@ -208,10 +208,6 @@ fn deployment_patches(writes: &Value) -> BTreeMap<String, u64> {
         .collect()
 }
 
-fn millis(rfc3339: &str) -> i64 {
-    tresor_sync::rollout::parse_time_millis(rfc3339).unwrap()
-}
-
 const V1: &str = "controller-pass-one";
 const V2: &str = "controller-pass-two";
 const V3: &str = "controller-pass-three";
@@ -351,26 +347,6 @@ async fn run_restarts_each_target_once_per_change_and_never_while_idle() {
 }
 
 // ---- dynamic secrets --------------------------------------------------------------------
-
-async fn pg_superuser() -> tokio_postgres::Client {
-    let (client, connection) = tokio_postgres::connect(
-        "host=127.0.0.1 port=5432 user=postgres dbname=postgres",
-        tokio_postgres::NoTls,
-    )
-    .await
-    .expect("PostgreSQL on 127.0.0.1:5432 (user postgres, trust)");
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    client
-}
-
-async fn role_exists(sup: &tokio_postgres::Client, name: &str) -> bool {
-    !sup.query("SELECT 1 FROM pg_roles WHERE rolname = $1", &[&name])
-        .await
-        .unwrap()
-        .is_empty()
-}
 
 /// The lease's end on the server, or `None` once it is gone.
 async fn lease_end(server: &Server, lease_id: &str) -> Option<i64> {

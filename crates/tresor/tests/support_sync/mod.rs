@@ -218,3 +218,32 @@ pub fn assert_no_values(stderr: &str) {
         assert!(!stderr.contains(value), "stderr shows a value: {stderr}");
     }
 }
+
+/// A superuser session on the machine's PostgreSQL (127.0.0.1:5432, user postgres, trust), for
+/// the dynamic-credential tests to create their own role and database and check the roles
+/// the database engine creates and drops.
+pub async fn pg_superuser() -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(
+        "host=127.0.0.1 port=5432 user=postgres dbname=postgres",
+        tokio_postgres::NoTls,
+    )
+    .await
+    .expect("PostgreSQL on 127.0.0.1:5432 (user postgres, trust)");
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    client
+}
+
+/// Whether PostgreSQL has a role of that name.
+pub async fn role_exists(sup: &tokio_postgres::Client, name: &str) -> bool {
+    !sup.query("SELECT 1 FROM pg_roles WHERE rolname = $1", &[&name])
+        .await
+        .unwrap()
+        .is_empty()
+}
+
+/// An RFC 3339 time (a lease's expiry, a restart annotation) in Unix milliseconds.
+pub fn millis(rfc3339: &str) -> i64 {
+    tresor_sync::rollout::parse_time_millis(rfc3339).unwrap()
+}
