@@ -829,6 +829,16 @@ class State:
             kube_ops.apply_defaults(self.cr_schema(res), obj)
 
     def after(self, res, verb, obj, old):
+        if verb in ("create", "update") and obj is not None and self._dangling(obj):
+            # kube-controller-manager's garbage collector deletes a dependent whose owners are
+            # all gone, however it came to name them (here: written after its owner was
+            # deleted, e.g. by a reconcile that raced the deletion). The real one does it a
+            # moment later; this fake does it at once.
+            meta = obj["metadata"]
+            self.log("garbage collector: deleting %s %s/%s (owners gone)"
+                     % (res.qualified, meta.get("namespace", ""), meta["name"]))
+            self.delete(res, meta.get("namespace", ""), meta["name"], "Background")
+            return
         if res.key == ("apiextensions.k8s.io", "customresourcedefinitions"):
             if verb == "delete":
                 self.unregister_crd(old, delete_objects=True)
@@ -847,6 +857,10 @@ class State:
                 for (ns, n), o in sorted(objs.items()):
                     if ns == name and r is not None and self.lookup(key, ns, n) is not None:
                         self.remove(r, o, "Background")
+
+    def _dangling(self, obj):
+        refs = obj["metadata"].get("ownerReferences") or []
+        return bool(refs) and all(r.get("uid") not in self.by_uid for r in refs)
 
     def fill_token_secret(self, secret):
         """The token controller fills a service-account-token Secret: a legacy token."""
