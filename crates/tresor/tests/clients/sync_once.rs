@@ -20,8 +20,8 @@ use base64::Engine as _;
 use common::{BIN, Server, raw, scratch_home};
 use serde_json::{Value, json};
 use support_sync::{
-    GHCR_TOKEN, GHCR_USER, LEGACY_KEY, MANIFESTS, ROOT, WEB_PASSWORD_V1, WEB_PASSWORD_V2,
-    assert_no_values, decode, ok, pg_superuser, seed, sync_once,
+    GHCR_TOKEN, GHCR_USER, LEGACY_KEY, MANIFESTS, ROOT, TestDatabase, WEB_PASSWORD_V1,
+    WEB_PASSWORD_V2, assert_no_values, decode, ok, role_exists, seed, sync_once,
 };
 
 #[tokio::test]
@@ -302,67 +302,18 @@ fn once_refuses_bad_input_with_exit_2() {
     assert_eq!(out.status.code(), Some(2));
 }
 
-async fn role_exists(sup: &tokio_postgres::Client, name: &str) -> bool {
-    !sup.query("SELECT 1 FROM pg_roles WHERE rolname = $1", &[&name])
-        .await
-        .unwrap()
-        .is_empty()
-}
-
 /// A VaultDynamicSecret and a TresorSecret's database source, read once against the real
 /// PostgreSQL through the database engine: each Secret holds working credentials of a role
 /// the engine created, and nothing of them reaches stderr.
 #[tokio::test]
 async fn once_reads_dynamic_database_credentials() {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    let tag = format!("sync_{}_{}", std::process::id() % 100_000, nanos % 10_000);
-    let admin = format!("{tag}_admin");
-    let db = format!("{tag}_db");
-    let sup = pg_superuser().await;
-    // Two statements: CREATE DATABASE cannot run in the implicit transaction of a batch.
-    sup.batch_execute(&format!(
-        "CREATE ROLE \"{admin}\" LOGIN CREATEROLE PASSWORD 'Sync-Adm1n-Pw'"
-    ))
-    .await
-    .unwrap();
-    sup.batch_execute(&format!("CREATE DATABASE \"{db}\" OWNER \"{admin}\""))
-        .await
-        .unwrap();
-
+    let database = TestDatabase::create("sync").await;
     let dir = tempfile::tempdir().unwrap();
     let server = Server::dev(dir.path(), ROOT);
-    ok(
-        &server,
-        "POST",
-        "sys/mounts/database",
-        json!({"type": "database"}),
-    )
-    .await;
-    ok(
-        &server,
-        "POST",
-        "database/config/db",
-        json!({
-            "plugin_name": "postgresql-database-plugin",
-            "connection_url": format!("postgresql://{{{{username}}}}:{{{{password}}}}@127.0.0.1:5432/{db}"),
-            "username": admin,
-            "password": "Sync-Adm1n-Pw",
-            "allowed_roles": "*",
-            "username_template": format!("{tag}-{{{{.RoleName}}}}-{{{{random 10}}}}"),
-        }),
-    )
-    .await;
-    ok(
-        &server,
-        "POST",
-        "database/roles/app",
-        json!({"db_name": "db", "default_ttl": "1h",
-               "creation_statements": ["CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';"]}),
-    )
-    .await;
+    database
+        .mount_engine(&server, json!({"default_ttl": "1h"}))
+        .await;
+    let (sup, tag) = (&database.sup, &database.tag);
 
     let manifests = dir.path().join("m");
     std::fs::create_dir(&manifests).unwrap();
@@ -414,7 +365,7 @@ spec:
     assert!(password.len() >= 16);
     let raw_data: Value = serde_json::from_str(&decode(app, "_raw")).unwrap();
     assert_eq!(raw_data["username"], user.as_str());
-    assert!(role_exists(&sup, &user).await, "the engine created {user}");
+    assert!(role_exists(sup, &user).await, "the engine created {user}");
 
     let shop = &docs
         .iter()
@@ -429,7 +380,7 @@ spec:
         .unwrap();
     let (shop_user, shop_password) = creds.split_once(':').unwrap();
     assert_ne!(shop_user, user, "each resource has its own lease");
-    assert!(role_exists(&sup, shop_user).await);
+    assert!(role_exists(sup, shop_user).await);
     for value in [password.as_str(), shop_password] {
         assert!(!stderr.contains(value), "{stderr}");
     }
@@ -445,15 +396,10 @@ spec:
     .await;
     assert!((200..300).contains(&status), "{status} {reply}");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while role_exists(&sup, &user).await || role_exists(&sup, shop_user).await {
+    while role_exists(sup, &user).await || role_exists(sup, shop_user).await {
         assert!(std::time::Instant::now() < deadline, "roles not revoked");
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     drop(server);
-    sup.batch_execute(&format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)"))
-        .await
-        .unwrap();
-    sup.batch_execute(&format!("DROP ROLE IF EXISTS \"{admin}\""))
-        .await
-        .unwrap();
+    database.drop_all().await;
 }

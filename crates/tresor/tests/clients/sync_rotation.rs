@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use common::{BIN, Server, raw, scratch_home};
 use serde_json::{Value, json};
 use support_kubernetes::FakeKube;
-use support_sync::{ROOT, decode, millis, ok, pg_superuser, role_exists, sync_once_env};
+use support_sync::{ROOT, TestDatabase, decode, millis, ok, role_exists, sync_once_env};
 
 fn text(o: &Output) -> String {
     format!(
@@ -655,54 +655,13 @@ spec:
 async fn dynamic_leases_are_renewed_reissued_before_max_ttl_and_revoked_after_the_restart() {
     use tresor_sync::dynamic::{self, DynamicState, DynamicTarget, Event, Schedule, Settings};
 
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    let tag = format!("rot_{}_{}", std::process::id() % 100_000, nanos % 10_000);
-    let admin = format!("{tag}_admin");
-    let db = format!("{tag}_db");
-    let sup = pg_superuser().await;
-    sup.batch_execute(&format!(
-        "CREATE ROLE \"{admin}\" LOGIN CREATEROLE PASSWORD 'Rot-Adm1n-Pw'"
-    ))
-    .await
-    .unwrap();
-    sup.batch_execute(&format!("CREATE DATABASE \"{db}\" OWNER \"{admin}\""))
-        .await
-        .unwrap();
-
+    let database = TestDatabase::create("rot").await;
     let dir = tempfile::tempdir().unwrap();
     let server = Server::dev(dir.path(), ROOT);
-    ok(
-        &server,
-        "POST",
-        "sys/mounts/database",
-        json!({"type": "database"}),
-    )
-    .await;
-    ok(
-        &server,
-        "POST",
-        "database/config/db",
-        json!({
-            "plugin_name": "postgresql-database-plugin",
-            "connection_url": format!("postgresql://{{{{username}}}}:{{{{password}}}}@127.0.0.1:5432/{db}"),
-            "username": admin,
-            "password": "Rot-Adm1n-Pw",
-            "allowed_roles": "*",
-            "username_template": format!("{tag}-{{{{.RoleName}}}}-{{{{random 8}}}}"),
-        }),
-    )
-    .await;
-    ok(
-        &server,
-        "POST",
-        "database/roles/app",
-        json!({"db_name": "db", "default_ttl": "3s", "max_ttl": "8s",
-               "creation_statements": ["CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';"]}),
-    )
-    .await;
+    database
+        .mount_engine(&server, json!({"default_ttl": "3s", "max_ttl": "8s"}))
+        .await;
+    let (sup, tag) = (&database.sup, &database.tag);
 
     let kube_fake = cluster(dir.path()).await;
     workload(&kube_fake, "Deployment", "app").await;
@@ -764,7 +723,7 @@ async fn dynamic_leases_are_renewed_reissued_before_max_ttl_and_revoked_after_th
                     let s = secret(&kube_fake, "app-db").await;
                     let user = decode(&s, "username");
                     assert!(user.starts_with(&format!("{tag}-app-")), "{user}");
-                    assert!(role_exists(&sup, &user).await);
+                    assert!(role_exists(sup, &user).await);
                     assert_eq!(
                         s["metadata"]["annotations"]["tresor.dev/lease-id"],
                         lease_id.as_str()
@@ -823,7 +782,7 @@ async fn dynamic_leases_are_renewed_reissued_before_max_ttl_and_revoked_after_th
                     let (code, found) = lookup(&server, old).await;
                     assert_eq!(code, 200, "the old lease is alive at the re-issue: {found}");
                     let old_end = millis(found["data"]["expire_time"].as_str().unwrap());
-                    assert!(role_exists(&sup, first_user).await);
+                    assert!(role_exists(sup, first_user).await);
                     // One restart patch on the target, naming the new content.
                     let writes = kube_fake.writes().await;
                     assert_eq!(
@@ -863,7 +822,7 @@ async fn dynamic_leases_are_renewed_reissued_before_max_ttl_and_revoked_after_th
                     );
                     let (code, _) = lookup(&server, lease_id).await;
                     assert_ne!(code, 200, "the revoked lease is gone");
-                    assert!(!role_exists(&sup, first_user).await, "its role is dropped");
+                    assert!(!role_exists(sup, first_user).await, "its role is dropped");
                     revoked_at = Some(now);
                 }
                 other => panic!("unexpected {other:?}"),
@@ -873,7 +832,7 @@ async fn dynamic_leases_are_renewed_reissued_before_max_ttl_and_revoked_after_th
         tokio::time::sleep(Duration::from_millis(u64::try_from(wait).unwrap())).await;
     }
     let (new_lease, new_user, _) = reissued.unwrap();
-    assert!(role_exists(&sup, &new_user).await);
+    assert!(role_exists(sup, &new_user).await);
 
     // A restarted controller: a fresh state resumes the lease from the Secret, issuing nothing.
     let mut resumed = DynamicState::default();
@@ -904,14 +863,9 @@ async fn dynamic_leases_are_renewed_reissued_before_max_ttl_and_revoked_after_th
         }),
         "{events:?}"
     );
-    assert!(!role_exists(&sup, &new_user).await);
+    assert!(!role_exists(sup, &new_user).await);
     assert_eq!(kube_fake.violations().await, Vec::<Value>::new());
 
     drop(server);
-    sup.batch_execute(&format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)"))
-        .await
-        .unwrap();
-    sup.batch_execute(&format!("DROP ROLE IF EXISTS \"{admin}\""))
-        .await
-        .unwrap();
+    database.drop_all().await;
 }

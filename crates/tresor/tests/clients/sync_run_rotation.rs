@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 use common::{BIN, Server, raw, scratch_home};
 use serde_json::{Value, json};
 use support_kubernetes::FakeKube;
-use support_sync::{ROOT, decode, millis, ok, pg_superuser, role_exists};
+use support_sync::{ROOT, TestDatabase, decode, millis, ok, role_exists};
 
 /// A `tresor sync run --no-leader-election` process; killed (SIGKILL) when dropped.
 struct RunController {
@@ -378,54 +378,13 @@ async fn credentials(kube: &FakeKube) -> Option<(String, String)> {
 /// of issuing credentials; deleting the resource (`revoke: true`) revokes its lease.
 #[tokio::test]
 async fn run_renews_reissues_and_revokes_dynamic_leases() {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    let tag = format!("runrot_{}_{}", std::process::id() % 100_000, nanos % 10_000);
-    let admin = format!("{tag}_admin");
-    let db = format!("{tag}_db");
-    let sup = pg_superuser().await;
-    sup.batch_execute(&format!(
-        "CREATE ROLE \"{admin}\" LOGIN CREATEROLE PASSWORD 'Run-Adm1n-Pw'"
-    ))
-    .await
-    .unwrap();
-    sup.batch_execute(&format!("CREATE DATABASE \"{db}\" OWNER \"{admin}\""))
-        .await
-        .unwrap();
-
+    let database = TestDatabase::create("runrot").await;
     let dir = tempfile::tempdir().unwrap();
     let server = Server::dev(dir.path(), ROOT);
-    ok(
-        &server,
-        "POST",
-        "sys/mounts/database",
-        json!({"type": "database"}),
-    )
-    .await;
-    ok(
-        &server,
-        "POST",
-        "database/config/db",
-        json!({
-            "plugin_name": "postgresql-database-plugin",
-            "connection_url": format!("postgresql://{{{{username}}}}:{{{{password}}}}@127.0.0.1:5432/{db}"),
-            "username": admin,
-            "password": "Run-Adm1n-Pw",
-            "allowed_roles": "*",
-            "username_template": format!("{tag}-{{{{.RoleName}}}}-{{{{random 8}}}}"),
-        }),
-    )
-    .await;
-    ok(
-        &server,
-        "POST",
-        "database/roles/app",
-        json!({"db_name": "db", "default_ttl": "3s", "max_ttl": "8s",
-               "creation_statements": ["CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';"]}),
-    )
-    .await;
+    database
+        .mount_engine(&server, json!({"default_ttl": "3s", "max_ttl": "8s"}))
+        .await;
+    let (sup, tag) = (&database.sup, &database.tag);
 
     let kube = cluster(dir.path()).await;
     deployment(&kube, "app").await;
@@ -451,7 +410,7 @@ async fn run_renews_reissues_and_revokes_dynamic_leases() {
     // Issued: the Secret holds a user that exists, and its lease.
     let (lease1, user1) = poll(20, "the first credentials", || credentials(&kube)).await;
     assert!(user1.starts_with(&format!("{tag}-app-")), "{user1}");
-    assert!(role_exists(&sup, &user1).await);
+    assert!(role_exists(sup, &user1).await);
     let end1 = lease_end(&server, &lease1)
         .await
         .expect("the lease is alive");
@@ -495,8 +454,8 @@ async fn run_renews_reissues_and_revokes_dynamic_leases() {
         "revoked before the restart:\n{log}"
     );
     assert_eq!(lease_end(&server, &lease1).await, None);
-    assert!(!role_exists(&sup, &user1).await, "the old role is dropped");
-    assert!(role_exists(&sup, &user2).await);
+    assert!(!role_exists(sup, &user1).await, "the old role is dropped");
+    assert!(role_exists(sup, &user2).await);
     assert!(
         lease_end(&server, &lease2).await.is_some(),
         "the new lease lives"
@@ -543,7 +502,7 @@ async fn run_renews_reissues_and_revokes_dynamic_leases() {
             .then_some(())
     })
     .await;
-    assert!(!role_exists(&sup, &user_now).await);
+    assert!(!role_exists(sup, &user_now).await);
     let log = second.log_text();
     assert!(!log.contains(ROOT), "{log}");
     assert_eq!(kube.violations().await, Vec::<Value>::new());
@@ -551,10 +510,5 @@ async fn run_renews_reissues_and_revokes_dynamic_leases() {
     drop(second);
     drop(first);
     drop(server);
-    sup.batch_execute(&format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)"))
-        .await
-        .unwrap();
-    sup.batch_execute(&format!("DROP ROLE IF EXISTS \"{admin}\""))
-        .await
-        .unwrap();
+    database.drop_all().await;
 }

@@ -247,3 +247,97 @@ pub async fn role_exists(sup: &tokio_postgres::Client, name: &str) -> bool {
 pub fn millis(rfc3339: &str) -> i64 {
     tresor_sync::rollout::parse_time_millis(rfc3339).unwrap()
 }
+
+/// A PostgreSQL database and admin role of one test's own (named from `prefix`, the process
+/// and the clock, so tests run side by side), for the database engine to manage roles in.
+pub struct TestDatabase {
+    /// A superuser session, for checking the roles the engine creates and drops.
+    pub sup: tokio_postgres::Client,
+    /// The prefix of every username the engine makes: `<tag>-<role>-<random>`.
+    pub tag: String,
+    admin: String,
+    db: String,
+}
+
+const TEST_DATABASE_ADMIN_PASSWORD: &str = "Sync-Adm1n-Pw";
+
+impl TestDatabase {
+    pub async fn create(prefix: &str) -> Self {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos();
+        let tag = format!(
+            "{prefix}_{}_{}",
+            std::process::id() % 100_000,
+            nanos % 10_000
+        );
+        let admin = format!("{tag}_admin");
+        let db = format!("{tag}_db");
+        let sup = pg_superuser().await;
+        // Two statements: CREATE DATABASE cannot run in the implicit transaction of a batch.
+        sup.batch_execute(&format!(
+            "CREATE ROLE \"{admin}\" LOGIN CREATEROLE PASSWORD '{TEST_DATABASE_ADMIN_PASSWORD}'"
+        ))
+        .await
+        .unwrap();
+        sup.batch_execute(&format!("CREATE DATABASE \"{db}\" OWNER \"{admin}\""))
+            .await
+            .unwrap();
+        Self {
+            sup,
+            tag,
+            admin,
+            db,
+        }
+    }
+
+    /// Mounts the database engine at `database/` on `server`, connected to this database as
+    /// `db`, with the role `app` of `ttls` (e.g. `{"default_ttl": "3s", "max_ttl": "8s"}`).
+    pub async fn mount_engine(&self, server: &Server, ttls: Value) {
+        let (admin, db, tag) = (&self.admin, &self.db, &self.tag);
+        ok(
+            server,
+            "POST",
+            "sys/mounts/database",
+            json!({"type": "database"}),
+        )
+        .await;
+        ok(
+            server,
+            "POST",
+            "database/config/db",
+            json!({
+                "plugin_name": "postgresql-database-plugin",
+                "connection_url": format!("postgresql://{{{{username}}}}:{{{{password}}}}@127.0.0.1:5432/{db}"),
+                "username": admin,
+                "password": TEST_DATABASE_ADMIN_PASSWORD,
+                "allowed_roles": "*",
+                "username_template": format!("{tag}-{{{{.RoleName}}}}-{{{{random 10}}}}"),
+            }),
+        )
+        .await;
+        let mut role = json!({"db_name": "db",
+            "creation_statements": ["CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';"]});
+        if let (Some(role), Some(ttls)) = (role.as_object_mut(), ttls.as_object()) {
+            role.extend(ttls.clone());
+        }
+        ok(server, "POST", "database/roles/app", role).await;
+    }
+
+    /// Drops the database (closing its sessions) and the admin role; the engine's server must
+    /// be stopped first.
+    pub async fn drop_all(self) {
+        self.sup
+            .batch_execute(&format!(
+                "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+                self.db
+            ))
+            .await
+            .unwrap();
+        self.sup
+            .batch_execute(&format!("DROP ROLE IF EXISTS \"{}\"", self.admin))
+            .await
+            .unwrap();
+    }
+}
