@@ -194,32 +194,14 @@ fn env_first(names: &[&str]) -> Option<String> {
 
 pub fn run(args: SyncArgs) -> ExitCode {
     match args.command {
-        SyncCommand::Once(once) => {
-            let runtime = match tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(rt) => rt,
-                Err(e) => {
-                    eprintln!("Error: starting the runtime: {e}");
-                    return ExitCode::from(EXIT_ERROR);
-                }
-            };
-            runtime.block_on(run_once(once))
-        }
-        SyncCommand::Status(status) => {
-            let runtime = match tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(rt) => rt,
-                Err(e) => {
-                    eprintln!("Error: starting the runtime: {e}");
-                    return ExitCode::from(EXIT_ERROR);
-                }
-            };
-            runtime.block_on(run_status(status))
-        }
+        SyncCommand::Once(once) => block_on(
+            tokio::runtime::Builder::new_current_thread(),
+            run_once(once),
+        ),
+        SyncCommand::Status(status) => block_on(
+            tokio::runtime::Builder::new_current_thread(),
+            run_status(status),
+        ),
         SyncCommand::Run(args) => {
             let settings = match crate::controller::Settings::from_args(&args) {
                 Ok(s) => s,
@@ -228,18 +210,23 @@ pub fn run(args: SyncArgs) -> ExitCode {
                     return ExitCode::from(EXIT_ERROR);
                 }
             };
-            let runtime = match tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-            {
-                Ok(rt) => rt,
-                Err(e) => {
-                    eprintln!("Error: starting the runtime: {e}");
-                    return ExitCode::from(EXIT_ERROR);
-                }
-            };
-            runtime.block_on(crate::controller::run(settings))
+            let mut builder = tokio::runtime::Builder::new_multi_thread();
+            builder.worker_threads(2);
+            block_on(builder, crate::controller::run(settings))
+        }
+    }
+}
+
+/// Runs `command` to completion on a runtime from `builder` (I/O and timers enabled).
+fn block_on(
+    mut builder: tokio::runtime::Builder,
+    command: impl std::future::Future<Output = ExitCode>,
+) -> ExitCode {
+    match builder.enable_all().build() {
+        Ok(runtime) => runtime.block_on(command),
+        Err(e) => {
+            eprintln!("Error: starting the runtime: {e}");
+            ExitCode::from(EXIT_ERROR)
         }
     }
 }
