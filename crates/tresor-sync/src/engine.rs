@@ -11,6 +11,7 @@ use tresor_sdk::secret::{SecretBytes, SecretString};
 use zeroize::Zeroizing;
 
 use crate::extract;
+use crate::login_jwt::{self, JwtSource};
 use crate::model::{Manifests, Resource, eso, tresor as ts, vso};
 use crate::secret::{DesiredSecret, LeaseInfo, Origin, WritePolicy};
 use crate::template::{self, Value as TValue};
@@ -64,6 +65,7 @@ enum AuthPlan {
     Kubernetes {
         mount: String,
         role: String,
+        jwt: JwtSource,
     },
     TokenSecret {
         namespace: String,
@@ -77,7 +79,9 @@ impl AuthPlan {
     fn cache_key(&self) -> String {
         match self {
             AuthPlan::Token(_) => "token".into(),
-            AuthPlan::Kubernetes { mount, role } => format!("k8s:{mount}:{role}"),
+            AuthPlan::Kubernetes { mount, role, jwt } => {
+                format!("k8s:{mount}:{role}:{}", jwt.cache_key())
+            }
             AuthPlan::TokenSecret {
                 namespace,
                 name,
@@ -214,16 +218,8 @@ impl<'a> Engine<'a> {
         match auth {
             AuthPlan::Token(t) => client.set_token(t),
             AuthPlan::Anonymous => {}
-            AuthPlan::Kubernetes { mount, role } => {
-                let path = &self.options.jwt_file;
-                let jwt = std::fs::read_to_string(path).map_err(|e| {
-                    FetchError::Config(format!(
-                        "Kubernetes login needs the service account token at {} ({}); pass --token or --jwt-file",
-                        path.display(),
-                        e.kind()
-                    ))
-                })?;
-                let jwt = SecretString::new(jwt.trim().to_owned());
+            AuthPlan::Kubernetes { mount, role, jwt } => {
+                let jwt = self.login_jwt(&jwt).await?;
                 client.login_kubernetes(&mount, &role, &jwt).await?;
             }
             AuthPlan::TokenSecret {
@@ -239,6 +235,48 @@ impl<'a> Engine<'a> {
             }
         }
         Ok(client)
+    }
+
+    /// The JWT a Kubernetes login presents (see [`JwtSource`]).
+    async fn login_jwt(&self, source: &JwtSource) -> Result<SecretString, FetchError> {
+        match source {
+            JwtSource::OwnToken => {
+                let path = &self.options.jwt_file;
+                let jwt = std::fs::read_to_string(path).map_err(|e| {
+                    FetchError::Config(format!(
+                        "Kubernetes login needs the service account token at {} ({}); pass --token or --jwt-file",
+                        path.display(),
+                        e.kind()
+                    ))
+                })?;
+                Ok(SecretString::new(jwt.trim().to_owned()))
+            }
+            JwtSource::ServiceAccount {
+                namespace,
+                name,
+                audiences,
+                expiration_seconds,
+            } => {
+                let Some(kube) = self.kube.clone() else {
+                    return Err(FetchError::Config(format!(
+                        "a login as service account {namespace}/{name} needs a TokenRequest, so cluster access; pass --token with --output"
+                    )));
+                };
+                login_jwt::token_request(kube, namespace, name, audiences, *expiration_seconds)
+                    .await
+            }
+            JwtSource::Secret {
+                namespace,
+                name,
+                key,
+            } => {
+                let token = self.secret_value(namespace, name, key).await?;
+                let text = std::str::from_utf8(token.expose()).map_err(|_| {
+                    FetchError::Config(format!("Secret {namespace}/{name} key {key:?} is not text"))
+                })?;
+                Ok(SecretString::new(text.trim().to_owned()))
+            }
+        }
     }
 
     /// A namespaced object of the cluster (`kind` names it in errors; `flags` are what to pass
@@ -400,7 +438,30 @@ impl<'a> Engine<'a> {
             .map_err(|e| format!("{kind} {}: caProvider: {e}", store_ref.name))?;
             ca_pem = Some(pem);
         }
+        // ESO resolves what a store refers to in the store's namespace; a ClusterSecretStore's
+        // references in their own `namespace`, else in the ExternalSecret's.
+        let ref_ns = |declared: Option<&String>| match declared.filter(|n| !n.is_empty()) {
+            Some(n) if cluster => n.clone(),
+            _ if cluster => es_ns.to_owned(),
+            _ => store_ns.clone(),
+        };
         let auth = if let Some(k) = &vault.auth.kubernetes {
+            let jwt = if let Some(sa) = &k.service_account_ref {
+                JwtSource::ServiceAccount {
+                    namespace: ref_ns(sa.namespace.as_ref()),
+                    name: sa.name.clone(),
+                    audiences: sa.audiences.clone(),
+                    expiration_seconds: login_jwt::DEFAULT_EXPIRATION_SECONDS,
+                }
+            } else if let Some(secret) = &k.secret_ref {
+                JwtSource::Secret {
+                    namespace: ref_ns(secret.namespace.as_ref()),
+                    name: secret.name.clone(),
+                    key: secret.key.clone().unwrap_or_else(|| "token".into()),
+                }
+            } else {
+                JwtSource::OwnToken
+            };
             AuthPlan::Kubernetes {
                 mount: k
                     .mount_path
@@ -408,16 +469,11 @@ impl<'a> Engine<'a> {
                     .filter(|m| !m.is_empty())
                     .unwrap_or_else(|| "kubernetes".into()),
                 role: k.role.clone(),
+                jwt,
             }
         } else if let Some(t) = &vault.auth.token_secret_ref {
             AuthPlan::TokenSecret {
-                namespace: t.namespace.clone().unwrap_or_else(|| {
-                    if cluster {
-                        self.options.default_namespace.clone()
-                    } else {
-                        store_ns.clone()
-                    }
-                }),
+                namespace: ref_ns(t.namespace.as_ref()),
                 name: t.name.clone(),
                 key: t.key.clone().unwrap_or_else(|| "token".into()),
             }
@@ -691,6 +747,19 @@ impl<'a> Engine<'a> {
                     AuthPlan::Anonymous
                 } else if a.spec.method == "kubernetes" {
                     let k = a.spec.kubernetes.clone().unwrap_or_default();
+                    // VSO asks for a token of the service account in the namespace of the
+                    // resource being synced, whichever namespace the VaultAuth is in.
+                    let jwt = match k.service_account.filter(|n| !n.is_empty()) {
+                        Some(name) => JwtSource::ServiceAccount {
+                            namespace: ns.to_owned(),
+                            name,
+                            audiences: k.audiences,
+                            expiration_seconds: k
+                                .token_expiration_seconds
+                                .unwrap_or(login_jwt::DEFAULT_EXPIRATION_SECONDS),
+                        },
+                        None => JwtSource::OwnToken,
+                    };
                     AuthPlan::Kubernetes {
                         mount: if a.spec.mount.is_empty() {
                             "kubernetes".into()
@@ -698,6 +767,7 @@ impl<'a> Engine<'a> {
                             a.spec.mount.clone()
                         },
                         role: k.role,
+                        jwt,
                     }
                 } else {
                     return Err(format!(
@@ -960,6 +1030,17 @@ impl<'a> Engine<'a> {
             Some(ts::Auth { kubernetes: Some(k), .. }) => AuthPlan::Kubernetes {
                 mount: k.mount.clone().filter(|m| !m.is_empty()).unwrap_or_else(|| "kubernetes".into()),
                 role: k.role.clone(),
+                jwt: match k.service_account.clone().filter(|n| !n.is_empty()) {
+                    Some(name) => JwtSource::ServiceAccount {
+                        namespace: ns.to_owned(),
+                        name,
+                        audiences: k.audiences.clone(),
+                        expiration_seconds: k
+                            .token_expiration_seconds
+                            .unwrap_or(login_jwt::DEFAULT_EXPIRATION_SECONDS),
+                    },
+                    None => JwtSource::OwnToken,
+                },
             },
             Some(ts::Auth { token_secret_ref: Some(t), .. }) => AuthPlan::TokenSecret {
                 namespace: t.namespace.clone().unwrap_or_else(|| ns.to_owned()),

@@ -14,6 +14,8 @@
 //! - `extract`: ESO's `property` lookup and `dataFrom.extract` flattening, Go's JSON encoding.
 //! - `template`: the Go `text/template` subset with sprig-like functions (`parse`, `funcs`).
 //! - `secret`: the rendered Secret, its content hash, its YAML.
+//! - `login_jwt`: the JWT of a Kubernetes login: the controller's own token, a TokenRequest
+//!   for a named service account, or a Secret's key.
 //! - `engine`: one pass: resolve stores/auths, fetch, render; failures per resource and key.
 //! - `bounded`: ordered bounded concurrency (the engine's resources, 16 at a time).
 //! - `apply`: writing to a cluster through kube-rs (create, replace on hash change, merge),
@@ -37,6 +39,7 @@ pub mod controller;
 pub mod dynamic;
 pub mod engine;
 pub mod extract;
+pub mod login_jwt;
 pub mod model;
 pub mod rollout;
 pub mod secret;

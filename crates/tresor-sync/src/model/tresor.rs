@@ -77,9 +77,11 @@ pub struct KubernetesAuth {
     pub mount: Option<String>,
     #[serde(default)]
     pub role: String,
+    /// Logs in as this service account of the resource's namespace (a TokenRequest).
     pub service_account: Option<String>,
     #[serde(default)]
     pub audiences: Vec<String>,
+    pub token_expiration_seconds: Option<i64>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -30,6 +30,7 @@ mod cli_token_helper;
 mod client_tresor;
 mod kv_cli;
 mod lint_cli;
+mod sync_kubernetes_auth;
 mod sync_once;
 mod sync_once_cluster;
 mod sync_rotation;

@@ -489,6 +489,43 @@ async fn the_deploy_manifests_apply_lint_clean_and_grant_least_privilege() {
         .await,
         403
     );
+    // TokenRequests for the service accounts resources log in as, where it works only (a
+    // missing one is a 404, so authorized); no read of service accounts themselves.
+    let token_request = json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+        "spec": {"audiences": [], "expirationSeconds": 600}});
+    kube.service_account("apps", "web").await;
+    kube.service_account("default", "web").await;
+    assert_eq!(
+        call(
+            "POST",
+            "/api/v1/namespaces/apps/serviceaccounts/web/token",
+            Some(token_request.clone())
+        )
+        .await,
+        201
+    );
+    assert_eq!(
+        call(
+            "POST",
+            "/api/v1/namespaces/apps/serviceaccounts/nobody/token",
+            Some(token_request.clone())
+        )
+        .await,
+        404
+    );
+    assert_eq!(
+        call(
+            "POST",
+            "/api/v1/namespaces/default/serviceaccounts/web/token",
+            Some(token_request)
+        )
+        .await,
+        403
+    );
+    assert_eq!(
+        call("GET", "/api/v1/namespaces/apps/serviceaccounts/web", None).await,
+        403
+    );
     // Events where it works.
     let event = json!({"apiVersion": "v1", "kind": "Event",
         "metadata": {"name": "shop.1"},

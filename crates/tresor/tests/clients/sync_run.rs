@@ -29,7 +29,7 @@ use support_sync::{
 };
 
 /// A `tresor sync run` process; killed (SIGKILL) when dropped.
-struct Controller {
+pub(crate) struct Controller {
     child: Option<Child>,
     identity: String,
     log: PathBuf,
@@ -63,7 +63,7 @@ impl Controller {
     /// Starts `tresor sync run` against the fake (Lease `default/tresor-sync`), with
     /// `VAULT_ADDR` pointing at the server and, when given, `VAULT_TOKEN` overriding the
     /// stores' authentication; waits for its metrics endpoint.
-    fn start(
+    pub(crate) fn start(
         server: &Server,
         kube: &FakeKube,
         dir: &Path,
@@ -114,7 +114,7 @@ impl Controller {
         c
     }
 
-    fn log_text(&self) -> String {
+    pub(crate) fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
@@ -275,7 +275,7 @@ fn collection_path(doc: &Value) -> String {
 }
 
 /// Creates every object of a YAML stream; returns them as stored (with uids).
-async fn create(kube: &FakeKube, yaml: &str) -> Vec<Value> {
+pub(crate) async fn create(kube: &FakeKube, yaml: &str) -> Vec<Value> {
     let mut out = Vec::new();
     for (_, doc) in tresor_sync::yaml::documents(yaml).unwrap() {
         let path = collection_path(&doc);
@@ -300,7 +300,13 @@ async fn secret(kube: &FakeKube, ns: &str, name: &str) -> Option<Value> {
 }
 
 /// A Secret's key once it holds `want`.
-async fn secret_holds(kube: &FakeKube, ns: &str, name: &str, key: &str, want: &str) -> Value {
+pub(crate) async fn secret_holds(
+    kube: &FakeKube,
+    ns: &str,
+    name: &str,
+    key: &str,
+    want: &str,
+) -> Value {
     poll(
         20,
         &format!("Secret {ns}/{name} {key} = the new value"),
@@ -315,7 +321,7 @@ async fn secret_holds(kube: &FakeKube, ns: &str, name: &str, key: &str, want: &s
 
 /// The resource's `Ready` condition once its status is `status` (and the message holds
 /// `message`).
-async fn ready(kube: &FakeKube, path: &str, status: &str, message: &str) -> Value {
+pub(crate) async fn ready(kube: &FakeKube, path: &str, status: &str, message: &str) -> Value {
     poll(
         20,
         &format!("{path} Ready={status} ({message})"),
@@ -348,7 +354,7 @@ async fn events(kube: &FakeKube, ns: &str, name: &str, reason: &str) -> Vec<Valu
         .collect()
 }
 
-async fn cluster(dir: &Path) -> FakeKube {
+pub(crate) async fn cluster(dir: &Path) -> FakeKube {
     let kube = FakeKube::start_with(dir, &["--crds", "crds"]);
     for ns in ["apps", "shop"] {
         kube.namespace(ns, json!({})).await;
