@@ -1,5 +1,7 @@
 //! Writing rendered Secrets to a cluster through kube-rs: create when missing, replace only
-//! when the content hash differs (an idle run writes nothing), merge for ESO's `Merge` and
+//! when the Secret in the cluster differs from the rendered one (its type, data, our labels and
+//! hashed annotations, the content hash: an idle run writes nothing, and a Secret edited by
+//! hand is put back even if its hash annotation was left alone), merge for ESO's `Merge` and
 //! VSO's `create: false`, nothing for ESO's `None`. After the writes, the rollout targets of
 //! every Secret whose content changed are restarted (`rollout`), once each.
 
@@ -23,6 +25,9 @@ pub struct ApplyReport {
     pub failed: Vec<String>,
     /// One per rollout target of a written or unchanged Secret.
     pub restarts: Vec<TargetReport>,
+    /// `Secret ns/name` → the Secret's resourceVersion after the pass (the one written, or the
+    /// one found unchanged): a controller watching Secrets tells its own writes from others'.
+    pub resource_versions: BTreeMap<String, String>,
 }
 
 impl ApplyReport {
@@ -107,17 +112,24 @@ pub async fn apply_with(
         }
         let api: Api<Secret> = Api::namespaced(client.clone(), &d.namespace);
         let changed = match apply_one(&api, d).await {
-            Ok(Outcome::Created) => {
-                report.created.push(id);
-                false
-            }
-            Ok(Outcome::Updated) => {
-                report.updated.push(id);
-                true
-            }
-            Ok(Outcome::Unchanged) => {
-                report.unchanged.push(id);
-                false
+            Ok((outcome, version)) => {
+                if let Some(version) = version {
+                    report.resource_versions.insert(id.clone(), version);
+                }
+                match outcome {
+                    Outcome::Created => {
+                        report.created.push(id);
+                        false
+                    }
+                    Outcome::Updated => {
+                        report.updated.push(id);
+                        true
+                    }
+                    Outcome::Unchanged => {
+                        report.unchanged.push(id);
+                        false
+                    }
+                }
             }
             Err(reason) => {
                 report.failed.push(format!("{id}: {reason}"));
@@ -150,12 +162,10 @@ enum Outcome {
     Unchanged,
 }
 
-async fn apply_one(api: &Api<Secret>, d: &DesiredSecret) -> Result<Outcome, String> {
-    let hash = d
-        .annotations
-        .get(HASH_ANNOTATION)
-        .cloned()
-        .unwrap_or_default();
+async fn apply_one(
+    api: &Api<Secret>,
+    d: &DesiredSecret,
+) -> Result<(Outcome, Option<String>), String> {
     let existing = api.get_opt(&d.name).await.map_err(|e| kube_reason(&e))?;
     let Some(mut current) = existing else {
         if d.policy == WritePolicy::Merge {
@@ -174,18 +184,14 @@ async fn apply_one(api: &Api<Secret>, d: &DesiredSecret) -> Result<Outcome, Stri
             data: Some(to_data(d)),
             ..Secret::default()
         };
-        api.create(&PostParams::default(), &secret)
+        let created = api
+            .create(&PostParams::default(), &secret)
             .await
             .map_err(|e| kube_reason(&e))?;
-        return Ok(Outcome::Created);
+        return Ok((Outcome::Created, created.metadata.resource_version));
     };
-    let current_hash = current
-        .metadata
-        .annotations
-        .as_ref()
-        .and_then(|a| a.get(HASH_ANNOTATION));
-    if current_hash == Some(&hash) {
-        return Ok(Outcome::Unchanged);
+    if in_step(&current, d) {
+        return Ok((Outcome::Unchanged, current.metadata.resource_version));
     }
     // Labels and annotations others set are kept; ours win.
     current
@@ -219,8 +225,172 @@ async fn apply_one(api: &Api<Secret>, d: &DesiredSecret) -> Result<Outcome, Stri
             current.metadata.owner_references = Some(refs);
         }
     }
-    api.replace(&d.name, &PostParams::default(), &current)
+    let replaced = api
+        .replace(&d.name, &PostParams::default(), &current)
         .await
         .map_err(|e| kube_reason(&e))?;
-    Ok(Outcome::Updated)
+    Ok((Outcome::Updated, replaced.metadata.resource_version))
+}
+
+/// Whether the Secret in the cluster holds what `d` renders: the content hash annotation, the
+/// labels and hashed annotations `d` sets (others' are ignored), the type, and the data (for a
+/// merge, the keys `d` sets). The data is compared, not just the hash annotation, so a value
+/// edited by hand is noticed; the lease annotations of dynamic secrets are not compared, so a
+/// renewal does not rewrite the Secret.
+fn in_step(current: &Secret, d: &DesiredSecret) -> bool {
+    let meta_in_step = |have: Option<&BTreeMap<String, String>>,
+                        want: &BTreeMap<String, String>,
+                        all: bool| {
+        want.iter()
+            .filter(|(k, _)| all || !crate::secret::unhashed_annotation(k) || *k == HASH_ANNOTATION)
+            .all(|(k, v)| have.and_then(|h| h.get(k)) == Some(v))
+    };
+    if !meta_in_step(current.metadata.labels.as_ref(), &d.labels, true)
+        || !meta_in_step(current.metadata.annotations.as_ref(), &d.annotations, false)
+    {
+        return false;
+    }
+    let empty = BTreeMap::new();
+    let data = current.data.as_ref().unwrap_or(&empty);
+    let same = |k: &String, v: &tresor_sdk::secret::SecretBytes| {
+        data.get(k)
+            .is_some_and(|have| have.0.as_slice() == v.expose())
+    };
+    if d.policy == WritePolicy::Merge {
+        return d.data.iter().all(|(k, v)| same(k, v));
+    }
+    current.type_.as_deref().unwrap_or("Opaque") == d.type_
+        && data.len() == d.data.len()
+        && d.data.iter().all(|(k, v)| same(k, v))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing, reason = "tests")]
+    use super::*;
+    use crate::secret::{LEASE_ID_ANNOTATION, Origin};
+    use tresor_sdk::secret::SecretBytes;
+
+    fn desired(policy: WritePolicy) -> DesiredSecret {
+        let mut d = DesiredSecret {
+            origin: Origin {
+                api_version: "external-secrets.io/v1".into(),
+                kind: "ExternalSecret".into(),
+                namespace: "apps".into(),
+                name: "web".into(),
+                uid: None,
+            },
+            namespace: "apps".into(),
+            name: "web".into(),
+            type_: "Opaque".into(),
+            labels: [("team".to_owned(), "a".to_owned())].into(),
+            annotations: BTreeMap::new(),
+            data: [
+                ("user".to_owned(), SecretBytes::copy_from(b"web")),
+                ("password".to_owned(), SecretBytes::copy_from(b"s3cret")),
+            ]
+            .into(),
+            policy,
+            rollout_restart_targets: Vec::new(),
+            leases: Vec::new(),
+        };
+        d.seal();
+        d
+    }
+
+    /// The Secret as `apply_one` would create it from `d`.
+    fn written(d: &DesiredSecret) -> Secret {
+        Secret {
+            metadata: ObjectMeta {
+                name: Some(d.name.clone()),
+                labels: Some(d.labels.clone()),
+                annotations: Some(d.annotations.clone()),
+                ..ObjectMeta::default()
+            },
+            type_: Some(d.type_.clone()),
+            data: Some(to_data(d)),
+            ..Secret::default()
+        }
+    }
+
+    #[test]
+    fn a_secret_as_written_is_in_step_whatever_others_add() {
+        let d = desired(WritePolicy::Owner);
+        let mut s = written(&d);
+        assert!(in_step(&s, &d));
+        s.metadata
+            .labels
+            .as_mut()
+            .unwrap()
+            .insert("added-by".into(), "someone".into());
+        s.metadata
+            .annotations
+            .as_mut()
+            .unwrap()
+            .insert("note".into(), "x".into());
+        assert!(in_step(&s, &d));
+        // Lease annotations move with renewals and are not part of the content.
+        s.metadata
+            .annotations
+            .as_mut()
+            .unwrap()
+            .insert(LEASE_ID_ANNOTATION.into(), "database/creds/x/old".into());
+        assert!(in_step(&s, &d));
+    }
+
+    #[test]
+    fn edits_by_hand_are_out_of_step_even_with_the_hash_left_alone() {
+        let d = desired(WritePolicy::Owner);
+        type Edit = (&'static str, fn(&mut Secret));
+        let edits: [Edit; 6] = [
+            ("a value", |s| {
+                s.data
+                    .as_mut()
+                    .unwrap()
+                    .insert("password".into(), ByteString(b"tampered".to_vec()));
+            }),
+            ("a key removed", |s| {
+                s.data.as_mut().unwrap().remove("user");
+            }),
+            ("a key added", |s| {
+                s.data
+                    .as_mut()
+                    .unwrap()
+                    .insert("extra".into(), ByteString(b"x".to_vec()));
+            }),
+            ("our label", |s| {
+                s.metadata.labels.as_mut().unwrap().remove("team");
+            }),
+            ("the hash annotation", |s| {
+                s.metadata
+                    .annotations
+                    .as_mut()
+                    .unwrap()
+                    .insert(HASH_ANNOTATION.into(), "sha256:0".into());
+            }),
+            ("the type", |s| s.type_ = Some("kubernetes.io/tls".into())),
+        ];
+        for (what, edit) in edits {
+            let mut s = written(&d);
+            edit(&mut s);
+            assert!(!in_step(&s, &d), "{what}");
+        }
+    }
+
+    #[test]
+    fn a_merge_compares_only_the_keys_it_sets() {
+        let d = desired(WritePolicy::Merge);
+        let mut s = written(&d);
+        s.type_ = Some("kubernetes.io/dockerconfigjson".into());
+        s.data
+            .as_mut()
+            .unwrap()
+            .insert("theirs".into(), ByteString(b"x".to_vec()));
+        assert!(in_step(&s, &d));
+        s.data
+            .as_mut()
+            .unwrap()
+            .insert("user".into(), ByteString(b"other".to_vec()));
+        assert!(!in_step(&s, &d));
+    }
 }

@@ -340,6 +340,7 @@ pub(crate) fn engine_options(
         jwt_file: jwt_file.clone(),
         default_namespace: default_namespace.to_owned(),
         ca_pem,
+        http: Default::default(),
     })
 }
 

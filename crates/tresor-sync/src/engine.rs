@@ -15,7 +15,7 @@ use crate::login_jwt::{self, JwtSource};
 use crate::model::{Manifests, Resource, eso, tresor as ts, vso};
 use crate::secret::{DesiredSecret, LeaseInfo, Origin, WritePolicy};
 use crate::template::{self, Value as TValue};
-use crate::vault::{Endpoint, FetchError, SecretJson, VaultClient};
+use crate::vault::{Endpoint, FetchError, HttpPool, SecretJson, VaultClient};
 
 /// One failing resource key: printed as `<resource>: <key>: <reason>`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,6 +49,8 @@ pub struct Options {
     pub default_namespace: String,
     /// Extra CA certificates (PEM) for every connection (`--ca-cert`).
     pub ca_pem: Option<Vec<u8>>,
+    /// The HTTP connections every pass with these options shares (a controller's reconciles).
+    pub http: HttpPool,
 }
 
 /// What one pass produced.
@@ -214,7 +216,7 @@ impl<'a> Engine<'a> {
     }
 
     async fn login(&self, endpoint: Endpoint, auth: AuthPlan) -> Result<VaultClient, FetchError> {
-        let mut client = VaultClient::new(endpoint)?;
+        let mut client = VaultClient::pooled(endpoint, &self.options.http)?;
         match auth {
             AuthPlan::Token(t) => client.set_token(t),
             AuthPlan::Anonymous => {}

@@ -5,6 +5,8 @@
 //! and paths), never a value. Response bodies are held in zeroizing buffers and the parsed
 //! JSON is scrubbed when dropped ([`SecretJson`]).
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{Map, Value};
@@ -114,39 +116,91 @@ pub struct VaultClient {
     token: Option<SecretString>,
 }
 
-impl VaultClient {
-    pub fn new(endpoint: Endpoint) -> Result<VaultClient, FetchError> {
-        // The `tresor` binary installs ring as rustls' provider; tests and other callers of
-        // the library may not have.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let mut builder = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .connect_timeout(Duration::from_secs(10));
-        if let Some(pem) = &endpoint.ca_pem {
-            let certs = reqwest::Certificate::from_pem_bundle(pem).map_err(|_| {
-                FetchError::Config(format!(
-                    "the CA bundle for {} is not valid PEM",
-                    endpoint.address
-                ))
-            })?;
-            for cert in certs {
-                builder = builder.add_root_certificate(cert);
+/// HTTP clients shared by the Vault clients of one `once` run or one controller, one per TLS
+/// setting (extra CA bundle, `skipTLSVerify`): their connections and TLS sessions are kept and
+/// reused across resources and reconciles, instead of one new connection (and handshake) per
+/// reconcile. Cloning shares the pool; a default pool is empty. Clients of different tokio
+/// runtimes must not share one (a pooled connection belongs to the runtime it was made on).
+#[derive(Clone, Default)]
+pub struct HttpPool(Arc<Mutex<HashMap<TlsSettings, reqwest::Client>>>);
+
+/// What tells two pooled HTTP clients apart: the extra CA bundle (PEM) and `skipTLSVerify`.
+type TlsSettings = (Option<Vec<u8>>, bool);
+
+impl std::fmt::Debug for HttpPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpPool").finish_non_exhaustive()
+    }
+}
+
+/// Distinct TLS settings kept at once; more (a cluster with that many CA bundles) start over.
+const MAX_POOLED: usize = 32;
+
+impl HttpPool {
+    fn client(&self, endpoint: &Endpoint) -> Result<reqwest::Client, FetchError> {
+        let key = (endpoint.ca_pem.clone(), endpoint.skip_verify);
+        if let Some(client) = self.0.lock().ok().and_then(|p| p.get(&key).cloned()) {
+            return Ok(client);
+        }
+        let client = build_http(endpoint)?;
+        if let Ok(mut pool) = self.0.lock() {
+            if pool.len() >= MAX_POOLED {
+                pool.clear();
             }
+            pool.insert(key, client.clone());
         }
-        if endpoint.skip_verify {
-            builder = builder.danger_accept_invalid_certs(true);
+        Ok(client)
+    }
+}
+
+fn build_http(endpoint: &Endpoint) -> Result<reqwest::Client, FetchError> {
+    // The `tresor` binary installs ring as rustls' provider; tests and other callers of
+    // the library may not have.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut builder = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .connect_timeout(Duration::from_secs(10));
+    if let Some(pem) = &endpoint.ca_pem {
+        let certs = reqwest::Certificate::from_pem_bundle(pem).map_err(|_| {
+            FetchError::Config(format!(
+                "the CA bundle for {} is not valid PEM",
+                endpoint.address
+            ))
+        })?;
+        for cert in certs {
+            builder = builder.add_root_certificate(cert);
         }
-        let http = builder
-            .build()
-            .map_err(|e| FetchError::Config(format!("building the HTTP client: {e}")))?;
-        Ok(VaultClient {
+    }
+    if endpoint.skip_verify {
+        builder = builder.danger_accept_invalid_certs(true);
+    }
+    builder
+        .build()
+        .map_err(|e| FetchError::Config(format!("building the HTTP client: {e}")))
+}
+
+impl VaultClient {
+    /// A client with an HTTP client of its own.
+    pub fn new(endpoint: Endpoint) -> Result<VaultClient, FetchError> {
+        let http = build_http(&endpoint)?;
+        Ok(Self::with_http(endpoint, http))
+    }
+
+    /// A client whose connections come from `pool`.
+    pub fn pooled(endpoint: Endpoint, pool: &HttpPool) -> Result<VaultClient, FetchError> {
+        let http = pool.client(&endpoint)?;
+        Ok(Self::with_http(endpoint, http))
+    }
+
+    fn with_http(endpoint: Endpoint, http: reqwest::Client) -> VaultClient {
+        VaultClient {
             http,
             endpoint: Endpoint {
                 address: endpoint.address.trim_end_matches('/').to_owned(),
                 ..endpoint
             },
             token: None,
-        })
+        }
     }
 
     pub fn address(&self) -> &str {

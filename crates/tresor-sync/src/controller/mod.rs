@@ -301,7 +301,6 @@ pub async fn run(settings: Settings) -> ExitCode {
             )));
         }
     }
-    drop(tx);
 
     let dynamic = dynamic::Settings {
         schedule: dynamic::Schedule {
@@ -327,8 +326,14 @@ pub async fn run(settings: Settings) -> ExitCode {
         states: HashMap::new(),
         queue: DueQueue::default(),
         pending,
+        secret_tx: tx,
+        secret_watchers: HashMap::new(),
+        targets: HashMap::new(),
     };
     let code = controller.run_loop(rx, lead_rx, stop_rx).await;
+    for (_, watcher) in controller.secret_watchers.drain() {
+        watcher.abort();
+    }
     // Lost leadership or a signal: stop electing (a leader releases the Lease), then go.
     let _ = stop_tx.send(true);
     if let Some(election) = election {
@@ -380,6 +385,16 @@ struct Done {
     restarts: Vec<TargetReport>,
     /// A dynamic resource: when its lease schedule is next due.
     lease_due: Option<Duration>,
+    /// The Secret's resourceVersion after this reconcile, when known.
+    resource_version: Option<String>,
+}
+
+/// The resource that writes a Secret, and the Secret's resourceVersion as that resource's
+/// last reconcile left it: a watch event with another version is someone else's change.
+#[derive(Debug)]
+struct Target {
+    key: ObjKey,
+    version: Option<String>,
 }
 
 /// Unix milliseconds from now, as a duration (0 when past).
@@ -402,6 +417,11 @@ struct Controller {
     /// Watch scopes whose first list has not completed: no reconcile before they have, or a
     /// resource would fail for a store not listed yet.
     pending: HashSet<String>,
+    /// For the watchers of managed Secrets, started per namespace as resources appear there.
+    secret_tx: mpsc::Sender<watch::Msg>,
+    secret_watchers: HashMap<String, tokio::task::JoinHandle<()>>,
+    /// Managed Secrets `(namespace, name)` → the resource that writes them.
+    targets: HashMap<(String, String), Target>,
 }
 
 impl Controller {
@@ -456,7 +476,7 @@ impl Controller {
             tokio::select! {
                 msg = rx.recv() => match msg {
                     Some(msg) => self.handle(msg).await,
-                    // Every watcher ended: only at shutdown.
+                    // Unreachable while the controller holds a sender (for Secret watchers).
                     None => return ExitCode::SUCCESS,
                 },
                 () = sleep => {}
@@ -472,6 +492,11 @@ impl Controller {
             watch::Msg::Listed { scope } => {
                 self.pending.remove(&scope);
             }
+            watch::Msg::Secret {
+                namespace,
+                name,
+                version,
+            } => self.secret_event(namespace, name, version),
             watch::Msg::Upsert(entry) => {
                 let entry = *entry;
                 let key = entry.key.clone();
@@ -480,6 +505,9 @@ impl Controller {
                 }
                 let produces = key.kind.produces();
                 let previous = self.cache.insert(entry);
+                if produces {
+                    self.track_target(&key);
+                }
                 let Some(current) = self.cache.get(&key) else {
                     return;
                 };
@@ -509,6 +537,7 @@ impl Controller {
             watch::Msg::Remove(key) => {
                 let removed = self.cache.remove(&key);
                 if key.kind.produces() {
+                    self.targets.retain(|_, t| t.key != key);
                     if let (Some(state), Some(entry)) = (self.states.remove(&key), removed) {
                         self.release(&entry, state).await;
                     }
@@ -522,6 +551,73 @@ impl Controller {
                 }
             }
         }
+    }
+
+    /// Registers the Secret a rendering resource writes, and watches its namespace's managed
+    /// Secrets from then on.
+    fn track_target(&mut self, key: &ObjKey) {
+        let Some(target) = self.cache.get(key).and_then(|e| {
+            e.resource
+                .as_ref()
+                .ok()
+                .and_then(|r| r.target_secret(&self.settings.options.default_namespace))
+        }) else {
+            return;
+        };
+        if !self.secret_watchers.contains_key(&target.0) {
+            let watcher = tokio::spawn(watch::run_secrets(
+                self.client.clone(),
+                target.0.clone(),
+                self.secret_tx.clone(),
+            ));
+            self.secret_watchers.insert(target.0.clone(), watcher);
+        }
+        if self.targets.get(&target).is_some_and(|t| t.key == *key) {
+            return;
+        }
+        // A resource now writing another Secret (a new target name) lets go of its old one.
+        self.targets.retain(|_, v| v.key != *key);
+        self.targets.entry(target).or_insert_with(|| Target {
+            key: key.clone(),
+            version: None,
+        });
+    }
+
+    /// A managed Secret changed or went away. If that was not this controller's own write,
+    /// its resource is reconciled now rather than at its next refresh: the Secret is put back
+    /// (a deleted dynamic Secret gets new credentials, its values being kept nowhere else).
+    fn secret_event(&mut self, namespace: String, name: String, version: Option<String>) {
+        let Some(target) = self.targets.get_mut(&(namespace, name)) else {
+            return;
+        };
+        if version.is_some() && version == target.version {
+            return;
+        }
+        let deleted = version.is_none();
+        target.version = version;
+        let key = target.key.clone();
+        let Some(entry) = self.cache.get(&key) else {
+            return;
+        };
+        // A dynamic Secret's values are kept nowhere else, so an edit cannot be undone (and its
+        // lease annotations move with each renewal): only its deletion is acted on.
+        if !deleted && entry.resource.as_ref().is_ok_and(Resource::is_dynamic) {
+            return;
+        }
+        if deleted
+            && let Some(lease) = self
+                .states
+                .get_mut(&key)
+                .and_then(|s| s.dynamic.as_mut())
+                .and_then(|d| d.lease.as_mut())
+        {
+            lease.exhausted = true;
+        }
+        log::info(&format!(
+            "{key}: its Secret was {} outside tresor sync; reconciling now",
+            if deleted { "deleted" } else { "changed" }
+        ));
+        self.queue.sooner(&key, Instant::now());
     }
 
     /// A deleted dynamic resource with VSO's `revoke: true`: its current and retired leases
@@ -647,6 +743,7 @@ impl Controller {
             let secrets: Api<k8s_openapi::api::core::v1::Secret> =
                 Api::namespaced(self.client.clone(), ns);
             if let Ok(Some(s)) = secrets.get_opt(name).await {
+                done.resource_version = s.metadata.resource_version;
                 done.content_hash = s
                     .metadata
                     .annotations
@@ -684,6 +781,7 @@ impl Controller {
             written: Some(synced.written),
             restarts: synced.restarts,
             lease_due: None,
+            resource_version: synced.resource_version,
         })
     }
 
@@ -723,6 +821,12 @@ impl Controller {
                     .map(|(ns, name)| format!("Secret {ns}/{name}"));
                 let changed = matches!(written, Written::Created | Written::Updated);
                 if let Some((ns, name)) = &done.secret {
+                    if let Some(target) = self.targets.get_mut(&(ns.clone(), name.clone()))
+                        && target.key == *key
+                        && done.resource_version.is_some()
+                    {
+                        target.version = done.resource_version.clone();
+                    }
                     extra.secret_name = Some(name.clone());
                     extra.content_hash = done.content_hash.clone();
                     extra.lease = done.lease.clone();

@@ -33,6 +33,8 @@ pub struct Synced {
     pub written: Written,
     /// One per rollout target (empty when the Secret has none).
     pub restarts: Vec<TargetReport>,
+    /// The Secret's resourceVersion after the write (or as found unchanged).
+    pub resource_version: Option<String>,
 }
 
 /// What a reconcile may use beyond its inputs: the restart limiter kept across reconciles,
@@ -83,6 +85,7 @@ pub async fn reconcile(
             secret: None,
             written: Written::Skipped,
             restarts: Vec::new(),
+            resource_version: None,
         });
     };
     // Owner references name the version the cluster served the resource in.
@@ -109,6 +112,9 @@ pub async fn reconcile(
     } else {
         Written::Skipped
     };
+    let resource_version = report
+        .resource_versions
+        .remove(&format!("Secret {}/{}", secret.namespace, secret.name));
     let hash = secret.annotations.get(HASH_ANNOTATION).cloned();
     if written == Written::Unchanged
         && !secret.rollout_restart_targets.is_empty()
@@ -129,6 +135,7 @@ pub async fn reconcile(
         secret: Some(secret),
         written,
         restarts: report.restarts,
+        resource_version,
     })
 }
 

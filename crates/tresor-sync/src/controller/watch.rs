@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::pin::pin;
 
 use futures::StreamExt as _;
-use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, PartialObjectMeta};
 use kube::runtime::WatchStreamExt as _;
 use kube::runtime::watcher::{self, Event};
 use serde_json::Value as Json;
@@ -25,6 +25,13 @@ pub enum Msg {
     /// a kind the cluster does not serve or it may not read).
     Listed {
         scope: String,
+    },
+    /// A Secret tresor sync manages changed (`version`: its resourceVersion) or was deleted
+    /// (`None`). Only its metadata is watched: no Secret value reaches the controller this way.
+    Secret {
+        namespace: String,
+        name: String,
+        version: Option<String>,
     },
 }
 
@@ -159,6 +166,51 @@ pub async fn run(
             if tx.send(msg).await.is_err() {
                 return;
             }
+        }
+    }
+}
+
+/// Watches the metadata of the Secrets tresor sync manages in one namespace (label
+/// `app.kubernetes.io/managed-by=tresor-sync`), until the receiver is gone. Per namespace,
+/// because the least-privilege RBAC grants Secrets only in the namespaces it manages.
+pub async fn run_secrets(client: kube::Client, namespace: String, tx: mpsc::Sender<Msg>) {
+    // Metadata-only list and watch requests: no Secret data is sent to the controller.
+    let api: Api<PartialObjectMeta<k8s_openapi::api::core::v1::Secret>> =
+        Api::namespaced(client, &namespace);
+    let config = watcher::Config::default().labels(&format!(
+        "{}={}",
+        crate::secret::MANAGED_BY_LABEL,
+        crate::secret::MANAGED_BY
+    ));
+    let mut stream = pin!(watcher::watcher(api, config).default_backoff());
+    let mut last_error = String::new();
+    while let Some(event) = stream.next().await {
+        let (meta, deleted) = match event {
+            Ok(Event::InitApply(obj) | Event::Apply(obj)) => (obj.metadata, false),
+            Ok(Event::Delete(obj)) => (obj.metadata, true),
+            Ok(Event::Init | Event::InitDone) => continue,
+            Err(e) => {
+                let reason = e.to_string();
+                if reason != last_error {
+                    log::warn(&format!(
+                        "watching the Secrets tresor sync manages in {namespace}: {reason}"
+                    ));
+                    last_error = reason;
+                }
+                continue;
+            }
+        };
+        last_error.clear();
+        let Some(name) = meta.name else {
+            continue;
+        };
+        let msg = Msg::Secret {
+            namespace: namespace.clone(),
+            name,
+            version: if deleted { None } else { meta.resource_version },
+        };
+        if tx.send(msg).await.is_err() {
+            return;
         }
     }
 }

@@ -1009,3 +1009,130 @@ spec:
     );
     assert_eq!(kube.violations().await, Vec::<Value>::new());
 }
+
+/// A managed Secret deleted or edited by hand is put back at once, through the controller's
+/// watch of the Secrets it manages, not at the next refresh (an hour away here, and never for
+/// the VaultStaticSecret without `refreshAfter`). An edit of the data that leaves the content
+/// hash annotation alone is noticed too. The controller's own writes do not wake it, so an
+/// idle cluster still sees no writes.
+#[tokio::test]
+async fn a_secret_deleted_or_edited_by_hand_is_put_back_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::dev(dir.path(), ROOT);
+    seed(&server).await;
+    let kube = cluster(dir.path()).await;
+    create(
+        &kube,
+        r#"
+apiVersion: external-secrets.io/v1
+kind: SecretStore
+metadata: {name: tresor, namespace: apps}
+spec:
+  provider:
+    vault:
+      server: "http://tresor.invalid:8200"
+      path: secret
+      version: v2
+      auth:
+        tokenSecretRef: {name: vault-token, key: token}
+---
+apiVersion: external-secrets.io/v1
+kind: ExternalSecret
+metadata: {name: web-password, namespace: apps}
+spec:
+  refreshInterval: 1h
+  secretStoreRef: {kind: SecretStore, name: tresor}
+  data:
+    - secretKey: password
+      remoteRef: {key: webapp/config, property: password}
+---
+apiVersion: secrets.hashicorp.com/v1beta1
+kind: VaultStaticSecret
+metadata: {name: shop-legacy, namespace: shop}
+spec:
+  type: kv-v1
+  mount: legacy
+  path: shop
+  destination: {name: shop-legacy, create: true}
+"#,
+    )
+    .await;
+    let controller = Controller::start(
+        &server,
+        &kube,
+        dir.path(),
+        "solo",
+        Some(ROOT),
+        &["--no-leader-election"],
+    );
+    secret_holds(&kube, "apps", "web-password", "password", WEB_PASSWORD_V2).await;
+    secret_holds(&kube, "shop", "shop-legacy", "api_key", LEGACY_KEY).await;
+    ready(
+        &kube,
+        "/apis/external-secrets.io/v1/namespaces/apps/externalsecrets/web-password",
+        "True",
+        "",
+    )
+    .await;
+
+    // Deleted by hand: back within seconds.
+    kube.mark().await;
+    let (status, body) = kube
+        .api(
+            "DELETE",
+            "/api/v1/namespaces/apps/secrets/web-password",
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let back = secret_holds(&kube, "apps", "web-password", "password", WEB_PASSWORD_V2).await;
+    assert_eq!(
+        back["metadata"]["labels"]["app.kubernetes.io/managed-by"],
+        "tresor-sync"
+    );
+
+    // A value edited by hand, the content hash annotation left as it was: put back.
+    let path = "/api/v1/namespaces/shop/secrets/shop-legacy";
+    let (_, mut edited) = kube.api("GET", path, None).await;
+    edited["data"]["api_key"] = json!(base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        "tampered-by-hand"
+    ));
+    let (status, body) = kube.api("PUT", path, Some(edited)).await;
+    assert_eq!(status, 200, "{body}");
+    secret_holds(&kube, "shop", "shop-legacy", "api_key", LEGACY_KEY).await;
+
+    let writes = kube.writes().await;
+    assert_eq!(
+        writes["by_object"]["secrets/apps/web-password"],
+        json!({"delete": 1, "create": 1}),
+        "{writes}"
+    );
+    assert_eq!(
+        writes["by_object"]["secrets/shop/shop-legacy"],
+        json!({"update": 2}),
+        "{writes}"
+    );
+    let log = controller.log_text();
+    assert!(
+        log.contains(
+            "ExternalSecret apps/web-password: its Secret was deleted outside tresor sync"
+        ),
+        "{log}"
+    );
+    assert!(!log.contains("tampered-by-hand"), "{log}");
+    assert_no_values(&log);
+
+    // Idle: the controller's own writes wake nothing, so nothing more is written (once the
+    // Events of the two repairs are out).
+    poll(10, "the repairs' Events", || async {
+        (events(&kube, "apps", "web-password", "Synced").await.len() >= 2
+            && events(&kube, "shop", "shop-legacy", "Synced").await.len() >= 2)
+            .then_some(())
+    })
+    .await;
+    kube.mark().await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let idle = kube.writes().await;
+    assert_eq!(idle["total"], 0, "{idle}");
+}
