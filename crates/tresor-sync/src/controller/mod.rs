@@ -583,6 +583,24 @@ impl Controller {
         });
     }
 
+    /// Two resources must not write one Secret (they would undo each other's writes): the
+    /// first one seen keeps it, the others fail until it lets go (`once` refuses such a pair
+    /// outright).
+    fn claimed_by_another(&self, entry: &Entry) -> Option<String> {
+        let target = entry
+            .resource
+            .as_ref()
+            .ok()?
+            .target_secret(&self.settings.options.default_namespace)?;
+        let holder = self.targets.get(&target)?;
+        (holder.key != entry.key && self.cache.get(&holder.key).is_some()).then(|| {
+            format!(
+                "Secret {}/{} is also the target of {}, which writes it",
+                target.0, target.1, holder.key
+            )
+        })
+    }
+
     /// A managed Secret changed or went away. If that was not this controller's own write,
     /// its resource is reconciled now rather than at its next refresh: the Secret is put back
     /// (a deleted dynamic Secret gets new credentials, its values being kept nowhere else).
@@ -790,7 +808,11 @@ impl Controller {
             return;
         };
         let started = Instant::now();
-        let result = if entry.resource.as_ref().is_ok_and(Resource::is_dynamic) {
+        // A Secret freed by its first writer's deletion goes to the next resource naming it.
+        self.track_target(key);
+        let result = if let Some(reason) = self.claimed_by_another(&entry) {
+            Err(reason)
+        } else if entry.resource.as_ref().is_ok_and(Resource::is_dynamic) {
             self.tick(&entry).await
         } else {
             self.render(&entry).await

@@ -1136,3 +1136,86 @@ spec:
     let idle = kube.writes().await;
     assert_eq!(idle["total"], 0, "{idle}");
 }
+
+/// Two resources naming one Secret: the first keeps it, the second fails with a reason naming
+/// the first (instead of the two undoing each other's writes), and takes the Secret over once
+/// the first is deleted.
+#[tokio::test]
+async fn two_resources_naming_one_secret_the_first_keeps_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::dev(dir.path(), ROOT);
+    seed(&server).await;
+    let kube = cluster(dir.path()).await;
+    let store = r#"
+apiVersion: external-secrets.io/v1
+kind: SecretStore
+metadata: {name: tresor, namespace: apps}
+spec:
+  provider:
+    vault:
+      server: "http://tresor.invalid:8200"
+      path: secret
+      auth:
+        tokenSecretRef: {name: vault-token, key: token}
+"#;
+    let es = |name: &str, key: &str| {
+        format!(
+            r#"
+apiVersion: external-secrets.io/v1
+kind: ExternalSecret
+metadata: {{name: {name}, namespace: apps}}
+spec:
+  refreshInterval: 1h
+  secretStoreRef: {{kind: SecretStore, name: tresor}}
+  target: {{name: shared}}
+  data:
+    - secretKey: {key}
+      remoteRef: {{key: webapp/config, property: {key}}}
+"#
+        )
+    };
+    create(&kube, &format!("{store}---{}", es("first", "password"))).await;
+    let _controller = Controller::start(
+        &server,
+        &kube,
+        dir.path(),
+        "solo",
+        Some(ROOT),
+        &["--no-leader-election"],
+    );
+    secret_holds(&kube, "apps", "shared", "password", WEB_PASSWORD_V2).await;
+    create(&kube, &es("second", "username")).await;
+    ready(
+        &kube,
+        "/apis/external-secrets.io/v1/namespaces/apps/externalsecrets/second",
+        "False",
+        "Secret apps/shared is also the target of ExternalSecret apps/first",
+    )
+    .await;
+    let shared = secret(&kube, "apps", "shared").await.unwrap();
+    assert!(shared["data"].get("username").is_none(), "{shared}");
+    assert_eq!(
+        shared["metadata"]["ownerReferences"][0]["name"], "first",
+        "{shared}"
+    );
+
+    // The first goes, its Secret with it (garbage collection); the second then writes it.
+    let (status, body) = kube
+        .api(
+            "DELETE",
+            "/apis/external-secrets.io/v1/namespaces/apps/externalsecrets/first",
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let taken = secret_holds(&kube, "apps", "shared", "username", "web").await;
+    assert!(taken["data"].get("password").is_none(), "{taken}");
+    assert_eq!(taken["metadata"]["ownerReferences"][0]["name"], "second");
+    ready(
+        &kube,
+        "/apis/external-secrets.io/v1/namespaces/apps/externalsecrets/second",
+        "True",
+        "Secret apps/shared synced",
+    )
+    .await;
+}
