@@ -15,6 +15,7 @@
 use crate::common;
 use crate::support_kubernetes;
 use crate::support_sync;
+use crate::sync_once_cluster::{secret, text};
 use crate::sync_run::{Controller, create, ready, secret_holds};
 
 use std::path::Path;
@@ -24,15 +25,6 @@ use common::{BIN, Server, scratch_home};
 use serde_json::{Value, json};
 use support_kubernetes::FakeKube;
 use support_sync::{LEGACY_KEY, ROOT, WEB_PASSWORD_V2, assert_no_values, decode, ok, seed};
-
-fn text(o: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
 
 /// A cluster with the ESO/VSO CRDs and the TresorSecret CRD; service accounts `apps/web`
 /// (the one Tresor's roles bind), `apps/intruder` (bound to nothing), `shop/shop`, and
@@ -121,18 +113,6 @@ fn once_without_token(server: &Server, kube: &FakeKube, dir: &Path) -> Output {
         .unwrap()
 }
 
-async fn secret(kube: &FakeKube, ns: &str, name: &str) -> Value {
-    let (status, body) = kube
-        .api(
-            "GET",
-            &format!("/api/v1/namespaces/{ns}/secrets/{name}"),
-            None,
-        )
-        .await;
-    assert_eq!(status, 200, "Secret {ns}/{name}: {body}");
-    body
-}
-
 /// The service accounts whose tokens Tresor had reviewed (and accepted), in order.
 async fn reviewed(kube: &FakeKube) -> Vec<String> {
     kube.reviews()
@@ -141,6 +121,35 @@ async fn reviewed(kube: &FakeKube) -> Vec<String> {
         .filter(|r| r["authenticated"] == true)
         .map(|r| r["username"].as_str().unwrap().to_owned())
         .collect()
+}
+
+/// A SecretStore `store` in `apps` logging in with role `web` as service account `account`,
+/// and an ExternalSecret `name` reading the web password through it.
+fn password_via(store: &str, account: &str, name: &str, refresh: &str) -> String {
+    format!(
+        r#"
+apiVersion: external-secrets.io/v1
+kind: SecretStore
+metadata: {{name: {store}, namespace: apps}}
+spec:
+  provider:
+    vault:
+      server: "http://tresor.invalid:8200"
+      path: secret
+      auth:
+        kubernetes: {{role: web, serviceAccountRef: {{name: {account}}}}}
+---
+apiVersion: external-secrets.io/v1
+kind: ExternalSecret
+metadata: {{name: {name}, namespace: apps}}
+spec:
+  refreshInterval: {refresh}
+  secretStoreRef: {{kind: SecretStore, name: {store}}}
+  data:
+    - secretKey: password
+      remoteRef: {{key: webapp/config, property: password}}
+"#
+    )
 }
 
 const LOGINS: &str = r#"
@@ -326,47 +335,11 @@ async fn once_logs_in_as_the_service_accounts_the_resources_name() {
     // the resources that would succeed.
     std::fs::write(
         manifests.join("denied.yaml"),
-        r#"
-apiVersion: external-secrets.io/v1
-kind: SecretStore
-metadata: {name: as-intruder, namespace: apps}
-spec:
-  provider:
-    vault:
-      server: "http://tresor.invalid:8200"
-      path: secret
-      auth:
-        kubernetes: {role: web, serviceAccountRef: {name: intruder}}
----
-apiVersion: external-secrets.io/v1
-kind: ExternalSecret
-metadata: {name: stolen, namespace: apps}
-spec:
-  secretStoreRef: {kind: SecretStore, name: as-intruder}
-  data:
-    - secretKey: password
-      remoteRef: {key: webapp/config, property: password}
----
-apiVersion: external-secrets.io/v1
-kind: SecretStore
-metadata: {name: as-ghost, namespace: apps}
-spec:
-  provider:
-    vault:
-      server: "http://tresor.invalid:8200"
-      path: secret
-      auth:
-        kubernetes: {role: web, serviceAccountRef: {name: ghost}}
----
-apiVersion: external-secrets.io/v1
-kind: ExternalSecret
-metadata: {name: haunted, namespace: apps}
-spec:
-  secretStoreRef: {kind: SecretStore, name: as-ghost}
-  data:
-    - secretKey: password
-      remoteRef: {key: webapp/config, property: password}
-"#,
+        [
+            password_via("as-intruder", "intruder", "stolen", "1h"),
+            password_via("as-ghost", "ghost", "haunted", "1h"),
+        ]
+        .join("---"),
     )
     .unwrap();
     ok(
@@ -409,49 +382,11 @@ async fn the_controller_logs_in_as_the_named_service_account() {
     configure_tresor(&server, &kube, &reviewer).await;
     create(
         &kube,
-        r#"
-apiVersion: external-secrets.io/v1
-kind: SecretStore
-metadata: {name: as-web, namespace: apps}
-spec:
-  provider:
-    vault:
-      server: "http://tresor.invalid:8200"
-      path: secret
-      auth:
-        kubernetes: {role: web, serviceAccountRef: {name: web}}
----
-apiVersion: external-secrets.io/v1
-kind: ExternalSecret
-metadata: {name: web-password, namespace: apps}
-spec:
-  refreshInterval: 1s
-  secretStoreRef: {kind: SecretStore, name: as-web}
-  data:
-    - secretKey: password
-      remoteRef: {key: webapp/config, property: password}
----
-apiVersion: external-secrets.io/v1
-kind: SecretStore
-metadata: {name: as-intruder, namespace: apps}
-spec:
-  provider:
-    vault:
-      server: "http://tresor.invalid:8200"
-      path: secret
-      auth:
-        kubernetes: {role: web, serviceAccountRef: {name: intruder}}
----
-apiVersion: external-secrets.io/v1
-kind: ExternalSecret
-metadata: {name: stolen, namespace: apps}
-spec:
-  refreshInterval: 1h
-  secretStoreRef: {kind: SecretStore, name: as-intruder}
-  data:
-    - secretKey: password
-      remoteRef: {key: webapp/config, property: password}
-"#,
+        &[
+            password_via("as-web", "web", "web-password", "1s"),
+            password_via("as-intruder", "intruder", "stolen", "1h"),
+        ]
+        .join("---"),
     )
     .await;
     let controller = Controller::start(

@@ -38,7 +38,7 @@ const SECRETS: [(&str, &str); 5] = [
     ("shop", "shop-env"),
 ];
 
-fn text(o: &Output) -> String {
+pub(crate) fn text(o: &Output) -> String {
     format!(
         "exit {:?}\nstdout:\n{}\nstderr:\n{}",
         o.status.code(),
@@ -58,7 +58,7 @@ fn once(server: &Server, kube: &FakeKube, dir: &Path, extra: &[&str]) -> Output 
     )
 }
 
-async fn secret(kube: &FakeKube, namespace: &str, name: &str) -> Value {
+pub(crate) async fn secret(kube: &FakeKube, namespace: &str, name: &str) -> Value {
     let (status, body) = kube
         .api(
             "GET",
