@@ -1010,6 +1010,21 @@ spec:
     assert_eq!(kube.violations().await, Vec::<Value>::new());
 }
 
+/// The SecretStore of the tests below (`VAULT_TOKEN` overrides its token Secret).
+const TOKEN_STORE: &str = r#"
+apiVersion: external-secrets.io/v1
+kind: SecretStore
+metadata: {name: tresor, namespace: apps}
+spec:
+  provider:
+    vault:
+      server: "http://tresor.invalid:8200"
+      path: secret
+      version: v2
+      auth:
+        tokenSecretRef: {name: vault-token, key: token}
+"#;
+
 /// A managed Secret deleted or edited by hand is put back at once, through the controller's
 /// watch of the Secrets it manages, not at the next refresh (an hour away here, and never for
 /// the VaultStaticSecret without `refreshAfter`). An edit of the data that leaves the content
@@ -1023,19 +1038,9 @@ async fn a_secret_deleted_or_edited_by_hand_is_put_back_at_once() {
     let kube = cluster(dir.path()).await;
     create(
         &kube,
-        r#"
-apiVersion: external-secrets.io/v1
-kind: SecretStore
-metadata: {name: tresor, namespace: apps}
-spec:
-  provider:
-    vault:
-      server: "http://tresor.invalid:8200"
-      path: secret
-      version: v2
-      auth:
-        tokenSecretRef: {name: vault-token, key: token}
----
+        &format!(
+            "{TOKEN_STORE}---{}",
+            r#"
 apiVersion: external-secrets.io/v1
 kind: ExternalSecret
 metadata: {name: web-password, namespace: apps}
@@ -1054,7 +1059,8 @@ spec:
   mount: legacy
   path: shop
   destination: {name: shop-legacy, create: true}
-"#,
+"#
+        ),
     )
     .await;
     let controller = Controller::start(
@@ -1146,18 +1152,6 @@ async fn two_resources_naming_one_secret_the_first_keeps_it() {
     let server = Server::dev(dir.path(), ROOT);
     seed(&server).await;
     let kube = cluster(dir.path()).await;
-    let store = r#"
-apiVersion: external-secrets.io/v1
-kind: SecretStore
-metadata: {name: tresor, namespace: apps}
-spec:
-  provider:
-    vault:
-      server: "http://tresor.invalid:8200"
-      path: secret
-      auth:
-        tokenSecretRef: {name: vault-token, key: token}
-"#;
     let es = |name: &str, key: &str| {
         format!(
             r#"
@@ -1174,7 +1168,11 @@ spec:
 "#
         )
     };
-    create(&kube, &format!("{store}---{}", es("first", "password"))).await;
+    create(
+        &kube,
+        &format!("{TOKEN_STORE}---{}", es("first", "password")),
+    )
+    .await;
     let _controller = Controller::start(
         &server,
         &kube,
