@@ -70,8 +70,9 @@ async fn once_output_yaml_renders_every_secret() {
     }
 
     // Every object is a valid v1 Secret for the official Kubernetes schemas (kubectl's
-    // `apply --dry-run=client` needs an API server for discovery, so the schema check is
-    // done with `kubernetes-validate`, installed by scripts/install-peers.sh).
+    // `apply --dry-run=client` needs an API server for discovery, so here the schema check is
+    // done with `kubernetes-validate`, installed by scripts/install-peers.sh;
+    // sync_once_cluster.rs runs kubectl's dry runs against the FAKE API server).
     let validate =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.build/venv/bin/kubernetes-validate");
     assert!(

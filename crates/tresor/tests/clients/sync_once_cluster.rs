@@ -3,8 +3,8 @@
 //! through the fake's kubeconfig (`KUBECONFIG`). The Secrets are created as `--output yaml`
 //! renders them; a second run writes nothing; a KV update rewrites exactly the affected Secret;
 //! a failing source writes nothing at all; `creationPolicy: Merge` merges into an existing
-//! Secret only; `--output yaml` passes `kubectl apply
-//! --dry-run=server`; the deploy manifests apply and lint clean, and their RBAC lets the
+//! Secret only; `--output yaml` passes `kubectl apply --dry-run=client` and
+//! `--dry-run=server`; the deploy manifests apply and lint clean, and their RBAC lets the
 //! controller's service account do what it needs and no more.
 #![allow(
     clippy::unwrap_used,
@@ -293,7 +293,7 @@ fn kubectl(kube: &FakeKube, args: &[&str], stdin: Option<&[u8]>) -> Output {
 }
 
 #[tokio::test]
-async fn once_output_yaml_passes_kubectl_apply_server_dry_run() {
+async fn once_output_yaml_passes_kubectl_apply_client_and_server_dry_runs() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::dev(dir.path(), ROOT);
     seed(&server).await;
@@ -305,6 +305,24 @@ async fn once_output_yaml_passes_kubectl_apply_server_dry_run() {
     // `--output yaml` needs no cluster: KUBECONFIG is not even set here.
     let printed = support_sync::sync_once(&server, &manifests, ROOT, &["--output", "yaml"]);
     assert!(printed.status.success(), "{}", text(&printed));
+
+    // The check: `kubectl apply --dry-run=client` accepts it (kubectl validates and
+    // reads what exists, and sends no write at all).
+    kube.mark().await;
+    let client = kubectl(
+        &kube,
+        &["apply", "--dry-run=client", "-f", "-"],
+        Some(&printed.stdout),
+    );
+    let out = text(&client);
+    assert!(client.status.success(), "{out}\n{}", kube.log());
+    for (_, name) in SECRETS {
+        assert!(
+            out.contains(&format!("secret/{name} created (dry run)")),
+            "{out}"
+        );
+    }
+    assert_eq!(kube.writes().await["total"], 0);
 
     kube.mark().await;
     let applied = kubectl(
