@@ -26,7 +26,8 @@ use crate::engine::{Engine, Options};
 use crate::model::{Manifests, Resource};
 use crate::rollout::{Outcome, RateLimiter, RestartRequest, RolloutConfig, TargetReport};
 use crate::secret::{
-    HASH_ANNOTATION, LEASE_EXPIRES_ANNOTATION, LEASE_ID_ANNOTATION, LEASE_TTL_ANNOTATION, rfc3339,
+    HASH_ANNOTATION, LEASE_EXPIRES_ANNOTATION, LEASE_ID_ANNOTATION, LEASE_RETIRED_ANNOTATION,
+    LEASE_TTL_ANNOTATION, rfc3339,
 };
 use crate::vault::{FetchError, VaultClient};
 
@@ -251,6 +252,10 @@ pub enum Event {
     Resumed {
         lease_id: String,
     },
+    /// A retired lease read back from the Secret, still to be revoked.
+    ResumedRetired {
+        lease_id: String,
+    },
     Issued {
         lease_id: String,
     },
@@ -333,11 +338,15 @@ pub async fn tick(
     if !state.resumed {
         resume(vault, &secrets, &secret_name, state, &mut report).await?;
     }
+    let recorded = state.retired.clone();
     for _ in 0..MAX_ACTIONS_PER_TICK {
         let now = crate::secret::now_millis();
         prune(state, now);
         match next_action(state, now, &schedule) {
             Action::Wait { until } => {
+                if state.retired != recorded {
+                    record_retired(&secrets, &secret_name, state).await?;
+                }
                 report.next_at = until;
                 return Ok(report);
             }
@@ -376,8 +385,83 @@ pub async fn tick(
             }
         }
     }
+    if state.retired != recorded {
+        record_retired(&secrets, &secret_name, state).await?;
+    }
     report.next_at = crate::secret::now_millis();
     Ok(report)
+}
+
+/// The retired leases as [`LEASE_RETIRED_ANNOTATION`] holds them.
+pub fn encode_retired(retired: &[Retired]) -> String {
+    retired
+        .iter()
+        .map(|r| {
+            format!(
+                "{};{};{};{}",
+                r.lease_id,
+                r.expires_at,
+                r.revoke_at
+                    .map_or_else(|| "-".to_owned(), |t| t.to_string()),
+                r.retry_restart_at
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// What [`encode_retired`] wrote; malformed entries (an annotation edited by hand) are
+/// skipped, as is `current`, the lease the Secret's credentials belong to.
+pub fn decode_retired(text: &str, current: Option<&str>) -> Vec<Retired> {
+    text.split(',')
+        .filter_map(|entry| {
+            let mut parts = entry.trim().split(';');
+            let lease_id = parts.next()?.to_owned();
+            let expires_at = parts.next()?.parse().ok()?;
+            let revoke_at = match parts.next()? {
+                "-" => None,
+                t => Some(t.parse().ok()?),
+            };
+            let retry_restart_at = parts.next()?.parse().ok()?;
+            let valid = parts.next().is_none()
+                && !lease_id.is_empty()
+                && lease_id
+                    .bytes()
+                    .all(|b| b.is_ascii_graphic() && b != b',' && b != b';')
+                && Some(lease_id.as_str()) != current;
+            valid.then_some(Retired {
+                lease_id,
+                expires_at,
+                revoke_at,
+                retry_restart_at,
+            })
+        })
+        .collect()
+}
+
+/// Writes the retired leases onto the Secret (a metadata patch; the content hash leaves lease
+/// annotations out, so nothing restarts), or removes the annotation when none is left.
+async fn record_retired(
+    secrets: &Api<Secret>,
+    secret_name: &str,
+    state: &DynamicState,
+) -> Result<(), DynamicError> {
+    let value = if state.retired.is_empty() {
+        serde_json::Value::Null
+    } else {
+        serde_json::Value::String(encode_retired(&state.retired))
+    };
+    let patch = json!({"metadata": {"annotations": {LEASE_RETIRED_ANNOTATION: value}}});
+    secrets
+        .patch(secret_name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .map_err(|e| {
+            DynamicError::Failed(format!(
+                "recording the retired leases on Secret {secret_name}: {}",
+                kube_reason(&e)
+            ))
+        })?;
+    Ok(())
 }
 
 /// Reads the lease from the Secret's annotations and the server (`sys/leases/lookup`).
@@ -395,6 +479,17 @@ async fn resume(
     let Some(annotations) = current.and_then(|s| s.metadata.annotations) else {
         return Ok(());
     };
+    if let Some(text) = annotations.get(LEASE_RETIRED_ANNOTATION) {
+        let current = annotations.get(LEASE_ID_ANNOTATION).map(String::as_str);
+        for retired in decode_retired(text, current) {
+            if state.retired.iter().all(|r| r.lease_id != retired.lease_id) {
+                report.events.push(Event::ResumedRetired {
+                    lease_id: retired.lease_id.clone(),
+                });
+                state.retired.push(retired);
+            }
+        }
+    }
     let Some(id) = annotations
         .get(LEASE_ID_ANNOTATION)
         .filter(|id| !id.is_empty() && !id.contains(','))
@@ -689,6 +784,33 @@ mod tests {
         reason = "tests"
     )]
     use super::*;
+
+    #[test]
+    fn retired_leases_survive_the_round_trip_through_the_annotation() {
+        let retired = vec![
+            Retired {
+                lease_id: "database/creds/app/old1".into(),
+                expires_at: 1_800_000_000_000,
+                revoke_at: Some(1_700_000_003_000),
+                retry_restart_at: 1_700_000_005_000,
+            },
+            Retired {
+                lease_id: "database/creds/app/old2".into(),
+                expires_at: 1_800_000_000_500,
+                revoke_at: None,
+                retry_restart_at: 1_700_000_009_000,
+            },
+        ];
+        let text = encode_retired(&retired);
+        assert_eq!(decode_retired(&text, None), retired);
+        // The current lease is never retired; malformed entries are skipped.
+        let edited = format!("{text},garbage,a;b;c;d,x;1;2;3;4,{};1;-;2", "bad id");
+        assert_eq!(
+            decode_retired(&edited, Some("database/creds/app/old2")),
+            retired[..1]
+        );
+        assert!(decode_retired("", None).is_empty());
+    }
 
     fn lease(granted_at: i64, duration: u64) -> Lease {
         Lease {

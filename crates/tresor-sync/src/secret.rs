@@ -23,6 +23,11 @@ pub const LEASE_ID_ANNOTATION: &str = "tresor.dev/lease-id";
 pub const LEASE_EXPIRES_ANNOTATION: &str = "tresor.dev/lease-expires";
 /// The lease's TTL as issued, in seconds: the increment its renewals ask for.
 pub const LEASE_TTL_ANNOTATION: &str = "tresor.dev/lease-ttl";
+/// Leases whose credentials were replaced and that still wait for their revocation, so a
+/// controller restarted in the meantime revokes them instead of leaving them to expire:
+/// `<lease id>;<ends, Unix ms>;<revoke at, Unix ms, or ->;<retry the restart at, Unix ms>`,
+/// comma-separated. Handles, not values.
+pub const LEASE_RETIRED_ANNOTATION: &str = "tresor.dev/lease-retired";
 /// Annotations that change with renewals and are therefore not part of the content hash
 /// (a renewal must not look like a content change, nor restart consumers).
 const LEASE_ANNOTATION_PREFIX: &str = "tresor.dev/lease-";

@@ -1010,6 +1010,9 @@ fn log_dynamic(key: &ObjKey, event: &dynamic::Event) {
     use dynamic::Event as E;
     match event {
         E::Resumed { lease_id } => log::info(&format!("{key}: resumed lease {lease_id}")),
+        E::ResumedRetired { lease_id } => log::info(&format!(
+            "{key}: resumed retired lease {lease_id} (to be revoked)"
+        )),
         E::Issued { lease_id } => log::info(&format!("{key}: issued lease {lease_id}")),
         E::Reissued { old, new, reason } => log::info(&format!(
             "{key}: re-issued ({reason}): lease {new} replaces {old}"

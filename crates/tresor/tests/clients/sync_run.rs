@@ -236,7 +236,7 @@ fn kube_http(kube: &FakeKube) -> reqwest::Client {
 }
 
 /// A merge patch as the admin.
-async fn merge_patch(kube: &FakeKube, path: &str, body: Value) {
+pub(crate) async fn merge_patch(kube: &FakeKube, path: &str, body: Value) {
     let resp = kube_http(kube)
         .patch(format!("{}{path}", kube.url))
         .bearer_auth(kube.admin_token())

@@ -512,3 +512,93 @@ async fn run_renews_reissues_and_revokes_dynamic_leases() {
     drop(server);
     database.drop_all().await;
 }
+
+/// A controller killed while a replaced lease waits out its grace after the restart: the
+/// retired lease is on the Secret (`tresor.dev/lease-retired`), so the next controller reads
+/// it back and revokes it when it is due, instead of leaving the old credentials alive until
+/// they expire; the annotation goes once nothing is left to revoke.
+#[tokio::test]
+async fn a_restarted_controller_revokes_the_lease_its_predecessor_retired() {
+    let database = TestDatabase::create("runret").await;
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::dev(dir.path(), ROOT);
+    // Leases that outlive the grace: a retired one must be revoked, not left to run out.
+    database
+        .mount_engine(&server, json!({"default_ttl": "20s", "max_ttl": "120s"}))
+        .await;
+    let sup = &database.sup;
+    let kube = cluster(dir.path()).await;
+    deployment(&kube, "app").await;
+    let path = "/apis/secrets.hashicorp.com/v1beta1/namespaces/apps/vaultdynamicsecrets/app-db";
+    create(
+        &kube,
+        "vaultdynamicsecrets",
+        json!({"apiVersion": "secrets.hashicorp.com/v1beta1", "kind": "VaultDynamicSecret",
+            "metadata": {"name": "app-db", "namespace": "apps"},
+            "spec": {"mount": "database", "path": "creds/app",
+                     "destination": {"name": "app-db", "create": true},
+                     "rolloutRestartTargets": [{"kind": "Deployment", "name": "app"}]}}),
+    )
+    .await;
+    let args = ["--restart-min-interval", "0s", "--revoke-old-after", "4s"];
+    let mut first = RunController::start(&server, &kube, dir.path(), "first", &args);
+    let (lease1, user1) = poll(20, "the first credentials", || credentials(&kube)).await;
+    // A new spec: new credentials, the old lease retired until 4 s after the restart.
+    crate::sync_run::merge_patch(
+        &kube,
+        path,
+        json!({"spec": {"destination": {"labels": {"rotated": "yes"}}}}),
+    )
+    .await;
+    let retired = poll(20, "the re-issue, its old lease recorded", || async {
+        let s = secret(&kube, "app-db").await?;
+        annotation(&s, "tresor.dev/lease-retired").filter(|r| r.starts_with(&format!("{lease1};")))
+    })
+    .await;
+    first.kill9();
+    assert!(
+        !first
+            .log_text()
+            .contains(&format!("revoked lease {lease1}")),
+        "revoked before the kill; the test needs a longer grace:\n{}",
+        first.log_text()
+    );
+    assert!(role_exists(sup, &user1).await, "not revoked yet");
+    assert!(lease_end(&server, &lease1).await.is_some(), "still alive");
+    let revoke_at: i64 = retired.split(';').nth(2).unwrap().parse().unwrap();
+
+    let second = RunController::start(&server, &kube, dir.path(), "second", &args);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !second
+        .log_text()
+        .contains(&format!("revoked lease {lease1}"))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the next controller did not revoke {lease1}:\n{}",
+            second.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let log = second.log_text();
+    assert!(
+        log.contains(&format!("resumed retired lease {lease1}")),
+        "{log}"
+    );
+    // Not before the grace its predecessor gave it.
+    assert!(tresor_sync::secret::now_millis() >= revoke_at);
+    assert!(!role_exists(sup, &user1).await, "the old role is dropped");
+    assert_eq!(lease_end(&server, &lease1).await, None);
+    poll(10, "the annotation cleared", || async {
+        let s = secret(&kube, "app-db").await?;
+        annotation(&s, "tresor.dev/lease-retired")
+            .is_none_or(|r| !r.contains(&lease1))
+            .then_some(())
+    })
+    .await;
+    assert_eq!(kube.violations().await, Vec::<Value>::new());
+    drop(second);
+    drop(first);
+    drop(server);
+    database.drop_all().await;
+}
