@@ -341,6 +341,7 @@ pub(crate) fn engine_options(
         default_namespace: default_namespace.to_owned(),
         ca_pem,
         http: Default::default(),
+        logins: Default::default(),
     })
 }
 

@@ -15,7 +15,7 @@ use crate::login_jwt::{self, JwtSource};
 use crate::model::{Manifests, Resource, eso, tresor as ts, vso};
 use crate::secret::{DesiredSecret, LeaseInfo, Origin, WritePolicy};
 use crate::template::{self, Value as TValue};
-use crate::vault::{Endpoint, FetchError, HttpPool, SecretJson, VaultClient};
+use crate::vault::{Endpoint, FetchError, HttpPool, LoginPool, SecretJson, VaultClient};
 
 /// One failing resource key: printed as `<resource>: <key>: <reason>`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,6 +51,8 @@ pub struct Options {
     pub ca_pem: Option<Vec<u8>>,
     /// The HTTP connections every pass with these options shares (a controller's reconciles).
     pub http: HttpPool,
+    /// The Kubernetes logins every pass with these options shares (see [`LoginPool`]).
+    pub logins: LoginPool,
 }
 
 /// What one pass produced.
@@ -105,6 +107,9 @@ pub struct Engine<'a> {
     /// Logged-in clients by address, namespace and authentication, shared by the resources
     /// fetched concurrently.
     clients: tokio::sync::Mutex<HashMap<String, Result<VaultClient, FetchError>>>,
+    /// The keys of the logins this pass took from or gave to `options.logins`: forgotten there
+    /// if the pass fails, in case their token is what failed.
+    pooled: std::sync::Mutex<Vec<String>>,
 }
 
 /// Resources fetched at once: enough to hide round trips, few enough not to flood a server.
@@ -136,6 +141,7 @@ impl<'a> Engine<'a> {
             options,
             kube,
             clients: tokio::sync::Mutex::new(HashMap::new()),
+            pooled: std::sync::Mutex::new(Vec::new()),
         }
     }
 
@@ -170,6 +176,13 @@ impl<'a> Engine<'a> {
                 }
                 Ok(None) => {}
                 Err(mut failures) => out.failures.append(&mut failures),
+            }
+        }
+        if !out.failures.is_empty()
+            && let Ok(keys) = self.pooled.lock()
+        {
+            for key in keys.iter() {
+                self.options.logins.forget(key);
             }
         }
         // Two resources must not write one Secret.
@@ -210,19 +223,44 @@ impl<'a> Engine<'a> {
         if let Some(c) = clients.get(&key) {
             return c.clone();
         }
+        // Only Kubernetes logins are kept across passes: a token is as cheap to set again, and
+        // a token Secret is read at each pass so that its rotation is seen.
+        let kept = matches!(auth, AuthPlan::Kubernetes { .. });
+        if kept && let Some(client) = self.options.logins.get(&key) {
+            self.remember_pooled(&key);
+            clients.insert(key, Ok(client.clone()));
+            return Ok(client);
+        }
         let result = self.login(endpoint, auth).await;
+        if kept && let Ok((client, ttl)) = &result {
+            self.options.logins.put(&key, client, *ttl);
+            self.remember_pooled(&key);
+        }
+        let result = result.map(|(client, _)| client);
         clients.insert(key, result.clone());
         result
     }
 
-    async fn login(&self, endpoint: Endpoint, auth: AuthPlan) -> Result<VaultClient, FetchError> {
+    fn remember_pooled(&self, key: &str) {
+        if let Ok(mut keys) = self.pooled.lock() {
+            keys.push(key.to_owned());
+        }
+    }
+
+    /// A client with its authentication, and the TTL of a login's token (0 otherwise).
+    async fn login(
+        &self,
+        endpoint: Endpoint,
+        auth: AuthPlan,
+    ) -> Result<(VaultClient, u64), FetchError> {
         let mut client = VaultClient::pooled(endpoint, &self.options.http)?;
+        let mut ttl = 0;
         match auth {
             AuthPlan::Token(t) => client.set_token(t),
             AuthPlan::Anonymous => {}
             AuthPlan::Kubernetes { mount, role, jwt } => {
                 let jwt = self.login_jwt(&jwt).await?;
-                client.login_kubernetes(&mount, &role, &jwt).await?;
+                ttl = client.login_kubernetes(&mount, &role, &jwt).await?;
             }
             AuthPlan::TokenSecret {
                 namespace,
@@ -236,7 +274,7 @@ impl<'a> Engine<'a> {
                 client.set_token(SecretString::new(text.trim().to_owned()));
             }
         }
-        Ok(client)
+        Ok((client, ttl))
     }
 
     /// The JWT a Kubernetes login presents (see [`JwtSource`]).

@@ -133,6 +133,73 @@ impl std::fmt::Debug for HttpPool {
     }
 }
 
+/// Logins kept across the passes of one controller (or `once` run), by connection and identity:
+/// without it every refresh of every resource would log in again, and each Kubernetes login
+/// costs a TokenRequest (an API call) and leaves a new token behind in the server until its TTL
+/// runs out. A login is reused for two thirds of its token's TTL (at most an hour), then
+/// replaced; [`LoginPool::forget`] drops one whose pass failed, so a revoked token is replaced
+/// at the next attempt.
+#[derive(Clone, Default)]
+pub struct LoginPool(Arc<Mutex<HashMap<String, (VaultClient, std::time::Instant)>>>);
+
+impl std::fmt::Debug for LoginPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoginPool").finish_non_exhaustive()
+    }
+}
+
+/// The longest a login is reused, whatever its TTL.
+const MAX_LOGIN_REUSE: Duration = Duration::from_secs(3600);
+
+impl LoginPool {
+    /// The login kept under `key`, if still fresh.
+    pub fn get(&self, key: &str) -> Option<VaultClient> {
+        let mut pool = self.0.lock().ok()?;
+        match pool.get(key) {
+            Some((client, until)) if *until > std::time::Instant::now() => Some(client.clone()),
+            Some(_) => {
+                pool.remove(key);
+                None
+            }
+            None => None,
+        }
+    }
+
+    /// Keeps `client`, logged in with a token valid for `ttl_secs` (0: no expiry).
+    pub fn put(&self, key: &str, client: &VaultClient, ttl_secs: u64) {
+        let reuse = if ttl_secs == 0 {
+            MAX_LOGIN_REUSE
+        } else {
+            Duration::from_secs(ttl_secs.saturating_mul(2) / 3).min(MAX_LOGIN_REUSE)
+        };
+        if reuse.is_zero() {
+            return;
+        }
+        if let Ok(mut pool) = self.0.lock() {
+            pool.retain(|_, (_, until)| *until > std::time::Instant::now());
+            pool.insert(
+                key.to_owned(),
+                (client.clone(), std::time::Instant::now() + reuse),
+            );
+        }
+    }
+
+    pub fn forget(&self, key: &str) {
+        if let Ok(mut pool) = self.0.lock() {
+            pool.remove(key);
+        }
+    }
+
+    /// How many logins are kept (tests).
+    pub fn len(&self) -> usize {
+        self.0.lock().map(|p| p.len()).unwrap_or(0)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 /// Distinct TLS settings kept at once; more (a cluster with that many CA bundles) start over.
 const MAX_POOLED: usize = 32;
 
@@ -319,13 +386,14 @@ impl VaultClient {
             .map(|_| ())
     }
 
-    /// Logs in through a Kubernetes auth mount and keeps the token.
+    /// Logs in through a Kubernetes auth mount and keeps the token; returns its TTL in seconds
+    /// (`auth.lease_duration`, 0 when it has none).
     pub async fn login_kubernetes(
         &mut self,
         mount: &str,
         role: &str,
         jwt: &SecretString,
-    ) -> Result<(), FetchError> {
+    ) -> Result<u64, FetchError> {
         let mount = mount.trim_matches('/');
         let path = format!("auth/{mount}/login");
         let mut body = Map::new();
@@ -361,7 +429,12 @@ impl VaultClient {
             .and_then(Value::as_str)
             .ok_or_else(|| login_error("the response holds no client token".into()))?;
         self.token = Some(SecretString::new(token.to_owned()));
-        Ok(())
+        Ok(json
+            .0
+            .get("auth")
+            .and_then(|a| a.get("lease_duration"))
+            .and_then(Value::as_u64)
+            .unwrap_or(0))
     }
 
     async fn request(

@@ -16,7 +16,7 @@ use crate::common;
 use crate::support_kubernetes;
 use crate::support_sync;
 use crate::sync_once_cluster::{secret, text};
-use crate::sync_run::{Controller, create, ready, secret_holds};
+use crate::sync_run::{Controller, create, poll, ready, secret_holds};
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -439,13 +439,49 @@ async fn the_controller_logs_in_as_the_named_service_account() {
         "rotated-for-the-controller",
     )
     .await;
-    assert!(
-        reviewed(&kube)
-            .await
-            .iter()
-            .all(|u| u == "system:serviceaccount:apps:web"),
-        "only apps/web was ever authenticated"
+    // One login, kept across refreshes (every second here) for two thirds of the token's TTL:
+    // not a TokenRequest and a new token per refresh.
+    assert_eq!(
+        reviewed(&kube).await,
+        ["system:serviceaccount:apps:web"],
+        "one login of apps/web, and nobody else"
     );
+    // Idle, with Kubernetes auth: refreshes make no API writes (no TokenRequest either).
+    kube.mark().await;
+    let before = controller.successes().await;
+    poll(10, "two more refreshes", || async {
+        (controller.successes().await >= before + 2.0).then_some(())
+    })
+    .await;
+    let idle = kube.writes().await;
+    assert_eq!(idle["total"], 0, "{idle}");
+    assert_eq!(reviewed(&kube).await.len(), 1);
+
+    // The kept login's token revoked in the server: the refresh that finds it refused drops
+    // the login, and the next attempt logs in again, so the Secret keeps following the source.
+    ok(
+        &server,
+        "PUT",
+        "sys/leases/revoke-prefix/auth/kubernetes/login",
+        json!({}),
+    )
+    .await;
+    ok(
+        &server,
+        "POST",
+        "secret/data/webapp/config",
+        json!({"data": {"username": "web", "password": "after-the-token-was-revoked"}}),
+    )
+    .await;
+    secret_holds(
+        &kube,
+        "apps",
+        "web-password",
+        "password",
+        "after-the-token-was-revoked",
+    )
+    .await;
+    assert_eq!(reviewed(&kube).await.len(), 2, "one new login");
     let log = controller.log_text();
     assert_no_values(&log);
     assert!(!log.contains("rotated-for-the-controller"), "{log}");

@@ -114,6 +114,23 @@ impl Controller {
         c
     }
 
+    /// The successful reconciles so far (`tresor_sync_syncs_total{result="success"}`), read
+    /// off the metrics text without the reference parser (cheap enough to poll).
+    pub(crate) async fn successes(&self) -> f64 {
+        let text = reqwest::get(&self.metrics)
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .filter(|l| {
+                l.starts_with("tresor_sync_syncs_total{") && l.contains("result=\"success\"")
+            })
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+
     pub(crate) fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
@@ -213,7 +230,7 @@ impl Scrape {
 }
 
 /// Polls `f` every 100 ms until it yields, for at most `secs` seconds.
-async fn poll<T, F, Fut>(secs: u64, what: &str, mut f: F) -> T
+pub(crate) async fn poll<T, F, Fut>(secs: u64, what: &str, mut f: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
