@@ -602,3 +602,77 @@ async fn a_restarted_controller_revokes_the_lease_its_predecessor_retired() {
     drop(server);
     database.drop_all().await;
 }
+
+/// A `TresorSecret` with a dynamic database role under the controller: credentials of a role
+/// that exists in PostgreSQL, the lease on the Secret and the status (`Ready`, `contentHash`);
+/// a new spec re-issues them, and the old lease is revoked after the grace (its role dropped).
+#[tokio::test]
+async fn run_issues_and_rotates_a_tresor_secret_database_source() {
+    let database = TestDatabase::create("runts").await;
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::dev(dir.path(), ROOT);
+    database
+        .mount_engine(&server, json!({"default_ttl": "20s", "max_ttl": "120s"}))
+        .await;
+    let (sup, tag) = (&database.sup, &database.tag);
+    let kube = crate::sync_run::cluster(dir.path()).await;
+    crate::sync_run::create(
+        &kube,
+        r#"
+apiVersion: tresor.dev/v1alpha1
+kind: TresorSecret
+metadata: {name: app-db, namespace: apps}
+spec:
+  sources:
+    - database: {mount: database, role: app}
+  target: {name: app-db}
+"#,
+    )
+    .await;
+    let args = ["--revoke-old-after", "500ms"];
+    let controller = RunController::start(&server, &kube, dir.path(), "ts", &args);
+    let (lease1, user1) = poll(20, "the first credentials", || credentials(&kube)).await;
+    assert!(user1.starts_with(&format!("{tag}-app-")), "{user1}");
+    assert!(role_exists(sup, &user1).await);
+    assert!(lease_end(&server, &lease1).await.is_some());
+    let path = "/apis/tresor.dev/v1alpha1/namespaces/apps/tresorsecrets/app-db";
+    let hash = poll(10, "Ready with the content hash", || async {
+        let (_, obj) = kube.api("GET", path, None).await;
+        let ready = obj["status"]["conditions"]
+            .as_array()?
+            .iter()
+            .any(|c| c["type"] == "Ready" && c["status"] == "True");
+        let hash = obj["status"]["contentHash"].as_str()?.to_owned();
+        ready.then_some(hash)
+    })
+    .await;
+    let s = secret(&kube, "app-db").await.unwrap();
+    assert_eq!(annotation(&s, "tresor.dev/content-hash"), Some(hash));
+
+    // A new spec: new credentials; the old lease revoked after the grace, its role dropped.
+    crate::sync_run::merge_patch(
+        &kube,
+        path,
+        json!({"spec": {"target": {"name": "app-db", "labels": {"rotated": "yes"}}}}),
+    )
+    .await;
+    let (lease2, user2) = poll(20, "the re-issue", || async {
+        credentials(&kube).await.filter(|(l, _)| *l != lease1)
+    })
+    .await;
+    assert_ne!(user2, user1);
+    poll(10, "the old lease's revocation", || async {
+        controller
+            .log_text()
+            .contains(&format!("revoked lease {lease1}"))
+            .then_some(())
+    })
+    .await;
+    assert!(!role_exists(sup, &user1).await, "the old role is dropped");
+    assert!(role_exists(sup, &user2).await);
+    assert!(lease_end(&server, &lease2).await.is_some());
+    assert_eq!(kube.violations().await, Vec::<Value>::new());
+    drop(controller);
+    drop(server);
+    database.drop_all().await;
+}
