@@ -88,6 +88,8 @@ pub struct Retired {
 pub struct DynamicState {
     pub lease: Option<Lease>,
     pub retired: Vec<Retired>,
+    /// The Secret's [`LEASE_RETIRED_ANNOTATION`] as last read or written (`None`: absent).
+    pub recorded_retired: Option<String>,
     /// The Secret's annotations have been read (a restarted controller resumes from them).
     pub resumed: bool,
 }
@@ -338,15 +340,12 @@ pub async fn tick(
     if !state.resumed {
         resume(vault, &secrets, &secret_name, state, &mut report).await?;
     }
-    let recorded = state.retired.clone();
     for _ in 0..MAX_ACTIONS_PER_TICK {
         let now = crate::secret::now_millis();
         prune(state, now);
         match next_action(state, now, &schedule) {
             Action::Wait { until } => {
-                if state.retired != recorded {
-                    record_retired(&secrets, &secret_name, state).await?;
-                }
+                record_retired(&secrets, &secret_name, state).await?;
                 report.next_at = until;
                 return Ok(report);
             }
@@ -385,9 +384,7 @@ pub async fn tick(
             }
         }
     }
-    if state.retired != recorded {
-        record_retired(&secrets, &secret_name, state).await?;
-    }
+    record_retired(&secrets, &secret_name, state).await?;
     report.next_at = crate::secret::now_millis();
     Ok(report)
 }
@@ -439,17 +436,21 @@ pub fn decode_retired(text: &str, current: Option<&str>) -> Vec<Retired> {
         .collect()
 }
 
-/// Writes the retired leases onto the Secret (a metadata patch; the content hash leaves lease
-/// annotations out, so nothing restarts), or removes the annotation when none is left.
+/// Writes the retired leases onto the Secret when they differ from what it holds (a metadata
+/// patch; the content hash leaves lease annotations out, so nothing restarts), or removes the
+/// annotation when none is left.
 async fn record_retired(
     secrets: &Api<Secret>,
     secret_name: &str,
-    state: &DynamicState,
+    state: &mut DynamicState,
 ) -> Result<(), DynamicError> {
-    let value = if state.retired.is_empty() {
-        serde_json::Value::Null
-    } else {
-        serde_json::Value::String(encode_retired(&state.retired))
+    let want = (!state.retired.is_empty()).then(|| encode_retired(&state.retired));
+    if want == state.recorded_retired {
+        return Ok(());
+    }
+    let value = match &want {
+        Some(text) => serde_json::Value::String(text.clone()),
+        None => serde_json::Value::Null,
     };
     let patch = json!({"metadata": {"annotations": {LEASE_RETIRED_ANNOTATION: value}}});
     secrets
@@ -461,6 +462,7 @@ async fn record_retired(
                 kube_reason(&e)
             ))
         })?;
+    state.recorded_retired = want;
     Ok(())
 }
 
@@ -481,6 +483,8 @@ async fn resume(
     };
     if let Some(text) = annotations.get(LEASE_RETIRED_ANNOTATION) {
         let current = annotations.get(LEASE_ID_ANNOTATION).map(String::as_str);
+        // As read: an entry dropped as malformed makes the next record rewrite it.
+        state.recorded_retired = Some(text.clone());
         for retired in decode_retired(text, current) {
             if state.retired.iter().all(|r| r.lease_id != retired.lease_id) {
                 report.events.push(Event::ResumedRetired {
@@ -576,6 +580,8 @@ async fn issue(
             lease.lease_id
         )));
     }
+    // The write replaced the Secret's lease annotations, the retired list's included.
+    state.recorded_retired = None;
     let restarted = applied
         .restarts
         .iter()
@@ -827,6 +833,7 @@ mod tests {
         DynamicState {
             lease: Some(lease),
             retired: Vec::new(),
+            recorded_retired: None,
             resumed: true,
         }
     }
