@@ -14,6 +14,7 @@ use kube::api::{Api, PostParams};
 
 use crate::rollout::{self, RateLimiter, RestartRequest, RolloutConfig, TargetReport};
 use crate::secret::{DesiredSecret, HASH_ANNOTATION, WritePolicy};
+use tresor_sdk::secret::SecretBytes;
 
 /// What a write pass did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -232,36 +233,65 @@ async fn apply_one(
     Ok((Outcome::Updated, replaced.metadata.resource_version))
 }
 
-/// Whether the Secret in the cluster holds what `d` renders: the content hash annotation, the
-/// labels and hashed annotations `d` sets (others' are ignored), the type, and the data (for a
-/// merge, the keys `d` sets). The data is compared, not just the hash annotation, so a value
-/// edited by hand is noticed; the lease annotations of dynamic secrets are not compared, so a
-/// renewal does not rewrite the Secret.
+/// Whether the Secret in the cluster holds what `d` renders: its content hash annotation, and
+/// [`as_rendered`]'s view of it hashing as `d` does. The data is compared, not just the hash
+/// annotation, so a value edited by hand is noticed; the lease annotations of dynamic secrets
+/// are left out of the hash, so a renewal does not rewrite the Secret.
 fn in_step(current: &Secret, d: &DesiredSecret) -> bool {
-    let meta_in_step = |have: Option<&BTreeMap<String, String>>,
-                        want: &BTreeMap<String, String>,
-                        all: bool| {
-        want.iter()
-            .filter(|(k, _)| all || !crate::secret::unhashed_annotation(k) || *k == HASH_ANNOTATION)
-            .all(|(k, v)| have.and_then(|h| h.get(k)) == Some(v))
-    };
-    if !meta_in_step(current.metadata.labels.as_ref(), &d.labels, true)
-        || !meta_in_step(current.metadata.annotations.as_ref(), &d.annotations, false)
-    {
+    let Some(want) = d.annotations.get(HASH_ANNOTATION) else {
         return false;
-    }
-    let empty = BTreeMap::new();
-    let data = current.data.as_ref().unwrap_or(&empty);
-    let same = |k: &String, v: &tresor_sdk::secret::SecretBytes| {
-        data.get(k)
-            .is_some_and(|have| have.0.as_slice() == v.expose())
     };
-    if d.policy == WritePolicy::Merge {
-        return d.data.iter().all(|(k, v)| same(k, v));
+    let have = current
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(HASH_ANNOTATION));
+    have == Some(want) && as_rendered(current, d).content_hash() == *want
+}
+
+/// The cluster's Secret as `d` would render it, so that the two hash alike when the Secret
+/// holds what `d` renders: its type (for a merge, `d`'s: a merge never sets the type), its data
+/// (for a merge, only the keys `d` writes), and of its labels and annotations only those `d`
+/// sets. What `apply` decides (write or leave) and `sync status` reports (drifted or in sync)
+/// both come from it.
+pub(crate) fn as_rendered(cluster: &Secret, d: &DesiredSecret) -> DesiredSecret {
+    let mut seen = d.clone();
+    if d.policy != WritePolicy::Merge {
+        seen.type_ = cluster.type_.clone().unwrap_or_else(|| "Opaque".into());
     }
-    current.type_.as_deref().unwrap_or("Opaque") == d.type_
-        && data.len() == d.data.len()
-        && d.data.iter().all(|(k, v)| same(k, v))
+    seen.data = cluster
+        .data
+        .iter()
+        .flatten()
+        .filter(|(k, _)| d.policy != WritePolicy::Merge || d.data.contains_key(*k))
+        .map(|(k, v)| (k.clone(), SecretBytes::copy_from(&v.0)))
+        .collect();
+    let pick = |have: Option<&BTreeMap<String, String>>, want: &BTreeMap<String, String>| {
+        have.iter()
+            .flat_map(|h| h.iter())
+            .filter(|(k, _)| want.contains_key(*k))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    };
+    seen.labels = pick(cluster.metadata.labels.as_ref(), &d.labels);
+    seen.annotations = pick(cluster.metadata.annotations.as_ref(), &d.annotations);
+    seen
+}
+
+/// The Secret `apply` creates from `d` (tests of what reads it back).
+#[cfg(test)]
+pub(crate) fn as_written(d: &DesiredSecret) -> Secret {
+    Secret {
+        metadata: ObjectMeta {
+            name: Some(d.name.clone()),
+            labels: Some(d.labels.clone()),
+            annotations: Some(d.annotations.clone()),
+            ..ObjectMeta::default()
+        },
+        type_: Some(d.type_.clone()),
+        data: Some(to_data(d)),
+        ..Secret::default()
+    }
 }
 
 #[cfg(test)]
@@ -269,7 +299,6 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::indexing_slicing, reason = "tests")]
     use super::*;
     use crate::secret::{LEASE_ID_ANNOTATION, Origin};
-    use tresor_sdk::secret::SecretBytes;
 
     fn desired(policy: WritePolicy) -> DesiredSecret {
         let mut d = DesiredSecret {
@@ -298,25 +327,10 @@ mod tests {
         d
     }
 
-    /// The Secret as `apply_one` would create it from `d`.
-    fn written(d: &DesiredSecret) -> Secret {
-        Secret {
-            metadata: ObjectMeta {
-                name: Some(d.name.clone()),
-                labels: Some(d.labels.clone()),
-                annotations: Some(d.annotations.clone()),
-                ..ObjectMeta::default()
-            },
-            type_: Some(d.type_.clone()),
-            data: Some(to_data(d)),
-            ..Secret::default()
-        }
-    }
-
     #[test]
     fn a_secret_as_written_is_in_step_whatever_others_add() {
         let d = desired(WritePolicy::Owner);
-        let mut s = written(&d);
+        let mut s = as_written(&d);
         assert!(in_step(&s, &d));
         s.metadata
             .labels
@@ -371,7 +385,7 @@ mod tests {
             ("the type", |s| s.type_ = Some("kubernetes.io/tls".into())),
         ];
         for (what, edit) in edits {
-            let mut s = written(&d);
+            let mut s = as_written(&d);
             edit(&mut s);
             assert!(!in_step(&s, &d), "{what}");
         }
@@ -380,7 +394,7 @@ mod tests {
     #[test]
     fn a_merge_compares_only_the_keys_it_sets() {
         let d = desired(WritePolicy::Merge);
-        let mut s = written(&d);
+        let mut s = as_written(&d);
         s.type_ = Some("kubernetes.io/dockerconfigjson".into());
         s.data
             .as_mut()

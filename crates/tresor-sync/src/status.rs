@@ -13,13 +13,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams};
 use serde::Serialize;
-use tresor_sdk::secret::SecretBytes;
 
 use crate::apply::kube_reason;
 use crate::engine::{Engine, Options};
 use crate::model::Manifests;
 use crate::rollout::{RESTARTED_FOR_ANNOTATION, TargetKey, parse_restarted_for, read_target};
-use crate::secret::{DesiredSecret, HASH_ANNOTATION, LEASE_ID_ANNOTATION, WritePolicy};
+use crate::secret::{DesiredSecret, HASH_ANNOTATION, LEASE_ID_ANNOTATION};
 use crate::vault::VaultClient;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -285,29 +284,10 @@ async fn dynamic_state(
     )
 }
 
-/// The cluster Secret's content, hashed as the rendered one is: its type and data (for a
-/// merge, only the keys the resource writes), and the labels and annotations the resource
-/// sets. Differences are named by part and key, never by value.
+/// The cluster Secret against the rendered one, through the view `apply` decides its writes
+/// by ([`crate::apply::as_rendered`]). Differences are named by part and key, never by value.
 fn compare(cluster: &Secret, desired: &DesiredSecret) -> (SecretState, Option<String>) {
-    let mut seen = desired.clone();
-    seen.type_ = cluster.type_.clone().unwrap_or_else(|| "Opaque".into());
-    let data = cluster.data.clone().unwrap_or_default();
-    seen.data = data
-        .into_iter()
-        .filter(|(k, _)| desired.policy != WritePolicy::Merge || desired.data.contains_key(k))
-        .map(|(k, v)| (k, SecretBytes::new(v.0)))
-        .collect();
-    let pick = |have: Option<&BTreeMap<String, String>>, want: &BTreeMap<String, String>| {
-        have.map(|h| {
-            h.iter()
-                .filter(|(k, _)| want.contains_key(*k))
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect()
-        })
-        .unwrap_or_default()
-    };
-    seen.labels = pick(cluster.metadata.labels.as_ref(), &desired.labels);
-    seen.annotations = pick(cluster.metadata.annotations.as_ref(), &desired.annotations);
+    let seen = crate::apply::as_rendered(cluster, desired);
     let want = desired.content_hash();
     if seen.content_hash() == want {
         return (SecretState::InSync, None);
@@ -479,8 +459,9 @@ pub fn json(report: &[ResourceStatus]) -> String {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::indexing_slicing, reason = "tests")]
     use super::*;
-    use crate::secret::Origin;
+    use crate::secret::{Origin, WritePolicy};
     use k8s_openapi::ByteString;
+    use tresor_sdk::secret::SecretBytes;
 
     fn desired() -> DesiredSecret {
         let mut d = DesiredSecret {
@@ -510,27 +491,13 @@ mod tests {
     }
 
     fn cluster_of(d: &DesiredSecret) -> Secret {
-        let mut annotations = d.annotations.clone();
+        let mut secret = crate::apply::as_written(d);
         // Others' annotations do not count.
-        annotations.insert(
+        secret.metadata.annotations.get_or_insert_default().insert(
             "kubectl.kubernetes.io/last-applied-configuration".into(),
             "{}".into(),
         );
-        Secret {
-            metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
-                labels: Some(d.labels.clone()),
-                annotations: Some(annotations),
-                ..Default::default()
-            },
-            type_: Some(d.type_.clone()),
-            data: Some(
-                d.data
-                    .iter()
-                    .map(|(k, v)| (k.clone(), ByteString(v.expose().to_vec())))
-                    .collect(),
-            ),
-            ..Default::default()
-        }
+        secret
     }
 
     #[test]
@@ -567,5 +534,13 @@ mod tests {
             .unwrap()
             .insert("theirs".into(), ByteString(b"x".to_vec()));
         assert_eq!(compare(&c, &d).0, SecretState::InSync);
+        // A merge never sets the type: the Secret it merges into keeps its own.
+        c.type_ = Some("kubernetes.io/dockerconfigjson".into());
+        assert_eq!(compare(&c, &d).0, SecretState::InSync);
+        c.data
+            .as_mut()
+            .unwrap()
+            .insert("password".into(), ByteString(b"edited".to_vec()));
+        assert_eq!(compare(&c, &d).0, SecretState::Drifted);
     }
 }
