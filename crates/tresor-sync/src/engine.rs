@@ -789,17 +789,12 @@ impl<'a> Engine<'a> {
                     let k = a.spec.kubernetes.clone().unwrap_or_default();
                     // VSO asks for a token of the service account in the namespace of the
                     // resource being synced, whichever namespace the VaultAuth is in.
-                    let jwt = match k.service_account.filter(|n| !n.is_empty()) {
-                        Some(name) => JwtSource::ServiceAccount {
-                            namespace: ns.to_owned(),
-                            name,
-                            audiences: k.audiences,
-                            expiration_seconds: k
-                                .token_expiration_seconds
-                                .unwrap_or(login_jwt::DEFAULT_EXPIRATION_SECONDS),
-                        },
-                        None => JwtSource::OwnToken,
-                    };
+                    let jwt = JwtSource::named_or_own(
+                        ns,
+                        k.service_account.as_deref(),
+                        &k.audiences,
+                        k.token_expiration_seconds,
+                    );
                     AuthPlan::Kubernetes {
                         mount: if a.spec.mount.is_empty() {
                             "kubernetes".into()
@@ -1070,17 +1065,7 @@ impl<'a> Engine<'a> {
             Some(ts::Auth { kubernetes: Some(k), .. }) => AuthPlan::Kubernetes {
                 mount: k.mount.clone().filter(|m| !m.is_empty()).unwrap_or_else(|| "kubernetes".into()),
                 role: k.role.clone(),
-                jwt: match k.service_account.clone().filter(|n| !n.is_empty()) {
-                    Some(name) => JwtSource::ServiceAccount {
-                        namespace: ns.to_owned(),
-                        name,
-                        audiences: k.audiences.clone(),
-                        expiration_seconds: k
-                            .token_expiration_seconds
-                            .unwrap_or(login_jwt::DEFAULT_EXPIRATION_SECONDS),
-                    },
-                    None => JwtSource::OwnToken,
-                },
+                jwt: JwtSource::named_or_own(ns, k.service_account.as_deref(), &k.audiences, k.token_expiration_seconds),
             },
             Some(ts::Auth { token_secret_ref: Some(t), .. }) => AuthPlan::TokenSecret {
                 namespace: t.namespace.clone().unwrap_or_else(|| ns.to_owned()),

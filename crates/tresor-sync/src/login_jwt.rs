@@ -38,6 +38,25 @@ pub enum JwtSource {
 }
 
 impl JwtSource {
+    /// A TokenRequest for `name` in `namespace` when a name is given (not empty), else the
+    /// controller's own token: VSO's `kubernetes.serviceAccount` and `TresorSecret`'s.
+    pub fn named_or_own(
+        namespace: &str,
+        name: Option<&str>,
+        audiences: &[String],
+        expiration_seconds: Option<i64>,
+    ) -> JwtSource {
+        match name.filter(|n| !n.is_empty()) {
+            Some(name) => JwtSource::ServiceAccount {
+                namespace: namespace.to_owned(),
+                name: name.to_owned(),
+                audiences: audiences.to_vec(),
+                expiration_seconds: expiration_seconds.unwrap_or(DEFAULT_EXPIRATION_SECONDS),
+            },
+            None => JwtSource::OwnToken,
+        }
+    }
+
     /// What tells two logins apart in the engine's client cache (no token material).
     pub fn cache_key(&self) -> String {
         match self {

@@ -556,12 +556,7 @@ impl Controller {
     /// Registers the Secret a rendering resource writes, and watches its namespace's managed
     /// Secrets from then on.
     fn track_target(&mut self, key: &ObjKey) {
-        let Some(target) = self.cache.get(key).and_then(|e| {
-            e.resource
-                .as_ref()
-                .ok()
-                .and_then(|r| r.target_secret(&self.settings.options.default_namespace))
-        }) else {
+        let Some(target) = self.cache.get(key).and_then(|e| self.target_of(e)) else {
             return;
         };
         if !self.secret_watchers.contains_key(&target.0) {
@@ -583,15 +578,20 @@ impl Controller {
         });
     }
 
+    /// The Secret (namespace, name) a rendering resource writes.
+    fn target_of(&self, entry: &Entry) -> Option<(String, String)> {
+        entry
+            .resource
+            .as_ref()
+            .ok()?
+            .target_secret(&self.settings.options.default_namespace)
+    }
+
     /// Two resources must not write one Secret (they would undo each other's writes): the
     /// first one seen keeps it, the others fail until it lets go (`once` refuses such a pair
     /// outright).
     fn claimed_by_another(&self, entry: &Entry) -> Option<String> {
-        let target = entry
-            .resource
-            .as_ref()
-            .ok()?
-            .target_secret(&self.settings.options.default_namespace)?;
+        let target = self.target_of(entry)?;
         let holder = self.targets.get(&target)?;
         (holder.key != entry.key && self.cache.get(&holder.key).is_some()).then(|| {
             format!(
