@@ -10,6 +10,12 @@
 //! - [`RequestGuard`] is held by each request until its response body is finished (or
 //!   dropped): while any is alive, the header and idle clocks are off.
 //! - [`ConnState::expired`] waits for the deadline of whatever phase the connection is in.
+//!
+//! A phase change wakes the watchdog only when it brings the deadline forward. One that moves
+//! it later (a request starting or ending, the next request's first byte) is left for the
+//! watchdog to find when its earlier deadline comes: it re-reads the phase then and sleeps
+//! again. The watchdog runs in the connection's own task, so waking it on every change cost
+//! each request two or three extra polls of the whole connection.
 
 use std::io;
 use std::pin::Pin;
@@ -57,6 +63,9 @@ struct Phase {
     head_started: Option<Instant>,
     /// When a write last returned `Pending` without any progress since.
     write_blocked_since: Option<Instant>,
+    /// The deadline the watchdog sleeps until (`None`: it waits for a change, or has not
+    /// looked yet). A change that leaves the deadline no earlier than this needs no wake-up.
+    armed: Option<Instant>,
 }
 
 /// Shared by the socket wrapper, the request guards and the connection's watchdog.
@@ -77,6 +86,7 @@ impl ConnState {
                 idle_since: now,
                 head_started: Some(now),
                 write_blocked_since: None,
+                armed: None,
             }),
             changed: Notify::new(),
             limits,
@@ -97,8 +107,7 @@ impl ConnState {
         phase.in_flight = phase.in_flight.saturating_add(1);
         phase.http2 |= http2;
         phase.head_started = None;
-        drop(phase);
-        self.changed.notify_one();
+        self.wake_if_sooner(phase);
         RequestGuard {
             state: Arc::clone(self),
         }
@@ -111,16 +120,28 @@ impl ConnState {
             phase.idle_since = Instant::now();
             phase.head_started = None;
         }
+        self.wake_if_sooner(phase);
+    }
+
+    /// Wakes the watchdog if the phase's deadline (just changed) comes before the one it
+    /// sleeps until.
+    fn wake_if_sooner(&self, phase: MutexGuard<'_, Phase>) {
+        let sooner = match (deadline_of(&phase, &self.limits), phase.armed) {
+            (Some((at, _)), Some(armed)) => at < armed,
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
         drop(phase);
-        self.changed.notify_one();
+        if sooner {
+            self.changed.notify_one();
+        }
     }
 
     fn bytes_read(&self) {
         let mut phase = self.phase();
         if phase.in_flight == 0 && phase.head_started.is_none() && !phase.http2 {
             phase.head_started = Some(Instant::now());
-            drop(phase);
-            self.changed.notify_one();
+            self.wake_if_sooner(phase);
         }
     }
 
@@ -129,8 +150,7 @@ impl ConnState {
         match (blocked, phase.write_blocked_since.is_some()) {
             (true, false) => {
                 phase.write_blocked_since = Some(Instant::now());
-                drop(phase);
-                self.changed.notify_one();
+                self.wake_if_sooner(phase);
             }
             // Unblocking needs no wake-up: the watchdog re-reads the phase at its deadline.
             (false, true) => phase.write_blocked_since = None,
@@ -138,24 +158,13 @@ impl ConnState {
         }
     }
 
-    /// The earliest deadline of the current phase, and what it stands for.
-    fn deadline(&self) -> Option<(Instant, Expired)> {
-        let phase = self.phase();
-        let limits = &self.limits;
-        let write = phase.write_blocked_since.map(|since| {
-            let limit = limits.write_timeout.unwrap_or(limits.idle_timeout);
-            (since + limit, Expired::WriteStalled)
-        });
-        let waiting = (phase.in_flight == 0).then(|| match phase.head_started {
-            Some(started) if !phase.http2 => {
-                (started + limits.read_header_timeout, Expired::Headers)
-            }
-            _ => (phase.idle_since + limits.idle_timeout, Expired::Idle),
-        });
-        match (write, waiting) {
-            (Some(a), Some(b)) => Some(if a.0 <= b.0 { a } else { b }),
-            (a, b) => a.or(b),
-        }
+    /// The earliest deadline of the current phase, and what it stands for; recorded as the
+    /// one the watchdog sleeps until.
+    fn arm(&self) -> Option<(Instant, Expired)> {
+        let mut phase = self.phase();
+        let deadline = deadline_of(&phase, &self.limits);
+        phase.armed = deadline.map(|(at, _)| at);
+        deadline
     }
 
     /// Resolves when the connection has overrun the limit of the phase it is in.
@@ -165,7 +174,7 @@ impl ConnState {
             tokio::pin!(notified);
             // Registered before the deadline is read, so a change in between still wakes us.
             notified.as_mut().enable();
-            match self.deadline() {
+            match self.arm() {
                 Some((at, why)) if at <= Instant::now() => return why,
                 Some((at, _)) => {
                     tokio::select! {
@@ -176,6 +185,22 @@ impl ConnState {
                 None => notified.await,
             }
         }
+    }
+}
+
+/// The earliest deadline of `phase`, and what it stands for.
+fn deadline_of(phase: &Phase, limits: &ListenerLimits) -> Option<(Instant, Expired)> {
+    let write = phase.write_blocked_since.map(|since| {
+        let limit = limits.write_timeout.unwrap_or(limits.idle_timeout);
+        (since + limit, Expired::WriteStalled)
+    });
+    let waiting = (phase.in_flight == 0).then(|| match phase.head_started {
+        Some(started) if !phase.http2 => (started + limits.read_header_timeout, Expired::Headers),
+        _ => (phase.idle_since + limits.idle_timeout, Expired::Idle),
+    });
+    match (write, waiting) {
+        (Some(a), Some(b)) => Some(if a.0 <= b.0 { a } else { b }),
+        (a, b) => a.or(b),
     }
 }
 
