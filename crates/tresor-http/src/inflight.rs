@@ -2,35 +2,63 @@
 //! `vault.core.in_flight_requests` gauge.
 //!
 //! Every request registers on arrival and is removed when its future ends (answered, failed or
-//! dropped by a timeout), through a guard. The map is split into shards by request id so that
-//! concurrent requests rarely touch the same lock.
+//! dropped by a timeout), through a guard. The map is split into shards by a registration
+//! number so that concurrent requests rarely touch the same lock. Registering copies nothing
+//! that can wait: the address, path and start time are kept as they are and formatted only
+//! when someone asks (`sys/in-flight-req`), since every request pays for registering.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 use serde_json::{Map, Value, json};
 
 const SHARDS: usize = 16;
 
+/// Who sent a request, as `sys/in-flight-req` shows it.
+#[derive(Debug, Clone)]
+pub enum Client {
+    /// The connection's address and port.
+    Socket(SocketAddr),
+    /// The first `X-Forwarded-For` value, as OpenBao shows it.
+    Forwarded(String),
+    Unknown,
+}
+
+impl Client {
+    fn render(&self) -> String {
+        match self {
+            Client::Socket(addr) => addr.to_string(),
+            Client::Forwarded(value) => value.clone(),
+            Client::Unknown => String::new(),
+        }
+    }
+}
+
 /// What `sys/in-flight-req` shows of one request (OpenBao's `InFlightReqData`).
 #[derive(Debug, Clone)]
 struct Entry {
-    /// Unix nanoseconds; formatted only when someone asks (`sys/in-flight-req`), not per request.
+    id: String,
+    /// Unix nanoseconds.
     start_nanos: i64,
-    client_remote_address: String,
-    request_path: String,
-    request_method: String,
+    client: Client,
+    /// The request's URI (its path is shown; cloning a URI shares its bytes).
+    uri: http::Uri,
+    method: http::Method,
 }
 
 #[derive(Debug)]
 pub struct InFlight {
-    shards: [Mutex<HashMap<String, Entry>>; SHARDS],
+    shards: [Mutex<HashMap<u64, Entry>>; SHARDS],
+    next: AtomicU64,
 }
 
 impl Default for InFlight {
     fn default() -> Self {
         Self {
             shards: std::array::from_fn(|_| Mutex::new(HashMap::new())),
+            next: AtomicU64::new(0),
         }
     }
 }
@@ -39,44 +67,50 @@ impl Default for InFlight {
 #[derive(Debug)]
 pub struct Registered<'a> {
     registry: &'a InFlight,
-    id: String,
+    key: u64,
 }
 
 impl Drop for Registered<'_> {
     fn drop(&mut self) {
         self.registry
-            .shard(&self.id)
+            .shard(self.key)
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .remove(&self.id);
+            .remove(&self.key);
     }
 }
 
 impl InFlight {
-    fn shard(&self, id: &str) -> &Mutex<HashMap<String, Entry>> {
-        // Request ids are random UUIDs: their last hex digit spreads them evenly.
-        let digit = id.as_bytes().last().map_or(0, |b| usize::from(*b) % SHARDS);
+    fn shard(&self, key: u64) -> &Mutex<HashMap<u64, Entry>> {
+        // Consecutive registrations go to consecutive shards.
+        let index = usize::try_from(key % SHARDS as u64).unwrap_or(0);
         let [first, ..] = &self.shards;
-        self.shards.get(digit).unwrap_or(first)
+        self.shards.get(index).unwrap_or(first)
     }
 
-    /// Registers a request until the returned guard is dropped. `remote` is the client's
-    /// address and port (or the first `X-Forwarded-For` value, as OpenBao shows it), `path` the
-    /// URL path as sent (`/v1/…`).
-    pub fn register(&self, id: &str, remote: String, path: &str, method: &str) -> Registered<'_> {
+    /// Registers a request until the returned guard is dropped.
+    pub fn register(
+        &self,
+        id: &str,
+        client: Client,
+        uri: &http::Uri,
+        method: &http::Method,
+    ) -> Registered<'_> {
+        let key = self.next.fetch_add(1, Ordering::Relaxed);
         let entry = Entry {
+            id: id.to_owned(),
             start_nanos: tresor_sdk::timestamp::now_nanos(),
-            client_remote_address: remote,
-            request_path: path.to_owned(),
-            request_method: method.to_owned(),
+            client,
+            uri: uri.clone(),
+            method: method.clone(),
         };
-        self.shard(id)
+        self.shard(key)
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .insert(id.to_owned(), entry);
+            .insert(key, entry);
         Registered {
             registry: self,
-            id: id.to_owned(),
+            key,
         }
     }
 
@@ -97,14 +131,14 @@ impl InFlight {
         let mut out = Map::new();
         for shard in &self.shards {
             let shard = shard.lock().unwrap_or_else(PoisonError::into_inner);
-            for (id, e) in shard.iter() {
+            for e in shard.values() {
                 out.insert(
-                    id.clone(),
+                    e.id.clone(),
                     json!({
                         "start_time": tresor_sdk::timestamp::rfc3339_nano(e.start_nanos),
-                        "client_remote_address": e.client_remote_address,
-                        "request_path": e.request_path,
-                        "request_method": e.request_method,
+                        "client_remote_address": e.client.render(),
+                        "request_path": e.uri.path(),
+                        "request_method": e.method.as_str(),
                         "client_id": "",
                     }),
                 );
@@ -116,19 +150,33 @@ impl InFlight {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+
     use super::*;
 
     #[test]
     fn a_request_is_listed_until_its_guard_is_dropped() {
         let registry = InFlight::default();
-        let a = registry.register("id-a", "127.0.0.1:1000".into(), "/v1/secret/x", "GET");
-        let b = registry.register("id-b", "127.0.0.1:1001".into(), "/v1/sys/health", "HEAD");
+        let a = registry.register(
+            "id-a",
+            Client::Socket("127.0.0.1:1000".parse().unwrap()),
+            &"/v1/secret/x?version=2".parse().unwrap(),
+            &http::Method::GET,
+        );
+        let b = registry.register(
+            "id-b",
+            Client::Forwarded("203.0.113.9".to_owned()),
+            &"/v1/sys/health".parse().unwrap(),
+            &http::Method::HEAD,
+        );
         assert_eq!(registry.len(), 2);
         let snap = registry.snapshot();
         assert_eq!(snap["id-a"]["request_path"], "/v1/secret/x");
         assert_eq!(snap["id-a"]["request_method"], "GET");
         assert_eq!(snap["id-a"]["client_remote_address"], "127.0.0.1:1000");
         assert_eq!(snap["id-a"]["client_id"], "");
+        assert_eq!(snap["id-b"]["client_remote_address"], "203.0.113.9");
+        assert_eq!(snap["id-b"]["request_method"], "HEAD");
         assert!(
             snap["id-a"]["start_time"]
                 .as_str()

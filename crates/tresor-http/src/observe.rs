@@ -8,24 +8,23 @@ use std::time::Duration;
 use axum::body::Body;
 
 use crate::AppState;
-use crate::inflight::Registered;
+use crate::inflight::{Client, Registered};
 use crate::request::Operation;
 
 /// The client as `sys/in-flight-req` shows it: the first `X-Forwarded-For` value when present
 /// (as OpenBao), else the connection's address and port.
-fn client_address(request: &http::Request<Body>) -> String {
+fn client(request: &http::Request<Body>) -> Client {
     if let Some(forwarded) = request
         .headers()
         .get("x-forwarded-for")
         .and_then(|v| v.to_str().ok())
     {
-        return forwarded.to_owned();
+        return Client::Forwarded(forwarded.to_owned());
     }
     request
         .extensions()
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map(|c| c.0.to_string())
-        .unwrap_or_default()
+        .map_or(Client::Unknown, |c| Client::Socket(c.0))
 }
 
 /// Lists the request in `sys/in-flight-req` until the guard is dropped.
@@ -34,12 +33,10 @@ pub fn register<'a>(
     id: &str,
     request: &http::Request<Body>,
 ) -> Registered<'a> {
-    state.observability.in_flight.register(
-        id,
-        client_address(request),
-        request.uri().path(),
-        request.method().as_str(),
-    )
+    state
+        .observability
+        .in_flight
+        .register(id, client(request), request.uri(), request.method())
 }
 
 /// The operation label of `vault.route`.

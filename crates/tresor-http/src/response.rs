@@ -51,9 +51,10 @@ pub fn request_id() -> String {
 
 /// A fresh request id.
 pub fn new_request_id() -> String {
-    uuid::Builder::from_random_bytes(rand::rng().random())
-        .into_uuid()
-        .to_string()
+    let id = uuid::Builder::from_random_bytes(rand::rng().random()).into_uuid();
+    // Encoded into a buffer rather than through `Display`: every request makes one.
+    let mut buf = uuid::Uuid::encode_buffer();
+    id.hyphenated().encode_lower(&mut buf).to_owned()
 }
 
 /// The logical response envelope; for `sys/*` paths the data keys are also copied to the top
@@ -125,8 +126,49 @@ pub fn logical_response_ref(response: &LogicalResponse, path: &str) -> Response 
     if mirrors_data(path) {
         return json_response(status, &logical_envelope(response.clone(), true));
     }
-    let body = serde_json::to_vec(&Envelope::of(response)).unwrap_or_else(|_| b"{}".to_vec());
-    with_headers(status, Body::from(body))
+    with_headers(status, Body::from(envelope_bytes(&Envelope::of(response))))
+}
+
+/// [`Envelope`] as JSON, written by hand ([`tresor_sdk::json`]): the same bytes `serde_json` writes
+/// for it, in a buffer sized for the answer up front.
+fn envelope_bytes(envelope: &Envelope<'_>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(256 + envelope.data.as_ref().map_or(0, |_| 1536));
+    out.extend_from_slice(b"{\"auth\":");
+    match envelope.auth {
+        Some(auth) => tresor_sdk::json::write_value(&mut out, auth),
+        None => out.extend_from_slice(b"null"),
+    }
+    out.extend_from_slice(b",\"data\":");
+    match envelope.data {
+        Some(data) => tresor_sdk::json::write_map(&mut out, data),
+        None => out.extend_from_slice(b"null"),
+    }
+    out.extend_from_slice(b",\"lease_duration\":");
+    out.extend_from_slice(envelope.lease_duration.to_string().as_bytes());
+    out.extend_from_slice(b",\"lease_id\":");
+    tresor_sdk::json::write_str(&mut out, envelope.lease_id);
+    out.extend_from_slice(if envelope.renewable {
+        b",\"renewable\":true,\"request_id\":"
+    } else {
+        b",\"renewable\":false,\"request_id\":"
+    });
+    tresor_sdk::json::write_str(&mut out, &envelope.request_id);
+    out.extend_from_slice(b",\"warnings\":");
+    match envelope.warnings {
+        Some(warnings) => {
+            out.push(b'[');
+            for (i, w) in warnings.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                tresor_sdk::json::write_str(&mut out, w);
+            }
+            out.push(b']');
+        }
+        None => out.extend_from_slice(b"null"),
+    }
+    out.extend_from_slice(b",\"wrap_info\":null}");
+    out
 }
 
 fn status_of(response: &LogicalResponse) -> StatusCode {
@@ -171,4 +213,53 @@ pub fn mirrors_data(path: &str) -> bool {
             path == *m
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+
+    use serde_json::json;
+    use tresor_core::logical::LogicalResponse;
+
+    /// The hand-written envelope is the derived one, byte for byte, whatever is present.
+    #[test]
+    fn the_written_envelope_is_the_serialised_one() {
+        let data = |v: serde_json::Value| match v {
+            serde_json::Value::Object(m) => Some(m),
+            _ => None,
+        };
+        let mut full = LogicalResponse::data(
+            data(json!({"data": {"password": "p\"w", "n": 1.5}, "metadata": {"version": 3}}))
+                .unwrap(),
+        );
+        full.auth = Some(json!({"client_token": "s.x", "policies": ["a", "b"]}));
+        full.lease_id = "database/creds/ro/abc".to_owned();
+        full.lease_duration = 3600;
+        full.renewable = true;
+        full.warnings = vec!["one\nwarning".to_owned(), "two".to_owned()];
+        for response in [full, LogicalResponse::default()] {
+            let envelope = super::Envelope::of(&response);
+            assert_eq!(
+                String::from_utf8(super::envelope_bytes(&envelope)).unwrap(),
+                serde_json::to_string(&envelope).unwrap()
+            );
+        }
+    }
+
+    #[test]
+    fn request_ids_are_distinct_lowercase_version_4_uuids() {
+        let a = super::new_request_id();
+        let b = super::new_request_id();
+        assert_ne!(a, b);
+        for id in [a, b] {
+            let parsed = uuid::Uuid::parse_str(&id).unwrap();
+            assert_eq!(parsed.get_version_num(), 4, "{id}");
+            assert_eq!(
+                id,
+                parsed.hyphenated().to_string(),
+                "canonical lowercase form"
+            );
+        }
+    }
 }

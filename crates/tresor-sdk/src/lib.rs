@@ -14,6 +14,7 @@
 //!   the core issues the token), its factory, and renewal checks.
 //! - [`password`]: [`password::PasswordPolicies`], how an engine asks the core for a password
 //!   from a named password policy (handed to engines in [`engine::MountInfo::passwords`]).
+//! - [`json`]: JSON written by hand for the hot paths, byte for byte what `serde_json` writes.
 //! - [`timestamp`]: the one RFC 3339 formatter (Go's `RFC3339Nano`, UTC) for the wire and audit
 //!   lines, and the current time in Unix nanoseconds.
 //! - [`storage`]: the [`storage::Storage`] view an engine reads and writes through (already
@@ -25,6 +26,7 @@
 pub mod auth;
 pub mod duration;
 pub mod engine;
+pub mod json;
 pub mod locks;
 pub mod password;
 pub mod secret;

@@ -18,44 +18,41 @@ pub fn now_nanos() -> i64 {
 
 /// `nanos` since the Unix epoch as RFC 3339 in UTC with Go's trimmed nanoseconds.
 pub fn rfc3339_nano(nanos: i64) -> String {
+    let mut out = Vec::with_capacity(30);
+    write_rfc3339_nano(nanos, &mut out);
+    // Only ASCII digits and separators were written.
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// [`rfc3339_nano`] appended to `out` (the audit lines write one straight into the line).
+pub fn write_rfc3339_nano(nanos: i64, out: &mut Vec<u8>) {
     let secs = nanos.div_euclid(1_000_000_000);
     let fraction = u32::try_from(nanos.rem_euclid(1_000_000_000)).unwrap_or(0);
     let days = secs.div_euclid(86_400);
     let of_day = u32::try_from(secs.rem_euclid(86_400)).unwrap_or(0);
     let (year, month, day) = civil_from_days(days);
 
-    let mut out = [0u8; 30];
-    let mut len = 0;
-    let mut put = |bytes: &[u8]| {
-        if let Some(slot) = out.get_mut(len..len + bytes.len()) {
-            slot.copy_from_slice(bytes);
-            len += bytes.len();
-        }
-    };
     // Years before 1 or after 9999 do not fit RFC 3339; i64 nanoseconds never reach them.
-    put(&digits::<4>(
+    out.extend_from_slice(&digits::<4>(
         u32::try_from(year.clamp(0, 9999)).unwrap_or(0),
     ));
-    put(b"-");
-    put(&digits::<2>(month));
-    put(b"-");
-    put(&digits::<2>(day));
-    put(b"T");
-    put(&digits::<2>(of_day / 3600));
-    put(b":");
-    put(&digits::<2>(of_day / 60 % 60));
-    put(b":");
-    put(&digits::<2>(of_day % 60));
+    out.push(b'-');
+    out.extend_from_slice(&digits::<2>(month));
+    out.push(b'-');
+    out.extend_from_slice(&digits::<2>(day));
+    out.push(b'T');
+    out.extend_from_slice(&digits::<2>(of_day / 3600));
+    out.push(b':');
+    out.extend_from_slice(&digits::<2>(of_day / 60 % 60));
+    out.push(b':');
+    out.extend_from_slice(&digits::<2>(of_day % 60));
     if fraction != 0 {
         let nine = digits::<9>(fraction);
         let kept = nine.iter().rposition(|d| *d != b'0').map_or(0, |i| i + 1);
-        put(b".");
-        put(nine.get(..kept).unwrap_or_default());
+        out.push(b'.');
+        out.extend_from_slice(nine.get(..kept).unwrap_or_default());
     }
-    put(b"Z");
-    out.get(..len)
-        .map(|b| String::from_utf8_lossy(b).into_owned())
-        .unwrap_or_default()
+    out.push(b'Z');
 }
 
 /// `n` as exactly `N` decimal digits (leading zeros; higher digits dropped).
