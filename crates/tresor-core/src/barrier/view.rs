@@ -61,11 +61,13 @@ impl BarrierView {
 
 /// A key is one or more non-empty segments, none of them `.` or `..`, without NUL.
 fn check_key(key: &str) -> Result<(), StorageViewError> {
-    let valid = !key.is_empty()
-        && !key.contains('\0')
-        && key
-            .split('/')
-            .all(|segment| !matches!(segment, "" | "." | ".."));
+    // Bytes, not `char`s: every storage access checks its key, and '/' and NUL are ASCII.
+    let bytes = key.as_bytes();
+    let valid = !bytes.is_empty()
+        && !bytes.contains(&0)
+        && bytes
+            .split(|b| *b == b'/')
+            .all(|segment| !matches!(segment, b"" | b"." | b".."));
     if valid {
         Ok(())
     } else {

@@ -104,7 +104,14 @@ impl TokenStore {
 
     /// The storage name of a token or accessor.
     pub fn hash(&self, value: &str) -> String {
-        hex::encode(hmac::sign(&self.salt, value.as_bytes()).as_ref())
+        let tag = hmac::sign(&self.salt, value.as_bytes());
+        // Hex-encoded into a buffer rather than with `hex::encode` (which collects `char`s one
+        // by one): every request hashes its token.
+        let mut digits = [0u8; 64];
+        match hex::encode_to_slice(tag.as_ref(), &mut digits) {
+            Ok(()) => String::from_utf8_lossy(&digits).into_owned(),
+            Err(_) => hex::encode(tag.as_ref()),
+        }
     }
 
     pub fn new_token_id() -> SecretString {
