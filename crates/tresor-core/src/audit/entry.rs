@@ -12,7 +12,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use tresor_sdk::secret::SecretString;
 
-use super::hash::{Hashed, Salt};
+use super::hash::{CallerHashes, Hashed, Salt};
 use super::options::Format;
 
 /// Who made the request, as known when it was authorised.
@@ -123,6 +123,8 @@ impl Serialize for Logged<'_> {
 pub(crate) struct CallerIds {
     token: Option<Arc<str>>,
     accessor: Option<Arc<str>>,
+    /// The device's memo entry for a caller with a token and an accessor.
+    known: Option<Arc<CallerHashes>>,
 }
 
 pub(crate) fn caller_ids(h: &Hasher<'_>, auth: &AuthInfo) -> CallerIds {
@@ -137,11 +139,13 @@ pub(crate) fn caller_ids(h: &Hasher<'_>, auth: &AuthInfo) -> CallerIds {
             } else {
                 Arc::from(accessor)
             }),
+            known: Some(hashed),
         };
     }
     CallerIds {
         token: token.map(|t| Arc::from(h.text(t))),
         accessor: accessor.map(|a| Arc::from(h.accessor(a))),
+        known: None,
     }
 }
 
@@ -183,11 +187,15 @@ fn is_zero(n: &u64) -> bool {
     *n == 0
 }
 
+#[cfg(test)]
 #[derive(Serialize)]
 struct Namespace {
     id: &'static str,
 }
 
+/// The `request` block as serde would write it: the reference [`render_request`] is tested
+/// against.
+#[cfg(test)]
 #[derive(Serialize)]
 struct RequestOut<'a> {
     id: &'a str,
@@ -216,7 +224,17 @@ struct RequestOut<'a> {
     remote_port: Option<u16>,
 }
 
-/// The `auth` block of the caller.
+/// The `auth` block of the caller: a caller with a token renders it once per device and verdict
+/// (it comes from the token's entry, which does not change: [`CallerHashes::auth_block`]), any
+/// other caller every time.
+pub(crate) fn auth_block(auth: &AuthInfo, ids: &CallerIds) -> Arc<[u8]> {
+    match &ids.known {
+        Some(known) => known.auth_block(auth.allowed, || render_auth(auth, ids)),
+        None => Arc::from(render_auth(auth, ids)),
+    }
+}
+
+/// The `auth` block of the caller, rendered.
 pub(crate) fn render_auth(auth: &AuthInfo, ids: &CallerIds) -> Vec<u8> {
     let out = AuthOut {
         client_token: ids.token.as_deref(),
@@ -240,34 +258,43 @@ pub(crate) fn render_auth(auth: &AuthInfo, ids: &CallerIds) -> Vec<u8> {
     block(&out, 512)
 }
 
-/// The `request` block; `caller` and `ids` supply the token fields repeated there.
+/// The `request` block; `caller` and `ids` supply the token fields repeated there. Written by
+/// hand (the fields and order of [`RequestOut`]): every audited request renders one, and most
+/// of its strings (ids, hashed tokens, paths) need no escaping.
 pub(crate) fn render_request(
     h: &Hasher<'_>,
     req: &RequestInfo,
     caller: &AuthInfo,
     ids: &CallerIds,
 ) -> Vec<u8> {
-    let out = RequestOut {
-        id: &req.id,
-        client_id: &caller.entity_id,
-        operation: req.operation,
-        mount_point: &req.mount.point,
-        mount_type: &req.mount.mount_type,
-        mount_accessor: &req.mount.accessor,
-        mount_class: req.mount.class,
-        client_token: ids.token.as_deref(),
-        client_token_accessor: ids.accessor.as_deref(),
-        namespace: Namespace { id: "root" },
-        path: &req.path,
-        data: req
-            .data
-            .as_ref()
-            .filter(|d| !d.is_empty())
-            .map(|d| h.map(d, None)),
-        remote_address: req.remote_address.as_deref(),
-        remote_port: req.remote_port,
-    };
-    block(&out, 512)
+    let mut out = Vec::with_capacity(512);
+    let mut obj = JsonObject::open(&mut out);
+    obj.str("id", &req.id);
+    obj.str_unless_empty("client_id", &caller.entity_id);
+    obj.str("operation", req.operation);
+    obj.str_unless_empty("mount_point", &req.mount.point);
+    obj.str_unless_empty("mount_type", &req.mount.mount_type);
+    obj.str_unless_empty("mount_accessor", &req.mount.accessor);
+    obj.str_unless_empty("mount_class", req.mount.class);
+    if let Some(token) = ids.token.as_deref() {
+        obj.str("client_token", token);
+    }
+    if let Some(accessor) = ids.accessor.as_deref() {
+        obj.str("client_token_accessor", accessor);
+    }
+    obj.key("namespace").extend_from_slice(b"{\"id\":\"root\"}");
+    obj.str("path", &req.path);
+    if let Some(data) = req.data.as_ref().filter(|d| !d.is_empty()) {
+        obj.value("data", &h.map(data, None));
+    }
+    if let Some(address) = req.remote_address.as_deref() {
+        obj.str("remote_address", address);
+    }
+    if let Some(port) = req.remote_port {
+        obj.value("remote_port", &port);
+    }
+    obj.close();
+    out
 }
 
 /// The `auth` block of a newly issued token, from the response envelope's `auth`: only the
@@ -334,7 +361,7 @@ pub(crate) fn render_response(
     if let Some(lease_id) = resp.lease_id.as_deref().filter(|l| !l.is_empty()) {
         let key = obj.key("secret");
         key.extend_from_slice(b"{\"lease_id\":");
-        write_json(key, lease_id);
+        tresor_sdk::json::write_str(key, lease_id);
         key.push(b'}');
     }
     if let Some(data) = resp.data.as_ref() {
@@ -388,15 +415,19 @@ impl<'a> JsonObject<'a> {
             self.out.push(b',');
         }
         self.empty = false;
-        write_json(self.out, name);
+        tresor_sdk::json::write_str(self.out, name);
         self.out.push(b':');
         self.out
     }
 
+    fn str(&mut self, name: &str, value: &str) {
+        let out = self.key(name);
+        tresor_sdk::json::write_str(out, value);
+    }
+
     fn str_unless_empty(&mut self, name: &str, value: &str) {
         if !value.is_empty() {
-            let out = self.key(name);
-            write_json(out, value);
+            self.str(name, value);
         }
     }
 
@@ -463,7 +494,7 @@ pub(crate) fn line(
     );
     out.extend_from_slice(format.prefix.as_bytes());
     out.extend_from_slice(b"{\"time\":\"");
-    out.extend_from_slice(now().as_bytes());
+    tresor_sdk::timestamp::write_rfc3339_nano(tresor_sdk::timestamp::now_nanos(), &mut out);
     out.extend_from_slice(b"\",\"type\":\"");
     out.extend_from_slice(kind.as_bytes());
     out.extend_from_slice(b"\",\"auth\":");
@@ -494,6 +525,86 @@ fn block<T: Serialize>(value: &T, capacity: usize) -> Vec<u8> {
     }
 }
 
-fn now() -> String {
-    tresor_sdk::timestamp::rfc3339_nano(tresor_sdk::timestamp::now_nanos())
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+
+    use std::collections::BTreeMap;
+
+    use serde_json::json;
+    use tresor_sdk::secret::SecretBytes;
+
+    use super::*;
+
+    /// The hand-written request block is the serde-derived one, byte for byte: with and
+    /// without the optional fields, with strings that need escaping, hashed and raw.
+    #[test]
+    fn the_written_request_block_is_the_serialised_one() {
+        let salt = Salt::new(&SecretBytes::from(b"salt".to_vec()));
+        for raw in [false, true] {
+            let mut opts = BTreeMap::new();
+            opts.insert("file_path".to_owned(), "discard".to_owned());
+            if raw {
+                opts.insert("log_raw".to_owned(), "true".to_owned());
+            }
+            let format = super::super::options::parse("file", &opts).unwrap().format;
+            let h = Hasher {
+                salt: &salt,
+                format: &format,
+            };
+            let full = RequestInfo {
+                id: "id-1".to_owned(),
+                operation: "update",
+                mount: MountFields {
+                    point: "secret/".to_owned(),
+                    mount_type: "kv".to_owned(),
+                    accessor: "kv_1".to_owned(),
+                    class: "secret",
+                },
+                path: "secret/data/a \"quoted\"\n path".to_owned(),
+                data: match json!({"password": "p\\w", "n": 3, "list": ["x"]}) {
+                    Value::Object(m) => Some(m),
+                    _ => None,
+                },
+                remote_address: Some("127.0.0.1".to_owned()),
+                remote_port: Some(4242),
+            };
+            let caller = AuthInfo {
+                client_token: Some(SecretString::from("s.tok".to_owned())),
+                accessor: Some("acc".to_owned()),
+                entity_id: "ent-1".to_owned(),
+                ..AuthInfo::default()
+            };
+            for (req, auth) in [
+                (full, caller),
+                (RequestInfo::default(), AuthInfo::default()),
+            ] {
+                let ids = caller_ids(&h, &auth);
+                let reference = RequestOut {
+                    id: &req.id,
+                    client_id: &auth.entity_id,
+                    operation: req.operation,
+                    mount_point: &req.mount.point,
+                    mount_type: &req.mount.mount_type,
+                    mount_accessor: &req.mount.accessor,
+                    mount_class: req.mount.class,
+                    client_token: ids.token.as_deref(),
+                    client_token_accessor: ids.accessor.as_deref(),
+                    namespace: Namespace { id: "root" },
+                    path: &req.path,
+                    data: req
+                        .data
+                        .as_ref()
+                        .filter(|d| !d.is_empty())
+                        .map(|d| h.map(d, None)),
+                    remote_address: req.remote_address.as_deref(),
+                    remote_port: req.remote_port,
+                };
+                assert_eq!(
+                    String::from_utf8(render_request(&h, &req, &auth, &ids)).unwrap(),
+                    serde_json::to_string(&reference).unwrap()
+                );
+            }
+        }
+    }
 }

@@ -2,7 +2,7 @@
 //! leaf of a JSON value (keys and non-string values stay readable, as in Vault).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use ring::hmac;
 use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
@@ -26,10 +26,31 @@ pub struct Salt {
     rendered: Rendered,
 }
 
-/// A caller's token and accessor, hashed.
+/// A caller's token and accessor, hashed, and the caller's `auth` block as this device renders
+/// it, once per ACL verdict (absent, denied, allowed): see [`CallerHashes::auth_block`].
 pub(crate) struct CallerHashes {
     pub token: Arc<str>,
     pub accessor: Arc<str>,
+    auth: [OnceLock<Arc<[u8]>>; 3],
+}
+
+impl CallerHashes {
+    /// The caller's rendered `auth` block for the verdict `allowed`, rendered by `render` the
+    /// first time. Sound because everything the block holds besides the verdict comes from the
+    /// token's entry, which never changes those fields (display name, policies, metadata,
+    /// entity, type, creation TTL and time) and belongs to this accessor alone.
+    pub(crate) fn auth_block(
+        &self,
+        allowed: Option<bool>,
+        render: impl FnOnce() -> Vec<u8>,
+    ) -> Arc<[u8]> {
+        let slot = match allowed {
+            None => &self.auth[0],
+            Some(false) => &self.auth[1],
+            Some(true) => &self.auth[2],
+        };
+        Arc::clone(slot.get_or_init(|| Arc::from(render())))
+    }
 }
 
 /// Callers remembered per device before the memo starts over.
@@ -68,6 +89,7 @@ impl Salt {
         let hashes = Arc::new(CallerHashes {
             token: Arc::from(self.hash(token)),
             accessor: Arc::from(self.hash(accessor)),
+            auth: Default::default(),
         });
         if let Ok(mut callers) = self.callers.lock() {
             if callers.len() >= MAX_CALLERS {

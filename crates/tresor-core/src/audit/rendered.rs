@@ -24,6 +24,7 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::{Map, Value};
 use siphasher::sip128::{Hasher128, SipHasher24};
+use zeroize::Zeroizing;
 
 use super::memo::{Identity, sip_key};
 
@@ -52,16 +53,24 @@ impl Rendered {
     }
 
     /// The name the rendering of `map` (with `keep` left readable) has in the memo.
+    ///
+    /// The object's tagged byte stream is gathered into one buffer and hashed in one call:
+    /// feeding SipHash each tag, length and string on its own cost more than the hashing. The
+    /// buffer holds the object's strings, so it is sized exactly up front (no reallocation
+    /// leaves a copy behind) and zeroed when dropped.
     pub(crate) fn id(&self, map: &Map<String, Value>, keep: Option<&str>) -> u128 {
-        let mut sip = SipHasher24::new_with_key(&self.key);
+        let len = 1 + keep.map_or(0, text_len) + object_len(map);
+        let mut stream = Zeroizing::new(Vec::with_capacity(len));
         match keep {
             Some(k) => {
-                sip.write_u8(1);
-                text(&mut sip, k);
+                stream.push(1);
+                text(&mut stream, k);
             }
-            None => sip.write_u8(0),
+            None => stream.push(0),
         }
-        object(&mut sip, map);
+        object(&mut stream, map);
+        let mut sip = SipHasher24::new_with_key(&self.key);
+        sip.write(&stream);
         sip.finish128().as_u128()
     }
 
@@ -92,50 +101,73 @@ impl Rendered {
 }
 
 // Every part is tagged with its type and every variable-length part with its length, so the
-// byte stream fed to SipHash names exactly one object.
+// byte stream fed to SipHash names exactly one object. The `_len` functions give the stream's
+// exact length.
 
-fn text(sip: &mut SipHasher24, s: &str) {
-    sip.write_u64(s.len() as u64);
-    sip.write(s.as_bytes());
+fn text_len(s: &str) -> usize {
+    8 + s.len()
 }
 
-fn object(sip: &mut SipHasher24, map: &Map<String, Value>) {
-    sip.write_u8(b'{');
-    sip.write_u64(map.len() as u64);
+fn text(out: &mut Vec<u8>, s: &str) {
+    out.extend_from_slice(&(s.len() as u64).to_le_bytes());
+    out.extend_from_slice(s.as_bytes());
+}
+
+fn object_len(map: &Map<String, Value>) -> usize {
+    1 + 8
+        + map
+            .iter()
+            .map(|(key, v)| text_len(key) + value_len(v))
+            .sum::<usize>()
+}
+
+fn object(out: &mut Vec<u8>, map: &Map<String, Value>) {
+    out.push(b'{');
+    out.extend_from_slice(&(map.len() as u64).to_le_bytes());
     for (key, v) in map {
-        text(sip, key);
-        value(sip, v);
+        text(out, key);
+        value(out, v);
     }
 }
 
-fn value(sip: &mut SipHasher24, v: &Value) {
+fn value_len(v: &Value) -> usize {
     match v {
-        Value::Null => sip.write_u8(b'n'),
-        Value::Bool(b) => sip.write_u8(if *b { b't' } else { b'f' }),
+        Value::Null | Value::Bool(_) => 1,
+        Value::Number(_) => 1 + 8,
+        Value::String(s) => 1 + text_len(s),
+        Value::Array(items) => 1 + 8 + items.iter().map(value_len).sum::<usize>(),
+        Value::Object(map) => object_len(map),
+    }
+}
+
+fn value(out: &mut Vec<u8>, v: &Value) {
+    match v {
+        Value::Null => out.push(b'n'),
+        Value::Bool(b) => out.push(if *b { b't' } else { b'f' }),
         Value::Number(n) => {
             if let Some(u) = n.as_u64() {
-                sip.write_u8(b'u');
-                sip.write_u64(u);
+                out.push(b'u');
+                out.extend_from_slice(&u.to_le_bytes());
             } else if let Some(i) = n.as_i64() {
-                sip.write_u8(b'i');
-                sip.write_i64(i);
+                out.push(b'i');
+                out.extend_from_slice(&i.to_le_bytes());
             } else {
-                sip.write_u8(b'd');
-                sip.write_u64(n.as_f64().unwrap_or(f64::NAN).to_bits());
+                out.push(b'd');
+                out.extend_from_slice(&n.as_f64().unwrap_or(f64::NAN).to_bits().to_le_bytes());
             }
         }
         Value::String(s) => {
-            sip.write_u8(b's');
-            text(sip, s);
+            out.push(b's');
+            text(out, s);
         }
         Value::Array(items) => {
-            sip.write_u8(b'[');
-            sip.write_u64(items.len() as u64);
+            out.push(b'[');
+            out.extend_from_slice(&(items.len() as u64).to_le_bytes());
             for item in items {
-                value(sip, item);
+                value(out, item);
             }
         }
-        Value::Object(map) => object(sip, map),
+        Value::Object(map) => object(out, map),
     }
 }
 
@@ -180,6 +212,22 @@ mod tests {
         let m = map(json!({"accessor": "x"}));
         assert_ne!(r.id(&m, None), r.id(&m, Some("accessor")));
         assert_eq!(r.id(&m, None), r.id(&map(json!({"accessor": "x"})), None));
+    }
+
+    /// The stream is sized exactly, so it is never reallocated (which would leave a copy of the
+    /// object's strings behind, unzeroed).
+    #[test]
+    fn the_fingerprint_stream_is_sized_exactly() {
+        for v in [
+            json!({}),
+            json!({"a": "x", "b": [1, -2, 2.5, null, true, {"c": ["d"]}], "e": {"f": ""}}),
+            json!({"data": {"password": "hunter2"}, "metadata": {"version": 3}}),
+        ] {
+            let m = map(v);
+            let mut stream = Vec::new();
+            object(&mut stream, &m);
+            assert_eq!(stream.len(), object_len(&m));
+        }
     }
 
     #[test]

@@ -37,7 +37,7 @@ struct State {
     auth: AuthInfo,
     request: RequestInfo,
     /// Per device: the rendered `auth` and `request` blocks, reused for the response line.
-    rendered: Vec<(Vec<u8>, Vec<u8>)>,
+    rendered: Vec<(Arc<[u8]>, Vec<u8>)>,
     /// The answer as the core gave it, so the response line needs no re-parsing of the body.
     stashed: Option<ResponseInfo>,
     /// Per device, the request line of a request that changes nothing, held back to be written
@@ -136,7 +136,7 @@ impl Scope {
                     format: &device.options.format,
                 };
                 let ids = entry::caller_ids(&h, &auth);
-                let a = entry::render_auth(&auth, &ids);
+                let a = entry::auth_block(&auth, &ids);
                 let r = entry::render_request(&h, &request, &auth, &ids);
                 lines.push(entry::line(
                     &device.options.format,
@@ -209,7 +209,7 @@ impl Scope {
                     .then_some(response.auth.as_ref())
                     .flatten()
                     .and_then(|a| serde_json::to_vec(&entry::issued_auth(&h, a)).ok());
-                let auth = issued_auth.as_deref().unwrap_or(auth);
+                let auth = issued_auth.as_deref().unwrap_or(&**auth);
                 lines.push(entry::line(
                     &device.options.format,
                     "response",
@@ -465,6 +465,62 @@ mod tests {
             best = best.min(start.elapsed().as_secs_f64() * 1e9 / f64::from(n));
         }
         println!("audit lines of one KV v2 read: {best:.0} ns (best of 5)");
+    }
+
+    /// The caller's `auth` block is rendered once per device and verdict and reused: the
+    /// allowed and the denied request of the same token each carry their own verdict, and the
+    /// reused block is the one a fresh rendering gives.
+    #[tokio::test]
+    async fn a_callers_remembered_auth_block_keeps_each_verdict() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("audit.log");
+        let devices = file_device(&log);
+        let token = SecretString::from("s.remembered-caller".to_owned());
+        let caller = |allowed| AuthInfo {
+            accessor: Some("accessor-remembered".to_owned()),
+            display_name: "token-app".to_owned(),
+            policies: vec!["ro".to_owned()],
+            token_policies: vec!["ro".to_owned()],
+            allowed,
+            token_type: "service",
+            token_ttl: 3600,
+            ..AuthInfo::default()
+        };
+        for (i, allowed) in [true, false, true, false].into_iter().enumerate() {
+            let scope = Scope::new(format!("v-{i}"), Some(token.clone()), None);
+            scope
+                .log_request(
+                    Arc::clone(&devices),
+                    caller(Some(allowed)),
+                    read_request(),
+                    None,
+                    false,
+                )
+                .await
+                .unwrap();
+        }
+        let lines = entries(&log);
+        assert_eq!(lines.len(), 4);
+        for (line, allowed) in lines.iter().zip([true, false, true, false]) {
+            assert_eq!(line["auth"]["policy_results"]["allowed"], allowed, "{line}");
+            assert_eq!(line["auth"]["display_name"], "token-app");
+            assert_eq!(line["auth"]["policies"], serde_json::json!(["ro"]));
+        }
+        // What a device with an empty memo renders for the same caller.
+        let h = Hasher {
+            salt: &devices[0].salt,
+            format: &devices[0].options.format,
+        };
+        let auth = caller(Some(false));
+        let mut with_token = auth.clone();
+        with_token.client_token = Some(token.clone());
+        let fresh = entry::render_auth(&with_token, &entry::caller_ids(&h, &with_token));
+        let fresh: Value = serde_json::from_slice(&fresh).unwrap();
+        assert_eq!(lines[3]["auth"], fresh);
+        assert!(
+            !lines[3].to_string().contains("s.remembered-caller"),
+            "the token is hashed"
+        );
     }
 
     #[tokio::test]
