@@ -1,9 +1,8 @@
 //! The per-request wrapper between hyper and the router: client address, the body read
 //! deadline (`http_read_timeout`), the request deadline (`max_request_duration`), and the
 //! connection's in-flight count (through a [`RequestGuard`] carried by the response body).
-//! The handler is polled in place, and if it is let go before it is done (a deadline, or a
-//! client that hung up) it finishes as a task of its own ([`Detached`]), so neither ever
-//! cancels it half-way through a change.
+//! The handler runs in a task of its own, so a deadline or a vanished client never cancels
+//! it half-way through a change.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -46,23 +45,18 @@ pub async fn serve(
         )),
         timed_out: Arc::clone(&timed_out),
     });
-    // The handler always runs to completion: neither this deadline nor a client that hangs up
-    // (hyper then drops this future) can cancel it at an await in the middle of a change
-    // (storage written but a cache or routing table not yet updated, half of a multi-step
-    // cleanup). It is polled here, in the connection's task, and only a handler that is let go
-    // unfinished is handed to a task of its own (`Detached`): past the deadline the client
-    // gets its 503 and that task finishes on its own, its answer dropped. Polling in place
-    // rather than spawning every handler saves a task, its scheduling and a timer per request
-    // (a handler that finishes in its first poll never arms the deadline's timer). See
-    // docs/configuration.md.
-    let call = Detached::new(app.oneshot(Request::from_parts(parts, body)));
-    let response = match tokio::time::timeout(limits.max_request_duration, call).await {
+    // The handler runs as its own task, so it always runs to completion: neither this
+    // deadline nor a client that hangs up (hyper then drops this future) can cancel it at an
+    // await in the middle of a change (storage written but a cache or routing table not yet
+    // updated, half of a multi-step cleanup). Past the deadline the client gets its 503 and
+    // the task finishes on its own; its answer is dropped. See docs/configuration.md.
+    let mut call = tokio::spawn(app.oneshot(Request::from_parts(parts, body)));
+    let response = match tokio::time::timeout(limits.max_request_duration, &mut call).await {
         Ok(Ok(Ok(response))) => response,
         Ok(Ok(Err(never))) => match never {},
-        Ok(Err(Panicked)) => {
-            // A panic in a handler (only where panics unwind: release builds abort): the
-            // client hears a plain 500.
-            tracing::error!(panicked = true, "request handler failed");
+        Ok(Err(join)) => {
+            // A panic in a handler: the task is gone, the client hears a plain 500.
+            tracing::error!(panicked = join.is_panic(), "request handler task failed");
             error_response(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
         }
         Err(_) => error_response(
@@ -106,71 +100,6 @@ fn error_response(status: StatusCode, message: &str) -> Response<Body> {
         HeaderValue::from_static("application/json"),
     );
     response
-}
-
-/// A handler's future, polled by whoever awaits it, that finishes as a task of its own when it
-/// is dropped unfinished. A panic while polling it ends it (nothing is left to detach) and is
-/// reported as [`Panicked`].
-struct Detached<F: Future + Send + 'static>
-where
-    F::Output: Send + 'static,
-{
-    inner: Option<Pin<Box<F>>>,
-}
-
-/// The handler panicked.
-struct Panicked;
-
-impl<F: Future + Send + 'static> Detached<F>
-where
-    F::Output: Send + 'static,
-{
-    fn new(future: F) -> Self {
-        Self {
-            inner: Some(Box::pin(future)),
-        }
-    }
-}
-
-impl<F: Future + Send + 'static> Future for Detached<F>
-where
-    F::Output: Send + 'static,
-{
-    type Output = Result<F::Output, Panicked>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let Some(inner) = self.inner.as_mut() else {
-            // Polled after it finished: futures are not polled again once ready.
-            return Poll::Pending;
-        };
-        let polled =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| inner.as_mut().poll(cx)));
-        match polled {
-            Ok(Poll::Pending) => Poll::Pending,
-            Ok(Poll::Ready(output)) => {
-                self.inner = None;
-                Poll::Ready(Ok(output))
-            }
-            Err(_) => {
-                self.inner = None;
-                Poll::Ready(Err(Panicked))
-            }
-        }
-    }
-}
-
-impl<F: Future + Send + 'static> Drop for Detached<F>
-where
-    F::Output: Send + 'static,
-{
-    fn drop(&mut self) {
-        if let Some(unfinished) = self.inner.take() {
-            // Outside a runtime (only at shutdown) there is nothing left to finish it on.
-            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-                runtime.spawn(unfinished);
-            }
-        }
-    }
 }
 
 /// The request body until its deadline; then an error, and `timed_out` set.
