@@ -282,3 +282,54 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
         Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+
+    use std::time::Duration;
+
+    use super::*;
+
+    /// Whether a wake-up for the watchdog is stored (`notify_one` with nobody waiting).
+    async fn woken(state: &ConnState) -> bool {
+        tokio::time::timeout(Duration::ZERO, state.changed.notified())
+            .await
+            .is_ok()
+    }
+
+    /// A request starting and ending moves the deadline later (no deadline while serving, the
+    /// idle timeout after), so the watchdog sleeping until the header deadline is not woken;
+    /// a stalled write brings the deadline forward and wakes it; and each time it looks it
+    /// sleeps until the earliest deadline of the phase the connection is in.
+    #[tokio::test]
+    async fn only_a_sooner_deadline_wakes_the_watchdog() {
+        let limits = ListenerLimits {
+            read_header_timeout: Duration::from_secs(10),
+            write_timeout: Some(Duration::from_secs(2)),
+            idle_timeout: Duration::from_secs(300),
+            ..ListenerLimits::default()
+        };
+        let state = ConnState::new(limits);
+        let (at, why) = state.arm().unwrap();
+        assert_eq!(why, Expired::Headers);
+
+        let guard = state.begin_request(false);
+        drop(guard);
+        state.bytes_read();
+        assert!(!woken(&state).await, "later deadlines wake no one");
+
+        state.write_blocked(true);
+        assert!(woken(&state).await, "a stalled write's deadline is sooner");
+        let (sooner, why) = state.arm().unwrap();
+        assert_eq!(why, Expired::WriteStalled);
+        assert!(sooner < at);
+
+        // The next request's headers started arriving (`bytes_read` above): once the write
+        // unblocks, the watchdog's next look finds their deadline, later than the first one.
+        state.write_blocked(false);
+        let (later, why) = state.arm().unwrap();
+        assert_eq!(why, Expired::Headers);
+        assert!(later >= at);
+    }
+}
