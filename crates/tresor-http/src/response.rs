@@ -144,7 +144,7 @@ fn envelope_bytes(envelope: &Envelope<'_>) -> Vec<u8> {
         None => out.extend_from_slice(b"null"),
     }
     out.extend_from_slice(b",\"lease_duration\":");
-    out.extend_from_slice(envelope.lease_duration.to_string().as_bytes());
+    tresor_sdk::json::write_serialized(&mut out, &envelope.lease_duration);
     out.extend_from_slice(b",\"lease_id\":");
     tresor_sdk::json::write_str(&mut out, envelope.lease_id);
     out.extend_from_slice(if envelope.renewable {

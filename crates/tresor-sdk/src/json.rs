@@ -17,7 +17,7 @@ pub fn write_value(out: &mut Vec<u8>, value: &Value) {
         Value::Null => out.extend_from_slice(b"null"),
         Value::Bool(true) => out.extend_from_slice(b"true"),
         Value::Bool(false) => out.extend_from_slice(b"false"),
-        Value::Number(n) => fallback(out, n),
+        Value::Number(n) => write_serialized(out, n),
         Value::String(s) => write_str(out, s),
         Value::Array(items) => {
             out.push(b'[');
@@ -50,7 +50,7 @@ pub fn write_map(out: &mut Vec<u8>, map: &Map<String, Value>) {
 /// Appends `s` as a JSON string.
 pub fn write_str(out: &mut Vec<u8>, s: &str) {
     if needs_escape(s.as_bytes()) {
-        fallback(out, s);
+        write_serialized(out, s);
     } else {
         out.reserve(s.len() + 2);
         out.push(b'"');
@@ -76,9 +76,10 @@ fn needs_escape(bytes: &[u8]) -> bool {
         != 0
 }
 
-/// `serde_json`'s own output (it cannot fail for strings and numbers written to a `Vec`; the
-/// fallback only keeps the document well-formed).
-fn fallback<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
+/// Appends `serde_json`'s own output for `value` (used here for numbers and strings that need
+/// escaping, and by callers for anything else). Serialising into a `Vec` fails only for values
+/// serde_json cannot represent; `null` then keeps the document well-formed.
+pub fn write_serialized<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
     let start = out.len();
     if serde_json::to_writer(&mut *out, value).is_err() {
         out.truncate(start);

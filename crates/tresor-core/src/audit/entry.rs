@@ -433,21 +433,11 @@ impl<'a> JsonObject<'a> {
 
     fn value<T: Serialize + ?Sized>(&mut self, name: &str, value: &T) {
         let out = self.key(name);
-        write_json(out, value);
+        tresor_sdk::json::write_serialized(out, value);
     }
 
     fn close(self) {
         self.out.push(b'}');
-    }
-}
-
-/// Appends `value` as JSON. Strings, string lists and JSON values always serialise; the
-/// fallback only keeps the line well-formed.
-fn write_json<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
-    let start = out.len();
-    if serde_json::to_writer(&mut *out, value).is_err() {
-        out.truncate(start);
-        out.extend_from_slice(b"null");
     }
 }
 
@@ -461,7 +451,7 @@ impl Hasher<'_> {
         out: &mut Vec<u8>,
     ) {
         if self.format.log_raw {
-            write_json(out, map);
+            tresor_sdk::json::write_serialized(out, map);
         } else {
             self.salt.render_map(map, keep, remember, out);
         }
@@ -507,9 +497,7 @@ pub(crate) fn line(
     }
     if let Some(error) = error {
         out.extend_from_slice(b",\"error\":");
-        // A string always serialises; the fallback only keeps the line well-formed.
-        let quoted = serde_json::to_vec(error).unwrap_or_else(|_| b"\"\"".to_vec());
-        out.extend_from_slice(&quoted);
+        tresor_sdk::json::write_str(&mut out, error);
     }
     out.extend_from_slice(b"}\n");
     out
