@@ -1,7 +1,12 @@
 """The fixture and the sequential client of bench/instructions/run.
 
-    client.py setup ADDR       KV v2 at secret/, 1,000 keys of 1 KiB, a read-only token
-    client.py read ADDR N      N reads of random keys (fixed seed), each checked
+    client.py setup ADDR            KV v2 at secret/, 1,000 keys of 1 KiB, transit key `bench`,
+                                    one token per workload (the policies bench/run gives)
+    client.py WORKLOAD ADDR N       N requests of one workload, each checked:
+        read      GET secret/data/key-K, random K (fixed seed), read-only token
+        write     POST secret/data/key-K of the same 1 KiB, random K, create+update token
+        lookup    GET auth/token/lookup-self, a `default`-policy token
+        transit   POST transit/encrypt/bench of 1 KiB, encrypt-only token
 """
 import base64
 import http.client
@@ -50,34 +55,67 @@ def setup(addr: str) -> None:
                 break
             except Exception:
                 time.sleep(0.2)  # a fresh KV v2 mount upgrades for a moment
-    call(addr, "PUT", "sys/policies/acl/bench-kv-read",
-         {"policy": 'path "secret/data/*" { capabilities = ["read"] }'})
-    auth = call(addr, "POST", "auth/token/create",
-                {"policies": ["bench-kv-read"], "no_default_policy": True, "ttl": "24h"})
+    call(addr, "POST", "sys/mounts/transit", {"type": "transit"})
+    call(addr, "POST", "transit/keys/bench", {})
+    tokens = {"lookup": token(addr, None, None)}
+    for workload, policy in (
+            ("read", 'path "secret/data/*" { capabilities = ["read"] }'),
+            ("write", 'path "secret/data/*" { capabilities = ["create", "update"] }'),
+            ("transit", 'path "transit/encrypt/bench" { capabilities = ["update"] }')):
+        tokens[workload] = token(addr, f"bench-{workload}", policy)
     with open(token_file(addr), "w") as out:
-        out.write(auth["auth"]["client_token"])
+        json.dump(tokens, out)
+
+
+def token(addr: str, policy: str | None, hcl: str | None) -> str:
+    if policy is None:
+        body = {"policies": ["default"], "ttl": "24h"}
+    else:
+        call(addr, "PUT", f"sys/policies/acl/{policy}", {"policy": hcl})
+        body = {"policies": [policy], "no_default_policy": True, "ttl": "24h"}
+    return call(addr, "POST", "auth/token/create", body)["auth"]["client_token"]
 
 
 def token_file(addr: str) -> str:
     return f"/tmp/tresor-bench-instructions-{urllib.parse.urlparse(addr).port}.token"
 
 
-def read(addr: str, n: int) -> None:
-    token = open(token_file(addr)).read()
+PLAINTEXT_1K = base64.b64encode(random.Random(3).randbytes(1024)).decode()
+
+
+def requests(workload: str, rng: random.Random):
+    """(method, path, body) of the next request of a workload."""
+    if workload == "read":
+        return "GET", f"/v1/secret/data/key-{rng.randrange(1000)}", None
+    if workload == "write":
+        return "POST", f"/v1/secret/data/key-{rng.randrange(1000)}", WRITE_BODY
+    if workload == "lookup":
+        return "GET", "/v1/auth/token/lookup-self", None
+    if workload == "transit":
+        return "POST", "/v1/transit/encrypt/bench", TRANSIT_BODY
+    raise SystemExit(f"unknown workload {workload}")
+
+
+WRITE_BODY = json.dumps({"data": secret_1k()})
+TRANSIT_BODY = json.dumps({"plaintext": PLAINTEXT_1K})
+
+
+def run(workload: str, addr: str, n: int) -> None:
+    token = json.load(open(token_file(addr)))[workload]
     parsed = urllib.parse.urlparse(addr)
     conn = http.client.HTTPConnection(parsed.hostname, parsed.port)
     rng = random.Random(7)
     for _ in range(n):
-        conn.request("GET", f"/v1/secret/data/key-{rng.randrange(1000)}",
-                     headers={"X-Vault-Token": token})
+        method, path, body = requests(workload, rng)
+        conn.request(method, path, body=body, headers={"X-Vault-Token": token})
         answer = conn.getresponse()
-        body = answer.read()
+        raw = answer.read()
         if answer.status != 200:
-            raise SystemExit(f"read answered {answer.status}: {body[:200]!r}")
+            raise SystemExit(f"{workload} answered {answer.status}: {raw[:200]!r}")
 
 
 if __name__ == "__main__":
     if sys.argv[1] == "setup":
         setup(sys.argv[2])
     else:
-        read(sys.argv[2], int(sys.argv[3]))
+        run(sys.argv[1], sys.argv[2], int(sys.argv[3]))
