@@ -51,6 +51,7 @@ pub mod ha;
 pub mod identity;
 pub mod logical;
 pub mod login;
+pub(crate) mod memo;
 pub mod metrics;
 pub mod mount;
 pub mod params;

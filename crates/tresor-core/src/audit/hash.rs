@@ -9,7 +9,7 @@ use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 use serde_json::{Map, Value};
 use tresor_sdk::secret::SecretBytes;
 
-use super::memo::{Digits, Memo};
+use crate::memo::{Digits, Memo};
 use super::rendered::Rendered;
 
 /// Length of a freshly drawn salt. Vault's is a UUID string; any secret bytes will do.

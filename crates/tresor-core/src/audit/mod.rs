@@ -20,7 +20,6 @@
 
 mod entry;
 mod hash;
-mod memo;
 mod options;
 mod rendered;
 mod scope;

@@ -26,7 +26,7 @@ use serde_json::{Map, Value};
 use siphasher::sip128::{Hasher128, SipHasher24};
 use zeroize::Zeroizing;
 
-use super::memo::{Identity, sip_key};
+use crate::memo::{Identity, sip_key};
 
 /// Bytes of rendered objects kept per device before the memo starts over.
 const MAX_BYTES: usize = 8 << 20;

@@ -25,6 +25,7 @@ use super::entry::{TokenEntry, now_ns};
 use crate::barrier::{Barrier, BarrierOp};
 use crate::error::{CoreError, CoreResult};
 use crate::expiration::{LeaseEntry, TimerQueue, token_lease_id};
+use crate::memo::{Digits, Memo};
 use crate::random;
 use tresor_sdk::locks::KeyLocks;
 
@@ -59,6 +60,8 @@ pub struct TokenStore {
     barrier: Arc<Barrier>,
     salt: hmac::Key,
     cache: RwLock<HashMap<String, Arc<TokenEntry>>>,
+    /// The salted hashes of tokens found lately, by a keyed SipHash of the token.
+    hashes: Memo,
     /// The expiration manager's timer queue, shared: tokens schedule their own expiry.
     queue: Arc<TimerQueue>,
     /// Serialises `update` and revocation of one token (striped by id hash), so a renewal
@@ -67,6 +70,11 @@ pub struct TokenStore {
 }
 
 const STRIPES: usize = 64;
+
+/// Hex digits as text (they are ASCII, so this never fails).
+fn digits_text(digits: &Digits) -> String {
+    std::str::from_utf8(digits).map_or_else(|_| String::new(), str::to_owned)
+}
 
 impl TokenStore {
     /// Loads (or, on first unseal, creates) the salt. Entries load lazily on lookup.
@@ -84,6 +92,7 @@ impl TokenStore {
             barrier,
             salt,
             cache: RwLock::new(HashMap::new()),
+            hashes: Memo::new(),
             queue,
             locks: KeyLocks::with_stripes(STRIPES),
         })
@@ -104,13 +113,18 @@ impl TokenStore {
 
     /// The storage name of a token or accessor.
     pub fn hash(&self, value: &str) -> String {
-        let tag = hmac::sign(&self.salt, value.as_bytes());
-        // Hex-encoded into a buffer rather than with `hex::encode` (which collects `char`s one
-        // by one): every request hashes its token.
         let mut digits = [0u8; 64];
-        match hex::encode_to_slice(tag.as_ref(), &mut digits) {
-            Ok(()) => String::from_utf8_lossy(&digits).into_owned(),
-            Err(_) => hex::encode(tag.as_ref()),
+        self.hash_into(value, &mut digits);
+        digits_text(&digits)
+    }
+
+    /// The salted HMAC of `value`, hex-encoded into a buffer rather than with `hex::encode`
+    /// (which collects `char`s one by one): every request hashes its token.
+    fn hash_into(&self, value: &str, digits: &mut Digits) {
+        let tag = hmac::sign(&self.salt, value.as_bytes());
+        if hex::encode_to_slice(tag.as_ref(), digits).is_err() {
+            // Unreachable: a SHA-256 tag is 32 bytes, 64 digits.
+            digits.fill(b'0');
         }
     }
 
@@ -234,11 +248,19 @@ impl TokenStore {
         if token.starts_with(batch::BATCH_PREFIX) {
             return self.lookup_batch(token).await;
         }
-        let id_hash = self.hash(token);
-        Ok(self
-            .get_by_hash(&id_hash)
-            .await?
-            .map(|entry| Resolved { id_hash, entry }))
+        // The token's hash from the memo when it was found before (see `crate::memo`).
+        let memo_id = self.hashes.id(token);
+        let mut digits = [0u8; 64];
+        let remembered = self.hashes.get(memo_id, &mut digits);
+        if !remembered {
+            self.hash_into(token, &mut digits);
+        }
+        let id_hash = digits_text(&digits);
+        let found = self.get_by_hash(&id_hash).await?;
+        if found.is_some() && !remembered {
+            self.hashes.put(memo_id, &digits);
+        }
+        Ok(found.map(|entry| Resolved { id_hash, entry }))
     }
 
     /// A batch token is live while it has not expired and its parent (if any) is live.
@@ -420,5 +442,64 @@ impl TokenStore {
             }
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+
+    use tresor_storage::MemoryBackend;
+
+    use super::*;
+
+    async fn store() -> TokenStore {
+        let barrier = Barrier::new(Arc::new(MemoryBackend::new()));
+        let key = SecretBytes::copy_from(&[7; 32]);
+        barrier.initialize(&key).await.unwrap();
+        barrier.unseal(&key).await.unwrap();
+        TokenStore::open(Arc::new(barrier), Arc::new(TimerQueue::new()))
+            .await
+            .unwrap()
+    }
+
+    fn entry(accessor: &str) -> TokenEntry {
+        serde_json::from_value(serde_json::json!({
+            "accessor": accessor, "policies": ["default"], "path": "auth/token/create",
+            "display_name": "token", "created_ns": now_ns(),
+        }))
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_found_token_is_remembered_by_its_hash_and_a_made_up_one_is_not() {
+        let tokens = store().await;
+        let created = tokens.insert("s.alpha", entry("acc-a")).await.unwrap();
+        for _ in 0..3 {
+            let found = tokens.lookup("s.alpha").await.unwrap().unwrap();
+            assert_eq!(found.id_hash, created.id_hash);
+            assert_eq!(found.id_hash, tokens.hash("s.alpha"));
+        }
+        assert_eq!(tokens.hashes.len(), 1);
+        for made_up in ["s.beta", "s.gamma", "s.alphA"] {
+            assert!(tokens.lookup(made_up).await.unwrap().is_none());
+        }
+        assert_eq!(tokens.hashes.len(), 1, "unknown tokens are not remembered");
+    }
+
+    #[tokio::test]
+    async fn a_revoked_token_stops_working_although_its_hash_is_remembered() {
+        let tokens = store().await;
+        let created = tokens.insert("s.alpha", entry("acc-a")).await.unwrap();
+        assert!(tokens.lookup("s.alpha").await.unwrap().is_some());
+        assert_eq!(tokens.hashes.len(), 1);
+        tokens.revoke_orphan(&created.id_hash).await.unwrap();
+        assert!(tokens.lookup("s.alpha").await.unwrap().is_none());
+        // The same token id issued again (as `auth/token/create` with an `id` may) is found
+        // through the remembered hash, which names the new entry.
+        let again = tokens.insert("s.alpha", entry("acc-b")).await.unwrap();
+        let found = tokens.lookup("s.alpha").await.unwrap().unwrap();
+        assert_eq!(found.id_hash, again.id_hash);
+        assert_eq!(found.entry.accessor, "acc-b");
     }
 }

@@ -1,17 +1,23 @@
-//! A device's memo of the strings it has hashed lately: the HMAC's hex digits, found by a keyed
-//! 128-bit SipHash-2-4 of the string.
+//! A memo of strings HMAC-SHA256'd lately: the HMAC's hex digits, found by a keyed 128-bit
+//! SipHash-2-4 of the string. Two users, each with its own memo and key:
 //!
-//! An audited read hashes every string of its answer (a KV v2 read of eight fields: ten
-//! HMAC-SHA256s, four SHA-256 blocks each), and the commonest requests answer the same
-//! strings again and again: the same secret read by every replica of a service, polled by a
-//! sync agent. A SipHash of a 120-byte field costs about a fifth of its HMAC, so a string seen
-//! before is hashed for a fifth of the price.
+//! - **each audit device**: an audited read hashes every string of its answer (a KV v2 read of
+//!   eight fields: ten HMAC-SHA256s, four SHA-256 blocks each), and the commonest requests
+//!   answer the same strings again and again (the same secret read by every replica of a
+//!   service, polled by a sync agent). A SipHash of a 120-byte field costs about a fifth of its
+//!   HMAC;
+//! - **the token store**: every authenticated request names its token by the salted HMAC of
+//!   the token (two SHA-256 blocks, about 5,000 instructions, 6 % of a KV v2 read); a SipHash
+//!   of a token costs about a tenth of that. Only tokens that were found are remembered, so a
+//!   flood of made-up tokens cannot push out the real ones.
 //!
 //! Only the SipHash of a string is kept, never the string: its key is drawn from the OS RNG
-//! when the device is loaded and never leaves memory, so the memo says nothing about the
-//! strings to anyone who reads it, and nobody without the key can make two strings share an
-//! entry (SipHash is a PRF; with 128 bits two different strings meet by chance with
-//! probability about 2^-128 per pair). The values are the HMACs, which are in the log anyway.
+//! when the memo is made and never leaves memory, so the memo says nothing about the strings
+//! to anyone who reads it, and nobody without the key can make two strings share an entry
+//! (SipHash is a PRF; with 128 bits two different strings meet by chance with probability
+//! about 2^-128 per pair). The values are HMACs, which the audit log and the token store's
+//! keys hold anyway. An HMAC of a given string never changes while its salt lives, and each
+//! memo lives and dies with its salt, so nothing in it ever needs invalidating.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -22,10 +28,10 @@ use siphasher::sip128::{Hasher128, SipHasher24};
 /// Hex digits of an HMAC-SHA256.
 pub(crate) type Digits = [u8; 64];
 
-/// Strings remembered per device before the memo starts over (about 100 bytes each).
+/// Strings remembered before the memo starts over (about 100 bytes each).
 const MAX_ENTRIES: usize = 32_768;
 
-/// A fresh SipHash key from the OS RNG, for one device's memo (never stored, never shared).
+/// A fresh SipHash key from the OS RNG, for one memo (never stored, never shared).
 pub(crate) fn sip_key() -> [u8; 16] {
     let mut key = [0u8; 16];
     key.copy_from_slice(&crate::random::bytes(16));
@@ -78,6 +84,14 @@ impl Memo {
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.seen.lock().map_or(0, |s| s.len())
+    }
+}
+
+/// Only the size: the key must never be printed.
+impl std::fmt::Debug for Memo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let entries = self.seen.lock().map_or(0, |s| s.len());
+        f.debug_struct("Memo").field("entries", &entries).finish_non_exhaustive()
     }
 }
 
