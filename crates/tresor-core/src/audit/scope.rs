@@ -7,7 +7,7 @@
 //! led there, and the HTTP layer writes the response line for whatever answer it sends.
 
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 
 use serde_json::{Map, Value};
@@ -126,7 +126,7 @@ impl Scope {
             auth.client_token = self.token.clone().filter(|t| !t.expose().is_empty());
             request.id.clone_from(&self.id);
             if let Some(addr) = self.remote {
-                request.remote_address = Some(addr.ip().to_string());
+                request.remote_address = Some(ip_text(addr.ip()));
                 request.remote_port = Some(addr.port());
             }
             let mut lines = Vec::with_capacity(devices.len());
@@ -287,6 +287,28 @@ pub fn current() -> Option<Arc<Scope>> {
 }
 
 /// Mount fields for requests whose mount the core does not route (`sys/`).
+/// An address as `Display` writes it. IPv4 (the common case) is written by hand: through
+/// `core::fmt` it cost about 1,300 instructions, a twentieth of an audited read's device work.
+fn ip_text(ip: IpAddr) -> String {
+    let IpAddr::V4(v4) = ip else {
+        return ip.to_string();
+    };
+    let mut out = String::with_capacity(15);
+    for (i, octet) in v4.octets().into_iter().enumerate() {
+        if i > 0 {
+            out.push('.');
+        }
+        if octet >= 100 {
+            out.push(char::from(b'0' + octet / 100));
+        }
+        if octet >= 10 {
+            out.push(char::from(b'0' + octet / 10 % 10));
+        }
+        out.push(char::from(b'0' + octet % 10));
+    }
+    out
+}
+
 pub(crate) fn system_mount(accessor: String) -> MountFields {
     MountFields {
         point: "sys/".to_owned(),
@@ -307,6 +329,17 @@ mod tests {
 
     use super::super::{Device, TableEntry, hash::Salt, options, sink::Sink};
     use super::*;
+
+    #[test]
+    fn an_address_is_written_as_display_writes_it() {
+        let mut addresses: Vec<IpAddr> = (0..=255u8)
+            .map(|o| IpAddr::from([o, o / 10, o % 100, 255 - o]))
+            .collect();
+        addresses.extend(["::1", "fe80::1", "::ffff:10.0.0.1"].map(|a| a.parse::<IpAddr>().unwrap()));
+        for ip in addresses {
+            assert_eq!(ip_text(ip), ip.to_string());
+        }
+    }
 
     fn file_device(path: &Path) -> Arc<[Arc<Device>]> {
         let mut opts = BTreeMap::new();
