@@ -85,7 +85,13 @@ pub(crate) async fn write(
 
     let _guard = engine.locks.lock(path).await;
     let config = store::load_config(storage).await?;
-    let mut meta = store::load_meta(storage, path).await?.unwrap_or_default();
+    // From the metadata cache: under the key's lock it is what storage holds (see meta_cache).
+    let mut meta = engine
+        .meta
+        .load(storage, path)
+        .await?
+        .map(|m| KeyMetadata::clone(&m))
+        .unwrap_or_default();
     check_cas(cas, &config, &meta)?;
     let response = commit_new_version(engine, storage, path, &mut meta, &config, &data).await?;
     Ok(Some(response))
@@ -109,7 +115,9 @@ pub(crate) async fn commit_new_version(
         store::put_meta(path, meta)?,
     ];
     ops.extend(pruned.iter().map(|n| store::delete_version(path, *n)));
+    let before = engine.meta.before_write(path);
     storage.transaction(ops).await?;
+    engine.meta.remember_written(path, meta.clone(), before);
     let vm = meta.versions.get(&version).cloned().unwrap_or_default();
     Ok(Response::with_data(meta.version_json(version, &vm)))
 }

@@ -13,6 +13,12 @@
 //! - A read that missed loads from storage and remembers what it loaded only if no write to
 //!   the same stripe of keys returned meanwhile (an epoch per stripe, compared under the map's
 //!   lock): a load that raced a write could hold the metadata from before it.
+//! - A write of `data/<path>` (and the check of whether the key exists that decides between the
+//!   `create` and `update` capability) starts from the cached metadata, under the key's lock, as
+//!   a read would. Once the transaction of a new version (a write or a PATCH) commits, the
+//!   metadata it wrote is remembered ([`MetaCache::remember_written`]), but only if that write
+//!   was the only one to touch the key's stripe since it began: a key written again and again (a
+//!   rotation) is not parsed from storage again.
 //! - Only the active node serves and writes (a standby forwards), and a node that becomes active
 //!   builds its engines afresh, so no other writer can change the storage under this cache.
 //!
@@ -87,6 +93,31 @@ impl MetaCache {
             entries.insert(path.to_owned(), Arc::clone(&loaded));
         }
         Ok(Some(loaded))
+    }
+
+    /// Taken before a write's transaction, for [`Self::remember_written`].
+    pub(crate) fn before_write(&self, path: &str) -> Option<u64> {
+        self.epoch(path)
+    }
+
+    /// Remembers `meta` as the metadata of `path` after a transaction that wrote it committed
+    /// through [`Invalidating`] (which forgot `path`, bumping its stripe once). Anything else
+    /// that touched the stripe since `before` — another write, a `clear` — and `meta` is not
+    /// kept: the next read loads from storage.
+    pub(crate) fn remember_written(&self, path: &str, meta: KeyMetadata, before: Option<u64>) {
+        let Ok(mut entries) = self.entries.lock() else {
+            return;
+        };
+        let Some(before) = before else {
+            return;
+        };
+        if self.epoch(path) != Some(before.wrapping_add(1)) {
+            return;
+        }
+        if entries.len() >= MAX_ENTRIES {
+            entries.clear();
+        }
+        entries.insert(path.to_owned(), Arc::new(meta));
     }
 
     fn stripe(&self, path: &str) -> Option<&AtomicU64> {
@@ -312,6 +343,54 @@ mod tests {
                 .current_version,
             2
         );
+    }
+
+    #[tokio::test]
+    async fn a_committed_write_is_remembered_unless_another_write_came_between() {
+        let storage = Mem::default();
+        let cache = MetaCache::default();
+        // Alone: remembered, and the next read needs no storage lookup.
+        let before = cache.before_write("a");
+        write(&storage, &cache, "a", 1).await;
+        cache.remember_written("a", meta(1), before);
+        assert_eq!(cache.len(), 1);
+        storage.map.lock().unwrap().clear();
+        assert_eq!(
+            cache
+                .load(&storage, "a")
+                .await
+                .unwrap()
+                .unwrap()
+                .current_version,
+            1,
+            "served from the cache"
+        );
+        // Another write to the key committed after this one: not remembered.
+        let before = cache.before_write("a");
+        write(&storage, &cache, "a", 2).await;
+        write(&storage, &cache, "a", 3).await;
+        cache.remember_written("a", meta(2), before);
+        assert_eq!(cache.len(), 0, "version 2's metadata is stale");
+        assert_eq!(
+            cache
+                .load(&storage, "a")
+                .await
+                .unwrap()
+                .unwrap()
+                .current_version,
+            3
+        );
+        cache.clear();
+        // A write that did not go through the engine's view (nothing forgotten): not kept.
+        let before = cache.before_write("b");
+        cache.remember_written("b", meta(1), before);
+        assert_eq!(cache.len(), 0);
+        // An upgrade's `clear` after the write committed: not kept.
+        let before = cache.before_write("c");
+        write(&storage, &cache, "c", 1).await;
+        cache.clear();
+        cache.remember_written("c", meta(1), before);
+        assert_eq!(cache.len(), 0);
     }
 
     #[tokio::test]

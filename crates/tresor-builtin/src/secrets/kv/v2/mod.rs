@@ -143,7 +143,7 @@ impl SecretEngine for KvV2 {
                 if keypath::check(p).is_err() {
                     return Ok(Some(false));
                 }
-                Ok(Some(store::load_meta(storage, p).await?.is_some()))
+                Ok(Some(self.meta.load(storage, p).await?.is_some()))
             }
             _ => Ok(None),
         }
