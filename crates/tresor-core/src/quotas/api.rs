@@ -17,6 +17,11 @@ impl Core {
     /// `role` is what [`Core::quota_login_role`] resolved (empty when nothing was resolved).
     pub fn check_rate_limit(&self, path: &str, client: IpAddr, role: &str) -> Option<QuotaOutcome> {
         let active = self.active().ok()?;
+        if !active.quotas.any() {
+            // The common case: no quota, so no second routing of the path (and no copy of the
+            // mount's path) per request.
+            return None;
+        }
         let mount = mount_of(self, path);
         active.quotas.check(&QuotaRequest {
             path,

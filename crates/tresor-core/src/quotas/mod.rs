@@ -316,6 +316,11 @@ impl QuotaStore {
         }
     }
 
+    /// Whether any quota is defined: without one, a request's check needs no mount lookup.
+    pub fn any(&self) -> bool {
+        !self.snapshot().is_empty()
+    }
+
     /// Checks a request against the quota that applies to it; `None` when none does (or the
     /// path is exempt).
     pub fn check(&self, request: &QuotaRequest<'_>) -> Option<QuotaOutcome> {
