@@ -251,9 +251,9 @@ async fn corrupt_records_fail_without_leaking_content() {
     let reply = kv.read("data/c").await;
     reply.assert_status(500);
     assert!(!reply.body.to_string().contains(SECRET));
-    // Another key: the engine keeps the metadata it read for `c` decoded (KV v2's metadata
-    // cache), and a record changed behind the engine's back is only seen once it is not.
-    kv.put("d", json!({"x": 1})).await;
+    // Another key, whose metadata the engine has not seen: it keeps the metadata it read or
+    // wrote decoded (KV v2's metadata cache; storage changes only through the engine), so a
+    // corrupt record is only read from storage for a key it does not hold.
     kv.storage.insert_raw("v2/meta/d", b"{broken");
     kv.read("metadata/d").await.assert_status(500);
     kv.read("data/d").await.assert_status(500);
