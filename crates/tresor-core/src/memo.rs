@@ -91,7 +91,9 @@ impl Memo {
 impl std::fmt::Debug for Memo {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let entries = self.seen.lock().map_or(0, |s| s.len());
-        f.debug_struct("Memo").field("entries", &entries).finish_non_exhaustive()
+        f.debug_struct("Memo")
+            .field("entries", &entries)
+            .finish_non_exhaustive()
     }
 }
 

@@ -75,7 +75,12 @@ fn needs_escape(bytes: &[u8]) -> bool {
         return false;
     }
     let mut padded = [b' '; BLOCK];
-    padded[..tail.len()].copy_from_slice(tail);
+    // `as_chunks` leaves fewer than BLOCK bytes, so the slot always exists; were it not to,
+    // "needs escaping" sends the string through serde_json, which is always right.
+    match padded.get_mut(..tail.len()) {
+        Some(slot) => slot.copy_from_slice(tail),
+        None => return true,
+    }
     block_needs_escape(&padded)
 }
 

@@ -9,8 +9,8 @@ use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 use serde_json::{Map, Value};
 use tresor_sdk::secret::SecretBytes;
 
-use crate::memo::{Digits, Memo};
 use super::rendered::Rendered;
+use crate::memo::{Digits, Memo};
 
 /// Length of a freshly drawn salt. Vault's is a UUID string; any secret bytes will do.
 pub(crate) const SALT_LEN: usize = 32;

@@ -335,7 +335,8 @@ mod tests {
         let mut addresses: Vec<IpAddr> = (0..=255u8)
             .map(|o| IpAddr::from([o, o / 10, o % 100, 255 - o]))
             .collect();
-        addresses.extend(["::1", "fe80::1", "::ffff:10.0.0.1"].map(|a| a.parse::<IpAddr>().unwrap()));
+        addresses
+            .extend(["::1", "fe80::1", "::ffff:10.0.0.1"].map(|a| a.parse::<IpAddr>().unwrap()));
         for ip in addresses {
             assert_eq!(ip_text(ip), ip.to_string());
         }

@@ -268,6 +268,16 @@ mod tests {
         }
     }
 
+    /// The current version the cache gives for `path` (which must exist).
+    async fn current(cache: &MetaCache, storage: &dyn Storage, path: &str) -> u64 {
+        cache
+            .load(storage, path)
+            .await
+            .unwrap()
+            .unwrap()
+            .current_version
+    }
+
     async fn write(storage: &dyn Storage, cache: &MetaCache, path: &str, current: u64) {
         let view = Invalidating {
             inner: storage,
@@ -284,26 +294,10 @@ mod tests {
         let cache = MetaCache::default();
         assert!(cache.load(&storage, "a").await.unwrap().is_none());
         write(&storage, &cache, "a", 1).await;
-        assert_eq!(
-            cache
-                .load(&storage, "a")
-                .await
-                .unwrap()
-                .unwrap()
-                .current_version,
-            1
-        );
+        assert_eq!(current(&cache, &storage, "a").await, 1);
         assert_eq!(cache.len(), 1, "a found key is remembered");
         write(&storage, &cache, "a", 2).await;
-        assert_eq!(
-            cache
-                .load(&storage, "a")
-                .await
-                .unwrap()
-                .unwrap()
-                .current_version,
-            2
-        );
+        assert_eq!(current(&cache, &storage, "a").await, 2);
         // Deleting the metadata (DELETE metadata/<path>) forgets it too.
         let view = Invalidating {
             inner: &storage,
@@ -338,15 +332,7 @@ mod tests {
         let first = cache.load(&storage, "a").await.unwrap().unwrap();
         assert_eq!(first.current_version, 1, "the read raced the write");
         assert_eq!(cache.len(), 0, "what it loaded may be stale: not kept");
-        assert_eq!(
-            cache
-                .load(&storage, "a")
-                .await
-                .unwrap()
-                .unwrap()
-                .current_version,
-            2
-        );
+        assert_eq!(current(&cache, &storage, "a").await, 2);
     }
 
     #[tokio::test]
@@ -360,12 +346,7 @@ mod tests {
         assert_eq!(cache.len(), 1);
         storage.map.lock().unwrap().clear();
         assert_eq!(
-            cache
-                .load(&storage, "a")
-                .await
-                .unwrap()
-                .unwrap()
-                .current_version,
+            current(&cache, &storage, "a").await,
             1,
             "served from the cache"
         );
@@ -375,15 +356,7 @@ mod tests {
         write(&storage, &cache, "a", 3).await;
         cache.remember_written("a", meta(2), before);
         assert_eq!(cache.len(), 0, "version 2's metadata is stale");
-        assert_eq!(
-            cache
-                .load(&storage, "a")
-                .await
-                .unwrap()
-                .unwrap()
-                .current_version,
-            3
-        );
+        assert_eq!(current(&cache, &storage, "a").await, 3);
         cache.clear();
         // A write that did not go through the engine's view (nothing forgotten): not kept.
         let before = cache.before_write("b");
