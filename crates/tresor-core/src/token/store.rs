@@ -123,8 +123,10 @@ impl TokenStore {
     fn hash_into(&self, value: &str, digits: &mut Digits) {
         let tag = hmac::sign(&self.salt, value.as_bytes());
         if hex::encode_to_slice(tag.as_ref(), digits).is_err() {
-            // Unreachable: a SHA-256 tag is 32 bytes, 64 digits.
-            digits.fill(b'0');
+            // Unreachable (a SHA-256 tag is 32 bytes, 64 digits), and still the right digits.
+            for (slot, digit) in digits.iter_mut().zip(hex::encode(tag.as_ref()).bytes()) {
+                *slot = digit;
+            }
         }
     }
 
