@@ -23,6 +23,7 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Mutex;
 
+use ring::hmac;
 use siphasher::sip128::{Hasher128, SipHasher24};
 
 /// Hex digits of an HMAC-SHA256.
@@ -58,6 +59,18 @@ impl Memo {
         sip.finish128().as_u128()
     }
 
+    /// The hex HMAC-SHA256 of `input` under `key` in `digits`, from the memo when it holds it.
+    /// When it was computed instead, returns the input's id, for the caller to [`Memo::put`]
+    /// if it should be remembered.
+    pub(crate) fn hmac(&self, key: &hmac::Key, input: &str, digits: &mut Digits) -> Option<u128> {
+        let id = self.id(input);
+        if self.get(id, digits) {
+            return None;
+        }
+        hmac_hex(key, input, digits);
+        Some(id)
+    }
+
     /// Copies the remembered digits of `id` into `out`; `false` if there are none.
     pub(crate) fn get(&self, id: u128, out: &mut Digits) -> bool {
         let Ok(seen) = self.seen.lock() else {
@@ -84,6 +97,18 @@ impl Memo {
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.seen.lock().map_or(0, |s| s.len())
+    }
+}
+
+/// The hex digits of HMAC-SHA256(`key`, `input`), encoded into a buffer rather than with
+/// `hex::encode` (which collects `char`s one by one).
+pub(crate) fn hmac_hex(key: &hmac::Key, input: &str, digits: &mut Digits) {
+    let tag = hmac::sign(key, input.as_bytes());
+    if hex::encode_to_slice(tag.as_ref(), digits).is_err() {
+        // Unreachable (a SHA-256 tag is 32 bytes, 64 digits), and still the right digits.
+        for (slot, digit) in digits.iter_mut().zip(hex::encode(tag.as_ref()).bytes()) {
+            *slot = digit;
+        }
     }
 }
 

@@ -114,13 +114,7 @@ impl Salt {
         let Ok(digits) = <&mut Digits>::try_from(digits) else {
             return "hmac-sha256:";
         };
-        let id = self.memo.id(input);
-        if !self.memo.get(id, digits) {
-            let tag = hmac::sign(&self.key, input.as_bytes());
-            // A 32-byte tag always fills the 64 digits exactly.
-            if hex::encode_to_slice(tag.as_ref(), digits).is_err() {
-                return "hmac-sha256:";
-            }
+        if let Some(id) = self.memo.hmac(&self.key, input, digits) {
             self.memo.put(id, digits);
         }
         // Hex digits are ASCII.

@@ -25,7 +25,7 @@ use super::entry::{TokenEntry, now_ns};
 use crate::barrier::{Barrier, BarrierOp};
 use crate::error::{CoreError, CoreResult};
 use crate::expiration::{LeaseEntry, TimerQueue, token_lease_id};
-use crate::memo::{Digits, Memo};
+use crate::memo::{self, Digits, Memo};
 use crate::random;
 use tresor_sdk::locks::KeyLocks;
 
@@ -114,20 +114,8 @@ impl TokenStore {
     /// The storage name of a token or accessor.
     pub fn hash(&self, value: &str) -> String {
         let mut digits = [0u8; 64];
-        self.hash_into(value, &mut digits);
+        memo::hmac_hex(&self.salt, value, &mut digits);
         digits_text(&digits)
-    }
-
-    /// The salted HMAC of `value`, hex-encoded into a buffer rather than with `hex::encode`
-    /// (which collects `char`s one by one): every request hashes its token.
-    fn hash_into(&self, value: &str, digits: &mut Digits) {
-        let tag = hmac::sign(&self.salt, value.as_bytes());
-        if hex::encode_to_slice(tag.as_ref(), digits).is_err() {
-            // Unreachable (a SHA-256 tag is 32 bytes, 64 digits), and still the right digits.
-            for (slot, digit) in digits.iter_mut().zip(hex::encode(tag.as_ref()).bytes()) {
-                *slot = digit;
-            }
-        }
     }
 
     pub fn new_token_id() -> SecretString {
@@ -251,15 +239,13 @@ impl TokenStore {
             return self.lookup_batch(token).await;
         }
         // The token's hash from the memo when it was found before (see `crate::memo`).
-        let memo_id = self.hashes.id(token);
         let mut digits = [0u8; 64];
-        let remembered = self.hashes.get(memo_id, &mut digits);
-        if !remembered {
-            self.hash_into(token, &mut digits);
-        }
+        let computed = self.hashes.hmac(&self.salt, token, &mut digits);
         let id_hash = digits_text(&digits);
         let found = self.get_by_hash(&id_hash).await?;
-        if found.is_some() && !remembered {
+        if found.is_some()
+            && let Some(memo_id) = computed
+        {
             self.hashes.put(memo_id, &digits);
         }
         Ok(found.map(|entry| Resolved { id_hash, entry }))

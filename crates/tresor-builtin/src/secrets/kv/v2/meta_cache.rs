@@ -109,10 +109,11 @@ impl MetaCache {
     /// that touched the stripe since `before` — another write, a `clear` — and `meta` is not
     /// kept: the next read loads from storage.
     pub(crate) fn remember_written(&self, path: &str, meta: KeyMetadata, before: Option<u64>) {
-        let Ok(mut entries) = self.entries.lock() else {
+        let Some(before) = before else {
             return;
         };
-        let Some(before) = before else {
+        // Compared under the map's lock, which `forget` bumps epochs under.
+        let Ok(mut entries) = self.entries.lock() else {
             return;
         };
         if self.epoch(path) != Some(before.wrapping_add(1)) {
